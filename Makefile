@@ -1,0 +1,56 @@
+# The two commands a newcomer needs are `make demo` and `make test`; see README.md.
+
+GO        ?= go
+BIN_DIR   ?= bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
+BRANCH    ?= $(shell git symbolic-ref --short -q HEAD 2>/dev/null || echo unknown)
+BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -s -w \
+	-X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=upid \
+	-X $(VERSION_PKG).BuildDate=$(BUILDDATE)
+
+# Test packages start real servers; 2 cores run two packages at once.
+TEST_FLAGS ?= -count=1 -timeout 30m
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1
+
+.PHONY: all build test unit lint generate demo bench deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/upid ./cmd/upid
+
+# deps installs etcd, Prometheus, promtool and Alertmanager from Debian and
+# builds kube-apiserver and kube-controller-manager once (cached outside the repo).
+deps:
+	@hack/setup.sh >/dev/null
+
+test: lint
+	@eval "$$(hack/setup.sh)" && $(GO) test $(TEST_FLAGS) ./...
+
+# unit runs the tests without installing anything; those that need a real
+# server fail with the command that installs it.
+unit:
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate:
+	$(GO) run ./cmd/upid config docs > docs/configuration.md
+
+demo: build
+	@hack/demo.sh $(BIN_DIR)/upid
+
+bench:
+	@eval "$$(hack/setup.sh)" && $(GO) test $(BENCH_FLAGS) ./...
+
+clean:
+	rm -rf $(BIN_DIR)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/upid-dev/upid/internal/config"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(good, []byte("log:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("log:\n  levle: debug\n  format: xml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		code       int
+		stdout     []string
+		stderr     []string
+		stderrNone string
+	}{
+		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"upid, version", "go version:"}},
+		{name: "help", args: []string{"--help"}, code: exitOK, stdout: []string{"exporter", "webhook", "scaler", "analyze", "config check", "--log.level"}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{"frobnicate"}},
+		{name: "exporter pending", args: []string{"exporter"}, code: exitUsage, stderr: []string{"upid exporter: not implemented yet"}},
+		{name: "webhook pending", args: []string{"webhook"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "scaler pending", args: []string{"scaler"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "analyze pending", args: []string{"analyze"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "config check good", args: []string{"config", "check", good}, code: exitOK, stdout: []string{good + ": ok"}},
+		{
+			name: "config check bad lists every problem with its line",
+			args: []string{"config", "check", bad}, code: exitFailure,
+			stderr: []string{bad + `:2: log.levle: unknown key (did you mean "log.level"?)`, bad + `:3: log.format: invalid value "xml"`},
+		},
+		{
+			// The environment does not leak into a check of a file.
+			name: "config check ignores env", args: []string{"config", "check", good}, env: map[string]string{"UPID_LOG_LEVEL": "nope"},
+			code: exitOK, stdout: []string{": ok"},
+		},
+		{name: "config check missing file", args: []string{"config", "check", filepath.Join(dir, "nope.yaml")}, code: exitFailure, stderr: []string{"nope.yaml"}},
+		{name: "bad flag value", args: []string{"--log.level=loud", "version"}, code: exitUsage, stderr: []string{`flag --log.level: log.level: invalid value "loud"`}},
+		{name: "bad env value", args: []string{"version"}, env: map[string]string{"UPID_LOG_FORMAT": "xml"}, code: exitUsage, stderr: []string{`env UPID_LOG_FORMAT: log.format`}},
+		{name: "bad config file", args: []string{"--config", bad, "version"}, code: exitUsage, stderr: []string{bad + ":2"}},
+		{name: "defaults", args: []string{"config", "defaults"}, code: exitOK, stdout: []string{"log:", "level: info"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit code = %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout does not contain %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultsPassCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"config", "defaults"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("config defaults: %d %s", code, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(path, stdout.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run([]string{"config", "check", path}, &stdout, &stderr); code != exitOK {
+		t.Errorf("config check of the defaults failed: %s", stderr.String())
+	}
+}
+
+func TestDocsCommandMatchesGenerator(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"config", "docs"}, &stdout, &stderr); code != exitOK {
+		t.Fatal(stderr.String())
+	}
+	if stdout.String() != config.Markdown() {
+		t.Error("upid config docs differs from config.Markdown")
+	}
+}
+
+// TestBuildInfoFromLdflags builds the real binary the way the Makefile does
+// and checks that the version reaches `upid version`.
+func TestBuildInfoFromLdflags(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "upid")
+	pkg := "github.com/prometheus/common/version"
+	ldflags := strings.Join([]string{
+		"-X " + pkg + ".Version=9.8.7",
+		"-X " + pkg + ".Revision=abc123",
+		"-X " + pkg + ".Branch=main",
+		"-X " + pkg + ".BuildDate=20261125-12:00:00",
+	}, " ")
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("upid version: %v\n%s", err, out)
+	}
+	for _, want := range []string{"version 9.8.7", "revision: abc123", "build date:       20261125-12:00:00"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("upid version output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileBytes bounds a configuration file: it is untrusted input, and a
+// real one is a few kilobytes.
+const MaxFileBytes = 1 << 20
+
+var (
+	yamlUnmarshalerType     = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	obsoleteUnmarshalerType = reflect.TypeOf((*interface {
+		UnmarshalYAML(func(any) error) error
+	})(nil)).Elem()
+)
+
+// Override is a value given on the command line or in the environment.
+type Override struct {
+	Key    string
+	Raw    string
+	Source string // "flag --log.level" or "env UPID_LOG_LEVEL"
+}
+
+// Error is one problem with one setting, located as precisely as its source allows.
+type Error struct {
+	Source string // "upid.yaml:12", "flag --log.level", "env UPID_LOG_LEVEL" or "default"
+	Key    string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.Source, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Source, e.Key, e.Msg)
+}
+
+// Load builds the configuration from defaults, then the file at path (if
+// not empty), then overrides in order, and validates the result. The
+// returned error joins every problem found, each an *Error.
+func Load(path string, overrides ...Override) (Config, error) {
+	cfg := Default()
+	err := load(reflect.ValueOf(&cfg), Settings(), path, overrides)
+	return cfg, err
+}
+
+// Parse is Load for a file already in memory; name is used in messages.
+func Parse(name string, data []byte) (Config, error) {
+	cfg := Default()
+	sources := map[string]string{}
+	settings := Settings()
+	root := reflect.ValueOf(&cfg)
+	err := decodeFile(root, settings, name, data, sources)
+	return cfg, errors.Join(err, validate(root, settings, sources))
+}
+
+func load(root reflect.Value, settings []Setting, path string, overrides []Override) error {
+	sources := map[string]string{}
+	var errs []error
+	if path != "" {
+		data, err := readBounded(path)
+		if err != nil {
+			return err
+		}
+		if err := decodeFile(root, settings, path, data, sources); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	byKey := map[string]Setting{}
+	for _, s := range settings {
+		byKey[s.Key] = s
+	}
+	for _, o := range overrides {
+		s, ok := byKey[o.Key]
+		if !ok {
+			errs = append(errs, &Error{Source: o.Source, Key: o.Key, Msg: "unknown setting"})
+			continue
+		}
+		if err := setRaw(s.field(root), o.Raw); err != nil {
+			errs = append(errs, &Error{Source: o.Source, Key: o.Key, Msg: err.Error()})
+			continue
+		}
+		sources[o.Key] = o.Source
+	}
+	return errors.Join(append(errs, validate(root, settings, sources))...)
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, &Error{Source: path, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileBytes)}
+	}
+	return data, nil
+}
+
+// decodeFile walks the YAML tree against the settings rather than decoding
+// it wholesale, so that every unknown key and bad value is reported with its
+// own line, all at once.
+func decodeFile(root reflect.Value, settings []Setting, name string, data []byte, sources map[string]string) error {
+	if len(data) > MaxFileBytes {
+		return &Error{Source: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileBytes)}
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file means all defaults
+		}
+		return &Error{Source: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return &Error{Source: fmt.Sprintf("%s:%d", name, extra.Line), Msg: "more than one YAML document; the configuration is a single document"}
+	}
+	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		return nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return &Error{Source: fmt.Sprintf("%s:%d", name, top.Line), Msg: "the configuration must be a mapping of sections such as log: and web:"}
+	}
+	leaves := map[string]Setting{}
+	sections := map[string]bool{}
+	for _, s := range settings {
+		leaves[s.Key] = s
+		parts := strings.Split(s.Key, ".")
+		for i := 1; i < len(parts); i++ {
+			sections[strings.Join(parts[:i], ".")] = true
+		}
+	}
+	var errs []error
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if prefix != "" {
+				key = prefix + "." + k.Value
+			}
+			at := fmt.Sprintf("%s:%d", name, k.Line)
+			if k.Kind != yaml.ScalarNode {
+				errs = append(errs, &Error{Source: at, Msg: "keys must be plain strings"})
+				continue
+			}
+			if first, dup := seen[k.Value]; dup {
+				errs = append(errs, &Error{Source: at, Key: key, Msg: fmt.Sprintf("duplicate key (first set on line %d)", first)})
+				continue
+			}
+			seen[k.Value] = k.Line
+			switch {
+			case sections[key]:
+				if isNull(v) {
+					continue
+				}
+				if v.Kind != yaml.MappingNode {
+					errs = append(errs, &Error{Source: at, Key: key, Msg: "must be a mapping (a section of settings)"})
+					continue
+				}
+				walk(v, key)
+			case leaves[key].Key != "":
+				if isNull(v) {
+					continue // "key:" with no value keeps the default
+				}
+				s := leaves[key]
+				if err := decodeLeaf(v, s.field(root)); err != nil {
+					errs = append(errs, &Error{Source: fmt.Sprintf("%s:%d", name, v.Line), Key: key, Msg: err.Error()})
+					continue
+				}
+				sources[key] = fmt.Sprintf("%s:%d", name, v.Line)
+			default:
+				errs = append(errs, &Error{Source: at, Key: key, Msg: "unknown key" + suggest(key, leaves, sections)})
+			}
+		}
+	}
+	walk(top, "")
+	return errors.Join(errs...)
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func decodeLeaf(n *yaml.Node, field reflect.Value) error {
+	if field.Kind() == reflect.String && n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want %s", describe(field.Type()))
+	}
+	// Decoding into a fresh value keeps a failed decode from leaving the
+	// field half-written.
+	v := reflect.New(field.Type())
+	if err := n.Decode(v.Interface()); err != nil {
+		return fmt.Errorf("invalid value %s: want %s", quoteNode(n), describe(field.Type()))
+	}
+	field.Set(v.Elem())
+	return nil
+}
+
+func quoteNode(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return strconv.Quote(n.Value)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "(a mapping)"
+	case yaml.SequenceNode:
+		return "(a list)"
+	}
+	return "(this value)"
+}
+
+// setRaw parses a flag or environment value with the same rules as the file.
+func setRaw(field reflect.Value, raw string) error {
+	if field.Kind() == reflect.String {
+		field.SetString(raw)
+		return nil
+	}
+	text := raw
+	if field.Kind() == reflect.Slice && !strings.HasPrefix(strings.TrimSpace(raw), "[") {
+		text = "[" + raw + "]"
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &n); err != nil || len(n.Content) == 0 {
+		return fmt.Errorf("invalid value %q: want %s", raw, describe(field.Type()))
+	}
+	if err := decodeLeaf(n.Content[0], field); err != nil {
+		return fmt.Errorf("invalid value %q: want %s", raw, describe(field.Type()))
+	}
+	return nil
+}
+
+// validate checks enums and minimums; the message names the source of the
+// offending value so the user knows which of file, env or flag to fix.
+func validate(root reflect.Value, settings []Setting, sources map[string]string) error {
+	var errs []error
+	for _, s := range settings {
+		src := sources[s.Key]
+		if src == "" {
+			src = "default"
+		}
+		f := s.field(root)
+		if len(s.Enum) > 0 {
+			if !contains(s.Enum, f.String()) {
+				errs = append(errs, &Error{Source: src, Key: s.Key, Msg: fmt.Sprintf("invalid value %q: want one of %s", f.String(), strings.Join(s.Enum, ", "))})
+			}
+		}
+		if s.Min != "" {
+			if msg := belowMin(f, s.Min); msg != "" {
+				errs = append(errs, &Error{Source: src, Key: s.Key, Msg: msg})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func belowMin(f reflect.Value, min string) string {
+	switch {
+	case f.Type() == durationType:
+		m, err := model.ParseDuration(min)
+		if err == nil && time.Duration(f.Int()) < time.Duration(m) {
+			return fmt.Sprintf("invalid value %s: must be at least %s", model.Duration(f.Int()), min)
+		}
+	case f.CanInt():
+		m, err := strconv.ParseInt(min, 10, 64)
+		if err == nil && f.Int() < m {
+			return fmt.Sprintf("invalid value %d: must be at least %s", f.Int(), min)
+		}
+	case f.CanFloat():
+		m, err := strconv.ParseFloat(min, 64)
+		if err == nil && f.Float() < m {
+			return fmt.Sprintf("invalid value %g: must be at least %s", f.Float(), min)
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest points at the likely intended key, because a typo in a YAML key is
+// the commonest configuration mistake.
+func suggest(key string, leaves map[string]Setting, sections map[string]bool) string {
+	var names []string
+	for k := range leaves {
+		names = append(names, k)
+	}
+	for k := range sections {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,200 @@
+package web
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/version"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/upid-dev/upid/internal/config"
+)
+
+func start(t *testing.T, webCfg config.Web) *Server {
+	t.Helper()
+	if webCfg.ListenAddress == "" {
+		webCfg.ListenAddress = "127.0.0.1:0"
+	}
+	s, err := New(Options{Component: "test", Web: webCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Addr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not start listening")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	old := version.Version
+	version.Version = "1.2.3-test"
+	t.Cleanup(func() { version.Version = old })
+
+	s := start(t, config.Web{})
+	base := "http://" + s.Addr().String()
+
+	code, body := get(t, http.DefaultClient, base+"/metrics")
+	if code != 200 || !strings.Contains(body, `upid_build_info{`) || !strings.Contains(body, `version="1.2.3-test"`) {
+		t.Errorf("/metrics = %d, want upid_build_info with the version; got:\n%.500s", code, body)
+	}
+	checkMetrics(t, body)
+
+	if code, _ := get(t, http.DefaultClient, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	if code, _ := get(t, http.DefaultClient, base+"/readyz"); code != 503 {
+		t.Errorf("/readyz before ready = %d, want 503", code)
+	}
+	s.SetReady(true)
+	if code, _ := get(t, http.DefaultClient, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz when ready = %d, want 200", code)
+	}
+	if code, body := get(t, http.DefaultClient, base+"/"); code != 200 || !strings.Contains(body, "upid test") {
+		t.Errorf("landing page = %d %q", code, body)
+	}
+}
+
+// checkMetrics runs the whole exposition through promtool, the same linter
+// users' CI applies to exporters.
+func checkMetrics(t *testing.T, exposition string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found: run `make deps` (hack/setup.sh) or `apt-get install prometheus`")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestTLSAndBasicAuthFromWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(webCfg, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  admin: %s\n", certFile, keyFile, hash)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, config.Web{ConfigFile: webCfg})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := "https://" + s.Addr().String() + "/metrics"
+
+	if code, _ := get(t, client, url); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.SetBasicAuth("admin", "s3cret")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("with credentials: %d, want 200", resp.StatusCode)
+	}
+	if _, err := http.Get("http://" + s.Addr().String() + "/metrics"); err == nil {
+		// A plain-HTTP request to a TLS port gets a 400 from Go's server, never data.
+		code, body := get(t, http.DefaultClient, "http://"+s.Addr().String()+"/metrics")
+		if code == 200 || strings.Contains(body, "upid_build_info") {
+			t.Errorf("plain HTTP served metrics on a TLS port")
+		}
+	}
+}
+
+func TestBrokenWebConfigFailsAtStart(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(bad, []byte("tls_server_config:\n  cert_file: /nonexistent\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Component: "test", Web: config.Web{ListenAddress: "127.0.0.1:0", ConfigFile: bad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "web.config_file") {
+		t.Errorf("Run = %v, want an error naming web.config_file", err)
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool
+}
