@@ -1,0 +1,248 @@
+package inventory
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func owned(kind, name string) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{Kind: kind, Name: name, Controller: ptr(true), UID: "u-" + "name"}}
+}
+
+func meta(ns, name string, owners ...metav1.OwnerReference) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: owners,
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
+}
+
+func podTemplate() corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{
+			Labels:      map[string]string{"app": "web"},
+			Annotations: map[string]string{"prometheus.io/path": "/stats", "checksum/config": "abc", "upid.io/mode": "enforce"},
+		},
+		Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{
+				{Name: "migrate", Image: "migrate:1"},
+				{Name: "proxy", RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(15021)}}, PeriodSeconds: 15}},
+			},
+			Containers: []corev1.Container{{
+				Name:  "app",
+				Image: "web:1",
+				Env:   []corev1.EnvVar{{Name: "BIG", Value: "x"}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+				},
+				LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}, PeriodSeconds: 10},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(8080)}}},
+				StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}, PeriodSeconds: 5},
+			}},
+		},
+	}
+}
+
+func objects() []runtime.Object {
+	tmpl := podTemplate()
+	return []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments", "secret-ish": "x"}}},
+		&appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9f", owned(KindDeployment, "web")...), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "orphan-rs"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: tmpl}},
+		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(2)), Template: tmpl}},
+		&appsv1.DaemonSet{ObjectMeta: meta("shop", "agent"), Spec: appsv1.DaemonSetSpec{Template: tmpl}, Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 4}},
+		&batchv1.CronJob{ObjectMeta: meta("shop", "nightly"), Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: tmpl}}}},
+		&batchv1.Job{ObjectMeta: meta("shop", "nightly-29000", owned(KindCronJob, "nightly")...), Spec: batchv1.JobSpec{Template: tmpl}},
+		&batchv1.Job{ObjectMeta: meta("shop", "once"), Spec: batchv1.JobSpec{Parallelism: ptr(int32(2)), Template: tmpl}},
+		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta("shop", "web-hpa"), Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: KindDeployment, Name: "web", APIVersion: "apps/v1"}, MaxReplicas: 10}},
+		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-b", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "db-0", owned(KindStatefulSet, "db")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "agent-x", owned(KindDaemonSet, "agent")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "nightly-29000-q", owned(KindJob, "nightly-29000")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "once-z", owned(KindJob, "once")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "debug"), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "rollout-1", owned("Rollout", "canary")...), Spec: tmpl.Spec},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.large"}},
+			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}, Images: []corev1.ContainerImage{{Names: []string{"big"}}}}},
+	}
+}
+
+func started(t *testing.T, opts Options) *Inventory {
+	t.Helper()
+	inv := New(fake.NewClientset(objects()...), opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := inv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inv.Shutdown)
+	return inv
+}
+
+func TestOwnerResolution(t *testing.T) {
+	inv := started(t, Options{})
+	tests := []struct {
+		pod  string
+		refs []metav1.OwnerReference
+		want ID
+	}{
+		{"web-7d9f-a", owned(KindReplicaSet, "web-7d9f"), ID{"shop", KindDeployment, "web"}},
+		{"orphan-x", owned(KindReplicaSet, "orphan-rs"), ID{"shop", KindReplicaSet, "orphan-rs"}},
+		{"gone-x", owned(KindReplicaSet, "not-in-cache"), ID{"shop", KindReplicaSet, "not-in-cache"}},
+		{"db-0", owned(KindStatefulSet, "db"), ID{"shop", KindStatefulSet, "db"}},
+		{"agent-x", owned(KindDaemonSet, "agent"), ID{"shop", KindDaemonSet, "agent"}},
+		{"nightly-29000-q", owned(KindJob, "nightly-29000"), ID{"shop", KindCronJob, "nightly"}},
+		{"once-z", owned(KindJob, "once"), ID{"shop", KindJob, "once"}},
+		{"debug", nil, ID{"shop", KindPod, "debug"}},
+		{"rollout-1", owned("Rollout", "canary"), ID{"shop", "Rollout", "canary"}},
+		// A non-controller owner does not make a workload.
+		{"adopted", []metav1.OwnerReference{{Kind: KindReplicaSet, Name: "web-7d9f"}}, ID{"shop", KindPod, "adopted"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pod, func(t *testing.T) {
+			if got := inv.Owner("shop", tc.pod, tc.refs); got != tc.want {
+				t.Errorf("Owner = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSnapshot(t *testing.T) {
+	inv := started(t, Options{NamespaceLabels: []string{"team"}})
+	snap, err := inv.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[ID]Workload{}
+	var ids []string
+	for _, w := range snap.Workloads {
+		got[w.ID] = w
+		ids = append(ids, w.ID.String())
+	}
+	wantIDs := []string{
+		"shop/CronJob/nightly", "shop/DaemonSet/agent", "shop/Deployment/web", "shop/Job/once",
+		"shop/Pod/debug", "shop/ReplicaSet/orphan-rs", "shop/StatefulSet/db",
+	}
+	if !reflect.DeepEqual(ids, wantIDs) {
+		t.Errorf("workloads = %v, want %v (sorted, Jobs of CronJobs and ReplicaSets of Deployments folded in, custom owners not listed)", ids, wantIDs)
+	}
+
+	web := got[ID{"shop", KindDeployment, "web"}]
+	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" {
+		t.Errorf("web: replicas %d pods %d hpa %q, want 3, 2, web-hpa", web.Replicas, web.Pods, web.HPA)
+	}
+	wantContainers := []Container{
+		{Name: "migrate", Init: true},
+		{Name: "proxy", Init: true, Sidecar: true},
+		{Name: "app", CPURequest: 0.25, MemoryRequest: 256 << 20, MemoryLim: 512 << 20},
+	}
+	if !reflect.DeepEqual(web.Containers, wantContainers) {
+		t.Errorf("containers = %+v, want %+v", web.Containers, wantContainers)
+	}
+	wantProbes := []Probe{
+		{Container: "proxy", Type: "Readiness", Handler: "tcp", Port: "15021", Period: 15 * time.Second},
+		{Container: "app", Type: "Liveness", Handler: "http", Path: "/healthz", Port: "http", Period: 10 * time.Second},
+		{Container: "app", Type: "Readiness", Handler: "http", Path: "/", Port: "8080", Period: 10 * time.Second},
+		{Container: "app", Type: "Startup", Handler: "exec", Period: 5 * time.Second},
+	}
+	if !reflect.DeepEqual(web.Probes, wantProbes) {
+		t.Errorf("probes = %+v\nwant %+v", web.Probes, wantProbes)
+	}
+	if !reflect.DeepEqual(web.MetricsPaths, []string{"/stats"}) || !reflect.DeepEqual(web.Annotations, map[string]string{"upid.io/mode": "enforce"}) {
+		t.Errorf("metrics paths %v annotations %v", web.MetricsPaths, web.Annotations)
+	}
+	if w := got[ID{"shop", KindDaemonSet, "agent"}]; w.Replicas != 4 || w.Pods != 1 {
+		t.Errorf("daemonset replicas %d pods %d, want 4 and 1", w.Replicas, w.Pods)
+	}
+	if w := got[ID{"shop", KindCronJob, "nightly"}]; w.Pods != 1 {
+		t.Errorf("cronjob pods %d, want 1 (its Job's pod)", w.Pods)
+	}
+	if w := got[ID{"shop", KindPod, "debug"}]; w.Pods != 1 || len(w.Probes) != 4 {
+		t.Errorf("bare pod: pods %d probes %d, want 1 and 4 (from its own spec)", w.Pods, len(w.Probes))
+	}
+	if snap.Pods != 8 {
+		t.Errorf("pods = %d, want 8", snap.Pods)
+	}
+	if len(snap.Namespaces) != 1 || !reflect.DeepEqual(snap.Namespaces[0].Labels, map[string]string{"team": "payments"}) {
+		t.Errorf("namespaces = %+v, want only the allow-listed team label", snap.Namespaces)
+	}
+	if len(snap.Nodes) != 1 || len(snap.Nodes[0].Status.Images) != 0 || snap.Nodes[0].Labels["node.kubernetes.io/instance-type"] != "m5.large" {
+		t.Errorf("node not stripped to labels and capacity: %+v", snap.Nodes)
+	}
+}
+
+func TestTransformDropsUnusedFields(t *testing.T) {
+	tr := transform(Options{})
+	tmpl := podTemplate()
+	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}}}
+	pod.Labels = map[string]string{"app": "web"}
+	pod.Spec.NodeName = "n1"
+	out, err := tr(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.(*corev1.Pod)
+	if p.ManagedFields != nil || p.Labels != nil || p.Spec.Containers != nil || p.Status.Conditions != nil {
+		t.Errorf("controlled pod keeps unused fields: %+v", p)
+	}
+	if p.Spec.NodeName != "n1" || p.Status.Phase != corev1.PodRunning || len(p.OwnerReferences) != 1 {
+		t.Errorf("controlled pod lost what the analysis reads: %+v", p)
+	}
+
+	dep := &appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Template: tmpl}}
+	out, _ = tr(dep)
+	d := out.(*appsv1.Deployment)
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "" || c.Env != nil || d.Spec.Template.Labels != nil || d.ManagedFields != nil {
+		t.Errorf("deployment keeps unused fields: %+v", c)
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.Resources.Requests.Cpu().MilliValue() != 250 {
+		t.Errorf("deployment lost probes or requests: %+v", c)
+	}
+	if _, ok := d.Spec.Template.Annotations["checksum/config"]; ok {
+		t.Errorf("unrelated annotations kept: %v", d.Spec.Template.Annotations)
+	}
+}
+
+func TestSharding(t *testing.T) {
+	full := started(t, Options{})
+	all, err := full.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[ID]int{}
+	for shard := 0; shard < 3; shard++ {
+		snap, err := started(t, Options{Shard: shard, TotalShards: 3}).Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range snap.Workloads {
+			seen[w.ID]++
+			if ShardOf(w.ID, 3) != shard {
+				t.Errorf("%v in shard %d, belongs to %d", w.ID, shard, ShardOf(w.ID, 3))
+			}
+		}
+	}
+	for _, w := range all.Workloads {
+		if seen[w.ID] != 1 {
+			t.Errorf("%v appears in %d shards, want exactly 1", w.ID, seen[w.ID])
+		}
+	}
+}
