@@ -434,4 +434,3 @@ func probes(c corev1.Container) []Probe {
 	}
 	return out
 }
-
