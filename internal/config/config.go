@@ -12,12 +12,66 @@
 //	min:"N"      the smallest accepted number or duration
 package config
 
+import (
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/idle"
+)
+
 // Config is the configuration of every upid component. Each process reads
 // the sections it needs and ignores the others, so one file serves the
 // whole suite.
 type Config struct {
-	Log Log `yaml:"log"`
-	Web Web `yaml:"web"`
+	Log        Log        `yaml:"log"`
+	Web        Web        `yaml:"web"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Prometheus Prometheus `yaml:"prometheus"`
+	Exporter   Exporter   `yaml:"exporter"`
+}
+
+// Kubernetes says how to reach the API server. In a pod both are empty and
+// the service account is used.
+type Kubernetes struct {
+	Kubeconfig string `yaml:"kubeconfig" flag:"kubeconfig" doc:"Path to a kubeconfig file; empty means in-cluster config, then $KUBECONFIG, then ~/.kube/config."`
+	Context    string `yaml:"context" flag:"context" doc:"Context of the kubeconfig to use; empty means its current context."`
+}
+
+// Prometheus says how to read history from any Prometheus HTTP API
+// (Prometheus, Thanos, Mimir, VictoriaMetrics).
+type Prometheus struct {
+	URL         string                      `yaml:"url" flag:"prometheus.url" doc:"Base URL of the Prometheus HTTP API."`
+	Timeout     model.Duration              `yaml:"timeout" min:"1s" doc:"Timeout of each query."`
+	Concurrency int                         `yaml:"concurrency" min:"1" doc:"Queries run at once; bounds the load on Prometheus."`
+	HTTPClient  promconfig.HTTPClientConfig `yaml:"http_client" doc:"Authentication and TLS for Prometheus, in Prometheus's own http_config format (bearer_token_file, basic_auth, tls_config, ...)."`
+}
+
+// Exporter configures the analysis of upid exporter.
+type Exporter struct {
+	Interval        model.Duration          `yaml:"interval" min:"10s" doc:"How often the analysis runs; scrapes always serve the last good result."`
+	Window          model.Duration          `yaml:"window" min:"1h" doc:"History the idle score and usage quantiles look at."`
+	Step            model.Duration          `yaml:"step" min:"15s" doc:"Resolution of subqueries over the window."`
+	RateWindow      model.Duration          `yaml:"rate_window" min:"1m" doc:"Range of rate() for instantaneous CPU usage; at least four scrape intervals."`
+	Cluster         string                  `yaml:"cluster" doc:"Value of a cluster label on every workload and node metric; empty leaves the label out."`
+	NamespaceLabels []string                `yaml:"namespace_labels" doc:"Namespace labels exported on upid_namespace_labels for team and cost-centre attribution; only these, never all labels."`
+	PricingFile     string                  `yaml:"pricing_file" doc:"Pricing file with rates by instance type, region, capacity type or node labels (see docs/pricing.md); OpenCost's metrics win over it, the built-in rates lose."`
+	Shard           int                     `yaml:"shard" min:"0" doc:"This replica's shard, from 0, when workloads are split between replicas by a hash of their name."`
+	TotalShards     int                     `yaml:"total_shards" min:"1" doc:"Number of shards; 1 means no sharding."`
+	HealthPaths     []string                `yaml:"health_paths" doc:"Request paths that are health or scrape traffic in every workload, matched exactly or as a prefix followed by /; each workload's probe paths and prometheus.io/path are added to these."`
+	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, Prometheus, load-balancer checkers)."`
+	RequestSources  []history.RequestSource `yaml:"request_sources" doc:"Request counters that tell real from health traffic, and how their labels name a workload."`
+	Idle            IdleThresholds          `yaml:"idle"`
+}
+
+// IdleThresholds are the main knobs of the idle model (docs/idle-score.md).
+type IdleThresholds struct {
+	MinCoverage         float64 `yaml:"min_coverage" doc:"Share of the window that must have usage samples; below it a workload is unknown, never idle."`
+	RealRequestsPerHour float64 `yaml:"real_requests_per_hour" doc:"Real requests per hour, averaged over the window, at or below which traffic counts as none."`
+	CPUBaseCores        float64 `yaml:"cpu_base_cores" doc:"CPU an idle replica burns with no traffic at all, in cores."`
+	CPUPerHealthRequest float64 `yaml:"cpu_per_health_request_seconds" doc:"CPU one health request costs, in core-seconds."`
 }
 
 // Log configures the process logger.
@@ -35,7 +89,39 @@ type Web struct {
 
 // Default returns the configuration used when nothing else is given.
 func Default() Config {
+	ip := idle.DefaultParams()
 	return Config{
 		Log: Log{Level: "info", Format: "logfmt"},
+		Prometheus: Prometheus{
+			URL:         "http://localhost:9090",
+			Timeout:     model.Duration(2 * time.Minute),
+			Concurrency: 4,
+			HTTPClient:  promconfig.DefaultHTTPClientConfig,
+		},
+		Exporter: Exporter{
+			Interval:    model.Duration(5 * time.Minute),
+			Window:      model.Duration(7 * 24 * time.Hour),
+			Step:        model.Duration(5 * time.Minute),
+			RateWindow:  model.Duration(5 * time.Minute),
+			TotalShards: 1,
+			// An empty list rather than nil, so the defaults file shows the key.
+			NamespaceLabels: []string{},
+			HealthPaths:     []string{"/healthz", "/livez", "/readyz", "/health", "/ping", "/metrics", "/actuator/health", "/actuator/prometheus"},
+			HealthAgents: []string{
+				"^kube-probe/", "^Prometheus/", "^ELB-HealthChecker/", "^GoogleHC/", "^Consul Health Check",
+				"^Envoy/HC", "^HAProxy", "^Azure Traffic Manager Endpoint Monitor",
+			},
+			RequestSources: []history.RequestSource{
+				{Metric: "http_requests_total", PathLabels: []string{"handler", "path", "route", "uri"}, UserAgentLabel: "user_agent"},
+				{Metric: "http_server_requests_seconds_count", PathLabels: []string{"uri"}},
+				{Metric: "istio_requests_total", NamespaceLabel: "destination_workload_namespace", WorkloadLabel: "destination_workload", Matchers: `reporter="destination"`, UserAgentLabel: "request_user_agent"},
+			},
+			Idle: IdleThresholds{
+				MinCoverage:         ip.MinCoverage,
+				RealRequestsPerHour: ip.RealRequestsPerHour,
+				CPUBaseCores:        ip.CPUBasePerReplica,
+				CPUPerHealthRequest: ip.CPUPerHealthRequest,
+			},
+		},
 	}
 }

@@ -108,12 +108,28 @@ func quoteAll(xs []string) []string {
 }
 
 func defaultText(v reflect.Value) string {
-	if v.IsZero() {
+	if v.Kind() == reflect.String && v.String() == "" {
 		return "(empty)"
 	}
-	out, err := yaml.Marshal(v.Interface())
+	var n yaml.Node
+	if err := n.Encode(v.Interface()); err != nil {
+		return fmt.Sprint(v.Interface())
+	}
+	flow(&n)
+	out, err := yaml.Marshal(&n)
 	if err != nil {
 		return fmt.Sprint(v.Interface())
 	}
-	return "`" + strings.TrimSpace(string(out)) + "`"
+	// One line, so that lists and mappings fit a table cell.
+	text := strings.Join(strings.Fields(string(out)), " ")
+	return "`" + strings.ReplaceAll(text, "|", "\\|") + "`"
+}
+
+func flow(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		n.Style = yaml.FlowStyle
+	}
+	for _, c := range n.Content {
+		flow(c)
+	}
 }

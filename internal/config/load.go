@@ -206,13 +206,67 @@ func decodeLeaf(n *yaml.Node, field reflect.Value) error {
 	if field.Kind() == reflect.String && n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("want %s", describe(field.Type()))
 	}
+	if err := checkKnown(n, field.Type(), ""); err != nil {
+		return err
+	}
 	// Decoding into a fresh value keeps a failed decode from leaving the
 	// field half-written.
 	v := reflect.New(field.Type())
 	if err := n.Decode(v.Interface()); err != nil {
+		if field.Kind() == reflect.Slice && field.Type().Elem().Kind() == reflect.Struct {
+			return fmt.Errorf("invalid value: %s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+		}
 		return fmt.Errorf("invalid value %s: want %s", quoteNode(n), describe(field.Type()))
 	}
 	field.Set(v.Elem())
+	return nil
+}
+
+// checkKnown rejects unknown keys inside structured leaves (lists of
+// request sources, say), which a plain yaml.v3 decode would silently drop.
+func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(yamlUnmarshalerType) || reflect.PointerTo(t).Implements(obsoleteUnmarshalerType) {
+		return nil // the type checks its own keys
+	}
+	switch {
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := checkKnown(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKnown(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		known := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			if name := yamlName(t.Field(i)); name != "" {
+				known[name] = t.Field(i).Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := known[k.Value]
+			if !ok {
+				names := make([]string, 0, len(known))
+				for name := range known {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				return fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, strings.TrimPrefix(path, "."), strings.Join(names, ", "))
+			}
+			if err := checkKnown(n.Content[i+1], ft, path+"."+k.Value); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

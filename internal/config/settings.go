@@ -108,7 +108,7 @@ func describe(t reflect.Type) string {
 		return "a number"
 	case t.Kind() == reflect.Slice:
 		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(describe(t.Elem()), "a "), "an ") + "s"
-	case t.Kind() == reflect.Map:
+	case t.Kind() == reflect.Map || t.Kind() == reflect.Struct:
 		return "a mapping"
 	default:
 		return fmt.Sprintf("a %s", t)

@@ -1,0 +1,311 @@
+package exporter
+
+import (
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/idle"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/pricing"
+)
+
+const bytesPerGiB = 1 << 30
+
+// Results are the outcome of one analysis cycle, served until the next
+// good one.
+type Results struct {
+	At         time.Time          `json:"at"`
+	Window     time.Duration      `json:"-"`
+	Workloads  []WorkloadResult   `json:"workloads"`
+	Nodes      []NodeResult       `json:"nodes"`
+	Namespaces []NamespaceResult  `json:"namespaces"`
+	Objects    map[string]float64 `json:"-"`
+}
+
+// WorkloadResult is what UPID concluded about one workload.
+type WorkloadResult struct {
+	Namespace string `json:"namespace"`
+	Kind      string `json:"kind"`
+	Name      string `json:"workload"`
+
+	Replicas float64 `json:"replicas"`
+	Idle     Idle    `json:"idle"`
+
+	RequestedCPUCores    float64 `json:"requested_cpu_cores"`
+	RequestedMemoryBytes float64 `json:"requested_memory_bytes"`
+	RequestedGPUs        float64 `json:"requested_gpus"`
+	// CPUUsageCores is the mean over the window; nil when unknown.
+	CPUUsageCores *float64          `json:"cpu_usage_cores"`
+	Containers    []ContainerResult `json:"containers"`
+
+	Cost Money `json:"cost_dollars_per_hour"`
+	// Waste is requested minus used (the p95 of usage), priced; nil
+	// resources are unknown for lack of usage data.
+	Waste         Waste   `json:"waste_dollars_per_hour"`
+	IdleCostPerHr float64 `json:"idle_cost_dollars_per_hour"`
+}
+
+// Idle is the idle verdict with the traffic behind it.
+type Idle struct {
+	State                   string     `json:"state"`
+	Score                   float64    `json:"score"`
+	Confidence              float64    `json:"confidence"`
+	Since                   *time.Time `json:"since,omitempty"`
+	RealRequestsPerSecond   float64    `json:"real_requests_per_second"`
+	HealthRequestsPerSecond float64    `json:"health_requests_per_second"`
+	HealthShare             float64    `json:"health_share"`
+	HasRequestMetrics       bool       `json:"has_request_metrics"`
+	Reasons                 []string   `json:"reasons"`
+}
+
+// ContainerResult holds usage quantiles of one container over the window.
+type ContainerResult struct {
+	Name        string         `json:"container"`
+	CPUCores    *history.Usage `json:"cpu_cores,omitempty"`
+	MemoryBytes *history.Usage `json:"memory_bytes,omitempty"`
+}
+
+// Money is dollars per hour by resource.
+type Money struct {
+	CPU    float64 `json:"cpu"`
+	Memory float64 `json:"memory"`
+	GPU    float64 `json:"gpu"`
+	Total  float64 `json:"total"`
+}
+
+// Waste is dollars per hour by resource; nil means unknown.
+type Waste struct {
+	CPU    *float64 `json:"cpu"`
+	Memory *float64 `json:"memory"`
+}
+
+// NodeResult is the price of one node and where it came from.
+type NodeResult struct {
+	Name         string        `json:"node"`
+	InstanceType string        `json:"instance_type"`
+	Region       string        `json:"region"`
+	CapacityType string        `json:"capacity_type"`
+	Price        pricing.Price `json:"price"`
+	HourlyCost   float64       `json:"cost_dollars_per_hour"`
+}
+
+// NamespaceResult carries the allow-listed labels of a namespace.
+type NamespaceResult struct {
+	Name   string            `json:"namespace"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// matchers tell health traffic from real traffic.
+type matchers struct {
+	paths  []string
+	agents []*regexp.Regexp
+}
+
+func (m matchers) isHealth(rc history.RequestCount, extraPaths map[string]bool) bool {
+	if rc.UserAgent != "" {
+		for _, re := range m.agents {
+			if re.MatchString(rc.UserAgent) {
+				return true
+			}
+		}
+	}
+	if rc.Path == "" {
+		return false
+	}
+	if extraPaths[rc.Path] {
+		return true
+	}
+	for _, p := range m.paths {
+		if rc.Path == p || strings.HasPrefix(rc.Path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// analyzer turns one inventory snapshot and one history snapshot into results.
+type analyzer struct {
+	window   time.Duration
+	params   idle.Params
+	matchers matchers
+	pricing  *pricing.File
+}
+
+func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at time.Time) *Results {
+	res := &Results{At: at, Window: a.window, Objects: map[string]float64{}}
+	pricer := pricing.New(a.pricing, hist.OpenCost)
+
+	prices := map[string]pricing.Price{}
+	for _, n := range inv.Nodes {
+		node := pricing.NodeFromObject(n)
+		p := pricer.Price(node)
+		prices[n.Name] = p
+		res.Nodes = append(res.Nodes, NodeResult{
+			Name: node.Name, InstanceType: node.InstanceType, Region: node.Region, CapacityType: node.CapacityType,
+			Price: p, HourlyCost: p.NodeHourly(node),
+		})
+	}
+	// Pods not yet on a node, or on one the cache has not seen, are priced
+	// by the rates that apply to a node nobody knows anything about.
+	unknownNode := pricer.Price(pricing.Node{})
+
+	// Series that name a workload but not its kind (a mesh's
+	// destination_workload) attach to the inventory workload of that name.
+	byName := map[[2]string][]history.RequestCount{}
+	for k, w := range hist.Workloads {
+		if k.Kind == "" {
+			byName[[2]string{k.Namespace, k.Workload}] = append(byName[[2]string{k.Namespace, k.Workload}], w.Requests...)
+		}
+	}
+
+	secs := a.window.Seconds()
+	for _, w := range inv.Workloads {
+		res.Objects[strings.ToLower(w.Kind)]++
+		h := hist.Workloads[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
+		if h == nil {
+			h = &history.Workload{}
+		}
+		requests := append(append([]history.RequestCount{}, h.Requests...), byName[[2]string{w.Namespace, w.Name}]...)
+
+		r := WorkloadResult{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}
+		in := idle.Inputs{
+			Kind: w.Kind, Window: a.window, End: at,
+			Coverage:      h.Coverage,
+			ProbeRequests: h.Probes,
+		}
+		switch {
+		case h.Replicas != nil:
+			in.Replicas = *h.Replicas
+		default:
+			// Without kube-state-metrics history the pods running now are the
+			// best count; the coverage check still guards the verdict.
+			in.Replicas = float64(w.Pods)
+		}
+		r.Replicas = in.Replicas
+		switch w.Kind {
+		case inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindReplicaSet:
+			d := float64(w.Replicas)
+			in.DesiredReplicas = &d
+		}
+		perReplica := 0.0
+		extraPaths := map[string]bool{}
+		for _, p := range w.Probes {
+			perReplica += 1 / p.Period.Seconds()
+			if p.Path != "" {
+				extraPaths[p.Path] = true
+			}
+		}
+		for _, p := range w.MetricsPaths {
+			extraPaths[p] = true
+		}
+		in.ExpectedProbesPerSecond = perReplica * in.Replicas
+		if len(requests) > 0 {
+			var total, health float64
+			for _, rc := range requests {
+				total += rc.Count
+				if a.matchers.isHealth(rc, extraPaths) {
+					health += rc.Count
+				}
+			}
+			in.TotalRequests, in.HealthRequests = &total, &health
+			r.Idle.HasRequestMetrics = true
+		}
+		if h.CPUSeconds != nil {
+			mean := *h.CPUSeconds / secs
+			in.CPUCoresMean = &mean
+			r.CPUUsageCores = &mean
+		}
+		if h.CPUPodP95Cores != nil {
+			p95 := *h.CPUPodP95Cores * math.Max(in.Replicas, 1)
+			in.CPUCoresP95 = &p95
+		}
+		if h.NetworkRxBytes != nil {
+			rx := *h.NetworkRxBytes / secs
+			in.NetworkRxBytesPerSecond = &rx
+		}
+		v := idle.Score(in, a.params)
+		r.Idle = Idle{
+			State: string(v.State), Score: v.Score, Confidence: v.Confidence, Since: v.IdleSince,
+			RealRequestsPerSecond: v.RealRequestsPerSecond, HealthRequestsPerSecond: v.HealthRequestsPerSecond,
+			HealthShare: v.HealthShare, HasRequestMetrics: r.Idle.HasRequestMetrics, Reasons: v.Reasons,
+		}
+
+		// Requests and cost: from what kube-state-metrics says each pod on
+		// each node requests now; from the pod template when it says nothing.
+		if len(h.ResourceRequests) > 0 {
+			for node, rr := range h.ResourceRequests {
+				p, ok := prices[node]
+				if !ok {
+					p = unknownNode
+				}
+				cpu, mem, gpu := rr["cpu"], rr["memory"], rr["nvidia_com_gpu"]
+				r.RequestedCPUCores += cpu
+				r.RequestedMemoryBytes += mem
+				r.RequestedGPUs += gpu
+				r.Cost.CPU += cpu * p.CPUPerCoreHour
+				r.Cost.Memory += mem / bytesPerGiB * p.MemoryPerGiBHour
+				r.Cost.GPU += gpu * p.GPUPerHour
+			}
+		} else {
+			for _, c := range w.Containers {
+				if c.Init && !c.Sidecar {
+					continue
+				}
+				r.RequestedCPUCores += c.CPURequest * float64(w.Pods)
+				r.RequestedMemoryBytes += c.MemoryRequest * float64(w.Pods)
+			}
+			r.Cost.CPU = r.RequestedCPUCores * unknownNode.CPUPerCoreHour
+			r.Cost.Memory = r.RequestedMemoryBytes / bytesPerGiB * unknownNode.MemoryPerGiBHour
+		}
+		r.Cost.Total = r.Cost.CPU + r.Cost.Memory + r.Cost.GPU
+
+		names := make([]string, 0, len(h.ContainerCPU)+len(h.ContainerMemory))
+		for c := range h.ContainerCPU {
+			names = append(names, c)
+		}
+		for c := range h.ContainerMemory {
+			if h.ContainerCPU[c] == nil {
+				names = append(names, c)
+			}
+		}
+		sort.Strings(names)
+		var cpuP95, memP95 float64
+		cpuKnown, memKnown := len(h.ContainerCPU) > 0, len(h.ContainerMemory) > 0
+		for _, c := range names {
+			cr := ContainerResult{Name: c, CPUCores: h.ContainerCPU[c], MemoryBytes: h.ContainerMemory[c]}
+			r.Containers = append(r.Containers, cr)
+			if u := cr.CPUCores; u != nil && u.P95 != nil {
+				cpuP95 += *u.P95
+			}
+			if u := cr.MemoryBytes; u != nil && u.P95 != nil {
+				memP95 += *u.P95
+			}
+		}
+		// Waste: what is requested beyond the p95 of use, at the price this
+		// workload pays; headroom under the p95 is needed, not waste.
+		pods := math.Max(in.Replicas, 1)
+		if cpuKnown && r.RequestedCPUCores > 0 {
+			wst := math.Max(0, r.RequestedCPUCores-cpuP95*pods) * r.Cost.CPU / r.RequestedCPUCores
+			r.Waste.CPU = &wst
+		}
+		if memKnown && r.RequestedMemoryBytes > 0 {
+			wst := math.Max(0, r.RequestedMemoryBytes-memP95*pods) * r.Cost.Memory / r.RequestedMemoryBytes
+			r.Waste.Memory = &wst
+		}
+		if v.State == idle.StateIdle {
+			r.IdleCostPerHr = r.Cost.Total
+		}
+		res.Workloads = append(res.Workloads, r)
+	}
+	for _, ns := range inv.Namespaces {
+		res.Namespaces = append(res.Namespaces, NamespaceResult{Name: ns.Name, Labels: ns.Labels})
+	}
+	res.Objects["pod"] = float64(inv.Pods)
+	res.Objects["node"] = float64(len(inv.Nodes))
+	res.Objects["namespace"] = float64(len(inv.Namespaces))
+	return res
+}

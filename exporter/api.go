@@ -1,0 +1,59 @@
+package exporter
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// WorkloadsResponse is the body of GET /api/v1/workloads.
+type WorkloadsResponse struct {
+	At        time.Time        `json:"at"`
+	Window    string           `json:"window"`
+	Workloads []WorkloadResult `json:"workloads"`
+}
+
+// ServeHTTP serves GET /api/v1/workloads, filterable by namespace, kind and
+// idle (true: only idle workloads; false: only the others). The CLI and the
+// webhook read the same results as the metrics.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	var wantIdle *bool
+	if v := q.Get("idle"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			http.Error(w, "idle: want true or false", http.StatusBadRequest)
+			return
+		}
+		wantIdle = &b
+	}
+	res := s.Last()
+	if res == nil {
+		// Before the first cycle there is nothing true to say.
+		http.Error(w, "no results yet: the first analysis cycle has not finished", http.StatusServiceUnavailable)
+		return
+	}
+	out := WorkloadsResponse{At: res.At, Window: res.Window.String(), Workloads: []WorkloadResult{}}
+	for _, wl := range res.Workloads {
+		if ns := q.Get("namespace"); ns != "" && wl.Namespace != ns {
+			continue
+		}
+		if k := q.Get("kind"); k != "" && wl.Kind != k {
+			continue
+		}
+		if wantIdle != nil && (wl.Idle.State == "idle") != *wantIdle {
+			continue
+		}
+		out.Workloads = append(out.Workloads, wl)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}

@@ -1,0 +1,222 @@
+// Package exporter runs UPID's analysis on a cycle and serves its results as
+// Prometheus metrics and a JSON API. A cycle reads the cluster's inventory
+// from informer caches and a bounded set of aggregated queries from
+// Prometheus; scrapes only render the last good results.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/idle"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/internal/config"
+)
+
+// Options build a Service.
+type Options struct {
+	Exporter   config.Exporter
+	Prometheus config.Prometheus
+	Kube       kubernetes.Interface
+	Querier    history.Querier
+	Logger     *slog.Logger
+	// Now is the clock; the demo and tests pin it.
+	Now func() time.Time
+}
+
+// Service is the exporter.
+type Service struct {
+	opts     Options
+	inv      *inventory.Inventory
+	analyzer *analyzer
+	logger   *slog.Logger
+
+	mu        sync.RWMutex
+	last      *Results
+	idleSince map[inventory.ID]time.Time
+
+	self selfMetrics
+}
+
+// New validates the configuration and prepares the informers.
+func New(opts Options) (*Service, error) {
+	cfg := opts.Exporter
+	var errs []error
+	if cfg.Shard >= cfg.TotalShards {
+		errs = append(errs, fmt.Errorf("exporter.shard: %d is not below exporter.total_shards (%d)", cfg.Shard, cfg.TotalShards))
+	}
+	m := matchers{paths: cfg.HealthPaths}
+	for i, a := range cfg.HealthAgents {
+		re, err := regexp.Compile(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("exporter.health_user_agents[%d]: %w", i, err))
+			continue
+		}
+		m.agents = append(m.agents, re)
+	}
+	for i, s := range cfg.RequestSources {
+		if s.Metric == "" {
+			errs = append(errs, fmt.Errorf("exporter.request_sources[%d].metric: must not be empty", i))
+		}
+	}
+	params := idle.DefaultParams()
+	params.MinCoverage = cfg.Idle.MinCoverage
+	params.RealRequestsPerHour = cfg.Idle.RealRequestsPerHour
+	params.CPUBasePerReplica = cfg.Idle.CPUBaseCores
+	params.CPUPerHealthRequest = cfg.Idle.CPUPerHealthRequest
+	if err := params.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("exporter.idle: %w", err))
+	}
+	var file *pricing.File
+	if cfg.PricingFile != "" {
+		f, err := pricing.LoadFile(cfg.PricingFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("exporter.pricing_file: %w", err))
+		}
+		file = f
+	}
+	if opts.Kube == nil {
+		errs = append(errs, errors.New("no Kubernetes client"))
+	}
+	if opts.Querier == nil {
+		errs = append(errs, errors.New("no Prometheus client"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{
+		opts:   opts,
+		logger: opts.Logger,
+		inv: inventory.New(opts.Kube, inventory.Options{
+			NamespaceLabels: cfg.NamespaceLabels, Shard: cfg.Shard, TotalShards: cfg.TotalShards,
+		}),
+		analyzer:  &analyzer{window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file},
+		idleSince: map[inventory.ID]time.Time{},
+		self:      newSelfMetrics(),
+	}
+	return s, nil
+}
+
+// Start runs the informers and waits for their caches.
+func (s *Service) Start(ctx context.Context) error {
+	start := time.Now()
+	if err := s.inv.Start(ctx); err != nil {
+		return err
+	}
+	s.logger.Info("inventory synced", "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Shutdown stops the informers.
+func (s *Service) Shutdown() { s.inv.Shutdown() }
+
+// Cycle runs one analysis. On failure the previous results stay served and
+// the failure shows in the self metrics; nothing is ever marked idle from a
+// failed read.
+func (s *Service) Cycle(ctx context.Context) error {
+	at := s.opts.Now()
+	start := time.Now()
+	defer func() { s.self.stageDuration.WithLabelValues("total").Set(time.Since(start).Seconds()) }()
+
+	stage := time.Now()
+	inv, err := s.inv.Snapshot()
+	s.self.stage("inventory", time.Since(stage), err)
+	if err != nil {
+		s.self.cycles.WithLabelValues("failure").Inc()
+		return fmt.Errorf("inventory: %w", err)
+	}
+
+	stage = time.Now()
+	hist, err := history.Fetch(ctx, s.opts.Querier, at, history.Options{
+		Params: history.Params{
+			Window:     time.Duration(s.opts.Exporter.Window),
+			Step:       time.Duration(s.opts.Exporter.Step),
+			RateWindow: time.Duration(s.opts.Exporter.RateWindow),
+			Sources:    s.opts.Exporter.RequestSources,
+		},
+		Timeout:     time.Duration(s.opts.Prometheus.Timeout),
+		Concurrency: s.opts.Prometheus.Concurrency,
+	})
+	if hist != nil {
+		for name, qerr := range hist.Errors {
+			s.self.queryErrors.WithLabelValues(name).Inc()
+			s.logger.Warn("query failed; its data is unknown this cycle", "query", name, "err", qerr)
+		}
+	}
+	// Some failed queries leave some inputs unknown, which the analysis
+	// handles; when the usage queries all fail there is nothing to analyse.
+	if err == nil && hist.Errors["cpu_usage_seconds"] != nil && hist.Errors["coverage"] != nil {
+		err = errors.New("prometheus: the usage queries failed")
+	}
+	s.self.stage("prometheus", time.Since(stage), err)
+	if err != nil {
+		s.self.cycles.WithLabelValues("failure").Inc()
+		return err
+	}
+
+	stage = time.Now()
+	res := s.analyzer.analyze(inv, hist, at)
+	s.trackIdleSince(res)
+	s.self.stage("analysis", time.Since(stage), nil)
+
+	s.mu.Lock()
+	s.last = res
+	s.mu.Unlock()
+	s.self.setObjects(res.Objects)
+	s.self.cycles.WithLabelValues("success").Inc()
+	s.self.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
+	return nil
+}
+
+// trackIdleSince keeps the earliest known start of an idle stretch across
+// cycles: each cycle can only vouch for its own window.
+func (s *Service) trackIdleSince(res *Results) {
+	seen := map[inventory.ID]bool{}
+	for i := range res.Workloads {
+		w := &res.Workloads[i]
+		id := inventory.ID{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}
+		if w.Idle.State != string(idle.StateIdle) || w.Idle.Since == nil {
+			continue
+		}
+		seen[id] = true
+		if prev, ok := s.idleSince[id]; ok && prev.Before(*w.Idle.Since) {
+			t := prev
+			w.Idle.Since = &t
+		} else {
+			s.idleSince[id] = *w.Idle.Since
+		}
+	}
+	for id := range s.idleSince {
+		if !seen[id] {
+			delete(s.idleSince, id)
+		}
+	}
+}
+
+// Last returns the last good results, or nil before the first.
+func (s *Service) Last() *Results {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last
+}
+
+// Collectors are what the exporter registers: workload metrics and self metrics.
+func (s *Service) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{&resultsCollector{s: s}, s.self}
+}

@@ -1,0 +1,255 @@
+// Package history reads what Prometheus remembers about each workload over
+// the analysis window: usage, requests, probe and request traffic, prices.
+// Every query aggregates on the server; see queries.go.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/upid-dev/upid/exporter/pricing"
+)
+
+// Querier is the part of the Prometheus HTTP API client the exporter uses;
+// the demo implements it over an in-process PromQL engine.
+type Querier interface {
+	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error)
+}
+
+// Key names a workload as the queries label it.
+type Key struct {
+	Namespace, Kind, Workload string
+}
+
+// Usage holds quantiles of one resource over the window.
+type Usage struct {
+	P50, P95, Max *float64
+}
+
+// Workload is everything Prometheus said about one workload. A nil pointer
+// means Prometheus returned no series for it: unknown, not zero.
+type Workload struct {
+	CPUSeconds       *float64 // CPU time used over the window
+	CPUPodP95Cores   *float64 // the largest per-pod p95 of CPU
+	Coverage         *float64 // share of the window with usage samples, 0..1
+	NetworkRxBytes   *float64
+	Probes           *float64 // kubelet probes run over the window
+	Replicas         *float64 // running pods, averaged over the window
+	Requests         []RequestCount
+	ResourceRequests map[string]map[string]float64 // node → resource (cpu, memory, nvidia_com_gpu) → requested now
+	ContainerCPU     map[string]*Usage             // cores, by container
+	ContainerMemory  map[string]*Usage             // bytes, by container
+}
+
+// RequestCount is the number of requests over the window for one
+// combination of path and user agent of one source.
+type RequestCount struct {
+	Source, Path, UserAgent string
+	Count                   float64
+}
+
+// Snapshot is the result of one cycle of queries.
+type Snapshot struct {
+	At        time.Time
+	Workloads map[Key]*Workload
+	// OpenCost holds per-node hourly prices when Prometheus has OpenCost's metrics.
+	OpenCost pricing.OpenCost
+	// Errors holds the failed queries by name; the data they would have
+	// filled stays nil, which the analysis reads as unknown.
+	Errors map[string]error
+}
+
+// Options bound the load a cycle puts on Prometheus.
+type Options struct {
+	Params
+	Timeout     time.Duration // per query
+	Concurrency int
+}
+
+// Fetch runs every query of a cycle at time at. It fails only when every
+// query failed; partial failures are reported in Snapshot.Errors.
+func Fetch(ctx context.Context, q Querier, at time.Time, opts Options) (*Snapshot, error) {
+	queries := Queries(opts.Params)
+	snap := &Snapshot{At: at, Workloads: map[Key]*Workload{}, OpenCost: pricing.OpenCost{}, Errors: map[string]error{}}
+	conc := opts.Concurrency
+	if conc < 1 {
+		conc = 1
+	}
+	results := make([]model.Vector, len(queries))
+	errs := make([]error, len(queries))
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i, qu := range queries {
+		wg.Add(1)
+		go func(i int, qu Query) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			qctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+			defer cancel()
+			v, _, _, err := q.Query(qctx, qu.Expr, at, v1.WithTimeout(opts.Timeout))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			vec, ok := v.(model.Vector)
+			if !ok {
+				errs[i] = fmt.Errorf("query %s returned %s, want a vector", qu.Name, v.Type())
+				return
+			}
+			results[i] = vec
+		}(i, qu)
+	}
+	wg.Wait()
+
+	failed := 0
+	for i, qu := range queries {
+		if errs[i] != nil {
+			snap.Errors[qu.Name] = errs[i]
+			failed++
+			continue
+		}
+		snap.apply(qu.Name, results[i], opts.Sources)
+	}
+	if failed == len(queries) {
+		return nil, fmt.Errorf("prometheus: all %d queries failed: %w", failed, errors.Join(errs...))
+	}
+	return snap, nil
+}
+
+func (s *Snapshot) workload(m model.Metric, nsLabel, nameLabel string) *Workload {
+	k := Key{Namespace: string(m[model.LabelName(nsLabel)]), Kind: string(m["kind"]), Workload: string(m[model.LabelName(nameLabel)])}
+	if k.Namespace == "" || k.Workload == "" {
+		return nil
+	}
+	w := s.Workloads[k]
+	if w == nil {
+		w = &Workload{}
+		s.Workloads[k] = w
+	}
+	return w
+}
+
+func val(sample *model.Sample) *float64 {
+	v := float64(sample.Value)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource) {
+	if name == "opencost" {
+		s.OpenCost = pricing.OpenCostFromVector(vec)
+		return
+	}
+	for _, sample := range vec {
+		v := val(sample)
+		if v == nil {
+			continue
+		}
+		m := sample.Metric
+		if src, ok := sourceOf(name, sources); ok {
+			s.applyRequests(src, m, *v)
+			continue
+		}
+		w := s.workload(m, "namespace", "workload")
+		if w == nil {
+			continue
+		}
+		container := string(m["container"])
+		switch name {
+		case "cpu_usage_seconds":
+			w.CPUSeconds = v
+		case "cpu_pod_p95_cores":
+			w.CPUPodP95Cores = v
+		case "coverage":
+			c := math.Min(1, *v)
+			w.Coverage = &c
+		case "network_receive_bytes":
+			w.NetworkRxBytes = v
+		case "probes":
+			w.Probes = v
+		case "replicas":
+			w.Replicas = v
+		case "resource_requests":
+			if w.ResourceRequests == nil {
+				w.ResourceRequests = map[string]map[string]float64{}
+			}
+			node := string(m["node"])
+			if w.ResourceRequests[node] == nil {
+				w.ResourceRequests[node] = map[string]float64{}
+			}
+			w.ResourceRequests[node][string(m["resource"])] += *v
+		case "container_cpu_p50_cores", "container_cpu_p95_cores", "container_cpu_max_cores":
+			setUsage(&w.ContainerCPU, container, name, v)
+		case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":
+			setUsage(&w.ContainerMemory, container, name, v)
+		}
+	}
+}
+
+func setUsage(m *map[string]*Usage, container, name string, v *float64) {
+	if *m == nil {
+		*m = map[string]*Usage{}
+	}
+	u := (*m)[container]
+	if u == nil {
+		u = &Usage{}
+		(*m)[container] = u
+	}
+	switch {
+	case strings.Contains(name, "_p50_"):
+		u.P50 = v
+	case strings.Contains(name, "_p95_"):
+		u.P95 = v
+	default:
+		u.Max = v
+	}
+}
+
+func sourceOf(name string, sources []RequestSource) (RequestSource, bool) {
+	for _, s := range sources {
+		if name == "requests_"+s.Metric {
+			return s, true
+		}
+	}
+	return RequestSource{}, false
+}
+
+func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float64) {
+	var w *Workload
+	if src.WorkloadLabel != "" {
+		ns := src.NamespaceLabel
+		if ns == "" {
+			ns = "namespace"
+		}
+		// Such series name a workload but not its kind; the analysis
+		// matches them to the inventory by namespace and name.
+		w = s.workload(m, ns, src.WorkloadLabel)
+	} else {
+		w = s.workload(m, "namespace", "workload")
+	}
+	if w == nil {
+		return
+	}
+	rc := RequestCount{Source: src.Metric, Count: count}
+	for _, l := range src.PathLabels {
+		if p := string(m[model.LabelName(l)]); p != "" {
+			rc.Path = p
+			break
+		}
+	}
+	if src.UserAgentLabel != "" {
+		rc.UserAgent = string(m[model.LabelName(src.UserAgentLabel)])
+	}
+	w.Requests = append(w.Requests, rc)
+}

@@ -1,0 +1,157 @@
+package history
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/upid-dev/upid/exporter/pricing"
+)
+
+// ownerExpr maps every pod seen in kube-state-metrics over the lookback to
+// its top-level workload, as series {namespace, pod, workload, kind} = 1.
+// It runs on the server so that every usage query returns one series per
+// workload, not per pod: the result size is bounded by workloads, and a
+// cycle is a fixed number of queries whatever the cluster size.
+//
+// Pods of ReplicaSets owned by Deployments resolve to the Deployment, pods
+// of Jobs owned by CronJobs to the CronJob; other controllers are their own
+// workload, and a pod without one is a workload of kind Pod. "or on
+// (namespace, pod)" lets the more specific mapping win.
+func ownerExpr(lookback string) string {
+	over := func(sel string) string {
+		if lookback == "" {
+			return sel
+		}
+		return fmt.Sprintf("max_over_time(%s[%s])", sel, lookback)
+	}
+	viaDeployment := fmt.Sprintf(`label_replace(
+    max by (namespace, pod, workload) (
+      label_replace(max by (namespace, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
+      * on (namespace, replicaset) group_left (workload)
+      label_replace(max by (namespace, replicaset, owner_name) (%s), "workload", "$1", "owner_name", "(.+)")
+    ), "kind", "Deployment", "", "")`,
+		over(`kube_pod_owner{owner_kind="ReplicaSet",owner_is_controller="true"}`),
+		over(`kube_replicaset_owner{owner_kind="Deployment",owner_is_controller="true"}`))
+	viaCronJob := fmt.Sprintf(`label_replace(
+    max by (namespace, pod, workload) (
+      label_replace(max by (namespace, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
+      * on (namespace, job_name) group_left (workload)
+      label_replace(max by (namespace, job_name, owner_name) (%s), "workload", "$1", "owner_name", "(.+)")
+    ), "kind", "CronJob", "", "")`,
+		over(`kube_pod_owner{owner_kind="Job",owner_is_controller="true"}`),
+		over(`kube_job_owner{owner_kind="CronJob",owner_is_controller="true"}`))
+	direct := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
+    label_replace(label_replace(%s, "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))`,
+		over(`kube_pod_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
+	bare := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
+    label_replace(label_replace(%s, "workload", "$1", "pod", "(.+)"), "kind", "Pod", "", ""))`,
+		over(`kube_pod_owner{owner_kind=~"<none>|"}`))
+	return fmt.Sprintf("(\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaDeployment, viaCronJob, direct, bare)
+}
+
+// byWorkload aggregates a per-pod expression to workloads with agg (sum, max).
+func byWorkload(agg, perPod, owner string, extra ...string) string {
+	by := append([]string{"namespace", "workload", "kind"}, extra...)
+	return fmt.Sprintf("%s by (%s) (\n  %s\n  * on (namespace, pod) group_left (workload, kind)\n  %s\n)", agg, strings.Join(by, ", "), perPod, owner)
+}
+
+// Query is one PromQL query of a cycle.
+type Query struct {
+	Name string // stable, used as the label of upid_exporter_query_errors_total
+	Expr string
+}
+
+// Params shape the queries.
+type Params struct {
+	Window time.Duration
+	// Step is the resolution of subqueries over the window.
+	Step time.Duration
+	// RateWindow is the range of rate() for instantaneous usage.
+	RateWindow time.Duration
+	// Sources of request counts, health traffic is told apart in Go.
+	Sources []RequestSource
+}
+
+// RequestSource is a request counter and how its series name a workload.
+type RequestSource struct {
+	Metric string `yaml:"metric" doc:"Name of a request counter, e.g. http_requests_total."`
+	// Series carry namespace and pod labels (an app's own metrics scraped
+	// through Kubernetes service discovery) unless WorkloadLabel is set.
+	NamespaceLabel string   `yaml:"namespace_label,omitempty" doc:"Label holding the namespace; default namespace."`
+	WorkloadLabel  string   `yaml:"workload_label,omitempty" doc:"Label naming the workload directly (istio's destination_workload); empty means join on the pod label."`
+	PathLabels     []string `yaml:"path_labels,omitempty" doc:"Labels that may hold the request path or handler; the first present is used."`
+	UserAgentLabel string   `yaml:"user_agent_label,omitempty" doc:"Label holding the user agent, if the metric has one."`
+	Matchers       string   `yaml:"matchers,omitempty" doc:"Extra label matchers inside the selector, e.g. reporter=\"destination\"."`
+}
+
+func dur(d time.Duration) string { return model.Duration(d).String() }
+
+// Queries lists the queries of one cycle; the count does not depend on the
+// cluster's size.
+func Queries(p Params) []Query {
+	w, step, rw := dur(p.Window), dur(p.Step), dur(p.RateWindow)
+	owner := ownerExpr(w)
+	ownerNow := ownerExpr("")
+	cpuSel := `container_cpu_usage_seconds_total{container!="",container!="POD"}`
+	memSel := `container_memory_working_set_bytes{container!="",container!="POD"}`
+	coverageStep := "1h"
+	if p.Window < 24*time.Hour {
+		coverageStep = step
+	}
+	qs := []Query{
+		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(%s[%s]))", cpuSel, w), owner)},
+		{"cpu_pod_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, sum by (namespace, pod) (rate(%s[%s]))[%s:%s])", cpuSel, rw, w, step), owner)},
+		// The share of the window in which the workload had any usage sample:
+		// evaluated at each step with the owners of that moment.
+		{"coverage", fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", byWorkload("max", fmt.Sprintf("max by (namespace, pod) (rate(%s[%s]))", cpuSel, rw), ownerNow), w, coverageStep, int(p.Window/stepOr(coverageStep, p.Step)))},
+		{"network_receive_bytes", byWorkload("sum", fmt.Sprintf(`sum by (namespace, pod) (increase(container_network_receive_bytes_total{pod!=""}[%s]))`, w), owner)},
+		{"probes", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(prober_probe_total[%s]))", w), owner)},
+		{"replicas", fmt.Sprintf("avg_over_time(\n  (%s)[%s:%s]\n)", byWorkload("count", fmt.Sprintf(`max by (namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)`), ownerNow), w, "1h")},
+		{"resource_requests", byWorkload("sum", `sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"} * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1))`, ownerNow, "node", "resource")},
+		{"container_cpu_p50_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
+		{"container_cpu_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
+		{"container_cpu_max_cores", byWorkload("max", fmt.Sprintf("max_over_time(rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
+		{"container_memory_p50_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, %s[%s])", memSel, w), owner, "container")},
+		{"container_memory_p95_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, %s[%s])", memSel, w), owner, "container")},
+		{"container_memory_max_bytes", byWorkload("max", fmt.Sprintf("max_over_time(%s[%s])", memSel, w), owner, "container")},
+		{"opencost", pricing.OpenCostQuery},
+	}
+	for _, s := range p.Sources {
+		qs = append(qs, Query{Name: "requests_" + s.Metric, Expr: requestExpr(s, w, owner)})
+	}
+	return qs
+}
+
+func stepOr(s string, d time.Duration) time.Duration {
+	if v, err := model.ParseDuration(s); err == nil {
+		return time.Duration(v)
+	}
+	return d
+}
+
+// requestExpr returns request counts over the window by workload and by the
+// labels that tell health traffic from real traffic; the split happens in Go
+// because the health paths differ per workload (each has its own probes).
+func requestExpr(s RequestSource, w, owner string) string {
+	keep := append([]string{}, s.PathLabels...)
+	if s.UserAgentLabel != "" {
+		keep = append(keep, s.UserAgentLabel)
+	}
+	sel := s.Metric
+	if s.Matchers != "" {
+		sel += "{" + s.Matchers + "}"
+	}
+	if s.WorkloadLabel != "" {
+		ns := s.NamespaceLabel
+		if ns == "" {
+			ns = "namespace"
+		}
+		by := append([]string{ns, s.WorkloadLabel}, keep...)
+		return fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w)
+	}
+	by := append([]string{"namespace", "pod"}, keep...)
+	return byWorkload("sum", fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w), owner, keep...)
+}
