@@ -159,10 +159,11 @@ func (s *Service) Cycle(ctx context.Context) error {
 			s.logger.Warn("query failed; its data is unknown this cycle", "query", name, "err", qerr)
 		}
 	}
-	// Some failed queries leave some inputs unknown, which the analysis
-	// handles; when the usage queries all fail there is nothing to analyse.
-	if err == nil && hist.Errors["cpu_usage_seconds"] != nil && hist.Errors["coverage"] != nil {
-		err = errors.New("prometheus: the usage queries failed")
+	// A failed query would turn some inputs unknown for this cycle only, and
+	// a partial picture can look idle where the full one would not: keep
+	// serving the last complete results instead.
+	if err == nil && len(hist.Errors) > 0 {
+		err = fmt.Errorf("prometheus: %d of the cycle's queries failed", len(hist.Errors))
 	}
 	s.self.stage("prometheus", time.Since(stage), err)
 	if err != nil {

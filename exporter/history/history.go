@@ -74,8 +74,9 @@ type Options struct {
 	Concurrency int
 }
 
-// Fetch runs every query of a cycle at time at. It fails only when every
-// query failed; partial failures are reported in Snapshot.Errors.
+// Fetch runs every query of a cycle at time at. Failed queries are reported
+// in Snapshot.Errors; the error is non-nil only when every query failed, and
+// the snapshot is returned even then so the failures can be counted.
 func Fetch(ctx context.Context, q Querier, at time.Time, opts Options) (*Snapshot, error) {
 	queries := Queries(opts.Params)
 	snap := &Snapshot{At: at, Workloads: map[Key]*Workload{}, OpenCost: pricing.OpenCost{}, Errors: map[string]error{}}
@@ -120,7 +121,7 @@ func Fetch(ctx context.Context, q Querier, at time.Time, opts Options) (*Snapsho
 		snap.apply(qu.Name, results[i], opts.Sources)
 	}
 	if failed == len(queries) {
-		return nil, fmt.Errorf("prometheus: all %d queries failed: %w", failed, errors.Join(errs...))
+		return snap, fmt.Errorf("prometheus: all %d queries failed: %w", failed, errors.Join(errs...))
 	}
 	return snap, nil
 }

@@ -1,0 +1,377 @@
+package exporter_test
+
+import (
+	"context"
+	"flag"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// pod is one pod of the test cluster and the usage it shows in Prometheus.
+type pod struct {
+	deployment, name string
+	cpuRequest       string
+	memRequest       string
+	cpuCores         float64           // usage
+	memBytes         float64           // working set
+	rxBytesPerSec    float64           // network receive
+	requests         map[string]float64 // handler → requests per second
+	withSeries       bool
+}
+
+var (
+	liveness  = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 10}
+	readiness = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 5}
+)
+
+// The cluster: an API kept alive only by its probes, a busy API, and a
+// workload Prometheus knows nothing about.
+var pods = []pod{
+	{deployment: "idle-api", name: "idle-api-7d9f-a", cpuRequest: "250m", memRequest: "256Mi", cpuCores: 0.002, memBytes: 50 << 20, rxBytesPerSec: 600,
+		requests: map[string]float64{"/healthz": 0.1, "/ready": 0.2}, withSeries: true},
+	{deployment: "idle-api", name: "idle-api-7d9f-b", cpuRequest: "250m", memRequest: "256Mi", cpuCores: 0.002, memBytes: 50 << 20, rxBytesPerSec: 600,
+		requests: map[string]float64{"/healthz": 0.1, "/ready": 0.2}, withSeries: true},
+	{deployment: "busy-api", name: "busy-api-5c4b-a", cpuRequest: "1", memRequest: "1Gi", cpuCores: 0.3, memBytes: 300 << 20, rxBytesPerSec: 50000,
+		requests: map[string]float64{"/healthz": 0.1, "/ready": 0.2, "/api/orders": 5}, withSeries: true},
+	{deployment: "ghost", name: "ghost-6f6f-a", cpuRequest: "2", memRequest: "4Gi"},
+}
+
+func rsName(p pod) string { return p.name[:strings.LastIndex(p.name, "-")] }
+
+func createCluster(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments"}}}, metav1.CreateOptions{}))
+	must(c.CoreV1().Nodes().Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.xlarge", "topology.kubernetes.io/region": "eu-west-1"}},
+		Status:     corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi")}},
+	}, metav1.CreateOptions{}))
+	made := map[string]bool{}
+	for _, p := range pods {
+		container := corev1.Container{
+			Name: "app", Image: "example/app:1", LivenessProbe: liveness, ReadinessProbe: readiness,
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse(p.cpuRequest), corev1.ResourceMemory: resource.MustParse(p.memRequest)}},
+		}
+		labels := map[string]string{"app": p.deployment}
+		if !made[p.deployment] {
+			made[p.deployment] = true
+			replicas := int32(0)
+			for _, q := range pods {
+				if q.deployment == p.deployment {
+					replicas++
+				}
+			}
+			tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{container}}}
+			d, err := c.AppsV1().Deployments("shop").Create(ctx, &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: p.deployment},
+				Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			yes := true
+			must(c.AppsV1().ReplicaSets("shop").Create(ctx, &appsv1.ReplicaSet{
+				ObjectMeta: metav1.ObjectMeta{Name: rsName(p), OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},
+				Spec:       appsv1.ReplicaSetSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
+			}, metav1.CreateOptions{}))
+		}
+		rs, err := c.AppsV1().ReplicaSets("shop").Get(ctx, rsName(p), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		yes := true
+		must(c.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: p.name, Labels: labels, OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}},
+			Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{container}},
+		}, metav1.CreateOptions{}))
+	}
+}
+
+// history builds what cAdvisor, kube-state-metrics, the kubelet and the
+// apps would have recorded over [start, end].
+func history(start, end time.Time) []testenv.Series {
+	step := time.Minute
+	var out []testenv.Series
+	owners := map[string]bool{}
+	for _, p := range pods {
+		if !p.withSeries {
+			continue
+		}
+		ref := testenv.PodRef{Namespace: "shop", Pod: p.name, Container: "app", Node: "n1"}
+		ones := testenv.Generate(start, end, step, testenv.Const(1))
+		out = append(out,
+			testenv.ContainerCPUUsageSeconds(ref, testenv.GenerateCounter(start, end, step, testenv.Const(p.cpuCores))),
+			testenv.ContainerMemoryWorkingSet(ref, testenv.Generate(start, end, step, testenv.Const(p.memBytes))),
+			testenv.ContainerNetworkReceiveBytes(ref, testenv.GenerateCounter(start, end, step, testenv.Const(p.rxBytesPerSec))),
+			testenv.ProberProbeTotal(ref, "Liveness", "successful", testenv.GenerateCounter(start, end, step, testenv.Const(0.1))),
+			testenv.ProberProbeTotal(ref, "Readiness", "successful", testenv.GenerateCounter(start, end, step, testenv.Const(0.2))),
+			testenv.KubePodOwner(ref, testenv.OwnerRef{Kind: "ReplicaSet", Name: rsName(p)}, ones),
+			testenv.KubePodStatusPhase(ref, "Running", ones),
+			testenv.KubePodContainerResourceRequests(ref, "cpu", testenv.Generate(start, end, step, testenv.Const(quantity(p.cpuRequest)))),
+			testenv.KubePodContainerResourceRequests(ref, "memory", testenv.Generate(start, end, step, testenv.Const(quantity(p.memRequest)))),
+		)
+		for handler, rps := range p.requests {
+			out = append(out, testenv.HTTPRequestsTotal(map[string]string{"namespace": "shop", "pod": p.name, "handler": handler, "code": "200", "method": "get"},
+				testenv.GenerateCounter(start, end, step, testenv.Const(rps))))
+		}
+		if !owners[rsName(p)] {
+			owners[rsName(p)] = true
+			out = append(out, testenv.KubeReplicaSetOwner("shop", rsName(p), testenv.OwnerRef{Kind: "Deployment", Name: p.deployment}, ones))
+		}
+	}
+	return out
+}
+
+func quantity(s string) float64 {
+	q := resource.MustParse(s)
+	return q.AsApproximateFloat64()
+}
+
+func exporterConfig() config.Config {
+	cfg := config.Default()
+	cfg.Exporter.Window = model.Duration(24 * time.Hour)
+	cfg.Exporter.NamespaceLabels = []string{"team"}
+	cfg.Prometheus.Timeout = model.Duration(30 * time.Second)
+	return cfg
+}
+
+// TestAgainstRealServers runs the exporter against a real kube-apiserver and
+// a real Prometheus loaded with a day of history, checks the verdicts and
+// dollars against hand computation, then stops Prometheus mid-run.
+func TestAgainstRealServers(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: history(now.Add(-26*time.Hour), now.Add(-time.Minute))})
+
+	cfg := exporterConfig()
+	svc, err := exporter.New(exporter.Options{
+		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown()
+	if err := svc.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := svc.Last()
+	got := map[string]exporter.WorkloadResult{}
+	for _, w := range res.Workloads {
+		got[w.Name] = w
+	}
+	near := func(name string, got, want, tol float64) {
+		t.Helper()
+		if math.Abs(got-want) > tol {
+			t.Errorf("%s = %.9g, want %.9g ± %g", name, got, want, tol)
+		}
+	}
+
+	// idle-api: 2 replicas that only ever answer /healthz (0.1/s) and /ready
+	// (0.2/s) probes: 0.6 health requests/s in all, no real traffic, and
+	// 2 × 2m CPU, well within the floor that traffic explains.
+	ia := got["idle-api"]
+	if ia.Idle.State != "idle" || ia.Idle.Confidence < 0.8 {
+		t.Errorf("idle-api = %+v, want idle with confidence ≥ 0.8", ia.Idle)
+	}
+	near("idle-api health requests/s", ia.Idle.HealthRequestsPerSecond, 0.6, 0.01)
+	near("idle-api real requests/s", ia.Idle.RealRequestsPerSecond, 0, 1e-9)
+	near("idle-api health share", ia.Idle.HealthShare, 1, 1e-9)
+	// 0.5 cores × $0.031611 + 0.5 GiB × $0.004237 per hour.
+	near("idle-api cost", ia.Cost.Total, 0.017924, 1e-9)
+	near("idle-api idle cost", ia.IdleCostPerHr, 0.017924, 1e-9)
+	near("idle-api mean cpu", *ia.CPUUsageCores, 0.004, 1e-5)
+
+	// busy-api: 5 real requests/s on top of the same probes.
+	ba := got["busy-api"]
+	if ba.Idle.State != "active" || ba.IdleCostPerHr != 0 {
+		t.Errorf("busy-api = %+v, want active", ba.Idle)
+	}
+	near("busy-api real requests/s", ba.Idle.RealRequestsPerSecond, 5, 0.05)
+	near("busy-api cost", ba.Cost.Total, 0.031611+0.004237, 1e-9)
+	// (1 − 0.3 p95) cores × 0.031611; (1 GiB − 300 MiB) × 0.004237.
+	near("busy-api cpu waste", *ba.Waste.CPU, 0.7*0.031611, 1e-5)
+	near("busy-api memory waste", *ba.Waste.Memory, (1-300.0/1024)*0.004237, 1e-9)
+
+	// ghost: in Kubernetes, absent from Prometheus: unknown, never idle.
+	if g := got["ghost"]; g.Idle.State != "unknown" || g.IdleCostPerHr != 0 {
+		t.Errorf("ghost = %+v, want unknown", g.Idle)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(svc.Collectors()...)
+	golden := filepath.Join("testdata", "exporter.golden.prom")
+	stable := []string{
+		"upid_workload_idle_state", "upid_workload_requested_cpu_cores", "upid_workload_requested_memory_bytes",
+		"upid_workload_cost_dollars_per_hour", "upid_workload_idle_cost_dollars_per_hour", "upid_workload_request_metrics_present",
+		"upid_workload_replicas", "upid_node_cost_dollars_per_hour", "upid_node_price_info", "upid_namespace_labels", "upid_exporter_cycles_total",
+	}
+	if *update {
+		writeGolden(t, reg, golden, stable)
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, stable...); err != nil {
+		t.Errorf("exposition differs from %s (refresh with -update): %v", golden, err)
+	}
+	promtoolCheck(t, reg)
+
+	// Prometheus goes away mid-run: the cycle fails, the last good results
+	// stay served with their age, and nothing turns idle from missing data.
+	prom.Stop()
+	if err := svc.Cycle(ctx); err == nil {
+		t.Fatal("cycle with Prometheus down succeeded")
+	}
+	if svc.Last() != res {
+		t.Error("results were replaced by a failed cycle")
+	}
+	if v := testutil.ToFloat64(gaugeOf(t, reg, "upid_exporter_cycle_stage_success", "stage", "prometheus")); v != 0 {
+		t.Errorf("prometheus stage success = %v after a failure, want 0", v)
+	}
+	if n, err := testutil.GatherAndCount(reg, "upid_exporter_query_errors_total"); err != nil || n == 0 {
+		t.Errorf("no query errors reported (%d, %v)", n, err)
+	}
+}
+
+// TestEmptyPrometheusMeansUnknown: a reachable Prometheus with no data for
+// the cluster must not make anything idle.
+func TestEmptyPrometheusMeansUnknown(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{})
+	cfg := exporterConfig()
+	svc, err := exporter.New(exporter.Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown()
+	if err := svc.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range svc.Last().Workloads {
+		if w.Idle.State != "unknown" {
+			t.Errorf("%s: state %s with no data, want unknown", w.Name, w.Idle.State)
+		}
+	}
+}
+
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == label && l.GetValue() == value {
+					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+					g.Set(m.GetGauge().GetValue())
+					return g
+				}
+			}
+		}
+	}
+	t.Fatalf("%s{%s=%q} not found", name, label, value)
+	return nil
+}
+
+func writeGolden(t *testing.T, reg *prometheus.Registry, path string, names []string) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	for _, n := range names {
+		keep[n] = true
+	}
+	var b strings.Builder
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if keep[mf.GetName()] {
+			if err := enc.Encode(mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// promtoolCheck lints the whole exposition as users' CI would.
+func promtoolCheck(t *testing.T, reg *prometheus.Registry) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if !strings.Contains(string(doc), "`"+mf.GetName()+"`") {
+			t.Errorf("%s is not documented in docs/metrics.md", mf.GetName())
+		}
+	}
+}
