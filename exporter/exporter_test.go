@@ -34,9 +34,9 @@ type pod struct {
 	deployment, name string
 	cpuRequest       string
 	memRequest       string
-	cpuCores         float64           // usage
-	memBytes         float64           // working set
-	rxBytesPerSec    float64           // network receive
+	cpuCores         float64            // usage
+	memBytes         float64            // working set
+	rxBytesPerSec    float64            // network receive
 	requests         map[string]float64 // handler → requests per second
 	withSeries       bool
 }
