@@ -162,6 +162,16 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		}
 	}
 
+	// Traffic counted per Service counts for every workload it selects: a
+	// Service in front of two workloads makes both look used, which errs on
+	// the side of never calling a used workload idle.
+	for svc, reqs := range hist.ServiceRequests {
+		for _, id := range inv.Selects[svc] {
+			k := [2]string{id.Namespace, id.Name}
+			byName[k] = append(byName[k], reqs...)
+		}
+	}
+
 	secs := a.window.Seconds()
 	for _, w := range inv.Workloads {
 		res.Objects[strings.ToLower(w.Kind)]++

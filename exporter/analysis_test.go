@@ -146,3 +146,41 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 	// 4 × 0.031611 + 16 × 0.004237.
 	near("node cost", res.Nodes[0].HourlyCost, 0.194236)
 }
+
+// TestServiceTrafficReachesSelectedWorkloads: requests an ingress controller
+// counts per Service make the workloads behind that Service active.
+func TestServiceTrafficReachesSelectedWorkloads(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	window := 24 * time.Hour
+	secs := window.Seconds()
+	quiet := func() *history.Workload {
+		return &history.Workload{CPUSeconds: f(0.002 * secs), CPUPodP95Cores: f(0.002), Coverage: f(1), NetworkRxBytes: f(100 * secs), Replicas: f(1)}
+	}
+	inv := inventory.Snapshot{
+		Workloads: []inventory.Workload{
+			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "front"}, Replicas: 1, Pods: 1},
+			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "back"}, Replicas: 1, Pods: 1},
+		},
+		Selects: map[[2]string][]inventory.ID{{"shop", "front-svc"}: {{Namespace: "shop", Kind: "Deployment", Name: "front"}}},
+	}
+	hist := &history.Snapshot{
+		Workloads: map[history.Key]*history.Workload{
+			{Namespace: "shop", Kind: "Deployment", Workload: "front"}: quiet(),
+			{Namespace: "shop", Kind: "Deployment", Workload: "back"}:  quiet(),
+		},
+		ServiceRequests: map[[2]string][]history.RequestCount{
+			{"shop", "front-svc"}: {{Source: "nginx_ingress_controller_requests", Path: "/", Count: 60 * 24}}, // one a minute
+		},
+	}
+	a := &analyzer{window: window, params: idle.DefaultParams()}
+	got := map[string]WorkloadResult{}
+	for _, w := range a.analyze(inv, hist, at).Workloads {
+		got[w.Name] = w
+	}
+	if s := got["front"].Idle.State; s != "active" {
+		t.Errorf("front, behind a Service with a request a minute: %s, want active", s)
+	}
+	if s := got["back"].Idle; s.State != "idle" || s.HasRequestMetrics {
+		t.Errorf("back, no traffic and no request metrics: %+v, want idle (low confidence)", s)
+	}
+}

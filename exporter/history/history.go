@@ -60,6 +60,9 @@ type RequestCount struct {
 type Snapshot struct {
 	At        time.Time
 	Workloads map[Key]*Workload
+	// ServiceRequests holds request counts by Service (namespace, name), from
+	// sources that name a Service rather than a pod or workload.
+	ServiceRequests map[[2]string][]RequestCount
 	// OpenCost holds per-node hourly prices when Prometheus has OpenCost's metrics.
 	OpenCost pricing.OpenCost
 	// Errors holds the failed queries by name; the data they would have
@@ -227,21 +230,6 @@ func sourceOf(name string, sources []RequestSource) (RequestSource, bool) {
 }
 
 func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float64) {
-	var w *Workload
-	if src.WorkloadLabel != "" {
-		ns := src.NamespaceLabel
-		if ns == "" {
-			ns = "namespace"
-		}
-		// Such series name a workload but not its kind; the analysis
-		// matches them to the inventory by namespace and name.
-		w = s.workload(m, ns, src.WorkloadLabel)
-	} else {
-		w = s.workload(m, "namespace", "workload")
-	}
-	if w == nil {
-		return
-	}
 	rc := RequestCount{Source: src.Metric, Count: count}
 	for _, l := range src.PathLabels {
 		if p := string(m[model.LabelName(l)]); p != "" {
@@ -251,6 +239,32 @@ func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float6
 	}
 	if src.UserAgentLabel != "" {
 		rc.UserAgent = string(m[model.LabelName(src.UserAgentLabel)])
+	}
+	ns := src.NamespaceLabel
+	if ns == "" {
+		ns = "namespace"
+	}
+	if src.ServiceLabel != "" {
+		k := [2]string{string(m[model.LabelName(ns)]), string(m[model.LabelName(src.ServiceLabel)])}
+		if k[0] == "" || k[1] == "" {
+			return
+		}
+		if s.ServiceRequests == nil {
+			s.ServiceRequests = map[[2]string][]RequestCount{}
+		}
+		s.ServiceRequests[k] = append(s.ServiceRequests[k], rc)
+		return
+	}
+	var w *Workload
+	if src.WorkloadLabel != "" {
+		// Such series name a workload but not its kind; the analysis
+		// matches them to the inventory by namespace and name.
+		w = s.workload(m, ns, src.WorkloadLabel)
+	} else {
+		w = s.workload(m, "namespace", "workload")
+	}
+	if w == nil {
+		return
 	}
 	w.Requests = append(w.Requests, rc)
 }

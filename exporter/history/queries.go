@@ -82,6 +82,7 @@ type RequestSource struct {
 	// through Kubernetes service discovery) unless WorkloadLabel is set.
 	NamespaceLabel string   `yaml:"namespace_label,omitempty" doc:"Label holding the namespace; default namespace."`
 	WorkloadLabel  string   `yaml:"workload_label,omitempty" doc:"Label naming the workload directly (istio's destination_workload); empty means join on the pod label."`
+	ServiceLabel   string   `yaml:"service_label,omitempty" doc:"Label naming the Service the requests went to (an ingress controller's); the requests count for every workload the Service selects."`
 	PathLabels     []string `yaml:"path_labels,omitempty" doc:"Labels that may hold the request path or handler; the first present is used."`
 	UserAgentLabel string   `yaml:"user_agent_label,omitempty" doc:"Label holding the user agent, if the metric has one."`
 	Matchers       string   `yaml:"matchers,omitempty" doc:"Extra label matchers inside the selector, e.g. reporter=\"destination\"."`
@@ -144,12 +145,12 @@ func requestExpr(s RequestSource, w, owner string) string {
 	if s.Matchers != "" {
 		sel += "{" + s.Matchers + "}"
 	}
-	if s.WorkloadLabel != "" {
+	if named := s.WorkloadLabel + s.ServiceLabel; named != "" {
 		ns := s.NamespaceLabel
 		if ns == "" {
 			ns = "namespace"
 		}
-		by := append([]string{ns, s.WorkloadLabel}, keep...)
+		by := append([]string{ns, named}, keep...)
 		return fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w)
 	}
 	by := append([]string{"namespace", "pod"}, keep...)

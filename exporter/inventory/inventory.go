@@ -59,6 +59,8 @@ type Workload struct {
 	HPA string
 	// Annotations holds only the upid.io/ annotations.
 	Annotations map[string]string
+	// Labels are the pod template's labels, which Services select.
+	Labels map[string]string
 }
 
 // Container is a container of the pod template, with its resources in base
@@ -93,6 +95,10 @@ type Snapshot struct {
 	Nodes      []*corev1.Node
 	Namespaces []Namespace
 	Pods       int
+	// Selects maps a Service (namespace, name) to the workloads whose pods
+	// it selects, so that traffic counted per Service (an ingress
+	// controller's) reaches the workloads behind it.
+	Selects map[[2]string][]ID
 }
 
 // Options configure what the inventory watches.
@@ -116,6 +122,7 @@ type Inventory struct {
 	stopOnce sync.Once
 
 	pods         corelisters.PodLister
+	services     corelisters.ServiceLister
 	nodes        corelisters.NodeLister
 	namespaces   corelisters.NamespaceLister
 	deployments  appslisters.DeploymentLister
@@ -135,6 +142,7 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 		factory:      f,
 		stop:         make(chan struct{}),
 		pods:         f.Core().V1().Pods().Lister(),
+		services:     f.Core().V1().Services().Lister(),
 		nodes:        f.Core().V1().Nodes().Lister(),
 		namespaces:   f.Core().V1().Namespaces().Lister(),
 		deployments:  f.Apps().V1().Deployments().Lister(),
@@ -259,6 +267,24 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	}
 	sort.Slice(snap.Workloads, func(i, j int) bool { return less(snap.Workloads[i].ID, snap.Workloads[j].ID) })
 
+	svcs, err := inv.services.List(everything)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap.Selects = map[[2]string][]ID{}
+	for _, svc := range svcs {
+		if len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		sel := labels.SelectorFromSet(svc.Spec.Selector)
+		for _, w := range snap.Workloads {
+			if w.Namespace == svc.Namespace && len(w.Labels) > 0 && sel.Matches(labels.Set(w.Labels)) {
+				k := [2]string{svc.Namespace, svc.Name}
+				snap.Selects[k] = append(snap.Selects[k], w.ID)
+			}
+		}
+	}
+
 	if snap.Nodes, err = inv.nodes.List(everything); err != nil {
 		return Snapshot{}, err
 	}
@@ -363,7 +389,9 @@ func less(a, b ID) bool {
 }
 
 func fromTemplate(id ID, created metav1.Time, n int32, t *corev1.PodTemplateSpec) Workload {
-	return fromPodSpec(id, created, n, t.Annotations, &t.Spec)
+	w := fromPodSpec(id, created, n, t.Annotations, &t.Spec)
+	w.Labels = t.Labels
+	return w
 }
 
 func fromPodSpec(id ID, created metav1.Time, n int32, annotations map[string]string, spec *corev1.PodSpec) Workload {

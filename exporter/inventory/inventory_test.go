@@ -78,6 +78,9 @@ func objects() []runtime.Object {
 		&corev1.Pod{ObjectMeta: meta("shop", "once-z", owned(KindJob, "once")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "debug"), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "rollout-1", owned("Rollout", "canary")...), Spec: tmpl.Spec},
+		&corev1.Service{ObjectMeta: meta("shop", "web-svc"), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}},
+		&corev1.Service{ObjectMeta: meta("shop", "other"), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "other"}}},
+		&corev1.Service{ObjectMeta: meta("shop", "external")},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.large"}},
 			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}, Images: []corev1.ContainerImage{{Names: []string{"big"}}}}},
 	}
@@ -176,6 +179,13 @@ func TestSnapshot(t *testing.T) {
 	if w := got[ID{"shop", KindPod, "debug"}]; w.Pods != 1 || len(w.Probes) != 4 {
 		t.Errorf("bare pod: pods %d probes %d, want 1 and 4 (from its own spec)", w.Pods, len(w.Probes))
 	}
+	sel := snap.Selects[[2]string{"shop", "web-svc"}]
+	if len(sel) != 6 || sel[2] != (ID{"shop", KindDeployment, "web"}) {
+		t.Errorf("web-svc selects %v, want the 6 workloads whose template has app=web (bare pods carry no template labels)", sel)
+	}
+	if len(snap.Selects) != 1 {
+		t.Errorf("selects = %v, want only web-svc (no match for other, no selector for external)", snap.Selects)
+	}
 	if snap.Pods != 8 {
 		t.Errorf("pods = %d, want 8", snap.Pods)
 	}
@@ -210,7 +220,7 @@ func TestTransformDropsUnusedFields(t *testing.T) {
 	out, _ = tr(dep)
 	d := out.(*appsv1.Deployment)
 	c := d.Spec.Template.Spec.Containers[0]
-	if c.Image != "" || c.Env != nil || d.Spec.Template.Labels != nil || d.ManagedFields != nil {
+	if c.Image != "" || c.Env != nil || d.ManagedFields != nil || d.Spec.Template.Labels["app"] != "web" {
 		t.Errorf("deployment keeps unused fields: %+v", c)
 	}
 	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.Resources.Requests.Cpu().MilliValue() != 250 {

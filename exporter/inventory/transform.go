@@ -77,6 +77,11 @@ func transform(opts Options) cache.TransformFunc {
 			h.Spec.MinReplicas = o.Spec.MinReplicas
 			h.Spec.MaxReplicas = o.Spec.MaxReplicas
 			return h, nil
+		case *corev1.Service:
+			// Only the selector: it ties per-Service traffic to workloads.
+			svc := &corev1.Service{ObjectMeta: leanMeta(o.ObjectMeta, false)}
+			svc.Spec.Selector = o.Spec.Selector
+			return svc, nil
 		case *corev1.Node:
 			// Pricing rules select nodes by any label, so node labels stay;
 			// images and conditions, the bulk of a Node, go.
@@ -143,7 +148,7 @@ func leanAnnotations(a map[string]string) map[string]string {
 
 func leanTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Annotations: leanAnnotations(t.Annotations)},
+		ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: leanAnnotations(t.Annotations)},
 		Spec: corev1.PodSpec{
 			Containers:     leanContainers(t.Spec.Containers, true),
 			InitContainers: leanContainers(t.Spec.InitContainers, true),

@@ -114,6 +114,7 @@ func Default() Config {
 			RequestSources: []history.RequestSource{
 				{Metric: "http_requests_total", PathLabels: []string{"handler", "path", "route", "uri"}, UserAgentLabel: "user_agent"},
 				{Metric: "http_server_requests_seconds_count", PathLabels: []string{"uri"}},
+				{Metric: "nginx_ingress_controller_requests", NamespaceLabel: "exported_namespace", ServiceLabel: "exported_service", PathLabels: []string{"path"}},
 				{Metric: "istio_requests_total", NamespaceLabel: "destination_workload_namespace", WorkloadLabel: "destination_workload", Matchers: `reporter="destination"`, UserAgentLabel: "request_user_agent"},
 			},
 			Idle: IdleThresholds{
