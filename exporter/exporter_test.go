@@ -2,8 +2,11 @@ package exporter_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
@@ -23,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/testenv"
 )
@@ -116,9 +121,9 @@ func createCluster(t *testing.T, c kubernetes.Interface) {
 	}
 }
 
-// history builds what cAdvisor, kube-state-metrics, the kubelet and the
+// recorded builds what cAdvisor, kube-state-metrics, the kubelet and the
 // apps would have recorded over [start, end].
-func history(start, end time.Time) []testenv.Series {
+func recorded(start, end time.Time) []testenv.Series {
 	step := time.Minute
 	var out []testenv.Series
 	owners := map[string]bool{}
@@ -171,11 +176,13 @@ func TestAgainstRealServers(t *testing.T) {
 	now := time.Now().Truncate(time.Minute)
 	kube := testenv.StartKube(t, testenv.KubeOptions{})
 	createCluster(t, kube.Clientset)
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: history(now.Add(-26*time.Hour), now.Add(-time.Minute))})
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-26*time.Hour), now.Add(-time.Minute))})
 
 	cfg := exporterConfig()
+	cfg.Prometheus.Timeout = model.Duration(5 * time.Second)
+	slow := &slowQuerier{next: prom.API}
 	svc, err := exporter.New(exporter.Options{
-		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: slow,
 		Now: func() time.Time { return now },
 	})
 	if err != nil {
@@ -254,6 +261,19 @@ func TestAgainstRealServers(t *testing.T) {
 	}
 	promtoolCheck(t, reg)
 
+	checkAPI(t, svc)
+
+	// Prometheus slower than the query timeout: the cycle fails and the
+	// last good results stay.
+	slow.delay = 6 * time.Second
+	if err := svc.Cycle(ctx); err == nil {
+		t.Fatal("cycle with Prometheus slower than the timeout succeeded")
+	}
+	if svc.Last() != res {
+		t.Error("results were replaced by a timed-out cycle")
+	}
+	slow.delay = 0
+
 	// Prometheus goes away mid-run: the cycle fails, the last good results
 	// stay served with their age, and nothing turns idle from missing data.
 	prom.Stop()
@@ -268,6 +288,66 @@ func TestAgainstRealServers(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "upid_exporter_query_errors_total"); err != nil || n == 0 {
 		t.Errorf("no query errors reported (%d, %v)", n, err)
+	}
+}
+
+// slowQuerier delays a real Prometheus's answers to the heaviest query (the
+// coverage subquery), as an overloaded Prometheus would.
+type slowQuerier struct {
+	next  history.Querier
+	delay time.Duration
+}
+
+func (s *slowQuerier) Query(ctx context.Context, q string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	if s.delay > 0 && strings.HasPrefix(q, "count_over_time(") {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		}
+	}
+	return s.next.Query(ctx, q, ts, opts...)
+}
+
+func checkAPI(t *testing.T, svc *exporter.Service) {
+	t.Helper()
+	srv := httptest.NewServer(svc)
+	defer srv.Close()
+	tests := []struct {
+		query string
+		code  int
+		want  []string
+	}{
+		{"", 200, []string{"busy-api", "ghost", "idle-api"}},
+		{"?idle=true", 200, []string{"idle-api"}},
+		{"?idle=false&namespace=shop", 200, []string{"busy-api", "ghost"}},
+		{"?kind=StatefulSet", 200, nil},
+		{"?namespace=nope", 200, nil},
+		{"?idle=maybe", 400, nil},
+	}
+	for _, tc := range tests {
+		resp, err := http.Get(srv.URL + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body exporter.WorkloadsResponse
+		if tc.code == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Errorf("%s: %v", tc.query, err)
+			}
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("GET %s = %d, want %d", tc.query, resp.StatusCode, tc.code)
+			continue
+		}
+		var names []string
+		for _, w := range body.Workloads {
+			names = append(names, w.Name)
+		}
+		if strings.Join(names, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("GET %s = %v, want %v", tc.query, names, tc.want)
+		}
 	}
 }
 
