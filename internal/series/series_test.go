@@ -1,9 +1,10 @@
-package testenv
+package series
 
 import (
 	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,7 @@ func TestSeriesLabelsMatchRealExporters(t *testing.T) {
 	calico := PodRef{Namespace: "kube-system", Pod: "calico-node-9qkw7", Container: "calico-node",
 		UID: "6daeeb11-1f06-4d07-ac39-7df7aad8ae86"}
 	rs := OwnerRef{Kind: "ReplicaSet", Name: "e2e-deployment-79967c5968"}
+	cronPod := PodRef{Namespace: "scraper", Pod: "e2e-cronjob-29707813-dhlr2", UID: "8c27e2aa-e3ee-406d-b45e-432476d5dc13"}
 
 	tests := []struct {
 		name   string
@@ -228,6 +230,10 @@ func TestSeriesLabelsMatchRealExporters(t *testing.T) {
 		{"node info", KubeNodeInfo(NodeRef{Name: "datagen-1-35", InternalIP: "192.168.67.2", SystemUUID: "e366bd4b77b9d6be2d67552f69964f40"}, nil), ksm, map[string]string{}},
 		{"last terminated reason", KubePodContainerStatusLastTerminatedReason(terminated, "Completed", nil), ksm, map[string]string{}},
 		{"probe", ProberProbeTotal(calico, "Readiness", "failed", nil), probes, map[string]string{"probe_type": "Readiness", "result": "failed"}},
+		{"job owner", KubeJobOwner("scraper", "e2e-cronjob-29707813", OwnerRef{Kind: "CronJob", Name: "e2e-cronjob"}, nil), ksm, map[string]string{"job_name": "e2e-cronjob-29707813"}},
+		{"job without owner", KubeJobOwner("scraper", "e2e-failjob", OwnerRef{}, nil), ksm, map[string]string{"job_name": "e2e-failjob"}},
+		{"pod phase", KubePodStatusPhase(seriesRealPod, "Running", nil), ksm, map[string]string{"pod": seriesRealPod.Pod, "phase": "Running"}},
+		{"job pod phase", KubePodStatusPhase(cronPod, "Succeeded", nil), ksm, map[string]string{"pod": cronPod.Pod, "phase": "Succeeded"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,5 +314,92 @@ func TestSeriesDerivedIdentitiesJoin(t *testing.T) {
 	}
 	if _, ok := orig.Labels["job"]; ok || orig.Labels["pod"] != "web-1" {
 		t.Errorf("WithLabels modified the original series: %v", orig.Labels)
+	}
+}
+
+// TestSeriesPodPhasesAsKubeStateMetrics checks that every pod has all five phase series, in
+// kube-state-metrics' order, with exactly one of them 1 at each sample, as in the real scrape.
+func TestSeriesPodPhasesAsKubeStateMetrics(t *testing.T) {
+	ksm := seriesParseExposition(t, "testdata/ksm_excerpt.prom.txt")
+	var realOrder []string
+	for _, m := range ksm["kube_pod_status_phase"].GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "phase" && len(realOrder) < 5 {
+				realOrder = append(realOrder, lp.GetValue())
+			}
+		}
+	}
+	if !slices.Equal(realOrder, PodPhases) {
+		t.Errorf("PodPhases = %v, kube-state-metrics writes %v", PodPhases, realOrder)
+	}
+
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ref := PodRef{Namespace: "batch", Pod: "job-1-abcde"}
+	phases := KubePodStatusPhases(ref, start, start.Add(4*time.Minute), time.Minute, func(t time.Time) string {
+		switch m := t.Sub(start); {
+		case m < time.Minute:
+			return "Pending"
+		case m < 3*time.Minute:
+			return "Running"
+		default:
+			return "Succeeded"
+		}
+	})
+	want := map[string][]float64{
+		"Pending":   {1, 0, 0, 0, 0},
+		"Succeeded": {0, 0, 0, 1, 1},
+		"Failed":    {0, 0, 0, 0, 0},
+		"Unknown":   {0, 0, 0, 0, 0},
+		"Running":   {0, 1, 1, 0, 0},
+	}
+	if len(phases) != len(PodPhases) {
+		t.Fatalf("got %d series, want %d", len(phases), len(PodPhases))
+	}
+	for i, s := range phases {
+		p := s.Labels["phase"]
+		if p != PodPhases[i] || s.Labels["uid"] != PodUID(ref) {
+			t.Errorf("series %d has phase %q uid %q, want %q %q", i, p, s.Labels["uid"], PodPhases[i], PodUID(ref))
+		}
+		var got []float64
+		for _, smp := range s.Samples {
+			got = append(got, smp.V)
+		}
+		if !slices.Equal(got, want[p]) {
+			t.Errorf("phase %s: got %v, want %v", p, got, want[p])
+		}
+	}
+
+	defer func() {
+		if recover() == nil {
+			t.Error("KubePodStatusPhases accepted a phase kube-state-metrics cannot report")
+		}
+	}()
+	KubePodStatusPhases(ref, start, start, time.Minute, func(time.Time) string { return "Completed" })
+}
+
+// TestSeriesOpenCostLabels checks OpenCost's node price series against the label names and
+// HELP texts OpenCost registers (pkg/costmodel/metrics.go); no real scrape is in testdata.
+func TestSeriesOpenCostLabels(t *testing.T) {
+	n := OpenCostNode{Name: "ip-10-0-1-23.eu-west-1.compute.internal", InstanceType: "m6i.xlarge", Region: "eu-west-1",
+		ProviderID: "aws:///eu-west-1a/i-0123456789abcdef0", Arch: "amd64"}
+	for _, tc := range []struct {
+		got  Series
+		help string
+	}{
+		{NodeCPUHourlyCost(n, nil), "node_cpu_hourly_cost hourly cost for each cpu on this node"},
+		{NodeRAMHourlyCost(n, nil), "node_ram_hourly_cost hourly cost for each gb of ram on this node"},
+		{NodeGPUHourlyCost(n, nil), "node_gpu_hourly_cost hourly cost for each gpu on this node"},
+	} {
+		if tc.got.Help != tc.help || tc.got.Type != TypeGauge {
+			t.Errorf("%s: help %q type %q, OpenCost registers %q as a gauge", tc.got.Name, tc.got.Help, tc.got.Type, tc.help)
+		}
+		names := slices.Sorted(maps.Keys(tc.got.Labels))
+		want := []string{"arch", "instance", "instance_type", "node", "provider_id", "region", "uid"}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s labels = %v, OpenCost writes %v", tc.got.Name, names, want)
+		}
+		if tc.got.Labels["node"] != n.Name || tc.got.Labels["instance"] != n.Name || tc.got.Labels["uid"] != NodeUID(n) {
+			t.Errorf("%s: node/instance/uid = %v", tc.got.Name, tc.got.Labels)
+		}
 	}
 }
