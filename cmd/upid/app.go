@@ -53,8 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	add := func(clause *kingpin.CmdClause, c command) { commands[clause.FullCommand()] = c }
 
 	exporter := app.Command("exporter", "Compute idle scores, costs, waste and recommendations per workload and serve them as Prometheus metrics.")
-	exporter.Flag("demo", "Serve a small built-in cluster whose usage comes from real traces.").Bool()
-	add(exporter, pending("exporter", "#3"))
+	demo := exporter.Flag("demo", "Serve a small built-in cluster whose usage comes from real traces, through the same queries and analysis.").Bool()
+	add(exporter, func(env *environment) int { return runExporter(env, *demo) })
 	add(app.Command("webhook", "Run the mutating admission webhook that injects rightsized requests into Pods."), pending("webhook", "#5"))
 	add(app.Command("scaler", "Receive Alertmanager notifications and scale idle workloads to zero and back."), pending("scaler", "#6"))
 	add(app.Command("analyze", "Summarise cost, waste and idle workloads of a cluster in the terminal."), pending("analyze", "#9"))

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/web"
+)
+
+const exporterDefaultAddress = ":9847"
+
+// kubeClient builds a client from --kubeconfig/--context, falling back to
+// in-cluster configuration as kubectl does.
+func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = cfg.Kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	rc.UserAgent = "upid/" + version.Version
+	// Informers list once and then watch; the defaults of 5 QPS make the
+	// first list of a large cluster needlessly slow.
+	rc.QPS, rc.Burst = 50, 100
+	return kubernetes.NewForConfig(rest.CopyConfig(rc))
+}
+
+// promClient builds a client of any Prometheus HTTP API with Prometheus's
+// own http_config for auth and TLS.
+func promClient(cfg config.Prometheus) (v1.API, error) {
+	if err := cfg.HTTPClient.Validate(); err != nil {
+		return nil, fmt.Errorf("prometheus.http_client: %w", err)
+	}
+	rt, err := promconfig.NewRoundTripperFromConfig(cfg.HTTPClient, "upid")
+	if err != nil {
+		return nil, fmt.Errorf("prometheus.http_client: %w", err)
+	}
+	c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus.url: %w", err)
+	}
+	return v1.NewAPI(c), nil
+}
+
+func runExporter(env *environment, demo bool) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := env.log.Slog.With("component", "exporter")
+
+	opts := exporter.Options{Exporter: env.cfg.Exporter, Prometheus: env.cfg.Prometheus, Logger: log}
+	var summary func(*exporter.Results)
+	if demo {
+		d, err := startDemo(env, &opts)
+		if err != nil {
+			log.Error("demo failed to start", "err", err)
+			return exitFailure
+		}
+		defer d.Close()
+		summary = func(r *exporter.Results) { printDemoSummary(env.stdout, r) }
+	} else {
+		var err error
+		if opts.Kube, err = kubeClient(env.cfg.Kubernetes); err != nil {
+			log.Error("cannot build a Kubernetes client", "err", err)
+			return exitUsage
+		}
+		if opts.Querier, err = promClient(env.cfg.Prometheus); err != nil {
+			log.Error("cannot build a Prometheus client", "err", err)
+			return exitUsage
+		}
+	}
+	svc, err := exporter.New(opts)
+	if err != nil {
+		printConfigErrors(env.stderr, err)
+		return exitUsage
+	}
+
+	srv, err := web.New(web.Options{
+		Component: "exporter", DefaultAddress: exporterDefaultAddress, Web: env.cfg.Web, Logger: log,
+		Description: "Idle scores, cost, waste and recommendations per Kubernetes workload.",
+	})
+	if err != nil {
+		log.Error("web server", "err", err)
+		return exitFailure
+	}
+	srv.Registry.MustRegister(svc.Collectors()...)
+	srv.Mux.Handle("/api/v1/workloads", svc)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Run(ctx) }()
+
+	syncCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = svc.Start(syncCtx)
+	cancel()
+	if err != nil {
+		log.Error("cannot read the cluster", "err", err)
+		stop()
+		<-serveErr
+		return exitFailure
+	}
+	defer svc.Shutdown()
+
+	if err := svc.Cycle(ctx); err != nil {
+		log.Warn("first analysis cycle failed; retrying every interval", "err", err)
+	} else {
+		srv.SetReady(true)
+	}
+	if addr := srv.Addr(); addr != nil {
+		log.Info("serving", "metrics", fmt.Sprintf("http://%s/metrics", addr), "api", fmt.Sprintf("http://%s/api/v1/workloads", addr))
+		if summary != nil {
+			fmt.Fprintf(env.stdout, "UPID demo: metrics at http://%s/metrics, workloads at http://%s/api/v1/workloads (Ctrl-C stops)\n", addr, addr)
+			if r := svc.Last(); r != nil {
+				summary(r)
+			}
+		}
+	}
+	go func() {
+		t := time.NewTicker(time.Duration(env.cfg.Exporter.Interval))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := svc.Cycle(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("analysis cycle failed; serving the last good results", "err", err)
+				} else if err == nil {
+					srv.SetReady(true)
+				}
+			}
+		}
+	}()
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("web server stopped", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
