@@ -1,0 +1,376 @@
+package backtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/upid-dev/upid/exporter/recommend"
+)
+
+// Applied is what a recommender has put in place: requests in cores and
+// bytes, and the memory limit (0: none). CPU limits are not modelled: the
+// traces' CPU is soft-capped (Borg) or a whole VM (Azure), and every
+// recommender here leaves CPU unlimited. A zero request means "not set by
+// the recommender": the trace's own request applies.
+type Applied struct {
+	CPU, Memory, MemoryLimit float64
+}
+
+// Rightsizer is a recommender under test. The replay calls Observe with
+// each sample once it has ended, in time order, and Recommend at each
+// decision time; it never shows a sample that ends after the decision.
+type Rightsizer interface {
+	Name() string
+	// Observe receives a finished sample, what was applied while it ran,
+	// and whether its peak memory crossed the memory limit then in force
+	// (an OOM kill in a real cluster).
+	Observe(s Sample, applied Applied, oom bool)
+	// Recommend returns the resources recommended from now on given the
+	// current ones (a zero field means no recommendation for it) and
+	// whether they should be applied now, by the recommender's own update
+	// rule.
+	Recommend(now time.Time, current Applied) (Applied, bool)
+}
+
+// Options control Run.
+type Options struct {
+	// Cadence between decisions; the first is one Cadence after a trace's
+	// first sample, and scoring starts there.
+	Cadence time.Duration
+	// ChangeThreshold is the update rule of recommenders that have none
+	// (KRR, which only reports): apply when some resource moves by more
+	// than this fraction. UPID applies its policy's rule and the VPA its
+	// updater's.
+	ChangeThreshold float64
+	Policy          recommend.Policy
+	VPA             recommend.VPAConfig
+	KRR             recommend.KRRConfig
+	// Extra recommenders, one fresh instance per trace.
+	Extra []func() Rightsizer
+	// Forecasters scored on held-out days; see Forecaster.
+	Forecasters []Forecaster
+	// ForecastMinHistory is the history before the first held-out day.
+	ForecastMinHistory time.Duration
+	// KeepDecisions records every decision in the report.
+	KeepDecisions bool
+	// Workers replaying traces in parallel; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// DefaultOptions returns daily decisions, UPID's default policy and the
+// baselines' upstream defaults.
+func DefaultOptions() Options {
+	p := recommend.DefaultPolicy()
+	return Options{
+		Cadence:            24 * time.Hour,
+		ChangeThreshold:    p.ChangeThreshold,
+		Policy:             p,
+		VPA:                recommend.DefaultVPAConfig(),
+		KRR:                recommend.DefaultKRRConfig(),
+		ForecastMinHistory: 2 * 24 * time.Hour,
+	}
+}
+
+// Recommender names in reports.
+const (
+	NameUPID    = "upid"
+	NameVPA     = "vpa"
+	NameKRR     = "krr"
+	NameHandSet = "hand-set"
+)
+
+// Run replays every trace and scores each recommender.
+func Run(traces []Trace, opts Options) (*Report, error) {
+	if opts.Cadence <= 0 {
+		return nil, errors.New("backtest: Cadence must be positive")
+	}
+	if math.IsNaN(opts.ChangeThreshold) || opts.ChangeThreshold < 0 {
+		return nil, errors.New("backtest: ChangeThreshold must be >= 0")
+	}
+	if err := opts.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("backtest: policy: %w", err)
+	}
+	for i, tr := range traces {
+		if err := checkTrace(tr); err != nil {
+			return nil, fmt.Errorf("backtest: trace %d (%s): %w", i, tr.Name, err)
+		}
+	}
+	results := make([]TraceResult, len(traces))
+	forecasts := make([][]forecastAcc, len(traces))
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				results[i] = replay(traces[i], opts)
+				forecasts[i] = scoreForecasts(traces[i], opts)
+			}
+		})
+	}
+	for i := range traces {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return buildReport(traces, results, forecasts, opts), nil
+}
+
+func checkTrace(tr Trace) error {
+	if len(tr.Samples) == 0 {
+		return errors.New("no samples")
+	}
+	for i, s := range tr.Samples {
+		if i > 0 && !s.Time.After(tr.Samples[i-1].Time) {
+			return fmt.Errorf("sample %d: time %v is not after the previous one", i, s.Time)
+		}
+		if s.Duration <= 0 {
+			return fmt.Errorf("sample %d: duration %v", i, s.Duration)
+		}
+	}
+	return nil
+}
+
+// runner is one recommender's replay state on one trace.
+type runner struct {
+	r       Rightsizer // nil for hand-set
+	name    string
+	applied Applied
+	acc     scoreAcc
+	pending []pendingSample
+}
+
+type pendingSample struct {
+	s       Sample
+	applied Applied
+	oom     bool
+}
+
+// effective is what is in force for sample s: the recommender's value where
+// it set one, the trace's own request otherwise. Memory limits follow the
+// request (Borg's memory "limit" is the request the trace records).
+func (r *runner) effective(s Sample) Applied {
+	a := Applied{CPU: s.CPURequest, Memory: s.MemoryRequest, MemoryLimit: s.MemoryRequest}
+	if r.applied.CPU > 0 {
+		a.CPU = r.applied.CPU
+	}
+	if r.applied.Memory > 0 {
+		a.Memory = r.applied.Memory
+		a.MemoryLimit = r.applied.MemoryLimit
+	}
+	return a
+}
+
+func replay(tr Trace, opts Options) TraceResult {
+	runners := []*runner{
+		{name: NameHandSet},
+		{name: NameUPID, r: newUPID(opts.Policy)},
+		{name: NameVPA, r: newVPA(opts.VPA)},
+		{name: NameKRR, r: newKRR(opts.KRR, opts.ChangeThreshold)},
+	}
+	for _, f := range opts.Extra {
+		r := f()
+		runners = append(runners, &runner{name: r.Name(), r: r})
+	}
+	res := TraceResult{Name: tr.Name, Source: tr.Source}
+	start := tr.Samples[0].Time
+	next := start.Add(opts.Cadence)
+	for i, s := range tr.Samples {
+		if !s.Time.Before(next) {
+			// After a gap several decision times may have passed with
+			// nothing running: only the latest counts, as a pod admitted
+			// when the instance comes back gets the recommendation then.
+			for !s.Time.Before(next.Add(opts.Cadence)) {
+				next = next.Add(opts.Cadence)
+			}
+			for _, r := range runners {
+				if d, ok := r.decide(next, tr.Samples[i-1]); ok && opts.KeepDecisions {
+					res.Decisions = append(res.Decisions, d)
+				}
+			}
+			next = next.Add(opts.Cadence)
+		}
+		scored := !s.Time.Before(start.Add(opts.Cadence))
+		if scored && i > 0 {
+			// The trace's own request changes are the hand-set's changes
+			// (a user, or Borg's own autoscaler, resized the instance).
+			p := tr.Samples[i-1]
+			if p.CPURequest != s.CPURequest || p.MemoryRequest != s.MemoryRequest {
+				runners[0].acc.changes++
+			}
+		}
+		for _, r := range runners {
+			a := r.effective(s)
+			oom := a.MemoryLimit > 0 && s.MemoryMax > a.MemoryLimit
+			if scored {
+				r.acc.add(s, a, oom)
+			}
+			if r.r != nil {
+				r.pending = append(r.pending, pendingSample{s, a, oom})
+			}
+		}
+	}
+	for _, r := range runners {
+		res.Scores = append(res.Scores, r.acc.score(r.name))
+		res.acc = append(res.acc, r.acc)
+	}
+	return res
+}
+
+// decide feeds the samples that ended by now, asks for a recommendation and
+// applies it if it moves enough. last is the latest sample before now, whose
+// requests are the trace's current ones.
+func (r *runner) decide(now time.Time, last Sample) (Decision, bool) {
+	if r.r == nil {
+		return Decision{}, false
+	}
+	k := 0
+	for _, p := range r.pending {
+		if p.s.Time.Add(p.s.Duration).After(now) {
+			break
+		}
+		r.r.Observe(p.s, p.applied, p.oom)
+		k++
+	}
+	r.pending = append(r.pending[:0], r.pending[k:]...)
+	cur := r.effective(last)
+	rec, apply := r.r.Recommend(now, cur)
+	if !apply {
+		return Decision{}, false
+	}
+	if rec.CPU > 0 {
+		r.applied.CPU = rec.CPU
+	}
+	if rec.Memory > 0 {
+		r.applied.Memory = rec.Memory
+		r.applied.MemoryLimit = rec.MemoryLimit
+	}
+	r.acc.changes++
+	return Decision{Time: now, Recommender: r.name, CPU: rec.CPU, Memory: rec.Memory, MemoryLimit: rec.MemoryLimit}, true
+}
+
+// upidRightsizer runs recommend.State and recommend.Recommend.
+type upidRightsizer struct {
+	p     recommend.Policy
+	state *recommend.State
+}
+
+func newUPID(p recommend.Policy) *upidRightsizer {
+	return &upidRightsizer{p: p, state: recommend.NewState(p)}
+}
+
+func (u *upidRightsizer) Name() string { return NameUPID }
+
+func (u *upidRightsizer) Observe(s Sample, a Applied, oom bool) {
+	u.state.Observe(recommend.Sample{
+		Time: s.Time, Duration: s.Duration, CPU: s.CPU, MemoryPeak: s.MemoryMax,
+		Start: s.Start, OOMKill: oom, MemoryLimit: a.MemoryLimit,
+	})
+}
+
+func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
+	in := u.state.Inputs(now)
+	in.Current = recommend.Resources{CPURequest: cur.CPU, MemoryRequest: cur.Memory, MemoryLimit: cur.MemoryLimit}
+	rec := recommend.Recommend(in, u.p)
+	var a Applied
+	if rec.CPU.OK {
+		a.CPU = rec.CPU.Request
+	}
+	if rec.Memory.OK {
+		a.Memory, a.MemoryLimit = rec.Memory.Request, rec.Memory.Limit
+	}
+	return a, rec.Apply
+}
+
+// vpaRightsizer runs recommend.VPA; the VPA sets limits in proportion to
+// requests by default (controlledValues RequestsAndLimits), so the memory
+// limit keeps its ratio to the request.
+type vpaRightsizer struct{ v *recommend.VPA }
+
+func newVPA(cfg recommend.VPAConfig) *vpaRightsizer { return &vpaRightsizer{recommend.NewVPA(cfg)} }
+
+func (v *vpaRightsizer) Name() string { return NameVPA }
+
+func (v *vpaRightsizer) Observe(s Sample, a Applied, oom bool) {
+	v.v.AddCPU(s.Time, s.CPU, a.CPU)
+	if !math.IsNaN(s.MemoryMax) {
+		v.v.AddMemory(s.Time, s.MemoryMax)
+	}
+	if oom {
+		v.v.RecordOOM(s.Time, a.Memory)
+	}
+}
+
+func (v *vpaRightsizer) Recommend(_ time.Time, cur Applied) (Applied, bool) {
+	rec, ok := v.v.Recommendation()
+	if !ok {
+		return Applied{}, false
+	}
+	a := Applied{CPU: rec.Target.CPU}
+	if cur.Memory > 0 {
+		a.Memory = rec.Target.Memory
+		a.MemoryLimit = rec.Target.Memory * math.Max(1, cur.MemoryLimit/cur.Memory)
+	} else {
+		// The trace has no memory: leave it out of the updater's decision.
+		rec.Target.Memory = 0
+	}
+	return a, recommend.VPAShouldUpdate(recommend.VPAResources{CPU: cur.CPU, Memory: cur.Memory}, rec, recommend.VPAUpdateThreshold)
+}
+
+// krrRightsizer keeps the raw samples of its history, which is what KRR
+// asks Prometheus for at every run.
+type krrRightsizer struct {
+	cfg       recommend.KRRConfig
+	threshold float64
+	samples   []Sample
+}
+
+func newKRR(cfg recommend.KRRConfig, threshold float64) *krrRightsizer {
+	return &krrRightsizer{cfg: cfg, threshold: threshold}
+}
+
+func (k *krrRightsizer) Name() string { return NameKRR }
+
+func (k *krrRightsizer) Observe(s Sample, _ Applied, _ bool) { k.samples = append(k.samples, s) }
+
+func (k *krrRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
+	from := now.Add(-k.cfg.HistoryDuration)
+	i := 0
+	for i < len(k.samples) && k.samples[i].Time.Before(from) {
+		i++
+	}
+	k.samples = k.samples[i:]
+	in := recommend.KRRInputs{MemoryPeak: math.NaN()}
+	for _, s := range k.samples {
+		in.CPU = append(in.CPU, s.CPU)
+		if !math.IsNaN(s.MemoryMax) && !(s.MemoryMax <= in.MemoryPeak) {
+			in.MemoryPeak = s.MemoryMax
+		}
+	}
+	in.Points = len(k.samples)
+	if n := len(k.samples); n > 0 {
+		in.Span = k.samples[n-1].Time.Sub(k.samples[0].Time)
+	}
+	r := recommend.KRRSimple(in, k.cfg)
+	var a Applied
+	if r.CPUOK {
+		a.CPU = r.CPU
+	}
+	if r.MemoryOK {
+		a.Memory, a.MemoryLimit = r.Memory, r.Memory
+	}
+	return a, moved(a.CPU, cur.CPU, k.threshold) || moved(a.Memory, cur.Memory, k.threshold)
+}
+
+// moved is the plain threshold rule: a recommended value (v > 0) that
+// differs from the current one by more than the threshold.
+func moved(v, cur, threshold float64) bool {
+	return v > 0 && (cur <= 0 || math.Abs(v-cur)/cur > threshold)
+}

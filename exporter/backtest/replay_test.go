@@ -1,0 +1,299 @@
+package backtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var origin = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+// synthetic is days of 5-minute samples: 0.5 core mean, 1 GiB mean and
+// 1.2 GiB peak memory, requests 1 core and 2 GiB.
+func synthetic(days int) Trace {
+	tr := Trace{Name: "synthetic", Source: "test", CoresPerUnit: 1, BytesPerUnit: 1}
+	for i := range days * 288 {
+		tr.Samples = append(tr.Samples, Sample{
+			Time: origin.Add(time.Duration(i) * 5 * time.Minute), Duration: 5 * time.Minute,
+			CPU: 0.5, CPUMax: 0.8, Memory: 1 << 30, MemoryMax: 1.2 * (1 << 30),
+			CPURequest: 1, MemoryRequest: 2 << 30, Start: i == 0,
+		})
+	}
+	return tr
+}
+
+// fixed recommends the same figures at every decision and applies them
+// the first time.
+type fixed struct {
+	a       Applied
+	applied bool
+}
+
+func (f *fixed) Name() string                  { return "fixed" }
+func (f *fixed) Observe(Sample, Applied, bool) {}
+func (f *fixed) Recommend(time.Time, Applied) (Applied, bool) {
+	first := !f.applied
+	f.applied = true
+	return f.a, first
+}
+
+func TestScoring(t *testing.T) {
+	opts := DefaultOptions()
+	opts.Extra = []func() Rightsizer{func() Rightsizer {
+		return &fixed{a: Applied{CPU: 0.4, Memory: 1 << 30, MemoryLimit: 1 << 30}}
+	}}
+	rep, err := Run([]Trace{synthetic(3)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores := map[string]Score{}
+	for _, s := range rep.Traces[0].Scores {
+		scores[s.Recommender] = s
+	}
+	// Days two and three are scored: 576 samples.
+	hand, fx := scores[NameHandSet], scores["fixed"]
+	if hand.Samples != 576 || fx.Samples != 576 {
+		t.Fatalf("scored %d and %d samples, want 576", hand.Samples, fx.Samples)
+	}
+	// Hand-set: (1 − 0.5)/1 and (2 − 1)/2 GiB: slack 0.5 each, no risk.
+	if hand.CPUSlack != 0.5 || *hand.MemorySlack != 0.5 || hand.Slack != 0.5 || hand.CPUOverCoreSeconds != 0 ||
+		*hand.MemoryOverRequest != 0 || hand.Changes != 0 || math.Abs(hand.CPUCoreHours-48) > 1e-9 {
+		t.Errorf("hand-set %+v", hand)
+	}
+	// Fixed at 0.4 core and 1 GiB: no slack, 0.1 core over for 300 s in
+	// every sample, and every 1.2 GiB peak over the 1 GiB request and
+	// limit.
+	if fx.CPUSlack != 0 || *fx.MemorySlack != 0 || math.Abs(fx.CPUOverCoreSeconds-576*0.1*300) > 1e-6 ||
+		fx.CPUOverShare != 1 || *fx.MemoryOverRequest != 576 || *fx.MemoryOverLimit != 576 || fx.Changes != 1 ||
+		math.Abs(fx.CPUCoreHours-0.4*48) > 1e-9 || math.Abs(*fx.MemoryGiBHours-48) > 1e-9 {
+		t.Errorf("fixed %+v", fx)
+	}
+	// On a flat trace UPID and the VPA recommend once and never move.
+	for _, name := range []string{NameUPID, NameVPA} {
+		if s := scores[name]; s.Changes != 1 || *s.MemoryOverRequest != 0 {
+			t.Errorf("%s on a flat trace: %+v", name, s)
+		}
+	}
+	// KRR needs... nothing more: a day holds 288 ≥ 100 points.
+	if s := scores[NameKRR]; s.Changes != 1 {
+		t.Errorf("krr: %+v", s)
+	}
+}
+
+// spy checks what the replay shows a recommender.
+type spy struct {
+	t                  *testing.T
+	mu                 *sync.Mutex
+	lastStart, lastEnd time.Time
+	calls              *int
+}
+
+func (s *spy) Name() string { return "spy" }
+
+func (s *spy) Observe(x Sample, _ Applied, _ bool) {
+	if !x.Time.After(s.lastStart) {
+		s.t.Errorf("sample at %v observed out of order or twice", x.Time)
+	}
+	s.lastStart, s.lastEnd = x.Time, x.Time.Add(x.Duration)
+}
+
+func (s *spy) Recommend(now time.Time, _ Applied) (Applied, bool) {
+	s.mu.Lock()
+	*s.calls++
+	s.mu.Unlock()
+	if s.lastEnd.After(now) {
+		s.t.Errorf("decision at %v saw a sample ending at %v", now, s.lastEnd)
+	}
+	return Applied{}, false
+}
+
+// TestNoLookAhead: recommenders only ever see samples that ended before the
+// decision, and a decision does not change when the future is removed.
+func TestNoLookAhead(t *testing.T) {
+	traces := loadTestdata(t)
+	var mu sync.Mutex
+	calls := 0
+	opts := DefaultOptions()
+	opts.KeepDecisions = true
+	opts.Extra = []func() Rightsizer{func() Rightsizer { return &spy{t: t, mu: &mu, calls: &calls} }}
+	full, err := Run(traces, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 {
+		t.Fatal("the spy was never asked")
+	}
+	// Cut every trace 2.5 days in: decisions up to then must be identical.
+	cutTraces := make([]Trace, len(traces))
+	for i, tr := range traces {
+		cut := tr.Samples[0].Time.Add(60 * time.Hour)
+		c := tr
+		c.Samples = nil
+		for _, s := range tr.Samples {
+			if s.Time.Before(cut) {
+				c.Samples = append(c.Samples, s)
+			}
+		}
+		cutTraces[i] = c
+	}
+	opts.Extra = nil
+	cut, err := Run(cutTraces, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := range traces {
+		var want []Decision
+		limit := traces[i].Samples[0].Time.Add(60 * time.Hour)
+		for _, d := range full.Traces[i].Decisions {
+			if d.Time.Before(limit) {
+				want = append(want, d)
+			}
+		}
+		got := cut.Traces[i].Decisions
+		if len(got) != len(want) {
+			t.Errorf("%s: %d decisions with the future cut, %d without", traces[i].Name, len(got), len(want))
+			continue
+		}
+		for j := range got {
+			if got[j] != want[j] {
+				t.Errorf("%s: decision %d differs: %+v vs %+v", traces[i].Name, j, got[j], want[j])
+			}
+		}
+		n += len(got)
+	}
+	if n == 0 {
+		t.Error("no decisions compared")
+	}
+}
+
+func loadTestdata(t testing.TB) []Trace {
+	t.Helper()
+	traces, err := LoadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(traces) != 12 {
+		t.Fatalf("%d traces in testdata, want 12", len(traces))
+	}
+	return traces
+}
+
+// TestGolden replays the testdata excerpts; -update rewrites the files.
+func TestGolden(t *testing.T) {
+	traces := loadTestdata(t)
+	opts := DefaultOptions()
+	opts.Forecasters = []Forecaster{SeasonalNaive{}}
+	rep, err := Run(traces, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table, js bytes.Buffer
+	rep.WriteTable(&table)
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct {
+		path string
+		got  []byte
+	}{{"testdata/backtest.golden", table.Bytes()}, {"testdata/backtest.json.golden", js.Bytes()}} {
+		if *update {
+			if err := os.WriteFile(g.path, g.got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(g.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(g.got, want) {
+			t.Errorf("%s differs; rerun with -update after checking:\n%s", g.path, g.got)
+		}
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Groups) != 2 {
+		t.Errorf("JSON does not read back: %v", err)
+	}
+	if !strings.Contains(table.String(), "seasonal-naive") {
+		t.Error("table lacks the forecast section")
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	opts := DefaultOptions()
+	opts.Cadence = 0
+	if _, err := Run([]Trace{synthetic(2)}, opts); err == nil {
+		t.Error("zero cadence accepted")
+	}
+	opts = DefaultOptions()
+	bad := synthetic(2)
+	bad.Samples[5].Time = bad.Samples[4].Time
+	if _, err := Run([]Trace{bad}, opts); err == nil || !strings.Contains(err.Error(), "sample 5") {
+		t.Errorf("unordered trace: %v", err)
+	}
+	if _, err := Run([]Trace{{Name: "empty"}}, opts); err == nil {
+		t.Error("empty trace accepted")
+	}
+}
+
+// periodic forecasts are exact for the seasonal naive model.
+func TestForecastHook(t *testing.T) {
+	tr := synthetic(5)
+	for i := range tr.Samples {
+		v := 1 + math.Sin(2*math.Pi*float64(i%288)/288)
+		tr.Samples[i].CPU = v
+		tr.Samples[i].Memory = v * (1 << 30)
+	}
+	var mu sync.Mutex
+	var pasts []int
+	rec := recorder{t: t, f: SeasonalNaive{}, mu: &mu, pasts: &pasts}
+	opts := DefaultOptions()
+	opts.Forecasters = []Forecaster{SeasonalNaive{}, rec}
+	rep, err := Run([]Trace{tr}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Forecasts) != 4 {
+		t.Fatalf("%d forecast results, want 2 forecasters × 2 resources", len(rep.Forecasts))
+	}
+	for _, f := range rep.Forecasts {
+		// Days 3, 4 and 5 are held out after two days of history.
+		if f.Days != 3 || f.MASE > 1e-9 || f.PinballP50 > 1e-9 || f.P90Coverage != 1 {
+			t.Errorf("%+v, want an exact forecast on 3 days", f)
+		}
+	}
+	// The forecaster saw exactly the days before each held-out day.
+	for _, n := range pasts {
+		if n%288 != 0 || n < 2*288 || n > 4*288 {
+			t.Errorf("forecaster saw %d past steps", n)
+		}
+	}
+}
+
+type recorder struct {
+	t     *testing.T
+	f     Forecaster
+	mu    *sync.Mutex
+	pasts *[]int
+}
+
+func (r recorder) Name() string { return "recorder" }
+
+func (r recorder) Forecast(start time.Time, step time.Duration, past []float64, h int) (Forecast, error) {
+	if !start.Equal(origin) {
+		r.t.Errorf("series starts at %v, want %v", start, origin)
+	}
+	r.mu.Lock()
+	*r.pasts = append(*r.pasts, len(past))
+	r.mu.Unlock()
+	return r.f.Forecast(start, step, past, h)
+}

@@ -1,0 +1,253 @@
+package backtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the result of Run.
+type Report struct {
+	Cadence         string  `json:"cadence"`
+	ChangeThreshold float64 `json:"change_threshold"`
+	// Groups sum the traces of each source ("borg", "azure").
+	Groups    []Group          `json:"groups"`
+	Traces    []TraceResult    `json:"traces"`
+	Forecasts []ForecastResult `json:"forecasts,omitempty"`
+}
+
+// Group is the pooled score of one source's traces.
+type Group struct {
+	Source string  `json:"source"`
+	Traces int     `json:"traces"`
+	Scores []Score `json:"scores"`
+}
+
+// TraceResult is the score of each recommender on one trace.
+type TraceResult struct {
+	Name      string     `json:"name"`
+	Source    string     `json:"source"`
+	Scores    []Score    `json:"scores"`
+	Decisions []Decision `json:"decisions,omitempty"`
+	acc       []scoreAcc
+}
+
+// Decision is one applied change.
+type Decision struct {
+	Time        time.Time `json:"time"`
+	Recommender string    `json:"recommender"`
+	CPU         float64   `json:"cpu_cores,omitempty"`
+	Memory      float64   `json:"memory_bytes,omitempty"`
+	MemoryLimit float64   `json:"memory_limit_bytes,omitempty"`
+}
+
+// Score is one recommender's result over the scored samples (from the
+// first decision on). Memory fields are absent for CPU-only traces.
+type Score struct {
+	Recommender string `json:"recommender"`
+	Samples     int    `json:"samples"`
+	// CPUSlack is the mean over samples of max(0, request − usage)/request
+	// with usage the window's mean CPU. Under-provisioning is not negative
+	// slack: it is counted by the CPU-over-request fields instead.
+	CPUSlack float64 `json:"cpu_slack"`
+	// CPUOverCoreSeconds sums max(0, usage − request) × window length: CPU
+	// time above the request, which a CPU limit at the request would have
+	// throttled and a soft cap serves from idle capacity.
+	CPUOverCoreSeconds float64 `json:"cpu_over_request_core_seconds"`
+	// CPUOverShare is the fraction of samples whose mean is above the request.
+	CPUOverShare float64 `json:"cpu_over_request_share"`
+	// MemorySlack is like CPUSlack with the window's mean memory.
+	MemorySlack *float64 `json:"memory_slack,omitempty"`
+	// MemoryOverRequest counts samples whose peak memory exceeds the
+	// request; MemoryOverLimit those over the memory limit (an OOM kill).
+	MemoryOverRequest *int `json:"memory_over_request_samples,omitempty"`
+	MemoryOverLimit   *int `json:"memory_over_limit_samples,omitempty"`
+	// Slack is the mean of CPUSlack and MemorySlack (CPUSlack alone for
+	// CPU-only traces).
+	Slack float64 `json:"slack"`
+	// Changes is the number of decisions applied (a restart each); for the
+	// hand-set, the number of times the trace's own requests changed.
+	Changes int `json:"changes"`
+	// CPUCoreHours and MemoryGiBHours are what was requested in total.
+	CPUCoreHours   float64  `json:"cpu_request_core_hours"`
+	MemoryGiBHours *float64 `json:"memory_request_gib_hours,omitempty"`
+}
+
+type scoreAcc struct {
+	samples            int
+	cpuN, cpuOverN     int
+	cpuSlack, cpuOverS float64
+	cpuCoreS           float64
+	memN               int
+	memSlack, memByteS float64
+	memOverReq         int
+	memOverLimit       int
+	changes            int
+}
+
+func (a *scoreAcc) add(s Sample, ap Applied, oom bool) {
+	a.samples++
+	sec := s.Duration.Seconds()
+	if ap.CPU > 0 && !math.IsNaN(s.CPU) {
+		a.cpuN++
+		a.cpuSlack += math.Max(0, ap.CPU-s.CPU) / ap.CPU
+		if s.CPU > ap.CPU {
+			a.cpuOverN++
+			a.cpuOverS += (s.CPU - ap.CPU) * sec
+		}
+		a.cpuCoreS += ap.CPU * sec
+	}
+	if ap.Memory > 0 && !math.IsNaN(s.Memory) {
+		a.memN++
+		a.memSlack += math.Max(0, ap.Memory-s.Memory) / ap.Memory
+		if s.MemoryMax > ap.Memory {
+			a.memOverReq++
+		}
+		if oom {
+			a.memOverLimit++
+		}
+		a.memByteS += ap.Memory * sec
+	}
+}
+
+func (a *scoreAcc) merge(b scoreAcc) {
+	a.samples += b.samples
+	a.cpuN += b.cpuN
+	a.cpuOverN += b.cpuOverN
+	a.cpuSlack += b.cpuSlack
+	a.cpuOverS += b.cpuOverS
+	a.cpuCoreS += b.cpuCoreS
+	a.memN += b.memN
+	a.memSlack += b.memSlack
+	a.memByteS += b.memByteS
+	a.memOverReq += b.memOverReq
+	a.memOverLimit += b.memOverLimit
+	a.changes += b.changes
+}
+
+func (a *scoreAcc) score(name string) Score {
+	s := Score{Recommender: name, Samples: a.samples, Changes: a.changes,
+		CPUOverCoreSeconds: sig6(a.cpuOverS), CPUCoreHours: sig6(a.cpuCoreS / 3600)}
+	if a.cpuN > 0 {
+		s.CPUSlack = a.cpuSlack / float64(a.cpuN)
+		s.CPUOverShare = sig6(float64(a.cpuOverN) / float64(a.cpuN))
+	}
+	s.Slack = s.CPUSlack
+	if a.memN > 0 {
+		ms := a.memSlack / float64(a.memN)
+		gh := sig6(a.memByteS / 3600 / (1 << 30))
+		or, ol := a.memOverReq, a.memOverLimit
+		s.Slack = sig6((s.CPUSlack + ms) / 2)
+		ms = sig6(ms)
+		s.MemorySlack, s.MemoryGiBHours, s.MemoryOverRequest, s.MemoryOverLimit = &ms, &gh, &or, &ol
+	} else {
+		s.Slack = sig6(s.Slack)
+	}
+	s.CPUSlack = sig6(s.CPUSlack)
+	return s
+}
+
+func buildReport(traces []Trace, results []TraceResult, forecasts [][]forecastAcc, opts Options) *Report {
+	r := &Report{Cadence: opts.Cadence.String(), ChangeThreshold: opts.ChangeThreshold, Traces: results}
+	var sources []string
+	for _, tr := range traces {
+		if !slices.Contains(sources, tr.Source) {
+			sources = append(sources, tr.Source)
+		}
+	}
+	slices.Sort(sources)
+	for _, src := range sources {
+		g := Group{Source: src}
+		var accs []scoreAcc
+		var names []string
+		for _, res := range results {
+			if res.Source != src {
+				continue
+			}
+			g.Traces++
+			for j, a := range res.acc {
+				if j >= len(accs) {
+					accs = append(accs, scoreAcc{})
+					names = append(names, res.Scores[j].Recommender)
+				}
+				accs[j].merge(a)
+			}
+		}
+		for j := range accs {
+			g.Scores = append(g.Scores, accs[j].score(names[j]))
+		}
+		r.Groups = append(r.Groups, g)
+	}
+	r.Forecasts = forecastResults(traces, forecasts)
+	return r
+}
+
+func fmtPtr[T int | float64](p *T, format string) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *p)
+}
+
+// WriteTable writes the report as aligned text: the pooled scores per
+// source, then per trace, then forecast scores if any.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "rightsizing replay: decisions every %s, change threshold %.0f%%\n\n", r.Cadence, r.ChangeThreshold*100)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "source\ttrace\trecommender\tsamples\tslack\tcpu_slack\tcpu_over_core_h\tcpu_over_share\tmem_slack\tmem_over_req\tmem_over_limit\tchanges\tcpu_core_h\tmem_gib_h\t\n"
+	row := func(src, trace string, s Score) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.4f\t%s\t%s\t%s\t%d\t%.1f\t%s\t\n",
+			src, trace, s.Recommender, s.Samples, s.Slack, s.CPUSlack, s.CPUOverCoreSeconds/3600, s.CPUOverShare,
+			fmtPtr(s.MemorySlack, "%.3f"), fmtPtr(s.MemoryOverRequest, "%d"), fmtPtr(s.MemoryOverLimit, "%d"),
+			s.Changes, s.CPUCoreHours, fmtPtr(s.MemoryGiBHours, "%.1f"))
+	}
+	fmt.Fprint(tw, header)
+	for _, g := range r.Groups {
+		for _, s := range g.Scores {
+			row(g.Source, fmt.Sprintf("(%d traces)", g.Traces), s)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, header)
+	for _, t := range r.Traces {
+		for _, s := range t.Scores {
+			row(t.Source, strings.TrimPrefix(strings.TrimPrefix(t.Name, "borg/"), "azure/"), s)
+		}
+	}
+	tw.Flush()
+	if len(r.Forecasts) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "source\tresource\tforecaster\tdays\tmase\tpinball_p50\tpinball_p90\tp90_coverage\t\n")
+		for _, f := range r.Forecasts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.4f\t%.4f\t%.3f\t\n", f.Source, f.Resource, f.Forecaster, f.Days, f.MASE, f.PinballP50, f.PinballP90, f.P90Coverage)
+		}
+		tw.Flush()
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}
+
+// sig6 rounds to six significant digits: the report's precision, and what
+// keeps golden files stable across architectures whose floating point
+// fuses multiply-adds differently.
+func sig6(v float64) float64 {
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 6, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
+}

@@ -1,0 +1,203 @@
+package recommend
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+)
+
+// base is a container with 14 days of full coverage whose p90 CPU is 1 core
+// and whose peak working set is 1 GiB, running at 2 cores and 2 GiB.
+func base() Inputs {
+	return Inputs{
+		Window:     14 * 24 * time.Hour,
+		Coverage:   1,
+		CPU:        FixedQuantiles{{0.5, 0.6}, {0.9, 1}, {0.99, 1.5}},
+		MemoryPeak: gibF,
+		Current:    Resources{CPURequest: 2, MemoryRequest: 2 * gibF},
+		Replicas:   3,
+		Prices:     Prices{CPUCoreHour: 0.03, MemoryGiBHour: 0.004},
+	}
+}
+
+// Default policy: CPU = p90 × (1 + 0) = 1 core; memory = 1 GiB × 1.1 =
+// 1126.4 MiB, rounded up to 1127 MiB.
+const mem1127 = 1127 * mib
+
+func TestRecommend(t *testing.T) {
+	cases := []struct {
+		name       string
+		in         func(*Inputs)
+		policy     func(*Policy)
+		ok         bool
+		conf       float64
+		cpu, mem   float64
+		cpuLimit   float64
+		memLimit   float64
+		apply      bool
+		reasons    []string
+		cpuChanged bool
+		memChanged bool
+	}{{
+		name: "steady", ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
+	}, {
+		// 0.25 of 14 days = 3.5 days covered: confidence 3.5/7 = 0.5, so
+		// both margins grow by 0.1 × 0.5: CPU 1.05, memory 1 GiB × 1.15 =
+		// 1177.6 MiB → 1178 MiB.
+		name: "short history", in: func(in *Inputs) { in.Coverage = 0.25 },
+		ok: true, conf: 0.5, cpu: 1.05, mem: 1178 * mib, apply: true, cpuChanged: true, memChanged: true,
+		reasons: []string{ReasonShortHistory},
+	}, {
+		// 0.04 × 14 days = 0.56 days: confidence 0.08 < 0.1.
+		name: "low confidence", in: func(in *Inputs) { in.Coverage = 0.04 },
+		conf: 0.08, reasons: []string{ReasonLowConfidence},
+	}, {
+		// An OOM at a 1.5 GiB limit: max(1.5 GiB × 1.2, 1.5 GiB + 100 MiB)
+		// = 1843.2 MiB → 1844 MiB, above the 1127 MiB from the peak; the
+		// running 2 GiB is within 10 % of it, so memory does not move.
+		name: "OOM bump", in: func(in *Inputs) { in.OOMKills, in.OOMMemory = 1, 1.5*gibF },
+		ok: true, conf: 1, cpu: 1, mem: 1844 * mib, apply: true, cpuChanged: true,
+		reasons: []string{ReasonOOMBump},
+	}, {
+		// Throttled 20 % of periods under a 1.2-core limit: CPU × 1.2, and
+		// the limit is dropped (remove-cpu).
+		name: "throttled, limit removed", in: func(in *Inputs) { in.ThrottledRatio, in.Current.CPULimit = 0.2, 1.2 },
+		ok: true, conf: 1, cpu: 1.2, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
+		reasons: []string{ReasonCPUThrottled},
+	}, {
+		// Kept limit: raised to max(1.2, 1.2 × 1.2) = 1.44.
+		name: "throttled, limit kept", in: func(in *Inputs) { in.ThrottledRatio, in.Current.CPULimit = 0.2, 1.2 },
+		policy: func(p *Policy) { p.Limits = LimitKeep },
+		ok:     true, conf: 1, cpu: 1.2, mem: mem1127, cpuLimit: 1.44, apply: true, cpuChanged: true, memChanged: true,
+		reasons: []string{ReasonCPUThrottled},
+	}, {
+		// Throttling below the threshold is noise.
+		name: "barely throttled", in: func(in *Inputs) { in.ThrottledRatio, in.Current.CPULimit = 0.04, 1.2 },
+		policy: func(p *Policy) { p.Limits = LimitKeep },
+		ok:     true, conf: 1, cpu: 1, mem: mem1127, cpuLimit: 1.2, apply: true, cpuChanged: true, memChanged: true,
+	}, {
+		// Scale: limits keep their 2× ratio to the requests.
+		name: "limits scaled", in: func(in *Inputs) { in.Current.CPULimit, in.Current.MemoryLimit = 4, 4*gibF },
+		policy: func(p *Policy) { p.Limits = LimitScale },
+		ok:     true, conf: 1, cpu: 1, mem: mem1127, cpuLimit: 2, memLimit: 2 * mem1127, apply: true, cpuChanged: true, memChanged: true,
+	}, {
+		// remove-cpu (default): no CPU limit, the memory limit scales.
+		name: "cpu limit removed", in: func(in *Inputs) { in.Current.CPULimit, in.Current.MemoryLimit = 4, 4*gibF },
+		ok: true, conf: 1, cpu: 1, mem: mem1127, memLimit: 2 * mem1127, apply: true, cpuChanged: true, memChanged: true,
+	}, {
+		name: "floors", in: func(in *Inputs) { in.CPU, in.MemoryPeak = FixedQuantiles{{0.9, 0.001}}, mib },
+		ok: true, conf: 1, cpu: 0.01, mem: 32 * mib, apply: true, cpuChanged: true, memChanged: true,
+		reasons: []string{ReasonMinimum},
+	}, {
+		// Within 10 % of what runs: nothing to apply.
+		name: "below threshold", in: func(in *Inputs) { in.Current = Resources{CPURequest: 1.05, MemoryRequest: 1180 * mib} },
+		ok: true, conf: 1, cpu: 1, mem: mem1127, reasons: []string{ReasonBelowThreshold},
+	}, {
+		// 1.05 GiB is only 4.7 % below the 1127 MiB recommendation but
+		// under the 1.1 GiB floor (peak × 1.1): raised anyway.
+		name: "memory floor beats the threshold", in: func(in *Inputs) { in.Current = Resources{CPURequest: 1, MemoryRequest: 1.05 * gibF} },
+		ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, memChanged: true,
+	}, {
+		name: "no memory data", in: func(in *Inputs) { in.MemoryPeak = math.NaN() },
+		ok: true, conf: 1, cpu: 1, apply: true, cpuChanged: true, reasons: []string{ReasonNoMemoryData},
+	}, {
+		name: "no data", in: func(in *Inputs) { in.MemoryPeak, in.CPU = 0, nil },
+		conf: 1, reasons: []string{ReasonNoCPUData, ReasonNoMemoryData},
+	}, {
+		// A broken policy falls back to defaults.
+		name: "bad policy", policy: func(p *Policy) { p.CPUPercentile, p.MemoryMargin, p.Window = math.NaN(), -1, 0 },
+		ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := base()
+			if c.in != nil {
+				c.in(&in)
+			}
+			p := DefaultPolicy()
+			if c.policy != nil {
+				c.policy(&p)
+			}
+			r := Recommend(in, p)
+			if r.OK != c.ok || math.Abs(r.Confidence-c.conf) > 1e-9 || r.Apply != c.apply {
+				t.Errorf("ok %v conf %v apply %v, want %v %v %v", r.OK, r.Confidence, r.Apply, c.ok, c.conf, c.apply)
+			}
+			if math.Abs(r.CPU.Request-c.cpu) > 1e-9 || r.Memory.Request != c.mem {
+				t.Errorf("requests %v cores %v bytes, want %v %v", r.CPU.Request, r.Memory.Request, c.cpu, c.mem)
+			}
+			if math.Abs(r.CPU.Limit-c.cpuLimit) > 1e-9 || r.Memory.Limit != c.memLimit {
+				t.Errorf("limits %v cores %v bytes, want %v %v", r.CPU.Limit, r.Memory.Limit, c.cpuLimit, c.memLimit)
+			}
+			if r.CPU.Changed != c.cpuChanged || r.Memory.Changed != c.memChanged {
+				t.Errorf("changed cpu %v memory %v, want %v %v", r.CPU.Changed, r.Memory.Changed, c.cpuChanged, c.memChanged)
+			}
+			if !slices.Equal(r.Reasons, c.reasons) {
+				t.Errorf("reasons %q, want %q", r.Reasons, c.reasons)
+			}
+		})
+	}
+}
+
+func TestRecommendSavings(t *testing.T) {
+	r := Recommend(base(), DefaultPolicy())
+	// (2 − 1) cores × $0.03 + (2048 − 1127)/1024 GiB × $0.004, per hour,
+	// × 730 hours × 3 replicas.
+	want := ((2-1)*0.03 + (2048.0-1127)/1024*0.004) * 730 * 3
+	if math.Abs(r.MonthlySavings-want) > 1e-9 || math.Abs(want-73.5788671875) > 1e-9 {
+		t.Errorf("savings %v, want %v = 73.5788671875", r.MonthlySavings, want)
+	}
+	in := base()
+	in.Current = Resources{CPURequest: 0.5, MemoryRequest: 512 * mib}
+	in.Replicas = 0 // counts as one
+	r = Recommend(in, DefaultPolicy())
+	if want := ((0.5-1)*0.03 + (512.0-1127)/1024*0.004) * 730; math.Abs(r.MonthlySavings-want) > 1e-9 || r.MonthlySavings >= 0 {
+		t.Errorf("growing costs %v, want %v", r.MonthlySavings, want)
+	}
+}
+
+func TestFixedQuantiles(t *testing.T) {
+	q := FixedQuantiles{{0.9, 2}, {0.5, 1}, {math.NaN(), 5}, {0.99, 4}}
+	for _, c := range []struct{ p, want float64 }{
+		{0.1, 1}, {0.5, 1}, {0.7, 1.5}, {0.9, 2}, {0.945, 3}, {1, 4},
+	} {
+		if got := q.Quantile(c.p); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Quantile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if !math.IsNaN(FixedQuantiles(nil).Quantile(0.9)) {
+		t.Error("no points must be NaN")
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	if err := DefaultPolicy().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPolicy()
+	p.CPUPercentile = 0
+	p.OOMBumpRatio = 0.5
+	p.Window = -time.Hour
+	p.Limits = "sometimes"
+	err := p.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, name := range []string{"CPUPercentile", "OOMBumpRatio", "Window", "Limits"} {
+		if !contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+	if n := p.normalized(); n != DefaultPolicy() {
+		t.Errorf("normalized %+v, want the defaults", n)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
