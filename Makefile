@@ -46,8 +46,10 @@ lint:
 generate:
 	$(GO) run ./cmd/upid config docs > docs/configuration.md
 
+# demo serves the exporter's metrics for an embedded cluster built from real
+# traces; it prints the URL and a summary, and runs until Ctrl-C.
 demo: build
-	@hack/demo.sh $(BIN_DIR)/upid
+	$(BIN_DIR)/upid exporter --demo
 
 bench:
 	@eval "$$(hack/setup.sh)" && $(GO) test $(BENCH_FLAGS) ./...

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // WorkloadsResponse is the body of GET /api/v1/workloads.
@@ -39,7 +41,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no results yet: the first analysis cycle has not finished", http.StatusServiceUnavailable)
 		return
 	}
-	out := WorkloadsResponse{At: res.At, Window: res.Window.String(), Workloads: []WorkloadResult{}}
+	out := WorkloadsResponse{At: res.At, Window: model.Duration(res.Window).String(), Workloads: []WorkloadResult{}}
 	for _, wl := range res.Workloads {
 		if ns := q.Get("namespace"); ns != "" && wl.Namespace != ns {
 			continue

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upid-dev/upid/exporter"
@@ -57,5 +58,5 @@ func printDemoSummary(w io.Writer, r *exporter.Results) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nTotal: $%.2f/month requested, $%.2f/month idle, $%.2f/month waste (window %s ending %s)\n",
-		cost*730, idleCost*730, waste*730, r.Window, r.At.UTC().Format(time.RFC3339))
+		cost*730, idleCost*730, waste*730, model.Duration(r.Window), r.At.UTC().Format(time.RFC3339))
 }
