@@ -58,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	add(app.Command("webhook", "Run the mutating admission webhook that injects rightsized requests into Pods."), pending("webhook", "#5"))
 	add(app.Command("scaler", "Receive Alertmanager notifications and scale idle workloads to zero and back."), pending("scaler", "#6"))
 	add(app.Command("analyze", "Summarise cost, waste and idle workloads of a cluster in the terminal."), pending("analyze", "#9"))
+	bt := app.Command("backtest", "Replay CSV traces (Google Borg 2019, Azure VM CPU): UPID's rightsizing against VPA and krr, its forecasts against seasonal naive and predict_linear.")
+	btData := bt.Flag("data", "Directory of traces: Borg instance CSVs and Azure avg/max CSV pairs, in any subdirectory.").Required().ExistingDir()
+	btOut := bt.Flag("output", "Output format: table or json.").Short('o').Default("table").Enum("table", "json")
+	add(bt, func(env *environment) int { return runBacktest(env, *btData, *btOut) })
 	add(app.Command("version", "Print the version and build information."), func(env *environment) int {
 		fmt.Fprintln(env.stdout, version.Print("upid"))
 		return exitOK

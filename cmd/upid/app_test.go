@@ -21,6 +21,7 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("log:\n  levle: debug\n  format: xml\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	traces := backtestData(t)
 	tests := []struct {
 		name       string
 		args       []string
@@ -52,6 +53,13 @@ func TestRun(t *testing.T) {
 		{name: "bad env value", args: []string{"version"}, env: map[string]string{"UPID_LOG_FORMAT": "xml"}, code: exitUsage, stderr: []string{`env UPID_LOG_FORMAT: log.format`}},
 		{name: "bad config file", args: []string{"--config", bad, "version"}, code: exitUsage, stderr: []string{bad + ":2"}},
 		{name: "defaults", args: []string{"config", "defaults"}, code: exitOK, stdout: []string{"log:", "level: info"}},
+		{
+			name: "backtest json", args: []string{"backtest", "--data", traces, "-o", "json"},
+			code: exitOK, stdout: []string{`"rightsizing"`, `"forecasting"`, `"vpa"`, `"krr"`, `"upid"`},
+		},
+		{name: "backtest table", args: []string{"backtest", "--data", traces}, code: exitOK, stdout: []string{"# Rightsizing (6 traces)", "# Forecasting (4 series)", "seasonal_naive_1d", "\n52 forecasts scored"}},
+		{name: "backtest missing dir", args: []string{"backtest", "--data", filepath.Join(dir, "nope")}, code: exitUsage, stderr: []string{"nope"}},
+		{name: "backtest empty dir", args: []string{"backtest", "--data", dir}, code: exitFailure, stderr: []string{"no traces"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +83,30 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// backtestData lays out the trace excerpts as `upid backtest` expects them:
+// two Borg instances and four Azure VMs (28 days, so forecasts get scored;
+// the excerpt has only averages, which stand in for maxima too).
+func backtestData(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, to), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bt := filepath.Join("..", "..", "exporter", "backtest", "testdata")
+	copyFile(filepath.Join(bt, "borg_113_81.csv"), "borg_113_81.csv")
+	copyFile(filepath.Join(bt, "borg_382_22.csv"), "borg_382_22.csv")
+	az := filepath.Join("..", "..", "exporter", "forecast", "testdata", "azure_v1_avg_cpu_5min_4vms.csv")
+	copyFile(az, "azure_avg.csv")
+	copyFile(az, "azure_max.csv")
+	return dir
 }
 
 func TestDefaultsPassCheck(t *testing.T) {
