@@ -11,6 +11,7 @@ import (
 	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/exporter/recommend"
 )
 
 const bytesPerGiB = 1 << 30
@@ -62,11 +63,53 @@ type Idle struct {
 	Reasons                 []string   `json:"reasons"`
 }
 
-// ContainerResult holds usage quantiles of one container over the window.
+// ContainerResult holds usage quantiles of one container over the window
+// and what UPID recommends it should request.
 type ContainerResult struct {
-	Name        string         `json:"container"`
-	CPUCores    *history.Usage `json:"cpu_cores,omitempty"`
-	MemoryBytes *history.Usage `json:"memory_bytes,omitempty"`
+	Name           string                    `json:"container"`
+	CPUCores       *history.Usage            `json:"cpu_cores,omitempty"`
+	MemoryBytes    *history.Usage            `json:"memory_bytes,omitempty"`
+	Recommendation *Recommendation `json:"recommendation,omitempty"`
+}
+
+// Recommendation is what a container should request, as served by the
+// JSON API and the metrics. A nil request or limit means no recommendation
+// for that resource (no data), except CPULimitCores, where nil with
+// CPURequestCores set means "no CPU limit".
+type Recommendation struct {
+	OK                    bool     `json:"ok"`
+	Confidence            float64  `json:"confidence"`
+	Apply                 bool     `json:"apply"`
+	CPURequestCores       *float64 `json:"cpu_request_cores,omitempty"`
+	CPULimitCores         *float64 `json:"cpu_limit_cores,omitempty"`
+	MemoryRequestBytes    *float64 `json:"memory_request_bytes,omitempty"`
+	MemoryLimitBytes      *float64 `json:"memory_limit_bytes,omitempty"`
+	SavingsDollarsPerHour float64  `json:"savings_dollars_per_hour"`
+	Reasons               []string `json:"reasons,omitempty"`
+}
+
+func recommendationOf(r recommend.Recommendation) *Recommendation {
+	out := &Recommendation{OK: r.OK, Confidence: r.Confidence, Apply: r.Apply, Reasons: r.Reasons}
+	if !r.OK {
+		return out
+	}
+	v := func(x float64) *float64 { return &x }
+	if r.CPU.OK {
+		out.CPURequestCores = v(r.CPU.Request)
+		if r.CPU.Limit > 0 {
+			out.CPULimitCores = v(r.CPU.Limit)
+		}
+	}
+	if r.Memory.OK {
+		out.MemoryRequestBytes = v(r.Memory.Request)
+		if r.Memory.Limit > 0 {
+			out.MemoryLimitBytes = v(r.Memory.Limit)
+		}
+	}
+	if !math.IsNaN(r.MonthlySavings) && !math.IsInf(r.MonthlySavings, 0) {
+		out.SavingsDollarsPerHour = r.MonthlySavings / pricing.HoursPerMonth
+	}
+	return out
 }
 
 // Money is dollars per hour by resource.
@@ -97,6 +140,48 @@ type NodeResult struct {
 type NamespaceResult struct {
 	Name   string            `json:"namespace"`
 	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// recommend sizes one container from its window aggregates.
+func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices) recommend.Recommendation {
+	in := recommend.Inputs{
+		Window:   a.window,
+		Current:  recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim},
+		Replicas: replicas,
+		Prices:   prices,
+	}
+	if h.Coverage != nil {
+		in.Coverage = *h.Coverage
+	}
+	if u := h.ContainerCPU[c]; u != nil {
+		var q recommend.FixedQuantiles
+		for _, p := range []struct {
+			p float64
+			v *float64
+		}{{0.5, u.P50}, {0.95, u.P95}, {1, u.Max}} {
+			if p.v != nil {
+				q = append(q, recommend.QuantilePoint{P: p.p, V: *p.v})
+			}
+		}
+		if len(q) > 0 {
+			in.CPU = q
+		}
+	}
+	in.MemoryPeak = math.NaN()
+	if u := h.ContainerMemory[c]; u != nil && u.Max != nil {
+		in.MemoryPeak = *u.Max
+	}
+	if n := h.ContainerOOMKills[c]; n >= 0.5 {
+		in.OOMKills = int(math.Round(n))
+		in.OOMMemory = cur.MemoryLim
+		if in.OOMMemory == 0 {
+			in.OOMMemory = in.MemoryPeak
+		}
+	}
+	in.ThrottledRatio = h.ContainerThrottledRatio[c]
+	p := a.policy
+	p.Window = a.window
+	return recommend.Recommend(in, p)
 }
 
 // matchers tell health traffic from real traffic.
@@ -133,6 +218,7 @@ type analyzer struct {
 	params   idle.Params
 	matchers matchers
 	pricing  *pricing.File
+	policy   recommend.Policy
 }
 
 func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at time.Time) *Results {
@@ -283,10 +369,28 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			}
 		}
 		sort.Strings(names)
+		current := map[string]inventory.Container{}
+		for _, c := range w.Containers {
+			if !c.Init || c.Sidecar {
+				current[c.Name] = c
+			}
+		}
+		prices := recommend.Prices{CPUCoreHour: unknownNode.CPUPerCoreHour, MemoryGiBHour: unknownNode.MemoryPerGiBHour}
+		if r.RequestedCPUCores > 0 && r.Cost.CPU > 0 {
+			prices.CPUCoreHour = r.Cost.CPU / r.RequestedCPUCores
+		}
+		if r.RequestedMemoryBytes > 0 && r.Cost.Memory > 0 {
+			prices.MemoryGiBHour = r.Cost.Memory / (r.RequestedMemoryBytes / bytesPerGiB)
+		}
 		var cpuP95, memP95 float64
 		cpuKnown, memKnown := len(h.ContainerCPU) > 0, len(h.ContainerMemory) > 0
 		for _, c := range names {
 			cr := ContainerResult{Name: c, CPUCores: h.ContainerCPU[c], MemoryBytes: h.ContainerMemory[c]}
+			// Only containers of the current template get a recommendation:
+			// one for a container that no longer exists applies to nothing.
+			if cur, ok := current[c]; ok {
+				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, r.Replicas, prices))
+			}
 			r.Containers = append(r.Containers, cr)
 			if u := cr.CPUCores; u != nil && u.P95 != nil {
 				cpuP95 += *u.P95

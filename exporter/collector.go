@@ -14,10 +14,11 @@ import (
 var workloadLabels = []string{"namespace", "workload", "kind"}
 
 type descs struct {
-	idleScore, idleConfidence, idleState, idleSince                  *prometheus.Desc
-	realRPS, healthRPS, healthRatio, hasRequestMetrics, replicas     *prometheus.Desc
-	reqCPU, reqMem, reqGPU, cpuUsage, containerCPU, containerMem     *prometheus.Desc
-	cost, waste, idleCost, nodeCost, nodeInfo, resultsAge, resultsAt *prometheus.Desc
+	idleScore, idleConfidence, idleState, idleSince                               *prometheus.Desc
+	realRPS, healthRPS, healthRatio, hasRequestMetrics, replicas                  *prometheus.Desc
+	reqCPU, reqMem, reqGPU, cpuUsage, containerCPU, containerMem                  *prometheus.Desc
+	cost, waste, idleCost, nodeCost, nodeInfo, resultsAge, resultsAt              *prometheus.Desc
+	recCPU, recCPULimit, recMem, recMemLimit, recConfidence, recSavings, recApply *prometheus.Desc
 }
 
 func newDescs(cluster string) descs {
@@ -50,6 +51,13 @@ func newDescs(cluster string) descs {
 		cost:              w("upid_workload_cost_dollars_per_hour", "What the workload's requests cost per hour at its nodes' prices, by resource.", "resource"),
 		waste:             w("upid_workload_waste_dollars_per_hour", "Requested beyond the p95 of use, priced, by resource; absent when usage is unknown.", "resource"),
 		idleCost:          w("upid_workload_idle_cost_dollars_per_hour", "The workload's whole cost per hour while it is idle, else 0."),
+		recCPU:            w("upid_container_recommended_cpu_request_cores", "CPU request UPID recommends for the container; absent without a confident recommendation.", "container"),
+		recCPULimit:       w("upid_container_recommended_cpu_limit_cores", "CPU limit UPID recommends; absent when the policy removes CPU limits.", "container"),
+		recMem:            w("upid_container_recommended_memory_request_bytes", "Memory request UPID recommends: never below the window's peak working set plus the margin.", "container"),
+		recMemLimit:       w("upid_container_recommended_memory_limit_bytes", "Memory limit UPID recommends; absent when the policy sets none.", "container"),
+		recConfidence:     w("upid_container_recommendation_confidence", "Confidence of the recommendation, 0 to 1, from the history covered.", "container"),
+		recSavings:        w("upid_container_recommendation_savings_dollars_per_hour", "Dollars per hour saved, for all replicas, if the recommendation is applied; negative when the container needs more.", "container"),
+		recApply:          w("upid_container_recommendation_apply", "1 when the recommendation differs from the current requests by more than the change threshold (or the current ones are unsafe), else 0.", "container"),
 		nodeCost:          d("upid_node_cost_dollars_per_hour", "What the node costs per hour.", "node"),
 		nodeInfo:          d("upid_node_price_info", "Always 1; labels say where the node's price came from (opencost, file, default) and which pricing rule matched.", "node", "instance_type", "region", "capacity_type", "source", "rule"),
 		resultsAge:        d("upid_exporter_results_age_seconds", "Age of the results served: grows when cycles fail and the last good results are kept."),
@@ -149,6 +157,22 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, ct := range w.Containers {
 			usage(g, d.containerCPU, with(ct.Name), ct.CPUCores)
 			usage(g, d.containerMem, with(ct.Name), ct.MemoryBytes)
+			if rec := ct.Recommendation; rec != nil {
+				cl := with(ct.Name)
+				g(d.recConfidence, rec.Confidence, cl...)
+				if rec.OK {
+					opt(g, d.recCPU, rec.CPURequestCores, cl)
+					opt(g, d.recCPULimit, rec.CPULimitCores, cl)
+					opt(g, d.recMem, rec.MemoryRequestBytes, cl)
+					opt(g, d.recMemLimit, rec.MemoryLimitBytes, cl)
+					g(d.recSavings, rec.SavingsDollarsPerHour, cl...)
+					apply := 0.0
+					if rec.Apply {
+						apply = 1
+					}
+					g(d.recApply, apply, cl...)
+				}
+			}
 		}
 		g(d.cost, w.Cost.CPU, with("cpu")...)
 		g(d.cost, w.Cost.Memory, with("memory")...)
@@ -175,6 +199,12 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			g(c.nsDesc, 1, vals...)
 		}
+	}
+}
+
+func opt(g func(*prometheus.Desc, float64, ...string), desc *prometheus.Desc, v *float64, labels []string) {
+	if v != nil {
+		g(desc, *v, labels...)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/exporter/recommend"
 	"github.com/upid-dev/upid/internal/config"
 )
 
@@ -106,7 +107,7 @@ func New(opts Options) (*Service, error) {
 		inv: inventory.New(opts.Kube, inventory.Options{
 			NamespaceLabels: cfg.NamespaceLabels, Shard: cfg.Shard, TotalShards: cfg.TotalShards,
 		}),
-		analyzer:  &analyzer{window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file},
+		analyzer:  &analyzer{window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file, policy: recommend.DefaultPolicy()},
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),
 	}

@@ -235,9 +235,26 @@ func TestAgainstRealServers(t *testing.T) {
 	near("busy-api cpu waste", *ba.Waste.CPU, 0.7*0.031611, 1e-5)
 	near("busy-api memory waste", *ba.Waste.Memory, (1-300.0/1024)*0.004237, 1e-9)
 
+	// busy-api's container requests 1 core and 1 GiB but uses a steady 0.3
+	// cores and 300 MiB: UPID proposes less, never below the memory peak
+	// plus its 10 % margin, and says what that saves.
+	if len(ba.Containers) != 1 || ba.Containers[0].Recommendation == nil || !ba.Containers[0].Recommendation.OK {
+		t.Fatalf("busy-api containers = %+v, want one with a recommendation", ba.Containers)
+	}
+	rec := ba.Containers[0].Recommendation
+	if c := *rec.CPURequestCores; c < 0.3 || c > 0.45 {
+		t.Errorf("busy-api recommended CPU = %g, want between the 0.3 used and 0.45", c)
+	}
+	if m := *rec.MemoryRequestBytes; m < 1.1*300*(1<<20) || m > 0.6*(1<<30) {
+		t.Errorf("busy-api recommended memory = %g, want at least 1.1 × the 300 MiB peak and well under 1 GiB", m)
+	}
+	if !rec.Apply || rec.SavingsDollarsPerHour <= 0 || rec.CPULimitCores != nil {
+		t.Errorf("busy-api recommendation = %+v, want apply, positive savings and no CPU limit", rec)
+	}
+
 	// ghost: in Kubernetes, absent from Prometheus: unknown, never idle.
-	if g := got["ghost"]; g.Idle.State != "unknown" || g.IdleCostPerHr != 0 {
-		t.Errorf("ghost = %+v, want unknown", g.Idle)
+	if g := got["ghost"]; g.Idle.State != "unknown" || g.IdleCostPerHr != 0 || len(g.Containers) != 0 {
+		t.Errorf("ghost = %+v, want unknown and no recommendation without data", g)
 	}
 
 	reg := prometheus.NewPedanticRegistry()

@@ -47,6 +47,10 @@ type Workload struct {
 	ResourceRequests map[string]map[string]float64 // node → resource (cpu, memory, nvidia_com_gpu) → requested now
 	ContainerCPU     map[string]*Usage             // cores, by container
 	ContainerMemory  map[string]*Usage             // bytes, by container
+	// ContainerOOMKills and ContainerThrottledRatio are by container; a
+	// container absent from the map has no such series (unknown, or no limit).
+	ContainerOOMKills       map[string]float64
+	ContainerThrottledRatio map[string]float64
 }
 
 // RequestCount is the number of requests over the window for one
@@ -197,6 +201,16 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 			setUsage(&w.ContainerCPU, container, name, v)
 		case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":
 			setUsage(&w.ContainerMemory, container, name, v)
+		case "container_oom_kills":
+			if w.ContainerOOMKills == nil {
+				w.ContainerOOMKills = map[string]float64{}
+			}
+			w.ContainerOOMKills[container] = *v
+		case "container_cpu_throttled_ratio":
+			if w.ContainerThrottledRatio == nil {
+				w.ContainerThrottledRatio = map[string]float64{}
+			}
+			w.ContainerThrottledRatio[container] = *v
 		}
 	}
 }

@@ -118,6 +118,8 @@ func Queries(p Params) []Query {
 		{"container_memory_p50_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, %s[%s])", memSel, w), owner, "container")},
 		{"container_memory_p95_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, %s[%s])", memSel, w), owner, "container")},
 		{"container_memory_max_bytes", byWorkload("max", fmt.Sprintf("max_over_time(%s[%s])", memSel, w), owner, "container")},
+		{"container_oom_kills", byWorkload("max", fmt.Sprintf(`max by (namespace, pod, container) (increase(container_oom_events_total{container!="",container!="POD"}[%s]))`, w), owner, "container")},
+		{"container_cpu_throttled_ratio", byWorkload("max", fmt.Sprintf(`sum by (namespace, pod, container) (increase(container_cpu_cfs_throttled_periods_total{container!=""}[%[1]s])) / sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{container!=""}[%[1]s]) > 0)`, w), owner, "container")},
 		{"opencost", pricing.OpenCostQuery},
 	}
 	for _, s := range p.Sources {
