@@ -66,9 +66,9 @@ type Idle struct {
 // ContainerResult holds usage quantiles of one container over the window
 // and what UPID recommends it should request.
 type ContainerResult struct {
-	Name           string                    `json:"container"`
-	CPUCores       *history.Usage            `json:"cpu_cores,omitempty"`
-	MemoryBytes    *history.Usage            `json:"memory_bytes,omitempty"`
+	Name           string          `json:"container"`
+	CPUCores       *history.Usage  `json:"cpu_cores,omitempty"`
+	MemoryBytes    *history.Usage  `json:"memory_bytes,omitempty"`
 	Recommendation *Recommendation `json:"recommendation,omitempty"`
 }
 
