@@ -1,6 +1,6 @@
 // Package demo is a small built-in cluster for `upid exporter --demo`: Kubernetes objects
 // for client-go's fake clientset, and a week or more of metrics history answered by
-// Prometheus's own PromQL engine over its own TSDB. The exporter runs its production
+// Prometheus's own PromQL engine over an in-memory store. The exporter runs its production
 // queries and analysis against it unchanged, on a machine with no cluster and no
 // Prometheus.
 //
@@ -12,16 +12,11 @@
 package demo
 
 import (
-	"errors"
 	"fmt"
-	"math"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/upid-dev/upid/exporter/history"
@@ -41,15 +36,14 @@ type Demo struct {
 	// Series and Samples count what was loaded.
 	Series, Samples int
 
-	head      *tsdb.Head
-	dir       string
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // New builds the demo cluster with history up to now over window (plus an hour). now is
-// truncated to the second: the TSDB keeps milliseconds and the scrape grid is anchored at
-// now, so that a query at Now sees a sample exactly at the end of its range.
+// truncated to the second: the storage keeps milliseconds, as Prometheus does, and the
+// scrape grid is anchored at now, so that a query at Now sees a sample exactly at the end
+// of its range.
 func New(now time.Time, window time.Duration) (*Demo, error) {
 	if window < step {
 		return nil, fmt.Errorf("demo: window %s is shorter than the %s scrape interval", window, step)
@@ -62,41 +56,13 @@ func New(now time.Time, window time.Duration) (*Demo, error) {
 	}
 	pl := makePlan(now, start, cluster(tr))
 
-	dir, err := os.MkdirTemp("", "upid-demo-")
-	if err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	d := &Demo{Now: now, Window: window, dir: dir}
-	opts := tsdb.DefaultHeadOptions()
-	opts.ChunkDirRoot = dir
-	// The head refuses samples older than half its chunk range behind the newest one.
-	// Series are loaded one after another, each from the start of the history, so the
-	// range must span the history twice over.
-	opts.ChunkRange = 2 * (now.Sub(start) + time.Hour).Milliseconds()
-	// Isolation keeps every append's transaction id per series until the head is
-	// compacted, which it never is here: 40 MiB for a week of history. Nothing appends
-	// after loading, so queries need no isolation from appenders.
-	opts.IsolationDisabled = true
-	d.head, err = tsdb.NewHead(nil, nil, nil, nil, opts, nil)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	if err := d.head.Init(math.MinInt64); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	l := &loader{head: d.head, start: start, end: now, lb: labels.NewBuilder(labels.EmptyLabels())}
+	st := &memStorage{step: step.Milliseconds()}
+	l := &loader{st: st, start: start, end: now, lb: labels.NewBuilder(labels.EmptyLabels())}
 	if err := l.load(pl); err != nil {
-		d.Close()
 		return nil, fmt.Errorf("demo: loading history: %w", err)
 	}
-	d.Series, d.Samples = l.series, l.samples
-
-	head := d.head
-	d.Querier = newQuerier(storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		return tsdb.NewBlockQuerier(tsdb.NewRangeHeadWithIsolationDisabled(head, mint, maxt), mint, maxt)
-	}), now)
+	d := &Demo{Now: now, Window: window, Series: l.series, Samples: l.samples}
+	d.Querier = newQuerier(st, now)
 	d.Objects = pl.objects()
 	for _, w := range pl.workloads {
 		d.Cases = append(d.Cases, w.Case)
@@ -104,18 +70,12 @@ func New(now time.Time, window time.Duration) (*Demo, error) {
 	return d, nil
 }
 
-// Close releases the history and removes its directory.
+// Close stops the query engine.
 func (d *Demo) Close() error {
 	d.closeOnce.Do(func() {
-		var errs []error
-		if d.head != nil {
-			errs = append(errs, d.head.Close())
-		}
 		if q, ok := d.Querier.(*Querier); ok {
-			errs = append(errs, q.engine.Close())
+			d.closeErr = q.engine.Close()
 		}
-		errs = append(errs, os.RemoveAll(d.dir))
-		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr
 }

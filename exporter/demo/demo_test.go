@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -88,12 +89,8 @@ func TestNewIsQuickAndCloses(t *testing.T) {
 	if len(d.Cases) < 10 || len(d.Cases) > 14 {
 		t.Errorf("%d cases, want 10 to 14", len(d.Cases))
 	}
-	dir := d.dir
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Close left %s behind: %v", dir, err)
 	}
 	if err := d.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -486,5 +483,27 @@ func TestQuerierBehavesLikeTheHTTPAPI(t *testing.T) {
 	v, _, _, err = q.Query(ctx, `count(kube_pod_owner{namespace="analytics"})`, d.Now.Add(-time.Minute-30*time.Second), v1.WithLookbackDelta(time.Second))
 	if vec, ok := v.(model.Vector); err != nil || !ok || len(vec) != 0 {
 		t.Errorf("a 1s lookback between scrapes should find nothing: %v %v", v, err)
+	}
+}
+
+// BenchmarkNew reports what the demo costs at startup: the time to build a week of
+// history and the heap it keeps live while serving.
+func BenchmarkNew(b *testing.B) {
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		d, err := New(testNow, week)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "live-MiB")
+		runtime.KeepAlive(d)
+		d.Close()
+		b.StartTimer()
 	}
 }

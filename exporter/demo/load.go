@@ -1,16 +1,12 @@
 package demo
 
 import (
-	"context"
 	"math"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/upid-dev/upid/internal/series"
 )
@@ -32,34 +28,14 @@ func kubeletTarget(n *node, path string) map[string]string {
 	return map[string]string{"job": "kubelet", "metrics_path": path, "instance": n.ip + ":10250"}
 }
 
-// loader writes series into the head, streaming samples so that a week of history never
-// sits in memory as Go values.
+// loader writes series into the storage.
 type loader struct {
-	head       *tsdb.Head
+	st         *memStorage
 	start, end time.Time
-	app        storage.AppenderV2
-	pending    int
 	series     int
 	samples    int
 	lb         *labels.Builder
-}
-
-func (l *loader) appender() storage.AppenderV2 {
-	if l.app == nil {
-		l.app = l.head.AppenderV2(context.Background())
-	}
-	return l.app
-}
-
-// commit bounds the appender's batch, which holds every sample until committed; the head
-// pools batch buffers for reuse, so small batches also keep less memory afterwards.
-func (l *loader) commit() error {
-	if l.app == nil {
-		return nil
-	}
-	err := l.app.Commit()
-	l.app, l.pending = nil, 0
-	return err
+	buf        []float64
 }
 
 // add writes s (only its name and labels are used) plus extra, with f(t) at every scrape
@@ -88,27 +64,30 @@ func (l *loader) add(s series.Series, extra map[string]string, from, to time.Tim
 	for k, v := range extra {
 		l.lb.Set(k, v)
 	}
-	lset := l.lb.Labels()
-	app := l.appender()
-	var ref storage.SeriesRef
-	var err error
+	n := int(to.Sub(first)/step) + 1
+	ms := memSeries{lset: l.lb.Labels(), first: first.UnixMilli(), n: n}
+	ms.stale = !open && !first.Add(time.Duration(n)*step).After(l.end)
+	if ms.stale {
+		ms.n++
+	}
+	l.buf = l.buf[:0]
+	constant := true
 	t := first
-	for ; !t.After(to); t = t.Add(step) {
-		if ref, err = app.Append(ref, lset, 0, t.UnixMilli(), f(t), nil, nil, storage.AOptions{}); err != nil {
-			return err
-		}
-		l.samples++
-		l.pending++
+	for range n {
+		v := f(t)
+		constant = constant && (len(l.buf) == 0 || math.Float64bits(v) == math.Float64bits(l.buf[0]))
+		l.buf = append(l.buf, v)
+		t = t.Add(step)
 	}
-	if !open && !t.After(l.end) {
-		if _, err = app.Append(ref, lset, 0, t.UnixMilli(), math.Float64frombits(value.StaleNaN), nil, nil, storage.AOptions{}); err != nil {
-			return err
-		}
+	if constant {
+		ms.values = []float64{l.buf[0]}
+	} else {
+		ms.values = make([]float64, n)
+		copy(ms.values, l.buf)
 	}
+	l.st.series = append(l.st.series, ms)
 	l.series++
-	if l.pending > 20_000 {
-		return l.commit()
-	}
+	l.samples += n
 	return nil
 }
 
@@ -244,6 +223,22 @@ func (l *loader) loadPod(p *pod) error {
 			func(t time.Time) float64 { return math.Round(mem(p, t)) }); err != nil {
 			return err
 		}
+		// cAdvisor counts OOM events for every container; none of the demo's
+		// are killed.
+		if err := l.add(series.ContainerOOMEvents(ref, nil), cadvisor, from, to, constant(0)); err != nil {
+			return err
+		}
+		// CFS periods exist only under a CPU limit: 10 per second, throttled
+		// in the share of them where usage would exceed the limit.
+		if lim := c.cpuLim; lim > 0 {
+			if err := l.add(series.ContainerCPUCFSPeriods(ref, nil), cadvisor, from, to, counter(constant(10), false)); err != nil {
+				return err
+			}
+			if err := l.add(series.ContainerCPUCFSThrottledPeriods(ref, nil), cadvisor, from, to,
+				counter(func(t time.Time) float64 { return 10 * math.Min(1, math.Max(0, cpu(p, t)/lim-0.9)) }, false)); err != nil {
+				return err
+			}
+		}
 		for _, pr := range c.probes {
 			if err := l.add(series.ProberProbeTotal(ref, pr.typ, "successful", nil), probes, from, to,
 				counter(constant(1/float64(pr.period)), true)); err != nil {
@@ -302,5 +297,5 @@ func (l *loader) load(pl *plan) error {
 			return err
 		}
 	}
-	return l.commit()
+	return l.st.finish()
 }

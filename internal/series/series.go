@@ -267,6 +267,13 @@ func ContainerCPUCFSThrottledPeriods(ref PodRef, cumulative []Sample) Series {
 		Help: "Number of throttled period intervals.", Labels: ref.cadvisorContainerLabels(), Samples: cumulative}
 }
 
+// ContainerCPUCFSPeriods is cAdvisor's container_cpu_cfs_periods_total for the container cgroup
+// (only emitted for containers with a CPU limit): the denominator of the throttled ratio.
+func ContainerCPUCFSPeriods(ref PodRef, cumulative []Sample) Series {
+	return Series{Name: "container_cpu_cfs_periods_total", Type: TypeCounter,
+		Help: "Number of elapsed enforcement period intervals.", Labels: ref.cadvisorContainerLabels(), Samples: cumulative}
+}
+
 // ContainerOOMEvents is cAdvisor's container_oom_events_total for the container cgroup.
 func ContainerOOMEvents(ref PodRef, cumulative []Sample) Series {
 	return Series{Name: "container_oom_events_total", Type: TypeCounter,
