@@ -16,7 +16,7 @@ LDFLAGS := -s -w \
 
 # Test packages start real servers; 2 cores run two packages at once.
 TEST_FLAGS ?= -count=1 -timeout 30m
-BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
 .PHONY: all build test unit lint generate demo bench deps clean
 

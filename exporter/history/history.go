@@ -10,6 +10,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -91,42 +92,59 @@ func Fetch(ctx context.Context, q Querier, at time.Time, opts Options) (*Snapsho
 	if conc < 1 {
 		conc = 1
 	}
+	// Answers are applied in query order as soon as every earlier query has
+	// answered, and dropped: the decoded vectors of a cycle at 150,000 pods
+	// add up to hundreds of megabytes, and holding them all until the last
+	// answer came in raised the peak RSS by about 150 MiB (BenchmarkFetch).
+	// Workers take the queries in order so that the applied prefix grows
+	// steadily.
 	results := make([]model.Vector, len(queries))
 	errs := make([]error, len(queries))
-	sem := make(chan struct{}, conc)
+	done := make([]bool, len(queries))
+	var mu sync.Mutex
+	applied, failed := 0, 0
+	record := func(i int, vec model.Vector, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		results[i], errs[i], done[i] = vec, err, true
+		for ; applied < len(queries) && done[applied]; applied++ {
+			qu := queries[applied]
+			if errs[applied] != nil {
+				snap.Errors[qu.Name] = errs[applied]
+				failed++
+				continue
+			}
+			snap.apply(qu.Name, results[applied], opts.Sources)
+			results[applied] = nil
+		}
+	}
+	run := func(qu Query) (model.Vector, error) {
+		qctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+		v, _, _, err := q.Query(qctx, qu.Expr, at, v1.WithTimeout(opts.Timeout))
+		if err != nil {
+			return nil, err
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return nil, fmt.Errorf("query %s returned %s, want a vector", qu.Name, v.Type())
+		}
+		return vec, nil
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, qu := range queries {
+	for range min(conc, len(queries)) {
 		wg.Add(1)
-		go func(i int, qu Query) {
+		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			qctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-			defer cancel()
-			v, _, _, err := q.Query(qctx, qu.Expr, at, v1.WithTimeout(opts.Timeout))
-			if err != nil {
-				errs[i] = err
-				return
+			for i := int(next.Add(1) - 1); i < len(queries); i = int(next.Add(1) - 1) {
+				vec, err := run(queries[i])
+				record(i, vec, err)
 			}
-			vec, ok := v.(model.Vector)
-			if !ok {
-				errs[i] = fmt.Errorf("query %s returned %s, want a vector", qu.Name, v.Type())
-				return
-			}
-			results[i] = vec
-		}(i, qu)
+		}()
 	}
 	wg.Wait()
 
-	failed := 0
-	for i, qu := range queries {
-		if errs[i] != nil {
-			snap.Errors[qu.Name] = errs[i]
-			failed++
-			continue
-		}
-		snap.apply(qu.Name, results[i], opts.Sources)
-	}
 	if failed == len(queries) {
 		return snap, fmt.Errorf("prometheus: all %d queries failed: %w", failed, errors.Join(errs...))
 	}

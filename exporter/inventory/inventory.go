@@ -272,13 +272,22 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	snap.Selects = map[[2]string][]ID{}
+	// Services only select within their namespace; indexing by it keeps
+	// this linear in practice rather than services × workloads.
+	byNS := map[string][]int{}
+	for i, w := range snap.Workloads {
+		if len(w.Labels) > 0 {
+			byNS[w.Namespace] = append(byNS[w.Namespace], i)
+		}
+	}
 	for _, svc := range svcs {
 		if len(svc.Spec.Selector) == 0 {
 			continue
 		}
 		sel := labels.SelectorFromSet(svc.Spec.Selector)
-		for _, w := range snap.Workloads {
-			if w.Namespace == svc.Namespace && len(w.Labels) > 0 && sel.Matches(labels.Set(w.Labels)) {
+		for _, i := range byNS[svc.Namespace] {
+			w := snap.Workloads[i]
+			if sel.Matches(labels.Set(w.Labels)) {
 				k := [2]string{svc.Namespace, svc.Name}
 				snap.Selects[k] = append(snap.Selects[k], w.ID)
 			}

@@ -26,12 +26,15 @@ func transform(opts Options) cache.TransformFunc {
 			p.Spec.NodeName = o.Spec.NodeName
 			p.Status.Phase = o.Status.Phase
 			// Pods of a controller take probes and annotations from the
-			// controller's template; only bare pods need their own.
+			// controller's template; only bare pods need their own. (A
+			// one-entry annotation map per pod costs about 370 bytes of
+			// heap, 55 MB at 150,000 pods: BenchmarkSync, cache-B/pod.)
 			bare := controller(o.OwnerReferences) == nil
 			if bare {
-				p.Annotations = leanAnnotations(o.Annotations)
 				p.Spec.Containers = leanContainers(o.Spec.Containers, true)
 				p.Spec.InitContainers = leanContainers(o.Spec.InitContainers, true)
+			} else {
+				p.Annotations = nil
 			}
 			return p, nil
 		case *appsv1.Deployment:

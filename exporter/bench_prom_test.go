@@ -1,0 +1,307 @@
+package exporter_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	upidhistory "github.com/upid-dev/upid/exporter/history"
+)
+
+// benchProm is a fake Prometheus HTTP API that answers every query of a
+// cycle (history.Queries) with a canned instant vector sized like a real
+// cluster's answer: one series per workload for the workload queries, per
+// workload and container for the container queries, per workload, node and
+// resource for resource_requests, per workload and path or user agent for
+// the request counters, per node and rate for OpenCost.
+//
+// Answers are rendered once, gzipped (about a tenth of their size), and
+// decompressed while served to a client that does not accept gzip, as the
+// exporter's does not (prometheus/common's http_config disables
+// compression): the client decodes the full JSON while the fixture holds
+// only the compressed copy.
+type benchProm struct {
+	*httptest.Server
+	bodies  map[string][]byte // query expression → gzipped JSON answer
+	series  map[string]int    // query name → series in the answer
+	raw     int64             // bytes of all answers, uncompressed
+	missing []string          // queries the fixture has no data for; they answer an empty vector
+	busy    atomic.Int64      // nanoseconds spent serving
+}
+
+func newBenchProm(c *benchCluster, p upidhistory.Params, at time.Time) *benchProm {
+	bp := &benchProm{bodies: map[string][]byte{}, series: map[string]int{}}
+	ts := strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
+	secs := p.Window.Seconds()
+	for _, qu := range upidhistory.Queries(p) {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		cw := &benchCounter{w: zw}
+		v := &benchVector{w: bufio.NewWriterSize(cw, 64<<10), ts: ts}
+		_, _ = v.w.WriteString(`{"status":"success","data":{"resultType":"vector","result":[`)
+		if !c.render(v, qu.Name, secs) {
+			bp.missing = append(bp.missing, qu.Name)
+		}
+		_, _ = v.w.WriteString("]}}")
+		_ = v.w.Flush()
+		_ = zw.Close()
+		bp.bodies[qu.Expr] = buf.Bytes()
+		bp.series[qu.Name] = v.n
+		bp.raw += cw.n
+	}
+	bp.Server = httptest.NewServer(bp)
+	return bp
+}
+
+func (bp *benchProm) totalSeries() int {
+	n := 0
+	for _, s := range bp.series {
+		n += s
+	}
+	return n
+}
+
+func (bp *benchProm) gzipped() int {
+	n := 0
+	for _, b := range bp.bodies {
+		n += len(b)
+	}
+	return n
+}
+
+func (bp *benchProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { bp.busy.Add(int64(time.Since(start))) }()
+	if r.URL.Path != "/api/v1/query" {
+		http.Error(w, `{"status":"error","errorType":"not_found","error":"not found"}`, http.StatusNotFound)
+		return
+	}
+	_ = r.ParseForm()
+	body, ok := bp.bodies[r.Form.Get("query")]
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"bad_data","error":"the benchmark has no answer for this query"}`)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write(body)
+		return
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(w, zr)
+}
+
+// benchVector writes the samples of a JSON instant vector.
+type benchVector struct {
+	w   *bufio.Writer
+	ts  string
+	n   int
+	num []byte
+}
+
+// add writes one sample; labels are name, value pairs in name order, as
+// Prometheus sorts them.
+func (v *benchVector) add(value float64, labels ...string) {
+	if v.n > 0 {
+		_ = v.w.WriteByte(',')
+	}
+	v.n++
+	_, _ = v.w.WriteString(`{"metric":{`)
+	for i := 0; i < len(labels); i += 2 {
+		if i > 0 {
+			_ = v.w.WriteByte(',')
+		}
+		_ = v.w.WriteByte('"')
+		_, _ = v.w.WriteString(labels[i])
+		_, _ = v.w.WriteString(`":"`)
+		_, _ = v.w.WriteString(labels[i+1])
+		_ = v.w.WriteByte('"')
+	}
+	_, _ = v.w.WriteString(`},"value":[`)
+	_, _ = v.w.WriteString(v.ts)
+	_, _ = v.w.WriteString(`,"`)
+	v.num = strconv.AppendFloat(v.num[:0], value, 'f', -1, 64)
+	_, _ = v.w.Write(v.num)
+	_, _ = v.w.WriteString(`"]}`)
+}
+
+// render writes the answer to the query of that name; false when the
+// fixture does not know the query.
+func (c *benchCluster) render(v *benchVector, name string, secs float64) bool {
+	switch name {
+	case "opencost":
+		for i := range c.nodes {
+			cpu := 0.0316
+			if i%3 == 0 {
+				cpu = 0.0127 // spot
+			}
+			v.add(cpu, "__name__", "node_cpu_hourly_cost", "node", c.nodeName(i))
+			v.add(0.00424, "__name__", "node_ram_hourly_cost", "node", c.nodeName(i))
+		}
+		return true
+	}
+	known := true
+	for k := range c.workloads {
+		w := &c.workloads[k]
+		known = c.renderWorkload(v, name, secs, w) && known
+	}
+	return known
+}
+
+func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64, w *benchWorkload) bool {
+	idle := w.verdict == benchIdle
+	reps := float64(w.replicas)
+	if !w.running() {
+		reps = 0.02 // a one-minute job every hour
+	}
+	wl := func(value float64, extra ...string) {
+		// kind, namespace, workload and the extra labels, in name order.
+		labels := append([]string{"kind", w.kind, "namespace", w.ns, "workload", w.name}, extra...)
+		pairs := make([][2]string, 0, len(labels)/2)
+		for i := 0; i < len(labels); i += 2 {
+			pairs = append(pairs, [2]string{labels[i], labels[i+1]})
+		}
+		sort.Slice(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
+		labels = labels[:0]
+		for _, p := range pairs {
+			labels = append(labels, p[0], p[1])
+		}
+		v.add(value, labels...)
+	}
+	pick := func(active, idleV float64) float64 {
+		if idle {
+			return idleV
+		}
+		return active
+	}
+	containers := []string{"app", "proxy"}
+	switch name {
+	case "cpu_usage_seconds":
+		wl(pick(0.12, 0.002) * reps * secs)
+	case "cpu_pod_p95_cores":
+		wl(pick(0.25, 0.003))
+	case "coverage":
+		cov := 1.0
+		if w.verdict == benchUnknown {
+			cov = 0.2
+		}
+		wl(cov)
+	case "network_receive_bytes":
+		wl(pick(40000, 150) * reps * secs)
+	case "probes":
+		wl((0.1 + 0.2 + 1.0/15) * reps * secs)
+	case "replicas":
+		wl(reps)
+	case "resource_requests":
+		if !w.running() {
+			return true
+		}
+		var cpu, mem float64
+		spec := c.podSpec(w)
+		for _, ct := range append(spec.Containers, spec.InitContainers...) {
+			cpu += ct.Resources.Requests.Cpu().AsApproximateFloat64()
+			mem += ct.Resources.Requests.Memory().AsApproximateFloat64()
+		}
+		perNode := map[int]float64{}
+		for j := range w.replicas {
+			perNode[c.nodeOfPod(w, w.firstPod+j, j)]++
+		}
+		nodes := make([]int, 0, len(perNode))
+		for n := range perNode {
+			nodes = append(nodes, n)
+		}
+		sort.Ints(nodes)
+		for _, n := range nodes {
+			wl(cpu*perNode[n], "node", c.nodeName(n), "resource", "cpu")
+			wl(mem*perNode[n], "node", c.nodeName(n), "resource", "memory")
+		}
+	case "container_cpu_p50_cores", "container_cpu_p95_cores", "container_cpu_max_cores":
+		f := map[string]float64{"container_cpu_p50_cores": 1, "container_cpu_p95_cores": 2.5, "container_cpu_max_cores": 6}[name]
+		for _, ct := range containers {
+			base := pick(0.05, 0.001)
+			if ct == "proxy" {
+				base = pick(0.01, 0.002)
+			}
+			wl(base*f, "container", ct)
+		}
+	case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":
+		f := map[string]float64{"container_memory_p50_bytes": 1, "container_memory_p95_bytes": 1.3, "container_memory_max_bytes": 1.6}[name]
+		for _, ct := range containers {
+			base := 180e6
+			if ct == "proxy" {
+				base = 60e6
+			}
+			wl(base*f, "container", ct)
+		}
+	case "container_oom_kills":
+		// Every container with the counter has a series, most of them 0.
+		for i, ct := range containers {
+			kills := 0.0
+			if i == 0 && w.firstPod%23 == 0 {
+				kills = 2
+			}
+			wl(kills, "container", ct)
+		}
+	case "container_cpu_throttled_ratio":
+		for _, ct := range containers {
+			wl(pick(0.04, 0), "container", ct)
+		}
+	case "requests_http_requests_total":
+		if w.app != benchHTTP {
+			return true
+		}
+		wl(0.1*reps*secs, "handler", "/healthz", "user_agent", "kube-probe/1.33")
+		wl(0.2*reps*secs, "handler", "/ready", "user_agent", "kube-probe/1.33")
+		wl(secs/30, "handler", "/metrics", "user_agent", "Prometheus/3.5.0")
+		if !idle {
+			wl(5*secs, "handler", "/api/v1/items", "user_agent", "Mozilla/5.0 (X11; Linux x86_64; rv:139.0) Gecko/20100101 Firefox/139.0")
+			wl(2*secs, "handler", "/api/v1/items", "user_agent", "okhttp/4.12.0")
+		}
+	case "requests_http_server_requests_seconds_count":
+		if w.app != benchSpring {
+			return true
+		}
+		wl(0.2*reps*secs, "uri", "/actuator/health")
+		wl(secs/30, "uri", "/actuator/prometheus")
+		if !idle {
+			wl(3*secs, "uri", "/api/orders")
+			wl(1*secs, "uri", "/api/orders/{id}")
+		}
+	case "requests_istio_requests_total":
+		if w.app != benchIstio {
+			return true
+		}
+		v.add(0.2*secs, "destination_workload", w.name, "destination_workload_namespace", w.ns, "request_user_agent", "ELB-HealthChecker/2.0")
+		if !idle {
+			v.add(4*secs, "destination_workload", w.name, "destination_workload_namespace", w.ns, "request_user_agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5)")
+			v.add(1*secs, "destination_workload", w.name, "destination_workload_namespace", w.ns, "request_user_agent", "grpc-go/1.72.0")
+		}
+	case "requests_nginx_ingress_controller_requests":
+		if w.app != benchNginx || (w.kind != "Deployment" && w.kind != "StatefulSet") {
+			return true
+		}
+		// By the ingress rule's path, for the workload's Service.
+		if idle {
+			v.add(0.1*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/healthz")
+		} else {
+			v.add(3*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/")
+			v.add(1*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/api")
+		}
+	default:
+		return false
+	}
+	return true
+}
