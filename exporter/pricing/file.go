@@ -13,6 +13,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/upid-dev/upid/internal/spelling"
 )
 
 // MaxFileBytes bounds a pricing file, as internal/config bounds the
@@ -405,37 +407,8 @@ func contains(list []string, s string) bool {
 // when none is close, because a misspelt key is the commonest mistake in a
 // hand-written YAML file.
 func suggest(key string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if d := editDistance(key, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best != "" {
+	if best := spelling.Closest(key, known, 3); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return fmt.Sprintf(" (known keys here: %s)", strings.Join(known, ", "))
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 {
-		return len(a) // a key that long is no typo; spare the quadratic work
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

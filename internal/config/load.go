@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/upid-dev/upid/internal/spelling"
 )
 
 // MaxFileBytes bounds a configuration file: it is untrusted input, and a
@@ -368,34 +370,8 @@ func suggest(key string, leaves map[string]Setting, sections map[string]bool) st
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := editDistance(key, n); d < bestDist {
-			best, bestDist = n, d
-		}
+	if best := spelling.Closest(key, names, 3); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
