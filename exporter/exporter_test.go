@@ -29,6 +29,7 @@ import (
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/series"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -123,34 +124,34 @@ func createCluster(t *testing.T, c kubernetes.Interface) {
 
 // recorded builds what cAdvisor, kube-state-metrics, the kubelet and the
 // apps would have recorded over [start, end].
-func recorded(start, end time.Time) []testenv.Series {
+func recorded(start, end time.Time) []series.Series {
 	step := time.Minute
-	var out []testenv.Series
+	var out []series.Series
 	owners := map[string]bool{}
 	for _, p := range pods {
 		if !p.withSeries {
 			continue
 		}
-		ref := testenv.PodRef{Namespace: "shop", Pod: p.name, Container: "app", Node: "n1"}
-		ones := testenv.Generate(start, end, step, testenv.Const(1))
+		ref := series.PodRef{Namespace: "shop", Pod: p.name, Container: "app", Node: "n1"}
+		ones := series.Generate(start, end, step, series.Const(1))
 		out = append(out,
-			testenv.ContainerCPUUsageSeconds(ref, testenv.GenerateCounter(start, end, step, testenv.Const(p.cpuCores))),
-			testenv.ContainerMemoryWorkingSet(ref, testenv.Generate(start, end, step, testenv.Const(p.memBytes))),
-			testenv.ContainerNetworkReceiveBytes(ref, testenv.GenerateCounter(start, end, step, testenv.Const(p.rxBytesPerSec))),
-			testenv.ProberProbeTotal(ref, "Liveness", "successful", testenv.GenerateCounter(start, end, step, testenv.Const(0.1))),
-			testenv.ProberProbeTotal(ref, "Readiness", "successful", testenv.GenerateCounter(start, end, step, testenv.Const(0.2))),
-			testenv.KubePodOwner(ref, testenv.OwnerRef{Kind: "ReplicaSet", Name: rsName(p)}, ones),
-			testenv.KubePodStatusPhase(ref, "Running", ones),
-			testenv.KubePodContainerResourceRequests(ref, "cpu", testenv.Generate(start, end, step, testenv.Const(quantity(p.cpuRequest)))),
-			testenv.KubePodContainerResourceRequests(ref, "memory", testenv.Generate(start, end, step, testenv.Const(quantity(p.memRequest)))),
+			series.ContainerCPUUsageSeconds(ref, series.GenerateCounter(start, end, step, series.Const(p.cpuCores))),
+			series.ContainerMemoryWorkingSet(ref, series.Generate(start, end, step, series.Const(p.memBytes))),
+			series.ContainerNetworkReceiveBytes(ref, series.GenerateCounter(start, end, step, series.Const(p.rxBytesPerSec))),
+			series.ProberProbeTotal(ref, "Liveness", "successful", series.GenerateCounter(start, end, step, series.Const(0.1))),
+			series.ProberProbeTotal(ref, "Readiness", "successful", series.GenerateCounter(start, end, step, series.Const(0.2))),
+			series.KubePodOwner(ref, series.OwnerRef{Kind: "ReplicaSet", Name: rsName(p)}, ones),
+			series.KubePodStatusPhase(ref, "Running", ones),
+			series.KubePodContainerResourceRequests(ref, "cpu", series.Generate(start, end, step, series.Const(quantity(p.cpuRequest)))),
+			series.KubePodContainerResourceRequests(ref, "memory", series.Generate(start, end, step, series.Const(quantity(p.memRequest)))),
 		)
 		for handler, rps := range p.requests {
-			out = append(out, testenv.HTTPRequestsTotal(map[string]string{"namespace": "shop", "pod": p.name, "handler": handler, "code": "200", "method": "get"},
-				testenv.GenerateCounter(start, end, step, testenv.Const(rps))))
+			out = append(out, series.HTTPRequestsTotal(map[string]string{"namespace": "shop", "pod": p.name, "handler": handler, "code": "200", "method": "get"},
+				series.GenerateCounter(start, end, step, series.Const(rps))))
 		}
 		if !owners[rsName(p)] {
 			owners[rsName(p)] = true
-			out = append(out, testenv.KubeReplicaSetOwner("shop", rsName(p), testenv.OwnerRef{Kind: "Deployment", Name: p.deployment}, ones))
+			out = append(out, series.KubeReplicaSetOwner("shop", rsName(p), series.OwnerRef{Kind: "Deployment", Name: p.deployment}, ones))
 		}
 	}
 	return out

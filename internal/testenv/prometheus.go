@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/upid-dev/upid/internal/series"
 	"net/http"
 	"net/url"
 	"os"
@@ -50,7 +51,7 @@ type PrometheusOptions struct {
 	// Series are written as OpenMetrics and loaded as TSDB blocks before the server starts, so
 	// they are queryable at their own (past) timestamps. All samples must lie in the past:
 	// Prometheus refuses scraped samples older than the newest loaded block.
-	Series          []Series
+	Series          []series.Series
 	ScrapeConfigs   []ScrapeTarget
 	RuleFiles       []string // copied into the server's directory
 	AlertmanagerURL string   // e.g. Alertmanager.URL; empty disables alerting
@@ -190,7 +191,7 @@ func (p *Prometheus) start(t testing.TB, port int) {
 // loadSeries writes the series as OpenMetrics and turns them into TSDB blocks in dataDir.
 func loadSeries(t testing.TB, opts PrometheusOptions, dir, dataDir string) {
 	t.Helper()
-	minT, maxT, n := seriesTimeRange(opts.Series)
+	minT, maxT, n := series.TimeRange(opts.Series)
 	if n == 0 {
 		return
 	}
@@ -206,7 +207,7 @@ func loadSeries(t testing.TB, opts PrometheusOptions, dir, dataDir string) {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	if err := WriteOpenMetrics(f, opts.Series); err != nil {
+	if err := series.WriteOpenMetrics(f, opts.Series); err != nil {
 		f.Close()
 		t.Fatalf("testenv: writing series: %v", err)
 	}

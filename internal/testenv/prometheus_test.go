@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"github.com/upid-dev/upid/internal/series"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -141,31 +142,31 @@ func TestPrometheusQueriesLoadedHistory(t *testing.T) {
 		return func(t time.Time) float64 { return base + float64(t.UTC().Minute())*1024*1024 }
 	}
 	type pod struct {
-		ref      PodRef
-		owner    OwnerRef
+		ref      series.PodRef
+		owner    series.OwnerRef
 		cores    float64
 		memBytes float64
 		request  float64
 	}
 	pods := []pod{
-		{PodRef{Namespace: "shop", Pod: "web-7c9f8d-a", Container: "web", Node: "node-a"}, OwnerRef{Kind: "ReplicaSet", Name: "web-7c9f8d"}, 0.25, 200e6, 0.5},
-		{PodRef{Namespace: "shop", Pod: "web-7c9f8d-b", Container: "web", Node: "node-b"}, OwnerRef{Kind: "ReplicaSet", Name: "web-7c9f8d"}, 0.5, 300e6, 0.5},
-		{PodRef{Namespace: "batch", Pod: "worker-0", Container: "worker", Node: "node-a"}, OwnerRef{Kind: "StatefulSet", Name: "worker"}, 1.5, 1e9, 2},
+		{series.PodRef{Namespace: "shop", Pod: "web-7c9f8d-a", Container: "web", Node: "node-a"}, series.OwnerRef{Kind: "ReplicaSet", Name: "web-7c9f8d"}, 0.25, 200e6, 0.5},
+		{series.PodRef{Namespace: "shop", Pod: "web-7c9f8d-b", Container: "web", Node: "node-b"}, series.OwnerRef{Kind: "ReplicaSet", Name: "web-7c9f8d"}, 0.5, 300e6, 0.5},
+		{series.PodRef{Namespace: "batch", Pod: "worker-0", Container: "worker", Node: "node-a"}, series.OwnerRef{Kind: "StatefulSet", Name: "worker"}, 1.5, 1e9, 2},
 	}
-	var series []Series
+	var loaded []series.Series
 	for _, p := range pods {
-		series = append(series,
-			ContainerCPUUsageSeconds(p.ref, GenerateCounter(start, end, step, hourly(p.cores))),
-			ContainerMemoryWorkingSet(p.ref, Generate(start, end, step, memory(p.memBytes))),
-			KubePodContainerResourceRequests(p.ref, "cpu", Generate(start, end, step, Const(p.request))),
-			KubePodOwner(p.ref, p.owner, Generate(start, end, step, Const(1))),
+		loaded = append(loaded,
+			series.ContainerCPUUsageSeconds(p.ref, series.GenerateCounter(start, end, step, hourly(p.cores))),
+			series.ContainerMemoryWorkingSet(p.ref, series.Generate(start, end, step, memory(p.memBytes))),
+			series.KubePodContainerResourceRequests(p.ref, "cpu", series.Generate(start, end, step, series.Const(p.request))),
+			series.KubePodOwner(p.ref, p.owner, series.Generate(start, end, step, series.Const(1))),
 		)
 	}
-	series = append(series, KubeReplicaSetOwner("shop", "web-7c9f8d", OwnerRef{Kind: "Deployment", Name: "web"}, Generate(start, end, step, Const(1))))
+	loaded = append(loaded, series.KubeReplicaSetOwner("shop", "web-7c9f8d", series.OwnerRef{Kind: "Deployment", Name: "web"}, series.Generate(start, end, step, series.Const(1))))
 
 	began := time.Now()
-	prom := StartPrometheus(t, PrometheusOptions{Series: series})
-	t.Logf("loaded %d series over %s and started Prometheus in %s", len(series), end.Sub(start), time.Since(began).Round(time.Millisecond))
+	prom := StartPrometheus(t, PrometheusOptions{Series: loaded})
+	t.Logf("loaded %d series over %s and started Prometheus in %s", len(loaded), end.Sub(start), time.Since(began).Round(time.Millisecond))
 
 	at := start.Add(36 * time.Hour).Truncate(time.Hour).Add(30 * time.Minute)
 	mult := float64(1 + at.Hour()%3)
@@ -183,7 +184,7 @@ func TestPrometheusQueriesLoadedHistory(t *testing.T) {
 		{"memory per namespace", `sum by (namespace) (container_memory_working_set_bytes{container!=""})`, at,
 			map[string]float64{`{namespace="shop"}`: 500e6 + 2*mib, `{namespace="batch"}`: 1e9 + mib}},
 		{"pod owner lookup", `kube_pod_owner{namespace="shop", pod="web-7c9f8d-a"}`, at,
-			map[string]float64{fmt.Sprintf(`kube_pod_owner{namespace="shop", owner_is_controller="true", owner_kind="ReplicaSet", owner_name="web-7c9f8d", pod="web-7c9f8d-a", uid=%q}`, pods[0].ref.uid()): 1}},
+			map[string]float64{fmt.Sprintf(`kube_pod_owner{namespace="shop", owner_is_controller="true", owner_kind="ReplicaSet", owner_name="web-7c9f8d", pod="web-7c9f8d-a", uid=%q}`, series.PodUID(pods[0].ref)): 1}},
 		{"cpu by owner via kube_pod_owner join", `sum by (namespace, owner_kind, owner_name) (rate(container_cpu_usage_seconds_total{container!=""}[5m]) * on (namespace, pod) group_left (owner_kind, owner_name) kube_pod_owner)`, at,
 			map[string]float64{
 				`{namespace="shop", owner_kind="ReplicaSet", owner_name="web-7c9f8d"}`: 0.75 * mult,
@@ -210,12 +211,12 @@ func TestPrometheusQueriesLoadedHistory(t *testing.T) {
 
 // promMemoryMetric renders the label set Prometheus returns for the memory series of ref, with or
 // without the metric name (functions such as count_over_time drop it).
-func promMemoryMetric(ref PodRef, withName bool) string {
+func promMemoryMetric(ref series.PodRef, withName bool) string {
 	m := model.Metric{}
 	if withName {
 		m[model.MetricNameLabel] = "container_memory_working_set_bytes"
 	}
-	for k, v := range ContainerMemoryWorkingSet(ref, nil).Labels {
+	for k, v := range series.ContainerMemoryWorkingSet(ref, nil).Labels {
 		m[model.LabelName(k)] = model.LabelValue(v)
 	}
 	return m.String()
@@ -269,8 +270,8 @@ func TestPrometheusStopRestartCleanup(t *testing.T) {
 	var dir, promURL string
 	t.Run("lifecycle", func(t *testing.T) {
 		at := time.Now().Add(-time.Hour).Truncate(time.Minute)
-		prom := StartPrometheus(t, PrometheusOptions{Series: []Series{
-			{Name: "testenv_marker", Type: TypeGauge, Samples: Generate(at.Add(-30*time.Minute), at, time.Minute, Const(7))},
+		prom := StartPrometheus(t, PrometheusOptions{Series: []series.Series{
+			{Name: "testenv_marker", Type: series.TypeGauge, Samples: series.Generate(at.Add(-30*time.Minute), at, time.Minute, series.Const(7))},
 		}})
 		dir, promURL = prom.Dir, prom.URL
 		promAssertVector(t, prom.Query(t, "testenv_marker", at), map[string]float64{"testenv_marker": 7})
@@ -317,8 +318,8 @@ func procGetReady(base string) error {
 // TestPrometheusAndAlertmanagerStartFailures checks that a server that cannot start fails the
 // test with the reason from its log, and that unusable history is refused before start.
 func TestPrometheusAndAlertmanagerStartFailures(t *testing.T) {
-	future := []Series{{Name: "x", Type: TypeGauge, Samples: []Sample{{time.Now().Add(time.Hour), 1}}}}
-	ancient := []Series{{Name: "x", Type: TypeGauge, Samples: []Sample{{time.Now().Add(-48 * time.Hour), 1}}}}
+	future := []series.Series{{Name: "x", Type: series.TypeGauge, Samples: []series.Sample{{T: time.Now().Add(time.Hour), V: 1}}}}
+	ancient := []series.Series{{Name: "x", Type: series.TypeGauge, Samples: []series.Sample{{T: time.Now().Add(-48 * time.Hour), V: 1}}}}
 	tests := []struct {
 		name string
 		run  func(tb testing.TB)
