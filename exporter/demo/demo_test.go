@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upid-dev/upid/exporter/history"
-	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
 )
 
@@ -243,93 +241,6 @@ func TestSnapshotMatchesHandComputation(t *testing.T) {
 			c.MemoryGiBHour == nil || *c.MemoryGiBHour != pl.nodes[0].ramGiBHourly || c.GPUHour != nil {
 			t.Errorf("OpenCost %s: %+v", n, c)
 		}
-	}
-}
-
-// defaultHealthPaths and defaultHealthAgents are the exporter's default matchers
-// (internal/config), repeated so that this test checks the cases against the documented
-// model without depending on configuration loading.
-var (
-	defaultHealthPaths  = []string{"/healthz", "/livez", "/readyz", "/health", "/ping", "/metrics"}
-	defaultHealthAgents = regexp.MustCompile(`^(kube-probe/|Prometheus/|ELB-HealthChecker/|GoogleHC/)`)
-)
-
-// TestCasesReachTheirVerdicts feeds the snapshot and the inventory to exporter/idle the way
-// docs/idle-score.md describes the inputs, and checks each case's promise.
-func TestCasesReachTheirVerdicts(t *testing.T) {
-	d, snap := sharedDemo(t)
-	inv := inventorySnapshot(t, d)
-	byID := map[inventory.ID]inventory.Workload{}
-	for _, w := range inv.Workloads {
-		byID[w.ID] = w
-	}
-	secs := week.Seconds()
-	for _, c := range d.Cases {
-		t.Run(c.Name, func(t *testing.T) {
-			w := byID[inventory.ID{Namespace: c.Namespace, Kind: c.Kind, Name: c.Name}]
-			h := snap.Workloads[key(c)]
-			if h == nil {
-				h = &history.Workload{}
-			}
-			in := idle.Inputs{Kind: c.Kind, Window: week, End: d.Now, Coverage: h.Coverage, ProbeRequests: h.Probes, Replicas: float64(w.Pods)}
-			if h.Replicas != nil {
-				in.Replicas = *h.Replicas
-			}
-			if c.Kind == "Deployment" || c.Kind == "StatefulSet" {
-				r := float64(w.Replicas)
-				in.DesiredReplicas = &r
-			}
-			health := map[string]bool{}
-			for _, p := range defaultHealthPaths {
-				health[p] = true
-			}
-			perReplica := 0.0
-			for _, p := range w.Probes {
-				perReplica += 1 / p.Period.Seconds()
-				if p.Path != "" {
-					health[p.Path] = true
-				}
-			}
-			for _, p := range w.MetricsPaths {
-				health[p] = true
-			}
-			in.ExpectedProbesPerSecond = perReplica * in.Replicas
-			if len(h.Requests) > 0 {
-				var total, healthy float64
-				for _, r := range h.Requests {
-					total += r.Count
-					if defaultHealthAgents.MatchString(r.UserAgent) || health[r.Path] {
-						healthy += r.Count
-					}
-				}
-				in.TotalRequests, in.HealthRequests = &total, &healthy
-			}
-			if h.CPUSeconds != nil {
-				mean := *h.CPUSeconds / secs
-				in.CPUCoresMean = &mean
-			}
-			if h.CPUPodP95Cores != nil {
-				p95 := *h.CPUPodP95Cores * math.Max(in.Replicas, 1)
-				in.CPUCoresP95 = &p95
-			}
-			if h.NetworkRxBytes != nil {
-				rx := *h.NetworkRxBytes / secs
-				in.NetworkRxBytesPerSecond = &rx
-			}
-			v := idle.Score(in, idle.DefaultParams())
-			t.Logf("%s: score %.3f confidence %.2f reasons %v", v.State, v.Score, v.Confidence, v.Reasons)
-			if string(v.State) != c.Expect {
-				t.Errorf("verdict %s, the case promises %s (%s)", v.State, c.Expect, c.Why)
-			}
-			if c.Expect == ExpectIdle {
-				if low := v.Confidence < 0.8; low != c.LowConfidence {
-					t.Errorf("confidence %.2f, the case promises low confidence: %v", v.Confidence, c.LowConfidence)
-				}
-				if slices.Contains(v.Reasons, idle.ReasonProbeMismatch) {
-					t.Errorf("probes disagree with the spec: %v", v.Reasons)
-				}
-			}
-		})
 	}
 }
 
