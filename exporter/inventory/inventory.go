@@ -8,19 +8,24 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
+	autoscalinginformers "k8s.io/client-go/informers/autoscaling/v2"
+	batchinformers "k8s.io/client-go/informers/batch/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
-	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Workload kinds, spelled as Kubernetes spells them.
@@ -121,37 +126,39 @@ type Inventory struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
-	pods         corelisters.PodLister
-	services     corelisters.ServiceLister
-	nodes        corelisters.NodeLister
-	namespaces   corelisters.NamespaceLister
-	deployments  appslisters.DeploymentLister
-	replicaSets  appslisters.ReplicaSetLister
-	statefulSets appslisters.StatefulSetLister
-	daemonSets   appslisters.DaemonSetLister
-	jobs         batchlisters.JobLister
-	cronJobs     batchlisters.CronJobLister
-	hpas         autoscalinglisters.HorizontalPodAutoscalerLister
+	// The stores of lean objects (lean.go), without the namespace index
+	// the typed informers add: nothing here lists by namespace, and the
+	// index costs about 40 bytes per pod.
+	pods, services, deployments, replicaSets, statefulSets, daemonSets, jobs, cronJobs, hpas cache.Store
+
+	nodes      corelisters.NodeLister
+	namespaces corelisters.NamespaceLister
 }
 
 // New creates the informers; Start runs them.
 func New(client kubernetes.Interface, opts Options) *Inventory {
 	f := informers.NewSharedInformerFactoryWithOptions(client, opts.Resync, informers.WithTransform(transform(opts)))
+	none := cache.Indexers{}
+	store := func(obj runtime.Object, newInformer func(kubernetes.Interface, string, time.Duration, cache.Indexers) cache.SharedIndexInformer) cache.Store {
+		return f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+			return newInformer(c, metav1.NamespaceAll, resync, none)
+		}).GetStore()
+	}
 	return &Inventory{
 		opts:         opts,
 		factory:      f,
 		stop:         make(chan struct{}),
-		pods:         f.Core().V1().Pods().Lister(),
-		services:     f.Core().V1().Services().Lister(),
+		pods:         store(&corev1.Pod{}, coreinformers.NewPodInformer),
+		services:     store(&corev1.Service{}, coreinformers.NewServiceInformer),
+		deployments:  store(&appsv1.Deployment{}, appsinformers.NewDeploymentInformer),
+		replicaSets:  store(&appsv1.ReplicaSet{}, appsinformers.NewReplicaSetInformer),
+		statefulSets: store(&appsv1.StatefulSet{}, appsinformers.NewStatefulSetInformer),
+		daemonSets:   store(&appsv1.DaemonSet{}, appsinformers.NewDaemonSetInformer),
+		jobs:         store(&batchv1.Job{}, batchinformers.NewJobInformer),
+		cronJobs:     store(&batchv1.CronJob{}, batchinformers.NewCronJobInformer),
+		hpas:         store(&autoscalingv2.HorizontalPodAutoscaler{}, autoscalinginformers.NewHorizontalPodAutoscalerInformer),
 		nodes:        f.Core().V1().Nodes().Lister(),
 		namespaces:   f.Core().V1().Namespaces().Lister(),
-		deployments:  f.Apps().V1().Deployments().Lister(),
-		replicaSets:  f.Apps().V1().ReplicaSets().Lister(),
-		statefulSets: f.Apps().V1().StatefulSets().Lister(),
-		daemonSets:   f.Apps().V1().DaemonSets().Lister(),
-		jobs:         f.Batch().V1().Jobs().Lister(),
-		cronJobs:     f.Batch().V1().CronJobs().Lister(),
-		hpas:         f.Autoscaling().V2().HorizontalPodAutoscalers().Lister(),
 	}
 }
 
@@ -173,104 +180,81 @@ func (inv *Inventory) Shutdown() {
 	inv.factory.Shutdown()
 }
 
+// each calls fn with every lean object of type T in store; anything else
+// (which the transform should never let in) is an error, not a panic.
+func each[T any](store cache.Store, fn func(T)) error {
+	for _, obj := range store.List() {
+		o, ok := obj.(T)
+		if !ok {
+			return fmt.Errorf("inventory: cache holds a %T, want %T", obj, *new(T))
+		}
+		fn(o)
+	}
+	return nil
+}
+
 // Snapshot reads the caches. It is O(objects) and allocation-light, meant to
 // run once per analysis cycle, never per scrape.
 func (inv *Inventory) Snapshot() (Snapshot, error) {
-	everything := labels.Everything()
 	byID := map[ID]*Workload{}
-	add := func(w Workload) {
-		if inv.inShard(w.ID) {
-			byID[w.ID] = &w
+	add := func(kind string) func(*leanWorkload) {
+		return func(o *leanWorkload) {
+			if o.spec == nil {
+				return // a ReplicaSet of a Deployment, a Job of a CronJob
+			}
+			id := ID{o.namespace, kind, o.name}
+			if inv.inShard(id) {
+				w := fromSpec(id, o.created, o.replicas, o.spec)
+				byID[id] = &w
+			}
 		}
 	}
-	deps, err := inv.deployments.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, d := range deps {
-		add(fromTemplate(ID{d.Namespace, KindDeployment, d.Name}, d.CreationTimestamp, replicas(d.Spec.Replicas), &d.Spec.Template))
-	}
-	sts, err := inv.statefulSets.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, s := range sts {
-		add(fromTemplate(ID{s.Namespace, KindStatefulSet, s.Name}, s.CreationTimestamp, replicas(s.Spec.Replicas), &s.Spec.Template))
-	}
-	dss, err := inv.daemonSets.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, d := range dss {
-		add(fromTemplate(ID{d.Namespace, KindDaemonSet, d.Name}, d.CreationTimestamp, d.Status.DesiredNumberScheduled, &d.Spec.Template))
-	}
-	cjs, err := inv.cronJobs.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, c := range cjs {
-		add(fromTemplate(ID{c.Namespace, KindCronJob, c.Name}, c.CreationTimestamp, replicas(c.Spec.JobTemplate.Spec.Parallelism), &c.Spec.JobTemplate.Spec.Template))
-	}
-	jobs, err := inv.jobs.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, j := range jobs {
-		if controllerOf(j.OwnerReferences, KindCronJob) != "" {
-			continue // counted under its CronJob
+	for _, k := range []struct {
+		kind  string
+		store cache.Store
+	}{
+		{KindDeployment, inv.deployments}, {KindStatefulSet, inv.statefulSets}, {KindDaemonSet, inv.daemonSets},
+		{KindCronJob, inv.cronJobs}, {KindJob, inv.jobs}, {KindReplicaSet, inv.replicaSets},
+	} {
+		if err := each(k.store, add(k.kind)); err != nil {
+			return Snapshot{}, err
 		}
-		add(fromTemplate(ID{j.Namespace, KindJob, j.Name}, j.CreationTimestamp, replicas(j.Spec.Parallelism), &j.Spec.Template))
-	}
-	rss, err := inv.replicaSets.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, rs := range rss {
-		if controllerOf(rs.OwnerReferences, KindDeployment) != "" {
-			continue
-		}
-		add(fromTemplate(ID{rs.Namespace, KindReplicaSet, rs.Name}, rs.CreationTimestamp, replicas(rs.Spec.Replicas), &rs.Spec.Template))
 	}
 
-	pods, err := inv.pods.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	for _, p := range pods {
-		id := inv.Owner(p.Namespace, p.Name, p.OwnerReferences)
+	pods := 0
+	err := each(inv.pods, func(p *leanPod) {
+		pods++
+		id := inv.owner(p.namespace, p.name, p.owner)
 		if w, ok := byID[id]; ok {
 			w.Pods++
-			continue
+			return
 		}
-		if id.Kind == KindPod && inv.inShard(id) {
-			w := fromPodSpec(id, p.CreationTimestamp, 1, p.Annotations, &p.Spec)
+		if id.Kind == KindPod && inv.inShard(id) && p.spec != nil {
+			w := fromSpec(id, p.created, 1, p.spec)
 			w.Pods = 1
 			byID[id] = &w
 		}
-	}
-
-	hpas, err := inv.hpas.List(everything)
+	})
 	if err != nil {
 		return Snapshot{}, err
 	}
-	for _, h := range hpas {
-		ref := h.Spec.ScaleTargetRef
-		if w, ok := byID[ID{h.Namespace, ref.Kind, ref.Name}]; ok {
-			w.HPA = h.Name
+
+	err = each(inv.hpas, func(h *leanHPA) {
+		if w, ok := byID[ID{h.namespace, h.targetKind, h.targetName}]; ok {
+			w.HPA = h.name
 		}
+	})
+	if err != nil {
+		return Snapshot{}, err
 	}
 
-	snap := Snapshot{Pods: len(pods)}
+	snap := Snapshot{Pods: pods}
 	snap.Workloads = make([]Workload, 0, len(byID))
 	for _, w := range byID {
 		snap.Workloads = append(snap.Workloads, *w)
 	}
 	sort.Slice(snap.Workloads, func(i, j int) bool { return less(snap.Workloads[i].ID, snap.Workloads[j].ID) })
 
-	svcs, err := inv.services.List(everything)
-	if err != nil {
-		return Snapshot{}, err
-	}
 	snap.Selects = map[[2]string][]ID{}
 	// Services only select within their namespace; indexing by it keeps
 	// this linear in practice rather than services × workloads.
@@ -280,25 +264,27 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			byNS[w.Namespace] = append(byNS[w.Namespace], i)
 		}
 	}
-	for _, svc := range svcs {
-		if len(svc.Spec.Selector) == 0 {
-			continue
+	err = each(inv.services, func(svc *leanService) {
+		if len(svc.selector) == 0 {
+			return
 		}
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
-		for _, i := range byNS[svc.Namespace] {
+		for _, i := range byNS[svc.namespace] {
 			w := snap.Workloads[i]
-			if sel.Matches(labels.Set(w.Labels)) {
-				k := [2]string{svc.Namespace, svc.Name}
+			if selects(svc.selector, w.Labels) {
+				k := [2]string{svc.namespace, svc.name}
 				snap.Selects[k] = append(snap.Selects[k], w.ID)
 			}
 		}
+	})
+	if err != nil {
+		return Snapshot{}, err
 	}
 
-	if snap.Nodes, err = inv.nodes.List(everything); err != nil {
+	if snap.Nodes, err = inv.nodes.List(labels.Everything()); err != nil {
 		return Snapshot{}, err
 	}
 	sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
-	nss, err := inv.namespaces.List(everything)
+	nss, err := inv.namespaces.List(labels.Everything())
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -309,38 +295,54 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	return snap, nil
 }
 
+// selects says whether a selector (alternating keys and values) matches
+// every one of its labels in l, as a Service's selector does.
+func selects(selector []string, l map[string]string) bool {
+	for i := 0; i+1 < len(selector); i += 2 {
+		if v, ok := l[selector[i]]; !ok || v != selector[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
 // Owner resolves a pod to its top-level workload: ReplicaSet→Deployment,
 // Job→CronJob, StatefulSet, DaemonSet; a pod without a known controller is
 // its own workload. Owner references are followed through the caches, and
 // by name only when the cache has not seen the owner yet.
 func (inv *Inventory) Owner(namespace, pod string, refs []metav1.OwnerReference) ID {
-	ref := controller(refs)
-	if ref == nil {
+	return inv.owner(namespace, pod, ownerOf(pod, refs))
+}
+
+func (inv *Inventory) owner(namespace, pod string, o owner) ID {
+	switch o.kind {
+	case "":
 		return ID{namespace, KindPod, pod}
-	}
-	switch ref.Kind {
 	case KindReplicaSet:
-		if rs, err := inv.replicaSets.ReplicaSets(namespace).Get(ref.Name); err == nil {
-			if d := controllerOf(rs.OwnerReferences, KindDeployment); d != "" {
-				return ID{namespace, KindDeployment, d}
-			}
-			return ID{namespace, KindReplicaSet, ref.Name}
+		if rs := inv.workload(inv.replicaSets, namespace, o.name); rs != nil && rs.owner.kind == KindDeployment {
+			return ID{namespace, KindDeployment, rs.owner.name}
 		}
-		return ID{namespace, KindReplicaSet, ref.Name}
+		return ID{namespace, KindReplicaSet, o.name}
 	case KindJob:
-		if j, err := inv.jobs.Jobs(namespace).Get(ref.Name); err == nil {
-			if c := controllerOf(j.OwnerReferences, KindCronJob); c != "" {
-				return ID{namespace, KindCronJob, c}
-			}
+		if j := inv.workload(inv.jobs, namespace, o.name); j != nil && j.owner.kind == KindCronJob {
+			return ID{namespace, KindCronJob, j.owner.name}
 		}
-		return ID{namespace, KindJob, ref.Name}
-	case KindStatefulSet, KindDaemonSet:
-		return ID{namespace, ref.Kind, ref.Name}
+		return ID{namespace, KindJob, o.name}
 	default:
-		// Custom controllers (Argo Rollouts, operators) own pods directly;
-		// their kind is kept so the workload is still named sensibly.
-		return ID{namespace, ref.Kind, ref.Name}
+		// StatefulSets and DaemonSets own their pods; so do custom
+		// controllers (Argo Rollouts, operators), whose kind is kept so the
+		// workload is still named sensibly.
+		return ID{namespace, o.kind, o.name}
 	}
+}
+
+func (inv *Inventory) workload(store cache.Store, namespace, name string) *leanWorkload {
+	obj, ok, err := store.GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	w, _ := obj.(*leanWorkload)
+	return w
 }
 
 func (inv *Inventory) inShard(id ID) bool {
@@ -397,77 +399,11 @@ func less(a, b ID) bool {
 	return a.Name < b.Name
 }
 
-func fromTemplate(id ID, created metav1.Time, n int32, t *corev1.PodTemplateSpec) Workload {
-	w := fromPodSpec(id, created, n, t.Annotations, &t.Spec)
-	w.Labels = t.Labels
-	return w
-}
-
-func fromPodSpec(id ID, created metav1.Time, n int32, annotations map[string]string, spec *corev1.PodSpec) Workload {
-	w := Workload{ID: id, Created: created.Time, Replicas: n}
-	for _, c := range spec.InitContainers {
-		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
-		w.Containers = append(w.Containers, container(c, true, sidecar))
-		if sidecar {
-			w.Probes = append(w.Probes, probes(c)...)
-		}
+func fromSpec(id ID, created int64, n int32, s *podSpec) Workload {
+	// The slices and maps are shared with the cache: the analysis only reads them.
+	return Workload{
+		ID: id, Created: time.Unix(created, 0), Replicas: n,
+		Containers: s.containers, Probes: s.probes, MetricsPaths: s.metricsPaths,
+		Annotations: s.annotations, Labels: s.labels,
 	}
-	for _, c := range spec.Containers {
-		w.Containers = append(w.Containers, container(c, false, false))
-		w.Probes = append(w.Probes, probes(c)...)
-	}
-	if p := annotations["prometheus.io/path"]; p != "" {
-		w.MetricsPaths = append(w.MetricsPaths, p)
-	}
-	for k, v := range annotations {
-		if strings.HasPrefix(k, "upid.io/") {
-			if w.Annotations == nil {
-				w.Annotations = map[string]string{}
-			}
-			w.Annotations[k] = v
-		}
-	}
-	return w
-}
-
-func container(c corev1.Container, init, sidecar bool) Container {
-	return Container{
-		Name: c.Name, Init: init, Sidecar: sidecar,
-		CPURequest:    c.Resources.Requests.Cpu().AsApproximateFloat64(),
-		CPULimit:      c.Resources.Limits.Cpu().AsApproximateFloat64(),
-		MemoryRequest: c.Resources.Requests.Memory().AsApproximateFloat64(),
-		MemoryLim:     c.Resources.Limits.Memory().AsApproximateFloat64(),
-	}
-}
-
-func probes(c corev1.Container) []Probe {
-	var out []Probe
-	for _, p := range []struct {
-		typ   string
-		probe *corev1.Probe
-	}{{"Liveness", c.LivenessProbe}, {"Readiness", c.ReadinessProbe}, {"Startup", c.StartupProbe}} {
-		if p.probe == nil {
-			continue
-		}
-		period := p.probe.PeriodSeconds
-		if period <= 0 {
-			period = 10 // the API server's default
-		}
-		pr := Probe{Container: c.Name, Type: p.typ, Period: time.Duration(period) * time.Second}
-		switch h := p.probe.ProbeHandler; {
-		case h.HTTPGet != nil:
-			pr.Handler, pr.Path, pr.Port = "http", h.HTTPGet.Path, h.HTTPGet.Port.String()
-			if pr.Path == "" {
-				pr.Path = "/"
-			}
-		case h.TCPSocket != nil:
-			pr.Handler, pr.Port = "tcp", h.TCPSocket.Port.String()
-		case h.GRPC != nil:
-			pr.Handler, pr.Port = "grpc", fmt.Sprint(h.GRPC.Port)
-		default:
-			pr.Handler = "exec"
-		}
-		out = append(out, pr)
-	}
-	return out
 }

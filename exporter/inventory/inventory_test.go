@@ -3,8 +3,10 @@ package inventory
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -197,10 +199,10 @@ func TestSnapshot(t *testing.T) {
 	}
 }
 
-func TestTransformDropsUnusedFields(t *testing.T) {
+func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 	tr := transform(Options{})
 	tmpl := podTemplate()
-	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
+	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}}}
 	pod.Labels = map[string]string{"app": "web"}
 	pod.Spec.NodeName = "n1"
@@ -208,26 +210,47 @@ func TestTransformDropsUnusedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := out.(*corev1.Pod)
-	if p.ManagedFields != nil || p.Labels != nil || p.Spec.Containers != nil || p.Status.Conditions != nil {
-		t.Errorf("controlled pod keeps unused fields: %+v", p)
+	p, ok := out.(*leanPod)
+	if !ok {
+		t.Fatalf("pod transformed to %T, want *leanPod", out)
 	}
-	if p.Spec.NodeName != "n1" || p.Status.Phase != corev1.PodRunning || len(p.OwnerReferences) != 1 {
+	if p.name != "web-7d9f-a" || p.namespace != "shop" || p.node != "n1" || p.phase != "Running" || p.owner != (owner{KindReplicaSet, "web-7d9f"}) {
 		t.Errorf("controlled pod lost what the analysis reads: %+v", p)
+	}
+	if p.spec != nil {
+		t.Errorf("controlled pod keeps its spec; its controller's template is enough: %+v", p.spec)
+	}
+	// The owner's name is a prefix of the pod's and shares its memory.
+	if unsafe.StringData(p.owner.name) != unsafe.StringData(p.name) {
+		t.Error("owner name is a copy, not a prefix of the pod name")
+	}
+	if again, _ := tr(p); again != p {
+		t.Error("transform is not idempotent on lean objects")
 	}
 
 	dep := &appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Template: tmpl}}
 	out, _ = tr(dep)
-	d := out.(*appsv1.Deployment)
-	c := d.Spec.Template.Spec.Containers[0]
-	if c.Image != "" || c.Env != nil || d.ManagedFields != nil || d.Spec.Template.Labels["app"] != "web" {
-		t.Errorf("deployment keeps unused fields: %+v", c)
+	d := out.(*leanWorkload)
+	if d.replicas != 2 || d.spec == nil || d.spec.labels["app"] != "web" || len(d.spec.containers) != 3 || len(d.spec.probes) != 4 {
+		t.Errorf("deployment lost its template: %+v %+v", d, d.spec)
 	}
-	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" || c.Resources.Requests.Cpu().MilliValue() != 250 {
-		t.Errorf("deployment lost probes or requests: %+v", c)
+	if _, ok := d.spec.annotations["checksum/config"]; ok || d.spec.annotations["upid.io/mode"] != "enforce" {
+		t.Errorf("annotations = %v, want only upid.io/ ones", d.spec.annotations)
 	}
-	if _, ok := d.Spec.Template.Annotations["checksum/config"]; ok {
-		t.Errorf("unrelated annotations kept: %v", d.Spec.Template.Annotations)
+
+	rs := &appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9f", owned(KindDeployment, "web")...), Spec: appsv1.ReplicaSetSpec{Template: tmpl}}
+	out, _ = tr(rs)
+	if r := out.(*leanWorkload); r.spec != nil || r.owner != (owner{KindDeployment, "web"}) {
+		t.Errorf("ReplicaSet of a Deployment = %+v, want its owner and no template", r)
+	}
+
+	// Objects that share strings hold one copy of each.
+	other := pod.DeepCopy()
+	other.Name, other.Namespace, other.Spec.NodeName = "web-7d9f-b", strings.Clone("shop"), strings.Clone("n1")
+	out, _ = tr(other)
+	q := out.(*leanPod)
+	if unsafe.StringData(q.namespace) != unsafe.StringData(p.namespace) || unsafe.StringData(q.node) != unsafe.StringData(p.node) {
+		t.Error("namespace and node names are not interned")
 	}
 }
 

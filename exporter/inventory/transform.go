@@ -1,7 +1,10 @@
 package inventory
 
 import (
+	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -11,9 +14,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// transform returns lean copies of the watched objects. Caches of 150,000
-// pods and their ReplicaSets dominate the exporter's memory, so every field
-// the analysis does not read is dropped before the object is stored.
+// transform turns every watched object into its lean form (lean.go) before
+// it is stored. It is idempotent: client-go may hand it an object it has
+// already transformed.
 func transform(opts Options) cache.TransformFunc {
 	keepNS := map[string]bool{}
 	for _, l := range opts.NamespaceLabels {
@@ -22,79 +25,51 @@ func transform(opts Options) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *corev1.Pod:
-			p := &corev1.Pod{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			p.Spec.NodeName = o.Spec.NodeName
-			p.Status.Phase = o.Status.Phase
+			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: ownerOf(o.Name, o.OwnerReferences), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase))}
 			// Pods of a controller take probes and annotations from the
-			// controller's template; only bare pods need their own. (A
-			// one-entry annotation map per pod costs about 370 bytes of
-			// heap, 55 MB at 150,000 pods: BenchmarkSync, cache-B/pod.)
-			bare := controller(o.OwnerReferences) == nil
-			if bare {
-				p.Spec.Containers = leanContainers(o.Spec.Containers, true)
-				p.Spec.InitContainers = leanContainers(o.Spec.InitContainers, true)
-			} else {
-				p.Annotations = nil
+			// controller's template; only bare pods need their own.
+			if p.owner.kind == "" {
+				p.spec = specOf(o.Annotations, nil, &o.Spec)
 			}
 			return p, nil
 		case *appsv1.Deployment:
-			d := &appsv1.Deployment{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			d.Spec.Replicas = o.Spec.Replicas
-			d.Spec.Template = leanTemplate(o.Spec.Template)
-			return d, nil
+			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, ""), nil
 		case *appsv1.StatefulSet:
-			s := &appsv1.StatefulSet{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			s.Spec.Replicas = o.Spec.Replicas
-			s.Spec.Template = leanTemplate(o.Spec.Template)
-			return s, nil
+			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, ""), nil
 		case *appsv1.DaemonSet:
-			d := &appsv1.DaemonSet{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			d.Status.DesiredNumberScheduled = o.Status.DesiredNumberScheduled
-			d.Spec.Template = leanTemplate(o.Spec.Template)
-			return d, nil
+			return workloadOf(&o.ObjectMeta, o.Status.DesiredNumberScheduled, &o.Spec.Template, ""), nil
 		case *appsv1.ReplicaSet:
-			rs := &appsv1.ReplicaSet{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			rs.Spec.Replicas = o.Spec.Replicas
 			// A Deployment keeps up to ten old ReplicaSets; only owner
 			// resolution needs them, so their templates go.
-			if controllerOf(o.OwnerReferences, KindDeployment) == "" {
-				rs.Spec.Template = leanTemplate(o.Spec.Template)
-			}
-			return rs, nil
+			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, KindDeployment), nil
 		case *batchv1.Job:
-			j := &batchv1.Job{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			j.Spec.Parallelism = o.Spec.Parallelism
-			if controllerOf(o.OwnerReferences, KindCronJob) == "" {
-				j.Spec.Template = leanTemplate(o.Spec.Template)
-			}
-			return j, nil
+			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Parallelism), &o.Spec.Template, KindCronJob), nil
 		case *batchv1.CronJob:
-			c := &batchv1.CronJob{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			c.Spec.Suspend = o.Spec.Suspend
-			c.Spec.JobTemplate.Spec.Parallelism = o.Spec.JobTemplate.Spec.Parallelism
-			c.Spec.JobTemplate.Spec.Template = leanTemplate(o.Spec.JobTemplate.Spec.Template)
-			return c, nil
+			return workloadOf(&o.ObjectMeta, replicas(o.Spec.JobTemplate.Spec.Parallelism), &o.Spec.JobTemplate.Spec.Template, ""), nil
 		case *autoscalingv2.HorizontalPodAutoscaler:
-			h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			h.Spec.ScaleTargetRef = o.Spec.ScaleTargetRef
-			h.Spec.MinReplicas = o.Spec.MinReplicas
-			h.Spec.MaxReplicas = o.Spec.MaxReplicas
-			return h, nil
+			return &leanHPA{objMeta: newMeta(&o.ObjectMeta), targetKind: intern(o.Spec.ScaleTargetRef.Kind), targetName: o.Spec.ScaleTargetRef.Name}, nil
 		case *corev1.Service:
 			// Only the selector: it ties per-Service traffic to workloads.
-			svc := &corev1.Service{ObjectMeta: leanMeta(o.ObjectMeta, false)}
-			svc.Spec.Selector = o.Spec.Selector
-			return svc, nil
+			s := &leanService{objMeta: newMeta(&o.ObjectMeta)}
+			keys := make([]string, 0, len(o.Spec.Selector))
+			for k := range o.Spec.Selector {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				s.selector = append(s.selector, intern(k), intern(o.Spec.Selector[k]))
+			}
+			return s, nil
 		case *corev1.Node:
 			// Pricing rules select nodes by any label, so node labels stay;
-			// images and conditions, the bulk of a Node, go.
-			n := &corev1.Node{ObjectMeta: leanMeta(o.ObjectMeta, true)}
+			// images and conditions, the bulk of a Node, go. There are
+			// thirty times fewer nodes than pods: the API type is kept.
+			n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: internMap(o.Labels), CreationTimestamp: o.CreationTimestamp}}
 			n.Spec.ProviderID = o.Spec.ProviderID
-			n.Status.Capacity = o.Status.Capacity
-			n.Status.Allocatable = o.Status.Allocatable
+			n.Status.Capacity = pricedResources(o.Status.Capacity, o.Status.Allocatable)
 			return n, nil
 		case *corev1.Namespace:
-			ns := &corev1.Namespace{ObjectMeta: leanMeta(o.ObjectMeta, false)}
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Name, CreationTimestamp: o.CreationTimestamp}}
 			for k, v := range o.Labels {
 				if keepNS[k] {
 					if ns.Labels == nil {
@@ -105,94 +80,107 @@ func transform(opts Options) cache.TransformFunc {
 			}
 			ns.Status.Phase = o.Status.Phase
 			return ns, nil
-		case metav1.Object:
-			o.SetManagedFields(nil)
-			return obj, nil
 		default:
-			// cache.DeletedFinalStateUnknown and anything unexpected pass through.
+			// Lean objects, cache.DeletedFinalStateUnknown and anything
+			// unexpected pass through.
 			return obj, nil
 		}
 	}
 }
 
-func leanMeta(m metav1.ObjectMeta, keepLabels bool) metav1.ObjectMeta {
-	out := metav1.ObjectMeta{
-		Name:              m.Name,
-		Namespace:         m.Namespace,
-		UID:               m.UID,
-		ResourceVersion:   m.ResourceVersion,
-		CreationTimestamp: m.CreationTimestamp,
-		DeletionTimestamp: m.DeletionTimestamp,
-	}
-	if c := controller(m.OwnerReferences); c != nil {
-		out.OwnerReferences = []metav1.OwnerReference{{Kind: c.Kind, Name: c.Name, UID: c.UID, Controller: c.Controller, APIVersion: c.APIVersion}}
-	}
-	if keepLabels {
-		out.Labels = m.Labels
-	}
-	out.Annotations = leanAnnotations(m.Annotations)
-	return out
-}
-
-// leanAnnotations keeps the annotations the analysis reads: UPID's own and
-// the Prometheus scrape path, whose traffic is health traffic.
-func leanAnnotations(a map[string]string) map[string]string {
-	var out map[string]string
-	for k, v := range a {
-		if k == "prometheus.io/path" || strings.HasPrefix(k, "upid.io/") {
-			if out == nil {
-				out = map[string]string{}
+// pricedResources keeps the resources a node is priced by (CPU, memory,
+// GPUs) from its capacity, falling back to allocatable for one capacity
+// lacks, as pricing.NodeFromObject reads them; pods, storage and hugepages
+// go.
+func pricedResources(capacity, allocatable corev1.ResourceList) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for _, from := range []corev1.ResourceList{allocatable, capacity} {
+		for name, q := range from {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory || strings.Contains(string(name), "gpu") {
+				out[name] = q
 			}
-			out[k] = v
 		}
 	}
 	return out
 }
 
-func leanTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: leanAnnotations(t.Annotations)},
-		Spec: corev1.PodSpec{
-			Containers:     leanContainers(t.Spec.Containers, true),
-			InitContainers: leanContainers(t.Spec.InitContainers, true),
-		},
+// workloadOf makes the lean form of a controller. Its template is dropped
+// when the controller is itself controlled by a foldInto: the ReplicaSets of
+// a Deployment, the Jobs of a CronJob.
+func workloadOf(m *metav1.ObjectMeta, n int32, t *corev1.PodTemplateSpec, foldInto string) *leanWorkload {
+	w := &leanWorkload{objMeta: newMeta(m), owner: ownerOf(m.Name, m.OwnerReferences), replicas: n}
+	if foldInto == "" || w.owner.kind != foldInto {
+		w.spec = specOf(t.Annotations, t.Labels, &t.Spec)
+	}
+	return w
+}
+
+// specOf computes once what every Snapshot reads of a pod template.
+func specOf(annotations, labels map[string]string, spec *corev1.PodSpec) *podSpec {
+	s := &podSpec{labels: internMap(labels)}
+	for _, c := range spec.InitContainers {
+		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		s.containers = append(s.containers, container(c, true, sidecar))
+		if sidecar {
+			s.probes = append(s.probes, probes(c)...)
+		}
+	}
+	for _, c := range spec.Containers {
+		s.containers = append(s.containers, container(c, false, false))
+		s.probes = append(s.probes, probes(c)...)
+	}
+	if p := annotations["prometheus.io/path"]; p != "" {
+		s.metricsPaths = []string{intern(p)}
+	}
+	for k, v := range annotations {
+		if strings.HasPrefix(k, "upid.io/") {
+			if s.annotations == nil {
+				s.annotations = map[string]string{}
+			}
+			s.annotations[intern(k)] = v
+		}
+	}
+	return s
+}
+
+func container(c corev1.Container, init, sidecar bool) Container {
+	return Container{
+		Name: intern(c.Name), Init: init, Sidecar: sidecar,
+		CPURequest:    c.Resources.Requests.Cpu().AsApproximateFloat64(),
+		CPULimit:      c.Resources.Limits.Cpu().AsApproximateFloat64(),
+		MemoryRequest: c.Resources.Requests.Memory().AsApproximateFloat64(),
+		MemoryLim:     c.Resources.Limits.Memory().AsApproximateFloat64(),
 	}
 }
 
-func leanContainers(cs []corev1.Container, withProbes bool) []corev1.Container {
-	if len(cs) == 0 {
-		return nil
-	}
-	out := make([]corev1.Container, len(cs))
-	for i, c := range cs {
-		out[i] = corev1.Container{
-			Name:          c.Name,
-			Resources:     corev1.ResourceRequirements{Requests: c.Resources.Requests, Limits: c.Resources.Limits},
-			RestartPolicy: c.RestartPolicy,
+func probes(c corev1.Container) []Probe {
+	var out []Probe
+	for _, p := range []struct {
+		typ   string
+		probe *corev1.Probe
+	}{{"Liveness", c.LivenessProbe}, {"Readiness", c.ReadinessProbe}, {"Startup", c.StartupProbe}} {
+		if p.probe == nil {
+			continue
 		}
-		if withProbes {
-			out[i].LivenessProbe = leanProbe(c.LivenessProbe)
-			out[i].ReadinessProbe = leanProbe(c.ReadinessProbe)
-			out[i].StartupProbe = leanProbe(c.StartupProbe)
+		period := p.probe.PeriodSeconds
+		if period <= 0 {
+			period = 10 // the API server's default
 		}
-	}
-	return out
-}
-
-func leanProbe(p *corev1.Probe) *corev1.Probe {
-	if p == nil {
-		return nil
-	}
-	out := &corev1.Probe{PeriodSeconds: p.PeriodSeconds}
-	switch {
-	case p.HTTPGet != nil:
-		out.HTTPGet = &corev1.HTTPGetAction{Path: p.HTTPGet.Path, Port: p.HTTPGet.Port, Scheme: p.HTTPGet.Scheme}
-	case p.TCPSocket != nil:
-		out.TCPSocket = &corev1.TCPSocketAction{Port: p.TCPSocket.Port}
-	case p.GRPC != nil:
-		out.GRPC = &corev1.GRPCAction{Port: p.GRPC.Port}
-	case p.Exec != nil:
-		out.Exec = &corev1.ExecAction{}
+		pr := Probe{Container: intern(c.Name), Type: p.typ, Period: time.Duration(period) * time.Second}
+		switch h := p.probe.ProbeHandler; {
+		case h.HTTPGet != nil:
+			pr.Handler, pr.Path, pr.Port = "http", intern(h.HTTPGet.Path), intern(h.HTTPGet.Port.String())
+			if pr.Path == "" {
+				pr.Path = "/"
+			}
+		case h.TCPSocket != nil:
+			pr.Handler, pr.Port = "tcp", intern(h.TCPSocket.Port.String())
+		case h.GRPC != nil:
+			pr.Handler, pr.Port = "grpc", intern(fmt.Sprint(h.GRPC.Port))
+		default:
+			pr.Handler = "exec"
+		}
+		out = append(out, pr)
 	}
 	return out
 }

@@ -1,0 +1,152 @@
+package inventory
+
+import (
+	"strings"
+	"unique"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// The caches hold lean objects of the types below rather than trimmed
+// copies of the API types: an empty corev1.Pod is over a kilobyte of struct
+// before any field is set, and at 150,000 pods the trimmed API objects of
+// pods, ReplicaSets, Deployments and Services still came to about 5 KB per
+// pod (BenchmarkCacheByResource). Lean objects keep what the analysis
+// reads, with each pod template's part of a Workload computed once at
+// transform time, and strings that repeat across objects (namespaces,
+// kinds, node and container names, label keys and values) interned.
+//
+// They implement metav1.Object and runtime.Object only as far as the
+// informer machinery needs: a namespace and name for the cache key. Lean
+// objects are never modified once stored, so DeepCopyObject may share
+// their parts.
+
+// objMeta is a lean object's identity.
+type objMeta struct {
+	name, namespace string
+	created         int64 // Unix seconds
+}
+
+func newMeta(m *metav1.ObjectMeta) objMeta {
+	return objMeta{name: m.Name, namespace: intern(m.Namespace), created: m.CreationTimestamp.Unix()}
+}
+
+func (m *objMeta) GetNamespace() string                          { return m.namespace }
+func (m *objMeta) SetNamespace(ns string)                        { m.namespace = ns }
+func (m *objMeta) GetName() string                               { return m.name }
+func (m *objMeta) SetName(n string)                              { m.name = n }
+func (m *objMeta) GetGenerateName() string                       { return "" }
+func (m *objMeta) SetGenerateName(string)                        {}
+func (m *objMeta) GetUID() types.UID                             { return "" }
+func (m *objMeta) SetUID(types.UID)                              {}
+func (m *objMeta) GetResourceVersion() string                    { return "" }
+func (m *objMeta) SetResourceVersion(string)                     {}
+func (m *objMeta) GetGeneration() int64                          { return 0 }
+func (m *objMeta) SetGeneration(int64)                           {}
+func (m *objMeta) GetSelfLink() string                           { return "" }
+func (m *objMeta) SetSelfLink(string)                            {}
+func (m *objMeta) GetCreationTimestamp() metav1.Time             { return metav1.Unix(m.created, 0) }
+func (m *objMeta) SetCreationTimestamp(t metav1.Time)            { m.created = t.Unix() }
+func (m *objMeta) GetDeletionTimestamp() *metav1.Time            { return nil }
+func (m *objMeta) SetDeletionTimestamp(*metav1.Time)             {}
+func (m *objMeta) GetDeletionGracePeriodSeconds() *int64         { return nil }
+func (m *objMeta) SetDeletionGracePeriodSeconds(*int64)          {}
+func (m *objMeta) GetLabels() map[string]string                  { return nil }
+func (m *objMeta) SetLabels(map[string]string)                   {}
+func (m *objMeta) GetAnnotations() map[string]string             { return nil }
+func (m *objMeta) SetAnnotations(map[string]string)              {}
+func (m *objMeta) GetFinalizers() []string                       { return nil }
+func (m *objMeta) SetFinalizers([]string)                        {}
+func (m *objMeta) GetOwnerReferences() []metav1.OwnerReference   { return nil }
+func (m *objMeta) SetOwnerReferences([]metav1.OwnerReference)    {}
+func (m *objMeta) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
+func (m *objMeta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
+func (m *objMeta) GetObjectKind() schema.ObjectKind              { return schema.EmptyObjectKind }
+
+// owner is an object's controller.
+type owner struct{ kind, name string }
+
+// ownerOf returns the controller of an object named name. Controllers name
+// what they create after themselves (web → web-7d9f → web-7d9f-x2z), so
+// the owner's name is usually a prefix of the object's, and shares its
+// memory.
+func ownerOf(name string, refs []metav1.OwnerReference) owner {
+	c := controller(refs)
+	if c == nil {
+		return owner{}
+	}
+	o := owner{kind: intern(c.Kind), name: c.Name}
+	if strings.HasPrefix(name, c.Name) {
+		o.name = name[:len(c.Name)]
+	}
+	return o
+}
+
+// podSpec is what a Workload takes from a pod template or a bare pod.
+type podSpec struct {
+	containers   []Container
+	probes       []Probe
+	metricsPaths []string
+	annotations  map[string]string // upid.io/ only
+	labels       map[string]string
+}
+
+// leanPod is a Pod. Only bare pods keep their spec: pods of a controller
+// take it from the controller's template.
+type leanPod struct {
+	objMeta
+	owner owner
+	node  string
+	phase string
+	spec  *podSpec
+}
+
+// leanWorkload is a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or
+// CronJob. spec is nil for the ReplicaSets of Deployments and the Jobs of
+// CronJobs, which only resolve owners.
+type leanWorkload struct {
+	objMeta
+	owner    owner
+	replicas int32 // desired: spec.replicas, DaemonSet desired scheduled, Job parallelism
+	spec     *podSpec
+}
+
+// leanService is a Service's selector, as alternating keys and values.
+type leanService struct {
+	objMeta
+	selector []string
+}
+
+// leanHPA is the target of a HorizontalPodAutoscaler.
+type leanHPA struct {
+	objMeta
+	targetKind, targetName string
+}
+
+func (p *leanPod) DeepCopyObject() runtime.Object      { c := *p; return &c }
+func (w *leanWorkload) DeepCopyObject() runtime.Object { c := *w; return &c }
+func (s *leanService) DeepCopyObject() runtime.Object  { c := *s; return &c }
+func (h *leanHPA) DeepCopyObject() runtime.Object      { c := *h; return &c }
+
+// intern returns the canonical copy of s, so that the thousands of objects
+// naming the same namespace, node or container hold one string.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+func internMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[intern(k)] = intern(v)
+	}
+	return out
+}
