@@ -330,32 +330,19 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			HealthShare: v.HealthShare, HasRequestMetrics: r.Idle.HasRequestMetrics, Reasons: v.Reasons,
 		}
 
-		// Requests and cost: from what kube-state-metrics says each pod on
-		// each node requests now; from the pod template when it says nothing.
-		if len(h.ResourceRequests) > 0 {
-			for node, rr := range h.ResourceRequests {
-				p, ok := prices[node]
-				if !ok {
-					p = unknownNode
-				}
-				cpu, mem, gpu := rr["cpu"], rr["memory"], rr["nvidia_com_gpu"]
-				r.RequestedCPUCores += cpu
-				r.RequestedMemoryBytes += mem
-				r.RequestedGPUs += gpu
-				r.Cost.CPU += cpu * p.CPUPerCoreHour
-				r.Cost.Memory += mem / bytesPerGiB * p.MemoryPerGiBHour
-				r.Cost.GPU += gpu * p.GPUPerHour
+		// Requests and cost: what the pods scheduled on each node request
+		// now, at that node's price (the defaults for pods not scheduled yet).
+		for _, nr := range w.Requests {
+			p, ok := prices[nr.Node]
+			if !ok {
+				p = unknownNode
 			}
-		} else {
-			for _, c := range w.Containers {
-				if c.Init && !c.Sidecar {
-					continue
-				}
-				r.RequestedCPUCores += c.CPURequest * float64(w.Pods)
-				r.RequestedMemoryBytes += c.MemoryRequest * float64(w.Pods)
-			}
-			r.Cost.CPU = r.RequestedCPUCores * unknownNode.CPUPerCoreHour
-			r.Cost.Memory = r.RequestedMemoryBytes / bytesPerGiB * unknownNode.MemoryPerGiBHour
+			r.RequestedCPUCores += nr.CPU
+			r.RequestedMemoryBytes += nr.Memory
+			r.RequestedGPUs += nr.GPUs
+			r.Cost.CPU += nr.CPU * p.CPUPerCoreHour
+			r.Cost.Memory += nr.Memory / bytesPerGiB * p.MemoryPerGiBHour
+			r.Cost.GPU += nr.GPUs * p.GPUPerHour
 		}
 		r.Cost.Total = r.Cost.CPU + r.Cost.Memory + r.Cost.GPU
 

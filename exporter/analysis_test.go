@@ -59,23 +59,25 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 	probes := []inventory.Probe{{Type: "Liveness", Handler: "http", Path: "/healthz", Period: 10 * time.Second}}
 	inv := inventory.Snapshot{
 		Workloads: []inventory.Workload{
-			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "idle-api"}, Replicas: 2, Pods: 2, Probes: probes},
-			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "busy-api"}, Replicas: 1, Pods: 1, Probes: probes},
+			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "idle-api"}, Replicas: 2, Pods: 2, Probes: probes,
+				Requests: []inventory.NodeRequests{{Node: "n1", CPU: 0.5, Memory: 0.5 * (1 << 30)}}},
+			// On a node the inventory has not seen, or none yet: priced at the defaults.
+			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "busy-api"}, Replicas: 1, Pods: 1, Probes: probes,
+				Requests: []inventory.NodeRequests{{Node: "", CPU: 0.5, Memory: 0.5 * (1 << 30)}, {Node: "n1", CPU: 0.5, Memory: 0.5 * (1 << 30)}}},
 			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "ghost"}, Replicas: 1, Pods: 1,
-				Containers: []inventory.Container{{Name: "app", CPURequest: 2, MemoryRequest: 4 << 30}}},
+				Containers: []inventory.Container{{Name: "app", CPURequest: 2, MemoryRequest: 4 << 30}},
+				Requests:   []inventory.NodeRequests{{Node: "", CPU: 2, Memory: 4 << 30}}},
 			{ID: inventory.ID{Namespace: "mesh", Kind: "Deployment", Name: "reviews"}, Replicas: 1, Pods: 1},
 		},
 		Nodes: []*corev1.Node{node("n1", "4", "16Gi")},
 	}
-	gib := float64(1 << 30)
 	hist := &history.Snapshot{At: at, Workloads: map[history.Key]*history.Workload{
 		{Namespace: "shop", Kind: "Deployment", Workload: "idle-api"}: {
 			CPUSeconds: f(0.004 * secs), CPUPodP95Cores: f(0.002), Coverage: f(1), NetworkRxBytes: f(1200 * secs),
 			Probes: f(0.2 * secs), Replicas: f(2),
-			Requests:         []history.RequestCount{{Source: "http_requests_total", Path: "/healthz", Count: 0.2 * secs}},
-			ResourceRequests: map[string]map[string]float64{"n1": {"cpu": 0.5, "memory": 0.5 * gib}},
-			ContainerCPU:     map[string]*history.Usage{"app": {P95: f(0.002)}},
-			ContainerMemory:  map[string]*history.Usage{"app": {P95: f(50 << 20)}},
+			Requests:        []history.RequestCount{{Source: "http_requests_total", Path: "/healthz", Count: 0.2 * secs}},
+			ContainerCPU:    map[string]*history.Usage{"app": {P95: f(0.002)}},
+			ContainerMemory: map[string]*history.Usage{"app": {P95: f(50 << 20)}},
 		},
 		{Namespace: "shop", Kind: "Deployment", Workload: "busy-api"}: {
 			CPUSeconds: f(0.3 * secs), CPUPodP95Cores: f(0.3), Coverage: f(1), NetworkRxBytes: f(50000 * secs),
@@ -84,10 +86,8 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 				{Source: "http_requests_total", Path: "/healthz", Count: 0.1 * secs},
 				{Source: "http_requests_total", Path: "/api/orders", Count: 5 * secs},
 			},
-			// On a node the inventory has not seen: priced at the defaults.
-			ResourceRequests: map[string]map[string]float64{"n1": {"cpu": 0.5, "memory": 0.5 * gib}, "": {"cpu": 0.5, "memory": 0.5 * gib}},
-			ContainerCPU:     map[string]*history.Usage{"app": {P95: f(0.3)}},
-			ContainerMemory:  map[string]*history.Usage{"app": {P95: f(300 << 20)}},
+			ContainerCPU:    map[string]*history.Usage{"app": {P95: f(0.3)}},
+			ContainerMemory: map[string]*history.Usage{"app": {P95: f(300 << 20)}},
 		},
 		// istio names the workload but not its kind.
 		{Namespace: "mesh", Kind: "", Workload: "reviews"}: {

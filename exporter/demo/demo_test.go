@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -208,13 +209,21 @@ func TestSnapshotMatchesHandComputation(t *testing.T) {
 	if share := cpu / requested; share < 0.03 || share > 0.15 {
 		t.Errorf("report-builder uses %.1f%% of its CPU request; the case needs it far below", 100*share)
 	}
-	var reqCPU, reqMem float64
-	for _, rr := range reports.ResourceRequests {
-		reqCPU += rr["cpu"]
-		reqMem += rr["memory"]
+	// What its running pods request, as kube-state-metrics recorded it
+	// (the exporter reads the same from the demo's Pod objects).
+	rb := key(findCase(t, d, "report-builder"))
+	v, _, _, err := d.Querier.Query(context.Background(), fmt.Sprintf(`sum by (resource) (
+	  kube_pod_container_resource_requests{namespace=%q, pod=~"%s-.*"}
+	  * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1))`, rb.Namespace, rb.Workload), d.Now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if reqCPU != 6 || reqMem != 12*gi {
-		t.Errorf("report-builder requests %v cores and %v bytes, want 6 and 12 GiB", reqCPU, reqMem)
+	got := map[string]float64{}
+	for _, smp := range v.(model.Vector) {
+		got[string(smp.Metric["resource"])] = float64(smp.Value)
+	}
+	if got["cpu"] != 6 || got["memory"] != 12*gi {
+		t.Errorf("report-builder requests %v, want 6 cores and 12 GiB", got)
 	}
 
 	checkout := snap.Workloads[key(findCase(t, d, "checkout"))]

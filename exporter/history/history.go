@@ -38,16 +38,15 @@ type Usage struct {
 // Workload is everything Prometheus said about one workload. A nil pointer
 // means Prometheus returned no series for it: unknown, not zero.
 type Workload struct {
-	CPUSeconds       *float64 // CPU time used over the window
-	CPUPodP95Cores   *float64 // the largest per-pod p95 of CPU
-	Coverage         *float64 // share of the window with usage samples, 0..1
-	NetworkRxBytes   *float64
-	Probes           *float64 // kubelet probes run over the window
-	Replicas         *float64 // running pods, averaged over the window
-	Requests         []RequestCount
-	ResourceRequests map[string]map[string]float64 // node → resource (cpu, memory, nvidia_com_gpu) → requested now
-	ContainerCPU     map[string]*Usage             // cores, by container
-	ContainerMemory  map[string]*Usage             // bytes, by container
+	CPUSeconds      *float64 // CPU time used over the window
+	CPUPodP95Cores  *float64 // the largest per-pod p95 of CPU
+	Coverage        *float64 // share of the window with usage samples, 0..1
+	NetworkRxBytes  *float64
+	Probes          *float64 // kubelet probes run over the window
+	Replicas        *float64 // running pods, averaged over the window
+	Requests        []RequestCount
+	ContainerCPU    map[string]*Usage // cores, by container
+	ContainerMemory map[string]*Usage // bytes, by container
 	// ContainerOOMKills and ContainerThrottledRatio are by container; a
 	// container absent from the map has no such series (unknown, or no limit).
 	ContainerOOMKills       map[string]float64
@@ -206,15 +205,6 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 			w.Probes = v
 		case "replicas":
 			w.Replicas = v
-		case "resource_requests":
-			if w.ResourceRequests == nil {
-				w.ResourceRequests = map[string]map[string]float64{}
-			}
-			node := string(m["node"])
-			if w.ResourceRequests[node] == nil {
-				w.ResourceRequests[node] = map[string]float64{}
-			}
-			w.ResourceRequests[node][string(m["resource"])] += *v
 		case "container_cpu_p50_cores", "container_cpu_p95_cores", "container_cpu_max_cores":
 			setUsage(&w.ContainerCPU, container, name, v)
 		case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":

@@ -117,7 +117,6 @@ func Queries(p Params) []Query {
 		{"network_receive_bytes", byWorkload("sum", fmt.Sprintf(`sum by (namespace, pod) (increase(container_network_receive_bytes_total{pod!=""}[%s]))`, w), owner)},
 		{"probes", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(prober_probe_total[%s]))", w), owner)},
 		{"replicas", fmt.Sprintf("avg_over_time(\n  (%s)[%s:%s]\n)", byWorkload("count", fmt.Sprintf(`max by (namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)`), ownerNow), w, "1h")},
-		{"resource_requests", byWorkload("sum", `sum by (namespace, pod, node, resource) (kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia_com_gpu"} * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1))`, ownerNow, "node", "resource")},
 		{"container_cpu_p50_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
 		{"container_cpu_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
 		{"container_cpu_max_cores", byWorkload("max", fmt.Sprintf("max_over_time(rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},

@@ -66,6 +66,16 @@ type Workload struct {
 	Annotations map[string]string
 	// Labels are the pod template's labels, which Services select.
 	Labels map[string]string
+	// Requests are what the workload's Pending and Running pods request,
+	// by node ("" for pods not scheduled yet), sorted by node.
+	Requests []NodeRequests
+}
+
+// NodeRequests is what a workload's pods on one node request, in cores,
+// bytes and GPUs.
+type NodeRequests struct {
+	Node              string
+	CPU, Memory, GPUs float64
 }
 
 // Container is a container of the pod template, with its resources in base
@@ -225,14 +235,18 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	err := each(inv.pods, func(p *leanPod) {
 		pods++
 		id := inv.owner(p.namespace, p.name, p.owner)
-		if w, ok := byID[id]; ok {
-			w.Pods++
-			return
+		w, ok := byID[id]
+		if !ok {
+			if id.Kind != KindPod || !inv.inShard(id) || p.spec == nil {
+				return
+			}
+			nw := fromSpec(id, p.created, 1, p.spec)
+			w = &nw
+			byID[id] = w
 		}
-		if id.Kind == KindPod && inv.inShard(id) && p.spec != nil {
-			w := fromSpec(id, p.created, 1, p.spec)
-			w.Pods = 1
-			byID[id] = &w
+		w.Pods++
+		if p.phase == string(corev1.PodPending) || p.phase == string(corev1.PodRunning) {
+			w.addRequests(p.node, p.req)
 		}
 	})
 	if err != nil {
@@ -293,6 +307,18 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	}
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	return snap, nil
+}
+
+func (w *Workload) addRequests(node string, r podRequests) {
+	i := sort.Search(len(w.Requests), func(i int) bool { return w.Requests[i].Node >= node })
+	if i == len(w.Requests) || w.Requests[i].Node != node {
+		w.Requests = append(w.Requests, NodeRequests{})
+		copy(w.Requests[i+1:], w.Requests[i:])
+		w.Requests[i] = NodeRequests{Node: node}
+	}
+	w.Requests[i].CPU += float64(r.cpu)
+	w.Requests[i].Memory += float64(r.memory)
+	w.Requests[i].GPUs += float64(r.gpus)
 }
 
 // selects says whether a selector (alternating keys and values) matches

@@ -72,8 +72,8 @@ func objects() []runtime.Object {
 		&batchv1.Job{ObjectMeta: meta("shop", "once"), Spec: batchv1.JobSpec{Parallelism: ptr(int32(2)), Template: tmpl}},
 		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta("shop", "web-hpa"), Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: KindDeployment, Name: "web", APIVersion: "apps/v1"}, MaxReplicas: 10}},
-		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec},
-		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-b", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-b", owned(KindReplicaSet, "web-7d9f")...), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
 		&corev1.Pod{ObjectMeta: meta("shop", "db-0", owned(KindStatefulSet, "db")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "agent-x", owned(KindDaemonSet, "agent")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "nightly-29000-q", owned(KindJob, "nightly-29000")...), Spec: tmpl.Spec},
@@ -86,6 +86,11 @@ func objects() []runtime.Object {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.large"}},
 			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}, Images: []corev1.ContainerImage{{Names: []string{"big"}}}}},
 	}
+}
+
+func onNode(s corev1.PodSpec, node string) corev1.PodSpec {
+	s.NodeName = node
+	return s
 }
 
 func started(t *testing.T, opts Options) *Inventory {
@@ -151,6 +156,11 @@ func TestSnapshot(t *testing.T) {
 	web := got[ID{"shop", KindDeployment, "web"}]
 	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" {
 		t.Errorf("web: replicas %d pods %d hpa %q, want 3, 2, web-hpa", web.Replicas, web.Pods, web.HPA)
+	}
+	// Only the running pod requests anything: the app's 250m and 256Mi (the
+	// native sidecar and the init container request nothing here).
+	if want := []NodeRequests{{Node: "n1", CPU: 0.25, Memory: 256 << 20}}; !reflect.DeepEqual(web.Requests, want) {
+		t.Errorf("web requests = %+v, want %+v (the succeeded pod requests nothing)", web.Requests, want)
 	}
 	wantContainers := []Container{
 		{Name: "migrate", Init: true},
@@ -277,5 +287,36 @@ func TestSharding(t *testing.T) {
 		if seen[w.ID] != 1 {
 			t.Errorf("%v appears in %d shards, want exactly 1", w.ID, seen[w.ID])
 		}
+	}
+}
+
+func TestRequestsOf(t *testing.T) {
+	req := func(cpu, mem string, extra ...string) corev1.ResourceRequirements {
+		l := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}
+		for i := 0; i+1 < len(extra); i += 2 {
+			l[corev1.ResourceName(extra[i])] = resource.MustParse(extra[i+1])
+		}
+		return corev1.ResourceRequirements{Requests: l}
+	}
+	for _, tc := range []struct {
+		name string
+		spec corev1.PodSpec
+		want podRequests
+	}{
+		{"empty", corev1.PodSpec{}, podRequests{}},
+		{"containers add up", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("250m", "256Mi")}, {Resources: req("1", "1Gi")}}},
+			podRequests{cpu: 1.25, memory: 1280 << 20}},
+		{"native sidecars count, init containers do not", corev1.PodSpec{
+			InitContainers: []corev1.Container{{Resources: req("4", "8Gi")}, {Resources: req("100m", "64Mi"), RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
+			Containers:     []corev1.Container{{Resources: req("500m", "512Mi")}}},
+			podRequests{cpu: 0.6, memory: 576 << 20}},
+		{"GPUs of any vendor", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("1", "1Gi", "nvidia.com/gpu", "2")}, {Resources: req("1", "1Gi", "amd.com/gpu", "1")}}},
+			podRequests{cpu: 2, memory: 2 << 30, gpus: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := requestsOf(&tc.spec); got != tc.want {
+				t.Errorf("requestsOf = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

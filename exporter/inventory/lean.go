@@ -101,7 +101,16 @@ type leanPod struct {
 	owner owner
 	node  string
 	phase string
+	req   podRequests
 	spec  *podSpec
+}
+
+// podRequests is what a pod requests, its containers' and native sidecars'
+// requests summed, as admitted (LimitRange defaults included), which is
+// what the scheduler reserves and the bill pays for. float32 keeps a pod
+// small; its relative error, 6e-8, is far below any price's precision.
+type podRequests struct {
+	cpu, memory, gpus float32
 }
 
 // leanWorkload is a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or

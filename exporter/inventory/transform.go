@@ -25,7 +25,7 @@ func transform(opts Options) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *corev1.Pod:
-			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: ownerOf(o.Name, o.OwnerReferences), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase))}
+			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: ownerOf(o.Name, o.OwnerReferences), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase)), req: requestsOf(&o.Spec)}
 			// Pods of a controller take probes and annotations from the
 			// controller's template; only bare pods need their own.
 			if p.owner.kind == "" {
@@ -86,6 +86,29 @@ func transform(opts Options) cache.TransformFunc {
 			return obj, nil
 		}
 	}
+}
+
+// requestsOf sums what a pod's containers and native sidecars request.
+func requestsOf(spec *corev1.PodSpec) podRequests {
+	var r podRequests
+	add := func(c *corev1.Container) {
+		r.cpu += float32(c.Resources.Requests.Cpu().AsApproximateFloat64())
+		r.memory += float32(c.Resources.Requests.Memory().AsApproximateFloat64())
+		for name, q := range c.Resources.Requests {
+			if strings.HasSuffix(string(name), "/gpu") {
+				r.gpus += float32(q.AsApproximateFloat64())
+			}
+		}
+	}
+	for i := range spec.Containers {
+		add(&spec.Containers[i])
+	}
+	for i := range spec.InitContainers {
+		if c := &spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			add(c)
+		}
+	}
+	return r
 }
 
 // pricedResources keeps the resources a node is priced by (CPU, memory,
