@@ -5,13 +5,16 @@
 package alerts
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/upid-dev/upid/exporter/history"
@@ -144,8 +147,15 @@ func RecordingRules(o Options) []rulefmt.Rule {
 		{Record: ClusterForecast, Expr: `sum by (cluster, horizon, quantile) (` + NamespaceForecast + `)`},
 		// Requests reaching a Service through ingress-nginx or Istio, by the
 		// Service's namespace and name. Ingress traffic into a mesh is seen by
-		// both; "or" counts it once (ingress wins).
-		{Record: ServiceRequestRate, Expr: `sum by (namespace, service) (rate(nginx_ingress_controller_requests[2m]))
+		// both; "or" counts it once (ingress wins). ingress-nginx scraped through
+		// Kubernetes service discovery keeps its own namespace and service labels
+		// as exported_*; label_replace leaves the series alone when they are absent.
+		{Record: ServiceRequestRate, Expr: `sum by (namespace, service) (
+  label_replace(
+    label_replace(rate(nginx_ingress_controller_requests[2m]), "namespace", "$1", "exported_namespace", "(.+)"),
+    "service", "$1", "exported_service", "(.+)"
+  )
+)
 or on (namespace, service)
 sum by (namespace, service) (
   label_replace(
@@ -304,5 +314,10 @@ func YAML(o Options) ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, err
 	}
-	return []byte(b.String()), nil
+	out := []byte(b.String())
+	// Refuse to write what Prometheus would refuse to load.
+	if _, errs := rulefmt.Parse(out, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler)); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }
