@@ -4,7 +4,10 @@
 package mixin
 
 import (
+	"path"
+
 	"github.com/upid-dev/upid/alerts"
+	"github.com/upid-dev/upid/dashboards"
 )
 
 // File is one generated file, Path relative to the repository root.
@@ -13,11 +16,22 @@ type File struct {
 	Data []byte
 }
 
+// DashboardsDir holds the dashboards' JSON.
+const DashboardsDir = "dashboards"
+
 // Files renders every generated file.
 func Files() ([]File, error) {
 	rules, err := alerts.YAML(alerts.Default())
 	if err != nil {
 		return nil, err
 	}
-	return []File{{Path: alerts.File, Data: rules}}, nil
+	files := []File{{Path: alerts.File, Data: rules}}
+	for _, d := range dashboards.All() {
+		b, err := d.JSON()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Path: path.Join(DashboardsDir, d.File), Data: b})
+	}
+	return files, nil
 }
