@@ -21,7 +21,6 @@ func horizonVariable() *dashboard.CustomVariableBuilder {
 		})
 }
 
-
 func quantiles(metric, sel, agg string) [3]string {
 	var out [3]string
 	for i, q := range []string{"0.1", "0.5", "0.9"} {

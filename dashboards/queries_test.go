@@ -28,13 +28,17 @@ func (q dashQuery) String() string {
 var labelValues = regexp.MustCompile(`(?s)^label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\)$`)
 
 type jsonPanel struct {
-	Type        string `json:"type"`
-	Title       string `json:"title"`
-	Datasource  *struct{ UID string `json:"uid"` } `json:"datasource"`
-	Targets     []struct {
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource *struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
+	Targets []struct {
 		Expr       string `json:"expr"`
 		RefID      string `json:"refId"`
-		Datasource *struct{ UID string `json:"uid"` } `json:"datasource"`
+		Datasource *struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
 	} `json:"targets"`
 	FieldConfig struct {
 		Defaults struct {
