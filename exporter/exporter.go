@@ -46,7 +46,8 @@ type Service struct {
 	last      *Results
 	idleSince map[inventory.ID]time.Time
 
-	self selfMetrics
+	self      selfMetrics
+	forecasts forecasts
 }
 
 // New validates the configuration and prepares the informers.
@@ -69,6 +70,12 @@ func New(opts Options) (*Service, error) {
 		if s.Metric == "" {
 			errs = append(errs, fmt.Errorf("exporter.request_sources[%d].metric: must not be empty", i))
 		}
+	}
+	if fi := time.Duration(cfg.Forecast.Interval); fi != 0 && fi < time.Minute {
+		errs = append(errs, fmt.Errorf("exporter.forecast.interval: %s is below 1m; use 0 to turn forecasts off", cfg.Forecast.Interval))
+	}
+	if cfg.Forecast.BatchWorkloads < 1 {
+		errs = append(errs, fmt.Errorf("exporter.forecast.batch_workloads: %d is below 1", cfg.Forecast.BatchWorkloads))
 	}
 	params := idle.DefaultParams()
 	params.MinCoverage = cfg.Idle.MinCoverage
@@ -220,5 +227,5 @@ func (s *Service) Last() *Results {
 
 // Collectors are what the exporter registers: workload metrics and self metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{&resultsCollector{s: s}, s.self}
+	return []prometheus.Collector{&resultsCollector{s: s}, s.self, newForecastCollector(s)}
 }

@@ -177,7 +177,8 @@ func TestAgainstRealServers(t *testing.T) {
 	now := time.Now().Truncate(time.Minute)
 	kube := testenv.StartKube(t, testenv.KubeOptions{})
 	createCluster(t, kube.Clientset)
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-26*time.Hour), now.Add(-time.Minute))})
+	// Five days, so that forecasts have more than the two days they need.
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-5*24*time.Hour), now.Add(-time.Minute))})
 
 	cfg := exporterConfig()
 	cfg.Prometheus.Timeout = model.Duration(5 * time.Second)
@@ -280,6 +281,8 @@ func TestAgainstRealServers(t *testing.T) {
 	promtoolCheck(t, reg)
 
 	checkAPI(t, svc)
+	checkForecasts(t, svc, reg, map[string]float64{"idle-api": 0.004, "busy-api": 0.3})
+	promtoolCheck(t, reg) // again, with the forecasts
 
 	// Prometheus slower than the query timeout: the cycle fails and the
 	// last good results stay.
@@ -306,6 +309,74 @@ func TestAgainstRealServers(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "upid_exporter_query_errors_total"); err != nil || n == 0 {
 		t.Errorf("no query errors reported (%d, %v)", n, err)
+	}
+}
+
+// checkForecasts fits forecasts through the real Prometheus (the hourly
+// usage subquery and its owner join) and checks them against the steady
+// usage the series hold: a flat history forecasts itself, its band holds
+// the median, spend stays at the request cost since use stays below the
+// requests, and nothing is anomalous. ghost, unknown to Prometheus, gets
+// no forecast.
+func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registry, cpu map[string]float64) {
+	t.Helper()
+	if err := svc.Forecast(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ workload, horizon, stat string }
+	got := map[string]map[key]float64{}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "upid_workload_forecast_") && mf.GetName() != "upid_workload_usage_anomaly_score" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if got[mf.GetName()] == nil {
+				got[mf.GetName()] = map[key]float64{}
+			}
+			got[mf.GetName()][key{l["workload"], l["horizon"], l["stat"]}] = m.GetGauge().GetValue()
+		}
+	}
+	res := svc.Last()
+	cost := map[string]float64{}
+	for _, w := range res.Workloads {
+		cost[w.Name] = w.Cost.Total
+	}
+	for w, want := range cpu {
+		for _, h := range []string{"1d", "7d", "30d"} {
+			p10, p50, p90 := got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p10"}], got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p50"}], got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p90"}]
+			if math.Abs(p50-want) > 0.05*want || p10 > p50 || p50 > p90 {
+				t.Errorf("%s %s CPU forecast p10/p50/p90 = %g/%g/%g, want p50 within 5%% of %g and ordered", w, h, p10, p50, p90, want)
+			}
+			if c := got["upid_workload_forecast_cost_dollars_per_hour"][key{w, h, "p50"}]; math.Abs(c-cost[w]) > 1e-9 {
+				t.Errorf("%s %s forecast cost = %g, want today's %g (use stays below requests)", w, h, c, cost[w])
+			}
+		}
+		a, ok := got["upid_workload_usage_anomaly_score"][key{w, "", ""}]
+		if !ok || a > 0.1 {
+			t.Errorf("%s anomaly score = %g (present %v), want a steady workload near 0", w, a, ok)
+		}
+	}
+	for name, m := range got {
+		for k := range m {
+			if k.workload == "ghost" {
+				t.Errorf("%s has a series for ghost, which Prometheus knows nothing of", name)
+			}
+		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "upid_exporter_forecast_workloads" {
+			if n := mf.GetMetric()[0].GetGauge().GetValue(); n != float64(len(cpu)) {
+				t.Errorf("upid_exporter_forecast_workloads = %v, want %d", n, len(cpu))
+			}
+		}
 	}
 }
 

@@ -128,6 +128,7 @@ func runExporter(env *environment, demo bool) int {
 			}
 		}
 	}
+	go svc.RunForecasts(ctx)
 	go func() {
 		t := time.NewTicker(time.Duration(env.cfg.Exporter.Interval))
 		defer t.Stop()

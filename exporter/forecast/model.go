@@ -267,9 +267,11 @@ func (m *Model) quantilesAt(k int) (p50, p90, p10 float64) {
 }
 
 // Summary is a forecast over a horizon: the mean of the hourly (per step)
-// medians and 90th percentiles, and the largest 90th percentile.
+// 10th percentiles, medians and 90th percentiles, and the largest 90th
+// percentile.
 type Summary struct {
 	Horizon time.Duration `json:"horizon"`
+	P10     float64       `json:"p10"`
 	P50     float64       `json:"p50"`
 	P90     float64       `json:"p90"`
 	PeakP90 float64       `json:"peakP90"`
@@ -299,11 +301,13 @@ func (m *Model) Horizon(d time.Duration) Summary {
 	}
 	sum := Summary{Horizon: d}
 	for i := 1; i <= k; i++ {
-		p50, p90, _ := m.quantilesAt(i)
+		p50, p90, p10 := m.quantilesAt(i)
+		sum.P10 += p10
 		sum.P50 += p50
 		sum.P90 += p90
 		sum.PeakP90 = math.Max(sum.PeakP90, p90)
 	}
+	sum.P10 /= float64(k)
 	sum.P50 /= float64(k)
 	sum.P90 /= float64(k)
 	return sum

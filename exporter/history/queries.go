@@ -20,8 +20,14 @@ import (
 // of Jobs owned by CronJobs to the CronJob; other controllers are their own
 // workload, and a pod without one is a workload of kind Pod. "or on
 // (namespace, pod)" lets the more specific mapping win.
-func ownerExpr(lookback string) string {
+//
+// matcher, when not empty, is added to every selector (namespace=~"a|b"), so
+// that a query over some namespaces joins only their pods.
+func ownerExpr(lookback, matcher string) string {
 	over := func(sel string) string {
+		if matcher != "" {
+			sel = sel[:len(sel)-1] + "," + matcher + "}"
+		}
 		if lookback == "" {
 			return sel
 		}
@@ -94,8 +100,8 @@ func dur(d time.Duration) string { return model.Duration(d).String() }
 // cluster's size.
 func Queries(p Params) []Query {
 	w, step, rw := dur(p.Window), dur(p.Step), dur(p.RateWindow)
-	owner := ownerExpr(w)
-	ownerNow := ownerExpr("")
+	owner := ownerExpr(w, "")
+	ownerNow := ownerExpr("", "")
 	cpuSel := `container_cpu_usage_seconds_total{container!="",container!="POD"}`
 	memSel := `container_memory_working_set_bytes{container!="",container!="POD"}`
 	coverageStep := "1h"

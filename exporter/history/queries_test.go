@@ -55,3 +55,55 @@ func TestQueriesParse(t *testing.T) {
 		t.Errorf("%d queries with %d sources, want %d", got, len(sources), want)
 	}
 }
+
+// TestCPUUsageQuery checks the forecast's history query: a matrix from an
+// instant query, aggregated by workload, restricted to its namespaces in
+// every selector (names with regexp metacharacters quoted), so that a batch
+// joins only its own pods.
+func TestCPUUsageQuery(t *testing.T) {
+	q := CPUUsageQuery([]string{"shop", "team.a"}, 14*24*time.Hour)
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, q)
+	}
+	sq, ok := expr.(*parser.SubqueryExpr)
+	if !ok || expr.Type() != parser.ValueTypeMatrix || sq.Range != 14*24*time.Hour || sq.Step != UsageStep {
+		t.Fatalf("want a [14d:1h] subquery returning a matrix, got %T %s: %s", expr, expr.Type(), q)
+	}
+	inner := sq.Expr
+	for {
+		p, ok := inner.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		inner = p.Expr
+	}
+	top, ok := inner.(*parser.AggregateExpr)
+	if !ok || strings.Join(top.Grouping, ",") != "namespace,workload,kind" {
+		t.Errorf("want an aggregation by namespace, workload, kind at the top: %s", q)
+	}
+	selectors := 0
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		selectors++
+		found := false
+		for _, m := range vs.LabelMatchers {
+			if m.Name == "namespace" {
+				found = true
+				if !m.Matches("shop") || !m.Matches("team.a") || m.Matches("teamxa") || m.Matches("other") {
+					t.Errorf("%s: namespace matcher %s matches the wrong namespaces", vs.Name, m)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s has no namespace matcher", vs)
+		}
+		return nil
+	})
+	if selectors < 5 {
+		t.Errorf("found %d selectors, want the usage one and every owner one", selectors)
+	}
+}

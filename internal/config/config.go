@@ -64,6 +64,15 @@ type Exporter struct {
 	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, Prometheus, load-balancer checkers)."`
 	RequestSources  []history.RequestSource `yaml:"request_sources" doc:"Request counters that tell real from health traffic, and how their labels name a workload."`
 	Idle            IdleThresholds          `yaml:"idle"`
+	Forecast        Forecast                `yaml:"forecast"`
+}
+
+// Forecast configures the usage forecasts (docs/forecasting.md), which are
+// refitted on their own slower loop: hourly history changes little in a cycle.
+type Forecast struct {
+	Interval       model.Duration `yaml:"interval" doc:"How often forecasts are refitted; 0 turns forecasts off."`
+	Window         model.Duration `yaml:"window" min:"2d" doc:"Hourly CPU history each forecast is fitted on; two weeks or more fit a weekly profile."`
+	BatchWorkloads int            `yaml:"batch_workloads" min:"1" doc:"Workloads per history query, so that no answer from Prometheus grows with the cluster."`
 }
 
 // IdleThresholds are the main knobs of the idle model (docs/idle-score.md).
@@ -122,6 +131,11 @@ func Default() Config {
 				RealRequestsPerHour: ip.RealRequestsPerHour,
 				CPUBaseCores:        ip.CPUBasePerReplica,
 				CPUPerHealthRequest: ip.CPUPerHealthRequest,
+			},
+			Forecast: Forecast{
+				Interval:       model.Duration(time.Hour),
+				Window:         model.Duration(14 * 24 * time.Hour),
+				BatchWorkloads: 2000,
 			},
 		},
 	}

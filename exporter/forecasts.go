@@ -1,0 +1,262 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/upid-dev/upid/exporter/forecast"
+	"github.com/upid-dev/upid/exporter/history"
+)
+
+const (
+	// minForecastPoints is two days of hours: less has no daily shape to
+	// learn, and a forecast from it would be a guess dressed as a number.
+	minForecastPoints = 48
+	// anomalyPoints is the recent day scored against the forecast made
+	// before it.
+	anomalyPoints = 24
+)
+
+// workloadForecast is the CPU forecast of one workload.
+type workloadForecast struct {
+	CPU     []forecast.Summary // one per forecast.Horizons
+	Anomaly float64            // NaN when unknown
+}
+
+// forecasts are the results of the last forecast run, refitted on their own
+// loop (exporter.forecast.interval): a cycle's five minutes change little
+// in hours of history, and fitting every workload costs about a
+// millisecond each.
+type forecasts struct {
+	mu       sync.RWMutex
+	byKey    map[history.Key]workloadForecast
+	at       time.Time
+	duration time.Duration
+	ok       bool
+	ran      bool
+}
+
+// Forecast fits the CPU forecast and anomaly score of every workload of the
+// last good cycle. Workloads without two days of hourly history get none:
+// unknown, not a flat line. A failed batch of namespaces fails the run and
+// keeps the previous forecasts.
+func (s *Service) Forecast(ctx context.Context) error {
+	start := time.Now()
+	res := s.Last()
+	if res == nil {
+		return errors.New("forecast: no analysis results yet")
+	}
+	cfg := s.opts.Exporter.Forecast
+	series, err := history.FetchCPUUsage(ctx, s.opts.Querier, s.opts.Now(), time.Duration(cfg.Window), time.Duration(s.opts.Prometheus.Timeout), forecastBatches(res.Workloads, cfg.BatchWorkloads))
+	if err != nil {
+		s.forecasts.mu.Lock()
+		s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = false, true, time.Since(start)
+		s.forecasts.mu.Unlock()
+		return fmt.Errorf("forecast: %w", err)
+	}
+	out := make(map[history.Key]workloadForecast, len(series))
+	for k, us := range series {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if f, ok := fitWorkload(us); ok {
+			out[k] = f
+		}
+	}
+	s.forecasts.mu.Lock()
+	s.forecasts.byKey, s.forecasts.at = out, s.opts.Now()
+	s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = true, true, time.Since(start)
+	s.forecasts.mu.Unlock()
+	s.logger.Info("forecasts fitted", "workloads", len(out), "series", len(series), "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func fitWorkload(us history.UsageSeries) (workloadForecast, bool) {
+	s := forecast.Series{Start: us.Start, Step: history.UsageStep, Values: us.Values}
+	if finitePoints(us.Values) < minForecastPoints {
+		return workloadForecast{}, false
+	}
+	m, err := forecast.Fit(s, forecast.Options{})
+	if err != nil {
+		return workloadForecast{}, false
+	}
+	f := workloadForecast{CPU: m.Summaries(), Anomaly: math.NaN()}
+	n := len(us.Values)
+	if finitePoints(us.Values[:n-anomalyPoints]) >= minForecastPoints && finitePoints(us.Values[n-anomalyPoints:]) >= anomalyPoints/2 {
+		if before, err := forecast.Fit(s.Slice(0, n-anomalyPoints), forecast.Options{}); err == nil {
+			f.Anomaly = forecast.AnomalyScore(before, s.Slice(n-anomalyPoints, n))
+		}
+	}
+	return f, true
+}
+
+func finitePoints(v []float64) int {
+	n := 0
+	for _, x := range v {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// forecastBatches groups namespaces so that each query covers about limit
+// workloads; a namespace larger than limit is a batch of its own.
+func forecastBatches(ws []WorkloadResult, limit int) [][]string {
+	count := map[string]int{}
+	for _, w := range ws {
+		count[w.Namespace]++
+	}
+	names := make([]string, 0, len(count))
+	for ns := range count {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	var out [][]string
+	var cur []string
+	n := 0
+	for _, ns := range names {
+		if len(cur) > 0 && n+count[ns] > limit {
+			out = append(out, cur)
+			cur, n = nil, 0
+		}
+		cur = append(cur, ns)
+		n += count[ns]
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// RunForecasts refits forecasts every exporter.forecast.interval until ctx
+// ends, starting once the first cycle has results.
+func (s *Service) RunForecasts(ctx context.Context) {
+	every := time.Duration(s.opts.Exporter.Forecast.Interval)
+	if every <= 0 {
+		return
+	}
+	wait := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if s.Last() == nil {
+			wait = 5 * time.Second
+			continue
+		}
+		if err := s.Forecast(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("forecast run failed; the previous forecasts stay served", "err", err)
+		}
+		wait = every
+	}
+}
+
+type forecastCollector struct {
+	s                          *Service
+	cpu, cost, anomaly         *prometheus.Desc
+	duration, success, at, num *prometheus.Desc
+}
+
+func newForecastCollector(s *Service) *forecastCollector {
+	var constLabels prometheus.Labels
+	if s.opts.Exporter.Cluster != "" {
+		constLabels = prometheus.Labels{"cluster": s.opts.Exporter.Cluster}
+	}
+	w := func(name, help string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append(append([]string{}, workloadLabels...), extra...), constLabels)
+	}
+	return &forecastCollector{
+		s:        s,
+		cpu:      w("upid_workload_forecast_cpu_usage_cores", "Forecast CPU use of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
+		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU grown to the forecast where the forecast exceeds the requests; stat as on the CPU forecast.", "horizon", "stat"),
+		anomaly:  w("upid_workload_usage_anomaly_score", "How far the last day's CPU use lay outside the band forecast for it before, 0 (inside) to 1 (far outside)."),
+		duration: prometheus.NewDesc("upid_exporter_forecast_duration_seconds", "Duration of the last forecast run: history queries and fits.", nil, nil),
+		success:  prometheus.NewDesc("upid_exporter_forecast_success", "1 when the last forecast run succeeded; failed runs keep the previous forecasts.", nil, nil),
+		at:       prometheus.NewDesc("upid_exporter_forecast_timestamp_seconds", "When the forecasts served were fitted.", nil, nil),
+		num:      prometheus.NewDesc("upid_exporter_forecast_workloads", "Workloads with a forecast: those with two days of hourly history.", nil, nil),
+	}
+}
+
+func (c *forecastCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.cpu, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
+		ch <- d
+	}
+}
+
+// forecastStats name the hourly quantiles averaged over a horizon. The
+// label is stat, as on the usage metrics, because promtool reserves
+// quantile for summaries.
+var forecastStats = []string{"p10", "p50", "p90"}
+
+func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
+	f := &c.s.forecasts
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if !f.ran {
+		return
+	}
+	ok := 0.0
+	if f.ok {
+		ok = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, f.duration.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, ok)
+	if f.byKey == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.at, prometheus.GaugeValue, float64(f.at.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(c.num, prometheus.GaugeValue, float64(len(f.byKey)))
+	res := c.s.Last()
+	if res == nil {
+		return
+	}
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	// Only workloads of the last cycle: a forecast of a deleted workload
+	// would be a cost nobody will pay.
+	for _, w := range res.Workloads {
+		wf, found := f.byKey[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
+		if !found {
+			continue
+		}
+		for _, sum := range wf.CPU {
+			h := horizonLabel(sum.Horizon)
+			for i, q := range []float64{sum.P10, sum.P50, sum.P90} {
+				g(c.cpu, q, w.Namespace, w.Name, w.Kind, h, forecastStats[i])
+				if cost, ok := forecastCost(w, q); ok {
+					g(c.cost, cost, w.Namespace, w.Name, w.Kind, h, forecastStats[i])
+				}
+			}
+		}
+		if !math.IsNaN(wf.Anomaly) {
+			g(c.anomaly, wf.Anomaly, w.Namespace, w.Name, w.Kind)
+		}
+	}
+}
+
+// forecastCost prices a CPU forecast: requests are what is paid for, so
+// spend stays at today's cost unless use outgrows the CPU requested, and
+// then grows at the workload's own price per core. Without CPU requests
+// there is no price per core to grow by, and no forecast cost.
+func forecastCost(w WorkloadResult, cpu float64) (float64, bool) {
+	if w.RequestedCPUCores <= 0 {
+		return 0, false
+	}
+	perCore := w.Cost.CPU / w.RequestedCPUCores
+	return w.Cost.Memory + w.Cost.GPU + perCore*math.Max(w.RequestedCPUCores, cpu), true
+}
+
+func horizonLabel(d time.Duration) string {
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}

@@ -1,0 +1,88 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// UsageStep is the resolution of the usage series forecasts are fitted on:
+// it divides a day, so daily and weekly profiles line up with the clock.
+const UsageStep = time.Hour
+
+// UsageSeries is one workload's CPU use per hour, oldest first; NaN where
+// Prometheus had no sample.
+type UsageSeries struct {
+	Start  time.Time
+	Values []float64
+}
+
+// CPUUsageQuery returns the hourly mean CPU of every workload in the given
+// namespaces over window, as one instant query answering a matrix (a
+// subquery), so that the Querier stays the instant-query API. Subquery
+// steps are aligned to multiples of the step since the epoch, so points
+// fall on the hour.
+func CPUUsageQuery(namespaces []string, window time.Duration) string {
+	quoted := make([]string, len(namespaces))
+	for i, ns := range namespaces {
+		quoted[i] = regexp.QuoteMeta(ns)
+	}
+	m := fmt.Sprintf("namespace=~%q", strings.Join(quoted, "|"))
+	perPod := fmt.Sprintf(`sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",%s}[%s]))`, m, dur(UsageStep))
+	return fmt.Sprintf("(\n%s\n)[%s:%s]", byWorkload("sum", perPod, ownerExpr("", m)), dur(window), dur(UsageStep))
+}
+
+// FetchCPUUsage runs CPUUsageQuery once per batch of namespaces, one after
+// the other: the answers are the largest the exporter reads (a point per
+// workload and hour), so batches bound the memory and the load on
+// Prometheus. The window ends at the last whole hour before at. A failed
+// batch leaves its workloads out and is reported; the others stand.
+func FetchCPUUsage(ctx context.Context, q Querier, at time.Time, window, timeout time.Duration, batches [][]string) (map[Key]UsageSeries, error) {
+	end := at.Truncate(UsageStep)
+	start := end.Add(-window).Add(UsageStep)
+	n := int(window / UsageStep)
+	out := map[Key]UsageSeries{}
+	var errs []error
+	for _, b := range batches {
+		if len(b) == 0 {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		v, _, _, err := q.Query(qctx, CPUUsageQuery(b, window), end, v1.WithTimeout(timeout))
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("namespaces %s…: %w", b[0], err))
+			continue
+		}
+		mat, ok := v.(model.Matrix)
+		if !ok {
+			errs = append(errs, fmt.Errorf("namespaces %s…: answer is %s, want a matrix", b[0], v.Type()))
+			continue
+		}
+		for _, ss := range mat {
+			k := Key{Namespace: string(ss.Metric["namespace"]), Kind: string(ss.Metric["kind"]), Workload: string(ss.Metric["workload"])}
+			if k.Namespace == "" || k.Workload == "" {
+				continue
+			}
+			vals := make([]float64, n)
+			for i := range vals {
+				vals[i] = math.NaN()
+			}
+			for _, p := range ss.Values {
+				i := int(p.Timestamp.Time().Sub(start) / UsageStep)
+				if i >= 0 && i < n {
+					vals[i] = float64(p.Value)
+				}
+			}
+			out[k] = UsageSeries{Start: start, Values: vals}
+		}
+	}
+	return out, errors.Join(errs...)
+}
