@@ -139,12 +139,12 @@ func RecordingRules(o Options) []rulefmt.Rule {
 		// Summing quantiles over workloads treats them as moving together: the
 		// summed p90 is an upper bound of the namespace's p90, which is what a
 		// budget check wants.
-		{Record: NamespaceForecast, Expr: `sum by (cluster, namespace, horizon, quantile) (upid_workload_forecast_cost_dollars_per_hour)`},
+		{Record: NamespaceForecast, Expr: `sum by (cluster, namespace, horizon, stat) (upid_workload_forecast_cost_dollars_per_hour)`},
 		{Record: ClusterCost, Expr: `sum by (cluster) (` + NamespaceCost + `)`},
 		{Record: ClusterWaste, Expr: `sum by (cluster) (` + NamespaceWaste + `)`},
 		{Record: ClusterIdleCost, Expr: `sum by (cluster) (` + NamespaceIdleCost + `)`},
 		{Record: ClusterSavings, Expr: `sum by (cluster) (` + NamespaceSavings + `)`},
-		{Record: ClusterForecast, Expr: `sum by (cluster, horizon, quantile) (` + NamespaceForecast + `)`},
+		{Record: ClusterForecast, Expr: `sum by (cluster, horizon, stat) (` + NamespaceForecast + `)`},
 		// Requests reaching a Service through ingress-nginx or Istio, by the
 		// Service's namespace and name. Ingress traffic into a mesh is seen by
 		// both; "or" counts it once (ingress wins). ingress-nginx scraped through
@@ -224,7 +224,7 @@ func Alerts(o Options) []Alert {
 		),
 		mk("upid.cost", NamespaceForecastOverrun, "warning",
 			"The median 30-day cost forecast of a namespace is above its monthly budget.",
-			fmt.Sprintf(`%d * %s{horizon="30d",quantile="0.5"} > %s`, HoursPerMonth, NamespaceForecast, num(o.NamespaceBudgetDollarsPerMonth)),
+			fmt.Sprintf(`%d * %s{horizon="30d",stat="p50"} > %s`, HoursPerMonth, NamespaceForecast, num(o.NamespaceBudgetDollarsPerMonth)),
 			time.Hour,
 			"Namespace {{ $labels.namespace }} is forecast to spend ${{ $value | printf \"%.0f\" }} per month",
 			"The median forecast of namespace {{ $labels.namespace }} for the next 30 days is ${{ $value | printf \"%.2f\" }} per month, over the budget of $"+num(o.NamespaceBudgetDollarsPerMonth)+". See the Forecasts dashboard.",

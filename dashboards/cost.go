@@ -40,7 +40,7 @@ func costOverview() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Sleeping workloads save per month", "What the workloads the scaler put to sleep would cost awake.", unitDollars,
 			month(fmt.Sprintf("sum(upid_scaler_sleeping_workload_saved_dollars_per_hour{%s}) or vector(0)", selNS)))).
 		WithPanel(statPanel("Forecast cost, next 30 days (p50)", "Median of the 30-day cost forecast, per month.", unitDollars,
-			month(fmt.Sprintf(`sum(%s{%s, horizon="30d", quantile="0.5"})`, alerts.NamespaceForecast, selNS)))).
+			month(fmt.Sprintf(`sum(%s{%s, horizon="30d", stat="p50"})`, alerts.NamespaceForecast, selNS)))).
 		WithPanel(statPanel("Nodes cost per month", "What the nodes cost per month, requested or not (cluster-wide).", unitDollars,
 			month(`sum(upid_node_cost_dollars_per_hour{`+selCluster+`})`)))
 
@@ -51,9 +51,9 @@ func costOverview() *dashboard.DashboardBuilder {
 			target(month(ns(alerts.NamespaceIdleCost)), "idle"),
 		).Span(12)).
 		WithPanel(band(timeSeries("30-day cost forecast per month, with its p10–p90 band", "The forecast of the monthly spend at each horizon; the band is the 10th to 90th percentile. Quantiles are summed over workloads, so the band is wide (an upper bound of the p90).", unitDollars,
-			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, quantile="0.1"})`, alerts.NamespaceForecast, selNS)), "p10 {{horizon}}"),
-			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, quantile="0.5"})`, alerts.NamespaceForecast, selNS)), "p50 {{horizon}}"),
-			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, quantile="0.9"})`, alerts.NamespaceForecast, selNS)), "p90 {{horizon}}"),
+			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, stat="p10"})`, alerts.NamespaceForecast, selNS)), "p10 {{horizon}}"),
+			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, stat="p50"})`, alerts.NamespaceForecast, selNS)), "p50 {{horizon}}"),
+			target(month(fmt.Sprintf(`sum by (horizon) (%s{%s, stat="p90"})`, alerts.NamespaceForecast, selNS)), "p90 {{horizon}}"),
 			target(month(ns(alerts.NamespaceCost)), "actual"),
 		), "p10 30d", "p90 30d").Span(12).
 			Links([]cog.Builder[dashboard.DashboardLink]{dashboardLink("Forecasts", "upid-forecasts")}))

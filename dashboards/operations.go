@@ -35,6 +35,15 @@ func operations() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries("Objects tracked", "Workloads by kind, pods, nodes and namespaces in the last good cycle.", unitNone,
 			target(`max by (kind) (upid_exporter_objects{`+selCluster+`})`, "{{kind}}"),
 		)).
+		WithPanel(statPanel("Forecast run", "1 when the last forecast run succeeded; a failed run keeps the previous forecasts.", unitNone,
+			`min(upid_exporter_forecast_success{`+selCluster+`})`).Span(4)).
+		WithPanel(statPanel("Forecast age", "Time since the forecasts served were fitted (hourly by default).", unitSeconds,
+			`time() - max(upid_exporter_forecast_timestamp_seconds{`+selCluster+`})`).Span(4)).
+		WithPanel(statPanel("Workloads with a forecast", "Workloads with two days or more of hourly history.", unitNone,
+			`max(upid_exporter_forecast_workloads{`+selCluster+`})`).Span(4)).
+		WithPanel(timeSeries("Forecast run duration", "Queries and fits of the last forecast run.", unitSeconds,
+			target(`max(upid_exporter_forecast_duration_seconds{`+selCluster+`})`, "duration"),
+		).Span(12)).
 		WithPanel(tablePanel("Running versions", "UPID processes by version (upid_build_info).", nil,
 			column{"Processes", unitNone, `count by (job, version, revision, goversion) (upid_build_info)`},
 		).Span(12))

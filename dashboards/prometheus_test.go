@@ -41,16 +41,11 @@ var notRunningHere = func() map[string]string {
 		"nginx_ingress_controller_requests": "the demo cluster has no ingress-nginx",
 		"istio_requests_total":              "the demo cluster has no Istio",
 		alerts.ServiceRequestRate:           "reads only ingress-nginx and Istio traffic, which the demo does not have",
-		alerts.NamespaceForecast:            "sums the forecast metrics the lead is adding to the exporter",
-		alerts.ClusterForecast:              "sums the forecast metrics the lead is adding to the exporter",
 	}
-	for _, n := range promqlcheck.PendingExporter {
-		m[n] = "forecast metric the lead is adding to the exporter; this exporter does not export it yet"
-	}
-	for _, n := range promqlcheck.PendingScaler {
+	for _, n := range promqlcheck.PendingScalerMetrics {
 		m[n] = "the scaler (issue #6) does not run in this test"
 	}
-	for _, n := range promqlcheck.PendingWebhook {
+	for _, n := range promqlcheck.PendingWebhookMetrics {
 		m[n] = "the webhook (issue #5) does not run in this test"
 	}
 	return m
@@ -190,6 +185,9 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 	}
 	defer svc.Shutdown()
 	if err := svc.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Forecast(ctx); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := newExporterServer(svc)

@@ -57,7 +57,7 @@ func workloadView() *dashboard.DashboardBuilder {
 			target(upidByContainer("upid_container_recommended_cpu_request_cores", ""), "recommended {{container}}"),
 		))
 
-	cpu := quantiles("upid_workload_forecast_cpu_usage_cores", selWorkload, "sum")
+	cpu := forecastStats("upid_workload_forecast_cpu_usage_cores", selWorkload, "sum")
 	b = b.WithRow(row("Forecast")).
 		WithPanel(band(timeSeries("CPU forecast band", "p10, p50 and p90 of the CPU forecast at the horizon.", unitCores,
 			target(cpu[0], "p10"),

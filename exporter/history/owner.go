@@ -4,4 +4,4 @@ package history
 // recording rules that must resolve cAdvisor and kube-state-metrics series
 // to the same workloads as the upid_ metrics (see ownerExpr). An empty
 // lookback maps the pods of the evaluation instant.
-func OwnerExpr(lookback string) string { return ownerExpr(lookback) }
+func OwnerExpr(lookback string) string { return ownerExpr(lookback, "") }
