@@ -103,6 +103,22 @@ func Default() Options {
 	}
 }
 
+// RecordingMeaning says what each recording rule holds, for docs/dashboards.md.
+var RecordingMeaning = map[string]string{
+	PodOwner:           "Every pod of kube-state-metrics mapped to its top-level workload ({namespace, pod, workload, kind} = 1), exactly as the exporter's queries map them; joins cAdvisor series to workloads.",
+	NamespaceCost:      "Cost per hour of the workloads' requests, by namespace.",
+	NamespaceWaste:     "Waste per hour (requested beyond the p95 of use), by namespace.",
+	NamespaceIdleCost:  "Idle spend per hour by namespace, counting verdicts with confidence ≥ the idle alert's.",
+	NamespaceSavings:   "Savings per hour of the recommendations UPID would apply, by namespace.",
+	NamespaceForecast:  "Forecast spend per hour by namespace, horizon and stat (p10, p50, p90); summed bands are an upper bound.",
+	ClusterCost:        "Cost per hour, by cluster.",
+	ClusterWaste:       "Waste per hour, by cluster.",
+	ClusterIdleCost:    "Confident idle spend per hour, by cluster.",
+	ClusterSavings:     "Rightsizing savings per hour, by cluster.",
+	ClusterForecast:    "Forecast spend per hour by cluster, horizon and stat.",
+	ServiceRequestRate: "Requests per second reaching each Service through ingress-nginx or Istio, by namespace and service: the wake signal's input.",
+}
+
 // Alert is one alerting rule with the facts the docs list.
 type Alert struct {
 	rulefmt.Rule

@@ -33,5 +33,21 @@ func Files() ([]File, error) {
 		}
 		files = append(files, File{Path: path.Join(DashboardsDir, d.File), Data: b})
 	}
-	return files, nil
+	cms, err := DashboardConfigMaps()
+	if err != nil {
+		return nil, err
+	}
+	pr, err := PrometheusRule(alerts.Default())
+	if err != nil {
+		return nil, err
+	}
+	docs, err := Docs()
+	if err != nil {
+		return nil, err
+	}
+	return append(files,
+		File{Path: DashboardsManifest, Data: cms},
+		File{Path: RulesManifest, Data: pr},
+		File{Path: DocsFile, Data: docs},
+	), nil
 }
