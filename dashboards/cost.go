@@ -66,7 +66,7 @@ func costOverview() *dashboard.DashboardBuilder {
 			column{"Savings $/month", unitDollars, month(fmt.Sprintf(`sum by (cluster, namespace) (%s{%s})`, alerts.NamespaceSavings, selNS))},
 		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{
 			dashboard.NewDashboardLinkBuilder("Idle workloads of the namespace").Type(dashboard.DashboardLinkTypeLink).
-				Url(`/d/upid-idle?var-datasource=${datasource}&var-cluster=${__data.fields.cluster}&var-namespace=${__data.fields.namespace}&${__url_time_range}`),
+				Url(`/d/upid-idle?var-datasource=${datasource}&${cluster:queryparam}&var-namespace=${__data.fields.namespace}&${__url_time_range}`),
 		})).
 		WithPanel(tablePanel("Top teams", "Monthly cost and waste by the namespace label chosen in Team label (exporter.namespace_labels must export it).", nil,
 			column{"Cost $/month", unitDollars, month(fmt.Sprintf(`sum by ($team_label) (

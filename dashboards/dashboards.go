@@ -274,7 +274,7 @@ type column struct {
 func workloadLink() *dashboard.DashboardLinkBuilder {
 	return dashboard.NewDashboardLinkBuilder("Open the workload").
 		Type(dashboard.DashboardLinkTypeLink).
-		Url(`/d/upid-workload?var-datasource=${datasource}&var-cluster=${__data.fields.cluster}&var-namespace=${__data.fields.namespace}&var-workload=${__data.fields.workload}&${__url_time_range}`)
+		Url(`/d/upid-workload?var-datasource=${datasource}&${cluster:queryparam}&var-namespace=${__data.fields.namespace}&var-workload=${__data.fields.workload}&${__url_time_range}`)
 }
 
 // tablePanel joins instant queries into one row per label set: Grafana's
