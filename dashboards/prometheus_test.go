@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -245,6 +246,14 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 				checked++
 				if n == 0 {
 					t.Errorf("%s returns no data:\n%s", q, expr)
+				}
+				// Grafana runs panel queries over a range: joins must hold at
+				// every step of the loaded hour, not only now.
+				if q.Variable == "" {
+					end := time.Now()
+					if _, _, _, err := p.API.QueryRange(ctx, expr, v1.Range{Start: end.Add(-time.Hour), End: end, Step: time.Minute}); err != nil {
+						t.Errorf("%s over the last hour: %v\n%s", q, err, expr)
+					}
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/upid-dev/upid/alerts"
 	"github.com/upid-dev/upid/dashboards"
+	"github.com/upid-dev/upid/internal/promqlcheck"
 )
 
 // DocsFile lists the dashboards, their panels and the rules.
@@ -96,6 +97,15 @@ Every query is tested against a real Prometheus scraping the demo exporter (` + 
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", n, cell(alerts.RecordingMeaning[n]))
+	}
+	b.WriteString("\n## Other metrics read\n\nBesides UPID's own (`docs/metrics.md`), the dashboards and rules read only these; a test keeps the list\nto the names in use and rejects any other.\n\n| metric | from |\n|---|---|\n")
+	std := make([]string, 0, len(promqlcheck.Standard))
+	for n := range promqlcheck.Standard {
+		std = append(std, n)
+	}
+	sort.Strings(std)
+	for _, n := range std {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", n, promqlcheck.Standard[n])
 	}
 	return []byte(b.String()), nil
 }
