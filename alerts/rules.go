@@ -58,6 +58,8 @@ const (
 	ExporterDown              = "UPIDExporterDown"
 	ExporterDataStale         = "UPIDExporterDataStale"
 	ScalerActionsFailing      = "UPIDScalerActionsFailing"
+	WebhookCertificateExpiry  = "UPIDWebhookCertificateExpiring"
+	ExporterForecastFailing   = "UPIDExporterForecastsFailing"
 )
 
 // HoursPerMonth is the month the exporter and the docs use.
@@ -284,6 +286,20 @@ and on (namespace, workload, kind, container) upid_container_recommended_cpu_req
 			10*time.Minute,
 			"The UPID exporter is down",
 			"Prometheus has had no successful scrape of the UPID exporter ({{ $labels.job }}{{ with $labels.instance }} {{ . }}{{ end }}) for 10 minutes; dashboards and UPID alerts have no data.",
+		),
+		mk("upid.operations", WebhookCertificateExpiry, "warning",
+			"The webhook's serving certificate expires within a week: its rotation is not working. At expiry the API server cannot call the webhook and admission fails open (or closed, by the failurePolicy).",
+			`upid_webhook_certificate_expiry_timestamp_seconds - time() < 7 * 86400`,
+			time.Hour,
+			"The UPID webhook's certificate expires soon",
+			"The serving certificate of the UPID webhook {{ $labels.instance }} expires in {{ $value | humanizeDuration }}; it should have been rotated.",
+		),
+		mk("upid.operations", ExporterForecastFailing, "warning",
+			"The exporter's hourly forecast runs have failed for three hours: forecasts, the anomaly score and the forecast budget alert are out of date.",
+			`upid_exporter_forecast_success == 0`,
+			3*time.Hour,
+			"The UPID exporter {{ $labels.instance }} cannot refit its forecasts",
+			"The forecast runs of the UPID exporter {{ $labels.instance }} have failed for 3 hours; it keeps serving older forecasts.",
 		),
 		mk("upid.operations", ExporterDataStale, "warning",
 			"The exporter serves old results because its cycles fail (Prometheus queries or the Kubernetes API).",
