@@ -134,14 +134,12 @@ func (a Alert) Severity() string { return a.Labels["severity"] }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-func dedent(s string) string { return strings.TrimSpace(s) }
-
 // RecordingRules returns the recording rules, in evaluation order: later
 // rules read earlier ones within the group.
 func RecordingRules(o Options) []rulefmt.Rule {
 	upidKeys := "cluster, namespace, workload, kind"
 	return []rulefmt.Rule{
-		{Record: PodOwner, Expr: dedent(history.OwnerExpr(""))},
+		{Record: PodOwner, Expr: strings.TrimSpace(history.OwnerExpr(""))},
 		{Record: NamespaceCost, Expr: `sum by (cluster, namespace) (upid_workload_cost_dollars_per_hour)`},
 		{Record: NamespaceWaste, Expr: `sum by (cluster, namespace) (upid_workload_waste_dollars_per_hour)`},
 		// Idle spend counts only verdicts confident enough to act on, like the idle alert.
@@ -192,7 +190,7 @@ func Alerts(o Options) []Alert {
 	mk := func(group, name, severity, meaning, expr string, for_ time.Duration, summary, description string) Alert {
 		return Alert{Group: group, Meaning: meaning, Rule: rulefmt.Rule{
 			Alert:  name,
-			Expr:   dedent(expr),
+			Expr:   strings.TrimSpace(expr),
 			For:    model.Duration(for_),
 			Labels: map[string]string{"severity": severity},
 			Annotations: map[string]string{

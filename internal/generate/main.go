@@ -8,11 +8,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/upid-dev/upid/internal/mixin"
 )
 
 func main() {
+	// Paths are relative to the repository root; writing them anywhere else
+	// would scatter stale copies.
+	if b, err := os.ReadFile("go.mod"); err != nil || !strings.Contains(string(b), "module github.com/upid-dev/upid\n") {
+		fmt.Fprintln(os.Stderr, "generate: run from the repository root (make generate)")
+		os.Exit(2)
+	}
 	files, err := mixin.Files()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)
