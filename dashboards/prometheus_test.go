@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -217,6 +218,48 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 			}
 			if v := p.Query(t, r.Record, time.Time{}); len(v) == 0 {
 				t.Errorf("recording rule %s returns no data", r.Record)
+			}
+		}
+	})
+
+	// The recorded dollars must be the exporter's own totals, not merely exist.
+	t.Run("recorded dollars match the exporter", func(t *testing.T) {
+		var cost, waste, idle, savings float64
+		for _, w := range svc.Last().Workloads {
+			cost += w.Cost.Total
+			for _, x := range []*float64{w.Waste.CPU, w.Waste.Memory} {
+				if x != nil {
+					waste += *x
+				}
+			}
+			if w.Idle.Confidence >= alerts.Default().IdleConfidence {
+				idle += w.IdleCostPerHr
+			}
+			for _, c := range w.Containers {
+				if r := c.Recommendation; r != nil && r.OK && r.Apply {
+					savings += r.SavingsDollarsPerHour
+				}
+			}
+		}
+		for _, tc := range []struct {
+			record string
+			want   float64
+		}{
+			{alerts.ClusterCost, cost}, {alerts.ClusterWaste, waste},
+			{alerts.ClusterIdleCost, idle}, {alerts.ClusterSavings, savings},
+		} {
+			v := p.Query(t, tc.record+`{cluster="demo"}`, time.Time{})
+			if len(v) != 1 {
+				t.Errorf("%s: %d series, want 1", tc.record, len(v))
+				continue
+			}
+			got := float64(v[0].Value)
+			t.Logf("%s = %.6f $/h", tc.record, got)
+			if math.Abs(got-tc.want) > 1e-9*math.Max(1, math.Abs(tc.want)) {
+				t.Errorf("%s = %v, the exporter's results sum to %v", tc.record, got, tc.want)
+			}
+			if tc.want == 0 {
+				t.Errorf("%s: the demo should have some, the check is vacuous", tc.record)
 			}
 		}
 	})
