@@ -47,6 +47,8 @@ const (
 	unitReqps    = "reqps"
 	unitNone     = "short"
 	unitDateTime = "dateTimeFromNow"
+	// Grafana's date units take milliseconds since the epoch.
+	unitDateTimeISO = "dateTimeAsIso"
 )
 
 // Tag is on every UPID dashboard; the dashboards link to each other by it.
@@ -221,6 +223,11 @@ func row(title string) *dashboard.RowBuilder { return dashboard.NewRowBuilder(ti
 
 // statPanel shows one number now.
 func statPanel(title, description, unit, expr string) *stat.PanelBuilder {
+	return namedStat(title, description, unit, expr, "")
+}
+
+// namedStat is a stat whose series name (its legend) is what matters.
+func namedStat(title, description, unit, expr, legend string) *stat.PanelBuilder {
 	return stat.NewPanelBuilder().
 		Title(title).Description(description).
 		Datasource(datasource).
@@ -229,7 +236,7 @@ func statPanel(title, description, unit, expr string) *stat.PanelBuilder {
 		ColorMode(common.BigValueColorModeNone).
 		GraphMode(common.BigValueGraphModeArea).
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}).Values(false)).
-		WithTarget(target(expr, "").RefId("A"))
+		WithTarget(target(expr, legend).RefId("A"))
 }
 
 // timeSeries plots targets over time.

@@ -35,6 +35,7 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 			column{"$/month", unitDollars, month(fmt.Sprintf(`max by (%s) (%s)`, workloadKeys, idleOnly(`upid_workload_cost_dollars_per_hour{`+selWorkload+`}`)))},
 			column{"Idle score", unitPercent, fmt.Sprintf(`max by (%s) (%s)`, workloadKeys, idleOnly(`upid_workload_idle_score{`+selWorkload+`}`))},
 			column{"Confidence", unitPercent, fmt.Sprintf(`max by (%s) (%s)`, workloadKeys, idleOnly(`upid_workload_idle_confidence{`+selWorkload+`}`))},
+			column{"Idle since", unitDateTimeISO, fmt.Sprintf(`max by (%s) (upid_workload_idle_since_timestamp_seconds{%s}) * 1000`, workloadKeys, selWorkload)},
 			column{"Idle for", unitSeconds, fmt.Sprintf(`max by (%s) (time() - upid_workload_idle_since_timestamp_seconds{%s})`, workloadKeys, selWorkload)},
 			column{"Real req/s", unitReqps, fmt.Sprintf(`max by (%s) (%s)`, workloadKeys, idleOnly(`upid_workload_real_requests_per_second{`+selWorkload+`}`))},
 			column{"Health req/s", unitReqps, fmt.Sprintf(`max by (%s) (%s)`, workloadKeys, idleOnly(`upid_workload_health_requests_per_second{`+selWorkload+`}`))},

@@ -17,8 +17,8 @@ func workloadView() *dashboard.DashboardBuilder {
 		WithVariable(horizonVariable())
 
 	b = b.WithRow(row("Verdict")).
-		WithPanel(statPanel("Idle verdict", "idle, active, unknown (missing data, never idle) or not_applicable (Jobs, CronJobs, scaled to zero).", unitNone,
-			fmt.Sprintf(`max by (state) (upid_workload_idle_state{%s} == 1)`, selWorkload)).
+		WithPanel(namedStat("Idle verdict", "idle, active, unknown (missing data, never idle) or not_applicable (Jobs, CronJobs, scaled to zero).", unitNone,
+			fmt.Sprintf(`max by (state) (upid_workload_idle_state{%s} == 1)`, selWorkload), "{{state}}").
 			TextMode(common.BigValueTextModeName).Span(4)).
 		WithPanel(statPanel("Idle score", "0.5 or more means idle.", unitPercent,
 			fmt.Sprintf(`max(upid_workload_idle_score{%s})`, selWorkload)).Span(4)).
