@@ -43,8 +43,11 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# generate writes every generated file: the configuration reference, the
+# alert rules, the dashboards' JSON and the Kubernetes objects under deploy/generated.
 generate:
 	$(GO) run ./cmd/upid config docs > docs/configuration.md
+	$(GO) run ./internal/generate
 
 # demo serves the exporter's metrics for an embedded cluster built from real
 # traces; it prints the URL and a summary, and runs until Ctrl-C.

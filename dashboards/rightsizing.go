@@ -1,0 +1,117 @@
+package dashboards
+
+import (
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/table"
+
+	"github.com/upid-dev/upid/alerts"
+)
+
+// containerKeys identify a container of a workload. cluster is left out on
+// purpose: cAdvisor and kube-state-metrics series may not carry the label the
+// exporter adds, and the columns of one table must share their keys.
+const containerKeys = "namespace, workload, kind, container"
+
+// byOwner resolves a per-pod cAdvisor or kube-state-metrics expression to the
+// selected workloads through the shared pod-owner recording rule.
+func byOwner(perPod string) string {
+	return fmt.Sprintf(`%s
+* on (namespace, pod) group_left (workload, kind)
+%s{%s, workload=~"$workload"}`, perPod, alerts.PodOwner, selKubeNS)
+}
+
+func cpuUsedByContainer(rateWindow string) string {
+	return fmt.Sprintf(`max by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`rate(container_cpu_usage_seconds_total{container!="", container!="POD", %s}[%s])`, selKubeNS, rateWindow)))
+}
+
+func memoryUsedByContainer() string {
+	return fmt.Sprintf(`max by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`container_memory_working_set_bytes{container!="", container!="POD", %s}`, selKubeNS)))
+}
+
+func requestByContainer(resource string) string {
+	return fmt.Sprintf(`max by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`kube_pod_container_resource_requests{resource=%q, %s}`, resource, selKubeNS)))
+}
+
+func upidByContainer(metric, extra string) string {
+	return fmt.Sprintf(`max by (%s) (%s{%s%s})`, containerKeys, metric, selWorkload, extra)
+}
+
+// containerTable is requested vs recommended vs used per container.
+func containerTable() *table.PanelBuilder {
+	return tablePanel("Containers: requested vs recommended vs used", "Per container, per replica. Requests from kube-state-metrics; used is the largest over the workload's pods over the exporter's window (p95 CPU, peak memory); savings are for all replicas if applied. Apply is 1 when the change passes the threshold or the current requests are unsafe.", []string{"job", "instance"},
+		column{"Savings $/month", unitDollars, month(upidByContainer("upid_container_recommendation_savings_dollars_per_hour", ""))},
+		column{"CPU requested", unitCores, requestByContainer("cpu")},
+		column{"CPU recommended", unitCores, upidByContainer("upid_container_recommended_cpu_request_cores", "")},
+		column{"CPU used p95", unitCores, upidByContainer("upid_container_cpu_usage_cores", `, stat="p95"`)},
+		column{"Memory requested", unitBytes, requestByContainer("memory")},
+		column{"Memory recommended", unitBytes, upidByContainer("upid_container_recommended_memory_request_bytes", "")},
+		column{"Memory used max", unitBytes, upidByContainer("upid_container_memory_usage_bytes", `, stat="max"`)},
+		column{"Confidence", unitPercent, upidByContainer("upid_container_recommendation_confidence", "")},
+		column{"Apply", unitNone, upidByContainer("upid_container_recommendation_apply", "")},
+	).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()})
+}
+
+func rightsizing() *dashboard.DashboardBuilder {
+	d := All()[2]
+	b := newDashboard(d, "UPID's per-container recommendations (docs/recommendations.md) against what is requested and used, what applying them saves, the risks, and what the webhook did.")
+	b = withScope(b, true)
+
+	b = b.WithRow(row("Savings")).
+		WithPanel(statPanel("Savings if applied, per month", "Recommendations that pass the change threshold, all replicas.", unitDollars,
+			month(fmt.Sprintf(`sum(%s{%s})`, alerts.NamespaceSavings, selNS)))).
+		WithPanel(statPanel("Containers to change", "Containers whose recommendation passes the change threshold or whose requests are unsafe.", unitNone,
+			fmt.Sprintf(`count(upid_container_recommendation_apply{%s} == 1) or vector(0)`, selWorkload))).
+		WithPanel(statPanel("Waste per month", "Requested beyond the p95 of use, priced.", unitDollars,
+			month(fmt.Sprintf(`sum(upid_workload_waste_dollars_per_hour{%s})`, selWorkload)))).
+		WithPanel(statPanel("Pods rightsized by the webhook", "Pods the webhook mutated in the time range.", unitNone,
+			`sum(increase(upid_webhook_decisions_total{outcome="mutated"}[$__range])) or vector(0)`))
+
+	b = b.WithRow(row("Per container")).
+		WithPanel(containerTable()).
+		WithPanel(timeSeries("CPU: used vs requested vs recommended", "Per container and replica.", unitCores,
+			target(cpuUsedByContainer("$__rate_interval"), "used {{workload}}/{{container}}"),
+			target(requestByContainer("cpu"), "requested {{workload}}/{{container}}"),
+			target(upidByContainer("upid_container_recommended_cpu_request_cores", ""), "recommended {{workload}}/{{container}}"),
+		)).
+		WithPanel(timeSeries("Memory: used vs requested vs recommended", "Working set per container and replica.", unitBytes,
+			target(memoryUsedByContainer(), "used {{workload}}/{{container}}"),
+			target(requestByContainer("memory"), "requested {{workload}}/{{container}}"),
+			target(upidByContainer("upid_container_recommended_memory_request_bytes", ""), "recommended {{workload}}/{{container}}"),
+		))
+
+	b = b.WithRow(row("Risk")).
+		WithPanel(tablePanel("OOM and throttling risk", "OOM kills in the time range and the share of CFS periods throttled now, per container; the rightsizing alerts fire on these for containers UPID recommends.", nil,
+			column{"OOM kills", unitNone, fmt.Sprintf(`max by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`increase(container_oom_events_total{container!="", container!="POD", %s}[$__range])`, selKubeNS)))},
+			column{"Throttled", unitPercent, fmt.Sprintf(`max by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`(
+  sum by (namespace, pod, container) (rate(container_cpu_cfs_throttled_periods_total{container!="", %[1]s}[$__rate_interval]))
+  / sum by (namespace, pod, container) (rate(container_cpu_cfs_periods_total{container!="", %[1]s}[$__rate_interval]) > 0)
+)`, selKubeNS)))},
+		).Span(12)).
+		WithPanel(timeSeries("OOM kills", "Per container, over five-minute windows.", unitNone,
+			target(fmt.Sprintf(`sum by (%s) (
+  %s
+)`, containerKeys, byOwner(fmt.Sprintf(`increase(container_oom_events_total{container!="", container!="POD", %s}[5m])`, selKubeNS))), "{{workload}}/{{container}}"),
+		))
+
+	b = b.WithRow(row("What the webhook changed")).
+		WithPanel(timeSeries("Webhook decisions", "Admission decisions per second by outcome and reason: mutated (requests rewritten), recommended (annotated only), skipped, failed_open.", "ops",
+			target(`sum by (outcome, reason) (rate(upid_webhook_decisions_total[$__rate_interval]))`, "{{outcome}} {{reason}}"),
+		)).
+		WithPanel(timeSeries("Webhook decisions in the range", "Decisions by outcome over the selected time range.", unitNone,
+			target(`sum by (outcome) (increase(upid_webhook_decisions_total[$__range]))`, "{{outcome}}"),
+		))
+	return b
+}

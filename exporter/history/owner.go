@@ -1,0 +1,7 @@
+package history
+
+// OwnerExpr is the pod-to-workload mapping of the exporter's queries, for
+// recording rules that must resolve cAdvisor and kube-state-metrics series
+// to the same workloads as the upid_ metrics (see ownerExpr). An empty
+// lookback maps the pods of the evaluation instant.
+func OwnerExpr(lookback string) string { return ownerExpr(lookback, "") }
