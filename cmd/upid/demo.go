@@ -14,11 +14,15 @@ import (
 	"github.com/upid-dev/upid/exporter/demo"
 )
 
+// clock is the time the demo's history ends at; golden tests pin it so that
+// the demo's numbers, which follow the time of day, are reproducible.
+var clock = time.Now
+
 // startDemo points the exporter at the embedded cluster: a fake clientset
 // seeded with the demo objects and Prometheus's own engine over the demo
 // series. Everything after that is the production code path.
 func startDemo(env *environment, opts *exporter.Options) (io.Closer, error) {
-	now := time.Now().Truncate(time.Minute)
+	now := clock().Truncate(time.Minute)
 	d, err := demo.New(now, time.Duration(env.cfg.Exporter.Window))
 	if err != nil {
 		return nil, err
