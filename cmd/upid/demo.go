@@ -23,7 +23,7 @@ var clock = time.Now
 // series. Everything after that is the production code path.
 func startDemo(env *environment, opts *exporter.Options) (io.Closer, error) {
 	now := clock().Truncate(time.Minute)
-	d, err := demo.New(now, time.Duration(env.cfg.Exporter.Window))
+	d, closer, err := newDemo(now, time.Duration(env.cfg.Exporter.Window))
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,14 @@ func startDemo(env *environment, opts *exporter.Options) (io.Closer, error) {
 	if env.cfg.Web.ListenAddress == "" {
 		env.cfg.Web.ListenAddress = "127.0.0.1" + exporterDefaultAddress
 	}
-	return d, nil
+	return closer, nil
+}
+
+// newDemo builds the embedded cluster; tests that run many commands over the
+// same pinned clock share one, as it is read-only.
+var newDemo = func(now time.Time, window time.Duration) (*demo.Demo, io.Closer, error) {
+	d, err := demo.New(now, window)
+	return d, d, err
 }
 
 func printDemoSummary(w io.Writer, r *exporter.Results) {

@@ -365,5 +365,3 @@ func registerRecommend(app *kingpin.Application, add func(*kingpin.CmdClause, co
 	arg := cmd.Arg("workload", "NAMESPACE/KIND/NAME (or KIND/NAME with -n) of one workload; all in scope when absent.").String()
 	add(cmd, func(env *environment) int { return runRecommend(env, sc, *arg) })
 }
-
-
