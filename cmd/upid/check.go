@@ -40,7 +40,7 @@ Examples:
   upid check -f deploy/ --max-waste 100
   helm template shop ./chart | upid check -f - --max-waste-percent 20
   kustomize build overlays/prod | upid check -f - -o markdown >> $GITHUB_STEP_SUMMARY
-  upid check --demo -f examples/shop.yaml
+  upid check --demo -f cmd/upid/testdata/check-shop.yaml   # in a UPID checkout
 `
 
 // checkRow is one container of one manifest against its recommendation.
