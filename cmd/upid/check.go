@@ -218,20 +218,19 @@ func (r *checkResult) write(w io.Writer, format string, style cli.Style) error {
 				strconv.FormatFloat(x.MonthlyCost, 'f', 2, 64), strconv.FormatFloat(x.MonthlyWaste, 'f', 2, 64), x.Note)
 			continue
 		}
-		waste := cli.Dollars(x.MonthlyWaste)
-		if x.MonthlyWaste > 0 {
-			waste = style.Red(waste)
-		}
-		note := x.Note
-		if x.UnderProvisions {
-			note = style.Yellow(note)
-		}
 		row := []string{fmt.Sprintf("%s:%d", x.File, x.Line), x.Namespace + "/" + x.Kind + "/" + x.Name, x.Container,
-			quantity(x.CPURequest, cli.CPU), quantity(x.CPURecommended, cli.CPU), quantity(x.MemRequest, cli.Memory), quantity(x.MemRecommended, cli.Memory), waste, note}
+			quantity(x.CPURequest, cli.CPU), quantity(x.CPURecommended, cli.CPU), quantity(x.MemRequest, cli.Memory), quantity(x.MemRecommended, cli.Memory),
+			cli.Dollars(x.MonthlyWaste), x.Note}
 		if wide {
 			row = append(row, strconv.FormatFloat(x.Replicas, 'f', -1, 64), cli.Dollars(x.MonthlyCost))
 		}
 		rows.Add(row...)
+		if x.MonthlyWaste > 0 {
+			rows.Paint(7, style.Red)
+		}
+		if x.UnderProvisions {
+			rows.Paint(8, style.Yellow)
+		}
 	}
 	if len(r.Rows) > 0 || format == cli.CSV {
 		if err := rows.Write(w, format, style); err != nil {

@@ -157,7 +157,7 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 	for _, x := range recs {
 		apply := "no"
 		if x.Apply {
-			apply = style.Green("yes")
+			apply = "yes"
 		}
 		savings := "-"
 		if x.OK {
@@ -173,6 +173,9 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 			row = append(row, cpuLimit, strings.Join(x.Reasons, ","))
 		}
 		r.Add(row...)
+		if x.Apply {
+			r.Paint(9, style.Green)
+		}
 	}
 	if format == cli.Table || format == cli.Wide {
 		if len(recs) == 0 {

@@ -12,7 +12,7 @@ import (
 	"math"
 	"os"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -36,10 +36,20 @@ var Formats = []string{Table, Wide, JSON, YAML, CSV, Markdown}
 type Rows struct {
 	Header []string
 	Rows   [][]string
+	paint  map[[2]int]func(string) string
 }
 
 // Add appends one row.
 func (r *Rows) Add(cells ...string) { r.Rows = append(r.Rows, cells) }
+
+// Paint colours cell col of the last row added, in the table formats only;
+// f is a Style method, so it is a no-op where colour is off.
+func (r *Rows) Paint(col int, f func(string) string) {
+	if r.paint == nil {
+		r.paint = map[[2]int]func(string) string{}
+	}
+	r.paint[[2]int{len(r.Rows) - 1, col}] = f
+}
 
 // Write renders r in format (table and wide align columns; csv and markdown
 // are their own). Bold headers only when style says so.
@@ -76,14 +86,38 @@ func (r *Rows) Write(w io.Writer, format string, style Style) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	default:
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		// The style's escape codes have no width for tabwriter only when
-		// they are outside the cells: bold the whole header line.
-		fmt.Fprint(tw, style.Bold(strings.Join(r.Header, "\t"))+"\n")
-		for _, row := range r.Rows {
-			fmt.Fprint(tw, strings.Join(row, "\t")+"\n")
+		// Aligned here rather than by tabwriter: escape codes have no width
+		// on a terminal, so cells are padded plain and coloured after.
+		widths := make([]int, len(r.Header))
+		for _, row := range append([][]string{r.Header}, r.Rows...) {
+			for i, c := range row {
+				if i < len(widths) {
+					widths[i] = max(widths[i], utf8.RuneCountInString(c))
+				}
+			}
 		}
-		return tw.Flush()
+		var b strings.Builder
+		line := func(ri int, row []string, paint func(int) func(string) string) {
+			var l strings.Builder
+			for i, c := range row {
+				pad := ""
+				if i < len(row)-1 && i < len(widths) {
+					pad = strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2)
+				}
+				if f := paint(i); f != nil {
+					c = f(c)
+				}
+				l.WriteString(c + pad)
+			}
+			b.WriteString(strings.TrimRight(l.String(), " ") + "\n")
+		}
+		line(-1, r.Header, func(int) func(string) string { return nil })
+		for ri, row := range r.Rows {
+			line(ri, row, func(col int) func(string) string { return r.paint[[2]int{ri, col}] })
+		}
+		header, rest, _ := strings.Cut(b.String(), "\n")
+		_, err := io.WriteString(w, style.Bold(header)+"\n"+rest)
+		return err
 	}
 }
 

@@ -24,9 +24,11 @@ type Progress struct {
 
 // NewProgress starts a progress indicator on w; it draws nothing unless w
 // is a terminal.
-func NewProgress(w io.Writer) *Progress {
+func NewProgress(w io.Writer) *Progress { return startProgress(w, IsTerminal(w)) }
+
+func startProgress(w io.Writer, terminal bool) *Progress {
 	p := &Progress{w: w}
-	if !IsTerminal(w) {
+	if !terminal {
 		return p
 	}
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
