@@ -393,7 +393,7 @@ func (a *analysis) workloadRows() *cli.Rows {
 func (a *analysis) writeMarkdown(w io.Writer) error {
 	plain := cli.Style{}
 	fmt.Fprintf(w, "# UPID analysis\n\n%s, window %s ending %s.\n\n", strings.ToUpper(a.scopeName()[:1])+a.scopeName()[1:], a.Window, a.At.Format(time.RFC3339))
-	kv := &cli.Rows{Header: []string{"", ""}}
+	kv := &cli.Rows{Header: []string{"Measure", "Value"}}
 	for _, l := range a.summaryLines(plain) {
 		kv.Add(l[0], l[1])
 	}
