@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -187,9 +186,8 @@ func TestCLIAgainstRealServers(t *testing.T) {
 		}})
 	})
 
-	// check runs the binary, as CI does, with the manifest on stdin.
+	// check reads the manifest on stdin, as in CI after helm template.
 	manifest := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: busy-api, namespace: shop}\nspec:\n  replicas: 4\n  template:\n    spec:\n      containers:\n      - name: app\n        resources: {requests: {cpu: '1', memory: 1Gi}}\n"
-	bin := buildUpid(t)
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -200,35 +198,24 @@ func TestCLIAgainstRealServers(t *testing.T) {
 		{"within", []string{"--max-waste", "1000"}, exitOK, "within --max-waste $1,000.00"},
 	} {
 		t.Run("check "+tc.name, func(t *testing.T) {
-			c := exec.Command(bin, cmd(append([]string{"check", "-f", "-", "-o", "json"}, tc.flags...)...)...)
-			c.Stdin = strings.NewReader(manifest)
-			var stdout, stderr bytes.Buffer
-			c.Stdout, c.Stderr = &stdout, &stderr
-			err := c.Run()
-			if code := c.ProcessState.ExitCode(); code != tc.code {
-				t.Fatalf("exit %d (%v), want %d\n%s", code, err, tc.code, stderr.String())
-			}
 			var r checkResult
-			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-				t.Fatal(err)
-			}
+			runCase(t, cliCase{args: cmd(append([]string{"check", "-f", "-", "-o", "json"}, tc.flags...)...), stdin: manifest, code: tc.code, check: func(t *testing.T, out []byte) {
+				if err := json.Unmarshal(out, &r); err != nil {
+					t.Fatal(err)
+				}
+			}})
 			if len(r.Rows) != 1 {
 				t.Fatalf("rows = %+v", r.Rows)
 			}
 			row := r.Rows[0]
 			if row.File != "<stdin>" || row.Replicas != 4 || row.CPURecommended == nil || *row.CPURecommended >= 1 {
-				t.Errorf("row = %+v, want <stdin>, the manifest's 4 replicas and a recommendation below 1 core", row)
+				t.Fatalf("row = %+v, want <stdin>, the manifest's 4 replicas and a recommendation below 1 core", row)
 			}
 			// Waste is the request above the recommendation at busy-api's
 			// own prices, for 4 replicas.
 			want := 4 * 730 * ((1-*row.CPURecommended)*0.031611 + (1<<30-*row.MemRecommended)/(1<<30)*0.004237)
 			near("waste", row.MonthlyWaste, want, 0.01)
-			c = exec.Command(bin, cmd(append([]string{"check", "-f", "-"}, tc.flags...)...)...)
-			c.Stdin = strings.NewReader(manifest)
-			out, _ := c.Output()
-			if !strings.Contains(string(out), tc.want) {
-				t.Errorf("table lacks %q:\n%s", tc.want, out)
-			}
+			runCase(t, cliCase{args: cmd(append([]string{"check", "-f", "-"}, tc.flags...)...), stdin: manifest, code: tc.code, stdout: []string{tc.want}})
 		})
 	}
 

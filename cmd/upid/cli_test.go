@@ -211,6 +211,15 @@ func TestRecommendGolden(t *testing.T) {
 		{name: "yaml", args: []string{"recommend", "--demo", "-o", "yaml"}, golden: "recommend-yaml", check: validYAML},
 		{name: "csv", args: []string{"recommend", "--demo", "-o", "csv"}, golden: "recommend-csv", check: validCSV},
 		{name: "markdown", args: []string{"recommend", "--demo", "-o", "markdown"}, golden: "recommend-markdown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runCase(t, tc) })
+	}
+}
+
+// TestRecommendOutputs covers -o patch and commands and the workload argument.
+func TestRecommendOutputs(t *testing.T) {
+	pinDemo(t)
+	for _, tc := range []cliCase{
 		{name: "patch", args: []string{"recommend", "--demo", "-o", "patch"}, golden: "recommend-patch", check: func(t *testing.T, out []byte) {
 			if n := checkPatches(t, out); n < 3 {
 				t.Errorf("%d patches, want one per workload worth rightsizing", n)
@@ -275,8 +284,24 @@ func checkPatches(t *testing.T, out []byte) int {
 }
 
 // TestCheckGolden runs `upid check --demo` over a manifest that wastes,
-// under-provisions, names a workload the cluster lacks and has a Service.
+// under-provisions, names a workload the cluster lacks and has a Service,
+// against each threshold.
 func TestCheckGolden(t *testing.T) {
+	pinDemo(t)
+	manifest := filepath.Join("testdata", "check-shop.yaml")
+	for _, tc := range []cliCase{
+		{name: "over --max-waste", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100"}, code: exitOverThreshold, golden: "check",
+			stdout: []string{"shop/Deployment/checkout", "over --max-waste $100.00", "Skipped testdata/check-shop.yaml:15: Service checkout", "not in the cluster"}},
+		{name: "within both thresholds", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100000", "--max-waste-percent", "99"}, code: exitOK, stdout: []string{"within --max-waste $100,000.00, --max-waste-percent 99%"}},
+		{name: "over --max-waste-percent", args: []string{"check", "--demo", "-f", manifest, "--max-waste-percent", "10"}, code: exitOverThreshold, stdout: []string{"over --max-waste-percent 10%"}},
+		{name: "no threshold", args: []string{"check", "--demo", "-f", manifest}, code: exitOK, stdout: []string{"no threshold set"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runCase(t, tc) })
+	}
+}
+
+// TestCheckFormats runs `upid check --demo` in every format.
+func TestCheckFormats(t *testing.T) {
 	pinDemo(t)
 	manifest := filepath.Join("testdata", "check-shop.yaml")
 	body, err := os.ReadFile(manifest)
@@ -284,11 +309,6 @@ func TestCheckGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []cliCase{
-		{name: "over --max-waste", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100"}, code: exitOverThreshold, golden: "check",
-			stdout: []string{"shop/Deployment/checkout", "over --max-waste $100.00", "Skipped testdata/check-shop.yaml:15: Service checkout", "not in the cluster"}},
-		{name: "within both thresholds", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100000", "--max-waste-percent", "99"}, code: exitOK, stdout: []string{"within --max-waste $100,000.00, --max-waste-percent 99%"}},
-		{name: "over --max-waste-percent", args: []string{"check", "--demo", "-f", manifest, "--max-waste-percent", "10"}, code: exitOverThreshold, stdout: []string{"over --max-waste-percent 10%"}},
-		{name: "no threshold", args: []string{"check", "--demo", "-f", manifest}, code: exitOK, stdout: []string{"no threshold set"}},
 		{name: "stdin", args: []string{"check", "--demo", "-f", "-", "-o", "wide"}, stdin: string(body), golden: "check-wide", stdout: []string{"<stdin>:11"}},
 		{name: "json", args: []string{"check", "--demo", "-f", manifest, "-o", "json", "--max-waste", "100"}, code: exitOverThreshold, golden: "check-json", check: func(t *testing.T, out []byte) {
 			var r checkResult
