@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -149,6 +150,9 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 	case formatCommands:
 		return writeCommands(w, recs)
 	}
+	if format == cli.CSV {
+		return recommendationCSV(recs).Write(w, cli.CSV, style)
+	}
 	wide := format == cli.Wide
 	r := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "CONTAINER", "CPU REQUEST", "MEMORY REQUEST", "MEMORY LIMIT", "SAVINGS $/MONTH", "CONFIDENCE", "APPLY"}}
 	if wide {
@@ -184,6 +188,24 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		}
 	}
 	return r.Write(w, format, style)
+}
+
+// recommendationCSV has plain numbers in base units, for spreadsheets.
+func recommendationCSV(recs []recommendation) *cli.Rows {
+	r := &cli.Rows{Header: []string{"namespace", "kind", "workload", "container", "ok", "apply", "confidence", "cpu_request_cores", "cpu_limit_cores",
+		"memory_request_bytes", "memory_limit_bytes", "monthly_savings_dollars", "reasons"}}
+	num := func(v *float64, prec int) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', prec, 64)
+	}
+	for _, x := range recs {
+		r.Add(x.Namespace, x.Kind, x.Name, x.Container, strconv.FormatBool(x.OK), strconv.FormatBool(x.Apply), strconv.FormatFloat(x.Confidence, 'f', 2, 64),
+			num(x.CPURequestCores, 3), num(x.CPULimitCores, 3), num(x.MemoryRequestBytes, 0), num(x.MemoryLimitBytes, 0),
+			strconv.FormatFloat(x.MonthlySavings, 'f', 2, 64), strings.Join(x.Reasons, " "))
+	}
+	return r
 }
 
 func quantity(v *float64, f func(float64) string) string {
