@@ -220,6 +220,7 @@ func TestCLIAgainstRealServers(t *testing.T) {
 	}
 
 	t.Run("report", func(t *testing.T) {
+		runCase(t, cliCase{args: cmd("report"), stdout: []string{"- Scaler: $3.", "saved in the last 30 days; $36.50/month at the rate of the 1 workloads asleep now", "- Webhook: 2"}})
 		runCase(t, cliCase{args: cmd("report", "--format", "json"), check: func(t *testing.T, out []byte) {
 			var r report
 			if err := json.Unmarshal(out, &r); err != nil {
@@ -228,7 +229,12 @@ func TestCLIAgainstRealServers(t *testing.T) {
 			if r.Realised.ScalerMonthly == nil || r.Realised.WebhookMutated == nil {
 				t.Fatalf("realised = %+v, want both measured", r.Realised)
 			}
-			near("scaler savings", *r.Realised.ScalerMonthly, 0.05*730, 1e-6)
+			near("scaler savings rate", *r.Realised.ScalerMonthly, 0.05*730, 1e-6)
+			// $0.05 an hour for the three days of history, one hour either way.
+			if r.Realised.ScalerLast30d == nil {
+				t.Fatal("no savings over the last 30 days")
+			}
+			near("scaler savings over 30 days", *r.Realised.ScalerLast30d, 0.05*72, 0.05)
 			// A mutation every 1000 s for three days, give or take
 			// increase()'s extrapolation at the edges of the data.
 			near("webhook mutations", *r.Realised.WebhookMutated, 3*86400*0.001, 5)

@@ -76,7 +76,10 @@ type labelGroup struct {
 // realised is what UPID's actuators saved, when their metrics exist.
 type realised struct {
 	// ScalerMonthly is the saving rate of the workloads asleep now, per month.
-	ScalerMonthly  *float64 `json:"scaler_monthly_dollars"`
+	ScalerMonthly *float64 `json:"scaler_monthly_dollars"`
+	// ScalerLast30d is what sleeping saved over the last 30 days: the
+	// hourly saving rate summed hour by hour.
+	ScalerLast30d  *float64 `json:"scaler_last_30d_dollars"`
 	ScalerSleeping *float64 `json:"scaler_sleeping_workloads"`
 	ScalerNote     string   `json:"scaler_note,omitempty"`
 	// WebhookMutated counts pods the webhook rightsized over the last 30 days.
@@ -177,6 +180,7 @@ func measureRealised(ctx context.Context, q history.Querier, at time.Time, sc *s
 		m := monthly(*rate)
 		r.ScalerMonthly = &m
 		r.ScalerSleeping, _ = scalar("count(upid_scaler_sleeping_workload_saved_dollars_per_hour" + sel + ")")
+		r.ScalerLast30d, _ = scalar("sum_over_time(sum(upid_scaler_sleeping_workload_saved_dollars_per_hour" + sel + ")[30d:1h])")
 	}
 	r.ScalerNote = note
 	// The webhook's decisions carry no namespace: they are cluster-wide.
@@ -220,7 +224,11 @@ func (r *report) ScalerLine() string {
 	if r.Realised.ScalerSleeping != nil {
 		n = *r.Realised.ScalerSleeping
 	}
-	return fmt.Sprintf("%s/month, at the rate of the %.0f workloads asleep now", cli.Dollars(*r.Realised.ScalerMonthly), n)
+	saved := ""
+	if r.Realised.ScalerLast30d != nil {
+		saved = cli.Dollars(*r.Realised.ScalerLast30d) + " saved in the last 30 days; "
+	}
+	return fmt.Sprintf("%s%s/month at the rate of the %.0f workloads asleep now", saved, cli.Dollars(*r.Realised.ScalerMonthly), n)
 }
 
 func (r *report) WebhookLine() string {
