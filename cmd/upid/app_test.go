@@ -36,7 +36,10 @@ func TestRun(t *testing.T) {
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{"frobnicate"}},
 		{name: "webhook pending", args: []string{"webhook"}, code: exitUsage, stderr: []string{"not implemented yet"}},
 		{name: "scaler pending", args: []string{"scaler"}, code: exitUsage, stderr: []string{"not implemented yet"}},
-		{name: "analyze pending", args: []string{"analyze"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "analyze help", args: []string{"analyze", "--help"}, code: exitOK, stdout: []string{"Examples:", "upid analyze --demo", "--namespace", "all-namespaces", "--output"}},
+		{name: "recommend help", args: []string{"recommend", "--help"}, code: exitOK, stdout: []string{"Examples:", "-o patch", "NAMESPACE/KIND/NAME"}},
+		{name: "check help documents exit 3", args: []string{"check", "--help"}, code: exitOK, stdout: []string{"Examples:", "3  the waste is over --max-waste or --max-waste-percent", "--max-waste-percent"}},
+		{name: "report help", args: []string{"report", "--help"}, code: exitOK, stdout: []string{"Examples:", "not measured", "--format"}},
 		{name: "config check good", args: []string{"config", "check", good}, code: exitOK, stdout: []string{good + ": ok"}},
 		{
 			name: "config check bad lists every problem with its line",

@@ -14,12 +14,16 @@ import (
 	"github.com/upid-dev/upid/exporter/demo"
 )
 
+// clock is the time the demo's history ends at; golden tests pin it so that
+// the demo's numbers, which follow the time of day, are reproducible.
+var clock = time.Now
+
 // startDemo points the exporter at the embedded cluster: a fake clientset
 // seeded with the demo objects and Prometheus's own engine over the demo
 // series. Everything after that is the production code path.
 func startDemo(env *environment, opts *exporter.Options) (io.Closer, error) {
-	now := time.Now().Truncate(time.Minute)
-	d, err := demo.New(now, time.Duration(env.cfg.Exporter.Window))
+	now := clock().Truncate(time.Minute)
+	d, closer, err := newDemo(now, time.Duration(env.cfg.Exporter.Window))
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +34,14 @@ func startDemo(env *environment, opts *exporter.Options) (io.Closer, error) {
 	if env.cfg.Web.ListenAddress == "" {
 		env.cfg.Web.ListenAddress = "127.0.0.1" + exporterDefaultAddress
 	}
-	return d, nil
+	return closer, nil
+}
+
+// newDemo builds the embedded cluster; tests that run many commands over the
+// same pinned clock share one, as it is read-only.
+var newDemo = func(now time.Time, window time.Duration) (*demo.Demo, io.Closer, error) {
+	d, err := demo.New(now, window)
+	return d, d, err
 }
 
 func printDemoSummary(w io.Writer, r *exporter.Results) {

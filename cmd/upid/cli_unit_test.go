@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/internal/manifest"
+)
+
+func fp(x float64) *float64 { return &x }
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		arg, ns string
+		want    *target
+		err     string
+	}{
+		{arg: "", want: nil},
+		{arg: "shop/Deployment/web", want: &target{"shop", "Deployment", "web"}},
+		{arg: "shop/deploy/web", want: &target{"shop", "Deployment", "web"}},
+		{arg: "shop/STATEFULSETS/db", want: &target{"shop", "StatefulSet", "db"}},
+		{arg: "cj/nightly", ns: "batch", want: &target{"batch", "CronJob", "nightly"}},
+		{arg: "po/p", ns: "x", want: &target{"x", "Pod", "p"}},
+		{arg: "deploy/web", err: "want NAMESPACE/KIND/NAME, or KIND/NAME with -n"},
+		{arg: "web", ns: "shop", err: "want NAMESPACE/KIND/NAME"},
+		{arg: "a/b/c/d", err: "want NAMESPACE/KIND/NAME"},
+		{arg: "shop//web", err: "must not be empty"},
+		{arg: "shop/Service/web", err: `unknown kind "Service" in "shop/Service/web" (want one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod)`},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			got, err := parseTarget(tc.arg, tc.ns)
+			if tc.err != "" {
+				var ce *cliError
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				if !errors.As(err, &ce) || ce.code != exitUsage {
+					t.Errorf("error %v is not a usage error (exit 2)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompare(t *testing.T) {
+	// web pays $0.04/core-hour and $0.005/GiB-hour (its cost over its
+	// requests); 2 replicas run now.
+	live := []exporter.WorkloadResult{{
+		Namespace: "shop", Kind: "Deployment", Name: "web", Replicas: 2,
+		RequestedCPUCores: 2, RequestedMemoryBytes: 4 << 30,
+		Cost: exporter.Money{CPU: 0.08, Memory: 0.02, Total: 0.10},
+		Containers: []exporter.ContainerResult{
+			{Name: "app", Recommendation: &exporter.Recommendation{OK: true, Apply: true, CPURequestCores: fp(0.25), MemoryRequestBytes: fp(1 << 30)}},
+			{Name: "sidecar", Recommendation: &exporter.Recommendation{OK: false, Reasons: []string{"low_confidence"}}},
+		},
+	}}
+	m := func(name, ns string, replicas *int64, cs ...manifest.Container) manifest.Workload {
+		return manifest.Workload{File: "m.yaml", Kind: "Deployment", Namespace: ns, Name: name, Replicas: replicas, Containers: cs}
+	}
+	three := int64(3)
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		name      string
+		in        manifest.Workload
+		waste     float64
+		cost      float64
+		replicas  float64
+		under     bool
+		note      string
+		container int
+	}{
+		{
+			name:  "over-provisioned at the manifest's replicas",
+			in:    m("web", "shop", &three, manifest.Container{Name: "app", CPURequest: fp(1), MemoryRequest: fp(2 * gib)}),
+			waste: 730 * 3 * (0.75*0.04 + 1*0.005), cost: 730 * 3 * (1*0.04 + 2*0.005), replicas: 3,
+		},
+		{
+			name:  "the cluster's replicas when the manifest sets none",
+			in:    m("web", "shop", nil, manifest.Container{Name: "app", CPURequest: fp(1), MemoryRequest: fp(2 * gib)}),
+			waste: 730 * 2 * (0.75*0.04 + 1*0.005), cost: 730 * 2 * (1*0.04 + 2*0.005), replicas: 2,
+		},
+		{
+			name:  "below the recommendation: a risk, not negative waste",
+			in:    m("web", "shop", nil, manifest.Container{Name: "app", CPURequest: fp(0.1), MemoryRequest: fp(2 * gib)}),
+			waste: 730 * 2 * (1 * 0.005), cost: 730 * 2 * (0.1*0.04 + 2*0.005), replicas: 2, under: true, note: "requests below the recommendation",
+		},
+		{
+			name: "no requests at all", in: m("web", "shop", nil, manifest.Container{Name: "app"}),
+			replicas: 2, under: true, note: "requests not set",
+		},
+		{
+			name: "container without a recommendation", in: m("web", "shop", nil, manifest.Container{Name: "sidecar", CPURequest: fp(1)}),
+			cost: 730 * 2 * 0.04, replicas: 2, note: "no recommendation: low_confidence",
+		},
+		{
+			name: "container unknown to the cluster", in: m("web", "shop", nil, manifest.Container{Name: "new", CPURequest: fp(1)}),
+			cost: 730 * 2 * 0.04, replicas: 2, note: "no usage history",
+		},
+		{
+			name: "workload not in the cluster: built-in prices, one replica", in: m("web", "other", nil, manifest.Container{Name: "app", CPURequest: fp(1), MemoryRequest: fp(gib)}),
+			cost: 730 * (pricing.DefaultCPUCoreHour + pricing.DefaultMemoryGiBHour), replicas: 1, note: "not in the cluster",
+		},
+		{
+			name:  "no namespace means the default one",
+			in:    m("web", "", nil, manifest.Container{Name: "app", CPURequest: fp(0.25), MemoryRequest: fp(gib)}),
+			waste: 0, cost: 730 * 2 * (0.25*0.04 + 0.005), replicas: 2,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := compare(manifest.Input{Workloads: []manifest.Workload{tc.in}}, live, "shop")
+			if len(res.Rows) != 1 {
+				t.Fatalf("rows = %+v", res.Rows)
+			}
+			r := res.Rows[0]
+			if math.Abs(r.MonthlyWaste-tc.waste) > 1e-9 || math.Abs(r.MonthlyCost-tc.cost) > 1e-9 {
+				t.Errorf("waste %.6f cost %.6f, want %.6f and %.6f", r.MonthlyWaste, r.MonthlyCost, tc.waste, tc.cost)
+			}
+			if r.Replicas != tc.replicas || r.UnderProvisions != tc.under || !strings.Contains(r.Note, tc.note) {
+				t.Errorf("row = %+v, want replicas %v, under %v, note %q", r, tc.replicas, tc.under, tc.note)
+			}
+			if res.MonthlyWaste != r.MonthlyWaste || res.MonthlyCost != r.MonthlyCost {
+				t.Errorf("totals %v/%v differ from the one row", res.MonthlyWaste, res.MonthlyCost)
+			}
+		})
+	}
+}
+
+func TestJudge(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		max, percent *float64
+		over         bool
+		verdict      string
+	}{
+		{"no threshold", nil, nil, false, "no threshold set"},
+		{"dollars over", fp(99.99), nil, true, "over --max-waste $99.99"},
+		{"dollars at the limit is within", fp(100), nil, false, "within --max-waste $100.00"},
+		{"percent over", nil, fp(24), true, "over --max-waste-percent 24%"},
+		{"percent within", nil, fp(25), false, "within --max-waste-percent 25%"},
+		{"either over fails", fp(1000), fp(10), true, "over --max-waste $1,000.00, --max-waste-percent 10%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &checkResult{MonthlyWaste: 100, MonthlyCost: 400, WastePercent: 25}
+			r.judge(tc.max, tc.percent)
+			if r.OverThreshold != tc.over || !strings.Contains(r.verdict(), tc.verdict) {
+				t.Errorf("over=%v verdict %q, want over=%v and %q", r.OverThreshold, r.verdict(), tc.over, tc.verdict)
+			}
+		})
+	}
+}
+
+// TestPatchPaths: each kind gets its pod spec where the kind keeps it, and
+// only recommendations worth applying are written.
+func TestPatchPaths(t *testing.T) {
+	rec := func(kind, name, container string, apply bool) recommendation {
+		return recommendation{Namespace: "ns", Kind: kind, Name: name, Container: container, OK: true, Apply: apply,
+			CPURequestCores: fp(0.1), CPULimitCores: fp(0.5), MemoryRequestBytes: fp(64 << 20), MonthlySavings: 1}
+	}
+	var b bytes.Buffer
+	if err := writePatches(&b, []recommendation{
+		rec("CronJob", "nightly", "job", true),
+		rec("Pod", "p", "c", true),
+		rec("Deployment", "web", "b", true),
+		rec("Deployment", "web", "a", true),
+		rec("Deployment", "web", "skip", false),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := `# upid: ns/CronJob/nightly saves $1.00/month
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+  namespace: ns
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+            - name: job
+              resources:
+                requests:
+                  cpu: 100m
+                  memory: 64Mi
+                limits:
+                  cpu: 500m
+---
+# upid: ns/Deployment/web saves $2.00/month
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ns
+spec:
+  template:
+    spec:
+      containers:
+        - name: a
+          resources:
+            requests:
+              cpu: 100m
+              memory: 64Mi
+            limits:
+              cpu: 500m
+        - name: b
+          resources:
+            requests:
+              cpu: 100m
+              memory: 64Mi
+            limits:
+              cpu: 500m
+---
+# upid: ns/Pod/p saves $1.00/month
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  namespace: ns
+spec:
+  containers:
+    - name: c
+      resources:
+        requests:
+          cpu: 100m
+          memory: 64Mi
+        limits:
+          cpu: 500m
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := writePatches(&b, []recommendation{rec("Deployment", "web", "a", false)}); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "# upid: no recommendation is worth applying\n" {
+		t.Errorf("nothing to apply wrote %q", b.String())
+	}
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/alecthomas/kingpin/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/internal/cli"
+)
+
+const recommendHelp = `Print UPID's per-container resource recommendations: requests and limits
+sized from the window's usage quantiles, OOM kills and throttling, with their
+confidence and the monthly savings of applying them.
+
+-o patch writes one kustomize strategic-merge patch per workload (only the
+containers whose change is worth a restart, APPLY=yes), ready for a GitOps pull
+request; -o commands prints the equivalent kubectl set resources lines. A
+recommendation without a CPU limit removes the CPU limit (cpu: null in the
+patch): UPID sizes CPU requests and leaves bursting to the scheduler.
+
+Examples:
+  upid recommend --demo
+  upid recommend shop/deployment/checkout
+  upid recommend -n shop deploy/checkout -o wide
+  upid recommend -n shop -o patch > overlays/prod/upid-resources.yaml
+  upid recommend -o commands | sh
+`
+
+const (
+	formatPatch    = "patch"
+	formatCommands = "commands"
+)
+
+// recommendation is one container's recommendation, as -o json prints it.
+type recommendation struct {
+	Namespace          string   `json:"namespace"`
+	Kind               string   `json:"kind"`
+	Name               string   `json:"workload"`
+	Container          string   `json:"container"`
+	OK                 bool     `json:"ok"`
+	Apply              bool     `json:"apply"`
+	Confidence         float64  `json:"confidence"`
+	CPURequestCores    *float64 `json:"cpu_request_cores,omitempty"`
+	CPULimitCores      *float64 `json:"cpu_limit_cores,omitempty"`
+	MemoryRequestBytes *float64 `json:"memory_request_bytes,omitempty"`
+	MemoryLimitBytes   *float64 `json:"memory_limit_bytes,omitempty"`
+	MonthlySavings     float64  `json:"monthly_savings_dollars"`
+	Reasons            []string `json:"reasons,omitempty"`
+}
+
+// target is the NAMESPACE/KIND/NAME argument.
+type target struct{ namespace, kind, name string }
+
+// parseTarget reads NAMESPACE/KIND/NAME, or KIND/NAME in -n's namespace.
+func parseTarget(arg, namespace string) (*target, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	parts := strings.Split(arg, "/")
+	var t target
+	switch len(parts) {
+	case 3:
+		t = target{namespace: parts[0], kind: parts[1], name: parts[2]}
+	case 2:
+		if namespace == "" {
+			return nil, usageErrorf("%q: want NAMESPACE/KIND/NAME, or KIND/NAME with -n", arg)
+		}
+		t = target{namespace: namespace, kind: parts[0], name: parts[1]}
+	default:
+		return nil, usageErrorf("%q: want NAMESPACE/KIND/NAME, or KIND/NAME with -n", arg)
+	}
+	if t.namespace == "" || t.kind == "" || t.name == "" {
+		return nil, usageErrorf("%q: namespace, kind and name must not be empty", arg)
+	}
+	k, ok := parseKind(t.kind)
+	if !ok {
+		return nil, usageErrorf("unknown kind %q in %q (want one of %s)", t.kind, arg, kindList)
+	}
+	t.kind = k
+	return &t, nil
+}
+
+func recommendations(ws []exporter.WorkloadResult) []recommendation {
+	var out []recommendation
+	for _, w := range ws {
+		for _, c := range w.Containers {
+			r := c.Recommendation
+			if r == nil {
+				continue
+			}
+			out = append(out, recommendation{
+				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name,
+				OK: r.OK, Apply: r.Apply, Confidence: r.Confidence,
+				CPURequestCores: r.CPURequestCores, CPULimitCores: r.CPULimitCores,
+				MemoryRequestBytes: r.MemoryRequestBytes, MemoryLimitBytes: r.MemoryLimitBytes,
+				MonthlySavings: monthly(r.SavingsDollarsPerHour), Reasons: r.Reasons,
+			})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].MonthlySavings != out[j].MonthlySavings {
+			return out[i].MonthlySavings > out[j].MonthlySavings
+		}
+		a, b := out[i], out[j]
+		return a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Container < b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Container
+	})
+	return out
+}
+
+func runRecommend(env *environment, sc *scope, arg string) int {
+	t, err := parseTarget(arg, *sc.namespace)
+	if err != nil {
+		return finish(env, "recommend", err)
+	}
+	snap, err := analyse(env, *sc.demo, false)
+	if err != nil {
+		return finish(env, "recommend", err)
+	}
+	ws := snap.workloads(sc)
+	if t != nil {
+		ws = nil
+		for _, w := range snap.results.Workloads {
+			if w.Namespace == t.namespace && w.Kind == t.kind && w.Name == t.name {
+				ws = append(ws, w)
+			}
+		}
+		if len(ws) == 0 {
+			return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster", t.namespace, t.kind, t.name))
+		}
+	}
+	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws)))
+}
+
+func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation) error {
+	switch format {
+	case cli.JSON, cli.YAML:
+		if recs == nil {
+			recs = []recommendation{}
+		}
+		return cli.Encode(w, format, recs)
+	case formatPatch:
+		return writePatches(w, recs)
+	case formatCommands:
+		return writeCommands(w, recs)
+	}
+	if format == cli.CSV {
+		return recommendationCSV(recs).Write(w, cli.CSV, style)
+	}
+	wide := format == cli.Wide
+	r := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "CONTAINER", "CPU REQUEST", "MEMORY REQUEST", "MEMORY LIMIT", "SAVINGS $/MONTH", "CONFIDENCE", "APPLY"}}
+	if wide {
+		r.Header = append(r.Header, "CPU LIMIT", "REASONS")
+	}
+	for _, x := range recs {
+		apply := "no"
+		if x.Apply {
+			apply = "yes"
+		}
+		savings := "-"
+		if x.OK {
+			savings = cli.Dollars(x.MonthlySavings)
+		}
+		row := []string{x.Namespace, x.Kind, x.Name, x.Container, quantity(x.CPURequestCores, cli.CPU), quantity(x.MemoryRequestBytes, cli.Memory),
+			quantity(x.MemoryLimitBytes, cli.Memory), savings, fmt.Sprintf("%.2f", x.Confidence), apply}
+		if wide {
+			cpuLimit := quantity(x.CPULimitCores, cli.CPU)
+			if x.CPURequestCores != nil && x.CPULimitCores == nil {
+				cpuLimit = "none"
+			}
+			row = append(row, cpuLimit, strings.Join(x.Reasons, ","))
+		}
+		r.Add(row...)
+		if x.Apply {
+			r.Paint(9, style.Green)
+		}
+	}
+	if format == cli.Table || format == cli.Wide {
+		if len(recs) == 0 {
+			_, err := fmt.Fprintln(w, "No recommendations: no container has usage history in the window.")
+			return err
+		}
+	}
+	return r.Write(w, format, style)
+}
+
+// recommendationCSV has plain numbers in base units, for spreadsheets.
+func recommendationCSV(recs []recommendation) *cli.Rows {
+	r := &cli.Rows{Header: []string{"namespace", "kind", "workload", "container", "ok", "apply", "confidence", "cpu_request_cores", "cpu_limit_cores",
+		"memory_request_bytes", "memory_limit_bytes", "monthly_savings_dollars", "reasons"}}
+	num := func(v *float64, prec int) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', prec, 64)
+	}
+	for _, x := range recs {
+		r.Add(x.Namespace, x.Kind, x.Name, x.Container, strconv.FormatBool(x.OK), strconv.FormatBool(x.Apply), strconv.FormatFloat(x.Confidence, 'f', 2, 64),
+			num(x.CPURequestCores, 3), num(x.CPULimitCores, 3), num(x.MemoryRequestBytes, 0), num(x.MemoryLimitBytes, 0),
+			strconv.FormatFloat(x.MonthlySavings, 'f', 2, 64), strings.Join(x.Reasons, " "))
+	}
+	return r
+}
+
+func quantity(v *float64, f func(float64) string) string {
+	if v == nil {
+		return "-"
+	}
+	return f(*v)
+}
+
+// applicable groups the recommendations worth applying by workload, in a
+// stable order.
+func applicable(recs []recommendation) [][]recommendation {
+	byID := map[string][]recommendation{}
+	var ids []string
+	for _, r := range recs {
+		if !r.OK || !r.Apply || (r.CPURequestCores == nil && r.MemoryRequestBytes == nil) {
+			continue
+		}
+		id := r.Namespace + "/" + r.Kind + "/" + r.Name
+		if _, seen := byID[id]; !seen {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], r)
+	}
+	sort.Strings(ids)
+	out := make([][]recommendation, 0, len(ids))
+	for _, id := range ids {
+		cs := byID[id]
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Container < cs[j].Container })
+		out = append(out, cs)
+	}
+	return out
+}
+
+var apiVersions = map[string]string{
+	inventory.KindDeployment: "apps/v1", inventory.KindStatefulSet: "apps/v1", inventory.KindDaemonSet: "apps/v1",
+	inventory.KindReplicaSet: "apps/v1", inventory.KindJob: "batch/v1", inventory.KindCronJob: "batch/v1", inventory.KindPod: "v1",
+}
+
+// writePatches writes one strategic-merge patch per workload. Containers
+// merge by name, so only the named containers' resources change.
+func writePatches(w io.Writer, recs []recommendation) error {
+	groups := applicable(recs)
+	if len(groups) == 0 {
+		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
+		return err
+	}
+	for i, g := range groups {
+		first := g[0]
+		var containers []any
+		for _, r := range g {
+			requests := map[string]any{}
+			limits := map[string]any{}
+			if r.CPURequestCores != nil {
+				requests["cpu"] = cli.CPU(*r.CPURequestCores)
+				if r.CPULimitCores != nil {
+					limits["cpu"] = cli.CPU(*r.CPULimitCores)
+				} else {
+					limits["cpu"] = nil // remove the CPU limit
+				}
+			}
+			if r.MemoryRequestBytes != nil {
+				requests["memory"] = cli.Memory(*r.MemoryRequestBytes)
+				if r.MemoryLimitBytes != nil {
+					limits["memory"] = cli.Memory(*r.MemoryLimitBytes)
+				}
+			}
+			res := map[string]any{"requests": requests}
+			if len(limits) > 0 {
+				res["limits"] = limits
+			}
+			containers = append(containers, map[string]any{"name": r.Container, "resources": res})
+		}
+		podSpec := map[string]any{"containers": containers}
+		var spec map[string]any
+		switch first.Kind {
+		case inventory.KindPod:
+			spec = podSpec
+		case inventory.KindCronJob:
+			spec = map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{"template": map[string]any{"spec": podSpec}}}}
+		default:
+			spec = map[string]any{"template": map[string]any{"spec": podSpec}}
+		}
+		doc := yaml.Node{}
+		if err := doc.Encode(map[string]any{
+			"apiVersion": apiVersions[first.Kind],
+			"kind":       first.Kind,
+			"metadata":   map[string]any{"name": first.Name, "namespace": first.Namespace},
+			"spec":       spec,
+		}); err != nil {
+			return err
+		}
+		var savings float64
+		for _, r := range g {
+			savings += r.MonthlySavings
+		}
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		fmt.Fprintf(w, "# upid: %s/%s/%s saves %s/month\n", first.Namespace, first.Kind, first.Name, cli.Dollars(savings))
+		orderKeys(&doc)
+		enc := yaml.NewEncoder(w)
+		enc.SetIndent(2)
+		if err := enc.Encode(&doc); err != nil {
+			return err
+		}
+		if err := enc.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderKeys puts apiVersion, kind, metadata, spec first and name before
+// resources, as people write manifests; yaml sorts map keys otherwise.
+func orderKeys(n *yaml.Node) {
+	rank := map[string]int{"apiVersion": 0, "kind": 1, "metadata": 2, "spec": 3, "name": 0, "namespace": 1, "requests": 0, "limits": 1}
+	if n.Kind == yaml.MappingNode {
+		type pair struct{ k, v *yaml.Node }
+		var ps []pair
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			ps = append(ps, pair{n.Content[i], n.Content[i+1]})
+		}
+		sort.SliceStable(ps, func(i, j int) bool {
+			ri, iok := rank[ps[i].k.Value]
+			rj, jok := rank[ps[j].k.Value]
+			if iok && jok {
+				return ri < rj
+			}
+			return iok && !jok
+		})
+		n.Content = n.Content[:0]
+		for _, p := range ps {
+			n.Content = append(n.Content, p.k, p.v)
+		}
+	}
+	for _, c := range n.Content {
+		orderKeys(c)
+	}
+}
+
+// writeCommands prints kubectl set resources lines; Pods are skipped, as
+// their owners recreate them with the old resources.
+func writeCommands(w io.Writer, recs []recommendation) error {
+	groups := applicable(recs)
+	if len(groups) == 0 {
+		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
+		return err
+	}
+	for _, g := range groups {
+		for _, r := range g {
+			if r.Kind == inventory.KindPod {
+				fmt.Fprintf(w, "# %s/pod/%s container %s: change its owner's template instead\n", r.Namespace, r.Name, r.Container)
+				continue
+			}
+			var req, lim []string
+			if r.CPURequestCores != nil {
+				req = append(req, "cpu="+cli.CPU(*r.CPURequestCores))
+				if r.CPULimitCores != nil {
+					lim = append(lim, "cpu="+cli.CPU(*r.CPULimitCores))
+				}
+			}
+			if r.MemoryRequestBytes != nil {
+				req = append(req, "memory="+cli.Memory(*r.MemoryRequestBytes))
+				if r.MemoryLimitBytes != nil {
+					lim = append(lim, "memory="+cli.Memory(*r.MemoryLimitBytes))
+				}
+			}
+			line := fmt.Sprintf("kubectl set resources %s/%s -n %s -c %s --requests=%s", strings.ToLower(r.Kind), r.Name, r.Namespace, r.Container, strings.Join(req, ","))
+			if len(lim) > 0 {
+				line += " --limits=" + strings.Join(lim, ",")
+			}
+			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(r.MonthlySavings))
+		}
+	}
+	return nil
+}
+
+func registerRecommend(app *kingpin.Application, add func(*kingpin.CmdClause, command)) {
+	cmd := app.Command("recommend", recommendHelp)
+	sc := addScope(cmd, append(append([]string{}, cli.Formats...), formatPatch, formatCommands), cli.Table)
+	arg := cmd.Arg("workload", "NAMESPACE/KIND/NAME (or KIND/NAME with -n) of one workload; all in scope when absent.").String()
+	add(cmd, func(env *environment) int { return runRecommend(env, sc, *arg) })
+}

@@ -1,0 +1,329 @@
+// Package manifest reads the workloads out of Kubernetes manifests as CI
+// sees them (files, directories, `helm template` or `kustomize build`
+// output): multi-document YAML, each problem reported as file:line.
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// MaxBytes bounds one input: manifests come from pull requests, and the
+// largest rendered charts are a few megabytes.
+const MaxBytes = 32 << 20
+
+// Workload is one workload of a manifest with what its pods request.
+type Workload struct {
+	File      string `json:"file"`
+	Line      int    `json:"line"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Replicas is spec.replicas; nil when the manifest leaves it to the
+	// cluster (or the kind has none).
+	Replicas   *int64      `json:"replicas,omitempty"`
+	Containers []Container `json:"containers"`
+}
+
+// Container is what one container requests and is limited to; nil is "not set".
+type Container struct {
+	Name          string   `json:"name"`
+	Line          int      `json:"line"`
+	CPURequest    *float64 `json:"cpu_request_cores,omitempty"`
+	CPULimit      *float64 `json:"cpu_limit_cores,omitempty"`
+	MemoryRequest *float64 `json:"memory_request_bytes,omitempty"`
+	MemoryLimit   *float64 `json:"memory_limit_bytes,omitempty"`
+}
+
+// Skipped is a document of a kind that runs no pods of its own (a Service,
+// a ConfigMap) or that this package does not know.
+type Skipped struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Kind string `json:"kind"`
+	Name string `json:"name,omitempty"`
+}
+
+// Error is one problem at one line of one file.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// podSpecPath is where each kind keeps its pod spec.
+var podSpecPath = map[string][]string{
+	"Deployment":  {"spec", "template", "spec"},
+	"StatefulSet": {"spec", "template", "spec"},
+	"DaemonSet":   {"spec", "template", "spec"},
+	"ReplicaSet":  {"spec", "template", "spec"},
+	"Job":         {"spec", "template", "spec"},
+	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
+	"Pod":         {"spec"},
+}
+
+// Kinds are the workload kinds read, in a stable order.
+var Kinds = []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Read parses every document of r, named file in messages. Problems do
+// not stop the reading: every one found is returned, joined, each an
+// *Error; a syntax error ends the file, as the parser cannot resync.
+func Read(file string, r io.Reader) ([]Workload, []Skipped, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxBytes+1))
+	if err != nil {
+		return nil, nil, &Error{File: file, Msg: err.Error()}
+	}
+	if len(data) > MaxBytes {
+		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("larger than %d MiB", MaxBytes>>20)}
+	}
+	return Parse(file, data)
+}
+
+// Parse is Read for input already in memory.
+func Parse(file string, data []byte) ([]Workload, []Skipped, error) {
+	p := &parser{file: file}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			p.syntax(err)
+			break
+		}
+		p.document(&doc)
+	}
+	return p.workloads, p.skipped, errors.Join(p.errs...)
+}
+
+type parser struct {
+	file      string
+	workloads []Workload
+	skipped   []Skipped
+	errs      []error
+}
+
+func (p *parser) errorf(line int, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) syntax(err error) {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		for _, e := range te.Errors {
+			p.syntaxLine(e)
+		}
+		return
+	}
+	p.syntaxLine(err.Error())
+}
+
+func (p *parser) syntaxLine(msg string) {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLine.FindStringSubmatch("yaml: " + msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		p.errorf(n, "%s", m[2])
+		return
+	}
+	if strings.HasPrefix(msg, "line ") {
+		if i := strings.Index(msg, ": "); i > 0 {
+			if n, err := strconv.Atoi(msg[len("line "):i]); err == nil {
+				p.errorf(n, "%s", msg[i+2:])
+				return
+			}
+		}
+	}
+	p.errorf(0, "%s", msg)
+}
+
+func (p *parser) document(doc *yaml.Node) {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return // an empty document between two ---
+	}
+	p.object(root, 0)
+}
+
+// object reads one Kubernetes object; depth bounds nested Lists.
+func (p *parser) object(n *yaml.Node, depth int) {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n.Line, "a Kubernetes object must be a mapping, not a %s", nodeKind(n))
+		return
+	}
+	kind, ok := p.scalar(get(n, "kind"), "kind")
+	if !ok {
+		return
+	}
+	if kind == "" {
+		p.errorf(n.Line, "object has no kind")
+		return
+	}
+	name, _ := p.scalar(get(n, "metadata", "name"), "metadata.name")
+	if strings.HasSuffix(kind, "List") {
+		items := get(n, "items")
+		if items == nil {
+			return
+		}
+		if items.Kind != yaml.SequenceNode || depth > 2 {
+			p.errorf(items.Line, "items: want a list of objects")
+			return
+		}
+		for _, it := range items.Content {
+			p.object(it, depth+1)
+		}
+		return
+	}
+	path, known := podSpecPath[kind]
+	if !known {
+		p.skipped = append(p.skipped, Skipped{File: p.file, Line: n.Line, Kind: kind, Name: name})
+		return
+	}
+	if name == "" {
+		p.errorf(n.Line, "%s has no metadata.name", kind)
+		return
+	}
+	ns, _ := p.scalar(get(n, "metadata", "namespace"), "metadata.namespace")
+	w := Workload{File: p.file, Line: n.Line, Kind: kind, Namespace: ns, Name: name, Containers: []Container{}}
+	if r := get(n, "spec", "replicas"); r != nil && kind != "Pod" {
+		v, err := strconv.ParseInt(r.Value, 10, 32)
+		if r.Kind != yaml.ScalarNode || err != nil || v < 0 {
+			p.errorf(r.Line, "%s %s: spec.replicas: want a whole number, got %q", kind, name, r.Value)
+		} else {
+			w.Replicas = &v
+		}
+	}
+	spec := get(n, path...)
+	where := strings.Join(path, ".")
+	if spec == nil {
+		p.errorf(n.Line, "%s %s: %s is missing", kind, name, where)
+		return
+	}
+	cs := get(spec, "containers")
+	if cs == nil || cs.Kind != yaml.SequenceNode {
+		line := spec.Line
+		if cs != nil {
+			line = cs.Line
+		}
+		p.errorf(line, "%s %s: %s.containers: want a list of containers", kind, name, where)
+		return
+	}
+	for _, c := range cs.Content {
+		if ct, ok := p.container(c, kind, name); ok {
+			w.Containers = append(w.Containers, ct)
+		}
+	}
+	p.workloads = append(p.workloads, w)
+}
+
+func (p *parser) container(c *yaml.Node, kind, name string) (Container, bool) {
+	if c.Kind != yaml.MappingNode {
+		p.errorf(c.Line, "%s %s: a container must be a mapping, not a %s", kind, name, nodeKind(c))
+		return Container{}, false
+	}
+	cn, ok := p.scalar(get(c, "name"), "name")
+	if !ok {
+		return Container{}, false
+	}
+	if cn == "" {
+		p.errorf(c.Line, "%s %s: container has no name", kind, name)
+		return Container{}, false
+	}
+	ct := Container{Name: cn, Line: c.Line}
+	for _, q := range []struct {
+		section, res string
+		dst          **float64
+	}{
+		{"requests", "cpu", &ct.CPURequest}, {"limits", "cpu", &ct.CPULimit},
+		{"requests", "memory", &ct.MemoryRequest}, {"limits", "memory", &ct.MemoryLimit},
+	} {
+		v := get(c, "resources", q.section, q.res)
+		if v == nil {
+			continue
+		}
+		if v.Kind != yaml.ScalarNode {
+			p.errorf(v.Line, "%s %s: container %s: resources.%s.%s: want a quantity, not a %s", kind, name, cn, q.section, q.res, nodeKind(v))
+			continue
+		}
+		qty, err := resource.ParseQuantity(v.Value)
+		if err != nil {
+			p.errorf(v.Line, "%s %s: container %s: resources.%s.%s: %q is not a quantity", kind, name, cn, q.section, q.res, v.Value)
+			continue
+		}
+		f := qty.AsApproximateFloat64()
+		*q.dst = &f
+	}
+	return ct, true
+}
+
+// scalar reads a string field; a missing field is "" and fine, a field
+// of the wrong shape is an error.
+func (p *parser) scalar(n *yaml.Node, field string) (string, bool) {
+	if n == nil {
+		return "", true
+	}
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n.Line, "%s: want a string, not a %s", field, nodeKind(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// get follows keys through nested mappings; nil when any is missing. An
+// alias is followed to what it names.
+func get(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		for n != nil && n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "document"
+}

@@ -1,0 +1,187 @@
+package manifest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const deployment = `# Source: shop/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers:
+      - name: app
+        image: x
+        resources:
+          requests: {cpu: 500m, memory: 1Gi}
+          limits: {cpu: "1", memory: 2Gi}
+      - name: sidecar
+        image: y
+`
+
+func f(x float64) *float64 { return &x }
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    []string // kind/ns/name:replicas:containers
+		skipped []string // file:line kind
+		errs    []string
+	}{
+		{name: "deployment", in: deployment, want: []string{"Deployment/shop/web:3:app,sidecar"}},
+		{
+			name: "every kind, with lines across documents",
+			in: deployment + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\n" +
+				"kind: CronJob\nmetadata: {name: nightly}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{name: job}]\n" +
+				"---\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec: {containers: [{name: c}]}\n" +
+				"---\nkind: StatefulSet\nmetadata: {name: db}\nspec: {template: {spec: {containers: [{name: pg}]}}}\n" +
+				"---\nkind: DaemonSet\nmetadata: {name: agent}\nspec: {template: {spec: {containers: [{name: a}]}}}\n" +
+				"---\nkind: Job\nmetadata: {name: once}\nspec: {template: {spec: {containers: [{name: j}]}}}\n",
+			want:    []string{"Deployment/shop/web:3:app,sidecar", "CronJob//nightly:-:job", "Pod/x/p:-:c", "StatefulSet//db:-:pg", "DaemonSet//agent:-:a", "Job//once:-:j"},
+			skipped: []string{"m.yaml:20 Service"},
+		},
+		{name: "empty documents", in: "---\n---\n\n---\n# just a comment\n"},
+		{
+			name: "List of items",
+			in:   "apiVersion: v1\nkind: List\nitems:\n- kind: Deployment\n  metadata: {name: a}\n  spec: {template: {spec: {containers: [{name: c}]}}}\n- kind: ConfigMap\n  metadata: {name: cm}\n",
+			want: []string{"Deployment//a:-:c"}, skipped: []string{"m.yaml:7 ConfigMap"},
+		},
+		{name: "syntax error", in: "kind: Deployment\nmetadata:\n  name: a\n   bad: [\n", errs: []string{"m.yaml:4: "}},
+		// yaml.v3 places parser errors at the line of their context (here
+		// the mapping that holds the bad value), counted across documents.
+		{name: "syntax error in a later document", in: deployment + "---\nkind: Pod\nmetadata: {name: [}\n", want: []string{"Deployment/shop/web:3:app,sidecar"}, errs: []string{"m.yaml:20: "}},
+		{name: "not a mapping", in: "- a\n- b\n", errs: []string{"m.yaml:1: a Kubernetes object must be a mapping, not a list"}},
+		{name: "no kind", in: "metadata: {name: a}\n", errs: []string{"m.yaml:1: object has no kind"}},
+		{name: "kind not a string", in: "kind: [a]\n", errs: []string{"m.yaml:1: kind: want a string, not a list"}},
+		{name: "no name", in: "kind: Deployment\nspec: {}\n", errs: []string{"m.yaml:1: Deployment has no metadata.name"}},
+		{name: "no pod spec", in: "kind: Deployment\nmetadata: {name: a}\nspec: {}\n", errs: []string{"m.yaml:1: Deployment a: spec.template.spec is missing"}},
+		{name: "containers not a list", in: "kind: Pod\nmetadata: {name: a}\nspec:\n  containers: {a: b}\n", errs: []string{"m.yaml:4: Pod a: spec.containers: want a list of containers"}},
+		{
+			name: "bad quantity named with its line",
+			in:   "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    resources:\n      requests:\n        cpu: lots\n",
+			want: []string{"Pod//a:-:c"}, errs: []string{`m.yaml:8: Pod a: container c: resources.requests.cpu: "lots" is not a quantity`},
+		},
+		{name: "bad replicas", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: many\n  template: {spec: {containers: []}}\n", want: []string{"Deployment//a:-:"}, errs: []string{`m.yaml:4: Deployment a: spec.replicas: want a whole number, got "many"`}},
+		{name: "container without name", in: "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{image: x}]}\n", want: []string{"Pod//a:-:"}, errs: []string{"m.yaml:3: Pod a: container has no name"}},
+		{name: "anchors and aliases", in: "x: &r {requests: {cpu: 250m}}\n---\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, resources: *r}]}\n", skipped: nil, errs: []string{"m.yaml:1: object has no kind"}, want: []string{"Pod//a:-:c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, sk, err := Parse("m.yaml", []byte(tc.in))
+			var got []string
+			for _, w := range ws {
+				r := "-"
+				if w.Replicas != nil {
+					r = itoa(*w.Replicas)
+				}
+				var cs []string
+				for _, c := range w.Containers {
+					cs = append(cs, c.Name)
+				}
+				got = append(got, w.Kind+"/"+w.Namespace+"/"+w.Name+":"+r+":"+strings.Join(cs, ","))
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("workloads = %v, want %v", got, tc.want)
+			}
+			var gotSk []string
+			for _, s := range sk {
+				gotSk = append(gotSk, s.File+":"+itoa(int64(s.Line))+" "+s.Kind)
+			}
+			if strings.Join(gotSk, " ") != strings.Join(tc.skipped, " ") {
+				t.Errorf("skipped = %v, want %v", gotSk, tc.skipped)
+			}
+			if len(tc.errs) == 0 && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			for _, want := range tc.errs {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("error %v, want it to contain %q", err, want)
+				}
+			}
+			if err != nil {
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Errorf("error %T is not a *manifest.Error", err)
+				}
+				if strings.Count(err.Error(), "\n")+1 != len(tc.errs) {
+					t.Errorf("got %d errors, want %d: %v", strings.Count(err.Error(), "\n")+1, len(tc.errs), err)
+				}
+			}
+		})
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestQuantities(t *testing.T) {
+	ws, _, err := Parse("m.yaml", []byte(deployment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ws[0].Containers[0]
+	for _, q := range []struct {
+		name string
+		got  *float64
+		want float64
+	}{
+		{"cpu request", c.CPURequest, 0.5}, {"cpu limit", c.CPULimit, 1},
+		{"memory request", c.MemoryRequest, 1 << 30}, {"memory limit", c.MemoryLimit, 2 << 30},
+	} {
+		if q.got == nil || *q.got != q.want {
+			t.Errorf("%s = %v, want %v", q.name, q.got, q.want)
+		}
+	}
+	if s := ws[0].Containers[1]; s.CPURequest != nil || s.MemoryLimit != nil {
+		t.Errorf("sidecar sets nothing, got %+v", s)
+	}
+	if c.Line != 12 || ws[0].Line != 2 {
+		t.Errorf("lines: workload %d container %d, want 2 and 12", ws[0].Line, c.Line)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("a/web.yaml", deployment)
+	write("a/sub/pod.yml", "kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n")
+	write("a/notes.txt", "kind: Pod\n")
+	bad := write("b/bad.yaml", "kind: Pod\nmetadata: {name: [}\n")
+	in, err := Load([]string{filepath.Join(dir, "a"), "-", bad, filepath.Join(dir, "missing.yaml")}, strings.NewReader("kind: Job\nmetadata: {name: j}\nspec: {template: {spec: {containers: [{name: c}]}}}\n"))
+	if len(in.Workloads) != 3 {
+		t.Errorf("read %d workloads, want 3 (the .txt is not a manifest): %+v", len(in.Workloads), in.Workloads)
+	}
+	if in.Workloads[2].File != "<stdin>" {
+		t.Errorf("stdin named %q", in.Workloads[2].File)
+	}
+	for _, want := range []string{bad + ":1: ", "missing.yaml: no such file"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+func TestReadTooLarge(t *testing.T) {
+	_, _, err := Read("big.yaml", strings.NewReader(strings.Repeat("#", MaxBytes+1)))
+	if err == nil || !strings.Contains(err.Error(), "big.yaml: larger than") {
+		t.Errorf("error %v, want a size error naming the file", err)
+	}
+}
