@@ -316,7 +316,7 @@ func (w *Workload) addRequests(node string, r podRequests) {
 		copy(w.Requests[i+1:], w.Requests[i:])
 		w.Requests[i] = NodeRequests{Node: node}
 	}
-	w.Requests[i].CPU += float64(r.cpu)
+	w.Requests[i].CPU += float64(r.cpuMilli) / 1000
 	w.Requests[i].Memory += float64(r.memory)
 	w.Requests[i].GPUs += float64(r.gpus)
 }

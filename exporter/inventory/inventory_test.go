@@ -305,13 +305,13 @@ func TestRequestsOf(t *testing.T) {
 	}{
 		{"empty", corev1.PodSpec{}, podRequests{}},
 		{"containers add up", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("250m", "256Mi")}, {Resources: req("1", "1Gi")}}},
-			podRequests{cpu: 1.25, memory: 1280 << 20}},
+			podRequests{cpuMilli: 1250, memory: 1280 << 20}},
 		{"native sidecars count, init containers do not", corev1.PodSpec{
 			InitContainers: []corev1.Container{{Resources: req("4", "8Gi")}, {Resources: req("100m", "64Mi"), RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
 			Containers:     []corev1.Container{{Resources: req("500m", "512Mi")}}},
-			podRequests{cpu: 0.6, memory: 576 << 20}},
+			podRequests{cpuMilli: 600, memory: 576 << 20}},
 		{"GPUs of any vendor", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("1", "1Gi", "nvidia.com/gpu", "2")}, {Resources: req("1", "1Gi", "amd.com/gpu", "1")}}},
-			podRequests{cpu: 2, memory: 2 << 30, gpus: 3}},
+			podRequests{cpuMilli: 2000, memory: 2 << 30, gpus: 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := requestsOf(&tc.spec); got != tc.want {

@@ -107,10 +107,11 @@ type leanPod struct {
 
 // podRequests is what a pod requests, its containers' and native sidecars'
 // requests summed, as admitted (LimitRange defaults included), which is
-// what the scheduler reserves and the bill pays for. float32 keeps a pod
-// small; its relative error, 6e-8, is far below any price's precision.
+// what the scheduler reserves and the bill pays for. Integers in the
+// units Kubernetes counts in keep it exact and small.
 type podRequests struct {
-	cpu, memory, gpus float32
+	memory         int64 // bytes
+	cpuMilli, gpus int32
 }
 
 // leanWorkload is a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or

@@ -92,11 +92,11 @@ func transform(opts Options) cache.TransformFunc {
 func requestsOf(spec *corev1.PodSpec) podRequests {
 	var r podRequests
 	add := func(c *corev1.Container) {
-		r.cpu += float32(c.Resources.Requests.Cpu().AsApproximateFloat64())
-		r.memory += float32(c.Resources.Requests.Memory().AsApproximateFloat64())
+		r.cpuMilli += int32(c.Resources.Requests.Cpu().MilliValue())
+		r.memory += c.Resources.Requests.Memory().Value()
 		for name, q := range c.Resources.Requests {
 			if strings.HasSuffix(string(name), "/gpu") {
-				r.gpus += float32(q.AsApproximateFloat64())
+				r.gpus += int32(q.Value())
 			}
 		}
 	}
