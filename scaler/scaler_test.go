@@ -17,6 +17,8 @@ import (
 	"github.com/upid-dev/upid/internal/config"
 )
 
+type cfgAction = config.ScalerAction
+
 var web = Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
 
 func hpaFor(ns, kind, name string) *autoscalingv2.HorizontalPodAutoscaler {
