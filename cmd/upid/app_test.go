@@ -35,7 +35,10 @@ func TestRun(t *testing.T) {
 		{name: "help", args: []string{"--help"}, code: exitOK, stdout: []string{"exporter", "webhook", "scaler", "analyze", "config check", "--log.level"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{"frobnicate"}},
 		{name: "webhook pending", args: []string{"webhook"}, code: exitUsage, stderr: []string{"not implemented yet"}},
-		{name: "scaler pending", args: []string{"scaler"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "scaler without credentials", args: []string{"scaler"}, code: exitUsage, stderr: []string{"scaler.bearer_token_file"}},
+		{name: "sleep bad workload", args: []string{"sleep", "shop/web"}, code: exitUsage, stderr: []string{"want NAMESPACE/KIND/NAME"}},
+		{name: "wake unsupported kind", args: []string{"wake", "shop/CronJob/report"}, code: exitUsage, stderr: []string{`kind "CronJob" is not one of Deployment, StatefulSet`}},
+		{name: "sleep needs a workload", args: []string{"sleep"}, code: exitUsage, stderr: []string{"required argument 'workload' not provided"}},
 		{name: "analyze pending", args: []string{"analyze"}, code: exitUsage, stderr: []string{"not implemented yet"}},
 		{name: "config check good", args: []string{"config", "check", good}, code: exitOK, stdout: []string{good + ": ok"}},
 		{
