@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 
@@ -88,6 +89,23 @@ func New(opts Options) (*Scaler, error) {
 		}
 		if a.Action != ActionSleep && a.Action != ActionWake {
 			errs = append(errs, fmt.Errorf("scaler.actions[%d].action: invalid value %q: want sleep or wake", i, a.Action))
+		}
+	}
+	if le := opts.Config.LeaderElection; le.Enabled {
+		if le.RenewDeadline >= le.LeaseDuration {
+			errs = append(errs, fmt.Errorf("scaler.leader_election.renew_deadline: %s must be below lease_duration %s", le.RenewDeadline, le.LeaseDuration))
+		}
+		// client-go's own rule: renewals must fit retries with jitter.
+		if float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod) {
+			errs = append(errs, fmt.Errorf("scaler.leader_election.retry_period: %s must be below renew_deadline %s / %.1f", le.RetryPeriod, le.RenewDeadline, leaderelection.JitterFactor))
+		}
+		if le.Name == "" {
+			errs = append(errs, errors.New("scaler.leader_election.name: must not be empty"))
+		}
+	}
+	if opts.Config.BearerTokenFile != "" {
+		if _, err := readToken(opts.Config.BearerTokenFile); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if opts.Config.MaxActions < 1 {

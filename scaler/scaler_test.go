@@ -286,3 +286,24 @@ func TestRateLimitHolds(t *testing.T) {
 		t.Errorf("wake under the limit: %s", res)
 	}
 }
+
+// TestNewRejectsBadConfig: every bad setting is named at start, not at the
+// first notification.
+func TestNewRejectsBadConfig(t *testing.T) {
+	c, _ := newFakeCluster()
+	cfg := testConfig(t)
+	cfg.BearerTokenFile = "/nonexistent/token"
+	cfg.WakeWindows = []string{"Mon 8-9"}
+	cfg.Actions = []config.ScalerAction{{Alert: "X", Action: "delete"}, {Action: "sleep"}}
+	cfg.LeaderElection.Enabled = true
+	cfg.LeaderElection.RenewDeadline = cfg.LeaderElection.LeaseDuration
+	_, err := New(Options{Kube: c, Config: cfg})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"scaler.bearer_token_file", "scaler.wake_windows[0]", "scaler.actions[0].action", "scaler.actions[1].alert", "scaler.leader_election.renew_deadline"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
