@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,6 +142,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		for _, e := range evs.Items {
 			reasons = append(reasons, e.Type+"/"+e.Reason)
 		}
+		sort.Strings(reasons) // generated names: list order is not write order
 		if strings.Join(reasons, ",") != "Normal/UPIDSleep,Warning/UPIDUserChange" {
 			t.Errorf("events %v", reasons)
 		}

@@ -83,8 +83,13 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
 					level.Info(s.log).Log("msg", "leading: acting on notifications", "identity", id)
+					// client-go runs this in its own goroutine, which may
+					// start after leadership is already lost; clearing the
+					// flag when ctx ends keeps it from sticking at true.
 					s.leader.Store(true)
 					lead(ctx)
+					<-ctx.Done()
+					s.leader.Store(false)
 				},
 				OnStoppedLeading: func() {
 					s.leader.Store(false)
