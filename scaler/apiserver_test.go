@@ -291,6 +291,11 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 		since, _ := time.Parse(time.RFC3339, get(t, w).Annotations[AnnotationSince])
 		var err error
+		defer func() {
+			if t.Failed() {
+				t.Logf("last comparison: %v", err)
+			}
+		}()
 		waitFor(t, 10*time.Second, "the metrics", func() bool {
 			want := strings.NewReader(`
 # HELP upid_scaler_sleeping_workload_saved_dollars_per_hour What a sleeping workload cost per hour when it was put to sleep, so saves while asleep.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -107,7 +108,7 @@ func (s *Scaler) Plan(a Alert) Plan {
 		return Plan{Action: "", Skip: "unsupported_kind"}
 	}
 	saved, _ := strconv.ParseFloat(a.Annotations["dollars_per_hour"], 64)
-	if saved < 0 || saved != saved {
+	if saved < 0 || math.IsNaN(saved) || math.IsInf(saved, 0) {
 		saved = 0
 	}
 	return Plan{Action: action, Request: Request{

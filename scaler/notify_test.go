@@ -291,3 +291,18 @@ func FuzzParseNotification(f *testing.F) {
 
 // normal makes nil and empty maps compare equal.
 func normal(n Notification) string { return fmt.Sprintf("%v", n) }
+
+// TestPlanSavedDollars: the saving comes from the alert's annotation; a
+// value that is not a finite non-negative number counts as unknown (0).
+func TestPlanSavedDollars(t *testing.T) {
+	c, _ := newFakeCluster()
+	s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(1))
+	for in, want := range map[string]float64{"0.5": 0.5, "12": 12, "": 0, "abc": 0, "-1": 0, "NaN": 0, "+Inf": 0, "1e400": 0} {
+		a := alert("UPIDWorkloadIdle", "firing", web)
+		a.Annotations["dollars_per_hour"] = in
+		p := s.Plan(a)
+		if p.Action != ActionSleep || p.Request.SavedDollarsPerHour != want {
+			t.Errorf("dollars_per_hour %q: planned %s with %g, want sleep with %g", in, p.Action, p.Request.SavedDollarsPerHour, want)
+		}
+	}
+}

@@ -120,6 +120,14 @@ func runHistory(t *testing.T, rng *rand.Rand, c cluster, cfg config.Scaler, w Wo
 			}
 		}
 	}
+	// Whatever happened, a final wake restores the original count and
+	// leaves nothing of UPID's behind.
+	if code, resp := post(t, s, notification(alert("UPIDSleepingWorkloadRequested", "firing", w)), testToken); code != http.StatusOK {
+		t.Fatalf("final wake after %v: %d %+v", history, code, resp)
+	}
+	if replicas, ann := c.read(t); replicas != original || len(ann) != 0 {
+		t.Fatalf("after %v and a final wake: replicas=%d annotations=%v, want %d and none", history, replicas, ann, original)
+	}
 	s.Close()
 	return history
 }

@@ -394,7 +394,11 @@ func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request
 	case ResultUserChange:
 		level.Warn(s.log).Log(kv...)
 	case ResultSkipped:
-		level.Debug(s.log).Log(kv...)
+		if quietSkip(res) {
+			level.Debug(s.log).Log(kv...)
+		} else {
+			level.Info(s.log).Log(kv...)
+		}
 	default:
 		level.Info(s.log).Log(kv...)
 	}

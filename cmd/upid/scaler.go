@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 
 	"github.com/upid-dev/upid/internal/web"
 	"github.com/upid-dev/upid/scaler"
@@ -32,7 +33,7 @@ func runScaler(env *environment) int {
 	}
 	kc, err := kubeClient(env.cfg.Kubernetes)
 	if err != nil {
-		logger.Log("level", "error", "msg", "cannot build a Kubernetes client", "err", err)
+		level.Error(logger).Log("msg", "cannot build a Kubernetes client", "err", err)
 		return exitUsage
 	}
 	s, err := scaler.New(scaler.Options{Kube: kc, Config: cfg, Logger: logger})
@@ -47,7 +48,7 @@ func runScaler(env *environment) int {
 		Description: "Puts idle workloads to sleep and wakes them on Alertmanager notifications (POST " + scalerPath + ").",
 	})
 	if err != nil {
-		logger.Log("level", "error", "msg", "web server", "err", err)
+		level.Error(logger).Log("msg", "web server", "err", err)
 		return exitFailure
 	}
 	srv.Registry.MustRegister(s.Collectors()...)
@@ -62,21 +63,21 @@ func runScaler(env *environment) int {
 	select {
 	case err := <-runErr:
 		if err != nil && ctx.Err() == nil {
-			logger.Log("level", "error", "msg", "scaler stopped", "err", err)
+			level.Error(logger).Log("msg", "scaler stopped", "err", err)
 			stop()
 			<-serveErr
 			return exitFailure
 		}
 		err = <-serveErr
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Log("level", "error", "msg", "web server stopped", "err", err)
+			level.Error(logger).Log("msg", "web server stopped", "err", err)
 			return exitFailure
 		}
 	case err := <-serveErr:
 		stop()
 		<-runErr
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Log("level", "error", "msg", "web server stopped", "err", err)
+			level.Error(logger).Log("msg", "web server stopped", "err", err)
 			return exitFailure
 		}
 	}
