@@ -56,7 +56,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	demo := exporter.Flag("demo", "Serve a small built-in cluster whose usage comes from real traces, through the same queries and analysis.").Bool()
 	add(exporter, func(env *environment) int { return runExporter(env, *demo) })
 	add(app.Command("webhook", "Run the mutating admission webhook that injects rightsized requests into Pods."), pending("webhook", "#5"))
-	add(app.Command("scaler", "Receive Alertmanager notifications and scale idle workloads to zero and back."), pending("scaler", "#6"))
+	add(app.Command("scaler", "Receive Alertmanager notifications and scale idle workloads to zero and back."), runScaler)
+	for _, action := range []string{"sleep", "wake"} {
+		help := map[string]string{
+			"sleep": "Put one workload to sleep now: save its replica count in annotations and scale it to zero.",
+			"wake":  "Wake one workload now: restore exactly what upid sleep or the scaler saved.",
+		}[action]
+		cmd := app.Command(action, help)
+		ref := cmd.Arg("workload", "NAMESPACE/KIND/NAME, e.g. shop/Deployment/web (KIND: Deployment or StatefulSet).").Required().String()
+		dry := cmd.Flag("dry-run", "Record what would be done (log, Event) and change nothing.").Bool()
+		add(cmd, func(env *environment) int { return runSleepWake(env, action, *ref, *dry) })
+	}
 	registerAnalyze(app, add)
 	registerRecommend(app, add)
 	registerCheck(app, add)

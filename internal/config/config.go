@@ -31,6 +31,7 @@ type Config struct {
 	Kubernetes Kubernetes `yaml:"kubernetes"`
 	Prometheus Prometheus `yaml:"prometheus"`
 	Exporter   Exporter   `yaml:"exporter"`
+	Scaler     Scaler     `yaml:"scaler"`
 }
 
 // Kubernetes says how to reach the API server. In a pod both are empty and
@@ -138,5 +139,6 @@ func Default() Config {
 				BatchWorkloads: 2000,
 			},
 		},
+		Scaler: defaultScaler(),
 	}
 }

@@ -141,6 +141,9 @@ type AlertmanagerOptions struct {
 	// ReceiverURL gets every alert as a webhook with send_resolved; empty routes to a receiver
 	// without integrations.
 	ReceiverURL string
+	// ReceiverCredentialsFile, when set, makes Alertmanager send the file's content as a
+	// bearer token to ReceiverURL (http_config.authorization.credentials_file).
+	ReceiverCredentialsFile string
 	// GroupBy defaults to [alertname], so that each alert name is its own notification.
 	GroupBy []string
 	// GroupWait and GroupInterval default to 1s (Alertmanager's own defaults are 30s and 5m);
@@ -182,8 +185,16 @@ type amReceiver struct {
 }
 
 type amWebhookConfig struct {
-	URL          string `yaml:"url"`
-	SendResolved bool   `yaml:"send_resolved"`
+	URL          string        `yaml:"url"`
+	SendResolved bool          `yaml:"send_resolved"`
+	HTTPConfig   *amHTTPConfig `yaml:"http_config,omitempty"`
+}
+
+type amHTTPConfig struct {
+	Authorization struct {
+		Type            string `yaml:"type"`
+		CredentialsFile string `yaml:"credentials_file"`
+	} `yaml:"authorization"`
 }
 
 func amDurationOr(d, def time.Duration) string {
@@ -230,6 +241,12 @@ func StartAlertmanager(t testing.TB, opts AlertmanagerOptions) *Alertmanager {
 	recv := amReceiver{Name: "testenv"}
 	if opts.ReceiverURL != "" {
 		recv.WebhookConfigs = []amWebhookConfig{{URL: opts.ReceiverURL, SendResolved: true}}
+		if opts.ReceiverCredentialsFile != "" {
+			hc := &amHTTPConfig{}
+			hc.Authorization.Type = "Bearer"
+			hc.Authorization.CredentialsFile = opts.ReceiverCredentialsFile
+			recv.WebhookConfigs[0].HTTPConfig = hc
+		}
 	}
 	c.Receivers = []amReceiver{recv}
 	cfg, err := yaml.Marshal(&c)

@@ -1,0 +1,327 @@
+package scaler
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+type realCluster struct {
+	c kubernetes.Interface
+	w Workload
+}
+
+func (r realCluster) client() kubernetes.Interface { return r.c }
+func (r realCluster) read(t testing.TB) (int32, map[string]string) {
+	d, err := r.c.AppsV1().Deployments(r.w.Namespace).Get(context.Background(), r.w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *d.Spec.Replicas, d.Annotations
+}
+
+// TestAgainstAPIServer checks on a real kube-apiserver what the fake
+// clientset can only imitate: resourceVersion preconditions, the scale
+// subresource, Events, HPAs, StatefulSets and Leases.
+func TestAgainstAPIServer(t *testing.T) {
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	c := kube.Clientset
+	ctx := context.Background()
+	for _, ns := range []string{"shop", "lab", "infra"} {
+		labels := optedIn
+		if ns == "infra" {
+			labels = nil
+		}
+		if _, err := c.CoreV1().Namespaces().Create(ctx, namespace(ns, labels), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(t)
+	cfg.GracePeriod = 0
+	create := func(t *testing.T, ns, name string, replicas int32) Workload {
+		t.Helper()
+		if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name, replicas, time.Time{}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return Workload{Namespace: ns, Kind: KindDeployment, Name: name}
+	}
+	get := func(t *testing.T, w Workload) *appsv1.Deployment {
+		t.Helper()
+		d, err := c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	t.Run("random histories with restarts", func(t *testing.T) {
+		for run := 0; run < 3; run++ {
+			w := create(t, "lab", "prop-"+string(rune('a'+run)), int32(2+run))
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(run)))
+			h := runHistory(t, rng, realCluster{c: c, w: w}, cfg, w, int32(2+run), 20, nil)
+			t.Logf("history %v", h)
+		}
+	})
+
+	t.Run("refused requests change nothing", func(t *testing.T) {
+		w := create(t, "shop", "guarded", 2)
+		before := get(t, w).ResourceVersion
+		s := newTestScaler(t, c, func() config.Scaler { c := cfg; c.MaxBodyBytes = 4096; return c }(), nil)
+		body := notification(alert("UPIDWorkloadIdle", "firing", w))
+		srv := httptest.NewServer(s)
+		defer srv.Close()
+		for _, tc := range []struct {
+			token string
+			body  []byte
+			code  int
+		}{
+			{"", body, 401},
+			{"wrong", body, 401},
+			{testToken, []byte(`{"alerts":[{"status":"firing"}]}`), 400},
+			{testToken, append(bytes.Repeat([]byte(" "), 5000), body...), 413},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(tc.body))
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+		}
+		if after := get(t, w).ResourceVersion; after != before {
+			t.Errorf("resourceVersion %s -> %s after refused requests", before, after)
+		}
+	})
+
+	t.Run("user edit while asleep wins", func(t *testing.T) {
+		w := create(t, "shop", "edited", 3)
+		s := newTestScaler(t, c, cfg, NewSyncRecorder(c, nil))
+		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+		d := get(t, w)
+		d.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2"
+		if _, err := c.AppsV1().Deployments(w.Namespace).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if res := s.Wake(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultUserChange {
+			t.Fatalf("wake after edit: %s", res)
+		}
+		d = get(t, w)
+		if *d.Spec.Replicas != 0 || d.Annotations[AnnotationReplicas] != "" || d.Spec.Template.Spec.Containers[0].Image != "registry.example/app:2" {
+			t.Errorf("after the conflict: replicas %d annotations %v", *d.Spec.Replicas, d.Annotations)
+		}
+		evs, err := c.CoreV1().Events(w.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=edited"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reasons []string
+		for _, e := range evs.Items {
+			reasons = append(reasons, e.Type+"/"+e.Reason)
+		}
+		sort.Strings(reasons) // generated names: list order is not write order
+		if strings.Join(reasons, ",") != "Normal/UPIDSleep,Warning/UPIDUserChange" {
+			t.Errorf("events %v", reasons)
+		}
+	})
+
+	t.Run("HPA-managed", func(t *testing.T) {
+		w := create(t, "shop", "autoscaled", 2)
+		hpa, err := c.AutoscalingV2().HorizontalPodAutoscalers("shop").Create(ctx, hpaFor("shop", "Deployment", "autoscaled"), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSkipped || res.Reason != "hpa_managed" {
+			t.Fatalf("default: %s", res)
+		}
+		inc := cfg
+		inc.IncludeHPA = true
+		s = newTestScaler(t, c, inc, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+			t.Fatalf("include_hpa_workloads: %s", res)
+		}
+		if res := s.Wake(ctx, Request{Workload: w}); res.Result != ResultSuccess || *get(t, w).Spec.Replicas != 2 {
+			t.Fatalf("wake: %s", res)
+		}
+		after, _ := c.AutoscalingV2().HorizontalPodAutoscalers("shop").Get(ctx, "autoscaled", metav1.GetOptions{})
+		if after.ResourceVersion != hpa.ResourceVersion {
+			t.Errorf("the HPA was written")
+		}
+	})
+
+	t.Run("StatefulSet", func(t *testing.T) {
+		d := deployment("shop", "db", 3, time.Time{})
+		ss := &appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template}}
+		if _, err := c.AppsV1().StatefulSets("shop").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w := Workload{Namespace: "shop", Kind: KindStatefulSet, Name: "db"}
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+		got, _ := c.AppsV1().StatefulSets("shop").Get(ctx, "db", metav1.GetOptions{})
+		if *got.Spec.Replicas != 0 || got.Annotations[AnnotationReplicas] != "3" {
+			t.Fatalf("asleep: %d %v", *got.Spec.Replicas, got.Annotations)
+		}
+		if res := s.Wake(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+		got, _ = c.AppsV1().StatefulSets("shop").Get(ctx, "db", metav1.GetOptions{})
+		if *got.Spec.Replicas != 3 || len(got.Annotations) != 0 {
+			t.Fatalf("awake: %d %v", *got.Spec.Replicas, got.Annotations)
+		}
+	})
+
+	t.Run("scope and dry run", func(t *testing.T) {
+		w := create(t, "infra", "tool", 1)
+		before := get(t, w).ResourceVersion
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Reason != "namespace_not_opted_in" {
+			t.Errorf("unlabelled namespace: %s", res)
+		}
+		dry := cfg
+		dry.Scope, dry.DryRun = "cluster", true
+		s = newTestScaler(t, c, dry, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultDryRun {
+			t.Errorf("dry run: %s", res)
+		}
+		if after := get(t, w).ResourceVersion; after != before {
+			t.Errorf("written: %s -> %s", before, after)
+		}
+	})
+
+	t.Run("one leader; the other answers 503 and takes over", func(t *testing.T) {
+		w := create(t, "shop", "led", 2)
+		le := cfg
+		le.LeaderElection = config.LeaderElection{Enabled: true, Namespace: "default", Name: "upid-scaler-test",
+			LeaseDuration: model.Duration(3 * time.Second), RenewDeadline: model.Duration(2 * time.Second), RetryPeriod: model.Duration(500 * time.Millisecond)}
+		a, b := newTestScaler(t, c, le, record.NewFakeRecorder(10)), newTestScaler(t, c, le, record.NewFakeRecorder(10))
+		ctxA, stopA := context.WithCancel(ctx)
+		ctxB, stopB := context.WithCancel(ctx)
+		doneA, doneB := make(chan struct{}), make(chan struct{})
+		go func() { _ = a.Run(ctxA, RunOptions{Identity: "a"}); close(doneA) }()
+		waitFor(t, 15*time.Second, "a to lead", a.IsLeader)
+		go func() { _ = b.Run(ctxB, RunOptions{Identity: "b"}); close(doneB) }()
+		defer func() { stopB(); <-doneB }()
+		waitFor(t, 15*time.Second, "b to sync", func() bool { return b.synced.Load() })
+		time.Sleep(time.Second)
+		if b.IsLeader() {
+			t.Fatal("two leaders")
+		}
+		body := notification(alert("UPIDWorkloadIdle", "firing", w))
+		if code, _ := post(t, b, body, testToken); code != 503 {
+			t.Errorf("non-leader answered %d, want 503", code)
+		}
+		if testutil.ToFloat64(a.leaderGauge) != 1 || testutil.ToFloat64(b.leaderGauge) != 0 {
+			t.Errorf("upid_scaler_leader a=%g b=%g", testutil.ToFloat64(a.leaderGauge), testutil.ToFloat64(b.leaderGauge))
+		}
+		stopA()
+		<-doneA
+		if a.IsLeader() {
+			t.Error("a still leads after stopping")
+		}
+		waitFor(t, 15*time.Second, "b to take over", b.IsLeader)
+		if code, resp := post(t, b, body, testToken); code != 200 || resp.Results[0].Result != ResultSuccess {
+			t.Errorf("new leader: %d %+v", code, resp)
+		}
+	})
+
+	t.Run("wake window wakes sleeping workloads", func(t *testing.T) {
+		w := create(t, "shop", "office", 2)
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+		win := cfg
+		win.WakeWindows = []string{"* 00:00-24:00"}
+		ws := newTestScaler(t, c, win, record.NewFakeRecorder(10))
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = ws.Run(runCtx, RunOptions{WindowCheck: 200 * time.Millisecond}); close(done) }()
+		defer func() { stop(); <-done }()
+		waitFor(t, 20*time.Second, "the window to wake it", func() bool {
+			d := get(t, w)
+			return *d.Spec.Replicas == 2 && d.Annotations[AnnotationReplicas] == ""
+		})
+		if res := ws.Sleep(ctx, Request{Workload: w}); res.Reason != "wake_window" {
+			t.Errorf("sleep inside the window: %s", res)
+		}
+	})
+
+	t.Run("sleeping-workload metrics", func(t *testing.T) {
+		w := create(t, "lab", "metered", 2)
+		if _, err := c.CoreV1().Services("lab").Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "metered-http", Namespace: "lab"},
+			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "metered"}, Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = s.Run(runCtx, RunOptions{}); close(done) }()
+		defer func() { stop(); <-done }()
+		if res := s.Sleep(ctx, Request{Workload: w, SavedDollarsPerHour: 1.5}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+		since, _ := time.Parse(time.RFC3339, get(t, w).Annotations[AnnotationSince])
+		var err error
+		defer func() {
+			if t.Failed() {
+				t.Logf("last comparison: %v", err)
+			}
+		}()
+		waitFor(t, 10*time.Second, "the metrics", func() bool {
+			want := strings.NewReader(`
+# HELP upid_scaler_sleeping_workload_saved_dollars_per_hour What a sleeping workload cost per hour when it was put to sleep, so saves while asleep.
+# TYPE upid_scaler_sleeping_workload_saved_dollars_per_hour gauge
+upid_scaler_sleeping_workload_saved_dollars_per_hour{kind="Deployment",namespace="lab",workload="metered"} 1.5
+# HELP upid_scaler_sleeping_workload_service_info Always 1: a Service whose selector matches a sleeping workload's pods, to join request rates to it for the wake alert.
+# TYPE upid_scaler_sleeping_workload_service_info gauge
+upid_scaler_sleeping_workload_service_info{kind="Deployment",namespace="lab",service="metered-http",workload="metered"} 1
+# HELP upid_scaler_sleeping_workload_since_timestamp_seconds When the workload was put to sleep.
+# TYPE upid_scaler_sleeping_workload_since_timestamp_seconds gauge
+upid_scaler_sleeping_workload_since_timestamp_seconds{kind="Deployment",namespace="lab",workload="metered"} ` + formatFloat(float64(since.Unix())) + `
+# HELP upid_scaler_sleeping_workloads Workloads asleep now, from their annotations; only the leader reports it.
+# TYPE upid_scaler_sleeping_workloads gauge
+upid_scaler_sleeping_workloads 1
+`)
+			err = testutil.CollectAndCompare(s.SleepCollector(), want)
+			return err == nil
+		})
+		lint, err := testutil.CollectAndLint(s.SleepCollector())
+		if err != nil || len(lint) > 0 {
+			t.Errorf("lint: %v %v", err, lint)
+		}
+		if res := s.Wake(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
+	})
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

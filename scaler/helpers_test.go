@@ -1,0 +1,255 @@
+package scaler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/upid-dev/upid/internal/config"
+)
+
+const testToken = "s3cret-token-for-tests"
+
+// testConfig is the default configuration with a token file and no leader
+// election, and a rate limit that does not get in the way.
+func testConfig(t testing.TB) config.Scaler {
+	t.Helper()
+	cfg := config.Default().Scaler
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.BearerTokenFile = path
+	cfg.LeaderElection.Enabled = false
+	cfg.MaxActions = 1000
+	cfg.ActionInterval = model.Duration(time.Minute)
+	return cfg
+}
+
+func newTestScaler(t testing.TB, c kubernetes.Interface, cfg config.Scaler, rec record.EventRecorder) *Scaler {
+	t.Helper()
+	s, err := New(Options{Kube: c, Config: cfg, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func deployment(ns, name string, replicas int32, created time.Time) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(created)},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+			},
+		},
+	}
+}
+
+func namespace(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+var optedIn = map[string]string{LabelOptIn: "enabled"}
+
+// alert builds one alert of a notification.
+func alert(name, status string, w Workload) Alert {
+	return Alert{
+		Status:      status,
+		Labels:      map[string]string{"alertname": name, "namespace": w.Namespace, "workload": w.Name, "kind": w.Kind, "severity": "info"},
+		Annotations: map[string]string{"dollars_per_hour": "0.25"},
+		Fingerprint: strconv.Itoa(len(name)),
+	}
+}
+
+func notification(alerts ...Alert) []byte {
+	status := "resolved"
+	for _, a := range alerts {
+		if a.Status == "firing" {
+			status = "firing"
+		}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"version": "4", "groupKey": "{}:{alertname=\"x\"}", "status": status, "receiver": "upid-scaler",
+		"groupLabels": map[string]string{}, "commonLabels": map[string]string{}, "externalURL": "http://am", "truncatedAlerts": 0,
+		"alerts": alerts,
+	})
+	return b
+}
+
+// post sends a body to the handler as Alertmanager would, with the token.
+func post(t testing.TB, h http.Handler, body []byte, token string) (int, response) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/notifications", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var resp response
+	_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+	return rec.Code, resp
+}
+
+// fakeApps makes the fake clientset behave like the API server where the
+// scaler depends on it: resourceVersion preconditions (409 on a stale
+// write) and the scale subresource, which the object tracker lacks. fail
+// injects errors, to model conflicts and crashes between two writes.
+type fakeApps struct {
+	mu      sync.Mutex
+	objects map[string]*appsv1.Deployment
+	rv      int
+	fail    func(verb, subresource string) error
+}
+
+func newFakeCluster(objs ...runtime.Object) (*fake.Clientset, *fakeApps) {
+	f := &fakeApps{objects: map[string]*appsv1.Deployment{}}
+	var rest []runtime.Object
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok {
+			f.rv++
+			d = d.DeepCopy()
+			d.ResourceVersion = strconv.Itoa(f.rv)
+			f.objects[d.Namespace+"/"+d.Name] = d
+			continue
+		}
+		rest = append(rest, o)
+	}
+	c := fake.NewClientset(rest...)
+	c.PrependReactor("*", "deployments", f.react)
+	return c, f
+}
+
+func (f *fakeApps) get(ns, name string) *appsv1.Deployment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.objects[ns+"/"+name]; d != nil {
+		return d.DeepCopy()
+	}
+	return nil
+}
+
+// edit changes the stored object as a user would.
+func (f *fakeApps) edit(ns, name string, change func(*appsv1.Deployment)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.objects[ns+"/"+name]
+	change(d)
+	f.rv++
+	d.ResourceVersion = strconv.Itoa(f.rv)
+}
+
+var deploymentsGR = schema.GroupResource{Group: "apps", Resource: "deployments"}
+
+func (f *fakeApps) react(action k8stesting.Action) (bool, runtime.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		if err := f.fail(action.GetVerb(), action.GetSubresource()); err != nil {
+			return true, nil, err
+		}
+	}
+	ns := action.GetNamespace()
+	switch a := action.(type) {
+	case k8stesting.GetAction:
+		d := f.objects[ns+"/"+a.GetName()]
+		if d == nil {
+			return true, nil, apierrors.NewNotFound(deploymentsGR, a.GetName())
+		}
+		if a.GetSubresource() == "scale" {
+			return true, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: ns, ResourceVersion: d.ResourceVersion}, Spec: autoscalingv1.ScaleSpec{Replicas: *d.Spec.Replicas}}, nil
+		}
+		return true, d.DeepCopy(), nil
+	case k8stesting.ListAction:
+		list := &appsv1.DeploymentList{}
+		for _, d := range f.objects {
+			if ns == "" || d.Namespace == ns {
+				list.Items = append(list.Items, *d.DeepCopy())
+			}
+		}
+		return true, list, nil
+	case k8stesting.UpdateAction:
+		meta, err := metaAccessor(a.GetObject())
+		if err != nil {
+			return true, nil, err
+		}
+		d := f.objects[ns+"/"+meta.GetName()]
+		if d == nil {
+			return true, nil, apierrors.NewNotFound(deploymentsGR, meta.GetName())
+		}
+		if rv := meta.GetResourceVersion(); rv != "" && rv != d.ResourceVersion {
+			return true, nil, apierrors.NewConflict(deploymentsGR, d.Name, errStale)
+		}
+		f.rv++
+		if a.GetSubresource() == "scale" {
+			sc := a.GetObject().(*autoscalingv1.Scale)
+			r := sc.Spec.Replicas
+			d.Spec.Replicas = &r
+			d.ResourceVersion = strconv.Itoa(f.rv)
+			out := sc.DeepCopy()
+			out.ResourceVersion = d.ResourceVersion
+			return true, out, nil
+		}
+		nd := a.GetObject().(*appsv1.Deployment).DeepCopy()
+		nd.ResourceVersion = strconv.Itoa(f.rv)
+		f.objects[ns+"/"+nd.Name] = nd
+		return true, nd.DeepCopy(), nil
+	}
+	return false, nil, nil
+}
+
+var errStale = staleError{}
+
+type staleError struct{}
+
+func (staleError) Error() string {
+	return "the object has been modified; please apply your changes to the latest version and try again"
+}
+
+func metaAccessor(o runtime.Object) (metav1.Object, error) {
+	if m, ok := o.(metav1.Object); ok {
+		return m, nil
+	}
+	return nil, apierrors.NewBadRequest("object without metadata")
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var _ = context.Background

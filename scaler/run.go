@@ -1,0 +1,248 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Identity names this replica in the Lease; empty means the host name
+	// (the pod name in Kubernetes).
+	Identity string
+	// WindowCheck is how often wake windows are checked; 0 means 30s.
+	WindowCheck time.Duration
+	// Ready is called once the caches are synced and the scaler may serve.
+	Ready func()
+}
+
+// Run watches workloads and Services for the sleeping-workload metrics,
+// takes part in leader election and, while leader, wakes sleeping
+// workloads inside wake windows. It returns when ctx is cancelled.
+func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
+	factory := informers.NewSharedInformerFactory(s.kube.c, 10*time.Minute)
+	s.deployments = factory.Apps().V1().Deployments().Lister()
+	s.statefulSets = factory.Apps().V1().StatefulSets().Lister()
+	s.services = factory.Core().V1().Services().Lister()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("scaler: cache of %v did not sync", typ)
+		}
+	}
+	s.synced.Store(true)
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	if opts.WindowCheck <= 0 {
+		opts.WindowCheck = 30 * time.Second
+	}
+	lead := func(ctx context.Context) { s.windowLoop(ctx, opts.WindowCheck) }
+	if !s.cfg.LeaderElection.Enabled {
+		lead(ctx)
+		return nil
+	}
+	id := opts.Identity
+	if id == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("scaler: leader election identity: %w", err)
+		}
+		id = h
+	}
+	le := s.cfg.LeaderElection
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metaNamed(leaseNamespace(le.Namespace), le.Name),
+		Client:     s.kube.c.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	// A replica that loses the Lease goes back to being a candidate
+	// rather than exiting: it holds no state that could be stale.
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   time.Duration(le.LeaseDuration),
+			RenewDeadline:   time.Duration(le.RenewDeadline),
+			RetryPeriod:     time.Duration(le.RetryPeriod),
+			ReleaseOnCancel: true,
+			Name:            le.Name,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(ctx context.Context) {
+					level.Info(s.log).Log("msg", "leading: acting on notifications", "identity", id)
+					// client-go runs this in its own goroutine, which may
+					// start after leadership is already lost; clearing the
+					// flag when ctx ends keeps it from sticking at true.
+					s.leader.Store(true)
+					lead(ctx)
+					<-ctx.Done()
+					s.leader.Store(false)
+				},
+				OnStoppedLeading: func() {
+					s.leader.Store(false)
+					level.Info(s.log).Log("msg", "not leading: answering 503", "identity", id)
+				},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("scaler.leader_election: %w", err)
+		}
+		elector.Run(ctx)
+	}
+	return nil
+}
+
+// leaseNamespace falls back to the pod's namespace, then "default".
+func leaseNamespace(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	return "default"
+}
+
+// windowLoop wakes every sleeping workload whenever now is inside a wake
+// window. It only runs on the leader.
+func (s *Scaler) windowLoop(ctx context.Context, every time.Duration) {
+	if len(s.windows) == 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if InWindow(s.windows, s.now()) {
+			for _, w := range s.Sleeping() {
+				if ctx.Err() != nil {
+					return
+				}
+				s.Wake(ctx, Request{Workload: w.Workload, Cause: "wake_window"})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SleepingWorkload is a workload carrying the sleep annotations, as the
+// informer caches see it.
+type SleepingWorkload struct {
+	Workload
+	Since    time.Time
+	Saved    float64
+	Services []string
+}
+
+// Sleeping lists the workloads asleep now; empty until Run has synced.
+func (s *Scaler) Sleeping() []SleepingWorkload {
+	if !s.synced.Load() {
+		return nil
+	}
+	var out []SleepingWorkload
+	add := func(o *object, kind string) {
+		st, asleep := readState(o)
+		if !asleep || !st.valid {
+			return
+		}
+		sw := SleepingWorkload{Workload: Workload{Namespace: o.meta.Namespace, Kind: kind, Name: o.meta.Name}, Since: st.since, Saved: st.saved}
+		svcs, _ := s.services.Services(o.meta.Namespace).List(labels.Everything())
+		for _, svc := range svcs {
+			if selects(svc, o.template) {
+				sw.Services = append(sw.Services, svc.Name)
+			}
+		}
+		out = append(out, sw)
+	}
+	ds, _ := s.deployments.List(labels.Everything())
+	for _, d := range ds {
+		add(wrapDeployment(d), KindDeployment)
+	}
+	ss, _ := s.statefulSets.List(labels.Everything())
+	for _, st := range ss {
+		add(wrapStatefulSet(st), KindStatefulSet)
+	}
+	return out
+}
+
+// selects says whether the Service routes to the template's pods; a
+// Service without a selector routes to hand-made endpoints, not to them.
+func selects(svc *corev1.Service, t *corev1.PodTemplateSpec) bool {
+	if len(svc.Spec.Selector) == 0 {
+		return false
+	}
+	return labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(t.Labels))
+}
+
+var (
+	sleepingDesc = prometheus.NewDesc("upid_scaler_sleeping_workloads",
+		"Workloads asleep now, from their annotations; only the leader reports it.", nil, nil)
+	savedDesc = prometheus.NewDesc("upid_scaler_sleeping_workload_saved_dollars_per_hour",
+		"What a sleeping workload cost per hour when it was put to sleep, so saves while asleep.",
+		[]string{"namespace", "workload", "kind"}, nil)
+	sinceDesc = prometheus.NewDesc("upid_scaler_sleeping_workload_since_timestamp_seconds",
+		"When the workload was put to sleep.", []string{"namespace", "workload", "kind"}, nil)
+	serviceDesc = prometheus.NewDesc("upid_scaler_sleeping_workload_service_info",
+		"Always 1: a Service whose selector matches a sleeping workload's pods, to join request rates to it for the wake alert.",
+		[]string{"namespace", "workload", "kind", "service"}, nil)
+)
+
+// sleepCollector reports sleeping workloads. Only the leader reports, so
+// that sums over replicas count each workload once.
+type sleepCollector struct{ s *Scaler }
+
+// SleepCollector is the collector of the sleeping-workload metrics; it
+// reports once Run has synced, on the leader.
+func (s *Scaler) SleepCollector() prometheus.Collector { return sleepCollector{s} }
+
+func (c sleepCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sleepingDesc
+	ch <- savedDesc
+	ch <- sinceDesc
+	ch <- serviceDesc
+}
+
+func (c sleepCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.s.IsLeader() || !c.s.synced.Load() {
+		return
+	}
+	all := c.s.Sleeping()
+	ch <- prometheus.MustNewConstMetric(sleepingDesc, prometheus.GaugeValue, float64(len(all)))
+	for _, w := range all {
+		ch <- prometheus.MustNewConstMetric(savedDesc, prometheus.GaugeValue, w.Saved, w.Namespace, w.Name, w.Kind)
+		if !w.Since.IsZero() {
+			ch <- prometheus.MustNewConstMetric(sinceDesc, prometheus.GaugeValue, float64(w.Since.Unix()), w.Namespace, w.Name, w.Kind)
+		}
+		for _, svc := range w.Services {
+			ch <- prometheus.MustNewConstMetric(serviceDesc, prometheus.GaugeValue, 1, w.Namespace, w.Name, w.Kind, svc)
+		}
+	}
+}
+
+// Listers are filled by Run; kept here so the collector and the window
+// loop share one cache.
+type caches struct {
+	deployments  appslisters.DeploymentLister
+	statefulSets appslisters.StatefulSetLister
+	services     corelisters.ServiceLister
+}

@@ -1,0 +1,512 @@
+// Package scaler puts idle workloads to sleep (scale to zero) and wakes
+// them, restoring exactly what it changed. Its only state is a set of
+// annotations on each sleeping workload, so every action is idempotent and
+// any replica can undo what another did. See docs/scaler.md.
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/upid-dev/upid/internal/config"
+)
+
+// Actions and their results, the label values of upid_scaler_actions_total.
+const (
+	ActionSleep = "sleep"
+	ActionWake  = "wake"
+
+	ResultSuccess    = "success"
+	ResultFailure    = "failure"
+	ResultDryRun     = "dry_run"
+	ResultSkipped    = "skipped"
+	ResultUserChange = "conflict_user_change"
+)
+
+// Options configure a Scaler.
+type Options struct {
+	Kube   kubernetes.Interface
+	Config config.Scaler
+	Logger log.Logger
+	// Recorder receives the Events; nil sends them to Kube as core/v1 Events.
+	Recorder record.EventRecorder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Scaler carries out sleep and wake requests.
+type Scaler struct {
+	kube     kube
+	cfg      config.Scaler
+	log      log.Logger
+	recorder record.EventRecorder
+	stopRec  func()
+	now      func() time.Time
+	windows  []Window
+	actions  []config.ScalerAction
+	limiter  *limiter
+	leader   atomic.Bool
+	synced   atomic.Bool
+	caches
+
+	actionsTotal       *prometheus.CounterVec
+	notificationsTotal *prometheus.CounterVec
+	leaderGauge        prometheus.GaugeFunc
+}
+
+// New checks the configuration and builds a Scaler. The error names every
+// bad setting.
+func New(opts Options) (*Scaler, error) {
+	if opts.Kube == nil {
+		return nil, errors.New("scaler: no Kubernetes client")
+	}
+	var errs []error
+	windows, err := ParseWindows(opts.Config.WakeWindows)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, a := range opts.Config.Actions {
+		if a.Alert == "" {
+			errs = append(errs, fmt.Errorf("scaler.actions[%d].alert: must not be empty", i))
+		}
+		if a.Action != ActionSleep && a.Action != ActionWake {
+			errs = append(errs, fmt.Errorf("scaler.actions[%d].action: invalid value %q: want sleep or wake", i, a.Action))
+		}
+	}
+	if le := opts.Config.LeaderElection; le.Enabled {
+		if le.RenewDeadline >= le.LeaseDuration {
+			errs = append(errs, fmt.Errorf("scaler.leader_election.renew_deadline: %s must be below lease_duration %s", le.RenewDeadline, le.LeaseDuration))
+		}
+		// client-go's own rule: renewals must fit retries with jitter.
+		if float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod) {
+			errs = append(errs, fmt.Errorf("scaler.leader_election.retry_period: %s must be below renew_deadline %s / %.1f", le.RetryPeriod, le.RenewDeadline, leaderelection.JitterFactor))
+		}
+		if le.Name == "" {
+			errs = append(errs, errors.New("scaler.leader_election.name: must not be empty"))
+		}
+	}
+	if opts.Config.BearerTokenFile != "" {
+		if _, err := readToken(opts.Config.BearerTokenFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if opts.Config.MaxActions < 1 {
+		errs = append(errs, fmt.Errorf("scaler.max_actions: invalid value %d: must be at least 1", opts.Config.MaxActions))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s := &Scaler{
+		kube:     kube{opts.Kube},
+		cfg:      opts.Config,
+		log:      opts.Logger,
+		recorder: opts.Recorder,
+		now:      opts.Now,
+		windows:  windows,
+		actions:  slices.Clone(opts.Config.Actions),
+		limiter:  &limiter{max: opts.Config.MaxActions, interval: time.Duration(opts.Config.ActionInterval)},
+		actionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upid_scaler_actions_total",
+			Help: "Sleep and wake actions by result: success, failure, dry_run, skipped, conflict_user_change.",
+		}, []string{"action", "result"}),
+		notificationsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upid_scaler_notifications_total",
+			Help: "Alertmanager notifications received, by result: accepted, unauthorized, malformed, too_large.",
+		}, []string{"result"}),
+	}
+	s.leaderGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "upid_scaler_leader",
+		Help: "1 on the replica that holds the leader Lease and acts, else 0.",
+	}, func() float64 {
+		if s.leader.Load() {
+			return 1
+		}
+		return 0
+	})
+	// Every series exists from the start, so rate() and alerts see a zero
+	// rather than nothing.
+	for _, a := range []string{ActionSleep, ActionWake} {
+		for _, r := range []string{ResultSuccess, ResultFailure, ResultDryRun, ResultSkipped, ResultUserChange} {
+			s.actionsTotal.WithLabelValues(a, r)
+		}
+	}
+	for _, r := range []string{"accepted", "unauthorized", "malformed", "too_large"} {
+		s.notificationsTotal.WithLabelValues(r)
+	}
+	if s.log == nil {
+		s.log = log.NewNopLogger()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.recorder == nil {
+		b := record.NewBroadcaster()
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: opts.Kube.CoreV1().Events("")})
+		s.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: fieldManager})
+		s.stopRec = b.Shutdown
+	}
+	// Without leader election the single process always acts.
+	s.leader.Store(!opts.Config.LeaderElection.Enabled)
+	return s, nil
+}
+
+// Close flushes and stops the Event recorder.
+func (s *Scaler) Close() {
+	if s.stopRec != nil {
+		s.stopRec()
+	}
+}
+
+// Collectors are the scaler's own metrics.
+func (s *Scaler) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.actionsTotal, s.notificationsTotal, s.leaderGauge}
+}
+
+// IsLeader says whether this replica acts.
+func (s *Scaler) IsLeader() bool { return s.leader.Load() }
+
+// Request is one sleep or wake.
+type Request struct {
+	Workload Workload
+	// SavedDollarsPerHour is what sleeping saves, from the alert's
+	// dollars_per_hour annotation; it is recorded for the metrics.
+	SavedDollarsPerHour float64
+	// Cause says who asked, for Events and logs: an alert name, "cli" or
+	// "wake_window".
+	Cause string
+	// Manual requests come from an operator (upid sleep/wake): they are not
+	// held back by the namespace scope, grace period, rate limit or wake
+	// windows, but still by protected namespaces, opt-out and HPAs.
+	Manual bool
+	// DryRun records what would be done and changes nothing; the
+	// configured dry_run forces it.
+	DryRun bool
+}
+
+// Result says what an action did.
+type Result struct {
+	Action   string
+	Workload Workload
+	Result   string // one of the Result* constants
+	Reason   string // why, in snake_case: already_asleep, opted_out, ...
+	Replicas int32  // the count saved at sleep or restored at wake
+	Err      error  // set with ResultFailure
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%s %s: %s", r.Action, r.Workload, r.Result)
+	if r.Reason != "" {
+		s += " (" + r.Reason + ")"
+	}
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
+// Sleep scales the workload to zero after saving its replica count in
+// annotations. Repeating it is harmless.
+func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
+	res = Result{Action: ActionSleep, Workload: req.Workload}
+	dry := req.DryRun || s.cfg.DryRun
+	var target *object
+	tookToken := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o, err := s.kube.get(ctx, req.Workload)
+		if err != nil {
+			return err
+		}
+		target = o
+		st, asleep := readState(o)
+		if asleep {
+			matches := st.valid && st.fingerprint == fingerprint(o)
+			switch {
+			case matches && o.replicas == 0:
+				res.Result, res.Reason, res.Replicas = ResultSkipped, "already_asleep", st.replicas
+				return nil
+			case matches && o.replicas == st.replicas:
+				// Saved but not yet scaled: a sleep cut short by a crash
+				// or a conflict. Finish it unless policy now forbids.
+				if reason := s.policy(ctx, o, req); reason != "" {
+					res.Result, res.Reason = ResultSkipped, reason
+					if dry {
+						return nil
+					}
+					clearState(o)
+					_, err := s.kube.update(ctx, o)
+					return err
+				}
+			default:
+				return s.userChanged(ctx, o, &res, dry)
+			}
+		} else {
+			if reason := s.policy(ctx, o, req); reason != "" {
+				res.Result, res.Reason = ResultSkipped, reason
+				return nil
+			}
+			if o.replicas == 0 {
+				res.Result, res.Reason = ResultSkipped, "already_zero"
+				return nil
+			}
+			if !req.Manual && !tookToken {
+				if !s.limiter.allow(s.now()) {
+					res.Result, res.Reason = ResultSkipped, "rate_limited"
+					return nil
+				}
+				tookToken = true
+			}
+			if dry {
+				res.Result, res.Replicas = ResultDryRun, o.replicas
+				return nil
+			}
+			writeState(o, o.replicas, s.now(), req.SavedDollarsPerHour)
+			if o, err = s.kube.update(ctx, o); err != nil {
+				return err
+			}
+			st, _ = readState(o)
+		}
+		if dry {
+			res.Result, res.Replicas = ResultDryRun, st.replicas
+			return nil
+		}
+		if err := s.kube.scale(ctx, o, 0); err != nil {
+			return err
+		}
+		res.Result, res.Reason, res.Replicas = ResultSuccess, "", st.replicas
+		return nil
+	})
+	s.finish(ctx, &res, target, req, err)
+	return res
+}
+
+// Wake restores the saved replica count, then clears the annotations. A
+// workload edited while asleep is left as its editor made it.
+func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
+	res = Result{Action: ActionWake, Workload: req.Workload}
+	dry := req.DryRun || s.cfg.DryRun
+	var target *object
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o, err := s.kube.get(ctx, req.Workload)
+		if err != nil {
+			return err
+		}
+		target = o
+		st, asleep := readState(o)
+		if !asleep {
+			res.Result, res.Reason = ResultSkipped, "not_asleep"
+			return nil
+		}
+		matches := st.valid && st.fingerprint == fingerprint(o)
+		switch {
+		case !matches || (o.replicas != 0 && o.replicas != st.replicas):
+			return s.userChanged(ctx, o, &res, dry)
+		case dry:
+			res.Result, res.Replicas = ResultDryRun, st.replicas
+			return nil
+		case o.replicas == 0:
+			if err := s.kube.scale(ctx, o, st.replicas); err != nil {
+				return err
+			}
+			// The scale wrote the object, so the annotations are cleared
+			// on a fresh read; a conflict there comes back here and is
+			// finished by the case below.
+			if o, err = s.kube.get(ctx, req.Workload); err != nil {
+				return err
+			}
+			target = o
+			if o.replicas != st.replicas {
+				return apierrors.NewConflict(appsResource(req.Workload), req.Workload.Name, errors.New("replicas changed right after the restore"))
+			}
+		}
+		// Restored (now or by an earlier attempt): forget the state.
+		clearState(o)
+		if _, err := s.kube.update(ctx, o); err != nil {
+			return err
+		}
+		res.Result, res.Reason, res.Replicas = ResultSuccess, "", st.replicas
+		return nil
+	})
+	s.finish(ctx, &res, target, req, err)
+	return res
+}
+
+// userChanged handles a workload edited while asleep: the edit wins, and
+// the scaler forgets what it had saved.
+func (s *Scaler) userChanged(ctx context.Context, o *object, res *Result, dry bool) error {
+	st, _ := readState(o)
+	res.Result, res.Reason, res.Replicas = ResultUserChange, "edited_while_asleep", st.replicas
+	if dry {
+		res.Result = ResultDryRun
+		return nil
+	}
+	clearState(o)
+	_, err := s.kube.update(ctx, o)
+	return err
+}
+
+// finish turns the outcome into a metric, a log line and an Event.
+func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request, err error) {
+	switch {
+	case apierrors.IsNotFound(err):
+		res.Result, res.Reason, err = ResultSkipped, "not_found", nil
+	case err != nil:
+		res.Result, res.Err = ResultFailure, err
+		if res.Reason == "" {
+			res.Reason = "error"
+		}
+	}
+	if res.Result == "" {
+		res.Result, res.Reason = ResultFailure, "no_outcome"
+	}
+	s.actionsTotal.WithLabelValues(res.Action, res.Result).Inc()
+	kv := []any{"msg", "scaler action", "action", res.Action, "result", res.Result, "namespace", req.Workload.Namespace,
+		"kind", req.Workload.Kind, "workload", req.Workload.Name, "cause", req.Cause}
+	if res.Reason != "" {
+		kv = append(kv, "reason", res.Reason)
+	}
+	if res.Replicas != 0 {
+		kv = append(kv, "replicas", res.Replicas)
+	}
+	if res.Err != nil {
+		kv = append(kv, "err", res.Err)
+	}
+	switch res.Result {
+	case ResultFailure:
+		level.Error(s.log).Log(kv...)
+	case ResultUserChange:
+		level.Warn(s.log).Log(kv...)
+	case ResultSkipped:
+		if quietSkip(res) {
+			level.Debug(s.log).Log(kv...)
+		} else {
+			level.Info(s.log).Log(kv...)
+		}
+	default:
+		level.Info(s.log).Log(kv...)
+	}
+	if o == nil || quietSkip(res) {
+		return
+	}
+	typ, reason, msg := corev1.EventTypeNormal, "", ""
+	switch res.Result {
+	case ResultSuccess:
+		if res.Action == ActionSleep {
+			reason, msg = "UPIDSleep", fmt.Sprintf("Scaled to 0 from %d replicas (%s); upid wake restores it", res.Replicas, req.Cause)
+		} else {
+			reason, msg = "UPIDWake", fmt.Sprintf("Restored %d replicas (%s)", res.Replicas, req.Cause)
+		}
+	case ResultDryRun:
+		reason, msg = "UPIDDryRun", fmt.Sprintf("Dry run: would %s (%s, %d replicas saved or restored)", res.Action, req.Cause, res.Replicas)
+		if res.Reason != "" {
+			msg += "; " + res.Reason
+		}
+	case ResultUserChange:
+		typ, reason, msg = corev1.EventTypeWarning, "UPIDUserChange", fmt.Sprintf("Changed while asleep; left as changed and the saved count (%d) forgotten", res.Replicas)
+	case ResultSkipped:
+		reason, msg = "UPIDSkipped", fmt.Sprintf("Not %s: %s (%s)", gerund(res.Action), res.Reason, req.Cause)
+	case ResultFailure:
+		typ, reason, msg = corev1.EventTypeWarning, "UPIDFailed", fmt.Sprintf("Could not %s: %v", res.Action, res.Err)
+	}
+	s.recorder.Event(o.obj, typ, reason, msg)
+}
+
+// quietSkip is a repeat that finds the work done: no Event, so duplicate
+// deliveries do not flood the workload's Events.
+func quietSkip(r *Result) bool {
+	return r.Result == ResultSkipped && (r.Reason == "already_asleep" || r.Reason == "not_asleep" || r.Reason == "already_zero")
+}
+
+func gerund(action string) string {
+	if action == ActionSleep {
+		return "put to sleep"
+	}
+	return "woken"
+}
+
+// policy returns why the workload may not be put to sleep, or "".
+func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
+	ns := o.meta.Namespace
+	if slices.Contains(s.cfg.ProtectedNamespaces, ns) {
+		return "protected_namespace"
+	}
+	if o.meta.Annotations[AnnotationOptOut] == "disabled" {
+		return "opted_out"
+	}
+	n, err := s.kube.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		// Unknown namespace labels must not count as consent.
+		return "namespace_unreadable"
+	}
+	switch n.Labels[LabelOptIn] {
+	case "disabled":
+		return "namespace_opted_out"
+	case "enabled":
+	default:
+		if s.cfg.Scope != "cluster" && !req.Manual {
+			return "namespace_not_opted_in"
+		}
+	}
+	if !req.Manual {
+		if age := s.now().Sub(o.meta.CreationTimestamp.Time); age < time.Duration(s.cfg.GracePeriod) {
+			return "grace_period"
+		}
+		if InWindow(s.windows, s.now()) {
+			return "wake_window"
+		}
+	}
+	if !s.cfg.IncludeHPA {
+		hpas, err := s.kube.c.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return "hpa_unreadable"
+		}
+		for _, h := range hpas.Items {
+			ref := h.Spec.ScaleTargetRef
+			if ref.Kind == req.Workload.Kind && ref.Name == o.meta.Name {
+				return "hpa_managed"
+			}
+		}
+	}
+	return ""
+}
+
+// limiter allows at most max actions in any interval: a sliding log, so a
+// burst at the end of one interval cannot double up with the next.
+type limiter struct {
+	mu       sync.Mutex
+	max      int
+	interval time.Duration
+	times    []time.Time
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := 0
+	for cut < len(l.times) && now.Sub(l.times[cut]) >= l.interval {
+		cut++
+	}
+	l.times = l.times[cut:]
+	if len(l.times) >= l.max {
+		return false
+	}
+	l.times = append(l.times, now)
+	return true
+}

@@ -1,0 +1,309 @@
+package scaler
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/upid-dev/upid/internal/config"
+)
+
+type cfgAction = config.ScalerAction
+
+var web = Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
+
+func hpaFor(ns, kind, name string) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: kind, Name: name},
+			MaxReplicas:    5,
+		},
+	}
+}
+
+func drain(rec *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// TestSleepPolicy checks every rule that keeps a workload awake, and that
+// a refused sleep changes nothing.
+func TestSleepPolicy(t *testing.T) {
+	old := time.Now().Add(-72 * time.Hour)
+	now := time.Now()
+	tests := []struct {
+		name    string
+		objs    []runtime.Object
+		mutate  func(*appsv1.Deployment)
+		cfg     func(c *cfgT)
+		req     func(r *Request)
+		result  string
+		reason  string
+		asleep  bool
+		noEvent bool
+	}{
+		{name: "opted-in namespace sleeps", objs: []runtime.Object{namespace("shop", optedIn)}, result: ResultSuccess, asleep: true},
+		{name: "namespace not opted in", objs: []runtime.Object{namespace("shop", nil)}, result: ResultSkipped, reason: "namespace_not_opted_in"},
+		{name: "cluster scope needs no label", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, result: ResultSuccess, asleep: true},
+		{name: "namespace opted out under cluster scope", objs: []runtime.Object{namespace("shop", map[string]string{LabelOptIn: "disabled"})}, cfg: func(c *cfgT) { c.Scope = "cluster" }, result: ResultSkipped, reason: "namespace_opted_out"},
+		{name: "protected namespace", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.ProtectedNamespaces = []string{"shop"} }, result: ResultSkipped, reason: "protected_namespace"},
+		{name: "workload opted out", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.Annotations = map[string]string{AnnotationOptOut: "disabled"} }, result: ResultSkipped, reason: "opted_out"},
+		{name: "grace period", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, result: ResultSkipped, reason: "grace_period"},
+		{name: "manual ignores grace period", objs: []runtime.Object{namespace("shop", nil)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
+		{name: "manual still honours opt-out", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.Annotations = map[string]string{AnnotationOptOut: "disabled"} }, req: func(r *Request) { r.Manual = true }, result: ResultSkipped, reason: "opted_out"},
+		{name: "HPA-managed skipped", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "Deployment", "web")}, result: ResultSkipped, reason: "hpa_managed"},
+		{name: "HPA of another workload does not count", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "StatefulSet", "web")}, result: ResultSuccess, asleep: true},
+		{name: "HPA-managed included", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "Deployment", "web")}, cfg: func(c *cfgT) { c.IncludeHPA = true }, result: ResultSuccess, asleep: true},
+		{name: "inside a wake window", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.WakeWindows = []string{"* 00:00-24:00"} }, result: ResultSkipped, reason: "wake_window"},
+		{name: "already at zero", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { z := int32(0); d.Spec.Replicas = &z }, result: ResultSkipped, reason: "already_zero", noEvent: true},
+		{name: "dry run", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.DryRun = true }, result: ResultDryRun},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := deployment("shop", "web", 3, old)
+			if tc.mutate != nil {
+				tc.mutate(d)
+			}
+			c, apps := newFakeCluster(append(tc.objs, d)...)
+			before := apps.get("shop", "web")
+			cfg := testConfig(t)
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			rec := record.NewFakeRecorder(10)
+			s := newTestScaler(t, c, cfg, rec)
+			req := Request{Workload: web, Cause: "test", SavedDollarsPerHour: 0.5}
+			if tc.req != nil {
+				tc.req(&req)
+			}
+			res := s.Sleep(context.Background(), req)
+			if res.Result != tc.result || res.Reason != tc.reason {
+				t.Fatalf("got %s, want result %s reason %q", res, tc.result, tc.reason)
+			}
+			after := apps.get("shop", "web")
+			if tc.asleep {
+				if *after.Spec.Replicas != 0 || after.Annotations[AnnotationReplicas] != "3" || after.Annotations[AnnotationSaved] != "0.5" {
+					t.Errorf("asleep workload: replicas %d annotations %v", *after.Spec.Replicas, after.Annotations)
+				}
+			} else if after.ResourceVersion != before.ResourceVersion {
+				t.Errorf("a %s sleep wrote the workload: %v", tc.result, after.Annotations)
+			}
+			events := drain(rec)
+			if tc.noEvent != (len(events) == 0) {
+				t.Errorf("events %v, want some: %v", events, !tc.noEvent)
+			}
+			if got := testutil.ToFloat64(s.actionsTotal.WithLabelValues(ActionSleep, tc.result)); got != 1 {
+				t.Errorf("upid_scaler_actions_total{action=sleep,result=%s} = %g, want 1", tc.result, got)
+			}
+		})
+	}
+}
+
+type cfgT = config.Scaler
+
+// TestWakeRestoresExactly puts workloads of several sizes to sleep and
+// wakes them, by both paths, and checks nothing of UPID's is left.
+func TestWakeRestoresExactly(t *testing.T) {
+	for _, replicas := range []int32{1, 2, 7} {
+		d := deployment("shop", "web", replicas, time.Now().Add(-72*time.Hour))
+		d.Annotations = map[string]string{"team": "checkout"}
+		c, apps := newFakeCluster(namespace("shop", optedIn), d)
+		rec := record.NewFakeRecorder(10)
+		s := newTestScaler(t, c, testConfig(t), rec)
+		if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess || res.Replicas != replicas {
+			t.Fatalf("sleep: %s", res)
+		}
+		if res := s.Wake(context.Background(), Request{Workload: web}); res.Result != ResultSuccess || res.Replicas != replicas {
+			t.Fatalf("wake: %s", res)
+		}
+		after := apps.get("shop", "web")
+		if *after.Spec.Replicas != replicas {
+			t.Errorf("woke to %d replicas, want %d", *after.Spec.Replicas, replicas)
+		}
+		if len(after.Annotations) != 1 || after.Annotations["team"] != "checkout" {
+			t.Errorf("annotations after wake %v, want only the user's", after.Annotations)
+		}
+		events := drain(rec)
+		if len(events) != 2 || !strings.Contains(events[0], "UPIDSleep") || !strings.Contains(events[1], "UPIDWake") {
+			t.Errorf("events %v, want a sleep and a wake", events)
+		}
+		if res := s.Wake(context.Background(), Request{Workload: web}); res.Result != ResultSkipped || res.Reason != "not_asleep" {
+			t.Errorf("second wake: %s, want skipped not_asleep", res)
+		}
+	}
+}
+
+// TestUserChangeWhileAsleep: an edit made while asleep wins; the scaler
+// forgets its state and says so.
+func TestUserChangeWhileAsleep(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(*appsv1.Deployment)
+		action string
+		want   int32
+	}{
+		{name: "scaled up by hand, then wake", edit: func(d *appsv1.Deployment) { r := int32(5); d.Spec.Replicas = &r }, action: ActionWake, want: 5},
+		{name: "image changed, then wake", edit: func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2" }, action: ActionWake, want: 0},
+		{name: "scaled up by hand, then sleep again", edit: func(d *appsv1.Deployment) { r := int32(2); d.Spec.Replicas = &r }, action: ActionSleep, want: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+			rec := record.NewFakeRecorder(10)
+			s := newTestScaler(t, c, testConfig(t), rec)
+			if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess {
+				t.Fatalf("sleep: %s", res)
+			}
+			apps.edit("shop", "web", tc.edit)
+			var res Result
+			if tc.action == ActionWake {
+				res = s.Wake(context.Background(), Request{Workload: web})
+			} else {
+				res = s.Sleep(context.Background(), Request{Workload: web})
+			}
+			if res.Result != ResultUserChange {
+				t.Fatalf("%s after edit: %s, want %s", tc.action, res, ResultUserChange)
+			}
+			after := apps.get("shop", "web")
+			if *after.Spec.Replicas != tc.want {
+				t.Errorf("replicas %d, want the user's %d", *after.Spec.Replicas, tc.want)
+			}
+			for _, k := range stateAnnotations {
+				if _, ok := after.Annotations[k]; ok {
+					t.Errorf("annotation %s left after a user change", k)
+				}
+			}
+			events := drain(rec)
+			if last := events[len(events)-1]; !strings.HasPrefix(last, "Warning UPIDUserChange") {
+				t.Errorf("last event %q, want a UPIDUserChange warning", last)
+			}
+			if got := testutil.ToFloat64(s.actionsTotal.WithLabelValues(tc.action, ResultUserChange)); got != 1 {
+				t.Errorf("conflict_user_change count %g, want 1", got)
+			}
+		})
+	}
+}
+
+// TestDryRunChangesNothing runs a whole sleep and wake in dry-run mode,
+// including a wake of a workload that really sleeps.
+func TestDryRunChangesNothing(t *testing.T) {
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	rec := record.NewFakeRecorder(10)
+	cfg := testConfig(t)
+	cfg.DryRun = true
+	s := newTestScaler(t, c, cfg, rec)
+	before := apps.get("shop", "web")
+	if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultDryRun || res.Replicas != 3 {
+		t.Fatalf("sleep: %s", res)
+	}
+	if after := apps.get("shop", "web"); after.ResourceVersion != before.ResourceVersion {
+		t.Fatalf("dry-run sleep wrote the workload: %v", after)
+	}
+	// A real sleep, then a dry-run wake from another scaler.
+	real := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
+	if res := real.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess {
+		t.Fatal(res)
+	}
+	asleep := apps.get("shop", "web")
+	if res := s.Wake(context.Background(), Request{Workload: web}); res.Result != ResultDryRun || res.Replicas != 3 {
+		t.Fatalf("wake: %s", res)
+	}
+	if after := apps.get("shop", "web"); after.ResourceVersion != asleep.ResourceVersion {
+		t.Fatalf("dry-run wake wrote the workload")
+	}
+	events := drain(rec)
+	if len(events) != 2 || !strings.Contains(events[0], "UPIDDryRun") || !strings.Contains(events[1], "UPIDDryRun") {
+		t.Errorf("events %v, want two UPIDDryRun", events)
+	}
+	if got := testutil.ToFloat64(s.actionsTotal.WithLabelValues(ActionSleep, ResultDryRun)) + testutil.ToFloat64(s.actionsTotal.WithLabelValues(ActionWake, ResultDryRun)); got != 2 {
+		t.Errorf("dry_run count %g, want 2", got)
+	}
+}
+
+// TestRateLimitHolds: at most max_actions sleeps per interval, over a
+// sliding window; wakes are never held back.
+func TestRateLimitHolds(t *testing.T) {
+	objs := []runtime.Object{namespace("shop", optedIn)}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		objs = append(objs, deployment("shop", n, 2, time.Now().Add(-72*time.Hour)))
+	}
+	c, apps := newFakeCluster(objs...)
+	cfg := testConfig(t)
+	cfg.MaxActions = 2
+	cfg.ActionInterval = model.Duration(10 * time.Minute)
+	clock := time.Now()
+	s, err := New(Options{Kube: c, Config: cfg, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := func(name string) Result {
+		return s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: name}})
+	}
+	steps := []struct {
+		advance time.Duration
+		name    string
+		result  string
+	}{
+		{0, "a", ResultSuccess},
+		{time.Minute, "b", ResultSuccess},
+		{time.Minute, "c", ResultSkipped}, // 2 in the last 10m
+		{7*time.Minute + 59*time.Second, "c", ResultSkipped},
+		{time.Second, "c", ResultSuccess}, // a is 10m old
+		{0, "d", ResultSkipped},
+	}
+	for i, st := range steps {
+		clock = clock.Add(st.advance)
+		res := sleep(st.name)
+		if res.Result != st.result {
+			t.Fatalf("step %d: sleep %s: %s, want %s", i, st.name, res, st.result)
+		}
+		if res.Result == ResultSkipped && res.Reason != "rate_limited" {
+			t.Fatalf("step %d: reason %q, want rate_limited", i, res.Reason)
+		}
+		if d := apps.get("shop", st.name); (res.Result == ResultSkipped) != (*d.Spec.Replicas == 2) {
+			t.Fatalf("step %d: replicas %d after %s", i, *d.Spec.Replicas, res)
+		}
+	}
+	// Waking undoes the scaler's own work and is never rate limited.
+	if res := s.Wake(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "a"}}); res.Result != ResultSuccess {
+		t.Errorf("wake under the limit: %s", res)
+	}
+}
+
+// TestNewRejectsBadConfig: every bad setting is named at start, not at the
+// first notification.
+func TestNewRejectsBadConfig(t *testing.T) {
+	c, _ := newFakeCluster()
+	cfg := testConfig(t)
+	cfg.BearerTokenFile = "/nonexistent/token"
+	cfg.WakeWindows = []string{"Mon 8-9"}
+	cfg.Actions = []config.ScalerAction{{Alert: "X", Action: "delete"}, {Action: "sleep"}}
+	cfg.LeaderElection.Enabled = true
+	cfg.LeaderElection.RenewDeadline = cfg.LeaderElection.LeaseDuration
+	_, err := New(Options{Kube: c, Config: cfg})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"scaler.bearer_token_file", "scaler.wake_windows[0]", "scaler.actions[0].action", "scaler.actions[1].alert", "scaler.leader_election.renew_deadline"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
