@@ -54,8 +54,8 @@ func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resy
 		return obj, nil
 	})
 	c := &InformerCluster{
-		typed:     informers.NewSharedInformerFactoryWithOptions(kube, resync, strip),
-		meta:      metadatainformer.NewSharedInformerFactoryWithOptions(meta, resync, metadatainformer.WithTransform(func(obj any) (any, error) {
+		typed: informers.NewSharedInformerFactoryWithOptions(kube, resync, strip),
+		meta: metadatainformer.NewSharedInformerFactoryWithOptions(meta, resync, metadatainformer.WithTransform(func(obj any) (any, error) {
 			if o, ok := obj.(metav1.Object); ok {
 				o.SetManagedFields(nil)
 			}

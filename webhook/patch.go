@@ -207,6 +207,8 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		if hasReq && oldReq > 0 && math.Abs(req-oldReq)/oldReq < p.ChangeThreshold {
 			continue
 		}
+		b := bounds[r]
+		req = clamp(req, b.min, b.max)
 		lim, setLim := 0.0, false
 		switch {
 		case guaranteed:
@@ -220,8 +222,6 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		case hasLim:
 			lim, setLim = math.Max(oldLim, req), true
 		}
-		b := bounds[r]
-		req = clamp(req, b.min, b.max)
 		if setLim {
 			lim = clamp(lim, b.min, b.max)
 			if guaranteed {

@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"upid, version", "go version:"}},
 		{name: "help", args: []string{"--help"}, code: exitOK, stdout: []string{"exporter", "webhook", "scaler", "analyze", "config check", "--log.level"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{"frobnicate"}},
-		{name: "webhook pending", args: []string{"webhook"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "webhook bad mode", args: []string{"webhook", "--webhook.mode=on"}, code: exitUsage, stderr: []string{`flag --webhook.mode: webhook.mode: invalid value "on"`}},
 		{name: "scaler pending", args: []string{"scaler"}, code: exitUsage, stderr: []string{"not implemented yet"}},
 		{name: "analyze pending", args: []string{"analyze"}, code: exitUsage, stderr: []string{"not implemented yet"}},
 		{name: "config check good", args: []string{"config", "check", good}, code: exitOK, stdout: []string{good + ": ok"}},
