@@ -204,6 +204,12 @@ func (s *SelfManagedTLS) renew(old map[string][]byte) (map[string][]byte, error)
 	return data, nil
 }
 
+// backdate tolerates a little clock skew between us and the API server
+// without eating much of a short lifetime.
+func backdate(validity time.Duration) time.Duration {
+	return min(time.Minute, validity/10)
+}
+
 // dueForRenewal: two thirds of the lifetime have passed.
 func dueForRenewal(c *x509.Certificate, now time.Time) bool {
 	life := c.NotAfter.Sub(c.NotBefore)
@@ -292,7 +298,7 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: fmt.Sprintf("upid-webhook-ca@%d", now.Unix())},
-		NotBefore:             now.Add(-time.Minute), // tolerate a little clock skew
+		NotBefore:             now.Add(-backdate(validity)),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -328,7 +334,7 @@ func newLeaf(now time.Time, validity time.Duration, names []string, ca *x509.Cer
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(validity)),
 		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

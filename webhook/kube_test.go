@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -140,7 +141,7 @@ func mustCounter(reg *prometheus.Registry, name, labelValue string) prometheus.C
 type collectorFunc func(chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
-func (f collectorFunc) Collect(ch chan<- prometheus.Metric)  { f(ch) }
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func createNamespace(t testing.TB, k *testenv.Kube, name string, labels map[string]string) {
 	t.Helper()
@@ -307,3 +308,5 @@ func TestThroughAPIServer(t *testing.T) {
 		}
 	})
 }
+
+func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }
