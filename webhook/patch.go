@@ -234,7 +234,26 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 				lim = b.ratio * req
 			}
 		}
-		reqQ := format(r, req)
+		// Rounding (whole millicores, MiB) must not cross a bound the exact
+		// values respected, or the LimitRanger would reject the pod.
+		reqHi := b.max
+		if setLim {
+			reqHi = minPositive(reqHi, lim)
+		} else if hasLim {
+			reqHi = minPositive(reqHi, oldLim)
+		}
+		reqQ := formatWithin(r, req, reqHi)
+		var limQ resource.Quantity
+		if setLim {
+			limHi := b.max
+			if b.ratio > 0 {
+				limHi = minPositive(limHi, b.ratio*reqQ.AsApproximateFloat64())
+			}
+			limQ = formatWithin(r, lim, limHi)
+			if guaranteed || limQ.Cmp(reqQ) < 0 {
+				limQ = reqQ
+			}
+		}
 		if floor > 0 && reqQ.AsApproximateFloat64() < floor*(1-1e-9) && hasReq && reqQ.AsApproximateFloat64() < oldReq {
 			// Bounds forced memory under the observed peak: lowering it
 			// would invite OOM kills, so this resource keeps its values.
@@ -248,10 +267,6 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		}
 		nr.Requests[r] = reqQ
 		if setLim {
-			limQ := format(r, lim)
-			if guaranteed {
-				limQ = reqQ
-			}
 			if nr.Limits == nil {
 				nr.Limits = corev1.ResourceList{}
 			}
@@ -260,6 +275,26 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		changed = true
 	}
 	return nr, changed
+}
+
+func minPositive(a, b float64) float64 {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// formatWithin is format, falling back to the largest exact value at or
+// under hi when rounding would exceed it.
+func formatWithin(r corev1.ResourceName, v, hi float64) resource.Quantity {
+	q := format(r, v)
+	if hi <= 0 || q.AsApproximateFloat64() <= hi {
+		return q
+	}
+	if r == corev1.ResourceCPU {
+		return *resource.NewMilliQuantity(int64(math.Max(1, math.Floor(hi*1000+1e-6))), resource.DecimalSI)
+	}
+	return *resource.NewQuantity(int64(math.Max(1, math.Floor(hi+1e-6))), resource.BinarySI)
 }
 
 func quantity(l corev1.ResourceList, r corev1.ResourceName) (float64, bool) {
