@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -124,7 +125,12 @@ func Decide(pod *corev1.Pod, targets map[string]Target, limitRanges []*corev1.Li
 		plan.Reason = "below_threshold"
 		return plan
 	}
-	after := pod.DeepCopy()
+	// Only the containers decide the QoS class; copying just them keeps
+	// the admission path light.
+	after := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: slices.Clone(pod.Spec.InitContainers),
+		Containers:     slices.Clone(pod.Spec.Containers),
+	}}
 	for _, ch := range plan.changes {
 		listOf(after, ch.list)[ch.index].Resources = ch.new
 	}

@@ -117,18 +117,7 @@ func Run(ctx context.Context, opts Options) error {
 		go tlsm.Run(ctx, time.Duration(c.TLS.CheckInterval))
 	}
 
-	srv := crwebhook.NewServer(crwebhook.Options{
-		Host:    opts.Host,
-		Port:    c.Port,
-		CertDir: c.CertDir,
-		TLSOpts: []func(*tls.Config){func(t *tls.Config) {
-			t.MinVersion = tls.VersionTLS12
-			if !c.HTTP2 {
-				// HTTP/2 is off by default (CVE-2023-44487, rapid reset).
-				t.NextProtos = []string{"http/1.1"}
-			}
-		}},
-	})
+	srv := newAdmissionServer(c, opts.Host)
 	srv.Register(Path, h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Start(ctx) }()
@@ -150,4 +139,21 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	log.Info("serving admission", "port", c.Port, "path", Path, "mode", c.Mode, "tls", c.TLS.Mode, "recommendations", c.RecommendationsURL)
 	return <-errc
+}
+
+// newAdmissionServer is controller-runtime's webhook server with our TLS
+// settings; certificates come from c.CertDir through its certwatcher.
+func newAdmissionServer(c config.Webhook, host string) crwebhook.Server {
+	return crwebhook.NewServer(crwebhook.Options{
+		Host:    host,
+		Port:    c.Port,
+		CertDir: c.CertDir,
+		TLSOpts: []func(*tls.Config){func(t *tls.Config) {
+			t.MinVersion = tls.VersionTLS12
+			if !c.HTTP2 {
+				// HTTP/2 is off by default (CVE-2023-44487, rapid reset).
+				t.NextProtos = []string{"http/1.1"}
+			}
+		}},
+	})
 }
