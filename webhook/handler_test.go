@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"strings"
 	"testing"
@@ -245,3 +248,39 @@ func admissionRequest(t testing.TB, pod *corev1.Pod) admissionRequestT {
 }
 
 type admissionRequestT = admission.Request
+
+// TestMetricsDocumented: every self metric is in docs/metrics.md under the
+// webhook's heading.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## `upid webhook`")
+	if !ok {
+		t.Fatal("docs/metrics.md has no \"## `upid webhook`\" heading")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	ch := make(chan *prometheus.Desc, 100)
+	for _, c := range append(h.Collectors(), NewRecommendations("http://x", 0, 0, nil), newCertExpiry("x")) {
+		c.Describe(ch)
+	}
+	close(ch)
+	n := 0
+	for d := range ch {
+		m := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read the name of %s", d)
+		}
+		n++
+		if !strings.Contains(section, "`"+m[1]+"`") {
+			t.Errorf("%s is not documented under upid webhook in docs/metrics.md", m[1])
+		}
+	}
+	if n < 6 {
+		t.Errorf("only %d metrics described", n)
+	}
+}
