@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -197,4 +200,61 @@ func TestSelfManagedRotationThroughAPIServer(t *testing.T) {
 		t.Errorf("failed_open decisions = %g", fo)
 	}
 	t.Logf("%d pods created during %d certificate lifetimes, %d not mutated", created, len(serials), unmutated)
+}
+
+// TestSelfManagedReplicasAgree starts several replicas' first round at once
+// against a real apiserver: one creates the Secret, the others adopt it, and
+// every replica serves the same certificate, trusted by the published
+// caBundle.
+func TestSelfManagedReplicasAgree(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{})
+	createNamespace(t, k, "upid-system", nil)
+	const name = "pods.webhook.upid.io"
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: name, URL: "https://127.0.0.1:1/mutate"})
+	const replicas = 4
+	dirs := make([]string, replicas)
+	errs := make(chan error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		dirs[i] = t.TempDir()
+		s := &SelfManagedTLS{
+			Kube: k.Clientset, Namespace: "upid-system", SecretName: "upid-webhook-tls",
+			ConfigurationName: name, WebhookName: name, DNSNames: []string{"upid-webhook.upid-system.svc"},
+			CertDir: dirs[i], CertValidity: time.Hour, CAValidity: 24 * time.Hour,
+		}
+		wg.Go(func() { errs <- s.Ensure(context.Background()) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Ensure: %v", err)
+		}
+	}
+	secret, err := k.Clientset.CoreV1().Secrets("upid-system").Get(context.Background(), "upid-webhook-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dir := range dirs {
+		got, err := os.ReadFile(filepath.Join(dir, secretCert))
+		if err != nil || !bytes.Equal(got, secret.Data[secretCert]) {
+			t.Errorf("replica %d serves a certificate other than the Secret's (%v)", i, err)
+		}
+	}
+	cfg, err := k.Clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	for _, wh := range cfg.Webhooks {
+		if wh.Name == name {
+			roots.AppendCertsFromPEM(wh.ClientConfig.CABundle)
+		} else if bytes.Equal(wh.ClientConfig.CABundle, secret.Data[secretBundle]) {
+			t.Errorf("webhook %s's caBundle was changed although webhook_name is %s", wh.Name, name)
+		}
+	}
+	leaf, _ := parseCert(secret.Data[secretCert])
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "upid-webhook.upid-system.svc"}); err != nil {
+		t.Errorf("serving certificate not trusted by the published caBundle: %v", err)
+	}
 }

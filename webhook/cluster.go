@@ -112,7 +112,10 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 		return nil
 	}
 	if m, ok := obj.(metav1.Object); ok {
-		return m.GetAnnotations()
+		if a := m.GetAnnotations(); a != nil {
+			return a
+		}
+		return map[string]string{} // exists, without annotations
 	}
 	return nil
 }

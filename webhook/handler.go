@@ -169,7 +169,14 @@ func (h *Handler) decide(req admission.Request) (admission.Response, string, str
 		return allowed, OutcomeSkipped, "no_workload"
 	}
 	nsLabels := h.opts.Cluster.NamespaceLabels(ns)
-	wlAnns := h.opts.Cluster.WorkloadAnnotations(ns, candidates[0])
+	var wlAnns map[string]string
+	for _, c := range candidates {
+		// The first candidate that exists: a Job named like a CronJob's may
+		// have been created by hand.
+		if wlAnns = h.opts.Cluster.WorkloadAnnotations(ns, c); wlAnns != nil {
+			break
+		}
+	}
 	if pod.Annotations[AnnotationOptOut] == optOutValue || wlAnns[AnnotationOptOut] == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
 		return allowed, OutcomeSkipped, "opted_out"
 	}
