@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"net/http"
 	"os"
 	"slices"
@@ -118,7 +119,7 @@ func BenchmarkAdmissionTLS(b *testing.B) {
 	lrs := map[string][]*corev1.LimitRange{"team": {limitRange(corev1.LimitTypeContainer, rl("cpu", "10m", "memory", "16Mi"), rl("cpu", "8", "memory", "16Gi"), nil)}}
 	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, lrs: lrs})
 	urls := map[string]string{"upid": serveBench(b, cert, h), "trivial": serveBench(b, cert, trivialHandler)}
-	body := reviewBody(b, "team", admissionv1.Create, podKind, webPod(nil))
+	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(cert.CAPEM)
 
@@ -275,11 +276,39 @@ func BenchmarkPodCreate(b *testing.B) {
 // deciding and encoding one review of a pod that gets mutated.
 func BenchmarkReview(b *testing.B) {
 	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}})
-	body := reviewBody(b, "team", admissionv1.Create, podKind, webPod(nil))
+	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := h.Review(context.Background(), body); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// realisticPod is a pod as Deployments produce them: a sidecar, env,
+// volumes, probes, security context; about 4 KB of JSON.
+func realisticPod() *corev1.Pod {
+	pod := webPod(map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:00:00Z"})
+	pod.Labels["app.kubernetes.io/name"] = "web"
+	pod.Labels["app.kubernetes.io/version"] = "1.2.3"
+	var env []corev1.EnvVar
+	for i := range 15 {
+		env = append(env, corev1.EnvVar{Name: fmt.Sprintf("SETTING_%d", i), Value: fmt.Sprintf("value-%d-with-some-length", i)})
+	}
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 10}
+	app := &pod.Spec.Containers[0]
+	app.Env, app.LivenessProbe, app.ReadinessProbe = env, probe, probe
+	app.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: 9090}}
+	app.VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}, {Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}
+	no := false
+	app.SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+	proxy := container("proxy", rl("cpu", "100m", "memory", "128Mi"), rl("cpu", "1", "memory", "512Mi"))
+	proxy.Env, proxy.VolumeMounts = env[:5], app.VolumeMounts
+	pod.Spec.Containers = append(pod.Spec.Containers, proxy)
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "web-config"}}}},
+		{Name: "kube-api-access", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}},
+	}
+	pod.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+	return pod
 }
