@@ -18,6 +18,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -133,7 +134,22 @@ func (h *Handler) count(outcome, reason string) {
 }
 
 // Handle decides one admission request. It always allows.
-func (h *Handler) Handle(_ context.Context, req admission.Request) (resp admission.Response) {
+func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation},
+		func() (*corev1.Pod, error) { return decodePod(req.Object.Raw) })
+}
+
+// requestMeta is what the decision reads of an AdmissionRequest besides
+// the object.
+type requestMeta struct {
+	UID         types.UID               `json:"uid"`
+	Kind        metav1.GroupVersionKind `json:"kind"`
+	SubResource string                  `json:"subResource"`
+	Namespace   string                  `json:"namespace"`
+	Operation   admissionv1.Operation   `json:"operation"`
+}
+
+func (h *Handler) handle(req requestMeta, pod func() (*corev1.Pod, error)) (resp admission.Response) {
 	resp = admission.Allowed("")
 	outcome, reason := OutcomeFailedOpen, "error"
 	defer func() {
@@ -145,12 +161,12 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) (resp admissi
 		resp.UID = req.UID
 		h.count(outcome, reason)
 	}()
-	r, o, why := h.decide(req)
+	r, o, why := h.decide(req, pod)
 	resp, outcome, reason = r, o, why
 	return resp
 }
 
-func (h *Handler) decide(req admission.Request) (admission.Response, string, string) {
+func (h *Handler) decide(req requestMeta, decoded func() (*corev1.Pod, error)) (admission.Response, string, string) {
 	allowed := admission.Allowed("")
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return allowed, OutcomeSkipped, "not_a_pod"
@@ -159,7 +175,7 @@ func (h *Handler) decide(req admission.Request) (admission.Response, string, str
 	if h.protected[ns] {
 		return allowed, OutcomeSkipped, "protected_namespace"
 	}
-	pod, err := decodePod(req.Object.Raw)
+	pod, err := decoded()
 	if err != nil {
 		h.opts.Logger.Warn("cannot decode pod; admitted unchanged", "namespace", ns, "err", err)
 		return allowed, OutcomeFailedOpen, "decode_error"
@@ -246,17 +262,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Review decodes an admission.k8s.io/v1 AdmissionReview, decides it and
 // encodes the response review.
 func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, fmt.Errorf("decoding AdmissionReview: %w", err)
+	var resp admission.Response
+	// One pass over the body that decodes only what the decision reads.
+	// Anything it cannot take (a non-pod object of another shape, say)
+	// goes through the full AdmissionReview decoding instead.
+	var fast struct {
+		APIVersion string `json:"apiVersion"`
+		Request    *struct {
+			requestMeta
+			Object *podFields `json:"object"`
+		} `json:"request"`
 	}
-	if review.Request == nil {
-		return nil, errors.New("AdmissionReview has no request")
+	if err := json.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
+		resp = h.handle(fast.Request.requestMeta, func() (*corev1.Pod, error) { return fast.Request.Object.pod(), nil })
+	} else {
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &review); err != nil {
+			return nil, fmt.Errorf("decoding AdmissionReview: %w", err)
+		}
+		if review.Request == nil {
+			return nil, errors.New("AdmissionReview has no request")
+		}
+		if review.APIVersion != "" && review.APIVersion != admissionv1.SchemeGroupVersion.String() {
+			return nil, fmt.Errorf("AdmissionReview apiVersion %q: only %s is served", review.APIVersion, admissionv1.SchemeGroupVersion)
+		}
+		resp = h.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	}
-	if review.APIVersion != "" && review.APIVersion != admissionv1.SchemeGroupVersion.String() {
-		return nil, fmt.Errorf("AdmissionReview apiVersion %q: only %s is served", review.APIVersion, admissionv1.SchemeGroupVersion)
-	}
-	resp := h.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	if len(resp.Patches) > 0 {
 		patch, err := json.Marshal(resp.Patches)
 		if err != nil {
@@ -298,6 +329,10 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, err
 	}
+	return f.pod(), nil
+}
+
+func (f *podFields) pod() *corev1.Pod {
 	pod := &corev1.Pod{}
 	pod.Labels, pod.Annotations, pod.OwnerReferences = f.Metadata.Labels, f.Metadata.Annotations, f.Metadata.OwnerReferences
 	conv := func(cs []containerFields) []corev1.Container {
@@ -311,5 +346,5 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 		return out
 	}
 	pod.Spec.InitContainers, pod.Spec.Containers = conv(f.Spec.InitContainers), conv(f.Spec.Containers)
-	return pod, nil
+	return pod
 }
