@@ -137,7 +137,7 @@ func BenchmarkAdmissionTLS(b *testing.B) {
 			// Alternate rounds so that drift in the machine's load hits both.
 			all := map[string][]time.Duration{}
 			var errs int64
-			const rounds = 4
+			const rounds = 8
 			for r := range rounds {
 				for _, name := range []string{"trivial", "upid"} {
 					if r%2 == 1 {

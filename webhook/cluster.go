@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +43,8 @@ type InformerCluster struct {
 	namespaces listerscorev1.NamespaceLister
 	limits     listerscorev1.LimitRangeLister
 	workloads  map[string]cache.GenericLister
+	stop       chan struct{}
+	stopOnce   sync.Once
 }
 
 // NewInformerCluster sets up the informers; Start runs them.
@@ -62,6 +65,7 @@ func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resy
 			return obj, nil
 		})),
 		workloads: map[string]cache.GenericLister{},
+		stop:      make(chan struct{}),
 	}
 	c.namespaces = c.typed.Core().V1().Namespaces().Lister()
 	c.limits = c.typed.Core().V1().LimitRanges().Lister()
@@ -72,9 +76,11 @@ func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resy
 }
 
 // Start runs the informers and waits for their first list.
+// The informers run until Shutdown, not until ctx ends: ctx only bounds
+// the wait.
 func (c *InformerCluster) Start(ctx context.Context) error {
-	c.typed.Start(ctx.Done())
-	c.meta.Start(ctx.Done())
+	c.typed.Start(c.stop)
+	c.meta.Start(c.stop)
 	for t, ok := range c.typed.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("informer cache of %v did not sync", t)
@@ -90,6 +96,7 @@ func (c *InformerCluster) Start(ctx context.Context) error {
 
 // Shutdown stops the informers.
 func (c *InformerCluster) Shutdown() {
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.typed.Shutdown()
 	c.meta.Shutdown()
 }

@@ -85,10 +85,15 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go recs.Run(ctx, time.Duration(c.RefreshInterval))
-	if err := cluster.Start(ctx); err != nil {
+	// Missing RBAC for one resource makes its informer retry forever; fail
+	// visibly instead of never serving.
+	defer cluster.Shutdown()
+	syncCtx, syncCancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = cluster.Start(syncCtx)
+	syncCancel()
+	if err != nil {
 		return fmt.Errorf("reading namespaces, LimitRanges and workloads: %w", err)
 	}
-	defer cluster.Shutdown()
 
 	if c.TLS.Mode == "self_managed" {
 		if opts.Namespace == "" {
