@@ -15,10 +15,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/go-logr/logr"
 	"io"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"net/http"
 	"os"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -311,4 +313,10 @@ func realisticPod() *corev1.Pod {
 	}
 	pod.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
 	return pod
+}
+
+func init() {
+	// controller-runtime's webhook server logs through its global logger;
+	// unset, it prints a stack trace on first use.
+	ctrllog.SetLogger(logr.Discard())
 }
