@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	exporter := app.Command("exporter", "Compute idle scores, costs, waste and recommendations per workload and serve them as Prometheus metrics.")
 	demo := exporter.Flag("demo", "Serve a small built-in cluster whose usage comes from real traces, through the same queries and analysis.").Bool()
 	add(exporter, func(env *environment) int { return runExporter(env, *demo) })
-	add(app.Command("webhook", "Run the mutating admission webhook that injects rightsized requests into Pods."), pending("webhook", "#5"))
+	add(app.Command("webhook", "Run the mutating admission webhook that injects rightsized requests into Pods."), runWebhook)
 	add(app.Command("scaler", "Receive Alertmanager notifications and scale idle workloads to zero and back."), runScaler)
 	for _, action := range []string{"sleep", "wake"} {
 		help := map[string]string{

@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 		{name: "version", args: []string{"version"}, code: exitOK, stdout: []string{"upid, version", "go version:"}},
 		{name: "help", args: []string{"--help"}, code: exitOK, stdout: []string{"exporter", "webhook", "scaler", "analyze", "config check", "--log.level"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitUsage, stderr: []string{"frobnicate"}},
-		{name: "webhook pending", args: []string{"webhook"}, code: exitUsage, stderr: []string{"not implemented yet"}},
+		{name: "webhook bad mode", args: []string{"webhook", "--webhook.mode=on"}, code: exitUsage, stderr: []string{`flag --webhook.mode: webhook.mode: invalid value "on"`}},
 		{name: "analyze help", args: []string{"analyze", "--help"}, code: exitOK, stdout: []string{"Examples:", "upid analyze --demo", "--namespace", "all-namespaces", "--output"}},
 		{name: "recommend help", args: []string{"recommend", "--help"}, code: exitOK, stdout: []string{"Examples:", "-o patch", "NAMESPACE/KIND/NAME"}},
 		{name: "check help documents exit 3", args: []string{"check", "--help"}, code: exitOK, stdout: []string{"Examples:", "3  the waste is over --max-waste or --max-waste-percent", "--max-waste-percent"}},

@@ -31,6 +31,7 @@ type Config struct {
 	Kubernetes Kubernetes `yaml:"kubernetes"`
 	Prometheus Prometheus `yaml:"prometheus"`
 	Exporter   Exporter   `yaml:"exporter"`
+	Webhook    Webhook    `yaml:"webhook"`
 	Scaler     Scaler     `yaml:"scaler"`
 }
 
@@ -108,6 +109,7 @@ func Default() Config {
 			Concurrency: 4,
 			HTTPClient:  promconfig.DefaultHTTPClientConfig,
 		},
+		Webhook: defaultWebhook(),
 		Exporter: Exporter{
 			Interval:    model.Duration(5 * time.Minute),
 			Window:      model.Duration(7 * 24 * time.Hour),

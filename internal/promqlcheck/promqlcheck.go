@@ -38,29 +38,6 @@ var Standard = map[string]string{
 	"istio_requests_total":              "Istio",
 }
 
-// PendingScalerMetrics lists the scaler's metrics from the contracts, built in
-// parallel; delete the list once docs/metrics.md documents them.
-var PendingScalerMetrics = []string{
-	"upid_scaler_actions_total",
-	"upid_scaler_notifications_total",
-	"upid_scaler_sleeping_workloads",
-	"upid_scaler_sleeping_workload_saved_dollars_per_hour",
-	"upid_scaler_sleeping_workload_since_timestamp_seconds",
-	"upid_scaler_sleeping_workload_service_info",
-	"upid_scaler_leader",
-}
-
-// PendingWebhookMetrics lists the webhook's metrics from the contracts, built in
-// parallel; delete the list once docs/metrics.md documents them.
-var PendingWebhookMetrics = []string{
-	"upid_webhook_admission_duration_seconds",
-	"upid_webhook_decisions_total",
-	"upid_webhook_recommendations_cache_age_seconds",
-	"upid_webhook_recommendations_cache_workloads",
-	"upid_webhook_recommendations_refresh_total",
-	"upid_webhook_certificate_expiry_timestamp_seconds",
-}
-
 // grafanaVariables replaces Grafana's macros and template variables with
 // values the PromQL parser accepts; a selector `{namespace=~"$namespace"}`
 // stays a valid matcher either way.
@@ -138,7 +115,7 @@ type Checker struct {
 	known map[string]string // name -> where it comes from
 }
 
-// NewChecker reads docs/metrics.md and adds the standard and pending lists
+// NewChecker reads docs/metrics.md and adds the standard list
 // and the given recording rule names.
 func NewChecker(metricsMD string, recorded []string) (*Checker, error) {
 	doc, err := Documented(metricsMD)
@@ -151,16 +128,6 @@ func NewChecker(metricsMD string, recorded []string) (*Checker, error) {
 	}
 	for n, src := range Standard {
 		c.known[n] = src
-	}
-	for _, l := range []struct {
-		names []string
-		src   string
-	}{{PendingScalerMetrics, "pending scaler"}, {PendingWebhookMetrics, "pending webhook"}} {
-		for _, n := range l.names {
-			if _, ok := c.known[n]; !ok {
-				c.known[n] = l.src
-			}
-		}
 	}
 	for _, n := range recorded {
 		c.known[n] = "recording rule"

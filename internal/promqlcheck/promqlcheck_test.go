@@ -51,7 +51,6 @@ func TestChecker(t *testing.T) {
 		{`upid_b + on () group_left namespace:upid_b:sum`, ""},
 		{`histogram_quantile(0.99, sum by (le) (rate(upid_a_seconds_bucket[5m])))`, ""},
 		{`kube_pod_owner`, ""},
-		{`upid_scaler_leader`, ""},
 		{`upid_not_a_row`, "unknown metrics [upid_not_a_row]"},
 		{`upid_b_typo + upid_b`, "unknown metrics [upid_b_typo]"},
 		{`node_cpu_seconds_total`, "unknown metrics [node_cpu_seconds_total]"},

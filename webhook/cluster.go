@@ -1,0 +1,136 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Cluster answers the handler's questions about the cluster from informer
+// caches, so that admission never waits on the API server.
+type Cluster interface {
+	NamespaceLabels(ns string) map[string]string
+	WorkloadAnnotations(ns string, w Workload) map[string]string
+	LimitRanges(ns string) []*corev1.LimitRange
+}
+
+var workloadResources = map[string]schema.GroupVersionResource{
+	"Deployment":  {Group: "apps", Version: "v1", Resource: "deployments"},
+	"StatefulSet": {Group: "apps", Version: "v1", Resource: "statefulsets"},
+	"DaemonSet":   {Group: "apps", Version: "v1", Resource: "daemonsets"},
+	"ReplicaSet":  {Group: "apps", Version: "v1", Resource: "replicasets"},
+	"Job":         {Group: "batch", Version: "v1", Resource: "jobs"},
+	"CronJob":     {Group: "batch", Version: "v1", Resource: "cronjobs"},
+}
+
+// InformerCluster keeps namespaces, LimitRanges and the metadata of
+// workloads in informer caches. Workloads are cached as metadata only.
+type InformerCluster struct {
+	typed      informers.SharedInformerFactory
+	meta       metadatainformer.SharedInformerFactory
+	namespaces listerscorev1.NamespaceLister
+	limits     listerscorev1.LimitRangeLister
+	workloads  map[string]cache.GenericLister
+	stop       chan struct{}
+	stopOnce   sync.Once
+}
+
+// NewInformerCluster sets up the informers; Start runs them.
+func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resync time.Duration) *InformerCluster {
+	// Managed fields are most of an object's metadata and are never read here.
+	strip := informers.WithTransform(func(obj any) (any, error) {
+		if o, ok := obj.(metav1.Object); ok {
+			o.SetManagedFields(nil)
+		}
+		return obj, nil
+	})
+	c := &InformerCluster{
+		typed: informers.NewSharedInformerFactoryWithOptions(kube, resync, strip),
+		meta: metadatainformer.NewSharedInformerFactoryWithOptions(meta, resync, metadatainformer.WithTransform(func(obj any) (any, error) {
+			if o, ok := obj.(metav1.Object); ok {
+				o.SetManagedFields(nil)
+			}
+			return obj, nil
+		})),
+		workloads: map[string]cache.GenericLister{},
+		stop:      make(chan struct{}),
+	}
+	c.namespaces = c.typed.Core().V1().Namespaces().Lister()
+	c.limits = c.typed.Core().V1().LimitRanges().Lister()
+	for kind, gvr := range workloadResources {
+		c.workloads[kind] = c.meta.ForResource(gvr).Lister()
+	}
+	return c
+}
+
+// Start runs the informers and waits for their first list.
+// The informers run until Shutdown, not until ctx ends: ctx only bounds
+// the wait.
+func (c *InformerCluster) Start(ctx context.Context) error {
+	c.typed.Start(c.stop)
+	c.meta.Start(c.stop)
+	for t, ok := range c.typed.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("informer cache of %v did not sync", t)
+		}
+	}
+	for r, ok := range c.meta.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("informer cache of %v did not sync", r)
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the informers.
+func (c *InformerCluster) Shutdown() {
+	c.stopOnce.Do(func() { close(c.stop) })
+	c.typed.Shutdown()
+	c.meta.Shutdown()
+}
+
+func (c *InformerCluster) NamespaceLabels(ns string) map[string]string {
+	n, err := c.namespaces.Get(ns)
+	if err != nil {
+		return nil
+	}
+	return n.Labels
+}
+
+func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
+	l, ok := c.workloads[w.Kind]
+	if !ok {
+		return nil
+	}
+	obj, err := l.ByNamespace(ns).Get(w.Name)
+	if err != nil {
+		return nil
+	}
+	if m, ok := obj.(metav1.Object); ok {
+		if a := m.GetAnnotations(); a != nil {
+			return a
+		}
+		return map[string]string{} // exists, without annotations
+	}
+	return nil
+}
+
+func (c *InformerCluster) LimitRanges(ns string) []*corev1.LimitRange {
+	lrs, err := c.limits.LimitRanges(ns).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	return lrs
+}

@@ -1,0 +1,126 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// FuzzReview feeds arbitrary bytes to the AdmissionReview decoder and the
+// whole decision: it must never panic, never deny, and any patch must apply
+// to the object it was computed for.
+func FuzzReview(f *testing.F) {
+	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, webPod(nil)))
+	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationOriginal: "{}"})))
+	f.Add(reviewBody(f, "kube-system", admissionv1.Create, podKind, webPod(nil)))
+	f.Add([]byte(`{"request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"team","object":{"metadata":{"ownerReferences":[{"kind":"ReplicaSet","name":"web-abc","controller":true}],"labels":{"pod-template-hash":"abc"}},"spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":"1e3"}}}]}}}}`))
+	f.Add([]byte(`{"request":{"object":null}}`))
+	f.Add([]byte(`[]`))
+	h := newTestHandler(f, ModeEnforce, &staticCluster{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, err := h.Review(context.Background(), body)
+		if err != nil {
+			return
+		}
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(out, &review); err != nil || review.Response == nil {
+			t.Fatalf("undecodable response %s: %v", out, err)
+		}
+		if !review.Response.Allowed {
+			t.Fatalf("denied: %s", out)
+		}
+		if len(review.Response.Patch) == 0 {
+			return
+		}
+		var in admissionv1.AdmissionReview
+		_ = json.Unmarshal(body, &in)
+		p, err := jsonpatch.DecodePatch(review.Response.Patch)
+		if err != nil {
+			t.Fatalf("bad patch %s: %v", review.Response.Patch, err)
+		}
+		if _, err := p.Apply(in.Request.Object.Raw); err != nil {
+			t.Fatalf("patch %s does not apply to %s: %v", review.Response.Patch, in.Request.Object.Raw, err)
+		}
+	})
+}
+
+// FuzzDecide builds pods and targets from arbitrary numbers: the patch must
+// apply, keep the QoS class, respect the LimitRange, and never lower memory
+// under the observed peak with its margin.
+func FuzzDecide(f *testing.F) {
+	f.Add(int64(1000), int64(1<<30), int64(2000), int64(2<<30), 0.25, 128.0*mi, 100.0*mi, int64(100), int64(4000), uint8(0))
+	f.Add(int64(500), int64(1<<30), int64(500), int64(1<<30), 0.1, 64.0*mi, 900.0*mi, int64(0), int64(0), uint8(1))
+	f.Add(int64(0), int64(0), int64(0), int64(0), 1.0, 1.0, 0.0, int64(0), int64(0), uint8(2))
+	f.Add(int64(1), int64(1), int64(1), int64(1), math.Inf(1), math.NaN(), -1.0, int64(5), int64(1), uint8(3))
+	f.Fuzz(func(t *testing.T, cpuReq, memReq, cpuLim, memLim int64, tCPU, tMem, peak float64, lrMin, lrMax int64, policy uint8) {
+		list := func(cpu, mem int64) corev1.ResourceList {
+			l := corev1.ResourceList{}
+			if cpu > 0 {
+				l[corev1.ResourceCPU] = *resource.NewMilliQuantity(cpu%1_000_000, resource.DecimalSI)
+			}
+			if mem > 0 {
+				l[corev1.ResourceMemory] = *resource.NewQuantity(mem%(1<<40), resource.BinarySI)
+			}
+			if len(l) == 0 {
+				return nil
+			}
+			return l
+		}
+		pod := webPod(nil)
+		pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: list(cpuReq, memReq), Limits: list(cpuLim, memLim)}
+		for r, lim := range pod.Spec.Containers[0].Resources.Limits {
+			if req, ok := pod.Spec.Containers[0].Resources.Requests[r]; ok && req.Cmp(lim) > 0 {
+				return // API validation rejects such pods before admission
+			}
+		}
+		var lrs []*corev1.LimitRange
+		lo, hi := lrMin%100_000, lrMax%100_000
+		if lo > 0 || hi > 0 {
+			item := corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: corev1.ResourceList{}, Max: corev1.ResourceList{}}
+			if lo > 0 {
+				item.Min[corev1.ResourceCPU] = *resource.NewMilliQuantity(lo, resource.DecimalSI)
+			}
+			if hi > 0 {
+				item.Max[corev1.ResourceCPU] = *resource.NewMilliQuantity(hi, resource.DecimalSI)
+			}
+			lrs = []*corev1.LimitRange{{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{item}}}}
+		}
+		p := defaultPolicy
+		p.LimitPolicy = []string{LimitKeepRatio, LimitRecommended, LimitUnchanged}[policy%3]
+		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
+		plan := Decide(pod, map[string]Target{"app": target}, lrs, p)
+		if !plan.Changed() {
+			return
+		}
+		got := applyPatch(t, pod, plan, ModeEnforce)
+		if a, b := qosClass(pod), qosClass(got); a != b {
+			t.Fatalf("QoS %s → %s", a, b)
+		}
+		old, nw := pod.Spec.Containers[0].Resources, got.Spec.Containers[0].Resources
+		if q, ok := nw.Requests[corev1.ResourceCPU]; ok && lo > 0 && hi >= lo && !old.Requests.Cpu().Equal(q) {
+			if v := q.MilliValue(); v < lo || v > hi {
+				t.Fatalf("cpu request %s outside LimitRange [%dm, %dm]", q.String(), lo, hi)
+			}
+		}
+		if q, ok := nw.Requests[corev1.ResourceMemory]; ok && peak > 0 && !math.IsInf(peak, 0) {
+			o := old.Requests[corev1.ResourceMemory]
+			floor := peak * (1 + p.MemoryMargin)
+			if q.AsApproximateFloat64() < floor*(1-1e-9) && q.AsApproximateFloat64() < o.AsApproximateFloat64() {
+				t.Fatalf("memory lowered to %s, under the peak floor %g", q.String(), floor)
+			}
+		}
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			req, hasReq := nw.Requests[r]
+			lim, hasLim := nw.Limits[r]
+			if hasReq && hasLim && req.Cmp(lim) > 0 {
+				t.Fatalf("%s request %s above limit %s", r, req.String(), lim.String())
+			}
+		}
+	})
+}

@@ -1,0 +1,350 @@
+// Package webhook is upid's mutating admission webhook: it sets Pod requests
+// (and limits, by policy) from the exporter's recommendations at creation.
+// It fails open by construction: every outcome, including internal errors
+// and panics, admits the pod, at worst unchanged.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Outcomes of upid_webhook_decisions_total.
+const (
+	OutcomeMutated     = "mutated"
+	OutcomeRecommended = "recommended"
+	OutcomeSkipped     = "skipped"
+	OutcomeFailedOpen  = "failed_open"
+)
+
+// Lookup finds a workload's recommendations in memory.
+type Lookup interface {
+	Lookup(ns string, candidates []Workload) (*WorkloadRecs, Workload, string)
+}
+
+// HandlerOptions configure a Handler.
+type HandlerOptions struct {
+	DefaultMode     string
+	Policy          Policy
+	OwnNamespace    string // never mutated, so the webhook cannot block its own recovery
+	Recommendations Lookup
+	Cluster         Cluster
+	MaxRequestBytes int64
+	Logger          *slog.Logger
+}
+
+// Handler is an admission.Handler that never denies, plus the HTTP endpoint
+// serving it.
+type Handler struct {
+	opts      HandlerOptions
+	protected map[string]bool
+	duration  prometheus.Histogram
+	decisions *prometheus.CounterVec
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// NewHandler checks opts and builds a handler.
+func NewHandler(opts HandlerOptions) (*Handler, error) {
+	var errs []error
+	switch opts.DefaultMode {
+	case ModeOff, ModeRecommend, ModeEnforce:
+	default:
+		errs = append(errs, fmt.Errorf("webhook.mode: %q is not one of off, recommend, enforce", opts.DefaultMode))
+	}
+	switch opts.Policy.LimitPolicy {
+	case LimitKeepRatio, LimitRecommended, LimitUnchanged:
+	default:
+		errs = append(errs, fmt.Errorf("webhook.limit_policy: %q is not one of keep_ratio, recommended, unchanged", opts.Policy.LimitPolicy))
+	}
+	if t := opts.Policy.ChangeThreshold; t < 0 || t >= 1 {
+		errs = append(errs, fmt.Errorf("webhook.change_threshold: %g is not in [0, 1)", t))
+	}
+	if m := opts.Policy.MemoryMargin; m < 0 || m > 10 {
+		errs = append(errs, fmt.Errorf("webhook.memory_margin: %g is not in [0, 10]", m))
+	}
+	if opts.Recommendations == nil || opts.Cluster == nil {
+		errs = append(errs, errors.New("webhook: recommendations and cluster are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 3 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Handler{
+		opts:      opts,
+		protected: map[string]bool{metav1.NamespaceSystem: true, corev1.NamespaceNodeLease: true},
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "upid_webhook_admission_duration_seconds",
+			Help:    "Time to decide one admission request, from decoded request to encoded response.",
+			Buckets: []float64{.000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, 1},
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "upid_webhook_decisions_total",
+			Help: "Admission decisions by outcome (mutated, recommended, skipped, failed_open) and reason.",
+		}, []string{"outcome", "reason"}),
+	}
+	if opts.OwnNamespace != "" {
+		h.protected[opts.OwnNamespace] = true
+	}
+	for _, o := range []string{OutcomeMutated, OutcomeRecommended, OutcomeSkipped, OutcomeFailedOpen} {
+		h.decisions.WithLabelValues(o, firstReason(o))
+	}
+	return h, nil
+}
+
+// firstReason pre-creates one series per outcome so that rates start at 0.
+func firstReason(outcome string) string {
+	switch outcome {
+	case OutcomeMutated:
+		return ModeEnforce
+	case OutcomeRecommended:
+		return ModeRecommend
+	case OutcomeSkipped:
+		return "no_recommendation"
+	default:
+		return "error"
+	}
+}
+
+// Collectors are the handler's self metrics.
+func (h *Handler) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{h.duration, h.decisions}
+}
+
+func (h *Handler) count(outcome, reason string) {
+	h.decisions.WithLabelValues(outcome, reason).Inc()
+}
+
+// Handle decides one admission request. It always allows.
+func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation},
+		func() (*corev1.Pod, error) { return decodePod(req.Object.Raw) })
+}
+
+// requestMeta is what the decision reads of an AdmissionRequest besides
+// the object.
+type requestMeta struct {
+	UID         types.UID               `json:"uid"`
+	Kind        metav1.GroupVersionKind `json:"kind"`
+	SubResource string                  `json:"subResource"`
+	Namespace   string                  `json:"namespace"`
+	Operation   admissionv1.Operation   `json:"operation"`
+}
+
+func (h *Handler) handle(req requestMeta, pod func() (*corev1.Pod, error)) (resp admission.Response) {
+	resp = admission.Allowed("")
+	outcome, reason := OutcomeFailedOpen, "error"
+	defer func() {
+		if p := recover(); p != nil {
+			h.opts.Logger.Error("panic in admission; pod admitted unchanged", "panic", fmt.Sprint(p), "namespace", req.Namespace, "uid", req.UID)
+			resp = admission.Allowed("")
+			outcome, reason = OutcomeFailedOpen, "panic"
+		}
+		resp.UID = req.UID
+		h.count(outcome, reason)
+	}()
+	r, o, why := h.decide(req, pod)
+	resp, outcome, reason = r, o, why
+	return resp
+}
+
+func (h *Handler) decide(req requestMeta, decoded func() (*corev1.Pod, error)) (admission.Response, string, string) {
+	allowed := admission.Allowed("")
+	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
+		return allowed, OutcomeSkipped, "not_a_pod"
+	}
+	ns := req.Namespace
+	if h.protected[ns] {
+		return allowed, OutcomeSkipped, "protected_namespace"
+	}
+	pod, err := decoded()
+	if err != nil {
+		h.opts.Logger.Warn("cannot decode pod; admitted unchanged", "namespace", ns, "err", err)
+		return allowed, OutcomeFailedOpen, "decode_error"
+	}
+	candidates := workloadCandidates(pod)
+	if len(candidates) == 0 {
+		return allowed, OutcomeSkipped, "no_workload"
+	}
+	nsLabels := h.opts.Cluster.NamespaceLabels(ns)
+	var wlAnns map[string]string
+	for _, c := range candidates {
+		// The first candidate that exists: a Job named like a CronJob's may
+		// have been created by hand.
+		if wlAnns = h.opts.Cluster.WorkloadAnnotations(ns, c); wlAnns != nil {
+			break
+		}
+	}
+	if pod.Annotations[AnnotationOptOut] == optOutValue || wlAnns[AnnotationOptOut] == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
+		return allowed, OutcomeSkipped, "opted_out"
+	}
+	mode := h.opts.DefaultMode
+	for _, m := range []string{nsLabels[AnnotationMode], wlAnns[AnnotationMode], pod.Annotations[AnnotationMode]} {
+		if m == ModeOff || m == ModeRecommend || m == ModeEnforce {
+			mode = m
+		}
+	}
+	if mode == ModeOff {
+		return allowed, OutcomeSkipped, "mode_off"
+	}
+	recs, _, why := h.opts.Recommendations.Lookup(ns, candidates)
+	if recs == nil {
+		return allowed, OutcomeSkipped, why
+	}
+	plan := Decide(pod, recs.Containers, h.opts.Cluster.LimitRanges(ns), h.opts.Policy)
+	if !plan.Changed() {
+		return allowed, OutcomeSkipped, plan.Reason
+	}
+	ops, err := plan.Patch(pod, mode)
+	if err != nil {
+		return allowed, OutcomeFailedOpen, "error"
+	}
+	resp := admission.Allowed("")
+	resp.Patches = ops
+	if mode == ModeEnforce {
+		return resp, OutcomeMutated, ModeEnforce
+	}
+	return resp, OutcomeRecommended, ModeRecommend
+}
+
+// ServeHTTP is the admission endpoint. Unlike controller-runtime's
+// admission.Webhook, which answers undecodable or oversized requests with a
+// denial, it answers them with an HTTP error, which the API server treats as
+// a failed call and, under failurePolicy Ignore, admits.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.duration.Observe(time.Since(start).Seconds()) }()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.count(OutcomeFailedOpen, "too_large")
+			http.Error(w, fmt.Sprintf("request larger than %d bytes", h.opts.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		h.count(OutcomeFailedOpen, "read_error")
+		http.Error(w, "reading request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	out, err := h.Review(r.Context(), body)
+	if err != nil {
+		h.count(OutcomeFailedOpen, "decode_error")
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// Review decodes an admission.k8s.io/v1 AdmissionReview, decides it and
+// encodes the response review.
+func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
+	var resp admission.Response
+	// One pass over the body that decodes only what the decision reads.
+	// Anything it cannot take (a non-pod object of another shape, say)
+	// goes through the full AdmissionReview decoding instead.
+	var fast struct {
+		APIVersion string `json:"apiVersion"`
+		Request    *struct {
+			requestMeta
+			Object *podFields `json:"object"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
+		resp = h.handle(fast.Request.requestMeta, func() (*corev1.Pod, error) { return fast.Request.Object.pod(), nil })
+	} else {
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &review); err != nil {
+			return nil, fmt.Errorf("decoding AdmissionReview: %w", err)
+		}
+		if review.Request == nil {
+			return nil, errors.New("AdmissionReview has no request")
+		}
+		if review.APIVersion != "" && review.APIVersion != admissionv1.SchemeGroupVersion.String() {
+			return nil, fmt.Errorf("AdmissionReview apiVersion %q: only %s is served", review.APIVersion, admissionv1.SchemeGroupVersion)
+		}
+		resp = h.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
+	}
+	if len(resp.Patches) > 0 {
+		patch, err := json.Marshal(resp.Patches)
+		if err != nil {
+			return nil, fmt.Errorf("encoding patch: %w", err)
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+	}
+	out := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
+		Response: &resp.AdmissionResponse,
+	}
+	return json.Marshal(out)
+}
+
+// podFields are the only parts of a pod the webhook reads. Decoding just
+// them skips building the rest of a Pod (env, volumes, probes, ...): a
+// quarter fewer bytes and a third fewer allocations for a typical pod.
+type podFields struct {
+	Metadata struct {
+		Labels          map[string]string       `json:"labels"`
+		Annotations     map[string]string       `json:"annotations"`
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
+	} `json:"metadata"`
+	Spec struct {
+		InitContainers []containerFields `json:"initContainers"`
+		Containers     []containerFields `json:"containers"`
+	} `json:"spec"`
+}
+
+type containerFields struct {
+	Name          string                         `json:"name"`
+	Resources     corev1.ResourceRequirements    `json:"resources"`
+	RestartPolicy *corev1.ContainerRestartPolicy `json:"restartPolicy"`
+}
+
+func decodePod(raw []byte) (*corev1.Pod, error) {
+	var f podFields
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, err
+	}
+	return f.pod(), nil
+}
+
+func (f *podFields) pod() *corev1.Pod {
+	pod := &corev1.Pod{}
+	pod.Labels, pod.Annotations, pod.OwnerReferences = f.Metadata.Labels, f.Metadata.Annotations, f.Metadata.OwnerReferences
+	conv := func(cs []containerFields) []corev1.Container {
+		if cs == nil {
+			return nil
+		}
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	pod.Spec.InitContainers, pod.Spec.Containers = conv(f.Spec.InitContainers), conv(f.Spec.Containers)
+	return pod
+}

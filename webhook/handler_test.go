@@ -1,0 +1,286 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// staticCluster and staticRecs stand in for the informer caches and the
+// exporter in unit tests of the handler's decisions; the real ones are
+// exercised through a real apiserver in kube_test.go.
+type staticCluster struct {
+	ns     map[string]map[string]string
+	wl     map[string]map[string]string
+	lrs    map[string][]*corev1.LimitRange
+	panics bool
+}
+
+func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
+	if c.panics {
+		panic("boom")
+	}
+	return c.ns[ns]
+}
+func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
+	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
+}
+func (c *staticCluster) LimitRanges(ns string) []*corev1.LimitRange { return c.lrs[ns] }
+
+type staticRecs map[string]*WorkloadRecs
+
+func (r staticRecs) Lookup(ns string, cands []Workload) (*WorkloadRecs, Workload, string) {
+	for _, c := range cands {
+		if w, ok := r[key(ns, c.Kind, c.Name)]; ok {
+			return w, c, ""
+		}
+	}
+	return nil, Workload{}, "no_recommendation"
+}
+
+func newTestHandler(t testing.TB, mode string, cluster Cluster) *Handler {
+	t.Helper()
+	h, err := NewHandler(HandlerOptions{
+		DefaultMode: mode, Policy: defaultPolicy, OwnNamespace: "upid-system", MaxRequestBytes: 64 << 10,
+		Recommendations: staticRecs{key("team", "Deployment", "web"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}},
+		Cluster:         cluster,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func webPod(annotations map[string]string) *corev1.Pod {
+	yes := true
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "web-abc-", Labels: map[string]string{"pod-template-hash": "abc"}, Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", Controller: &yes}},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)}},
+	}
+}
+
+func reviewBody(t testing.TB, ns string, op admissionv1.Operation, kind metav1.GroupVersionKind, obj any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: "uid-1", Kind: kind, Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+			Namespace: ns, Operation: op, Object: runtime.RawExtension{Raw: raw},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var podKind = metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+
+func TestHandlerDecisions(t *testing.T) {
+	cluster := &staticCluster{
+		ns: map[string]map[string]string{"quiet": {AnnotationOptOut: "disabled"}, "team": {}},
+		wl: map[string]map[string]string{"team/Deployment/web": {}},
+	}
+	tests := []struct {
+		name          string
+		mode          string
+		ns            string
+		op            admissionv1.Operation
+		kind          metav1.GroupVersionKind
+		obj           any
+		cluster       Cluster
+		outcome       string
+		reason        string
+		wantPatchPath string // one path the patch must hold; "" for no patch
+	}{
+		{"enforce", ModeEnforce, "team", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeMutated, ModeEnforce, "/spec/containers/0/resources/requests/cpu"},
+		{"recommend", ModeRecommend, "team", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeRecommended, ModeRecommend, "/metadata/annotations"},
+		{"off", ModeOff, "team", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "mode_off", ""},
+		{"pod annotation overrides", ModeOff, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationMode: ModeEnforce}), cluster, OutcomeMutated, ModeEnforce, "/spec/containers/0/resources/requests/cpu"},
+		{"pod opt-out", ModeEnforce, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationOptOut: "disabled"}), cluster, OutcomeSkipped, "opted_out", ""},
+		{"namespace opt-out", ModeEnforce, "quiet", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "opted_out", ""},
+		{"kube-system", ModeEnforce, "kube-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
+		{"kube-node-lease", ModeEnforce, "kube-node-lease", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
+		{"own namespace", ModeEnforce, "upid-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
+		{"update", ModeEnforce, "team", admissionv1.Update, podKind, webPod(nil), cluster, OutcomeSkipped, "not_a_pod", ""},
+		{"not a pod", ModeEnforce, "team", admissionv1.Create, metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, webPod(nil), cluster, OutcomeSkipped, "not_a_pod", ""},
+		{"no owner", ModeEnforce, "team", admissionv1.Create, podKind, &corev1.Pod{Spec: webPod(nil).Spec}, cluster, OutcomeSkipped, "no_workload", ""},
+		{"undecodable pod", ModeEnforce, "team", admissionv1.Create, podKind, map[string]any{"spec": "nope"}, cluster, OutcomeFailedOpen, "decode_error", ""},
+		{"panic", ModeEnforce, "team", admissionv1.Create, podKind, webPod(nil), &staticCluster{panics: true}, OutcomeFailedOpen, "panic", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler(t, tt.mode, tt.cluster)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(reviewBody(t, tt.ns, tt.op, tt.kind, tt.obj))))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			if out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" || out.Response == nil {
+				t.Fatalf("bad review %s", rec.Body)
+			}
+			r := out.Response
+			if !r.Allowed || r.UID != "uid-1" {
+				t.Errorf("allowed=%v uid=%q, want allowed with the request's uid", r.Allowed, r.UID)
+			}
+			if got := testutil.ToFloat64(h.decisions.WithLabelValues(tt.outcome, tt.reason)); got != 1 {
+				t.Errorf("decisions{%s,%s} = %g, want 1", tt.outcome, tt.reason, got)
+			}
+			if tt.wantPatchPath == "" {
+				if len(r.Patch) != 0 {
+					t.Errorf("unexpected patch %s", r.Patch)
+				}
+				return
+			}
+			if r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || !strings.Contains(string(r.Patch), `"path":"`+tt.wantPatchPath) {
+				t.Errorf("patch %s lacks %s", r.Patch, tt.wantPatchPath)
+			}
+			p, err := jsonpatch.DecodePatch(r.Patch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(tt.obj)
+			if _, err := p.Apply(raw); err != nil {
+				t.Errorf("patch does not apply to the pod: %v", err)
+			}
+		})
+	}
+}
+
+// TestHandlerHTTPErrorsFailOpen: what cannot be decoded gets an HTTP error
+// (a failed call, admitted under failurePolicy Ignore), never a denial.
+func TestHandlerHTTPErrorsFailOpen(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		body   string
+		code   int
+		reason string
+	}{
+		{"too large", http.MethodPost, `{"request":{"uid":"` + strings.Repeat("x", 70<<10) + `"}}`, http.StatusRequestEntityTooLarge, "too_large"},
+		{"not json", http.MethodPost, `<xml/>`, http.StatusBadRequest, "decode_error"},
+		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "decode_error"},
+		{"v1beta1", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}`, http.StatusBadRequest, "decode_error"},
+		{"GET", http.MethodGet, ``, http.StatusMethodNotAllowed, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler(t, ModeEnforce, &staticCluster{})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, Path, strings.NewReader(tt.body)))
+			if rec.Code != tt.code {
+				t.Errorf("status %d, want %d", rec.Code, tt.code)
+			}
+			if strings.Contains(rec.Body.String(), `"allowed":false`) {
+				t.Errorf("denied: %s", rec.Body)
+			}
+			if tt.reason != "" {
+				if got := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeFailedOpen, tt.reason)); got != 1 {
+					t.Errorf("failed_open{%s} = %g, want 1", tt.reason, got)
+				}
+			}
+		})
+	}
+}
+
+func TestNewHandlerRejectsBadOptions(t *testing.T) {
+	_, err := NewHandler(HandlerOptions{DefaultMode: "on", Policy: Policy{LimitPolicy: "x", ChangeThreshold: 2}, Recommendations: staticRecs{}, Cluster: &staticCluster{}})
+	for _, want := range []string{"webhook.mode", "webhook.limit_policy", "webhook.change_threshold"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+// TestMetricsLint runs every self metric through the linter promtool uses.
+func TestMetricsLint(t *testing.T) {
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	recs := NewRecommendations("http://127.0.0.1:1", 0.5, 0, nil)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(append(h.Collectors(), recs, newCertExpiry("testdata/none"))...)
+	h.Handle(context.Background(), admissionRequest(t, webPod(nil)))
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+func admissionRequest(t testing.TB, pod *corev1.Pod) admissionRequestT {
+	t.Helper()
+	raw, _ := json.Marshal(pod)
+	var r admissionRequestT
+	r.UID = "u"
+	r.Kind = podKind
+	r.Namespace = "team"
+	r.Operation = admissionv1.Create
+	r.Object.Raw = raw
+	return r
+}
+
+type admissionRequestT = admission.Request
+
+// TestMetricsDocumented: every self metric is in docs/metrics.md under the
+// webhook's heading.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## `upid webhook`")
+	if !ok {
+		t.Fatal("docs/metrics.md has no \"## `upid webhook`\" heading")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	ch := make(chan *prometheus.Desc, 100)
+	for _, c := range append(h.Collectors(), NewRecommendations("http://x", 0, 0, nil), newCertExpiry("x")) {
+		c.Describe(ch)
+	}
+	close(ch)
+	n := 0
+	for d := range ch {
+		m := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read the name of %s", d)
+		}
+		n++
+		if !strings.Contains(section, "`"+m[1]+"`") {
+			t.Errorf("%s is not documented under upid webhook in docs/metrics.md", m[1])
+		}
+	}
+	if n < 6 {
+		t.Errorf("only %d metrics described", n)
+	}
+}

@@ -1,0 +1,312 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/metadata"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// recsServer serves GET /api/v1/workloads as the exporter does, with one
+// confident recommendation per listed workload for its container "app".
+func recsServer(t testing.TB, workloads ...exporter.WorkloadResult) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/workloads" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(exporter.WorkloadsResponse{At: time.Now(), Window: "7d", Workloads: workloads})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func workloadResult(ns, kind, name string, cpu, mem, peak float64, confidence float64) exporter.WorkloadResult {
+	return exporter.WorkloadResult{
+		Namespace: ns, Kind: kind, Name: name,
+		Containers: []exporter.ContainerResult{{
+			Name:           "app",
+			MemoryBytes:    &history.Usage{Max: &peak},
+			Recommendation: &exporter.Recommendation{OK: true, Confidence: confidence, CPURequestCores: &cpu, MemoryRequestBytes: &mem},
+		}},
+	}
+}
+
+func testConfig(port int, certDir, url string) config.Webhook {
+	c := config.Default().Webhook
+	c.Mode = ModeOff
+	c.Port = port
+	c.CertDir = certDir
+	c.RecommendationsURL = url
+	c.RefreshInterval = 0
+	return c
+}
+
+// startWebhook runs Run in the background until the returned stop is called
+// (or the test ends) and waits until it serves and has read recommendations.
+func startWebhook(t testing.TB, k *testenv.Kube, c config.Webhook, ns string) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = config.Default().Webhook.RefreshInterval
+	}
+	meta, err := metadata.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg = prometheus.NewRegistry()
+	var ready atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{
+			Config: c, Namespace: ns, Host: "127.0.0.1", Kube: k.Clientset, Metadata: meta, Registry: reg,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			SetReady: ready.Store,
+		})
+	}()
+	var once atomic.Bool
+	stop = func() {
+		if once.Swap(true) {
+			return
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && err != context.Canceled {
+				t.Errorf("webhook Run: %v", err)
+			}
+		case <-time.After(70 * time.Second):
+			t.Errorf("webhook Run did not return after cancel")
+		}
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for !ready.Load() || testutil.ToFloat64(mustCounter(reg, "upid_webhook_recommendations_refresh_total", "success")) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("webhook Run returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("webhook not ready within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return stop, reg
+}
+
+// mustCounter finds one series of a counter in reg by its only label value.
+func mustCounter(reg *prometheus.Registry, name, labelValue string) prometheus.Collector {
+	return collectorFunc(func(ch chan<- prometheus.Metric) {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.Metric {
+				for _, l := range m.Label {
+					if l.GetValue() == labelValue {
+						ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, "x", nil, nil), prometheus.CounterValue, m.GetCounter().GetValue())
+						return
+					}
+				}
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, "x", nil, nil), prometheus.CounterValue, 0)
+	})
+}
+
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+func createNamespace(t testing.TB, k *testenv.Kube, name string, labels map[string]string) {
+	t.Helper()
+	if _, err := k.Clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deployment(ns, name string, annotations map[string]string, req, lim corev1.ResourceList) *appsv1.Deployment {
+	one := int32(1)
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "registry.invalid/app",
+					Resources: corev1.ResourceRequirements{Requests: req, Limits: lim},
+				}}},
+			},
+		},
+	}
+}
+
+// podOf creates d and waits for the pod its ReplicaSet creates.
+func podOf(t testing.TB, k *testenv.Kube, d *appsv1.Deployment) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.Clientset.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		pods, err := k.Clientset.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + d.Name})
+		if err == nil && len(pods.Items) > 0 {
+			return &pods.Items[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pod for Deployment %s/%s within 40s (err %v)", d.Namespace, d.Name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func requestsOf(p *corev1.Pod) string {
+	r := p.Spec.Containers[0].Resources
+	var parts []string
+	for _, l := range []struct {
+		name string
+		list corev1.ResourceList
+	}{{"req", r.Requests}, {"lim", r.Limits}} {
+		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if q, ok := l.list[res]; ok {
+				parts = append(parts, fmt.Sprintf("%s.%s=%s", l.name, res, q.String()))
+			}
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestThroughAPIServer registers the webhook with a real kube-apiserver and
+// checks what Deployments' pods look like in each mode, with a LimitRange,
+// an opt-out, and with the webhook stopped.
+func TestThroughAPIServer(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
+	const mib = 1 << 20
+	createNamespace(t, k, "team-enforce", map[string]string{AnnotationMode: ModeEnforce})
+	createNamespace(t, k, "team-recommend", map[string]string{AnnotationMode: ModeRecommend})
+	createNamespace(t, k, "team-default", nil)
+	createNamespace(t, k, "team-limited", map[string]string{AnnotationMode: ModeEnforce})
+	createNamespace(t, k, "upid-system", map[string]string{AnnotationMode: ModeEnforce})
+	if _, err := k.Clientset.CoreV1().LimitRanges("team-limited").Create(context.Background(), &corev1.LimitRange{
+		ObjectMeta: metav1.ObjectMeta{Name: "floor"},
+		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+			Type: corev1.LimitTypeContainer, Min: rl("cpu", "300m", "memory", "200Mi"), Max: rl("cpu", "4", "memory", "4Gi"),
+		}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []exporter.WorkloadResult
+	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system"} {
+		for _, name := range []string{"web", "optout", "annotated", "stopped"} {
+			recs = append(recs, workloadResult(ns, "Deployment", name, 0.25, 128*mib, 100*mib, 1))
+		}
+		recs = append(recs, workloadResult(ns, "Deployment", "unsure", 0.25, 128*mib, 100*mib, 0.2))
+	}
+	url := recsServer(t, recs...)
+	cert := testenv.NewServingCert(t)
+	port := testenv.FreePort(t)
+	stop, reg := startWebhook(t, k, testConfig(port, cert.Dir, url), "upid-system")
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{
+		Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM,
+	})
+
+	req := rl("cpu", "1", "memory", "1Gi")
+	lim := rl("cpu", "2", "memory", "2Gi")
+	const unchanged = "req.cpu=1 req.memory=1Gi lim.cpu=2 lim.memory=2Gi"
+	tests := []struct {
+		ns, name    string
+		annotations map[string]string
+		want        string
+		wantMode    string // the upid.io/webhook-mode annotation, "" for none
+	}{
+		{"team-enforce", "web", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce},
+		{"team-recommend", "web", nil, unchanged, ModeRecommend},
+		{"team-default", "web", nil, unchanged, ""},
+		{"team-default", "annotated", map[string]string{AnnotationMode: ModeEnforce}, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce},
+		{"team-enforce", "annotated", map[string]string{AnnotationMode: ModeOff}, unchanged, ""},
+		{"team-enforce", "optout", map[string]string{AnnotationOptOut: "disabled"}, unchanged, ""},
+		{"team-enforce", "unsure", nil, unchanged, ""},
+		{"team-limited", "web", nil, "req.cpu=300m req.memory=200Mi lim.cpu=600m lim.memory=400Mi", ModeEnforce},
+		{"upid-system", "web", nil, unchanged, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ns+"/"+tt.name, func(t *testing.T) {
+			pod := podOf(t, k, deployment(tt.ns, tt.name, tt.annotations, req, lim))
+			if got := requestsOf(pod); got != tt.want {
+				t.Errorf("resources %s, want %s", got, tt.want)
+			}
+			if got := pod.Annotations[AnnotationMode]; got != tt.wantMode {
+				t.Errorf("%s = %q, want %q", AnnotationMode, got, tt.wantMode)
+			}
+			if tt.wantMode != "" {
+				var orig, rec map[string]Resources
+				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationOriginal]), &orig); err != nil || orig["app"].Requests["cpu"] != "1" {
+					t.Errorf("%s = %q (%v)", AnnotationOriginal, pod.Annotations[AnnotationOriginal], err)
+				}
+				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationRecommended]), &rec); err != nil || rec["app"].Requests["cpu"] == "" {
+					t.Errorf("%s = %q (%v)", AnnotationRecommended, pod.Annotations[AnnotationRecommended], err)
+				}
+			}
+		})
+	}
+	for _, c := range []struct {
+		outcome, reason string
+		want            float64
+	}{
+		{OutcomeMutated, ModeEnforce, 3},
+		{OutcomeRecommended, ModeRecommend, 1},
+		{OutcomeSkipped, "mode_off", 2},
+		{OutcomeSkipped, "opted_out", 1},
+		{OutcomeSkipped, "low_confidence", 1},
+		{OutcomeSkipped, "protected_namespace", 1},
+	} {
+		mfs, _ := reg.Gather()
+		got := counterValue(mfs, "upid_webhook_decisions_total", map[string]string{"outcome": c.outcome, "reason": c.reason})
+		if got != c.want {
+			t.Errorf("decisions{outcome=%s,reason=%s} = %g, want %g", c.outcome, c.reason, got, c.want)
+		}
+	}
+
+	t.Run("stopped webhook fails open", func(t *testing.T) {
+		stop()
+		began := time.Now()
+		pod := podOf(t, k, deployment("team-enforce", "stopped", nil, req, lim))
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("pod took %s to appear with the webhook stopped", took)
+		}
+		if got := requestsOf(pod); got != unchanged {
+			t.Errorf("resources %s, want unchanged %s", got, unchanged)
+		}
+	})
+}
+
+func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }

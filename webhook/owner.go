@@ -1,0 +1,52 @@
+package webhook
+
+import (
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Workload names the object whose recommendations apply to a pod, in the
+// exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob).
+type Workload struct {
+	Kind, Name string
+}
+
+// workloadCandidates derives the owning workload from the pod's controller
+// reference and the naming conventions of the built-in controllers, without
+// asking the API server: a ReplicaSet "web-7d9f8" with pod-template-hash
+// "7d9f8" belongs to Deployment "web", a Job "backup-29123456" may belong to
+// CronJob "backup". The most specific candidate comes first.
+func workloadCandidates(pod *corev1.Pod) []Workload {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil {
+		return nil
+	}
+	switch ref.Kind {
+	case "ReplicaSet":
+		if h := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+			return []Workload{{"Deployment", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
+		}
+		return []Workload{{"ReplicaSet", ref.Name}}
+	case "Job":
+		// The CronJob controller names Jobs <cronjob>-<scheduled time in minutes>.
+		if i := strings.LastIndexByte(ref.Name, '-'); i > 0 && i < len(ref.Name)-1 && allDigits(ref.Name[i+1:]) {
+			return []Workload{{"CronJob", ref.Name[:i]}, {"Job", ref.Name}}
+		}
+		return []Workload{{"Job", ref.Name}}
+	case "StatefulSet", "DaemonSet":
+		return []Workload{{ref.Kind, ref.Name}}
+	}
+	return nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,381 @@
+package webhook
+
+import (
+	"encoding/json"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func f(v float64) *float64 { return &v }
+
+func rl(kv ...string) corev1.ResourceList {
+	l := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		l[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+	}
+	return l
+}
+
+func container(name string, req, lim corev1.ResourceList) corev1.Container {
+	return corev1.Container{Name: name, Image: "x", Resources: corev1.ResourceRequirements{Requests: req, Limits: lim}}
+}
+
+func limitRange(typ corev1.LimitType, min, max, ratio corev1.ResourceList) *corev1.LimitRange {
+	return &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: typ, Min: min, Max: max, MaxLimitRequestRatio: ratio}}}}
+}
+
+var defaultPolicy = Policy{ChangeThreshold: 0.1, MemoryMargin: 0.1, LimitPolicy: LimitKeepRatio}
+
+const mi = 1 << 20
+
+func TestDecide(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	sidecar := container("proxy", rl("cpu", "1", "memory", "512Mi"), nil)
+	sidecar.RestartPolicy = &always
+	initC := container("migrate", rl("cpu", "1", "memory", "512Mi"), nil)
+	small := Target{CPURequest: f(0.25), MemoryRequest: f(128 * mi)}
+
+	tests := []struct {
+		name        string
+		init        []corev1.Container
+		containers  []corev1.Container
+		targets     map[string]Target
+		lrs         []*corev1.LimitRange
+		policy      func(*Policy)
+		wantReason  string
+		want        map[string]Resources // container → expected new resources
+		wantQoSSame bool
+	}{
+		{
+			name:       "burstable without limits: requests only",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			name:       "keep_ratio scales limits with requests",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "2", "memory", "2Gi"))},
+			targets:    map[string]Target{"app": small},
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "250m", "memory": "128Mi"},
+				Limits:   map[string]string{"cpu": "500m", "memory": "256Mi"},
+			}},
+		},
+		{
+			name:       "guaranteed stays guaranteed",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "1", "memory", "1Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.25), CPULimit: f(1), MemoryRequest: f(128 * mi), MemoryLimit: f(512 * mi)}},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitRecommended },
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "250m", "memory": "128Mi"},
+				Limits:   map[string]string{"cpu": "250m", "memory": "128Mi"},
+			}},
+		},
+		{
+			name:       "best effort is left alone",
+			containers: []corev1.Container{container("app", nil, nil)},
+			targets:    map[string]Target{"app": small},
+			wantReason: "best_effort",
+		},
+		{
+			name:       "recommended limits",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "2", "memory", "2Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.25), CPULimit: f(0.75), MemoryRequest: f(128 * mi), MemoryLimit: f(300 * mi)}},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitRecommended },
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "250m", "memory": "128Mi"},
+				Limits:   map[string]string{"cpu": "750m", "memory": "300Mi"},
+			}},
+		},
+		{
+			name:       "unchanged limits cap the request",
+			containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "64Mi"), rl("cpu", "200m", "memory", "1Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(128 * mi)}},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitUnchanged },
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "200m", "memory": "128Mi"},
+				Limits:   map[string]string{"cpu": "200m", "memory": "1Gi"},
+			}},
+		},
+		{
+			name:       "memory never below peak times margin",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {MemoryRequest: f(100 * mi), MemoryPeak: f(400 * mi)}},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "1", "memory": "440Mi"}}},
+		},
+		{
+			name:       "below the change threshold",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.95), MemoryRequest: f(1000 * mi)}},
+			wantReason: "below_threshold",
+		},
+		{
+			name:       "one resource over the threshold, the other not",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "500m", "memory": "1Gi"}}},
+		},
+		{
+			name:       "LimitRange min raises the request",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.01), MemoryRequest: f(16 * mi)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, rl("cpu", "100m", "memory", "64Mi"), nil, nil)},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "100m", "memory": "64Mi"}}},
+		},
+		{
+			name:       "LimitRange max caps the request and limit",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "2", "memory", "2Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(3 << 30)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, nil, rl("memory", "2Gi"), nil)},
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "500m", "memory": "2Gi"},
+				Limits:   map[string]string{"cpu": "1", "memory": "2Gi"},
+			}},
+		},
+		{
+			name:       "LimitRange max below the memory floor keeps memory",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(100 * mi), MemoryPeak: f(900 * mi)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, nil, rl("memory", "512Mi"), nil)},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "500m", "memory": "1Gi"}}},
+		},
+		{
+			name:       "LimitRange ratio caps the limit",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "4", "memory", "1Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, nil, nil, rl("cpu", "2"))},
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "500m", "memory": "1Gi"},
+				Limits:   map[string]string{"cpu": "1", "memory": "1Gi"},
+			}},
+		},
+		{
+			name:       "pod LimitRange items are not container bounds",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.01)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypePod, rl("cpu", "500m"), nil, nil)},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "10m", "memory": "1Gi"}}},
+		},
+		{
+			name:       "sidecars and init containers skipped by default",
+			init:       []corev1.Container{initC, sidecar},
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small, "proxy": small, "migrate": small},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			name:       "sidecars applied when asked, init containers not",
+			init:       []corev1.Container{initC, sidecar},
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small, "proxy": small, "migrate": small},
+			policy:     func(p *Policy) { p.SidecarContainers = true },
+			want: map[string]Resources{
+				"app":   {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}},
+				"proxy": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}},
+			},
+		},
+		{
+			name:       "init containers applied when asked",
+			init:       []corev1.Container{initC},
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"migrate": small},
+			policy:     func(p *Policy) { p.InitContainers = true },
+			want:       map[string]Resources{"migrate": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			name:       "container without recommendation untouched",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil), container("log", rl("cpu", "1"), nil)},
+			targets:    map[string]Target{"app": small},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			name:       "no target for any container",
+			containers: []corev1.Container{container("app", rl("cpu", "1"), nil)},
+			targets:    map[string]Target{"other": small},
+			wantReason: "no_recommendation",
+		},
+		{
+			name:       "missing data for one resource",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.25)}},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "1Gi"}}},
+		},
+		{
+			name:       "nonsense targets ignored",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(-1), MemoryRequest: f(0)}},
+			wantReason: "below_threshold",
+		},
+		{
+			name: "burstable pod that would become guaranteed is left alone",
+			containers: []corev1.Container{
+				container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "500m", "memory", "1Gi")),
+			},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5)}},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitUnchanged },
+			wantReason: "qos_change",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+				Spec:       corev1.PodSpec{InitContainers: tt.init, Containers: tt.containers},
+			}
+			p := defaultPolicy
+			if tt.policy != nil {
+				tt.policy(&p)
+			}
+			before := qosClass(pod)
+			orig := pod.DeepCopy()
+			plan := Decide(pod, tt.targets, tt.lrs, p)
+			if tt.wantReason != "" {
+				if plan.Changed() || plan.Reason != tt.wantReason {
+					t.Fatalf("changed=%v reason=%q, want no change with reason %q (recommended %v)", plan.Changed(), plan.Reason, tt.wantReason, plan.Recommended)
+				}
+				return
+			}
+			if !plan.Changed() {
+				t.Fatalf("no change, reason %q", plan.Reason)
+			}
+			got, _ := json.Marshal(plan.Recommended)
+			want, _ := json.Marshal(tt.want)
+			if string(got) != string(want) {
+				t.Errorf("recommended\n got %s\nwant %s", got, want)
+			}
+			// Applying the patch to the pod's JSON gives exactly the plan,
+			// and keeps the QoS class.
+			patched := applyPatch(t, orig, plan, ModeEnforce)
+			if q := qosClass(patched); q != before {
+				t.Errorf("QoS %s → %s", before, q)
+			}
+			for _, c := range append(append([]corev1.Container{}, patched.Spec.InitContainers...), patched.Spec.Containers...) {
+				w, ok := tt.want[c.Name]
+				if !ok {
+					continue
+				}
+				if g := resourcesOf(c.Resources); !equalResources(g, w) {
+					t.Errorf("patched %s = %+v, want %+v", c.Name, g, w)
+				}
+			}
+			if patched.Annotations[AnnotationMode] != ModeEnforce {
+				t.Errorf("mode annotation = %q", patched.Annotations[AnnotationMode])
+			}
+			var origAnn map[string]Resources
+			if err := json.Unmarshal([]byte(patched.Annotations[AnnotationOriginal]), &origAnn); err != nil {
+				t.Fatalf("original annotation: %v", err)
+			}
+			for name := range tt.want {
+				if _, ok := origAnn[name]; !ok {
+					t.Errorf("original annotation lacks %s: %v", name, origAnn)
+				}
+			}
+			// Recommend mode changes annotations only.
+			rec := applyPatch(t, orig, plan, ModeRecommend)
+			if !equalSpec(rec, orig) {
+				t.Errorf("recommend mode changed the spec")
+			}
+			if rec.Annotations[AnnotationRecommended] != string(got) {
+				t.Errorf("recommended annotation = %s, want %s", rec.Annotations[AnnotationRecommended], got)
+			}
+		})
+	}
+}
+
+func equalResources(a, b Resources) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func equalSpec(a, b *corev1.Pod) bool {
+	x, _ := json.Marshal(a.Spec)
+	y, _ := json.Marshal(b.Spec)
+	return string(x) == string(y)
+}
+
+func applyPatch(t testing.TB, pod *corev1.Pod, plan *Plan, mode string) *corev1.Pod {
+	t.Helper()
+	ops, err := plan.Patch(pod, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(pod)
+	pj, _ := json.Marshal(ops)
+	p, err := jsonpatch.DecodePatch(pj)
+	if err != nil {
+		t.Fatalf("decode patch %s: %v", pj, err)
+	}
+	out, err := p.Apply(raw)
+	if err != nil {
+		t.Fatalf("apply patch %s: %v", pj, err)
+	}
+	var got corev1.Pod
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	return &got
+}
+
+func TestPatchIsMinimal(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"keep": "me", AnnotationOriginal: `{"app":{}}`}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			container("side", rl("cpu", "1"), nil),
+			container("app", rl("cpu", "1", "memory", "1Gi"), nil),
+		}},
+	}
+	plan := Decide(pod, map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}}, nil, defaultPolicy)
+	ops, err := plan.Patch(pod, ModeEnforce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, op := range ops {
+		paths = append(paths, op.Operation+" "+op.Path)
+	}
+	got, _ := json.Marshal(paths)
+	// Memory is within the threshold, the other container has no target,
+	// and the original annotation of an earlier invocation is kept.
+	want := `["add /spec/containers/1/resources/requests/cpu","add /metadata/annotations/upid.io~1webhook-mode","add /metadata/annotations/upid.io~1recommended-resources"]`
+	if string(got) != want {
+		t.Errorf("ops\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestWorkloadCandidates(t *testing.T) {
+	yes := true
+	owned := func(kind, name string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: labels, OwnerReferences: []metav1.OwnerReference{
+			{Kind: "Other", Name: "x"}, {Kind: kind, Name: name, Controller: &yes},
+		}}}
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want string
+	}{
+		{"deployment", owned("ReplicaSet", "web-7d9f8", map[string]string{"pod-template-hash": "7d9f8"}), `[{"Kind":"Deployment","Name":"web"},{"Kind":"ReplicaSet","Name":"web-7d9f8"}]`},
+		{"bare replicaset", owned("ReplicaSet", "web", nil), `[{"Kind":"ReplicaSet","Name":"web"}]`},
+		{"hash mismatch", owned("ReplicaSet", "web-abc", map[string]string{"pod-template-hash": "zzz"}), `[{"Kind":"ReplicaSet","Name":"web-abc"}]`},
+		{"statefulset", owned("StatefulSet", "db", nil), `[{"Kind":"StatefulSet","Name":"db"}]`},
+		{"daemonset", owned("DaemonSet", "agent", nil), `[{"Kind":"DaemonSet","Name":"agent"}]`},
+		{"cronjob", owned("Job", "backup-29123456", nil), `[{"Kind":"CronJob","Name":"backup"},{"Kind":"Job","Name":"backup-29123456"}]`},
+		{"job", owned("Job", "migrate", nil), `[{"Kind":"Job","Name":"migrate"}]`},
+		{"job with dash", owned("Job", "migrate-", nil), `[{"Kind":"Job","Name":"migrate-"}]`},
+		{"unknown controller", owned("Node", "n1", nil), `null`},
+		{"no owner", &corev1.Pod{}, `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := json.Marshal(workloadCandidates(tt.pod))
+			if string(got) != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
