@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
@@ -159,6 +163,50 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 	if !s.synced.Load() {
 		return nil
 	}
+	ds, _ := s.deployments.List(labels.Everything())
+	ss, _ := s.statefulSets.List(labels.Everything())
+	svcs, _ := s.services.List(labels.Everything())
+	return sleeping(ds, ss, svcs)
+}
+
+// ListSleeping reads the workloads asleep now straight from the API, in one
+// namespace or all (""), for `upid status`: a terminal command has no
+// informers to wait for.
+func ListSleeping(ctx context.Context, kube kubernetes.Interface, namespace string) ([]SleepingWorkload, error) {
+	dl, err := kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing Deployments: %w", err)
+	}
+	sl, err := kube.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing StatefulSets: %w", err)
+	}
+	vl, err := kube.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing Services: %w", err)
+	}
+	ds := make([]*appsv1.Deployment, len(dl.Items))
+	for i := range dl.Items {
+		ds[i] = &dl.Items[i]
+	}
+	ss := make([]*appsv1.StatefulSet, len(sl.Items))
+	for i := range sl.Items {
+		ss[i] = &sl.Items[i]
+	}
+	svcs := make([]*corev1.Service, len(vl.Items))
+	for i := range vl.Items {
+		svcs[i] = &vl.Items[i]
+	}
+	return sleeping(ds, ss, svcs), nil
+}
+
+// sleeping picks the workloads with a valid sleep state and the Services
+// that select their pods, sorted by workload.
+func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, svcs []*corev1.Service) []SleepingWorkload {
+	byNS := map[string][]*corev1.Service{}
+	for _, svc := range svcs {
+		byNS[svc.Namespace] = append(byNS[svc.Namespace], svc)
+	}
 	var out []SleepingWorkload
 	add := func(o *object, kind string) {
 		st, asleep := readState(o)
@@ -166,22 +214,21 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 			return
 		}
 		sw := SleepingWorkload{Workload: Workload{Namespace: o.meta.Namespace, Kind: kind, Name: o.meta.Name}, Since: st.since, Saved: st.saved}
-		svcs, _ := s.services.Services(o.meta.Namespace).List(labels.Everything())
-		for _, svc := range svcs {
+		for _, svc := range byNS[o.meta.Namespace] {
 			if selects(svc, o.template) {
 				sw.Services = append(sw.Services, svc.Name)
 			}
 		}
+		sort.Strings(sw.Services)
 		out = append(out, sw)
 	}
-	ds, _ := s.deployments.List(labels.Everything())
 	for _, d := range ds {
 		add(wrapDeployment(d), KindDeployment)
 	}
-	ss, _ := s.statefulSets.List(labels.Everything())
 	for _, st := range ss {
 		add(wrapStatefulSet(st), KindStatefulSet)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
 

@@ -29,15 +29,6 @@ type environment struct {
 	log            logging.Loggers
 }
 
-// pending stands in for a subcommand whose issue has not landed, so the
-// command line is stable while nothing pretends to work.
-func pending(name, issue string) command {
-	return func(env *environment) int {
-		fmt.Fprintf(env.stderr, "upid %s: not implemented yet (issue %s)\n", name, issue)
-		return exitUsage
-	}
-}
-
 func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("upid", "Finds the money a Kubernetes cluster wastes and takes it back safely.")
 	// --help and --version return here instead of exiting the process.
@@ -71,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	registerRecommend(app, add)
 	registerCheck(app, add)
 	registerReport(app, add)
+	registerStatus(app, add)
 	bt := app.Command("backtest", "Replay CSV traces (Google Borg 2019, Azure VM CPU): UPID's rightsizing against VPA and krr, its forecasts against seasonal naive and predict_linear.")
 	btData := bt.Flag("data", "Directory of traces: Borg instance CSVs and Azure avg/max CSV pairs, in any subdirectory.").Required().ExistingDir()
 	btOut := bt.Flag("output", "Output format: table or json.").Short('o').Default("table").Enum("table", "json")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,6 +64,7 @@ func TestSleepWakeCommands(t *testing.T) {
 		if r != st.replicas || ann[scaler.AnnotationReplicas] != st.saved {
 			t.Fatalf("step %d %v: replicas %d saved %q, want %d %q", i, st.args, r, ann[scaler.AnnotationReplicas], st.replicas, st.saved)
 		}
+		checkStatus(t, kube.KubeconfigPath, st.saved != "")
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"sleep", "--kubeconfig", kube.KubeconfigPath, "kube-system/Deployment/dns"}, &stdout, &stderr); code != exitFailure || !strings.Contains(stdout.String(), "protected_namespace") {
@@ -154,5 +156,38 @@ func createDeployment(t *testing.T, kube *testenv.Kube, ns, name string, replica
 	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "x"}}
 	if _, err := kube.Clientset.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkStatus runs upid status against the cluster and checks that it
+// lists shop/Deployment/web exactly when it is asleep, with when it fell
+// asleep, in every format.
+func checkStatus(t *testing.T, kubeconfig string, asleep bool) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status", "-o", "json", "--kubeconfig", kubeconfig}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("status: exit %d: %s", code, stderr.String())
+	}
+	var got []statusEntry
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("status -o json is not JSON: %v\n%s", err, stdout.String())
+	}
+	if !asleep {
+		if len(got) != 0 {
+			t.Errorf("status lists %+v while nothing is asleep", got)
+		}
+		return
+	}
+	if len(got) != 1 || got[0].Namespace != "shop" || got[0].Kind != "Deployment" || got[0].Workload != "web" ||
+		time.Since(got[0].Since) > 5*time.Minute || got[0].SavedSoFarDollars < 0 {
+		t.Errorf("status = %+v, want shop/Deployment/web asleep since a moment ago", got)
+	}
+	stdout.Reset()
+	if code := run([]string{"status", "-n", "shop", "--kubeconfig", kubeconfig}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "shop/Deployment/web") || !strings.Contains(stdout.String(), "1 asleep") {
+		t.Errorf("status table: exit %d\n%s", code, stdout.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"status", "-n", "other", "--kubeconfig", kubeconfig}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "No workload is asleep") {
+		t.Errorf("status in another namespace: exit %d\n%s", code, stdout.String())
 	}
 }
