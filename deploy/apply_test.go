@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -194,6 +200,9 @@ func TestApplySelfManaged(t *testing.T) {
 		{sa("upid-webhook"), "patch", "apps", "deployments", "", "default", "web", false},
 	}
 	checkAccess(t, kube, checks)
+	exporterSyncs(t, kube, ms, sa("upid-exporter"), true)
+	// The check can fail: the webhook's account may not list pods.
+	exporterSyncs(t, kube, ms, sa("upid-webhook"), false)
 
 	// The webhook's first start, as the webhook's service account: fill the pre-created Secret
 	// and the caBundle. RBAC must allow exactly this.
@@ -301,6 +310,48 @@ func TestApplyCertManagerWithScaler(t *testing.T) {
 		{sa("upid-cm-scaler"), "get", "", "secrets", "", ns, "upid-scaler-token", false},
 		{sa("upid-cm-scaler"), "update", "apps", "daemonsets", "", "shop", "agent", false},
 	})
+}
+
+// exporterSyncs starts the exporter's own informers with the rendered exporter.yaml, as the given
+// service account, and checks whether every cache syncs: the ClusterRole is enough for what the
+// exporter really reads only if they do.
+func exporterSyncs(t *testing.T, kube *testenv.Kube, ms Manifests, user string, want bool) {
+	t.Helper()
+	cm := ms.Get("", "ConfigMap", releaseNamespace, "upid-config")
+	if cm == nil {
+		t.Fatal("no ConfigMap upid-config")
+	}
+	file, _, _ := unstructured.NestedString(cm.Object, "data", "exporter.yaml")
+	cfg, err := config.Parse("exporter.yaml", []byte(file))
+	if err != nil {
+		t.Fatalf("rendered exporter.yaml: %v", err)
+	}
+	// Nothing is queried before the first cycle, which this test does not run.
+	pc, err := promapi.NewClient(promapi.Config{Address: cfg.Prometheus.URL})
+	if err != nil {
+		t.Fatalf("prometheus.url %q: %v", cfg.Prometheus.URL, err)
+	}
+	svc, err := exporter.New(exporter.Options{
+		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: impersonate(t, kube, user), Querier: promv1.NewAPI(pc),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("exporter.New with the rendered config: %v", err)
+	}
+	defer svc.Shutdown()
+	timeout := 30 * time.Second
+	if !want {
+		timeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err = svc.Start(ctx)
+	if want && err != nil {
+		t.Errorf("exporter as %s: %v", user, err)
+	}
+	if !want && err == nil {
+		t.Errorf("exporter as %s synced every cache although it may not read pods", user)
+	}
 }
 
 // checkWebhookWiring reads the MutatingWebhookConfiguration back and follows it: the Service it

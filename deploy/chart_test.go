@@ -314,8 +314,50 @@ func TestHelmTemplate(t *testing.T) {
 					t.Errorf("%s lacks app.kubernetes.io/part-of=upid", KeyOf(o))
 				}
 			}
+			checkScrapeTargets(t, r)
 			c.check(t, r)
 		})
+	}
+}
+
+// checkScrapeTargets checks that the ServiceMonitor, when rendered, scrapes every UPID Service on a
+// port that Service has, and that each such port reaches a container port serving /metrics.
+func checkScrapeTargets(t *testing.T, r rendering) {
+	t.Helper()
+	sms := r.OfKind(schema.GroupKind{Group: "monitoring.coreos.com", Kind: "ServiceMonitor"})
+	if len(sms) == 0 {
+		return
+	}
+	sel, _, _ := unstructured.NestedStringMap(sms[0].Object, "spec", "selector", "matchLabels")
+	eps, _, _ := unstructured.NestedSlice(sms[0].Object, "spec", "endpoints")
+	port := eps[0].(map[string]any)["port"]
+	for _, svc := range r.OfKind(schema.GroupKind{Kind: "Service"}) {
+		if !matches(sel, svc.GetLabels()) {
+			t.Errorf("ServiceMonitor does not select Service %s", svc.GetName())
+			continue
+		}
+		ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+		var target any
+		for _, p := range ports {
+			if pm := p.(map[string]any); pm["name"] == port {
+				target = pm["targetPort"]
+			}
+		}
+		if target == nil {
+			t.Errorf("Service %s has no port %v to scrape", svc.GetName(), port)
+			continue
+		}
+		podSel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+		found := false
+		for _, d := range r.OfKind(gkDeployment) {
+			labels, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+			if matches(podSel, labels) && hasContainerPort(d, target) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Service %s port %v → %v reaches no container", svc.GetName(), port, target)
+		}
 	}
 }
 
