@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/internal/config"
@@ -43,6 +45,12 @@ var crdSources = []struct{ module, version, dir string }{
 }
 
 const fieldOwner = "upid-deploy-test"
+
+func init() {
+	// envtest logs through controller-runtime's logger; without one it prints a warning with a
+	// stack trace that reads like a failure.
+	ctrllog.SetLogger(logr.Discard())
+}
 
 // crdFiles downloads (once) the modules holding the prometheus-operator and cert-manager CRDs
 // and returns their CRD files.
