@@ -684,3 +684,43 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestConfigChecksums checks that a Deployment's pods roll when, and only when, a file they read changes.
+func TestConfigChecksums(t *testing.T) {
+	sum := func(t *testing.T, values, deployment string) string {
+		ms, _ := renderHelm(t, releaseName, releaseNamespace, valuesFile(t, values)...)
+		d := ms.Get("apps", "Deployment", releaseNamespace, deployment)
+		if d == nil {
+			t.Fatalf("no Deployment %s", deployment)
+		}
+		tmpl, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "annotations")
+		if tmpl["checksum/config"] == "" {
+			t.Fatalf("%s has no checksum/config", deployment)
+		}
+		return tmpl["checksum/config"]
+	}
+	const on = "webhook: {enabled: true}\nscaler: {enabled: true}\n"
+	cases := []struct {
+		name, from, to, deployment string
+		changes                    bool
+	}{
+		{"webhook on leaves the exporter alone", "", "webhook: {enabled: true}", "upid-exporter", false},
+		{"webhook mode leaves the exporter alone", on, on + "webhook: {enabled: true, mode: enforce}", "upid-exporter", false},
+		{"exporter interval rolls the exporter", on, on + "exporter: {interval: 10m}", "upid-exporter", true},
+		{"pricing rolls the exporter", on, on + "pricing: {inline: 'rates: []'}", "upid-exporter", true},
+		{"exporter interval leaves the webhook alone", on, on + "exporter: {interval: 10m}", "upid-webhook", false},
+		{"webhook mode rolls the webhook", on, on + "webhook: {enabled: true, mode: enforce}", "upid-webhook", true},
+		{"webhook mode rolls the sidecar suite", on + "sidecarSuite: {enabled: true}", on + "sidecarSuite: {enabled: true}\nwebhook: {enabled: true, mode: enforce}", "upid-exporter", true},
+		{"scaler policy rolls the scaler", on, on + "scaler: {enabled: true, policy: {dryRun: false}}", "upid-scaler", true},
+		{"logging rolls the scaler", on, on + "logging: {level: debug}", "upid-scaler", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := sum(t, c.from, c.deployment), sum(t, c.to, c.deployment)
+			if (a != b) != c.changes {
+				t.Errorf("checksum of %s changed: %v, want %v", c.deployment, a != b, c.changes)
+			}
+		})
+	}
+}
