@@ -73,6 +73,11 @@ func Parse(data []byte) (Manifests, error) {
 	}
 }
 
+// Append returns the manifests with more objects after them.
+func (ms Manifests) Append(objs ...*unstructured.Unstructured) Manifests {
+	return append(append(Manifests(nil), ms...), objs...)
+}
+
 // ByKey indexes the objects.
 func (ms Manifests) ByKey() map[Key]*unstructured.Unstructured {
 	out := make(map[Key]*unstructured.Unstructured, len(ms))
