@@ -263,11 +263,16 @@ var chartCases = []chartCase{
 	}},
 }
 
-// chartFailures are values the chart must refuse, with a message naming the value.
+// chartFailures are values the chart must refuse, with a message naming the value (the schema,
+// values.schema.json, names it as a JSON pointer; the templates' own checks as a dotted path).
 var chartFailures = []struct{ name, values, message string }{
-	{"bad tls mode", "webhook: {enabled: true, tls: {mode: vault}}", "webhook.tls.mode"},
-	{"bad webhook mode", "webhook: {enabled: true, mode: always}", "webhook.mode"},
-	{"slow webhook", "webhook: {enabled: true, timeoutSeconds: 31}", "webhook.timeoutSeconds"},
+	{"bad tls mode", "webhook: {enabled: true, tls: {mode: vault}}", "/webhook/tls/mode"},
+	{"bad webhook mode", "webhook: {enabled: true, mode: always}", "/webhook/mode"},
+	{"slow webhook", "webhook: {enabled: true, timeoutSeconds: 31}", "/webhook/timeoutSeconds"},
+	{"misspelt value", "webhook: {enabeld: true}", "'enabeld' not allowed"},
+	{"misspelt section", "scalar: {enabled: true}", "'scalar' not allowed"},
+	{"bad duration", "exporter: {interval: 5 minutes}", "/exporter/interval"},
+	{"bad prometheus url", "prometheus: {url: prometheus:9090}", "/prometheus/url"},
 	{"sidecar without exporter", "exporter: {enabled: false}\nwebhook: {enabled: true}\nsidecarSuite: {enabled: true}", "sidecarSuite.enabled"},
 	{"scaler without token", "scaler: {enabled: true, authTokenSecret: {name: ''}}", "scaler.authTokenSecret.name"},
 }
