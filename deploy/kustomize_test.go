@@ -107,7 +107,8 @@ func TestGeneratedFiles(t *testing.T) {
 		// Files left over from an earlier rendering (e.g. a patch no longer needed).
 		dirs := map[string]bool{}
 		for path := range files {
-			if strings.HasPrefix(path, kustomizeDir+"/") {
+			// Kustomize directories, and the dashboards' copies once the dashboards exist.
+			if strings.HasPrefix(path, kustomizeDir+"/") || strings.HasPrefix(path, filepath.Join(chartDir, "files/dashboards")+"/") {
 				dirs[filepath.Dir(path)] = true
 			}
 		}
