@@ -250,6 +250,22 @@ var chartCases = []chartCase{
 		r.webhookConfigLoads(t)
 		r.scalerConfigLoads(t)
 	}},
+	{name: "without-exporter", values: "exporter: {enabled: false}\nwebhook: {enabled: true, config: {recommendations_url: 'http://upid.other.svc:9847'}}\nscaler: {enabled: true}", check: func(t *testing.T, r rendering) {
+		r.mustNotHave(t, "apps", "Deployment", "upid-exporter")
+		r.mustNotHave(t, "rbac.authorization.k8s.io", "ClusterRole", "upid-exporter")
+		r.mustNotHave(t, "networking.k8s.io", "NetworkPolicy", "upid-exporter")
+		r.mustHave(t, "apps", "Deployment", "upid-webhook")
+		r.mustHave(t, "apps", "Deployment", "upid-scaler")
+		cm := r.mustHave(t, "", "ConfigMap", "upid-config")
+		if _, ok, _ := unstructured.NestedString(cm.Object, "data", "exporter.yaml"); ok {
+			t.Errorf("exporter.yaml rendered without an exporter")
+		}
+		// <component>.config reaches the file and wins over the chart's own choice.
+		if got := r.section(t, "webhook.yaml", "webhook")["recommendations_url"]; got != "http://upid.other.svc:9847" {
+			t.Errorf("webhook.config.recommendations_url ignored: %v", got)
+		}
+		r.checkMWC(t, "upid-webhook", "upid-webhook")
+	}},
 	{name: "minimal", values: "monitoring: {serviceMonitor: {enabled: false}, prometheusRule: {enabled: false}, dashboards: {enabled: false}}\nnetworkPolicy: {enabled: false}\nnamespace: {create: true}", check: func(t *testing.T, r rendering) {
 		for _, o := range r.Manifests {
 			if g := o.GroupVersionKind().Group; g == "monitoring.coreos.com" || g == "networking.k8s.io" || o.GetLabels()["grafana_dashboard"] != "" {
