@@ -18,15 +18,24 @@ LDFLAGS := -s -w \
 TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
 
-.PHONY: all build test unit lint generate demo bench deps clean
+IMAGE ?= ghcr.io/upid-dev/upid:$(VERSION)
+
+.PHONY: all build image test unit lint generate demo bench deps clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/upid ./cmd/upid
 
+# image builds the container image (Dockerfile at the repository root) with the
+# same version stamps as build.
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg BRANCH=$(BRANCH) --build-arg BUILDDATE=$(BUILDDATE) -t $(IMAGE) .
+
 # deps installs etcd, Prometheus, promtool and Alertmanager from Debian and
-# builds kube-apiserver and kube-controller-manager once (cached outside the repo).
+# builds kube-apiserver, kube-controller-manager, helm and kustomize once
+# (cached outside the repo).
 deps:
 	@hack/setup.sh >/dev/null
 
@@ -48,6 +57,7 @@ lint:
 generate:
 	$(GO) run ./cmd/upid config docs > docs/configuration.md
 	$(GO) run ./internal/generate
+	@eval "$$(hack/tools.sh)" && $(GO) test -count=1 ./deploy -run '^TestGeneratedFiles$$' -update
 
 # demo serves the exporter's metrics for an embedded cluster built from real
 # traces; it prints the URL and a summary, and runs until Ctrl-C.

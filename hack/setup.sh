@@ -6,8 +6,11 @@
 #   etcd, prometheus, promtool, alertmanager  Debian packages
 #   kube-apiserver, kube-controller-manager   built from k8s.io/kubernetes, cached
 #                                             outside the repo (hack/kube-binaries.sh)
+#   helm, kustomize                           go install from the module proxy, cached
+#                                             outside the repo (hack/tools.sh)
 #
-# Prints `export UPID_KUBE_BIN=...` on stdout for the Makefile; the rest goes to stderr.
+# Prints `export UPID_KUBE_BIN=...` and `export UPID_TOOLS_BIN=...` on stdout for the
+# Makefile; the rest goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,3 +47,4 @@ fi
 
 bin_dir=$(hack/kube-binaries.sh)
 echo "export UPID_KUBE_BIN=$bin_dir"
+hack/tools.sh

@@ -1,0 +1,217 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// TestComponentsRunWithTheirPermissions runs the real `upid webhook` and `upid scaler` with the
+// config files the chart renders, each as its own service account (impersonated), against a real
+// kube-apiserver holding the chart's RBAC: the webhook must bootstrap its self-managed certificate
+// into the pre-created Secret and the caBundle and serve TLS that the caBundle verifies under the
+// Service's name; the scaler must sync its caches and win its Lease. A permission the chart forgot
+// shows up here as a component that never gets there.
+func TestComponentsRunWithTheirPermissions(t *testing.T) {
+	bin := buildUpid(t)
+	kube, c := startCluster(t)
+	ctx := context.Background()
+	const ns = releaseNamespace
+	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true}")...)
+	for _, err := range apply(ctx, c, ms, false) {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{}
+	cm := ms.Get("", "ConfigMap", ns, "upid-config")
+	for _, name := range []string{"webhook.yaml", "scaler.yaml"} {
+		data, _, _ := unstructured.NestedString(cm.Object, "data", name)
+		files[name] = filepath.Join(dir, name)
+		if err := os.WriteFile(files[name], []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The webhook, with the paths and ports a pod has replaced by the test's own.
+	certDir := filepath.Join(dir, "certs")
+	admissionPort, metricsPort := freePort(t), freePort(t)
+	startComponent(t, bin, "webhook", kubeconfigAs(t, kube, "system:serviceaccount:"+ns+":upid-webhook"),
+		"--config="+files["webhook.yaml"], "--webhook.cert-dir="+certDir,
+		"--webhook.port="+strconv.Itoa(admissionPort), "--web.listen-address=127.0.0.1:"+strconv.Itoa(metricsPort))
+
+	var caBundle []byte
+	waitFor(t, 60*time.Second, "the webhook's self-managed certificate in Secret and caBundle", func() (bool, string) {
+		s, err := kube.Clientset.CoreV1().Secrets(ns).Get(ctx, "upid-webhook-tls", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(s.Data["tls.crt"]) == 0 {
+			return false, "Secret still empty"
+		}
+		m, err := kube.Clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "upid-webhook", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		caBundle = m.Webhooks[0].ClientConfig.CABundle
+		return len(caBundle) > 0, "caBundle still empty"
+	})
+	// What the API server would do: dial the webhook under the Service's DNS name, trusting only the caBundle.
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caBundle) {
+		t.Fatalf("caBundle holds no certificate: %q", caBundle)
+	}
+	waitFor(t, 30*time.Second, "a TLS handshake verified by the caBundle", func() (bool, string) {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", admissionPort),
+			&tls.Config{RootCAs: pool, ServerName: "upid-webhook.upid-system.svc", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return false, err.Error()
+		}
+		conn.Close()
+		return true, ""
+	})
+
+	// The scaler, as its service account, with leader election in the release namespace.
+	scalerPort := freePort(t)
+	startComponent(t, bin, "scaler", kubeconfigAs(t, kube, "system:serviceaccount:"+ns+":upid-scaler"),
+		"--config="+files["scaler.yaml"], "--scaler.bearer-token-file="+token,
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(scalerPort))
+	waitFor(t, 60*time.Second, "the scaler's Lease", func() (bool, string) {
+		l, err := kube.Clientset.CoordinationV1().Leases(ns).Get(ctx, "upid-scaler", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", "no holder"
+	})
+	waitFor(t, 30*time.Second, "the scaler's /readyz", func() (bool, string) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", scalerPort))
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	// Neither component may have created a Secret of its own.
+	secrets, err := kube.Clientset.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if s.Name != "upid-webhook-tls" {
+			t.Errorf("unexpected Secret %s", s.Name)
+		}
+	}
+	if _, err := kube.Clientset.CoreV1().Secrets("default").Get(ctx, "upid-webhook-tls", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Secret outside the release namespace: %v", err)
+	}
+}
+
+// buildUpid builds the binary under test, as the Makefile does but without version stamps and
+// with go test's own build settings.
+func buildUpid(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "upid")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/upid")
+	// The environment of `go test` itself (no CGO_ENABLED=0 as in the Makefile), so that
+	// every package the test binary already compiled comes from the build cache.
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/upid: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// kubeconfigAs writes a kubeconfig that authenticates as the test's admin and impersonates user
+// with the groups every service account has, the way RBAC sees a pod's token.
+func kubeconfigAs(t *testing.T, kube *testenv.Kube, user string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kube.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := strings.Split(user, ":")[2]
+	for _, ai := range cfg.AuthInfos {
+		ai.Impersonate = user
+		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	}
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startComponent runs `upid <component> args...` until the test ends, showing its log on failure.
+func startComponent(t *testing.T, bin, component, kubeconfig string, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, append([]string{component, "--kubeconfig=" + kubeconfig}, args...)...)
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+releaseNamespace, "POD_NAME=upid-"+component+"-0")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("upid %s log:\n%s", component, out.String())
+		}
+	})
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		last = why
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("no %s after %s: %s", what, timeout, last)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
