@@ -45,7 +45,7 @@ type Kubernetes struct {
 // Prometheus says how to read history from any Prometheus HTTP API
 // (Prometheus, Thanos, Mimir, VictoriaMetrics).
 type Prometheus struct {
-	URL         string                      `yaml:"url" flag:"prometheus.url" doc:"Base URL of the Prometheus HTTP API."`
+	URL         string                      `yaml:"url" flag:"prometheus.url" alias:"prometheus-url" doc:"Base URL of the Prometheus HTTP API."`
 	Timeout     model.Duration              `yaml:"timeout" min:"1s" doc:"Timeout of each query."`
 	Concurrency int                         `yaml:"concurrency" min:"1" doc:"Queries run at once; bounds the load on Prometheus."`
 	HTTPClient  promconfig.HTTPClientConfig `yaml:"http_client" doc:"Authentication and TLS for Prometheus, in Prometheus's own http_config format (bearer_token_file, basic_auth, tls_config, ...)."`

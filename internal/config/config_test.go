@@ -323,3 +323,46 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestAlias checks the kubectl-style spelling of --prometheus.url: it sets
+// the same setting, wins over the environment like any flag, names itself
+// in errors, and stays out of --help.
+func TestAlias(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "main flag", args: []string{"--prometheus.url", "http://a:9090"}, want: "http://a:9090"},
+		{name: "alias", args: []string{"--prometheus-url", "http://b:9090"}, want: "http://b:9090"},
+		{name: "alias over env", args: []string{"--prometheus-url=http://c:9090"}, env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://c:9090"},
+		{name: "env alone", env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://env:9090"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			app := kingpin.New("upid", "")
+			flags := RegisterFlags(app)
+			if _, err := app.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := flags.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Prometheus.URL != tc.want {
+				t.Errorf("prometheus.url = %q, want %q", cfg.Prometheus.URL, tc.want)
+			}
+		})
+	}
+	app := kingpin.New("upid", "")
+	RegisterFlags(app)
+	var help strings.Builder
+	app.UsageWriter(&help)
+	app.Usage(nil)
+	if strings.Contains(help.String(), "prometheus-url") || !strings.Contains(help.String(), "prometheus.url") {
+		t.Errorf("--help should list --prometheus.url and hide its alias:\n%s", help.String())
+	}
+}

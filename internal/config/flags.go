@@ -30,6 +30,13 @@ func RegisterFlags(app *kingpin.Application) *Flags {
 		}
 		app.Flag(s.Flag, help).Envar(s.Env).PlaceHolder(placeholder(s)).IsSetByUser(&v.byUser).SetValue(v)
 		f.values = append(f.values, v)
+		if s.Alias != "" {
+			// Its own value, so that an environment variable applied to
+			// the main flag cannot overwrite what was typed.
+			a := &flagValue{setting: s, isBool: v.isBool, flag: s.Alias}
+			app.Flag(s.Alias, "Same as --"+s.Flag+".").Hidden().IsSetByUser(&a.byUser).SetValue(a)
+			f.values = append(f.values, a)
+		}
 	}
 	return f
 }
@@ -46,7 +53,11 @@ func (f *Flags) Overrides() []Override {
 			continue
 		}
 		if v.byUser {
-			flags = append(flags, Override{Key: v.setting.Key, Raw: *v.raw, Source: "flag --" + v.setting.Flag})
+			name := v.setting.Flag
+			if v.flag != "" {
+				name = v.flag
+			}
+			flags = append(flags, Override{Key: v.setting.Key, Raw: *v.raw, Source: "flag --" + name})
 		} else {
 			env = append(env, Override{Key: v.setting.Key, Raw: *v.raw, Source: "env " + v.setting.Env})
 		}
@@ -63,6 +74,7 @@ func (f *Flags) Load() (Config, error) {
 // by the same rules as the file, so errors read alike whatever the source.
 type flagValue struct {
 	setting Setting
+	flag    string // the alias this value belongs to; empty for the main flag
 	raw     *string
 	byUser  bool
 	isBool  bool

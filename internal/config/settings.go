@@ -12,11 +12,14 @@ import (
 type Setting struct {
 	Key  string // dotted YAML path, e.g. "log.level"
 	Flag string // without the leading dashes
-	Env  string
-	Doc  string
-	Enum []string
-	Min  string
-	Type reflect.Type
+	// Alias is a second, hidden spelling of the flag, for the kubectl-style
+	// names terminal users type (--prometheus-url).
+	Alias string
+	Env   string
+	Doc   string
+	Enum  []string
+	Min   string
+	Type  reflect.Type
 
 	index []int
 }
@@ -53,6 +56,7 @@ func walkSettings(t reflect.Type, path []string, index []int, out *[]Setting) {
 		s := Setting{
 			Key:   key,
 			Flag:  flag,
+			Alias: f.Tag.Get("alias"),
 			Env:   "UPID_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key)),
 			Doc:   f.Tag.Get("doc"),
 			Min:   f.Tag.Get("min"),
