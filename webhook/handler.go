@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	jsoniter "github.com/json-iterator/go"
 	"io"
 	"log/slog"
 	"net/http"
@@ -259,6 +260,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// fastJSON is json-iterator in its encoding/json-compatible mode, as
+// Kubernetes itself used it: the admission path spends most of its time
+// decoding the review, and it does so about three times faster.
+var fastJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
 // Review decodes an admission.k8s.io/v1 AdmissionReview, decides it and
 // encodes the response review.
 func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
@@ -273,7 +279,7 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 			Object *podFields `json:"object"`
 		} `json:"request"`
 	}
-	if err := json.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
+	if err := fastJSON.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
 		resp = h.handle(fast.Request.requestMeta, func() (*corev1.Pod, error) { return fast.Request.Object.pod(), nil })
 	} else {
 		var review admissionv1.AdmissionReview
@@ -289,7 +295,7 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 		resp = h.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	}
 	if len(resp.Patches) > 0 {
-		patch, err := json.Marshal(resp.Patches)
+		patch, err := fastJSON.Marshal(resp.Patches)
 		if err != nil {
 			return nil, fmt.Errorf("encoding patch: %w", err)
 		}
@@ -300,7 +306,7 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
 		Response: &resp.AdmissionResponse,
 	}
-	return json.Marshal(out)
+	return fastJSON.Marshal(out)
 }
 
 // podFields are the only parts of a pod the webhook reads. Decoding just
