@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	promconfig "github.com/prometheus/common/config"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -33,13 +32,15 @@ import (
 	"github.com/upid-dev/upid/exporter"
 	upidhistory "github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/web"
 )
 
 // The benchmarks below measure the exporter at Kubernetes' scale limits
 // (5,000 nodes, 150,000 pods) through its real code paths: client-go
 // informers with the inventory's transforms filled by a fake kube-apiserver
 // over HTTP, history decoded by client_golang from a fake Prometheus over
-// HTTP, exporter.Cycle, and a gzipped OpenMetrics scrape through promhttp.
+// HTTP, exporter.Cycle, and a gzipped OpenMetrics scrape of the exporter's
+// /metrics (internal/web, one family at a time).
 // The fakes run in the benchmark's process, on the same cores. See
 // bench_cluster_test.go for the cluster and docs/benchmarks.md for the
 // numbers. Run them with
@@ -344,10 +345,17 @@ func benchCycle(b *testing.B, pods int) {
 	cache := m.heapSince()
 	var cyclePeak, scrapePeak float64
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(svc.Collectors()...)
+	// Scrapes go through the exporter's own /metrics, internal/web's
+	// family-at-a-time exposition.
+	reg, err := web.New(web.Options{Component: "exporter", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := reg.Stream(svc.Collectors()...); err != nil {
+		b.Fatal(err)
+	}
 	self := benchSelfRegistry(b, svc.Collectors())
-	scrapeSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError}))
+	scrapeSrv := httptest.NewServer(reg.Mux)
 	scraper := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 
 	var cycleT, scrapeT time.Duration
@@ -365,7 +373,7 @@ func benchCycle(b *testing.B, pods int) {
 		benchStages(b, self, stages)
 		benchResetPeakRSS()
 		start = time.Now()
-		gz = benchScrape(b, scraper, scrapeSrv.URL)
+		gz = benchScrape(b, scraper, scrapeSrv.URL+"/metrics")
 		scrapeT += time.Since(start)
 		scrapePeak = max(scrapePeak, benchPeakRSSMiB())
 	}

@@ -72,6 +72,8 @@ type resultsCollector struct {
 	d descs
 	// namespace label names, from the allow-list, for upid_namespace_labels
 	nsDesc *prometheus.Desc
+	// only, when set, is the one family this collector reports.
+	only *prometheus.Desc
 }
 
 func (c *resultsCollector) init() {
@@ -105,10 +107,37 @@ func sanitize(l string) string {
 
 func (c *resultsCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.init()
+	if c.only != nil {
+		ch <- c.only
+		return
+	}
 	prometheus.DescribeByCollect(c, ch)
 }
 
 var states = []idle.State{idle.StateIdle, idle.StateActive, idle.StateUnknown, idle.StateNotApplicable}
+
+// families splits the results into one collector per metric family, so
+// that a scrape can gather and encode them one at a time (web.Server's
+// Stream): gathering 1.4 million series at once held them all as
+// client_golang objects, the exporter's peak memory at 150,000 pods.
+func (c *resultsCollector) families() []prometheus.Collector {
+	c.init()
+	d := c.d
+	all := []*prometheus.Desc{
+		d.resultsAge, d.resultsAt, d.idleScore, d.idleConfidence, d.idleState, d.idleSince,
+		d.realRPS, d.healthRPS, d.healthRatio, d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU,
+		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULimit, d.recMem,
+		d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
+	}
+	if len(c.s.opts.Exporter.NamespaceLabels) > 0 {
+		all = append(all, c.nsDesc)
+	}
+	out := make([]prometheus.Collector, len(all))
+	for i, desc := range all {
+		out[i] = &resultsCollector{s: c.s, d: c.d, nsDesc: c.nsDesc, only: desc}
+	}
+	return out
+}
 
 func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 	c.init()
@@ -117,22 +146,47 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	d := c.d
+	// on says whether any of ds is collected: every family when only is
+	// nil, else just that one. Blocks are skipped whole, so a pass for one
+	// family builds no label slices for the others.
+	on := func(ds ...*prometheus.Desc) bool {
+		if c.only == nil {
+			return true
+		}
+		for _, x := range ds {
+			if x == c.only {
+				return true
+			}
+		}
+		return false
+	}
 	g := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+		if c.only == nil || desc == c.only {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+		}
 	}
 	g(d.resultsAge, c.s.opts.Now().Sub(res.At).Seconds())
 	g(d.resultsAt, float64(res.At.UnixNano())/1e9)
+	perWorkload := on(d.idleScore, d.idleConfidence, d.idleState, d.idleSince, d.realRPS, d.healthRPS, d.healthRatio,
+		d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU, d.cpuUsage, d.containerCPU, d.containerMem,
+		d.recConfidence, d.recCPU, d.recCPULimit, d.recMem, d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost)
+	perContainer := on(d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULimit, d.recMem, d.recMemLimit, d.recSavings, d.recApply)
 	for _, w := range res.Workloads {
+		if !perWorkload {
+			break
+		}
 		l := []string{w.Namespace, w.Name, w.Kind}
 		with := func(extra ...string) []string { return append(append([]string{}, l...), extra...) }
 		g(d.idleScore, w.Idle.Score, l...)
 		g(d.idleConfidence, w.Idle.Confidence, l...)
-		for _, st := range states {
-			v := 0.0
-			if string(st) == w.Idle.State {
-				v = 1
+		if on(d.idleState) {
+			for _, st := range states {
+				v := 0.0
+				if string(st) == w.Idle.State {
+					v = 1
+				}
+				g(d.idleState, v, with(string(st))...)
 			}
-			g(d.idleState, v, with(string(st))...)
 		}
 		if w.Idle.Since != nil {
 			g(d.idleSince, float64(w.Idle.Since.Unix()), l...)
@@ -155,10 +209,13 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 			g(d.cpuUsage, *w.CPUUsageCores, l...)
 		}
 		for _, ct := range w.Containers {
-			usage(g, d.containerCPU, with(ct.Name), ct.CPUCores)
-			usage(g, d.containerMem, with(ct.Name), ct.MemoryBytes)
+			if !perContainer {
+				break
+			}
+			cl := with(ct.Name)
+			usage(g, d.containerCPU, cl, ct.CPUCores)
+			usage(g, d.containerMem, cl, ct.MemoryBytes)
 			if rec := ct.Recommendation; rec != nil {
-				cl := with(ct.Name)
 				g(d.recConfidence, rec.Confidence, cl...)
 				if rec.OK {
 					opt(g, d.recCPU, rec.CPURequestCores, cl)
@@ -174,16 +231,20 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 				}
 			}
 		}
-		g(d.cost, w.Cost.CPU, with("cpu")...)
-		g(d.cost, w.Cost.Memory, with("memory")...)
-		if w.Cost.GPU > 0 {
-			g(d.cost, w.Cost.GPU, with("gpu")...)
+		if on(d.cost) {
+			g(d.cost, w.Cost.CPU, with("cpu")...)
+			g(d.cost, w.Cost.Memory, with("memory")...)
+			if w.Cost.GPU > 0 {
+				g(d.cost, w.Cost.GPU, with("gpu")...)
+			}
 		}
-		if w.Waste.CPU != nil {
-			g(d.waste, *w.Waste.CPU, with("cpu")...)
-		}
-		if w.Waste.Memory != nil {
-			g(d.waste, *w.Waste.Memory, with("memory")...)
+		if on(d.waste) {
+			if w.Waste.CPU != nil {
+				g(d.waste, *w.Waste.CPU, with("cpu")...)
+			}
+			if w.Waste.Memory != nil {
+				g(d.waste, *w.Waste.Memory, with("memory")...)
+			}
 		}
 		g(d.idleCost, w.IdleCostPerHr, l...)
 	}
@@ -191,7 +252,7 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 		g(d.nodeCost, n.HourlyCost, n.Name)
 		g(d.nodeInfo, 1, n.Name, n.InstanceType, n.Region, n.CapacityType, n.Price.Source, n.Price.Rule)
 	}
-	if len(c.s.opts.Exporter.NamespaceLabels) > 0 {
+	if len(c.s.opts.Exporter.NamespaceLabels) > 0 && on(c.nsDesc) {
 		for _, ns := range res.Namespaces {
 			vals := []string{ns.Name}
 			for _, l := range c.s.opts.Exporter.NamespaceLabels {

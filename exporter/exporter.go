@@ -225,7 +225,11 @@ func (s *Service) Last() *Results {
 	return s.last
 }
 
-// Collectors are what the exporter registers: workload metrics and self metrics.
+// Collectors are what the exporter registers: workload metrics, forecasts and self metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{&resultsCollector{s: s}, s.self, newForecastCollector(s)}
+	// One collector per metric family, so that web.Server.Stream can gather
+	// and encode them one at a time.
+	out := (&resultsCollector{s: s}).families()
+	out = append(out, newForecastCollector(s).families()...)
+	return append(out, s.self)
 }

@@ -165,6 +165,20 @@ type forecastCollector struct {
 	s                          *Service
 	cpu, cost, anomaly         *prometheus.Desc
 	duration, success, at, num *prometheus.Desc
+	// only, when set, is the one family this collector reports (see
+	// resultsCollector.families).
+	only *prometheus.Desc
+}
+
+// families splits the forecasts into one collector per family.
+func (c *forecastCollector) families() []prometheus.Collector {
+	var out []prometheus.Collector
+	for _, d := range []*prometheus.Desc{c.cpu, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
+		f := *c
+		f.only = d
+		out = append(out, &f)
+	}
+	return out
 }
 
 func newForecastCollector(s *Service) *forecastCollector {
@@ -188,6 +202,10 @@ func newForecastCollector(s *Service) *forecastCollector {
 }
 
 func (c *forecastCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.only != nil {
+		ch <- c.only
+		return
+	}
 	for _, d := range []*prometheus.Desc{c.cpu, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
 		ch <- d
 	}
@@ -209,19 +227,21 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 	if f.ok {
 		ok = 1
 	}
-	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, f.duration.Seconds())
-	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, ok)
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		if c.only == nil || d == c.only {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		}
+	}
+	g(c.duration, f.duration.Seconds())
+	g(c.success, ok)
 	if f.byKey == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.at, prometheus.GaugeValue, float64(f.at.UnixNano())/1e9)
-	ch <- prometheus.MustNewConstMetric(c.num, prometheus.GaugeValue, float64(len(f.byKey)))
+	g(c.at, float64(f.at.UnixNano())/1e9)
+	g(c.num, float64(len(f.byKey)))
 	res := c.s.Last()
-	if res == nil {
+	if res == nil || (c.only != nil && c.only != c.cpu && c.only != c.cost && c.only != c.anomaly) {
 		return
-	}
-	g := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	// Only workloads of the last cycle: a forecast of a deleted workload
 	// would be a cost nobody will pay.

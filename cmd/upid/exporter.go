@@ -97,7 +97,10 @@ func runExporter(env *environment, demo bool) int {
 		log.Error("web server", "err", err)
 		return exitFailure
 	}
-	srv.Registry.MustRegister(svc.Collectors()...)
+	if err := srv.Stream(svc.Collectors()...); err != nil {
+		log.Error("metrics", "err", err)
+		return exitFailure
+	}
 	srv.Mux.Handle("/api/v1/workloads", svc)
 
 	serveErr := make(chan error, 1)

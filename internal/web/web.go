@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -41,7 +41,11 @@ type Server struct {
 
 	opts  Options
 	ready atomic.Bool
-	addr  atomic.Value // net.Addr once listening
+
+	mu        sync.Mutex
+	streamed  []prometheus.Gatherer
+	described *prometheus.Registry
+	addr      atomic.Value // net.Addr once listening
 }
 
 // New builds a server whose registry already holds upid_build_info and the
@@ -50,18 +54,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{Mux: http.NewServeMux(), Registry: prometheus.NewRegistry(), opts: opts}
-	s.Registry.MustRegister(
+	s := &Server{Mux: http.NewServeMux(), Registry: prometheus.NewRegistry(), described: prometheus.NewRegistry(), opts: opts}
+	for _, c := range []prometheus.Collector{
 		versioncollector.NewCollector("upid"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	s.Mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{
-		EnableOpenMetrics: true,
-		// One bad collector must not hide every other metric from the scrape.
-		ErrorHandling: promhttp.ContinueOnError,
-		ErrorLog:      slogErrorLog{opts.Logger},
-	}))
+	} {
+		s.Registry.MustRegister(c)
+		s.described.MustRegister(c)
+	}
+	s.Mux.HandleFunc("/metrics", s.serveMetrics)
 	s.Mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -140,10 +142,4 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	}
-}
-
-type slogErrorLog struct{ l *slog.Logger }
-
-func (e slogErrorLog) Println(v ...any) {
-	e.l.Error("metrics exposition failed", "err", fmt.Sprint(v...))
 }

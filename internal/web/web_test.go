@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"golang.org/x/crypto/bcrypt"
 
@@ -213,4 +215,90 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	return certFile, keyFile, pool
+}
+
+// brokenCollector reports the same series twice, which a registry refuses.
+type brokenCollector struct{ d *prometheus.Desc }
+
+func (b brokenCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.d }
+func (b brokenCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(b.d, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(b.d, prometheus.GaugeValue, 2)
+}
+
+// TestStream checks that streamed families are served after the
+// registry's, in text, OpenMetrics and gzip, and that one broken family
+// does not hide the others.
+func TestStream(t *testing.T) {
+	s := start(t, config.Web{})
+	one := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_test_one", Help: "One."}, []string{"k"})
+	one.WithLabelValues("a").Set(1)
+	one.WithLabelValues("b").Set(2)
+	two := prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_test_two_total", Help: "Two."})
+	two.Add(3)
+	broken := brokenCollector{prometheus.NewDesc("upid_test_broken", "Broken.", nil, nil)}
+	if err := s.Stream(one, broken, two); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stream(one); err == nil {
+		t.Error("streaming the same collector twice was accepted")
+	}
+	if err := s.Stream(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_build_info", Help: "Clash."})); err == nil {
+		t.Error("streaming a family the registry already has was accepted")
+	}
+	url := "http://" + s.Addr().String() + "/metrics"
+	for _, tc := range []struct {
+		name, accept, encoding, wantType string
+		want                             []string
+	}{
+		{"text", "", "", "text/plain", []string{`upid_test_one{k="a"} 1`, `upid_test_one{k="b"} 2`, "upid_test_two_total 3", "upid_build_info{"}},
+		{"openmetrics", "application/openmetrics-text;version=1.0.0", "", "application/openmetrics-text", []string{`upid_test_one{k="a"} 1`, "upid_test_two_total 3", "# EOF"}},
+		{"gzip", "", "gzip", "text/plain", []string{`upid_test_one{k="b"} 2`, "upid_test_two_total 3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			// Set by hand, so the transport does not decompress for us.
+			req.Header.Set("Accept-Encoding", tc.encoding)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body io.Reader = resp.Body
+			if tc.encoding == "gzip" {
+				if resp.Header.Get("Content-Encoding") != "gzip" {
+					t.Fatalf("Content-Encoding = %q, want gzip", resp.Header.Get("Content-Encoding"))
+				}
+				zr, err := gzip.NewReader(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = zr
+			} else if resp.Header.Get("Content-Encoding") != "" {
+				t.Fatalf("Content-Encoding = %q without Accept-Encoding", resp.Header.Get("Content-Encoding"))
+			}
+			b, err := io.ReadAll(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.wantType) {
+				t.Errorf("Content-Type = %q, want %s", resp.Header.Get("Content-Type"), tc.wantType)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("exposition lacks %q:\n%s", w, b)
+				}
+			}
+			// The duplicate is dropped, what was gathered is served.
+			if !strings.Contains(string(b), "upid_test_broken 1") || strings.Contains(string(b), "upid_test_broken 2") {
+				t.Errorf("the broken family is not served as gathered:\n%s", b)
+			}
+			if tc.name == "text" {
+				checkMetrics(t, string(b))
+			}
+		})
+	}
 }
