@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -135,11 +136,26 @@ func (k *benchKube) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res = &benchResource{gvk: gvk}
 	}
 	q := r.URL.Query()
-	if v := q.Get("watch"); v == "true" || v == "1" {
-		k.watch(w, r, res, q.Get("sendInitialEvents") == "true", q.Get("timeoutSeconds"))
+	// Label selectors are honoured, as the inventory asks for some resources
+	// with one (ReplicaSets: only those no Deployment made).
+	sel, err := labels.Parse(q.Get("labelSelector"))
+	if err != nil {
+		k.status(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
 		return
 	}
-	k.list(w, r, res, q.Get("limit"), q.Get("continue"))
+	if v := q.Get("watch"); v == "true" || v == "1" {
+		k.watch(w, r, res, sel, q.Get("sendInitialEvents") == "true", q.Get("timeoutSeconds"))
+		return
+	}
+	k.list(w, r, res, sel, q.Get("limit"), q.Get("continue"))
+}
+
+func benchSelected(sel labels.Selector, obj runtime.Object) bool {
+	if sel.Empty() {
+		return true
+	}
+	m, err := meta.Accessor(obj)
+	return err == nil && sel.Matches(labels.Set(m.GetLabels()))
 }
 
 func (k *benchKube) status(w http.ResponseWriter, code int, reason metav1.StatusReason, msg string) {
@@ -160,7 +176,7 @@ func (c *benchCounter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (k *benchKube) list(w http.ResponseWriter, r *http.Request, res *benchResource, limitParam, continueParam string) {
+func (k *benchKube) list(w http.ResponseWriter, r *http.Request, res *benchResource, sel labels.Selector, limitParam, continueParam string) {
 	start := time.Now()
 	defer func() { k.busy.Add(int64(time.Since(start))) }()
 	from, _ := strconv.Atoi(continueParam)
@@ -175,7 +191,9 @@ func (k *benchKube) list(w http.ResponseWriter, r *http.Request, res *benchResou
 	}
 	items := make([]runtime.Object, 0, to-from)
 	for i := from; i < to; i++ {
-		items = append(items, res.gen(i))
+		if obj := res.gen(i); benchSelected(sel, obj) {
+			items = append(items, obj)
+		}
 	}
 	if err := meta.SetList(list, items); err != nil {
 		panic(err)
@@ -194,7 +212,7 @@ func (k *benchKube) list(w http.ResponseWriter, r *http.Request, res *benchResou
 	_ = enc.Encode(list, cw)
 	_ = bw.Flush()
 	res.bytes.Add(cw.n)
-	res.items.Add(int64(to - from))
+	res.items.Add(int64(len(items)))
 }
 
 const benchProtobuf = "application/vnd.kubernetes.protobuf"
@@ -213,7 +231,7 @@ func (k *benchKube) encoder(r *http.Request, gv schema.GroupVersion) (string, ru
 	return "application/json", k.codec
 }
 
-func (k *benchKube) watch(w http.ResponseWriter, r *http.Request, res *benchResource, initialEvents bool, timeout string) {
+func (k *benchKube) watch(w http.ResponseWriter, r *http.Request, res *benchResource, sel labels.Selector, initialEvents bool, timeout string) {
 	if initialEvents && !k.watchList {
 		k.status(w, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid,
 			"ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled")
@@ -241,7 +259,11 @@ func (k *benchKube) watch(w http.ResponseWriter, r *http.Request, res *benchReso
 			return info.StreamSerializer.Serializer.Encode(&metav1.WatchEvent{Type: typ, Object: runtime.RawExtension{Raw: buf.Bytes()}}, frames)
 		}
 		for i := range res.count {
-			if err := send(string(watch.Added), res.gen(i)); err != nil {
+			obj := res.gen(i)
+			if !benchSelected(sel, obj) {
+				continue
+			}
+			if err := send(string(watch.Added), obj); err != nil {
 				return // the client went away
 			}
 		}

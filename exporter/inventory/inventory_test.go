@@ -63,7 +63,7 @@ func objects() []runtime.Object {
 	return []runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments", "secret-ish": "x"}}},
 		&appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(3)), Template: tmpl}},
-		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9f", owned(KindDeployment, "web")...), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&appsv1.ReplicaSet{ObjectMeta: hashed(meta("shop", "web-7d9f", owned(KindDeployment, "web")...), "7d9f"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
 		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "orphan-rs"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: tmpl}},
 		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(2)), Template: tmpl}},
 		&appsv1.DaemonSet{ObjectMeta: meta("shop", "agent"), Spec: appsv1.DaemonSetSpec{Template: tmpl}, Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 4}},
@@ -72,8 +72,8 @@ func objects() []runtime.Object {
 		&batchv1.Job{ObjectMeta: meta("shop", "once"), Spec: batchv1.JobSpec{Parallelism: ptr(int32(2)), Template: tmpl}},
 		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta("shop", "web-hpa"), Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: KindDeployment, Name: "web", APIVersion: "apps/v1"}, MaxReplicas: 10}},
-		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodRunning}},
-		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-b", owned(KindReplicaSet, "web-7d9f")...), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
+		&corev1.Pod{ObjectMeta: hashed(meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), "7d9f"), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+		&corev1.Pod{ObjectMeta: hashed(meta("shop", "web-7d9f-b", owned(KindReplicaSet, "web-7d9f")...), "7d9f"), Spec: onNode(tmpl.Spec, "n1"), Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
 		&corev1.Pod{ObjectMeta: meta("shop", "db-0", owned(KindStatefulSet, "db")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "agent-x", owned(KindDaemonSet, "agent")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "nightly-29000-q", owned(KindJob, "nightly-29000")...), Spec: tmpl.Spec},
@@ -86,6 +86,13 @@ func objects() []runtime.Object {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.large"}},
 			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}, Images: []corev1.ContainerImage{{Names: []string{"big"}}}}},
 	}
+}
+
+// hashed adds the pod-template-hash label the Deployment controller puts on
+// its ReplicaSets and their pods.
+func hashed(m metav1.ObjectMeta, hash string) metav1.ObjectMeta {
+	m.Labels = map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: hash}
+	return m
 }
 
 func onNode(s corev1.PodSpec, node string) corev1.PodSpec {
@@ -107,26 +114,33 @@ func started(t *testing.T, opts Options) *Inventory {
 
 func TestOwnerResolution(t *testing.T) {
 	inv := started(t, Options{})
+	hash := func(h string) map[string]string { return map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: h} }
 	tests := []struct {
-		pod  string
-		refs []metav1.OwnerReference
-		want ID
+		pod    string
+		labels map[string]string
+		refs   []metav1.OwnerReference
+		want   ID
 	}{
-		{"web-7d9f-a", owned(KindReplicaSet, "web-7d9f"), ID{"shop", KindDeployment, "web"}},
-		{"orphan-x", owned(KindReplicaSet, "orphan-rs"), ID{"shop", KindReplicaSet, "orphan-rs"}},
-		{"gone-x", owned(KindReplicaSet, "not-in-cache"), ID{"shop", KindReplicaSet, "not-in-cache"}},
-		{"db-0", owned(KindStatefulSet, "db"), ID{"shop", KindStatefulSet, "db"}},
-		{"agent-x", owned(KindDaemonSet, "agent"), ID{"shop", KindDaemonSet, "agent"}},
-		{"nightly-29000-q", owned(KindJob, "nightly-29000"), ID{"shop", KindCronJob, "nightly"}},
-		{"once-z", owned(KindJob, "once"), ID{"shop", KindJob, "once"}},
-		{"debug", nil, ID{"shop", KindPod, "debug"}},
-		{"rollout-1", owned("Rollout", "canary"), ID{"shop", "Rollout", "canary"}},
+		// By the label alone: the ReplicaSets of Deployments are not watched.
+		{"web-7d9f-a", hash("7d9f"), owned(KindReplicaSet, "web-7d9f"), ID{"shop", KindDeployment, "web"}},
+		{"gone-5c4b-x", hash("5c4b"), owned(KindReplicaSet, "gone-5c4b"), ID{"shop", KindDeployment, "gone"}},
+		// A hash that does not end the ReplicaSet's name proves nothing.
+		{"odd-x", hash("zz"), owned(KindReplicaSet, "orphan-rs"), ID{"shop", KindReplicaSet, "orphan-rs"}},
+		{"orphan-x", nil, owned(KindReplicaSet, "orphan-rs"), ID{"shop", KindReplicaSet, "orphan-rs"}},
+		{"gone-x", nil, owned(KindReplicaSet, "not-in-cache"), ID{"shop", KindReplicaSet, "not-in-cache"}},
+		{"db-0", nil, owned(KindStatefulSet, "db"), ID{"shop", KindStatefulSet, "db"}},
+		{"agent-x", nil, owned(KindDaemonSet, "agent"), ID{"shop", KindDaemonSet, "agent"}},
+		{"nightly-29000-q", nil, owned(KindJob, "nightly-29000"), ID{"shop", KindCronJob, "nightly"}},
+		{"once-z", nil, owned(KindJob, "once"), ID{"shop", KindJob, "once"}},
+		{"debug", nil, nil, ID{"shop", KindPod, "debug"}},
+		{"rollout-1", nil, owned("Rollout", "canary"), ID{"shop", "Rollout", "canary"}},
 		// A non-controller owner does not make a workload.
-		{"adopted", []metav1.OwnerReference{{Kind: KindReplicaSet, Name: "web-7d9f"}}, ID{"shop", KindPod, "adopted"}},
+		{"adopted", nil, []metav1.OwnerReference{{Kind: KindReplicaSet, Name: "web-7d9f"}}, ID{"shop", KindPod, "adopted"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.pod, func(t *testing.T) {
-			if got := inv.Owner("shop", tc.pod, tc.refs); got != tc.want {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.pod, Labels: tc.labels, OwnerReferences: tc.refs}}
+			if got := inv.Owner(p); got != tc.want {
 				t.Errorf("Owner = %v, want %v", got, tc.want)
 			}
 		})
@@ -214,7 +228,7 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 	tmpl := podTemplate()
 	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}}}
-	pod.Labels = map[string]string{"app": "web"}
+	pod.Labels = map[string]string{"app": "web", appsv1.DefaultDeploymentUniqueLabelKey: "7d9f"}
 	pod.Spec.NodeName = "n1"
 	out, err := tr(pod)
 	if err != nil {
@@ -224,7 +238,7 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 	if !ok {
 		t.Fatalf("pod transformed to %T, want *leanPod", out)
 	}
-	if p.name != "web-7d9f-a" || p.namespace != "shop" || p.node != "n1" || p.phase != "Running" || p.owner != (owner{KindReplicaSet, "web-7d9f"}) {
+	if p.name != "web-7d9f-a" || p.namespace != "shop" || p.node != "n1" || p.phase != "Running" || p.owner != (owner{KindDeployment, "web"}) {
 		t.Errorf("controlled pod lost what the analysis reads: %+v", p)
 	}
 	if p.spec != nil {

@@ -25,7 +25,7 @@ func transform(opts Options) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *corev1.Pod:
-			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: ownerOf(o.Name, o.OwnerReferences), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase)), req: requestsOf(&o.Spec)}
+			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: podOwner(o), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase)), req: requestsOf(&o.Spec)}
 			// Pods of a controller take probes and annotations from the
 			// controller's template; only bare pods need their own.
 			if p.owner.kind == "" {
@@ -86,6 +86,23 @@ func transform(opts Options) cache.TransformFunc {
 			return obj, nil
 		}
 	}
+}
+
+// podOwner is the pod's controller, with a ReplicaSet made by a Deployment
+// resolved to the Deployment right here: the Deployment controller names its
+// ReplicaSets <deployment>-<pod-template-hash> and labels their pods with
+// that hash, so the inventory need not keep the ReplicaSets of Deployments
+// (three quarters of all ReplicaSets at 150,000 pods; New watches only the
+// others).
+func podOwner(p *corev1.Pod) owner {
+	o := ownerOf(p.Name, p.OwnerReferences)
+	if o.kind != KindReplicaSet {
+		return o
+	}
+	if h := p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" && strings.HasSuffix(o.name, "-"+h) {
+		return owner{kind: KindDeployment, name: o.name[:len(o.name)-len(h)-1]}
+	}
+	return o
 }
 
 // requestsOf sums what a pod's containers and native sidecars request.
