@@ -251,7 +251,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			byID[id] = w
 		}
 		w.Pods++
-		if p.phase == string(corev1.PodPending) || p.phase == string(corev1.PodRunning) {
+		if p.req.reserving {
 			w.addRequests(p.node, p.req)
 		}
 	})

@@ -100,8 +100,7 @@ type leanPod struct {
 	objMeta
 	owner owner
 	node  string
-	phase string
-	req   podRequests
+	req   podRequests // holds the phase too, in what would be padding
 	spec  *podSpec
 }
 
@@ -110,8 +109,13 @@ type leanPod struct {
 // what the scheduler reserves and the bill pays for. Integers in the
 // units Kubernetes counts in keep it exact and small.
 type podRequests struct {
-	memory         int64 // bytes
-	cpuMilli, gpus int32
+	memory   int64 // bytes
+	cpuMilli int32
+	gpus     int16
+	// reserving says the pod is Pending or Running: it holds its requests.
+	// Here rather than a phase string, this keeps a leanPod at 112 bytes,
+	// one size class below 128 (16 bytes a pod).
+	reserving bool
 }
 
 // leanWorkload is a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or

@@ -25,7 +25,8 @@ func transform(opts Options) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *corev1.Pod:
-			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: podOwner(o), node: intern(o.Spec.NodeName), phase: intern(string(o.Status.Phase)), req: requestsOf(&o.Spec)}
+			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: podOwner(o), node: intern(o.Spec.NodeName), req: requestsOf(&o.Spec)}
+			p.req.reserving = o.Status.Phase == corev1.PodPending || o.Status.Phase == corev1.PodRunning
 			// Pods of a controller take probes and annotations from the
 			// controller's template; only bare pods need their own.
 			if p.owner.kind == "" {
@@ -113,7 +114,7 @@ func requestsOf(spec *corev1.PodSpec) podRequests {
 		r.memory += c.Resources.Requests.Memory().Value()
 		for name, q := range c.Resources.Requests {
 			if strings.HasSuffix(string(name), "/gpu") {
-				r.gpus += int32(q.Value())
+				r.gpus += int16(q.Value())
 			}
 		}
 	}
