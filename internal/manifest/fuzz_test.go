@@ -25,8 +25,10 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Long inputs are cut, not skipped: the parser sees every input,
+		// and runs stay fast (the 32 MiB limit of Read has its own test).
 		if len(data) > 64<<10 {
-			t.Skip("inputs are bounded; the size limit has its own test")
+			data = data[:64<<10]
 		}
 		ws, _, err := Parse("f.yaml", data)
 		if err != nil {
