@@ -18,6 +18,8 @@ type WorkloadForecast struct {
 	// p10, p50 and p90; nil when the workload requests no CPU and so has no
 	// price per core to grow by (as on the cost metric).
 	CostPerHour [][3]float64
+	// Anomaly is the usage anomaly score, NaN when unknown.
+	Anomaly float64
 }
 
 // Forecasts returns the forecasts of the workloads of the last cycle that
@@ -37,7 +39,7 @@ func (s *Service) Forecasts() []WorkloadForecast {
 		if !ok {
 			continue
 		}
-		o := WorkloadForecast{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, CPU: append([]forecast.Summary{}, wf.CPU...)}
+		o := WorkloadForecast{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, CPU: append([]forecast.Summary{}, wf.CPU...), Anomaly: wf.Anomaly}
 		if w.RequestedCPUCores > 0 {
 			for _, sum := range wf.CPU {
 				var c [3]float64

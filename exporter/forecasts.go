@@ -219,12 +219,14 @@ var forecastStats = []string{"p10", "p50", "p90"}
 func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 	f := &c.s.forecasts
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if !f.ran {
+	ran, succeeded, took, at, fitted := f.ran, f.ok, f.duration, f.at, f.byKey != nil
+	n := len(f.byKey)
+	f.mu.RUnlock()
+	if !ran {
 		return
 	}
 	ok := 0.0
-	if f.ok {
+	if succeeded {
 		ok = 1
 	}
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -232,35 +234,30 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 		}
 	}
-	g(c.duration, f.duration.Seconds())
+	g(c.duration, took.Seconds())
 	g(c.success, ok)
-	if f.byKey == nil {
+	if !fitted {
 		return
 	}
-	g(c.at, float64(f.at.UnixNano())/1e9)
-	g(c.num, float64(len(f.byKey)))
-	res := c.s.Last()
-	if res == nil || (c.only != nil && c.only != c.cpu && c.only != c.cost && c.only != c.anomaly) {
+	g(c.at, float64(at.UnixNano())/1e9)
+	g(c.num, float64(n))
+	if c.only != nil && c.only != c.cpu && c.only != c.cost && c.only != c.anomaly {
 		return
 	}
-	// Only workloads of the last cycle: a forecast of a deleted workload
-	// would be a cost nobody will pay.
-	for _, w := range res.Workloads {
-		wf, found := f.byKey[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
-		if !found {
-			continue
-		}
-		for _, sum := range wf.CPU {
+	// The same reading the CLI makes: only workloads of the last cycle, as
+	// a forecast of a deleted workload would be a cost nobody will pay.
+	for _, w := range c.s.Forecasts() {
+		for i, sum := range w.CPU {
 			h := horizonLabel(sum.Horizon)
-			for i, q := range []float64{sum.P10, sum.P50, sum.P90} {
-				g(c.cpu, q, w.Namespace, w.Name, w.Kind, h, forecastStats[i])
-				if cost, ok := forecastCost(w, q); ok {
-					g(c.cost, cost, w.Namespace, w.Name, w.Kind, h, forecastStats[i])
+			for j, q := range []float64{sum.P10, sum.P50, sum.P90} {
+				g(c.cpu, q, w.Namespace, w.Workload, w.Kind, h, forecastStats[j])
+				if w.CostPerHour != nil {
+					g(c.cost, w.CostPerHour[i][j], w.Namespace, w.Workload, w.Kind, h, forecastStats[j])
 				}
 			}
 		}
-		if !math.IsNaN(wf.Anomaly) {
-			g(c.anomaly, wf.Anomaly, w.Namespace, w.Name, w.Kind)
+		if !math.IsNaN(w.Anomaly) {
+			g(c.anomaly, w.Anomaly, w.Namespace, w.Workload, w.Kind)
 		}
 	}
 }
