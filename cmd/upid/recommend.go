@@ -38,21 +38,15 @@ const (
 	formatCommands = "commands"
 )
 
-// recommendation is one container's recommendation, as -o json prints it.
+// recommendation is one container's recommendation, as -o json prints it:
+// the exporter's own, with where it belongs and its savings per month.
 type recommendation struct {
-	Namespace          string   `json:"namespace"`
-	Kind               string   `json:"kind"`
-	Name               string   `json:"workload"`
-	Container          string   `json:"container"`
-	OK                 bool     `json:"ok"`
-	Apply              bool     `json:"apply"`
-	Confidence         float64  `json:"confidence"`
-	CPURequestCores    *float64 `json:"cpu_request_cores,omitempty"`
-	CPULimitCores      *float64 `json:"cpu_limit_cores,omitempty"`
-	MemoryRequestBytes *float64 `json:"memory_request_bytes,omitempty"`
-	MemoryLimitBytes   *float64 `json:"memory_limit_bytes,omitempty"`
-	MonthlySavings     float64  `json:"monthly_savings_dollars"`
-	Reasons            []string `json:"reasons,omitempty"`
+	Namespace string `json:"namespace"`
+	Kind      string `json:"kind"`
+	Name      string `json:"workload"`
+	Container string `json:"container"`
+	exporter.Recommendation
+	MonthlySavings float64 `json:"monthly_savings_dollars"`
 }
 
 // target is the NAMESPACE/KIND/NAME argument.
@@ -97,10 +91,7 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 			}
 			out = append(out, recommendation{
 				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name,
-				OK: r.OK, Apply: r.Apply, Confidence: r.Confidence,
-				CPURequestCores: r.CPURequestCores, CPULimitCores: r.CPULimitCores,
-				MemoryRequestBytes: r.MemoryRequestBytes, MemoryLimitBytes: r.MemoryLimitBytes,
-				MonthlySavings: monthly(r.SavingsDollarsPerHour), Reasons: r.Reasons,
+				Recommendation: *r, MonthlySavings: monthly(r.SavingsDollarsPerHour),
 			})
 		}
 	}
