@@ -124,12 +124,17 @@ func TestPrecedence(t *testing.T) {
 		args []string
 		env  map[string]string
 		want string
+		url  bool // want is prometheus.url, not log.level
 	}{
 		{name: "default", want: "info"},
 		{name: "file over default", args: []string{"--config", file}, want: "warn"},
 		{name: "env over file", args: []string{"--config", file}, env: map[string]string{"UPID_LOG_LEVEL": "error"}, want: "error"},
 		{name: "flag over env", args: []string{"--config", file, "--log.level", "debug"}, env: map[string]string{"UPID_LOG_LEVEL": "error"}, want: "debug"},
 		{name: "config path from env", env: map[string]string{"UPID_CONFIG": file}, want: "warn"},
+		{name: "flag", args: []string{"--prometheus.url", "http://a:9090"}, want: "http://a:9090", url: true},
+		{name: "alias", args: []string{"--prometheus-url", "http://b:9090"}, want: "http://b:9090", url: true},
+		{name: "alias over env", args: []string{"--prometheus-url=http://c:9090"}, env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://c:9090", url: true},
+		{name: "env without the alias", env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://env:9090", url: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,8 +150,12 @@ func TestPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Log.Level != tc.want {
-				t.Errorf("log.level = %q, want %q", cfg.Log.Level, tc.want)
+			got := cfg.Log.Level
+			if tc.url {
+				got = cfg.Prometheus.URL
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -324,39 +333,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestAlias checks the kubectl-style spelling of --prometheus.url: it sets
-// the same setting, wins over the environment like any flag, names itself
-// in errors, and stays out of --help.
-func TestAlias(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{name: "main flag", args: []string{"--prometheus.url", "http://a:9090"}, want: "http://a:9090"},
-		{name: "alias", args: []string{"--prometheus-url", "http://b:9090"}, want: "http://b:9090"},
-		{name: "alias over env", args: []string{"--prometheus-url=http://c:9090"}, env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://c:9090"},
-		{name: "env alone", env: map[string]string{"UPID_PROMETHEUS_URL": "http://env:9090"}, want: "http://env:9090"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			app := kingpin.New("upid", "")
-			flags := RegisterFlags(app)
-			if _, err := app.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := flags.Load()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.Prometheus.URL != tc.want {
-				t.Errorf("prometheus.url = %q, want %q", cfg.Prometheus.URL, tc.want)
-			}
-		})
-	}
+// TestAliasHidden checks that --prometheus-url, the kubectl-style spelling
+// of --prometheus.url (its precedence is in TestPrecedence), stays out of
+// --help.
+func TestAliasHidden(t *testing.T) {
 	app := kingpin.New("upid", "")
 	RegisterFlags(app)
 	var help strings.Builder
