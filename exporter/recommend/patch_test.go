@@ -113,3 +113,33 @@ func TestKnobsCoverPatch(t *testing.T) {
 		}
 	}
 }
+
+// Annotations and labels are written by anyone who may edit a workload or
+// namespace: no value may panic, and an accepted one must be valid.
+func FuzzPatchSet(f *testing.F) {
+	for _, k := range Knobs {
+		f.Add(k.Key, "0.5")
+	}
+	f.Add("min_cpu", "1e400")
+	f.Add("min_memory", "9Ei")
+	f.Add("window", "292y")
+	f.Add("cpu_percentile", "-0")
+	f.Add("limit_policy", "")
+	f.Fuzz(func(t *testing.T, key, raw string) {
+		var o Patch
+		if err := o.Set(key, raw); err != nil {
+			if !o.Empty() {
+				t.Fatalf("%s=%q: rejected but kept %+v", key, raw, o)
+			}
+			return
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("%s=%q accepted but invalid: %v", key, raw, err)
+		}
+		p := DefaultPolicy()
+		o.Apply(&p)
+		if err := p.Validate(); err != nil {
+			t.Fatalf("%s=%q: policy invalid: %v", key, raw, err)
+		}
+	})
+}
