@@ -212,7 +212,7 @@ func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLay
 			layers = append(layers[:len(layers):len(layers)], l)
 		}
 	}
-	p, src := resolvePolicy(a.policy, a.overrides, w.ID, layers...)
+	p, src := resolvePolicy(a.policy, a.overrides[w.Namespace], w.ID, layers...)
 	win, clamped := effectiveWindow(p.Window, a.window)
 	var clampedFrom time.Duration
 	// The cluster's own window is clamped silently: its default, two
@@ -269,7 +269,7 @@ type analyzer struct {
 	// policy is the cluster's (exporter.recommend), overrides its
 	// exceptions; annotations and labels are read each cycle.
 	policy    recommend.Policy
-	overrides []policyOverride
+	overrides map[string][]policyOverride // by namespace
 }
 
 func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at time.Time) *Results {

@@ -128,7 +128,7 @@ func New(opts Options) (*Service, error) {
 		}),
 		analyzer: &analyzer{
 			window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file,
-			policy: policy, overrides: overrides,
+			policy: policy, overrides: overridesByNamespace(overrides),
 		},
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),

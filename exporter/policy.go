@@ -3,8 +3,6 @@ package exporter
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -57,7 +55,7 @@ func policyOverrides(cfg config.Recommend) ([]policyOverride, error) {
 type policyLayer struct {
 	source string // one of the source* constants
 	patch  recommend.Patch
-	keys   map[string]string // knob key → label or annotation name, for the sources
+	keys   map[string]string // knob key → its source, e.g. "namespace_label upid.io/cpu-margin"
 }
 
 // policyProblem is a value that was ignored (Err) or could not be honoured
@@ -99,7 +97,7 @@ func parsePolicyLayer(source string, m map[string]string, id inventory.ID) (poli
 		if l.keys == nil {
 			l.keys = map[string]string{}
 		}
-		l.keys[k.Key] = k.Annotation
+		l.keys[k.Key] = source + " " + k.Annotation
 	}
 	return l, problems
 }
@@ -133,16 +131,29 @@ func resolvePolicy(cluster recommend.Policy, overrides []policyOverride, id inve
 		}
 	}
 	// Labels before annotations: at the same level the annotation, which
-	// can hold any value, wins.
-	layers = slices.Clone(layers)
-	sort.SliceStable(layers, func(i, j int) bool { return layerRank[layers[i].source] < layerRank[layers[j].source] })
-	for _, l := range layers {
-		note(l.patch.Apply(&p), func(k string) string { return l.source + " " + l.keys[k] })
+	// can hold any value, wins. Ranked by passes rather than sorted, so that
+	// nothing is allocated for the caller's slice.
+	for _, rank := range layerOrder {
+		for _, l := range layers {
+			if l.source == rank {
+				note(l.patch.Apply(&p), func(k string) string { return l.keys[k] })
+			}
+		}
 	}
 	return p, src
 }
 
-var layerRank = map[string]int{sourceNamespaceLabel: 0, sourceNamespaceAnnotation: 1, sourceWorkloadAnnotation: 2}
+var layerOrder = []string{sourceNamespaceLabel, sourceNamespaceAnnotation, sourceWorkloadAnnotation}
+
+// overridesByNamespace groups the overrides, in their order, so that a
+// workload is matched against its namespace's only.
+func overridesByNamespace(overrides []policyOverride) map[string][]policyOverride {
+	out := map[string][]policyOverride{}
+	for _, o := range overrides {
+		out[o.namespace] = append(out[o.namespace], o)
+	}
+	return out
+}
 
 // effectiveWindow is the window a policy can have with the history
 // fetched: at most exporter.window; 0 (unset) means all of it.

@@ -95,16 +95,14 @@ func (o Patch) Validate() error {
 	o.Apply(&p)
 	ff, df := p.fields()
 	var errs []error
-	for _, k := range Knobs {
-		for _, f := range ff {
-			if f.name == k.field && f.bad(*f.v) {
-				errs = append(errs, &KnobError{Key: k.Key, Msg: fmt.Sprintf("%v is out of range: want %s", *f.v, f.want())})
-			}
+	for _, f := range ff {
+		if key := knobKey[f.name]; key != "" && f.bad(*f.v) {
+			errs = append(errs, &KnobError{Key: key, Msg: fmt.Sprintf("%v is out of range: want %s", *f.v, f.want())})
 		}
-		for _, f := range df {
-			if f.name == k.field && f.bad(*f.v) {
-				errs = append(errs, &KnobError{Key: k.Key, Msg: fmt.Sprintf("%s must be positive", model.Duration(*f.v))})
-			}
+	}
+	for _, f := range df {
+		if key := knobKey[f.name]; key != "" && f.bad(*f.v) {
+			errs = append(errs, &KnobError{Key: key, Msg: fmt.Sprintf("%s must be positive", model.Duration(*f.v))})
 		}
 	}
 	if !p.Limits.valid() {
@@ -112,6 +110,15 @@ func (o Patch) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// knobKey maps a Policy field name to its knob's key.
+var knobKey = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range Knobs {
+		m[k.field] = k.Key
+	}
+	return m
+}()
 
 // Set parses one knob from text, as annotations and labels carry it:
 // fractions as numbers (0.95), the window as a Prometheus duration (7d),
