@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
@@ -25,6 +27,8 @@ type Results struct {
 	Nodes      []NodeResult       `json:"nodes"`
 	Namespaces []NamespaceResult  `json:"namespaces"`
 	Objects    map[string]float64 `json:"-"`
+	// problems are the policy values ignored or clamped in this cycle.
+	problems []policyProblem
 }
 
 // WorkloadResult is what UPID concluded about one workload.
@@ -48,6 +52,9 @@ type WorkloadResult struct {
 	// resources are unknown for lack of usage data.
 	Waste         Waste   `json:"waste_dollars_per_hour"`
 	IdleCostPerHr float64 `json:"idle_cost_dollars_per_hour"`
+	// Policy is the recommendation policy, present when an override, a
+	// label or an annotation changed it from exporter.recommend's.
+	Policy *PolicyResult `json:"policy,omitempty"`
 }
 
 // Idle is the idle verdict with the traffic behind it.
@@ -77,15 +84,22 @@ type ContainerResult struct {
 // for that resource (no data), except CPULimitCores, where nil with
 // CPURequestCores set means "no CPU limit".
 type Recommendation struct {
-	OK                    bool     `json:"ok"`
-	Confidence            float64  `json:"confidence"`
-	Apply                 bool     `json:"apply"`
-	CPURequestCores       *float64 `json:"cpu_request_cores,omitempty"`
-	CPULimitCores         *float64 `json:"cpu_limit_cores,omitempty"`
-	MemoryRequestBytes    *float64 `json:"memory_request_bytes,omitempty"`
-	MemoryLimitBytes      *float64 `json:"memory_limit_bytes,omitempty"`
-	SavingsDollarsPerHour float64  `json:"savings_dollars_per_hour"`
-	Reasons               []string `json:"reasons,omitempty"`
+	OK                 bool     `json:"ok"`
+	Confidence         float64  `json:"confidence"`
+	Apply              bool     `json:"apply"`
+	CPURequestCores    *float64 `json:"cpu_request_cores,omitempty"`
+	CPULimitCores      *float64 `json:"cpu_limit_cores,omitempty"`
+	MemoryRequestBytes *float64 `json:"memory_request_bytes,omitempty"`
+	MemoryLimitBytes   *float64 `json:"memory_limit_bytes,omitempty"`
+	// The bounds of the requests: below the lower one the container is
+	// likely under-provisioned, above the upper one surely
+	// over-provisioned (docs/recommendations.md).
+	CPURequestLowerCores    *float64 `json:"cpu_request_lower_bound_cores,omitempty"`
+	CPURequestUpperCores    *float64 `json:"cpu_request_upper_bound_cores,omitempty"`
+	MemoryRequestLowerBytes *float64 `json:"memory_request_lower_bound_bytes,omitempty"`
+	MemoryRequestUpperBytes *float64 `json:"memory_request_upper_bound_bytes,omitempty"`
+	SavingsDollarsPerHour   float64  `json:"savings_dollars_per_hour"`
+	Reasons                 []string `json:"reasons,omitempty"`
 }
 
 func recommendationOf(r recommend.Recommendation) *Recommendation {
@@ -96,12 +110,14 @@ func recommendationOf(r recommend.Recommendation) *Recommendation {
 	v := func(x float64) *float64 { return &x }
 	if r.CPU.OK {
 		out.CPURequestCores = v(r.CPU.Request)
+		out.CPURequestLowerCores, out.CPURequestUpperCores = v(r.CPU.Lower), v(r.CPU.Upper)
 		if r.CPU.Limit > 0 {
 			out.CPULimitCores = v(r.CPU.Limit)
 		}
 	}
 	if r.Memory.OK {
 		out.MemoryRequestBytes = v(r.Memory.Request)
+		out.MemoryRequestLowerBytes, out.MemoryRequestUpperBytes = v(r.Memory.Lower), v(r.Memory.Upper)
 		if r.Memory.Limit > 0 {
 			out.MemoryLimitBytes = v(r.Memory.Limit)
 		}
@@ -143,9 +159,12 @@ type NamespaceResult struct {
 }
 
 // recommend sizes one container from its window aggregates.
-func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices) recommend.Recommendation {
+func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
+	// The aggregates cover the fetched window; a shorter policy window
+	// scales the confidence (coverage × window) but not yet the
+	// aggregates, which the incremental state will.
 	in := recommend.Inputs{
-		Window:   a.window,
+		Window:   p.Window,
 		Current:  recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim},
 		Replicas: replicas,
 		Prices:   prices,
@@ -179,9 +198,38 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 		}
 	}
 	in.ThrottledRatio = h.ContainerThrottledRatio[c]
-	p := a.policy
-	p.Window = a.window
 	return recommend.Recommend(in, p)
+}
+
+// workloadPolicy resolves the workload's policy, records it on r when it is
+// not the cluster's, and its problems on res.
+func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLayers []policyLayer, res *Results) recommend.Policy {
+	layers := nsLayers
+	if len(w.Annotations) > 0 {
+		l, problems := parsePolicyLayer(sourceWorkloadAnnotation, w.Annotations, w.ID)
+		res.problems = append(res.problems, problems...)
+		if !l.patch.Empty() {
+			layers = append(layers[:len(layers):len(layers)], l)
+		}
+	}
+	p, src := resolvePolicy(a.policy, a.overrides[w.Namespace], w.ID, layers...)
+	win, clamped := effectiveWindow(p.Window, a.window)
+	var clampedFrom time.Duration
+	// The cluster's own window is clamped silently: its default, two
+	// weeks, is longer than exporter.window's, and New warns once about
+	// an explicit one.
+	if by := src["window"]; clamped && by != "" {
+		clampedFrom = p.Window
+		res.problems = append(res.problems, policyProblem{
+			Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, Key: by, Value: model.Duration(p.Window).String(),
+			Msg: "longer than exporter.window, the history fetched; clamped to " + model.Duration(a.window).String(),
+		})
+	}
+	p.Window = win
+	if len(src) > 0 {
+		r.Policy = policyResult(p, src, clampedFrom)
+	}
+	return p
 }
 
 // matchers tell health traffic from real traffic.
@@ -218,7 +266,10 @@ type analyzer struct {
 	params   idle.Params
 	matchers matchers
 	pricing  *pricing.File
-	policy   recommend.Policy
+	// policy is the cluster's (exporter.recommend), overrides its
+	// exceptions; annotations and labels are read each cycle.
+	policy    recommend.Policy
+	overrides map[string][]policyOverride // by namespace
 }
 
 func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at time.Time) *Results {
@@ -255,6 +306,29 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		for _, id := range inv.Selects[svc] {
 			k := [2]string{id.Namespace, id.Name}
 			byName[k] = append(byName[k], reqs...)
+		}
+	}
+
+	// Each namespace's labels and annotations are read once a cycle, so a
+	// bad value is reported once, not once per workload.
+	nsLayers := map[string][]policyLayer{}
+	for _, ns := range inv.Namespaces {
+		var layers []policyLayer
+		for _, m := range []struct {
+			source string
+			kv     map[string]string
+		}{{sourceNamespaceLabel, ns.UPIDLabels}, {sourceNamespaceAnnotation, ns.UPIDAnnotations}} {
+			if len(m.kv) == 0 {
+				continue
+			}
+			l, problems := parsePolicyLayer(m.source, m.kv, inventory.ID{Namespace: ns.Name})
+			res.problems = append(res.problems, problems...)
+			if !l.patch.Empty() {
+				layers = append(layers, l)
+			}
+		}
+		if len(layers) > 0 {
+			nsLayers[ns.Name] = layers
 		}
 	}
 
@@ -369,6 +443,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		if r.RequestedMemoryBytes > 0 && r.Cost.Memory > 0 {
 			prices.MemoryGiBHour = r.Cost.Memory / (r.RequestedMemoryBytes / bytesPerGiB)
 		}
+		policy := a.workloadPolicy(&r, w, nsLayers[w.Namespace], res)
 		var cpuP95, memP95 float64
 		cpuKnown, memKnown := len(h.ContainerCPU) > 0, len(h.ContainerMemory) > 0
 		for _, c := range names {
@@ -376,7 +451,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			// Only containers of the current template get a recommendation:
 			// one for a container that no longer exists applies to nothing.
 			if cur, ok := current[c]; ok {
-				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, r.Replicas, prices))
+				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, r.Replicas, prices, policy))
 			}
 			r.Containers = append(r.Containers, cr)
 			if u := cr.CPUCores; u != nil && u.P95 != nil {

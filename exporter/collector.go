@@ -19,6 +19,7 @@ type descs struct {
 	reqCPU, reqMem, reqGPU, cpuUsage, containerCPU, containerMem                  *prometheus.Desc
 	cost, waste, idleCost, nodeCost, nodeInfo, resultsAge, resultsAt              *prometheus.Desc
 	recCPU, recCPULimit, recMem, recMemLimit, recConfidence, recSavings, recApply *prometheus.Desc
+	recCPULower, recCPUUpper, recMemLower, recMemUpper                            *prometheus.Desc
 }
 
 func newDescs(cluster string) descs {
@@ -52,6 +53,10 @@ func newDescs(cluster string) descs {
 		waste:             w("upid_workload_waste_dollars_per_hour", "Requested beyond the p95 of use, priced, by resource; absent when usage is unknown.", "resource"),
 		idleCost:          w("upid_workload_idle_cost_dollars_per_hour", "The workload's whole cost per hour while it is idle, else 0."),
 		recCPU:            w("upid_container_recommended_cpu_request_cores", "CPU request UPID recommends for the container; absent without a confident recommendation.", "container"),
+		recCPULower:       w("upid_container_recommended_cpu_request_lower_bound_cores", "Lower bound of the CPU request: below it the container is likely under-provisioned (the median 5-minute usage with the CPU margin).", "container"),
+		recCPUUpper:       w("upid_container_recommended_cpu_request_upper_bound_cores", "Upper bound of the CPU request: above it the container is surely over-provisioned (the highest 5-minute usage with the CPU margin, widened for short history).", "container"),
+		recMemLower:       w("upid_container_recommended_memory_request_lower_bound_bytes", "Lower bound of the memory request: the window's peak working set plus the memory margin, or the memory of the last OOM kill if higher.", "container"),
+		recMemUpper:       w("upid_container_recommended_memory_request_upper_bound_bytes", "Upper bound of the memory request: above it the container is surely over-provisioned (the peak plus margin, or the OOM bump, widened for short history).", "container"),
 		recCPULimit:       w("upid_container_recommended_cpu_limit_cores", "CPU limit UPID recommends; absent when the policy removes CPU limits.", "container"),
 		recMem:            w("upid_container_recommended_memory_request_bytes", "Memory request UPID recommends: never below the window's peak working set plus the margin.", "container"),
 		recMemLimit:       w("upid_container_recommended_memory_limit_bytes", "Memory limit UPID recommends; absent when the policy sets none.", "container"),
@@ -126,8 +131,8 @@ func (c *resultsCollector) families() []prometheus.Collector {
 	all := []*prometheus.Desc{
 		d.resultsAge, d.resultsAt, d.idleScore, d.idleConfidence, d.idleState, d.idleSince,
 		d.realRPS, d.healthRPS, d.healthRatio, d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU,
-		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULimit, d.recMem,
-		d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
+		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper,
+		d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
 	}
 	if len(c.s.opts.Exporter.NamespaceLabels) > 0 {
 		all = append(all, c.nsDesc)
@@ -169,8 +174,10 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 	g(d.resultsAt, float64(res.At.UnixNano())/1e9)
 	perWorkload := on(d.idleScore, d.idleConfidence, d.idleState, d.idleSince, d.realRPS, d.healthRPS, d.healthRatio,
 		d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU, d.cpuUsage, d.containerCPU, d.containerMem,
-		d.recConfidence, d.recCPU, d.recCPULimit, d.recMem, d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost)
-	perContainer := on(d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULimit, d.recMem, d.recMemLimit, d.recSavings, d.recApply)
+		d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper,
+		d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost)
+	perContainer := on(d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit,
+		d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply)
 	for _, w := range res.Workloads {
 		if !perWorkload {
 			break
@@ -219,8 +226,12 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 				g(d.recConfidence, rec.Confidence, cl...)
 				if rec.OK {
 					opt(g, d.recCPU, rec.CPURequestCores, cl)
+					opt(g, d.recCPULower, rec.CPURequestLowerCores, cl)
+					opt(g, d.recCPUUpper, rec.CPURequestUpperCores, cl)
 					opt(g, d.recCPULimit, rec.CPULimitCores, cl)
 					opt(g, d.recMem, rec.MemoryRequestBytes, cl)
+					opt(g, d.recMemLower, rec.MemoryRequestLowerBytes, cl)
+					opt(g, d.recMemUpper, rec.MemoryRequestUpperBytes, cl)
 					opt(g, d.recMemLimit, rec.MemoryLimitBytes, cl)
 					g(d.recSavings, rec.SavingsDollarsPerHour, cl...)
 					apply := 0.0
@@ -292,17 +303,23 @@ type selfMetrics struct {
 	queryErrors   *prometheus.CounterVec
 	lastSuccess   prometheus.Gauge
 	objects       *prometheus.GaugeVec
+	policyErrors  *prometheus.CounterVec
 }
 
 func newSelfMetrics() selfMetrics {
-	return selfMetrics{
+	m := selfMetrics{
 		stageDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_cycle_stage_duration_seconds", Help: "Duration of each stage of the last analysis cycle: inventory, prometheus, analysis, total."}, []string{"stage"}),
 		stageSuccess:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_cycle_stage_success", Help: "1 when the stage succeeded in the last cycle that reached it, else 0."}, []string{"stage"}),
 		cycles:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "upid_exporter_cycles_total", Help: "Analysis cycles by result (success, failure)."}, []string{"result"}),
 		queryErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "upid_exporter_query_errors_total", Help: "Failed Prometheus queries, by query name."}, []string{"query"}),
 		lastSuccess:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_last_success_timestamp_seconds", Help: "When the last successful analysis cycle ran."}),
 		objects:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_objects", Help: "Objects tracked in the last good cycle, by kind (workload kinds, pod, node, namespace)."}, []string{"kind"}),
+		policyErrors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "upid_exporter_policy_errors_total", Help: "Recommendation policy values (upid.io/ labels and annotations) ignored as invalid, counted every cycle they remain, by where they were set."}, []string{"source"}),
 	}
+	for _, src := range []string{sourceWorkloadAnnotation, sourceNamespaceAnnotation, sourceNamespaceLabel} {
+		m.policyErrors.WithLabelValues(src)
+	}
+	return m
 }
 
 func (m selfMetrics) stage(name string, d time.Duration, err error) {
@@ -321,6 +338,7 @@ func (m selfMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.queryErrors.Describe(ch)
 	m.lastSuccess.Describe(ch)
 	m.objects.Describe(ch)
+	m.policyErrors.Describe(ch)
 }
 
 func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -330,6 +348,7 @@ func (m selfMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.queryErrors.Collect(ch)
 	m.lastSuccess.Collect(ch)
 	m.objects.Collect(ch)
+	m.policyErrors.Collect(ch)
 }
 
 func (m selfMetrics) setObjects(objs map[string]float64) {

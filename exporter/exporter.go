@@ -45,6 +45,10 @@ type Service struct {
 	mu        sync.RWMutex
 	last      *Results
 	idleSince map[inventory.ID]time.Time
+	// policyLogged are the policy problems of the last cycle, logged
+	// when they first appeared; a problem is logged again only after it
+	// has gone for a cycle.
+	policyLogged map[string]bool
 
 	self      selfMetrics
 	forecasts forecasts
@@ -85,6 +89,14 @@ func New(opts Options) (*Service, error) {
 	if err := params.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("exporter.idle: %w", err))
 	}
+	policy, err := cfg.Recommend.Policy()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("exporter.recommend: %w", err))
+	}
+	overrides, err := policyOverrides(cfg.Recommend)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	var file *pricing.File
 	if cfg.PricingFile != "" {
 		f, err := pricing.LoadFile(cfg.PricingFile)
@@ -114,9 +126,16 @@ func New(opts Options) (*Service, error) {
 		inv: inventory.New(opts.Kube, inventory.Options{
 			NamespaceLabels: cfg.NamespaceLabels, Shard: cfg.Shard, TotalShards: cfg.TotalShards,
 		}),
-		analyzer:  &analyzer{window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file, policy: recommend.DefaultPolicy()},
+		analyzer: &analyzer{
+			window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file,
+			policy: policy, overrides: overridesByNamespace(overrides),
+		},
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),
+	}
+	if w := time.Duration(cfg.Recommend.Window); w > time.Duration(cfg.Window) && w != recommend.DefaultPolicy().Window {
+		s.logger.Warn("exporter.recommend.window is longer than exporter.window, the history fetched; recommendations use exporter.window",
+			"recommend_window", cfg.Recommend.Window, "window", cfg.Window)
 	}
 	return s, nil
 }
@@ -182,6 +201,7 @@ func (s *Service) Cycle(ctx context.Context) error {
 	stage = time.Now()
 	res := s.analyzer.analyze(inv, hist, at)
 	s.trackIdleSince(res)
+	s.reportPolicyProblems(res.problems)
 	s.self.stage("analysis", time.Since(stage), nil)
 
 	s.mu.Lock()
@@ -191,6 +211,34 @@ func (s *Service) Cycle(ctx context.Context) error {
 	s.self.cycles.WithLabelValues("success").Inc()
 	s.self.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
 	return nil
+}
+
+// reportPolicyProblems counts the ignored values of this cycle and logs
+// those that are new: a bad annotation stays until someone fixes it, and one
+// line per cycle per workload would drown everything else.
+func (s *Service) reportPolicyProblems(problems []policyProblem) {
+	seen := make(map[string]bool, len(problems))
+	for _, p := range problems {
+		if p.Err {
+			s.self.policyErrors.WithLabelValues(p.Source).Inc()
+		}
+		key := p.String()
+		seen[key] = true
+		if s.policyLogged[key] {
+			continue
+		}
+		kv := []any{"namespace", p.Namespace}
+		if p.Workload != "" {
+			kv = append(kv, "kind", p.Kind, "workload", p.Workload)
+		}
+		kv = append(kv, "key", p.Key, "value", p.Value, "problem", p.Msg)
+		if p.Err {
+			s.logger.Warn("recommendation policy value ignored; the next level down applies to this knob", append(kv, "source", p.Source)...)
+		} else {
+			s.logger.Warn("recommendation window clamped", kv...)
+		}
+	}
+	s.policyLogged = seen
 }
 
 // trackIdleSince keeps the earliest known start of an idle stretch across

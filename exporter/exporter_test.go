@@ -266,6 +266,7 @@ func TestAgainstRealServers(t *testing.T) {
 		"upid_workload_idle_state", "upid_workload_requested_cpu_cores", "upid_workload_requested_memory_bytes",
 		"upid_workload_cost_dollars_per_hour", "upid_workload_idle_cost_dollars_per_hour", "upid_workload_request_metrics_present",
 		"upid_workload_replicas", "upid_node_cost_dollars_per_hour", "upid_node_price_info", "upid_namespace_labels", "upid_exporter_cycles_total",
+		"upid_exporter_policy_errors_total", "upid_container_recommended_memory_request_lower_bound_bytes",
 	}
 	if *update {
 		writeGolden(t, reg, golden, stable)

@@ -7,7 +7,9 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +64,9 @@ type Workload struct {
 	MetricsPaths []string
 	// HPA is the name of a HorizontalPodAutoscaler targeting the workload.
 	HPA string
-	// Annotations holds only the upid.io/ annotations.
+	// Annotations holds only the upid.io/ annotations, of the workload
+	// object and of its pod template; the object's win, since it is where
+	// kubectl annotate puts them and it does not roll the pods.
 	Annotations map[string]string
 	// Labels are the pod template's labels, which Services select.
 	Labels map[string]string
@@ -98,10 +102,14 @@ type Probe struct {
 	Period    time.Duration
 }
 
-// Namespace is a namespace with its labels, for team attribution.
+// Namespace is a namespace with its labels, for team attribution, and its
+// upid.io/ labels and annotations, which set policies.
 type Namespace struct {
-	Name   string
+	Name string
+	// Labels are the allow-listed labels (Options.NamespaceLabels).
 	Labels map[string]string
+	// UPIDLabels and UPIDAnnotations are the upid.io/ ones.
+	UPIDLabels, UPIDAnnotations map[string]string
 }
 
 // Snapshot is a consistent read of the caches at one moment.
@@ -313,7 +321,24 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	for _, ns := range nss {
-		snap.Namespaces = append(snap.Namespaces, Namespace{Name: ns.Name, Labels: ns.Labels})
+		n := Namespace{Name: ns.Name, UPIDAnnotations: ns.Annotations}
+		// The cache keeps the allow-listed labels and the upid.io/ ones
+		// together (transform); a label may be both.
+		for k, v := range ns.Labels {
+			if slices.Contains(inv.opts.NamespaceLabels, k) {
+				if n.Labels == nil {
+					n.Labels = map[string]string{}
+				}
+				n.Labels[k] = v
+			}
+			if strings.HasPrefix(k, upidPrefix) {
+				if n.UPIDLabels == nil {
+					n.UPIDLabels = map[string]string{}
+				}
+				n.UPIDLabels[k] = v
+			}
+		}
+		snap.Namespaces = append(snap.Namespaces, n)
 	}
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	return snap, nil

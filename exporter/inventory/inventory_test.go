@@ -30,6 +30,11 @@ func meta(ns, name string, owners ...metav1.OwnerReference) metav1.ObjectMeta {
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
 }
 
+func annotated(m metav1.ObjectMeta, a map[string]string) metav1.ObjectMeta {
+	m.Annotations = a
+	return m
+}
+
 func podTemplate() corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
@@ -61,8 +66,10 @@ func podTemplate() corev1.PodTemplateSpec {
 func objects() []runtime.Object {
 	tmpl := podTemplate()
 	return []runtime.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments", "secret-ish": "x"}}},
-		&appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop",
+			Labels:      map[string]string{"team": "payments", "secret-ish": "x", "upid.io/limit-policy": "keep"},
+			Annotations: map[string]string{"upid.io/min-memory": "64Mi", "owner": "x"}}},
+		&appsv1.Deployment{ObjectMeta: annotated(meta("shop", "web"), map[string]string{"upid.io/mode": "off", "upid.io/cpu-percentile": "0.95", "deployment.kubernetes.io/revision": "3"}), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(3)), Template: tmpl}},
 		&appsv1.ReplicaSet{ObjectMeta: hashed(meta("shop", "web-7d9f", owned(KindDeployment, "web")...), "7d9f"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
 		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "orphan-rs"), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: tmpl}},
 		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db"), Spec: appsv1.StatefulSetSpec{Replicas: ptr(int32(2)), Template: tmpl}},
@@ -193,7 +200,8 @@ func TestSnapshot(t *testing.T) {
 	if !reflect.DeepEqual(web.Probes, wantProbes) {
 		t.Errorf("probes = %+v\nwant %+v", web.Probes, wantProbes)
 	}
-	if !reflect.DeepEqual(web.MetricsPaths, []string{"/stats"}) || !reflect.DeepEqual(web.Annotations, map[string]string{"upid.io/mode": "enforce"}) {
+	if !reflect.DeepEqual(web.MetricsPaths, []string{"/stats"}) || !reflect.DeepEqual(web.Annotations, map[string]string{"upid.io/mode": "off", "upid.io/cpu-percentile": "0.95"}) {
+		// The Deployment's own annotations win over its template's.
 		t.Errorf("metrics paths %v annotations %v", web.MetricsPaths, web.Annotations)
 	}
 	if w := got[ID{"shop", KindDaemonSet, "agent"}]; w.Replicas != 4 || w.Pods != 1 {
@@ -217,6 +225,12 @@ func TestSnapshot(t *testing.T) {
 	}
 	if len(snap.Namespaces) != 1 || !reflect.DeepEqual(snap.Namespaces[0].Labels, map[string]string{"team": "payments"}) {
 		t.Errorf("namespaces = %+v, want only the allow-listed team label", snap.Namespaces)
+	} else if ns := snap.Namespaces[0]; !reflect.DeepEqual(ns.UPIDLabels, map[string]string{"upid.io/limit-policy": "keep"}) ||
+		!reflect.DeepEqual(ns.UPIDAnnotations, map[string]string{"upid.io/min-memory": "64Mi"}) {
+		t.Errorf("namespace upid.io/ labels %v annotations %v", ns.UPIDLabels, ns.UPIDAnnotations)
+	}
+	if db := got[ID{"shop", KindStatefulSet, "db"}]; !reflect.DeepEqual(db.Annotations, map[string]string{"upid.io/mode": "enforce"}) {
+		t.Errorf("statefulset annotations %v, want its template's", db.Annotations)
 	}
 	if len(snap.Nodes) != 1 || len(snap.Nodes[0].Status.Images) != 0 || snap.Nodes[0].Labels["node.kubernetes.io/instance-type"] != "m5.large" {
 		t.Errorf("node not stripped to labels and capacity: %+v", snap.Nodes)

@@ -72,13 +72,14 @@ func transform(opts Options) cache.TransformFunc {
 		case *corev1.Namespace:
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Name, CreationTimestamp: o.CreationTimestamp}}
 			for k, v := range o.Labels {
-				if keepNS[k] {
+				if keepNS[k] || strings.HasPrefix(k, upidPrefix) {
 					if ns.Labels == nil {
 						ns.Labels = map[string]string{}
 					}
 					ns.Labels[k] = v
 				}
 			}
+			ns.Annotations = upidOnly(o.Annotations, nil)
 			ns.Status.Phase = o.Status.Phase
 			return ns, nil
 		default:
@@ -152,6 +153,7 @@ func workloadOf(m *metav1.ObjectMeta, n int32, t *corev1.PodTemplateSpec, foldIn
 	w := &leanWorkload{objMeta: newMeta(m), owner: ownerOf(m.Name, m.OwnerReferences), replicas: n}
 	if foldInto == "" || w.owner.kind != foldInto {
 		w.spec = specOf(t.Annotations, t.Labels, &t.Spec)
+		w.spec.annotations = upidOnly(m.Annotations, w.spec.annotations)
 	}
 	return w
 }
@@ -173,15 +175,24 @@ func specOf(annotations, labels map[string]string, spec *corev1.PodSpec) *podSpe
 	if p := annotations["prometheus.io/path"]; p != "" {
 		s.metricsPaths = []string{intern(p)}
 	}
-	for k, v := range annotations {
-		if strings.HasPrefix(k, "upid.io/") {
-			if s.annotations == nil {
-				s.annotations = map[string]string{}
+	s.annotations = upidOnly(annotations, nil)
+	return s
+}
+
+const upidPrefix = "upid.io/"
+
+// upidOnly adds the upid.io/ entries of m to into, which may be nil, and
+// returns it: nil when there are none, as for most objects.
+func upidOnly(m, into map[string]string) map[string]string {
+	for k, v := range m {
+		if strings.HasPrefix(k, upidPrefix) {
+			if into == nil {
+				into = map[string]string{}
 			}
-			s.annotations[intern(k)] = v
+			into[intern(k)] = v
 		}
 	}
-	return s
+	return into
 }
 
 func container(c corev1.Container, init, sidecar bool) Container {

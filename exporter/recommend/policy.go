@@ -150,6 +150,29 @@ func (f floatField) bad(v float64) bool {
 	return math.IsNaN(v) || math.IsInf(v, 0) || v < f.min || (f.minOpen && v == f.min) || (f.max > 0 && v > f.max)
 }
 
+// want describes the valid range, for messages.
+func (f floatField) want() string {
+	lo := "["
+	if f.minOpen {
+		lo = "("
+	}
+	if f.max > 0 {
+		return fmt.Sprintf("%s%v, %v]", lo, f.min, f.max)
+	}
+	if f.minOpen {
+		return fmt.Sprintf("more than %v", f.min)
+	}
+	return fmt.Sprintf("at least %v", f.min)
+}
+
+func (l LimitPolicy) valid() bool {
+	switch l {
+	case LimitKeep, LimitScale, LimitRemoveCPU:
+		return true
+	}
+	return false
+}
+
 func (f durField) bad(v time.Duration) bool { return v < 0 || (!f.zero && v == 0) }
 
 // Validate reports every field Recommend would replace.
@@ -166,9 +189,7 @@ func (p Policy) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %v must be positive", f.name, *f.v))
 		}
 	}
-	switch p.Limits {
-	case LimitKeep, LimitScale, LimitRemoveCPU:
-	default:
+	if !p.Limits.valid() {
 		errs = append(errs, fmt.Errorf("Limits: %q is not keep, scale or remove-cpu", p.Limits))
 	}
 	return errors.Join(errs...)
@@ -186,9 +207,7 @@ func (p Policy) normalized() Policy {
 			*f.v = f.def
 		}
 	}
-	switch p.Limits {
-	case LimitKeep, LimitScale, LimitRemoveCPU:
-	default:
+	if !p.Limits.valid() {
 		p.Limits = LimitRemoveCPU
 	}
 	return p

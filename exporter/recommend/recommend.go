@@ -116,6 +116,11 @@ type Resource struct {
 	OK bool
 	// Request and Limit recommended; Limit 0 means no limit.
 	Request, Limit float64
+	// Lower and Upper bound the requests that fit the history, like the
+	// VPA's bounds: below Lower the container is likely under-provisioned,
+	// above Upper it is surely over-provisioned. Lower <= Request <= Upper;
+	// docs/recommendations.md gives the formulas.
+	Lower, Upper float64
 	// Change is (Request − current)/current; +Inf when there is no current
 	// request.
 	Change float64
@@ -195,6 +200,9 @@ func Recommend(in Inputs, p Policy) Recommendation {
 		r.Reasons = append(r.Reasons, ReasonShortHistory)
 	}
 	cur := in.Current
+	// The bounds widen with short history as the VPA's do, by 1 + 1/days
+	// of covered history (an hour at least, so that it stays finite).
+	widen := 1 + 24*float64(time.Hour)/float64(max(covered, time.Hour))
 	var cpu, mem float64
 	throttled := false
 	minimum := false
@@ -210,6 +218,12 @@ func Recommend(in Inputs, p Policy) Recommendation {
 		}
 		minimum = cpu < p.MinCPU
 		cpu = roundUp(math.Max(cpu, p.MinCPU), 0.001)
+		censored := 1.0
+		if throttled {
+			censored += math.Min(in.ThrottledRatio, 1)
+		}
+		lower := in.CPU.Quantile(boundsLowerPercentile) * (1 + p.CPUMargin) * censored
+		upper := in.CPU.Quantile(1) * (1 + p.CPUMargin) * censored * widen
 		// CPU has no floor to defend: below the percentile a container
 		// without a limit borrows idle CPU. Throttling under a kept limit
 		// is the exception and always moves.
@@ -218,9 +232,12 @@ func Recommend(in Inputs, p Policy) Recommendation {
 			floor = math.Inf(1)
 		}
 		r.CPU = resource(cpu, cur.CPURequest, floor, p.ChangeThreshold)
+		r.CPU.Lower, r.CPU.Upper = bounds(lower, upper, cpu, p.MinCPU, 0.001)
 	}
 	if memOK {
 		mem = peak * (1 + p.MemoryMargin + extra)
+		lower := peak * (1 + p.MemoryMargin)
+		upper := lower
 		if in.OOMKills > 0 {
 			base := math.Max(peak, in.OOMMemory)
 			bumped := math.Max(base*p.OOMBumpRatio, base+p.OOMMinBump)
@@ -228,10 +245,15 @@ func Recommend(in Inputs, p Policy) Recommendation {
 				mem = bumped
 				r.Reasons = append(r.Reasons, ReasonOOMBump)
 			}
+			// The memory that was killed is too little by definition.
+			lower = math.Max(lower, base)
+			upper = math.Max(upper, bumped)
 		}
+		upper *= widen
 		minimum = minimum || mem < p.MinMemory
 		mem = roundUp(math.Max(mem, p.MinMemory), mib)
 		r.Memory = resource(mem, cur.MemoryRequest, peak*(1+p.MemoryMargin), p.ChangeThreshold)
+		r.Memory.Lower, r.Memory.Upper = bounds(lower, upper, mem, p.MinMemory, mib)
 	}
 	if minimum {
 		r.Reasons = append(r.Reasons, ReasonMinimum)
@@ -278,6 +300,25 @@ func resource(req, cur, floor, threshold float64) Resource {
 	}
 	r.Changed = math.Abs(r.Change) > threshold || cur < floor
 	return r
+}
+
+// boundsLowerPercentile is the CPU quantile of the lower bound, the VPA's
+// lowerBoundCPUPercentile: a request below the median is short of what the
+// container uses most of the time.
+const boundsLowerPercentile = 0.5
+
+// bounds floors and rounds the bounds like the request, and keeps the
+// request between them.
+func bounds(lower, upper, req, floor, unit float64) (float64, float64) {
+	if math.IsNaN(lower) {
+		lower = 0
+	}
+	if math.IsNaN(upper) || math.IsInf(upper, 0) {
+		upper = req
+	}
+	lower = math.Min(roundUp(math.Max(lower, floor), unit), req)
+	upper = math.Max(roundUp(math.Max(upper, floor), unit), req)
+	return lower, upper
 }
 
 // limits applies the limit policy; a limit is never below its request.

@@ -135,6 +135,102 @@ func TestRecommend(t *testing.T) {
 			if !slices.Equal(r.Reasons, c.reasons) {
 				t.Errorf("reasons %q, want %q", r.Reasons, c.reasons)
 			}
+			for _, x := range []struct {
+				name string
+				r    Resource
+			}{{"cpu", r.CPU}, {"memory", r.Memory}} {
+				if x.r.OK && !(x.r.Lower > 0 && x.r.Lower <= x.r.Request && x.r.Request <= x.r.Upper) {
+					t.Errorf("%s: bounds %v <= %v <= %v do not hold", x.name, x.r.Lower, x.r.Request, x.r.Upper)
+				}
+				if !x.r.OK && (x.r.Lower != 0 || x.r.Upper != 0) {
+					t.Errorf("%s: bounds %v, %v without a recommendation", x.name, x.r.Lower, x.r.Upper)
+				}
+			}
+		})
+	}
+}
+
+// The bounds, worked out by hand from the formulas in
+// docs/recommendations.md: CPU lower = q(0.5) × (1 + CPUMargin) × censoring,
+// CPU upper = q(1) × (1 + CPUMargin) × censoring × (1 + 1/days), memory
+// lower = max(peak × (1 + MemoryMargin), OOM base), memory upper =
+// max(peak × (1 + MemoryMargin), OOM bump) × (1 + 1/days); floored, rounded
+// up, and around the request.
+func TestBounds(t *testing.T) {
+	cases := []struct {
+		name           string
+		in             func(*Inputs)
+		policy         func(*Policy)
+		cpuLo, cpuHi   float64
+		memLo, memHi   float64
+		wantCPU, wantM float64 // the requests, for context
+	}{{
+		// 14 days: widen 1 + 1/14 = 15/14. CPU 0.6 … 1.5 × 15/14 =
+		// 1.6071 → 1.608; memory 1126.4 MiB → 1127, × 15/14 = 1206.86 →
+		// 1207 MiB.
+		name: "steady", cpuLo: 0.6, cpuHi: 1.608, memLo: 1127 * mib, memHi: 1207 * mib, wantCPU: 1, wantM: mem1127,
+	}, {
+		// 3.5 days: widen 1 + 1/3.5 = 9/7. CPU upper 1.5 × 9/7 = 1.9286 →
+		// 1.929; memory upper 1126.4 × 9/7 = 1448.23 → 1449 MiB. The lower
+		// bounds take no short-history margin.
+		name: "short history", in: func(in *Inputs) { in.Coverage = 0.25 },
+		cpuLo: 0.6, cpuHi: 1.929, memLo: 1127 * mib, memHi: 1449 * mib, wantCPU: 1.05, wantM: 1178 * mib,
+	}, {
+		// OOM at 1.5 GiB: lower = 1536 MiB (what was killed), upper =
+		// 1843.2 MiB × 15/14 = 1974.86 → 1975 MiB.
+		name: "OOM", in: func(in *Inputs) { in.OOMKills, in.OOMMemory = 1, 1.5*gibF },
+		cpuLo: 0.6, cpuHi: 1.608, memLo: 1536 * mib, memHi: 1975 * mib, wantCPU: 1, wantM: 1844 * mib,
+	}, {
+		// Throttled 20 %: both CPU bounds × 1.2: 0.72 and 1.5 × 1.2 ×
+		// 15/14 = 1.9286 → 1.929.
+		name: "throttled", in: func(in *Inputs) { in.ThrottledRatio, in.Current.CPULimit = 0.2, 1.2 },
+		cpuLo: 0.72, cpuHi: 1.929, memLo: 1127 * mib, memHi: 1207 * mib, wantCPU: 1.2, wantM: mem1127,
+	}, {
+		// A 20 % CPU margin: 0.6 × 1.2 = 0.72; 1.5 × 1.2 × 15/14 → 1.929.
+		// Memory margin 0.5: lower 1536 MiB, upper 1536 × 15/14 = 1645.7
+		// → 1646 MiB.
+		name: "margins", policy: func(p *Policy) { p.CPUMargin, p.MemoryMargin = 0.2, 0.5 },
+		cpuLo: 0.72, cpuHi: 1.929, memLo: 1536 * mib, memHi: 1646 * mib, wantCPU: 1.2, wantM: 1536 * mib,
+	}, {
+		// Floors lift everything to 10m and 32 MiB.
+		name: "floors", in: func(in *Inputs) { in.CPU, in.MemoryPeak = FixedQuantiles{{0.9, 0.001}}, mib },
+		cpuLo: 0.01, cpuHi: 0.01, memLo: 32 * mib, memHi: 32 * mib, wantCPU: 0.01, wantM: 32 * mib,
+	}, {
+		// The max percentile as the target: the request is the upper
+		// bound without widening, 1.5; the upper bound still widens.
+		name: "p100 target", policy: func(p *Policy) { p.CPUPercentile = 1 },
+		cpuLo: 0.6, cpuHi: 1.608, memLo: 1127 * mib, memHi: 1207 * mib, wantCPU: 1.5, wantM: mem1127,
+	}, {
+		// Ten hours covered (MinConfidence 0 lets it through): widen 1 +
+		// 24/10 = 3.4; confidence 10/168, e = 0.1 × 158/168. Memory
+		// upper 1126.4 × 3.4 = 3829.76 → 3830 MiB; CPU 1.5 × 3.4 = 5.1.
+		name: "ten hours", in: func(in *Inputs) { in.Window, in.Coverage = 20*time.Hour, 0.5 },
+		policy: func(p *Policy) { p.MinConfidence = 0 },
+		cpuLo:  0.6, cpuHi: 5.1, memLo: 1127 * mib, memHi: 3830 * mib, wantCPU: 1.095, wantM: 1223 * mib,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := base()
+			if c.in != nil {
+				c.in(&in)
+			}
+			p := DefaultPolicy()
+			if c.policy != nil {
+				c.policy(&p)
+			}
+			r := Recommend(in, p)
+			if !r.OK {
+				t.Fatalf("no recommendation: %v", r.Reasons)
+			}
+			if math.Abs(r.CPU.Request-c.wantCPU) > 1e-9 || r.Memory.Request != c.wantM {
+				t.Errorf("requests %v, %v MiB; want %v, %v MiB", r.CPU.Request, r.Memory.Request/mib, c.wantCPU, c.wantM/mib)
+			}
+			if math.Abs(r.CPU.Lower-c.cpuLo) > 1e-9 || math.Abs(r.CPU.Upper-c.cpuHi) > 1e-9 {
+				t.Errorf("CPU bounds %v … %v, want %v … %v", r.CPU.Lower, r.CPU.Upper, c.cpuLo, c.cpuHi)
+			}
+			if r.Memory.Lower != c.memLo || r.Memory.Upper != c.memHi {
+				t.Errorf("memory bounds %v … %v MiB, want %v … %v MiB", r.Memory.Lower/mib, r.Memory.Upper/mib, c.memLo/mib, c.memHi/mib)
+			}
 		})
 	}
 }

@@ -317,6 +317,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("log: [1, 2]\nweb: {listen_address: x}\n"))
 	f.Add([]byte("&a [*a, *a]\n"))
 	f.Add([]byte("log:\n  level: info\n  level: info\n---\nx: 1\n"))
+	f.Add([]byte("exporter:\n  recommend:\n    min_cpu: 1e400\n    overrides:\n    - {namespace: a, kind: Pod, window: 1d, min_memory: 1Ei}\n    - {cpu_percentile: .nan}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data)
 		if err != nil {

@@ -326,6 +326,15 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 			}
 		}
 	}
+	if cfg, ok := root.Interface().(*Config); ok {
+		source := func(key string) string {
+			if src := sources[key]; src != "" {
+				return src
+			}
+			return "default"
+		}
+		errs = append(errs, cfg.Exporter.Recommend.validate("exporter.recommend", source)...)
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,240 @@
+package exporter_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// TestPolicyFromAnnotations runs the exporter against a real kube-apiserver
+// and Prometheus, then annotates a Deployment and labels and annotates its
+// namespace, and reads the changed recommendations back from the metrics.
+// Usage is steady (busy-api 0.3 cores and 300 MiB, idle-api 2m and 50 MiB),
+// so each recommendation follows from the policy by hand:
+//
+//	CPU    = q(0.9) × (1 + cpu_margin + e)      rounded up to 1m, at least min_cpu
+//	memory = peak × (1 + memory_margin + e)      rounded up to 1 MiB
+//
+// with e = 0.1 × (1 − confidence), the confidence read from the metrics too.
+func TestPolicyFromAnnotations(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-2*24*time.Hour), now.Add(-time.Minute))})
+
+	cfg := exporterConfig()
+	half, nine := 0.5, 0.9
+	cfg.Exporter.Recommend.Overrides = []config.RecommendOverride{
+		{Namespace: "shop", Workload: "busy-api", CPUMargin: &half},
+		{Namespace: "shop", MemoryMargin: &nine},
+	}
+	var logs bytes.Buffer
+	svc, err := exporter.New(exporter.Options{
+		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now:    func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Shutdown()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(svc.Collectors()...)
+
+	const mib = 1 << 20
+	check := func(stage, workload string, cpuMargin, memMargin, peak, minCPU float64) {
+		t.Helper()
+		conf := metric(t, reg, "upid_container_recommendation_confidence", workload)
+		if conf <= 0 || conf > 1 {
+			t.Fatalf("%s: %s confidence %v", stage, workload, conf)
+		}
+		e := 0.1 * (1 - conf)
+		q := metric(t, reg, "upid_container_cpu_usage_cores", workload, "p95")
+		wantCPU := math.Max(math.Ceil(q*(1+cpuMargin+e)*1000-1e-6)/1000, minCPU)
+		if got := metric(t, reg, "upid_container_recommended_cpu_request_cores", workload); math.Abs(got-wantCPU) > 0.0015 {
+			t.Errorf("%s: %s CPU request %v, want %v (q %v, margin %v, e %v)", stage, workload, got, wantCPU, q, cpuMargin, e)
+		}
+		wantMem := math.Ceil(peak*(1+memMargin+e)/mib-1e-9) * mib
+		if got := metric(t, reg, "upid_container_recommended_memory_request_bytes", workload); got != wantMem {
+			t.Errorf("%s: %s memory request %v MiB, want %v MiB (margin %v, e %v)", stage, workload, got/mib, wantMem/mib, memMargin, e)
+		}
+		// The lower bound is the peak with the margin, without e.
+		wantLower := math.Ceil(peak*(1+memMargin)/mib-1e-9) * mib
+		if got := metric(t, reg, "upid_container_recommended_memory_request_lower_bound_bytes", workload); got != wantLower {
+			t.Errorf("%s: %s memory lower bound %v MiB, want %v MiB", stage, workload, got/mib, wantLower/mib)
+		}
+	}
+
+	// Before: the configured overrides alone.
+	if err := svc.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("overrides", "busy-api", 0.5, 0.9, 300*mib, 0.01)
+	check("overrides", "idle-api", 0, 0.9, 50*mib, 0.01)
+
+	// After: a namespace label and annotation, and the Deployments'
+	// annotations, one of them bad and one clamped.
+	c := kube.Clientset
+	ns, err := c.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["upid.io/memory-margin"] = "0.5"
+	ns.Annotations = map[string]string{"upid.io/min-cpu": "400m"}
+	if _, err := c.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	annotate(ctx, t, c, "busy-api", map[string]string{"upid.io/cpu-margin": "1", "upid.io/memory-margin": "0.2", "upid.io/recommend-window": "30d"})
+	annotate(ctx, t, c, "idle-api", map[string]string{"upid.io/cpu-percentile": "95"})
+
+	var busy, idle exporter.WorkloadResult
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := svc.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range svc.Last().Workloads {
+			switch w.Name {
+			case "busy-api":
+				busy = w
+			case "idle-api":
+				idle = w
+			}
+		}
+		// Each informer sees its own update in its own time.
+		seen := busy.Policy != nil && busy.Policy.Sources["window"] != "" && idle.Policy != nil && idle.Policy.Sources["min_cpu"] != "" &&
+			testutil.ToFloat64(counterOf(t, reg, "workload_annotation")) > 0
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the informers never showed the annotations: busy %+v idle %+v", busy.Policy, idle.Policy)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// busy-api: its own annotations win over the namespace label and the
+	// overrides; the namespace annotation's 400m is below its CPU anyway.
+	check("annotated", "busy-api", 1, 0.2, 300*mib, 0.4)
+	// idle-api: the namespace label's memory margin beats the namespace
+	// override; the namespace annotation's minimum lifts its 2m CPU to 400m;
+	// its bad cpu-percentile is ignored.
+	check("annotated", "idle-api", 0, 0.5, 50*mib, 0.4)
+	if got := metric(t, reg, "upid_container_recommended_cpu_request_cores", "idle-api"); got != 0.4 {
+		t.Errorf("idle-api CPU %v, want the namespace's 400m minimum", got)
+	}
+
+	wantBusy := map[string]string{
+		"cpu_margin":    "workload_annotation upid.io/cpu-margin",
+		"memory_margin": "workload_annotation upid.io/memory-margin",
+		"window":        "workload_annotation upid.io/recommend-window",
+		"min_cpu":       "namespace_annotation upid.io/min-cpu",
+	}
+	for k, v := range wantBusy {
+		if busy.Policy.Sources[k] != v {
+			t.Errorf("busy-api source of %s = %q, want %q (all: %v)", k, busy.Policy.Sources[k], v, busy.Policy.Sources)
+		}
+	}
+	if busy.Policy.Window != "1d" || busy.Policy.WindowClampedFrom != "30d" {
+		t.Errorf("busy-api window %q clamped from %q, want 1d from 30d", busy.Policy.Window, busy.Policy.WindowClampedFrom)
+	}
+	if idle.Policy.Sources["memory_margin"] != "namespace_label upid.io/memory-margin" || idle.Policy.CPUPercentile != 0.9 {
+		t.Errorf("idle-api policy %+v", idle.Policy)
+	}
+	if _, ok := idle.Policy.Sources["cpu_percentile"]; ok {
+		t.Errorf("a bad annotation became a source: %v", idle.Policy.Sources)
+	}
+
+	// The bad value is counted every cycle and logged once.
+	before := testutil.ToFloat64(counterOf(t, reg, "workload_annotation"))
+	if err := svc.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := testutil.ToFloat64(counterOf(t, reg, "workload_annotation")); before < 1 || after != before+1 {
+		t.Errorf("policy errors %v then %v, want one more per cycle", before, after)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "upid.io/cpu-percentile"); n != 1 || !strings.Contains(out, "workload=idle-api") || !strings.Contains(out, `value=95`) {
+		t.Errorf("want one warning naming idle-api and its bad annotation, got %d in:\n%s", n, out)
+	}
+	if n := strings.Count(out, "recommendation window clamped"); n != 1 {
+		t.Errorf("want one clamp warning, got %d in:\n%s", n, out)
+	}
+	promtoolCheck(t, reg)
+}
+
+func annotate(ctx context.Context, t *testing.T, c kubernetes.Interface, name string, ann map[string]string) {
+	t.Helper()
+	d, err := c.AppsV1().Deployments("shop").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Annotations = ann
+	if _, err := c.AppsV1().Deployments("shop").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metric reads one of busy-api's or idle-api's container series; stat
+// selects a usage statistic.
+func metric(t *testing.T, reg *prometheus.Registry, name, workload string, stat ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if (l.GetName() == "workload" && l.GetValue() != workload) || (l.GetName() == "stat" && (len(stat) == 0 || l.GetValue() != stat[0])) {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s for %s", name, workload)
+	return 0
+}
+
+func counterOf(t *testing.T, reg *prometheus.Registry, source string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "upid_exporter_policy_errors_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "source" && l.GetValue() == source {
+						return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
+					}
+				}
+			}
+		}
+	}
+	t.Fatalf("no upid_exporter_policy_errors_total{source=%q}", source)
+	return nil
+}
