@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -175,10 +176,16 @@ func BenchmarkAdmissionTLS(b *testing.B) {
 			do := func(server string, _ int) (time.Duration, bool) { return post(client, urls[server], body) }
 			// Open every connection and warm both servers outside the timing.
 			interleave(servers, clients*4, clients, do)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			b.ResetTimer()
 			lat, errs := interleave(servers, b.N, clients, do)
 			b.StopTimer()
+			runtime.ReadMemStats(&after)
 			reportQuantiles(b, lat, servers...)
+			// Both servers and the clients share this process's GC, whose
+			// pauses and mark phases show in the tails.
+			b.ReportMetric(float64(after.NumGC-before.NumGC), "gc_cycles")
 			b.ReportMetric(float64(quantile(lat["upid"], 0.99))/float64(max(1, quantile(lat["trivial"], 0.99))), "p99_ratio")
 			b.ReportMetric(float64(errs), "errors")
 			if errs > 0 {
