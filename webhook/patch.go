@@ -433,9 +433,10 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 	return ops, nil
 }
 
-// cpuMemory and resourceValues are what the patch writes into a container's
-// resources: structs encode as encoding/json would the equivalent maps,
-// whose keys it sorts, without the cost of sorting.
+// cpuMemory and resourceValues are what the patch and the annotations write
+// for a container. Structs encode in a fixed order without the sorting a
+// map needs: cpuMemory's fields in the order encoding/json sorts map keys,
+// resourceValues' in the order of Resources' fields.
 type cpuMemory struct {
 	CPU    string `json:"cpu,omitempty"`
 	Memory string `json:"memory,omitempty"`
