@@ -5,14 +5,15 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	jsoniter "github.com/json-iterator/go"
-	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,7 +138,7 @@ func (h *Handler) count(outcome, reason string) {
 // Handle decides one admission request. It always allows.
 func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
 	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation},
-		func() (*corev1.Pod, error) { return decodePod(req.Object.Raw) })
+		func() (*podFields, error) { return decodePod(req.Object.Raw) })
 }
 
 // requestMeta is what the decision reads of an AdmissionRequest besides
@@ -150,7 +151,7 @@ type requestMeta struct {
 	Operation   admissionv1.Operation   `json:"operation"`
 }
 
-func (h *Handler) handle(req requestMeta, pod func() (*corev1.Pod, error)) (resp admission.Response) {
+func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp admission.Response) {
 	resp = admission.Allowed("")
 	outcome, reason := OutcomeFailedOpen, "error"
 	defer func() {
@@ -167,7 +168,7 @@ func (h *Handler) handle(req requestMeta, pod func() (*corev1.Pod, error)) (resp
 	return resp
 }
 
-func (h *Handler) decide(req requestMeta, decoded func() (*corev1.Pod, error)) (admission.Response, string, string) {
+func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (admission.Response, string, string) {
 	allowed := admission.Allowed("")
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return allowed, OutcomeSkipped, "not_a_pod"
@@ -194,11 +195,14 @@ func (h *Handler) decide(req requestMeta, decoded func() (*corev1.Pod, error)) (
 			break
 		}
 	}
-	if pod.Annotations[AnnotationOptOut] == optOutValue || wlAnns[AnnotationOptOut] == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
+	anns := pod.Metadata.Annotations
+	optOut, _ := anns.get(AnnotationOptOut)
+	podMode, _ := anns.get(AnnotationMode)
+	if optOut == optOutValue || wlAnns[AnnotationOptOut] == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
 		return allowed, OutcomeSkipped, "opted_out"
 	}
 	mode := h.opts.DefaultMode
-	for _, m := range []string{nsLabels[AnnotationMode], wlAnns[AnnotationMode], pod.Annotations[AnnotationMode]} {
+	for _, m := range []string{nsLabels[AnnotationMode], wlAnns[AnnotationMode], podMode} {
 		if m == ModeOff || m == ModeRecommend || m == ModeEnforce {
 			mode = m
 		}
@@ -210,11 +214,11 @@ func (h *Handler) decide(req requestMeta, decoded func() (*corev1.Pod, error)) (
 	if recs == nil {
 		return allowed, OutcomeSkipped, why
 	}
-	plan := Decide(pod, recs.Containers, h.opts.Cluster.LimitRanges(ns), h.opts.Policy)
+	plan := decide(pod, recs.Containers, h.opts.Cluster.LimitRanges(ns), h.opts.Policy)
 	if !plan.Changed() {
 		return allowed, OutcomeSkipped, plan.Reason
 	}
-	ops, err := plan.Patch(pod, mode)
+	ops, err := plan.patch(anns, mode)
 	if err != nil {
 		return allowed, OutcomeFailedOpen, "error"
 	}
@@ -238,7 +242,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -260,10 +272,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// bodyBuffers keep request bodies between requests: reading a 4 KB pod
+// into a fresh slice grows it five times. Nothing decoded from a body
+// refers to it once Review returns.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps a rare huge pod from pinning its buffer.
+const maxPooledBody = 256 << 10
+
 // fastJSON is json-iterator in its encoding/json-compatible mode, as
 // Kubernetes itself used it: the admission path spends most of its time
 // decoding the review, and it does so about three times faster.
 var fastJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
+// reviewJSON decodes reviews on the fast path. Unlike encoding/json it
+// matches field names case-sensitively, as the API server's own decoding
+// (sigs.k8s.io/json) does, and reads them without copying; a review it
+// cannot take goes through the full encoding/json decoding instead.
+var reviewJSON = jsoniter.Config{
+	EscapeHTML:                    true,
+	SortMapKeys:                   true,
+	ValidateJsonRawMessage:        true,
+	CaseSensitive:                 true,
+	ObjectFieldMustBeSimpleString: true,
+}.Froze()
+
+// patchOp is a JSON patch operation as the API server reads it. Encoding
+// these instead of jsonpatch.Operation skips its MarshalJSON, which runs
+// encoding/json once per operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
 
 // Review decodes an admission.k8s.io/v1 AdmissionReview, decides it and
 // encodes the response review.
@@ -279,8 +320,8 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 			Object *podFields `json:"object"`
 		} `json:"request"`
 	}
-	if err := fastJSON.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
-		resp = h.handle(fast.Request.requestMeta, func() (*corev1.Pod, error) { return fast.Request.Object.pod(), nil })
+	if err := reviewJSON.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
+		resp = h.handle(fast.Request.requestMeta, func() (*podFields, error) { return fast.Request.Object, nil })
 	} else {
 		var review admissionv1.AdmissionReview
 		if err := json.Unmarshal(body, &review); err != nil {
@@ -295,7 +336,11 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 		resp = h.Handle(ctx, admission.Request{AdmissionRequest: *review.Request})
 	}
 	if len(resp.Patches) > 0 {
-		patch, err := fastJSON.Marshal(resp.Patches)
+		ops := make([]patchOp, len(resp.Patches))
+		for i, o := range resp.Patches {
+			ops[i] = patchOp{Op: o.Operation, Path: o.Path, Value: o.Value}
+		}
+		patch, err := fastJSON.Marshal(ops)
 		if err != nil {
 			return nil, fmt.Errorf("encoding patch: %w", err)
 		}
@@ -309,48 +354,13 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 	return fastJSON.Marshal(out)
 }
 
-// podFields are the only parts of a pod the webhook reads. Decoding just
-// them skips building the rest of a Pod (env, volumes, probes, ...): a
-// quarter fewer bytes and a third fewer allocations for a typical pod.
-type podFields struct {
-	Metadata struct {
-		Labels          map[string]string       `json:"labels"`
-		Annotations     map[string]string       `json:"annotations"`
-		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
-	} `json:"metadata"`
-	Spec struct {
-		InitContainers []containerFields `json:"initContainers"`
-		Containers     []containerFields `json:"containers"`
-	} `json:"spec"`
-}
-
-type containerFields struct {
-	Name          string                         `json:"name"`
-	Resources     corev1.ResourceRequirements    `json:"resources"`
-	RestartPolicy *corev1.ContainerRestartPolicy `json:"restartPolicy"`
-}
-
-func decodePod(raw []byte) (*corev1.Pod, error) {
+// decodePod reads the object of a review that took the slow path. Field
+// names match case-sensitively, as on the fast path and in the API server:
+// labels and annotations are map keys even where podFields has structs.
+func decodePod(raw []byte) (*podFields, error) {
 	var f podFields
-	if err := json.Unmarshal(raw, &f); err != nil {
+	if err := reviewJSON.Unmarshal(raw, &f); err != nil {
 		return nil, err
 	}
-	return f.pod(), nil
-}
-
-func (f *podFields) pod() *corev1.Pod {
-	pod := &corev1.Pod{}
-	pod.Labels, pod.Annotations, pod.OwnerReferences = f.Metadata.Labels, f.Metadata.Annotations, f.Metadata.OwnerReferences
-	conv := func(cs []containerFields) []corev1.Container {
-		if cs == nil {
-			return nil
-		}
-		out := make([]corev1.Container, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
-		}
-		return out
-	}
-	pod.Spec.InitContainers, pod.Spec.Containers = conv(f.Spec.InitContainers), conv(f.Spec.Containers)
-	return pod
+	return &f, nil
 }

@@ -1,12 +1,6 @@
 package webhook
 
-import (
-	"strings"
-
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
+import "strings"
 
 // Workload names the object whose recommendations apply to a pod, in the
 // exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob).
@@ -19,14 +13,14 @@ type Workload struct {
 // asking the API server: a ReplicaSet "web-7d9f8" with pod-template-hash
 // "7d9f8" belongs to Deployment "web", a Job "backup-29123456" may belong to
 // CronJob "backup". The most specific candidate comes first.
-func workloadCandidates(pod *corev1.Pod) []Workload {
-	ref := metav1.GetControllerOfNoCopy(pod)
+func workloadCandidates(pod *podFields) []Workload {
+	ref := pod.controller()
 	if ref == nil {
 		return nil
 	}
 	switch ref.Kind {
 	case "ReplicaSet":
-		if h := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+		if h := pod.Metadata.Labels.PodTemplateHash; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
 			return []Workload{{"Deployment", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
 		}
 		return []Workload{{"ReplicaSet", ref.Name}}

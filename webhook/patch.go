@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -85,17 +84,21 @@ func (p *Plan) Changed() bool { return len(p.changes) > 0 }
 // those of the pod's namespace; targets are keyed by container name. It
 // never fails: anything it cannot judge safely is left unchanged.
 func Decide(pod *corev1.Pod, targets map[string]Target, limitRanges []*corev1.LimitRange, p Policy) *Plan {
+	return decide(fieldsOf(pod), targets, limitRanges, p)
+}
+
+func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.LimitRange, p Policy) *Plan {
 	plan := &Plan{}
-	before := qosClass(pod)
+	before := qosOf(pod.Spec.InitContainers, pod.Spec.Containers)
 	if before == corev1.PodQOSBestEffort {
 		// Adding requests would make it Burstable and change how it is evicted.
 		plan.Reason = "best_effort"
 		return plan
 	}
 	guaranteed := before == corev1.PodQOSGuaranteed
-	bounds := containerBounds(limitRanges)
+	var bounds map[corev1.ResourceName]bound
 	seen := false
-	visit := func(list string, cs []corev1.Container, init bool) {
+	visit := func(list string, cs []containerFields, init bool) {
 		for i := range cs {
 			c := &cs[i]
 			if init {
@@ -109,6 +112,9 @@ func Decide(pod *corev1.Pod, targets map[string]Target, limitRanges []*corev1.Li
 				continue
 			}
 			seen = true
+			if bounds == nil {
+				bounds = containerBounds(limitRanges)
+			}
 			nr, changed := decideContainer(c.Resources, t, bounds, guaranteed, p)
 			if changed {
 				plan.changes = append(plan.changes, containerChange{list: list, index: i, old: c.Resources, new: nr})
@@ -125,35 +131,24 @@ func Decide(pod *corev1.Pod, targets map[string]Target, limitRanges []*corev1.Li
 		plan.Reason = "below_threshold"
 		return plan
 	}
-	// Only the containers decide the QoS class; copying just them keeps
-	// the admission path light.
-	after := &corev1.Pod{Spec: corev1.PodSpec{
-		InitContainers: slices.Clone(pod.Spec.InitContainers),
-		Containers:     slices.Clone(pod.Spec.Containers),
-	}}
+	after := &podFields{}
+	after.Spec.InitContainers, after.Spec.Containers = slices.Clone(pod.Spec.InitContainers), slices.Clone(pod.Spec.Containers)
 	for _, ch := range plan.changes {
-		listOf(after, ch.list)[ch.index].Resources = ch.new
+		after.list(ch.list)[ch.index].Resources = ch.new
 	}
-	if qosClass(after) != before {
+	if qosOf(after.Spec.InitContainers, after.Spec.Containers) != before {
 		plan.changes = nil
 		plan.Reason = "qos_change"
 		return plan
 	}
-	plan.Original = map[string]Resources{}
-	plan.Recommended = map[string]Resources{}
+	plan.Original = make(map[string]Resources, len(plan.changes))
+	plan.Recommended = make(map[string]Resources, len(plan.changes))
 	for _, ch := range plan.changes {
-		name := listOf(pod, ch.list)[ch.index].Name
+		name := pod.list(ch.list)[ch.index].Name
 		plan.Original[name] = resourcesOf(ch.old)
 		plan.Recommended[name] = resourcesOf(ch.new)
 	}
 	return plan
-}
-
-func listOf(pod *corev1.Pod, list string) []corev1.Container {
-	if list == "initContainers" {
-		return pod.Spec.InitContainers
-	}
-	return pod.Spec.Containers
 }
 
 // bound is a LimitRange's constraint on one resource of a container; zero
@@ -353,12 +348,12 @@ func resourcesOf(rr corev1.ResourceRequirements) Resources {
 	return Resources{Requests: conv(rr.Requests), Limits: conv(rr.Limits)}
 }
 
-// qosClass follows the rules of Kubernetes' pod QoS (pkg/apis/core/v1/helper/qos)
+// qosOf follows the rules of Kubernetes' pod QoS (pkg/apis/core/v1/helper/qos)
 // for CPU and memory, the only resources that decide it.
-func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
+func qosOf(lists ...[]containerFields) corev1.PodQOSClass {
 	requests, limits := 0, 0
 	guaranteed := true
-	check := func(cs []corev1.Container) {
+	for _, cs := range lists {
 		for _, c := range cs {
 			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 				req, hasReq := c.Resources.Requests[r]
@@ -375,8 +370,6 @@ func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 			}
 		}
 	}
-	check(pod.Spec.InitContainers)
-	check(pod.Spec.Containers)
 	switch {
 	case requests == 0 && limits == 0:
 		return corev1.PodQOSBestEffort
@@ -390,61 +383,121 @@ func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 // Patch builds the JSON patch for pod: in enforce mode the changed resource
 // fields, in both modes the annotations. Only fields that change are touched.
 func (p *Plan) Patch(pod *corev1.Pod, mode string) ([]jsonpatch.Operation, error) {
-	var ops []jsonpatch.Operation
+	return p.patch(annotationsOf(pod.Annotations), mode)
+}
+
+// patch needs only the pod's annotations: the rest of the patch is in the plan.
+func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Operation, error) {
+	ops := make([]jsonpatch.Operation, 0, 2*len(p.changes)+3)
 	if mode == ModeEnforce {
 		for _, ch := range p.changes {
 			base := "/spec/" + ch.list + "/" + strconv.Itoa(ch.index) + "/resources"
 			if ch.old.Requests == nil && ch.old.Limits == nil {
-				ops = append(ops, jsonpatch.NewOperation("add", base, resourceMap(ch.new)))
+				ops = append(ops, jsonpatch.NewOperation("add", base, resourceValues{Requests: valuesOf(ch.new.Requests), Limits: valuesOf(ch.new.Limits)}))
 				continue
 			}
 			ops = append(ops, listOps(base+"/requests", ch.old.Requests, ch.new.Requests)...)
 			ops = append(ops, listOps(base+"/limits", ch.old.Limits, ch.new.Limits)...)
 		}
 	}
-	anns := map[string]string{AnnotationMode: mode}
-	rec, err := json.Marshal(p.Recommended)
+	rec, err := annotationJSON(p.Recommended)
 	if err != nil {
 		return nil, err
 	}
-	anns[AnnotationRecommended] = string(rec)
+	anns := [3][2]string{{AnnotationMode, mode}, {AnnotationRecommended, rec}}
 	// A reinvocation must not replace the first call's record of the original.
-	if _, ok := pod.Annotations[AnnotationOriginal]; !ok {
-		orig, err := json.Marshal(p.Original)
+	if _, ok := annotations.get(AnnotationOriginal); !ok {
+		orig, err := annotationJSON(p.Original)
 		if err != nil {
 			return nil, err
 		}
-		anns[AnnotationOriginal] = string(orig)
+		anns[2] = [2]string{AnnotationOriginal, orig}
 	}
-	if pod.Annotations == nil {
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", anns))
+	if annotations == nil {
+		m := make(map[string]string, len(anns))
+		for _, kv := range anns {
+			if kv[0] != "" {
+				m[kv[0]] = kv[1]
+			}
+		}
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m))
 	} else {
 		for _, k := range []string{AnnotationMode, AnnotationOriginal, AnnotationRecommended} {
-			if v, ok := anns[k]; ok && pod.Annotations[k] != v {
-				ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(k), v))
+			for _, kv := range anns {
+				if cur, _ := annotations.get(k); kv[0] == k && cur != kv[1] {
+					ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(k), kv[1]))
+				}
 			}
 		}
 	}
 	return ops, nil
 }
 
-func resourceMap(rr corev1.ResourceRequirements) map[string]any {
-	m := map[string]any{}
-	if len(rr.Requests) > 0 {
-		m["requests"] = stringsOf(rr.Requests)
-	}
-	if len(rr.Limits) > 0 {
-		m["limits"] = stringsOf(rr.Limits)
-	}
-	return m
+// cpuMemory and resourceValues are what the patch and the annotations write
+// for a container. Structs encode in a fixed order without the sorting a
+// map needs: cpuMemory's fields in the order encoding/json sorts map keys,
+// resourceValues' in the order of Resources' fields.
+type cpuMemory struct {
+	CPU    string `json:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty"`
 }
 
-func stringsOf(l corev1.ResourceList) map[string]string {
-	m := make(map[string]string, len(l))
-	for k, q := range l {
-		m[string(k)] = q.String()
+type resourceValues struct {
+	Requests *cpuMemory `json:"requests,omitempty"`
+	Limits   *cpuMemory `json:"limits,omitempty"`
+}
+
+// valuesOf takes CPU and memory, the only resources a plan sets; a list
+// with neither is nil, as encoding/json omits an empty map.
+func valuesOf(l corev1.ResourceList) *cpuMemory {
+	var v cpuMemory
+	if q, ok := l[corev1.ResourceCPU]; ok {
+		v.CPU = q.String()
 	}
-	return m
+	if q, ok := l[corev1.ResourceMemory]; ok {
+		v.Memory = q.String()
+	}
+	if v == (cpuMemory{}) {
+		return nil
+	}
+	return &v
+}
+
+func valuesOfResources(r Resources) resourceValues {
+	conv := func(m map[string]string) *cpuMemory {
+		v := cpuMemory{CPU: m[string(corev1.ResourceCPU)], Memory: m[string(corev1.ResourceMemory)]}
+		if v == (cpuMemory{}) {
+			return nil
+		}
+		return &v
+	}
+	return resourceValues{Requests: conv(r.Requests), Limits: conv(r.Limits)}
+}
+
+// annotationJSON encodes the original or recommended annotation exactly as
+// encoding/json encodes the map: containers in name order.
+func annotationJSON(m map[string]Resources) (string, error) {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	s := fastJSON.BorrowStream(nil)
+	defer fastJSON.ReturnStream(s)
+	s.WriteObjectStart()
+	for i, n := range names {
+		if i > 0 {
+			s.WriteMore()
+		}
+		s.WriteVal(n)
+		s.WriteRaw(":")
+		s.WriteVal(valuesOfResources(m[n]))
+	}
+	s.WriteObjectEnd()
+	if s.Error != nil {
+		return "", s.Error
+	}
+	return string(s.Buffer()), nil
 }
 
 // listOps patches one requests or limits map: the whole map when it did not
@@ -454,7 +507,8 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 		return nil
 	}
 	if old == nil {
-		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, stringsOf(nw))}
+		// Only CPU and memory: a list that did not exist gets no others.
+		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, valuesOf(nw))}
 	}
 	var ops []jsonpatch.Operation
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {

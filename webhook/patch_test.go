@@ -286,6 +286,11 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
+	f := fieldsOf(pod)
+	return qosOf(f.Spec.InitContainers, f.Spec.Containers)
+}
+
 func equalResources(a, b Resources) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
@@ -372,7 +377,7 @@ func TestWorkloadCandidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _ := json.Marshal(workloadCandidates(tt.pod))
+			got, _ := json.Marshal(workloadCandidates(fieldsOf(tt.pod)))
 			if string(got) != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}

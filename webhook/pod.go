@@ -1,0 +1,125 @@
+package webhook
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// podFields are the only parts of a pod the webhook reads. Decoding just
+// them skips building the rest of a Pod (env, volumes, probes, ...), and a
+// decision on them copies a few small structs where a corev1.Container is
+// over 1 KB.
+type podFields struct {
+	Metadata struct {
+		Labels struct {
+			PodTemplateHash string `json:"pod-template-hash"`
+		} `json:"labels"`
+		Annotations     *podAnnotations `json:"annotations"`
+		OwnerReferences []ownerFields   `json:"ownerReferences"`
+	} `json:"metadata"`
+	Spec struct {
+		InitContainers []containerFields `json:"initContainers"`
+		Containers     []containerFields `json:"containers"`
+	} `json:"spec"`
+}
+
+// podAnnotations are the annotations the webhook reads or writes; decoding
+// them into a struct skips the others without building a map. Nil means
+// the pod has no annotations at all.
+type podAnnotations struct {
+	OptOut      string  `json:"upid.io/webhook"`
+	Mode        string  `json:"upid.io/webhook-mode"`
+	Original    *string `json:"upid.io/original-resources"`
+	Recommended *string `json:"upid.io/recommended-resources"`
+}
+
+// get reads one of the annotations as a map would.
+func (a *podAnnotations) get(key string) (string, bool) {
+	if a == nil {
+		return "", false
+	}
+	switch key {
+	case AnnotationOptOut:
+		return a.OptOut, a.OptOut != ""
+	case AnnotationMode:
+		return a.Mode, a.Mode != ""
+	case AnnotationOriginal:
+		return deref(a.Original)
+	case AnnotationRecommended:
+		return deref(a.Recommended)
+	}
+	return "", false
+}
+
+func deref(s *string) (string, bool) {
+	if s == nil {
+		return "", false
+	}
+	return *s, true
+}
+
+func annotationsOf(m map[string]string) *podAnnotations {
+	if m == nil {
+		return nil
+	}
+	a := &podAnnotations{OptOut: m[AnnotationOptOut], Mode: m[AnnotationMode]}
+	if v, ok := m[AnnotationOriginal]; ok {
+		a.Original = &v
+	}
+	if v, ok := m[AnnotationRecommended]; ok {
+		a.Recommended = &v
+	}
+	return a
+}
+
+type ownerFields struct {
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Controller *bool  `json:"controller"`
+}
+
+type containerFields struct {
+	Name          string                         `json:"name"`
+	Resources     corev1.ResourceRequirements    `json:"resources"`
+	RestartPolicy *corev1.ContainerRestartPolicy `json:"restartPolicy"`
+}
+
+// controller is the first owner reference marked as the controller, the
+// rule of metav1.GetControllerOf.
+func (p *podFields) controller() *ownerFields {
+	for i := range p.Metadata.OwnerReferences {
+		if r := &p.Metadata.OwnerReferences[i]; r.Controller != nil && *r.Controller {
+			return r
+		}
+	}
+	return nil
+}
+
+func (p *podFields) list(name string) []containerFields {
+	if name == "initContainers" {
+		return p.Spec.InitContainers
+	}
+	return p.Spec.Containers
+}
+
+// fieldsOf takes what the webhook reads from a full Pod.
+func fieldsOf(pod *corev1.Pod) *podFields {
+	f := &podFields{}
+	f.Metadata.Labels.PodTemplateHash = pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	f.Metadata.Annotations = annotationsOf(pod.Annotations)
+	for _, r := range pod.OwnerReferences {
+		f.Metadata.OwnerReferences = append(f.Metadata.OwnerReferences, ownerFields{Kind: r.Kind, Name: r.Name, Controller: r.Controller})
+	}
+	conv := func(cs []corev1.Container) []containerFields {
+		if cs == nil {
+			return nil
+		}
+		out := make([]containerFields, len(cs))
+		for i, c := range cs {
+			out[i] = containerFields{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	f.Spec.InitContainers, f.Spec.Containers = conv(pod.Spec.InitContainers), conv(pod.Spec.Containers)
+	return f
+}
