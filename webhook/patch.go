@@ -155,6 +155,11 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 // values mean no constraint.
 type bound struct{ min, max, ratio float64 }
 
+// admits tells whether the LimitRanger would accept v for this resource.
+func (b bound) admits(v float64) bool {
+	return v >= b.min*(1-1e-9) && (b.max == 0 || v <= b.max*(1+1e-9))
+}
+
 // containerBounds merges the Container items of all LimitRanges, keeping the
 // tightest value of each, as the LimitRanger admission plugin checks them all.
 func containerBounds(lrs []*corev1.LimitRange) map[corev1.ResourceName]bound {
@@ -254,6 +259,12 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 			if guaranteed || limQ.Cmp(reqQ) < 0 {
 				limQ = reqQ
 			}
+		}
+		if !b.admits(reqQ.AsApproximateFloat64()) || (setLim && !b.admits(limQ.AsApproximateFloat64())) {
+			// A limit the policy keeps can sit outside the LimitRange (the pod
+			// is then rejected whatever we do); a value moved there would only
+			// add our name to that rejection.
+			continue
 		}
 		if floor > 0 && reqQ.AsApproximateFloat64() < floor*(1-1e-9) && hasReq && reqQ.AsApproximateFloat64() < oldReq {
 			// Bounds forced memory under the observed peak: lowering it

@@ -144,6 +144,19 @@ func TestDecide(t *testing.T) {
 			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "500m", "memory": "1Gi"}}},
 		},
 		{
+			// Found by FuzzDecide: clamping to the kept 7m limit would put the
+			// request under the LimitRange min.
+			name:       "kept limit under the LimitRange min leaves the resource alone",
+			containers: []corev1.Container{container("app", rl("cpu", "7m", "memory", "64Mi"), rl("cpu", "7m", "memory", "1Gi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(128 * mi)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, rl("cpu", "33m"), nil, nil)},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitUnchanged },
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "7m", "memory": "128Mi"},
+				Limits:   map[string]string{"cpu": "7m", "memory": "1Gi"},
+			}},
+		},
+		{
 			name:       "LimitRange ratio caps the limit",
 			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), rl("cpu", "4", "memory", "1Gi"))},
 			targets:    map[string]Target{"app": {CPURequest: f(0.5)}},
