@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -156,6 +157,9 @@ func reportQuantiles(b *testing.B, lat map[string][]time.Duration, names ...stri
 // requests to each server; the issue's p99 needs at least 4000
 // (-benchtime 4000x).
 func BenchmarkAdmissionTLS(b *testing.B) {
+	// As `upid webhook` runs; both servers and the clients share it.
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	TuneGC()
 	cert := testenv.NewServingCert(b)
 	lrs := map[string][]*corev1.LimitRange{"team": {limitRange(corev1.LimitTypeContainer, rl("cpu", "10m", "memory", "16Mi"), rl("cpu", "8", "memory", "16Gi"), nil)}}
 	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, lrs: lrs})
@@ -247,6 +251,8 @@ func tcpConnections(port int) int {
 // and one a trivial allow-all webhook is called for, in the same run. b.N
 // is the number of pods created in each namespace.
 func BenchmarkPodCreate(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	TuneGC()
 	k := testenv.StartKube(b, testenv.KubeOptions{})
 	const mib = 1 << 20
 	createNamespace(b, k, "with", map[string]string{AnnotationMode: ModeEnforce, "bench": "webhook"})

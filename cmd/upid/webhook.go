@@ -39,6 +39,7 @@ func runWebhook(env *environment) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := env.log.Slog.With("component", "webhook")
+	log.Debug("garbage collector", "gogc", webhook.TuneGC())
 
 	rc, err := kubeRESTConfig(env.cfg.Kubernetes)
 	if err != nil {
