@@ -144,9 +144,21 @@ type NamespaceResult struct {
 
 // recommend sizes one container from its window aggregates.
 func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices) recommend.Recommendation {
+	p := a.policy
+	p.Window = a.window
+	current := recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim}
+	if in, ok := h.ContainerInputs[c]; ok {
+		// The state records the peak at an OOM kill; the limit the
+		// container runs with is what it was killed at, when it has one.
+		if in.OOMKills > 0 && cur.MemoryLim > 0 {
+			in.OOMMemory = cur.MemoryLim
+		}
+		in.Current, in.Replicas, in.Prices = current, replicas, prices
+		return recommend.Recommend(in, p)
+	}
 	in := recommend.Inputs{
 		Window:   a.window,
-		Current:  recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim},
+		Current:  current,
 		Replicas: replicas,
 		Prices:   prices,
 	}
@@ -179,8 +191,6 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 		}
 	}
 	in.ThrottledRatio = h.ContainerThrottledRatio[c]
-	p := a.policy
-	p.Window = a.window
 	return recommend.Recommend(in, p)
 }
 

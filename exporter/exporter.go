@@ -48,6 +48,7 @@ type Service struct {
 
 	self      selfMetrics
 	forecasts forecasts
+	rec       *recommender
 }
 
 // New validates the configuration and prepares the informers.
@@ -118,6 +119,9 @@ func New(opts Options) (*Service, error) {
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),
 	}
+	rc := cfg.Recommender
+	s.rec = newRecommender(s.analyzer.policy, time.Duration(cfg.Window), time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
+		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
 	return s, nil
 }
 
@@ -179,6 +183,16 @@ func (s *Service) Cycle(ctx context.Context) error {
 		return err
 	}
 
+	// The recommender's state survives a failed fetch: it is only behind
+	// by the windows it could not read, which it reads next cycle.
+	stage = time.Now()
+	rerr := s.rec.update(ctx, s.opts.Querier, inv, at)
+	if rerr != nil {
+		s.logger.Warn("recommender fetch failed; it catches up next cycle", "err", rerr)
+	}
+	s.rec.fill(hist, at)
+	s.self.stage("recommender", time.Since(stage), rerr)
+
 	stage = time.Now()
 	res := s.analyzer.analyze(inv, hist, at)
 	s.trackIdleSince(res)
@@ -231,5 +245,5 @@ func (s *Service) Collectors() []prometheus.Collector {
 	// and encode them one at a time.
 	out := (&resultsCollector{s: s}).families()
 	out = append(out, newForecastCollector(s).families()...)
-	return append(out, s.self)
+	return append(out, s.self, s.rec)
 }

@@ -43,11 +43,14 @@ type dayAgg struct {
 // State is UPID's incremental per-container state: a decaying histogram of
 // 5-minute CPU means and one record per day of the window for coverage,
 // memory peak, OOM kills and throttling. Observe costs O(1); the memory is
-// the histogram's occupied buckets plus Window/24h small records, a few
+// the histograms' occupied buckets plus Window/24h+1 small records, a few
 // hundred bytes for a typical container. It is not safe for concurrent use.
 type State struct {
-	p         Policy
-	cpu       *Histogram
+	p   Policy
+	cpu *Histogram
+	// mem holds the 5-minute memory peaks for the usage quantiles the
+	// exporter shows; recommendations size memory from the daily peaks.
+	mem       *Histogram
 	days      []dayAgg
 	startedAt time.Time
 	last      time.Time
@@ -59,8 +62,20 @@ func NewState(p Policy) *State {
 	p = p.normalized()
 	o := CPUHistogramOptions()
 	o.HalfLife = p.CPUHalfLife
-	n := int((p.Window + day - 1) / day)
-	return &State{p: p, cpu: mustHistogram(o), days: make([]dayAgg, n)}
+	// Days are calendar days (UTC), so a window of whole days ending now
+	// touches one more, the partial day now is in: without it a one-day
+	// window would cover only the hours since midnight.
+	n := int((p.Window+day-1)/day) + 1
+	mo := UsageMemoryHistogramOptions()
+	mo.HalfLife = p.CPUHalfLife
+	return &State{p: p, cpu: mustHistogram(o), mem: mustHistogram(mo), days: make([]dayAgg, n)}
+}
+
+// UsageMemoryHistogramOptions bucket State's memory peaks from 1 MiB at
+// 5 %: the VPA's memory histogram starts at 10 MB, which would put a small
+// sidecar's whole distribution in its first bucket.
+func UsageMemoryHistogramOptions() HistogramOptions {
+	return HistogramOptions{FirstBucket: 1 << 20, Ratio: 1.05, Max: 1e13, Epsilon: vpaEpsilon}
 }
 
 func dayOf(t time.Time) int64 { return int64(math.Floor(float64(t.Unix()) / 86400)) }
@@ -104,6 +119,7 @@ func (s *State) Observe(x Sample) {
 	}
 	if memOK {
 		a.peak = math.Max(a.peak, x.MemoryPeak)
+		s.mem.Add(x.MemoryPeak, dur.Seconds()/300, x.Time)
 	}
 	if x.Periods > 0 && x.ThrottledPeriods >= 0 {
 		a.periods += x.Periods
@@ -121,13 +137,14 @@ func (s *State) Observe(x Sample) {
 	}
 }
 
-// Inputs returns the aggregates at now (the days of the window ending with
-// now's day) for Recommend. The caller fills Current, Replicas and Prices.
+// Inputs returns the aggregates at now (the days that overlap the window
+// ending at now) for Recommend. The caller fills Current, Replicas and Prices.
 // Only samples observed so far count, so feeding samples up to now and
 // calling Inputs(now) can never look ahead.
 func (s *State) Inputs(now time.Time) Inputs {
 	in := Inputs{Window: s.p.Window}
 	nd := dayOf(now)
+	from := float64(now.Add(-s.p.Window).Unix())
 	var covered, throttled, periods float64
 	var oomAt int64 = math.MinInt64
 	for i := range s.days {
@@ -135,7 +152,15 @@ func (s *State) Inputs(now time.Time) Inputs {
 		if a.day > nd || a.day <= nd-int64(len(s.days)) || (a.covered == 0 && a.ooms == 0) {
 			continue
 		}
-		covered += a.covered
+		// The oldest day is partly before the window: its coverage counts
+		// for the share of the day inside, as if spread evenly over it.
+		// Its peak, OOMs and throttling count whole, which errs on the
+		// side of more memory.
+		share := math.Min(1, (float64(a.day+1)*86400-from)/86400)
+		if share <= 0 {
+			continue
+		}
+		covered += a.covered * share
 		in.MemoryPeak = math.Max(in.MemoryPeak, a.peak)
 		throttled += a.throttled
 		periods += a.periods
@@ -157,7 +182,33 @@ func (s *State) Inputs(now time.Time) Inputs {
 	return in
 }
 
-// Bytes estimates the state's memory footprint.
+// UsageQuantiles are the p50, p95 and maximum of one resource.
+type UsageQuantiles struct {
+	P50, P95, Max float64
+}
+
+// Usage returns the quantiles of the 5-minute CPU means (cores) and memory
+// peaks (bytes) observed so far, decayed like the CPU histogram; the
+// memory maximum is the window's exact peak. ok is false for a resource
+// without samples: unknown, not zero.
+func (s *State) Usage(now time.Time) (cpu, mem UsageQuantiles, cpuOK, memOK bool) {
+	if !s.cpu.IsEmpty() {
+		cpu = UsageQuantiles{P50: s.cpu.Quantile(0.5), P95: s.cpu.Quantile(0.95), Max: s.cpu.Quantile(1)}
+		cpuOK = true
+	}
+	if in := s.Inputs(now); !math.IsNaN(in.MemoryPeak) && !s.mem.IsEmpty() {
+		mem = UsageQuantiles{P50: s.mem.Quantile(0.5), P95: s.mem.Quantile(0.95), Max: in.MemoryPeak}
+		memOK = true
+	}
+	return cpu, mem, cpuOK, memOK
+}
+
+// LastObserved is the start of the latest window observed; zero before any.
+func (s *State) LastObserved() time.Time { return s.last }
+
+// Bytes estimates the state's memory footprint: both histograms' stored
+// buckets and headers, the day records and the struct.
 func (s *State) Bytes() int {
-	return 8*s.cpu.Buckets() + 64*len(s.days) + 160
+	const histogramHeader = 112
+	return 8*(s.cpu.Buckets()+s.mem.Buckets()) + 2*histogramHeader + 64*len(s.days) + 160
 }

@@ -67,6 +67,7 @@ type Exporter struct {
 	RequestSources  []history.RequestSource `yaml:"request_sources" doc:"Request counters that tell real from health traffic, and how their labels name a workload."`
 	Idle            IdleThresholds          `yaml:"idle"`
 	Forecast        Forecast                `yaml:"forecast"`
+	Recommender     Recommender             `yaml:"recommender"`
 }
 
 // Forecast configures the usage forecasts (docs/forecasting.md), which are
@@ -140,6 +141,7 @@ func Default() Config {
 				Window:         model.Duration(14 * 24 * time.Hour),
 				BatchWorkloads: 2000,
 			},
+			Recommender: defaultRecommender(),
 		},
 		Scaler: defaultScaler(),
 	}
