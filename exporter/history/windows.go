@@ -163,10 +163,10 @@ func FetchWindows(ctx context.Context, q Querier, namespaces []string, r Range, 
 		st.Series += len(mat)
 		for _, ss := range mat {
 			k := ContainerKey{Key: Key{Namespace: string(ss.Metric["namespace"]), Kind: string(ss.Metric["kind"]), Workload: string(ss.Metric["workload"])}, Container: string(ss.Metric["container"])}
+			st.Points += len(ss.Values)
 			if k.Namespace == "" || k.Workload == "" || k.Container == "" {
 				continue
 			}
-			st.Points += len(ss.Values)
 			for _, p := range ss.Values {
 				// A point at t is the window (t-step, t].
 				d := p.Timestamp.Time().Sub(r.Start)
