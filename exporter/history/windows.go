@@ -98,8 +98,12 @@ func WindowQueries(namespaces []string, r Range) []Query {
 	m := fmt.Sprintf("namespace=~%q", strings.Join(quoted, "|"))
 	owner := ownerExpr("", m)
 	step := dur(WindowStep)
+	// The range is a second short of the span: Prometheus 2 includes a
+	// subquery's first step (a window already read) and Prometheus 3 does
+	// not; a second less gives the span's windows on both.
+	rng := dur(r.End.Sub(r.Start) - time.Second)
 	sub := func(perPod string) string {
-		return fmt.Sprintf("(\n%s\n)[%s:%s]", byWorkload("max", perPod, owner, "container"), dur(r.End.Sub(r.Start)), step)
+		return fmt.Sprintf("(\n%s\n)[%s:%s]", byWorkload("max", perPod, owner, "container"), rng, step)
 	}
 	sel := func(metric string) string {
 		return fmt.Sprintf(`%s{container!="",container!="POD",%s}`, metric, m)

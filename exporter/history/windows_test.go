@@ -207,7 +207,7 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 		t.Fatalf("%d queries, want 6", len(qs))
 	}
 	for _, q := range qs {
-		if !strings.Contains(q.Expr, `namespace=~"a\\.b|c"`) || !strings.Contains(q.Expr, "[1h:5m]") {
+		if !strings.Contains(q.Expr, `namespace=~"a\\.b|c"`) || !strings.Contains(q.Expr, "[59m59s:5m]") {
 			t.Errorf("%s does not select the batch's namespaces over the range at 5m:\n%s", q.Name, q.Expr)
 		}
 	}
