@@ -48,6 +48,7 @@ type Service struct {
 
 	self      selfMetrics
 	forecasts forecasts
+	usage     usageStore
 	rec       *recommender
 }
 
