@@ -229,8 +229,9 @@ func (r *recommender) ready(ns string, now time.Time) bool {
 	return ok && r.caughtUp[ns] && now.Sub(t) < r.window
 }
 
-// fill puts every ready state's usage quantiles and recommendation inputs
-// into the snapshot for the analysis; containers without a state, or
+// fill puts every ready state's usage quantiles and recommendation inputs,
+// as of the end of the last window read, into the snapshot for the
+// analysis; containers without a state, or
 // still being backfilled, stay unknown.
 func (r *recommender) fill(hist *history.Snapshot, now time.Time) {
 	r.mu.Lock()
@@ -239,8 +240,11 @@ func (r *recommender) fill(hist *history.Snapshot, now time.Time) {
 		if !r.ready(k.Namespace, now) {
 			continue
 		}
-		cpu, mem, cpuOK, memOK := s.Usage(now)
-		in := s.Inputs(now)
+		// As of the last window read, not now: the minutes since are not
+		// missing, only not complete yet, and must not lower the coverage.
+		asOf := r.through[k.Namespace]
+		cpu, mem, cpuOK, memOK := s.Usage(asOf)
+		in := s.Inputs(asOf)
 		if !cpuOK && !memOK && in.Coverage == 0 {
 			continue
 		}

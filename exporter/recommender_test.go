@@ -294,6 +294,9 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 	p := recommend.DefaultPolicy()
 	p.Window = window
 	want := offline(ws, p, now, window)
+	// The exporter reads the state as of the end of the last window read.
+	asOf := history.PlanWindows(time.Time{}, now, window, 24*time.Hour)
+	now = asOf[len(asOf)-1].End
 	got := gatherGauges(t, svc)
 	replicas := map[string]float64{}
 	for _, w := range svc.Last().Workloads {

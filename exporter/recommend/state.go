@@ -160,14 +160,16 @@ func (s *State) Inputs(now time.Time) Inputs {
 			continue
 		}
 		// The oldest day is partly before the window: its coverage counts
-		// for the share of the day inside, as if spread evenly over it.
-		// Its peak, OOMs and throttling count whole, which errs on the
-		// side of more memory.
-		share := math.Min(1, (float64(day+1)*86400-from)/86400)
-		if share <= 0 {
+		// up to the part of the day inside. Exact when that day was read
+		// from the window's start (a backfill) or fully covered; otherwise
+		// it counts a gap before the window's start as covered. Its peak,
+		// OOMs and throttling count whole, which errs on the side of more
+		// memory.
+		inside := math.Min(86400, float64(day+1)*86400-from)
+		if inside <= 0 {
 			continue
 		}
-		covered += float64(a.covered) * share
+		covered += math.Min(float64(a.covered), inside)
 		in.MemoryPeak = math.Max(in.MemoryPeak, a.peak)
 		throttled += float64(a.throttled)
 		periods += float64(a.periods)
