@@ -51,14 +51,16 @@ func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ .
 	if m == nil || nsm == nil {
 		return nil, nil, nil, errors.New("not a CPU usage query")
 	}
-	rng, err := model.ParseDuration(m[1])
+	parsed, err := model.ParseDuration(m[1])
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The query asks a second short of the range it wants.
+	rng := time.Duration(parsed) + time.Second
 	nss := map[string]bool{}
 	for _, ns := range strings.Split(nsm[1], "|") {
 		nss[ns] = true
-		q.asked[ns] = append(q.asked[ns], m[1])
+		q.asked[ns] = append(q.asked[ns], model.Duration(rng).String())
 	}
 	var out model.Matrix
 	for _, k := range q.keys {
@@ -66,7 +68,7 @@ func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ .
 			continue
 		}
 		ss := &model.SampleStream{Metric: model.Metric{"namespace": model.LabelValue(k.Namespace), "kind": model.LabelValue(k.Kind), "workload": model.LabelValue(k.Workload)}}
-		for t := ts.Add(-time.Duration(rng)).Add(time.Hour); !t.After(ts); t = t.Add(time.Hour) {
+		for t := ts.Add(-rng).Add(time.Hour); !t.After(ts); t = t.Add(time.Hour) {
 			ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(hourlyValue(k, t))})
 		}
 		out = append(out, ss)
