@@ -37,7 +37,7 @@ type Window struct {
 	// Throttled and Periods are the increases of the CFS counters; NaN
 	// without a CPU limit.
 	Throttled, Periods float64
-	OOMKills           float64 // increase of container_oom_events_total
+	OOMKills           float64 // increase of container_oom_events_total since the previous window
 	Start              bool    // a replica's container started in the window
 }
 
@@ -113,7 +113,12 @@ func WindowQueries(namespaces []string, r Range) []Query {
 		{"window_memory_peak_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (max_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
 		{"window_cpu_throttled_periods", sub(fmt.Sprintf("sum by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_throttled_periods_total"), step))},
 		{"window_cpu_periods", sub(fmt.Sprintf("sum by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_periods_total"), step))},
-		{"window_oom_kills", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_oom_events_total"), step))},
+		// An OOM kill is one increment of a counter: increase() over
+		// back-to-back windows misses the one between a window's last
+		// scrape and the next window's first, so the delta is taken
+		// between window ends instead. A container new in the window
+		// counts from zero; a reset (a new container) is not a kill.
+		{"window_oom_kills", sub(fmt.Sprintf("clamp_min(\n  max by (namespace, pod, container) (%[1]s)\n  - (max by (namespace, pod, container) (%[1]s offset %[2]s) or max by (namespace, pod, container) (%[1]s) * 0),\n  0)", sel("container_oom_events_total"), step))},
 		// time() inside a subquery is the step's time: a start time within
 		// the step's window marks a start there. One sample per container.
 		{"window_container_starts", sub(fmt.Sprintf("max by (namespace, pod, container) (%s > time() - %d)", sel("container_start_time_seconds"), int(WindowStep.Seconds())))},

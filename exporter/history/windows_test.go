@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 func TestPlanWindows(t *testing.T) {
@@ -209,6 +210,14 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 	for _, q := range qs {
 		if !strings.Contains(q.Expr, `namespace=~"a\\.b|c"`) || !strings.Contains(q.Expr, "[59m59s:5m]") {
 			t.Errorf("%s does not select the batch's namespaces over the range at 5m:\n%s", q.Name, q.Expr)
+		}
+		expr, err := parser.NewParser(parser.Options{}).ParseExpr(q.Expr)
+		if err != nil {
+			t.Errorf("%s does not parse: %v\n%s", q.Name, err, q.Expr)
+			continue
+		}
+		if sq, ok := expr.(*parser.SubqueryExpr); !ok || sq.Step != WindowStep || sq.Range != time.Hour-time.Second {
+			t.Errorf("%s is not a subquery of the range at 5m: %s", q.Name, q.Expr)
 		}
 	}
 }
