@@ -32,6 +32,8 @@ import (
 type windowServer struct {
 	perNS int
 	busy  atomic.Int64
+	fail  atomic.Bool // answer every query with an error
+	asked atomic.Int64
 }
 
 var (
@@ -42,6 +44,11 @@ var (
 func (s *windowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.busy.Add(int64(time.Since(start))) }()
+	s.asked.Add(1)
+	if s.fail.Load() {
+		http.Error(w, `{"status":"error","errorType":"execution","error":"overloaded"}`, http.StatusServiceUnavailable)
+		return
+	}
 	_ = r.ParseForm()
 	q := r.Form.Get("query")
 	at, _ := strconv.ParseFloat(r.Form.Get("time"), 64)

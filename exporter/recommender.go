@@ -42,6 +42,10 @@ type recommender struct {
 	statesGauge, bytesGauge, pending  prometheus.Gauge
 }
 
+// catchUpRange is the longest range read as a cycle's new windows rather
+// than as backfill: a few missed cycles are caught up at once.
+const catchUpRange = time.Hour
+
 func newRecommender(p recommend.Policy, window, chunk, budget, timeout time.Duration, batch int, logger *slog.Logger) *recommender {
 	p.Window = window
 	return &recommender{
@@ -140,14 +144,24 @@ func (r *recommender) update(ctx context.Context, q history.Querier, inv invento
 	for _, t := range cursors {
 		for _, batch := range history.WindowBatches(groups[t], r.batch) {
 			ranges := history.PlanWindows(t, now, r.window, r.chunk)
+			// A plan that starts past the cursor rereads the whole window
+			// (first read, or a gap longer than it): until it is done the
+			// states hold only part of the window.
+			if len(ranges) > 0 && (t.IsZero() || ranges[0].Start.After(t.Truncate(history.WindowStep))) {
+				for _, ns := range batch {
+					r.caughtUp[ns] = false
+				}
+			}
 			for i, rg := range ranges {
-				// At least one backfill range per cycle, so that a budget
+				// The budget bounds backfill only: the last range when it
+				// is short (a cycle's new windows) is always read, and so
+				// is the cycle's first backfill range, so that a budget
 				// shorter than one query still makes progress.
-				backfill := len(ranges) > 1
-				if backfill && backfilled && r.budget > 0 && time.Since(start) > r.budget {
+				catchUp := i == len(ranges)-1 && rg.End.Sub(rg.Start) <= catchUpRange
+				if !catchUp && backfilled && r.budget > 0 && time.Since(start) > r.budget {
 					break
 				}
-				backfilled = backfilled || backfill
+				backfilled = backfilled || !catchUp
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
