@@ -221,3 +221,50 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFetchWindows feeds FetchWindows answers with arbitrary timestamps,
+// values and labels, as a misbehaving Prometheus-compatible server could
+// send them: nothing may panic, every window kept must lie in the range on
+// the 5-minute grid, once, in order, and a missing label drops the series.
+func FuzzFetchWindows(f *testing.F) {
+	f.Add(int64(300_000), 0.5, int64(600_000), 1e9, "app", uint8(0))
+	f.Add(int64(0), math.NaN(), int64(-300_000), math.Inf(1), "", uint8(3))
+	f.Add(int64(299_999), -1.0, int64(1<<40), 1e308, "x", uint8(5))
+	f.Fuzz(func(t *testing.T, ts1 int64, v1 float64, ts2 int64, v2 float64, container string, which uint8) {
+		start := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+		rg := Range{start, start.Add(12 * WindowStep)}
+		base := start.UnixMilli()
+		lbl := model.Metric{"namespace": "shop", "kind": "Deployment", "workload": "api", "container": model.LabelValue(container)}
+		ss := &model.SampleStream{Metric: lbl, Values: []model.SamplePair{
+			{Timestamp: model.Time(base + ts1), Value: model.SampleValue(v1)},
+			{Timestamp: model.Time(base + ts2), Value: model.SampleValue(v2)},
+		}}
+		names := []string{"rate(container_cpu_usage", "max_over_time(container_memory", "container_cpu_cfs_throttled", "container_cpu_cfs_periods", "container_oom_events", "container_start_time"}
+		q := &matrixQuerier{answers: map[string]model.Matrix{names[int(which)%len(names)]: {ss}, names[0]: {ss}}}
+		got, _, err := FetchWindows(context.Background(), q, []string{"shop"}, rg, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if container == "" && len(got) != 0 {
+			t.Fatalf("a series without a container label was kept: %v", got)
+		}
+		for _, ws := range got {
+			if len(ws) > rg.Windows() {
+				t.Fatalf("%d windows in a range of %d", len(ws), rg.Windows())
+			}
+			for i, w := range ws {
+				if !w.End.After(rg.Start) || w.End.After(rg.End) || w.End.Sub(rg.Start)%WindowStep != 0 {
+					t.Fatalf("window ending %s outside %v or off the grid", w.End, rg)
+				}
+				if i > 0 && !w.End.After(ws[i-1].End) {
+					t.Fatalf("windows out of order: %v", ws)
+				}
+				for _, x := range []float64{w.CPU, w.MemoryPeak, w.Throttled, w.Periods, w.OOMKills} {
+					if math.IsInf(x, 0) {
+						t.Fatalf("an infinite value was kept: %+v", w)
+					}
+				}
+			}
+		}
+	})
+}
