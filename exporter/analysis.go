@@ -160,12 +160,25 @@ type NamespaceResult struct {
 
 // recommend sizes one container from its window aggregates.
 func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
-	// The aggregates cover the fetched window; a shorter policy window
-	// scales the confidence (coverage × window) but not yet the
-	// aggregates, which the incremental state will.
+	current := recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim}
+	if inputs, ok := h.ContainerInputs[c]; ok {
+		// The state keeps exporter.window; a shorter policy window reads
+		// only its last days (the CPU histogram decays instead).
+		in := inputs(p.Window)
+		// The state records the peak at an OOM kill; the limit the
+		// container runs with is what it was killed at, when it has one.
+		if in.OOMKills > 0 && cur.MemoryLim > 0 {
+			in.OOMMemory = cur.MemoryLim
+		}
+		in.Current, in.Replicas, in.Prices = current, replicas, prices
+		return recommend.Recommend(in, p)
+	}
+	// Without a state the window aggregates, when there are any, cover
+	// the fetched window; a shorter policy window scales the confidence
+	// (coverage × window) only.
 	in := recommend.Inputs{
 		Window:   p.Window,
-		Current:  recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim},
+		Current:  current,
 		Replicas: replicas,
 		Prices:   prices,
 	}

@@ -308,7 +308,7 @@ type selfMetrics struct {
 
 func newSelfMetrics() selfMetrics {
 	m := selfMetrics{
-		stageDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_cycle_stage_duration_seconds", Help: "Duration of each stage of the last analysis cycle: inventory, prometheus, analysis, total."}, []string{"stage"}),
+		stageDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_cycle_stage_duration_seconds", Help: "Duration of each stage of the last analysis cycle: inventory, prometheus, recommender, analysis, total."}, []string{"stage"}),
 		stageSuccess:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_exporter_cycle_stage_success", Help: "1 when the stage succeeded in the last cycle that reached it, else 0."}, []string{"stage"}),
 		cycles:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "upid_exporter_cycles_total", Help: "Analysis cycles by result (success, failure)."}, []string{"result"}),
 		queryErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "upid_exporter_query_errors_total", Help: "Failed Prometheus queries, by query name."}, []string{"query"}),

@@ -52,6 +52,8 @@ type Service struct {
 
 	self      selfMetrics
 	forecasts forecasts
+	usage     usageStore
+	rec       *recommender
 }
 
 // New validates the configuration and prepares the informers.
@@ -137,6 +139,9 @@ func New(opts Options) (*Service, error) {
 		s.logger.Warn("exporter.recommend.window is longer than exporter.window, the history fetched; recommendations use exporter.window",
 			"recommend_window", cfg.Recommend.Window, "window", cfg.Window)
 	}
+	rc := cfg.Recommender
+	s.rec = newRecommender(s.analyzer.policy, time.Duration(cfg.Window), time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
+		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
 	return s, nil
 }
 
@@ -197,6 +202,16 @@ func (s *Service) Cycle(ctx context.Context) error {
 		s.self.cycles.WithLabelValues("failure").Inc()
 		return err
 	}
+
+	// The recommender's state survives a failed fetch: it is only behind
+	// by the windows it could not read, which it reads next cycle.
+	stage = time.Now()
+	rerr := s.rec.update(ctx, s.opts.Querier, inv, at)
+	if rerr != nil {
+		s.logger.Warn("recommender fetch failed; it catches up next cycle", "err", rerr)
+	}
+	s.rec.fill(hist, at)
+	s.self.stage("recommender", time.Since(stage), rerr)
 
 	stage = time.Now()
 	res := s.analyzer.analyze(inv, hist, at)
@@ -279,5 +294,5 @@ func (s *Service) Collectors() []prometheus.Collector {
 	// and encode them one at a time.
 	out := (&resultsCollector{s: s}).families()
 	out = append(out, newForecastCollector(s).families()...)
-	return append(out, s.self)
+	return append(out, s.self, s.rec)
 }

@@ -233,9 +233,11 @@ func TestAgainstRealServers(t *testing.T) {
 	}
 	near("busy-api real requests/s", ba.Idle.RealRequestsPerSecond, 5, 0.05)
 	near("busy-api cost", ba.Cost.Total, 0.031611+0.004237, 1e-9)
-	// (1 − 0.3 p95) cores × 0.031611; (1 GiB − 300 MiB) × 0.004237.
-	near("busy-api cpu waste", *ba.Waste.CPU, 0.7*0.031611, 1e-5)
-	near("busy-api memory waste", *ba.Waste.Memory, (1-300.0/1024)*0.004237, 1e-9)
+	// (1 − 0.3 p95) cores × 0.031611; (1 GiB − 300 MiB) × 0.004237. The
+	// p95s come from the recommender's histograms, whose buckets are 5 %
+	// wide: the steady 0.3 cores and 300 MiB read as up to 5 % more.
+	near("busy-api cpu waste", *ba.Waste.CPU, (1-0.3*1.025)*0.031611, 0.3*0.025*0.031611)
+	near("busy-api memory waste", *ba.Waste.Memory, (1-300.0*1.025/1024)*0.004237, 300.0*0.025/1024*0.004237)
 
 	// busy-api's container requests 1 core and 1 GiB but uses a steady 0.3
 	// cores and 300 MiB: UPID proposes less, never below the memory peak

@@ -43,10 +43,127 @@ type forecasts struct {
 	ran      bool
 }
 
+// usageStore holds every workload's hourly CPU between forecast runs, so
+// that a run reads only the hours since the last one instead of the whole
+// window: at 14 days that is 336 times fewer samples per run
+// (docs/benchmarks.md). Values are float32, 1.3 KB per workload at 14
+// days; CPU in cores needs no more than float32's seven digits.
+type usageStore struct {
+	mu  sync.Mutex
+	end time.Time // the hour of the last point held
+	// known are the namespaces whose whole window has been read; a
+	// namespace seen for the first time is read whole.
+	known  map[string]bool
+	series map[history.Key][]float32 // window/UsageStep points ending at end
+}
+
+// usagePlan says what a run reads: the whole window for full, the hours
+// since the store's end for incremental (span 0: nothing new).
+type usagePlan struct {
+	full, incremental []string
+	span              time.Duration
+	reset             bool
+}
+
+// planUsage splits the namespaces of the run ending at end between a
+// read of the whole window and one of the hours since the last run. A
+// gap of a window or more, or a first run, reads everything whole.
+func (u *usageStore) plan(namespaces []string, end time.Time, window time.Duration) usagePlan {
+	var p usagePlan
+	if u.end.IsZero() || end.Sub(u.end) >= window || end.Before(u.end) {
+		p.reset = true
+		p.full = namespaces
+		return p
+	}
+	p.span = end.Sub(u.end)
+	for _, ns := range namespaces {
+		if u.known[ns] {
+			p.incremental = append(p.incremental, ns)
+		} else {
+			p.full = append(p.full, ns)
+		}
+	}
+	return p
+}
+
+// merge moves the store to end: held series shift by the plan's span and
+// take the new hours at their tail (NaN where the new read has nothing:
+// unknown), series read whole replace what was held, and series of
+// namespaces no longer present or without a known point are dropped.
+func (u *usageStore) merge(p usagePlan, end time.Time, window time.Duration, present map[string]bool, full, inc map[history.Key]history.UsageSeries) {
+	n := int(window / history.UsageStep)
+	if p.reset || u.series == nil {
+		u.series, u.known = map[history.Key][]float32{}, map[string]bool{}
+	}
+	k := int(p.span / history.UsageStep)
+	nan := float32(math.NaN())
+	for key, v := range u.series {
+		if len(v) != n {
+			delete(u.series, key)
+			continue
+		}
+		if k > 0 {
+			copy(v, v[min(k, n):])
+			for i := max(n-k, 0); i < n; i++ {
+				v[i] = nan
+			}
+		}
+	}
+	for key, us := range inc {
+		v := u.series[key]
+		if v == nil {
+			v = make([]float32, n)
+			for i := range v {
+				v[i] = nan
+			}
+			u.series[key] = v
+		}
+		tail := us.Values[max(len(us.Values)-k, 0):]
+		copy(v[n-len(tail):], float32s(tail))
+	}
+	for key, us := range full {
+		u.series[key] = float32s(us.Values)
+	}
+	for key, v := range u.series {
+		if !present[key.Namespace] || finitePoints32(v) == 0 {
+			delete(u.series, key)
+		}
+	}
+	for _, ns := range append(append([]string{}, p.full...), p.incremental...) {
+		u.known[ns] = true
+	}
+	for ns := range u.known {
+		if !present[ns] {
+			delete(u.known, ns)
+		}
+	}
+	u.end = end
+}
+
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func finitePoints32(v []float32) int {
+	n := 0
+	for _, x := range v {
+		if x == x && !math.IsInf(float64(x), 0) {
+			n++
+		}
+	}
+	return n
+}
+
 // Forecast fits the CPU forecast and anomaly score of every workload of the
 // last good cycle. Workloads without two days of hourly history get none:
-// unknown, not a flat line. A failed batch of namespaces fails the run and
-// keeps the previous forecasts.
+// unknown, not a flat line. The hourly history is kept between runs and
+// only the hours since the last run are read (usageStore). A failed batch
+// of namespaces fails the run, keeps the previous forecasts and the held
+// history, which the next run reads on from.
 func (s *Service) Forecast(ctx context.Context) error {
 	start := time.Now()
 	res := s.Last()
@@ -54,19 +171,59 @@ func (s *Service) Forecast(ctx context.Context) error {
 		return errors.New("forecast: no analysis results yet")
 	}
 	cfg := s.opts.Exporter.Forecast
-	series, err := history.FetchCPUUsage(ctx, s.opts.Querier, s.opts.Now(), time.Duration(cfg.Window), time.Duration(s.opts.Prometheus.Timeout), forecastBatches(res.Workloads, cfg.BatchWorkloads))
+	window, timeout := time.Duration(cfg.Window), time.Duration(s.opts.Prometheus.Timeout)
+	at := s.opts.Now()
+	end := at.Truncate(history.UsageStep)
+	present := map[string]bool{}
+	for _, w := range res.Workloads {
+		present[w.Namespace] = true
+	}
+	namespaces := make([]string, 0, len(present))
+	for ns := range present {
+		namespaces = append(namespaces, ns)
+	}
+	sort.Strings(namespaces)
+	u := &s.usage
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	plan := u.plan(namespaces, end, window)
+	in := func(nss []string) []WorkloadResult {
+		set := map[string]bool{}
+		for _, ns := range nss {
+			set[ns] = true
+		}
+		var out []WorkloadResult
+		for _, w := range res.Workloads {
+			if set[w.Namespace] {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	full, err := history.FetchCPUUsage(ctx, s.opts.Querier, at, window, timeout, forecastBatches(in(plan.full), cfg.BatchWorkloads))
+	var inc map[history.Key]history.UsageSeries
+	if err == nil && plan.span > 0 && len(plan.incremental) > 0 {
+		inc, err = history.FetchCPUUsage(ctx, s.opts.Querier, at, plan.span, timeout, forecastBatches(in(plan.incremental), cfg.BatchWorkloads))
+	}
 	if err != nil {
 		s.forecasts.mu.Lock()
 		s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = false, true, time.Since(start)
 		s.forecasts.mu.Unlock()
 		return fmt.Errorf("forecast: %w", err)
 	}
-	out := make(map[history.Key]workloadForecast, len(series))
-	for k, us := range series {
+	u.merge(plan, end, window, present, full, inc)
+	n := int(window / history.UsageStep)
+	first := end.Add(-window).Add(history.UsageStep)
+	out := make(map[history.Key]workloadForecast, len(u.series))
+	vals := make([]float64, n)
+	for k, v := range u.series {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if f, ok := fitWorkload(us); ok {
+		for i, x := range v {
+			vals[i] = float64(x)
+		}
+		if f, ok := fitWorkload(history.UsageSeries{Start: first, Values: vals}); ok {
 			out[k] = f
 		}
 	}
@@ -74,7 +231,7 @@ func (s *Service) Forecast(ctx context.Context) error {
 	s.forecasts.byKey, s.forecasts.at = out, s.opts.Now()
 	s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = true, true, time.Since(start)
 	s.forecasts.mu.Unlock()
-	s.logger.Info("forecasts fitted", "workloads", len(out), "series", len(series), "duration", time.Since(start).Round(time.Millisecond))
+	s.logger.Info("forecasts fitted", "workloads", len(out), "series", len(u.series), "read_whole", len(plan.full), "read_since_last", len(plan.incremental), "hours_since_last", int(plan.span/history.UsageStep), "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -206,7 +206,7 @@ func TestRecommendGolden(t *testing.T) {
 	pinDemo(t)
 	for _, tc := range []cliCase{
 		{name: "table", args: []string{"recommend", "--demo"}, golden: "recommend", stdout: []string{"report-builder", "APPLY"}},
-		{name: "wide", args: []string{"recommend", "--demo", "-o", "wide"}, golden: "recommend-wide", stdout: []string{"low_confidence"}},
+		{name: "wide", args: []string{"recommend", "--demo", "-o", "wide"}, golden: "recommend-wide", stdout: []string{"short_history"}},
 		{name: "json", args: []string{"recommend", "--demo", "-o", "json"}, golden: "recommend-json", check: validJSON},
 		{name: "yaml", args: []string{"recommend", "--demo", "-o", "yaml"}, golden: "recommend-yaml", check: validYAML},
 		{name: "csv", args: []string{"recommend", "--demo", "-o", "csv"}, golden: "recommend-csv", check: validCSV},
@@ -265,11 +265,17 @@ func checkPatches(t *testing.T, out []byte) int {
 		if doc.APIVersion == "" || doc.Kind == "" || doc.Metadata.Name == "" || doc.Metadata.Namespace == "" {
 			t.Errorf("patch %d lacks its object's identity: %+v", n, doc)
 		}
-		tmpl, _ := doc.Spec["template"].(map[string]any)
+		// A CronJob's pod template is one level down, in its Job template.
+		owner := doc.Spec
+		if doc.Kind == "CronJob" {
+			jt, _ := doc.Spec["jobTemplate"].(map[string]any)
+			owner, _ = jt["spec"].(map[string]any)
+		}
+		tmpl, _ := owner["template"].(map[string]any)
 		spec, _ := tmpl["spec"].(map[string]any)
 		cs, _ := spec["containers"].([]any)
 		if len(cs) == 0 {
-			t.Errorf("patch %d (%s %s) has no spec.template.spec.containers", n, doc.Kind, doc.Metadata.Name)
+			t.Errorf("patch %d (%s %s) has no pod template containers", n, doc.Kind, doc.Metadata.Name)
 			continue
 		}
 		for _, c := range cs {

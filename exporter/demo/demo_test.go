@@ -120,6 +120,76 @@ func TestEveryQueryRuns(t *testing.T) {
 	}
 }
 
+// TestWindowQueriesRun runs the recommender's window queries over the
+// demo's last day, as the exporter's backfill does, and requires CPU and
+// memory windows for every container of the demo's running workloads:
+// the demo feeds recommendations through the same path as a cluster.
+func TestWindowQueriesRun(t *testing.T) {
+	d, _ := sharedDemo(t)
+	nss := map[string]bool{}
+	for _, c := range d.Cases {
+		nss[c.Namespace] = true
+	}
+	var namespaces []string
+	for ns := range nss {
+		namespaces = append(namespaces, ns)
+	}
+	sort.Strings(namespaces)
+	end := d.Now.Add(-history.Settle).Truncate(history.WindowStep)
+	rg := history.Range{Start: end.Add(-24 * time.Hour), End: end}
+	for _, q := range history.WindowQueries(namespaces, rg) {
+		if _, warnings, _, err := d.Querier.Query(context.Background(), q.Expr, rg.End); err != nil || len(warnings) > 0 {
+			t.Errorf("%s: %v %v", q.Name, err, warnings)
+		}
+	}
+	got, st, err := history.FetchWindows(context.Background(), d.Querier, namespaces, rg, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", st)
+	cpu, mem := 0, 0
+	for k, ws := range got {
+		if len(ws) > rg.Windows() {
+			t.Errorf("%v: %d windows in a range of %d", k, len(ws), rg.Windows())
+		}
+		for _, w := range ws {
+			if !math.IsNaN(w.CPU) {
+				cpu++
+			}
+			if !math.IsNaN(w.MemoryPeak) {
+				mem++
+			}
+		}
+	}
+	for _, c := range d.Cases {
+		if c.Kind == "CronJob" {
+			continue // runs 25 minutes in four hours
+		}
+		if c.Name == "gift-cards" {
+			// No series at all: no windows, so no state and no
+			// recommendation, never one from nothing.
+			for k := range got {
+				if k.Workload == c.Name {
+					t.Errorf("gift-cards has windows %v, want none", got[k])
+				}
+			}
+			continue
+		}
+		found := false
+		for k, ws := range got {
+			if k.Namespace == c.Namespace && k.Kind == c.Kind && k.Workload == c.Name && len(ws) >= rg.Windows()*9/10 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s/%s/%s: no container with windows over most of the day", c.Namespace, c.Kind, c.Name)
+		}
+	}
+	if cpu == 0 || mem == 0 {
+		t.Errorf("%d CPU and %d memory windows, want both", cpu, mem)
+	}
+}
+
 func key(c Case) history.Key {
 	return history.Key{Namespace: c.Namespace, Kind: c.Kind, Workload: c.Name}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/exporter/recommend"
 )
 
 // Querier is the part of the Prometheus HTTP API client the exporter uses;
@@ -51,6 +52,11 @@ type Workload struct {
 	// container absent from the map has no such series (unknown, or no limit).
 	ContainerOOMKills       map[string]float64
 	ContainerThrottledRatio map[string]float64
+	// ContainerInputs give the recommender's inputs by container over a
+	// window (at most the state's), from its incremental state
+	// (exporter/recommender.go); they take precedence over the window
+	// aggregates above.
+	ContainerInputs map[string]func(window time.Duration) recommend.Inputs
 }
 
 // RequestCount is the number of requests over the window for one

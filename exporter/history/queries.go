@@ -97,13 +97,14 @@ type RequestSource struct {
 func dur(d time.Duration) string { return model.Duration(d).String() }
 
 // Queries lists the queries of one cycle; the count does not depend on the
-// cluster's size.
+// cluster's size. Per-container usage is not among them: the recommender
+// reads it incrementally (WindowQueries), since quantiles over the window
+// would read every raw sample of every container each cycle.
 func Queries(p Params) []Query {
 	w, step, rw := dur(p.Window), dur(p.Step), dur(p.RateWindow)
 	owner := ownerExpr(w, "")
 	ownerNow := ownerExpr("", "")
 	cpuSel := `container_cpu_usage_seconds_total{container!="",container!="POD"}`
-	memSel := `container_memory_working_set_bytes{container!="",container!="POD"}`
 	coverageStep := "1h"
 	if p.Window < 24*time.Hour {
 		coverageStep = step
@@ -117,14 +118,6 @@ func Queries(p Params) []Query {
 		{"network_receive_bytes", byWorkload("sum", fmt.Sprintf(`sum by (namespace, pod) (increase(container_network_receive_bytes_total{pod!=""}[%s]))`, w), owner)},
 		{"probes", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(prober_probe_total[%s]))", w), owner)},
 		{"replicas", fmt.Sprintf("avg_over_time(\n  (%s)[%s:%s]\n)", byWorkload("count", fmt.Sprintf(`max by (namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)`), ownerNow), w, "1h")},
-		{"container_cpu_p50_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
-		{"container_cpu_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
-		{"container_cpu_max_cores", byWorkload("max", fmt.Sprintf("max_over_time(rate(%s[%s])[%s:%s])", cpuSel, rw, w, step), owner, "container")},
-		{"container_memory_p50_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.5, %s[%s])", memSel, w), owner, "container")},
-		{"container_memory_p95_bytes", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, %s[%s])", memSel, w), owner, "container")},
-		{"container_memory_max_bytes", byWorkload("max", fmt.Sprintf("max_over_time(%s[%s])", memSel, w), owner, "container")},
-		{"container_oom_kills", byWorkload("max", fmt.Sprintf(`max by (namespace, pod, container) (increase(container_oom_events_total{container!="",container!="POD"}[%s]))`, w), owner, "container")},
-		{"container_cpu_throttled_ratio", byWorkload("max", fmt.Sprintf(`sum by (namespace, pod, container) (increase(container_cpu_cfs_throttled_periods_total{container!=""}[%[1]s])) / sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{container!=""}[%[1]s]) > 0)`, w), owner, "container")},
 		{"opencost", pricing.OpenCostQuery},
 	}
 	for _, s := range p.Sources {

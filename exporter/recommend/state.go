@@ -3,6 +3,7 @@ package recommend
 import (
 	"math"
 	"time"
+	"unsafe"
 )
 
 // Sample is one usage window of one container, as a 5-minute scrape
@@ -28,26 +29,34 @@ type Sample struct {
 
 const day = 24 * time.Hour
 
-// dayAgg is what State keeps per calendar day (UTC) of the window.
+// dayAgg is what State keeps per calendar day (UTC) of the window, in 40
+// bytes: a state holds Window/24h+1 of them, and at 100,000 containers
+// every byte here is 1.5 MB. Sums of seconds and CFS periods fit float32's
+// 24-bit mantissa to well under a part per million.
 type dayAgg struct {
-	day       int64   // days since the Unix epoch; the slot is stale otherwise
-	covered   float64 // seconds with samples
+	day       int32   // days since the Unix epoch; the slot is stale otherwise
+	ooms      int32   // OOM kills
+	oomSec    int32   // second of the day of the latest OOM kill
+	covered   float32 // seconds with samples
+	throttled float32
+	periods   float32
 	peak      float64 // highest working set
-	ooms      int
 	oomMemory float64 // memory limit or peak at the day's latest OOM
-	oomAt     int64
-	throttled float64
-	periods   float64
 }
 
 // State is UPID's incremental per-container state: a decaying histogram of
 // 5-minute CPU means and one record per day of the window for coverage,
 // memory peak, OOM kills and throttling. Observe costs O(1); the memory is
-// the histogram's occupied buckets plus Window/24h small records, a few
+// the histograms' occupied buckets plus Window/24h+1 small records, a few
 // hundred bytes for a typical container. It is not safe for concurrent use.
 type State struct {
-	p         Policy
-	cpu       *Histogram
+	// Only the two fields of the policy it reads, not a copy of the
+	// policy: a state per container adds up.
+	window, grace time.Duration
+	cpu           *Histogram
+	// mem holds the 5-minute memory peaks for the usage quantiles the
+	// exporter shows; recommendations size memory from the daily peaks.
+	mem       *Histogram
 	days      []dayAgg
 	startedAt time.Time
 	last      time.Time
@@ -59,8 +68,20 @@ func NewState(p Policy) *State {
 	p = p.normalized()
 	o := CPUHistogramOptions()
 	o.HalfLife = p.CPUHalfLife
-	n := int((p.Window + day - 1) / day)
-	return &State{p: p, cpu: mustHistogram(o), days: make([]dayAgg, n)}
+	// Days are calendar days (UTC), so a window of whole days ending now
+	// touches one more, the partial day now is in: without it a one-day
+	// window would cover only the hours since midnight.
+	n := int((p.Window+day-1)/day) + 1
+	mo := UsageMemoryHistogramOptions()
+	mo.HalfLife = p.CPUHalfLife
+	return &State{window: p.Window, grace: p.StartupGrace, cpu: mustHistogram(o), mem: mustHistogram(mo), days: make([]dayAgg, n)}
+}
+
+// UsageMemoryHistogramOptions bucket State's memory peaks from 1 MiB at
+// 5 %: the VPA's memory histogram starts at 10 MB, which would put a small
+// sidecar's whole distribution in its first bucket.
+func UsageMemoryHistogramOptions() HistogramOptions {
+	return HistogramOptions{FirstBucket: 1 << 20, Ratio: 1.05, Max: 1e13, Epsilon: vpaEpsilon}
 }
 
 func dayOf(t time.Time) int64 { return int64(math.Floor(float64(t.Unix()) / 86400)) }
@@ -68,8 +89,8 @@ func dayOf(t time.Time) int64 { return int64(math.Floor(float64(t.Unix()) / 8640
 func (s *State) slot(d int64) *dayAgg {
 	n := int64(len(s.days))
 	a := &s.days[((d%n)+n)%n]
-	if a.day != d {
-		*a = dayAgg{day: d}
+	if int64(a.day) != d {
+		*a = dayAgg{day: int32(d)}
 	}
 	return a
 }
@@ -95,24 +116,25 @@ func (s *State) Observe(x Sample) {
 	cpuOK := x.CPU >= 0 && !math.IsInf(x.CPU, 0)
 	memOK := x.MemoryPeak >= 0 && !math.IsInf(x.MemoryPeak, 0)
 	if cpuOK || memOK {
-		a.covered += dur.Seconds()
+		a.covered += float32(dur.Seconds())
 	}
-	if cpuOK && (s.startedAt.IsZero() || x.Time.Sub(s.startedAt) >= s.p.StartupGrace) {
+	if cpuOK && (s.startedAt.IsZero() || x.Time.Sub(s.startedAt) >= s.grace) {
 		// Weighted by duration so that a short window after a restart
 		// counts for what it covers.
 		s.cpu.Add(x.CPU, dur.Seconds()/300, x.Time)
 	}
 	if memOK {
 		a.peak = math.Max(a.peak, x.MemoryPeak)
+		s.mem.Add(x.MemoryPeak, dur.Seconds()/300, x.Time)
 	}
 	if x.Periods > 0 && x.ThrottledPeriods >= 0 {
-		a.periods += x.Periods
-		a.throttled += math.Min(x.ThrottledPeriods, x.Periods)
+		a.periods += float32(x.Periods)
+		a.throttled += float32(math.Min(x.ThrottledPeriods, x.Periods))
 	}
 	if x.OOMKill {
 		a.ooms++
-		if t := x.Time.Unix(); t >= a.oomAt {
-			a.oomAt = t
+		if t := int32(x.Time.Unix() - d*86400); t >= a.oomSec {
+			a.oomSec = t
 			a.oomMemory = x.MemoryLimit
 			if !(a.oomMemory > 0) && memOK {
 				a.oomMemory = x.MemoryPeak
@@ -121,30 +143,50 @@ func (s *State) Observe(x Sample) {
 	}
 }
 
-// Inputs returns the aggregates at now (the days of the window ending with
-// now's day) for Recommend. The caller fills Current, Replicas and Prices.
+// Inputs returns the aggregates at now (the days that overlap the window
+// ending at now) for Recommend. The caller fills Current, Replicas and Prices.
 // Only samples observed so far count, so feeding samples up to now and
 // calling Inputs(now) can never look ahead.
-func (s *State) Inputs(now time.Time) Inputs {
-	in := Inputs{Window: s.p.Window}
+func (s *State) Inputs(now time.Time) Inputs { return s.InputsWithin(now, s.window) }
+
+// InputsWithin is Inputs over the last w of the state's window (all of it
+// when w is 0 or longer): memory peaks, coverage, OOM kills and throttling
+// of those days only. The CPU histogram is not windowed: it decays.
+func (s *State) InputsWithin(now time.Time, w time.Duration) Inputs {
+	if w <= 0 || w > s.window {
+		w = s.window
+	}
+	in := Inputs{Window: w}
 	nd := dayOf(now)
+	from := float64(now.Add(-w).Unix())
 	var covered, throttled, periods float64
 	var oomAt int64 = math.MinInt64
 	for i := range s.days {
 		a := &s.days[i]
-		if a.day > nd || a.day <= nd-int64(len(s.days)) || (a.covered == 0 && a.ooms == 0) {
+		day := int64(a.day)
+		if day > nd || day <= nd-int64(len(s.days)) || (a.covered == 0 && a.ooms == 0) {
 			continue
 		}
-		covered += a.covered
+		// The oldest day is partly before the window: its coverage counts
+		// up to the part of the day inside. Exact when that day was read
+		// from the window's start (a backfill) or fully covered; otherwise
+		// it counts a gap before the window's start as covered. Its peak,
+		// OOMs and throttling count whole, which errs on the side of more
+		// memory.
+		inside := math.Min(86400, float64(day+1)*86400-from)
+		if inside <= 0 {
+			continue
+		}
+		covered += math.Min(float64(a.covered), inside)
 		in.MemoryPeak = math.Max(in.MemoryPeak, a.peak)
-		throttled += a.throttled
-		periods += a.periods
-		in.OOMKills += a.ooms
-		if a.ooms > 0 && a.oomAt > oomAt {
-			oomAt, in.OOMMemory = a.oomAt, a.oomMemory
+		throttled += float64(a.throttled)
+		periods += float64(a.periods)
+		in.OOMKills += int(a.ooms)
+		if at := day*86400 + int64(a.oomSec); a.ooms > 0 && at > oomAt {
+			oomAt, in.OOMMemory = at, a.oomMemory
 		}
 	}
-	in.Coverage = math.Min(1, covered/s.p.Window.Seconds())
+	in.Coverage = math.Min(1, covered/w.Seconds())
 	if periods > 0 {
 		in.ThrottledRatio = throttled / periods
 	}
@@ -157,7 +199,33 @@ func (s *State) Inputs(now time.Time) Inputs {
 	return in
 }
 
-// Bytes estimates the state's memory footprint.
+// UsageQuantiles are the p50, p95 and maximum of one resource.
+type UsageQuantiles struct {
+	P50, P95, Max float64
+}
+
+// Usage returns the quantiles of the 5-minute CPU means (cores) and memory
+// peaks (bytes) observed so far, decayed like the CPU histogram; the
+// memory maximum is the window's exact peak. ok is false for a resource
+// without samples: unknown, not zero.
+func (s *State) Usage(now time.Time) (cpu, mem UsageQuantiles, cpuOK, memOK bool) {
+	if !s.cpu.IsEmpty() {
+		cpu = UsageQuantiles{P50: s.cpu.Quantile(0.5), P95: s.cpu.Quantile(0.95), Max: s.cpu.Quantile(1)}
+		cpuOK = true
+	}
+	if in := s.Inputs(now); !math.IsNaN(in.MemoryPeak) && !s.mem.IsEmpty() {
+		mem = UsageQuantiles{P50: s.mem.Quantile(0.5), P95: s.mem.Quantile(0.95), Max: in.MemoryPeak}
+		memOK = true
+	}
+	return cpu, mem, cpuOK, memOK
+}
+
+// LastObserved is the start of the latest window observed; zero before any.
+func (s *State) LastObserved() time.Time { return s.last }
+
+// Bytes estimates the state's memory footprint: both histograms' stored
+// buckets and headers, the day records and the struct.
 func (s *State) Bytes() int {
-	return 8*s.cpu.Buckets() + 64*len(s.days) + 160
+	return 8*(s.cpu.Buckets()+s.mem.Buckets()) + 2*int(unsafe.Sizeof(Histogram{})) +
+		int(unsafe.Sizeof(dayAgg{}))*len(s.days) + int(unsafe.Sizeof(State{}))
 }

@@ -49,8 +49,9 @@ func TestStateWindow(t *testing.T) {
 	if in.MemoryPeak != gibF {
 		t.Errorf("peak %v after the window, want 1 GiB", in.MemoryPeak)
 	}
-	// The window ending on day 15 holds days 2–15: only day 15 has data.
-	if want := 1.0 / 14; math.Abs(in.Coverage-want) > 1e-12 {
+	// The window ending on day 15 holds the last second of day 1 and days
+	// 2–15: day 15 has data, and day 1's counts for its one second.
+	if want := (1.0 + 1.0/86400) / 14; math.Abs(in.Coverage-want) > 1e-12 {
 		t.Errorf("coverage %v, want %v", in.Coverage, want)
 	}
 	// Inputs sees only what was observed: a future day has nothing.

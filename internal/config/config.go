@@ -68,6 +68,7 @@ type Exporter struct {
 	Idle            IdleThresholds          `yaml:"idle"`
 	Forecast        Forecast                `yaml:"forecast"`
 	Recommend       Recommend               `yaml:"recommend"`
+	Recommender     Recommender             `yaml:"recommender"`
 }
 
 // Forecast configures the usage forecasts (docs/forecasting.md), which are
@@ -141,7 +142,8 @@ func Default() Config {
 				Window:         model.Duration(14 * 24 * time.Hour),
 				BatchWorkloads: 2000,
 			},
-			Recommend: defaultRecommend(),
+			Recommend:   defaultRecommend(),
+			Recommender: defaultRecommender(),
 		},
 		Scaler: defaultScaler(),
 	}

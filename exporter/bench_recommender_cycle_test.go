@@ -1,0 +1,341 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/recommend"
+)
+
+// windowServer answers the recommender's window queries like Prometheus
+// would for a cluster of nsCount namespaces of perNS Deployments with the
+// containers "app" and "sidecar": one series per workload container and
+// query, one point per window of the range. CPU, memory and the CFS
+// counters have series; OOM kills and starts, rare, have none.
+type windowServer struct {
+	perNS int
+	busy  atomic.Int64
+	fail  atomic.Bool // answer every query with an error
+	asked atomic.Int64
+}
+
+var (
+	nsMatcher = regexp.MustCompile(`namespace=~"([^"]*)"`)
+	rangeSel  = regexp.MustCompile(`\)\[([0-9a-z]+):5m\]`)
+)
+
+func (s *windowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
+	s.asked.Add(1)
+	if s.fail.Load() {
+		http.Error(w, `{"status":"error","errorType":"execution","error":"overloaded"}`, http.StatusServiceUnavailable)
+		return
+	}
+	_ = r.ParseForm()
+	q := r.Form.Get("query")
+	at, _ := strconv.ParseFloat(r.Form.Get("time"), 64)
+	value := ""
+	switch {
+	case strings.Contains(q, "rate(container_cpu_usage_seconds_total"):
+		value = "0.3"
+	case strings.Contains(q, "container_memory_working_set_bytes"):
+		value = "300000000"
+	case strings.Contains(q, "container_cpu_cfs_throttled_periods_total"):
+		value = "0"
+	case strings.Contains(q, "container_cpu_cfs_periods_total"):
+		value = "3000"
+	}
+	points := 1
+	if m := rangeSel.FindStringSubmatch(q); m != nil {
+		if d, err := time.ParseDuration(m[1]); err == nil {
+			points = int((d + time.Second) / history.WindowStep)
+		}
+	}
+	buf := make([]byte, 0, 1<<20)
+	buf = append(buf, `{"status":"success","data":{"resultType":"matrix","result":[`...)
+	first := true
+	if m := nsMatcher.FindStringSubmatch(q); m != nil && value != "" {
+		for _, ns := range strings.Split(strings.ReplaceAll(m[1], `\\`, ``), "|") {
+			for i := range s.perNS {
+				for _, c := range []string{"app", "sidecar"} {
+					if !first {
+						buf = append(buf, ',')
+					}
+					first = false
+					buf = append(buf, `{"metric":{"container":"`...)
+					buf = append(buf, c...)
+					buf = append(buf, `","kind":"Deployment","namespace":"`...)
+					buf = append(buf, ns...)
+					buf = append(buf, `","workload":"w`...)
+					buf = strconv.AppendInt(buf, int64(i), 10)
+					buf = append(buf, `"},"values":[`...)
+					for p := range points {
+						if p > 0 {
+							buf = append(buf, ',')
+						}
+						buf = append(buf, '[')
+						buf = strconv.AppendFloat(buf, at-float64(points-1-p)*history.WindowStep.Seconds(), 'f', -1, 64)
+						buf = append(buf, `,"`...)
+						buf = append(buf, value...)
+						buf = append(buf, `"]`...)
+					}
+					buf = append(buf, `]}`...)
+				}
+			}
+		}
+	}
+	buf = append(buf, `]}}`...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(buf)
+}
+
+// oldServer answers each of the eight per-container window queries the
+// cycle ran before the recommender kept state with what Prometheus would:
+// an instant vector of one sample per workload container.
+type oldServer struct {
+	nsCount, perNS int
+	busy           atomic.Int64
+}
+
+func (s *oldServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
+	_ = r.ParseForm()
+	ts := r.Form.Get("time")
+	buf := make([]byte, 0, 16<<20)
+	buf = append(buf, `{"status":"success","data":{"resultType":"vector","result":[`...)
+	first := true
+	for n := range s.nsCount {
+		for i := range s.perNS {
+			for _, c := range []string{"app", "sidecar"} {
+				if !first {
+					buf = append(buf, ',')
+				}
+				first = false
+				buf = append(buf, `{"metric":{"container":"`...)
+				buf = append(buf, c...)
+				buf = append(buf, `","kind":"Deployment","namespace":"`...)
+				buf = append(buf, fmt.Sprintf("ns-%03d", n)...)
+				buf = append(buf, `","workload":"w`...)
+				buf = strconv.AppendInt(buf, int64(i), 10)
+				buf = append(buf, `"},"value":[`...)
+				buf = append(buf, ts...)
+				buf = append(buf, `,"0.3"]}`...)
+			}
+		}
+	}
+	buf = append(buf, `]}}`...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(buf)
+}
+
+// oldCycle is the exporter's side of the cycle before this change: the
+// eight per-container queries' answers decoded and applied as
+// history.Snapshot did, and every container recommended from the
+// quantiles.
+func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inventory.Snapshot, at time.Time, prices recommend.Prices) int {
+	hist := map[history.Key]*history.Workload{}
+	for _, name := range []string{"cpu_p50", "cpu_p95", "cpu_max", "memory_p50", "memory_p95", "memory_max", "oom_kills", "throttled_ratio"} {
+		v, _, _, err := q.Query(ctx, "old_"+name, at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, smp := range v.(model.Vector) {
+			m := smp.Metric
+			k := history.Key{Namespace: string(m["namespace"]), Kind: string(m["kind"]), Workload: string(m["workload"])}
+			h := hist[k]
+			if h == nil {
+				h = &history.Workload{ContainerCPU: map[string]*history.Usage{}, ContainerMemory: map[string]*history.Usage{}, ContainerOOMKills: map[string]float64{}, ContainerThrottledRatio: map[string]float64{}}
+				hist[k] = h
+			}
+			c, x := string(m["container"]), float64(smp.Value)
+			if strings.HasPrefix(name, "memory") {
+				x = 3e8
+			}
+			use := func(u map[string]*history.Usage) *history.Usage {
+				if u[c] == nil {
+					u[c] = &history.Usage{}
+				}
+				return u[c]
+			}
+			switch name {
+			case "cpu_p50":
+				use(h.ContainerCPU).P50 = &x
+			case "cpu_p95":
+				use(h.ContainerCPU).P95 = &x
+			case "cpu_max":
+				use(h.ContainerCPU).Max = &x
+			case "memory_p50":
+				use(h.ContainerMemory).P50 = &x
+			case "memory_p95":
+				use(h.ContainerMemory).P95 = &x
+			case "memory_max":
+				use(h.ContainerMemory).Max = &x
+			case "oom_kills":
+				h.ContainerOOMKills[c] = 0
+			case "throttled_ratio":
+				h.ContainerThrottledRatio[c] = 0
+			}
+		}
+	}
+	recs := 0
+	for _, w := range inv.Workloads {
+		h := hist[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
+		if h == nil {
+			continue
+		}
+		h.Coverage = new(float64)
+		*h.Coverage = 1
+		for _, c := range w.Containers {
+			if a.recommend(h, c.Name, c, 2, prices, clusterPolicy(a)).OK {
+				recs++
+			}
+		}
+	}
+	return recs
+}
+
+// BenchmarkRecommenderCycle is one steady-state cycle of the recommender
+// at 100,000 workload containers (100 namespaces × 500 Deployments × 2
+// containers) whose states already hold history: fetch the window the
+// cycle adds (50 batches × 6 queries over HTTP, JSON decoded by the
+// Prometheus client), observe it, and compute every container's inputs,
+// usage quantiles and recommendation. The fake server's own time is
+// subtracted (exporter-ns/cycle). It reports the state's memory per
+// container (its estimate, and the live heap after GC divided by the
+// containers, which includes the benchmark's inventory).
+//
+//	go test ./exporter -run '^$' -bench RecommenderCycle -benchtime 5x
+func BenchmarkRecommenderCycle(b *testing.B) {
+	const nsCount, perNS = 100, 500
+	ws := &windowServer{perNS: perNS}
+	srv := httptest.NewServer(ws)
+	defer srv.Close()
+	client, err := api.NewClient(api.Config{Address: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := v1.NewAPI(client)
+	olds := &oldServer{nsCount: nsCount, perNS: perNS}
+	osrv := httptest.NewServer(olds)
+	defer osrv.Close()
+	oclient, err := api.NewClient(api.Config{Address: osrv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	oq := v1.NewAPI(oclient)
+
+	policy := recommend.DefaultPolicy()
+	window := 14 * 24 * time.Hour
+	r := newRecommender(policy, window, 24*time.Hour, 0, time.Minute, 2000, slog.Default())
+	a := &analyzer{window: window, policy: policy}
+	var inv inventory.Snapshot
+	containers := []inventory.Container{
+		{Name: "app", CPURequest: 1, MemoryRequest: 1 << 30},
+		{Name: "sidecar", CPURequest: 0.1, MemoryRequest: 128 << 20},
+	}
+	now := time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)
+	for n := range nsCount {
+		ns := fmt.Sprintf("ns-%03d", n)
+		for i := range perNS {
+			inv.Workloads = append(inv.Workloads, inventory.Workload{ID: inventory.ID{Namespace: ns, Kind: "Deployment", Name: fmt.Sprintf("w%d", i)}, Containers: containers, Pods: 2})
+		}
+		r.through[ns], r.caughtUp[ns] = now, true
+	}
+	// Fourteen days of history per container, in hourly samples (a
+	// 5-minute feed of 14 days for 100,000 states would take minutes to
+	// set up): a daily wave with noise, so the histograms hold the
+	// buckets a real container's would and every day slot is in use.
+	for _, w := range inv.Workloads {
+		for ci, c := range containers {
+			s := recommend.NewState(r.policy)
+			for i := range 14 * 24 {
+				t := now.Add(-window + time.Duration(i)*time.Hour)
+				x := 0.3 + 0.15*math.Sin(float64(i)/3.8+float64(ci)) + 0.02*math.Sin(float64(i)*7.1)
+				s.Observe(recommend.Sample{Time: t, Duration: time.Hour, CPU: x * c.CPURequest, MemoryPeak: 3e8 + 5e7*math.Sin(float64(i)/7.6), Periods: 36000})
+			}
+			r.states[history.ContainerKey{Key: history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}, Container: c.Name}] = s
+		}
+	}
+	n := len(r.states)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap := ms.HeapAlloc
+
+	ctx := context.Background()
+	prices := recommend.Prices{CPUCoreHour: 0.03, MemoryGiBHour: 0.004}
+	b.ReportAllocs()
+	b.ResetTimer()
+	ws.busy.Store(0)
+	recs, oldRecs := 0, 0
+	var newTime, oldTime time.Duration
+	for b.Loop() {
+		// The old cycle runs in the same iteration, so both see the same
+		// machine: this one is shared, and only the ratio is meaningful.
+		start := time.Now()
+		oldRecs = oldCycle(ctx, b, oq, a, inv, now, prices)
+		oldTime += time.Since(start)
+		start = time.Now()
+		now = now.Add(history.WindowStep)
+		if err := r.update(ctx, q, inv, now.Add(history.Settle)); err != nil {
+			b.Fatal(err)
+		}
+		hist := &history.Snapshot{Workloads: map[history.Key]*history.Workload{}}
+		r.fill(hist, now)
+		recs = 0
+		for _, w := range inv.Workloads {
+			h := hist.Workloads[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
+			if h == nil {
+				continue
+			}
+			for _, c := range w.Containers {
+				if a.recommend(h, c.Name, c, 2, prices, clusterPolicy(a)).OK {
+					recs++
+				}
+			}
+		}
+		newTime += time.Since(start)
+	}
+	b.StopTimer()
+	if recs != n {
+		b.Fatalf("%d recommendations for %d containers", recs, n)
+	}
+	_, bytes := r.stateBytes()
+	cycles := float64(b.N)
+	if oldRecs != n {
+		b.Fatalf("old path: %d recommendations for %d containers", oldRecs, n)
+	}
+	inc := float64(newTime.Nanoseconds() - ws.busy.Load())
+	was := float64(oldTime.Nanoseconds() - olds.busy.Load())
+	b.ReportMetric(inc/cycles, "exporter-ns/cycle")
+	b.ReportMetric(was/cycles, "old-exporter-ns/cycle")
+	b.ReportMetric(inc/was, "new/old-time")
+	b.ReportMetric(float64(bytes)/float64(n), "state-bytes/ctr")
+	b.ReportMetric(float64(heap)/float64(n), "heap-bytes/ctr")
+}
+
+// clusterPolicy is the policy of a workload without overrides.
+func clusterPolicy(a *analyzer) recommend.Policy {
+	p := a.policy
+	p.Window = a.window
+	return p
+}

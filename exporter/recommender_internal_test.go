@@ -1,0 +1,142 @@
+package exporter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/recommend"
+)
+
+// TestRecommenderLifecycle walks the recommender through a paced
+// backfill, steady cycles, a failed read, a workload leaving, and a gap
+// longer than the window, against windowServer (a fake answering the
+// window queries with one point per window and container): containers get
+// inputs only once their namespace's whole window has been read, and the
+// state follows the inventory. The real-Prometheus path is
+// TestRecommenderMatchesOfflineState.
+func TestRecommenderLifecycle(t *testing.T) {
+	ws := &windowServer{perNS: 2}
+	srv := httptest.NewServer(ws)
+	defer srv.Close()
+	client, err := api.NewClient(api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := v1.NewAPI(client)
+	window := 2 * 24 * time.Hour
+	// A budget of a nanosecond: one backfill chunk (a day) per cycle.
+	r := newRecommender(recommend.DefaultPolicy(), window, 24*time.Hour, time.Nanosecond, time.Minute, 2000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	workload := func(ns, name string) inventory.Workload {
+		return inventory.Workload{ID: inventory.ID{Namespace: ns, Kind: "Deployment", Name: name}, Containers: []inventory.Container{{Name: "app"}, {Name: "sidecar"}, {Name: "init", Init: true}}}
+	}
+	inv := inventory.Snapshot{Workloads: []inventory.Workload{workload("a", "w0"), workload("a", "w1"), workload("b", "w0")}}
+	ctx := context.Background()
+	now := time.Date(2026, 3, 20, 12, 3, 0, 0, time.UTC)
+	inputs := func() map[history.ContainerKey]recommend.Inputs {
+		hist := &history.Snapshot{Workloads: map[history.Key]*history.Workload{}}
+		r.fill(hist, now)
+		out := map[history.ContainerKey]recommend.Inputs{}
+		for k, w := range hist.Workloads {
+			for c, in := range w.ContainerInputs {
+				out[history.ContainerKey{Key: k, Container: c}] = in(0)
+			}
+		}
+		return out
+	}
+	step := func(name string, wantInputs int, wantPending float64) {
+		t.Helper()
+		if got := len(inputs()); got != wantInputs {
+			t.Errorf("%s: %d containers with inputs, want %d", name, got, wantInputs)
+		}
+		if got := testutil.ToFloat64(r.pending); got != wantPending {
+			t.Errorf("%s: %v namespaces pending, want %v", name, got, wantPending)
+		}
+	}
+
+	// Cycle 1: one day of the two-day window read; nothing is ready, as a
+	// recommendation from half the window would be sized on part of it.
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	step("first cycle", 0, 2)
+	if len(r.states) != 6 {
+		t.Errorf("%d states, want 6 (init containers get none)", len(r.states))
+	}
+	// Cycle 2: the second day; both namespaces are ready.
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	step("second cycle", 6, 0)
+	for k, in := range inputs() {
+		if in.Coverage < 0.99 || in.CPU == nil {
+			t.Errorf("%v: coverage %v, CPU %v after the backfill", k, in.Coverage, in.CPU)
+		}
+	}
+
+	// A steady cycle reads one range per batch: 6 queries.
+	before := ws.asked.Load()
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	if n := ws.asked.Load() - before; n != 6 {
+		t.Errorf("a steady cycle sent %d queries, want 6 (one batch of both namespaces)", n)
+	}
+
+	// A failed read: the error is returned, the cursor stays, the states
+	// still answer; the next cycle reads the missed windows too.
+	through := r.through["a"]
+	ws.fail.Store(true)
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err == nil {
+		t.Error("a failed read returned no error")
+	}
+	if !r.through["a"].Equal(through) || testutil.ToFloat64(r.failures) != 1 {
+		t.Errorf("after a failure: read through %s (was %s), %v failures", r.through["a"], through, testutil.ToFloat64(r.failures))
+	}
+	step("failed read", 6, 0)
+	ws.fail.Store(false)
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(-history.Settle).Truncate(history.WindowStep); !r.through["a"].Equal(want) {
+		t.Errorf("after recovering: read through %s, want %s", r.through["a"], want)
+	}
+
+	// A workload leaves: its states go; a namespace leaves: its cursor too.
+	inv.Workloads = inv.Workloads[:2]
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.states) != 4 || len(r.through) != 1 {
+		t.Errorf("after b/w0 left: %d states, %d cursors; want 4 and 1", len(r.states), len(r.through))
+	}
+	step("workload gone", 4, 0)
+
+	// A gap longer than the window: not ready until the window is read
+	// again, which the budget spreads over two cycles.
+	now = now.Add(3 * 24 * time.Hour)
+	step("before the first cycle after the gap", 0, 0)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	step("first cycle after the gap", 0, 1)
+	now = now.Add(5 * time.Minute)
+	if err := r.update(ctx, q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	step("second cycle after the gap", 4, 0)
+}

@@ -1,0 +1,25 @@
+package config
+
+import (
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Recommender bounds what the exporter's incremental recommender asks of
+// Prometheus (docs/recommendations.md, Inputs): each cycle reads only the
+// 5-minute windows completed since the last one; the window is read once,
+// at start or after a gap, in chunks.
+type Recommender struct {
+	BatchContainers int            `yaml:"batch_containers" min:"1" doc:"Workload containers per window query (namespaces are batched up to this), so that no answer from Prometheus grows with the cluster."`
+	BackfillChunk   model.Duration `yaml:"backfill_chunk" min:"5m" doc:"Longest span of history one window query reads when the state is filled at start or after a gap."`
+	BackfillBudget  model.Duration `yaml:"backfill_budget" doc:"Time a cycle may spend filling the state; the rest continues next cycle, and containers still being filled get no recommendation. 0 means no limit."`
+}
+
+func defaultRecommender() Recommender {
+	return Recommender{
+		BatchContainers: 2000,
+		BackfillChunk:   model.Duration(24 * time.Hour),
+		BackfillBudget:  model.Duration(2 * time.Minute),
+	}
+}
