@@ -226,7 +226,7 @@ func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLay
 		}
 	}
 	p, src := resolvePolicy(a.policy, a.overrides[w.Namespace], w.ID, layers...)
-	win, clamped := effectiveWindow(p.Window, a.window)
+	win, clamped := effectiveWindow(p.Window, a.recWindow)
 	var clampedFrom time.Duration
 	// The cluster's own window is clamped silently: its default, two
 	// weeks, is longer than exporter.window's, and New warns once about
@@ -235,7 +235,7 @@ func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLay
 		clampedFrom = p.Window
 		res.problems = append(res.problems, policyProblem{
 			Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, Key: by, Value: model.Duration(p.Window).String(),
-			Msg: "longer than exporter.window, the history fetched; clamped to " + model.Duration(a.window).String(),
+			Msg: "longer than exporter.recommend.window, the history the recommender keeps; clamped to " + model.Duration(a.recWindow).String(),
 		})
 	}
 	p.Window = win
@@ -275,10 +275,12 @@ func (m matchers) isHealth(rc history.RequestCount, extraPaths map[string]bool) 
 
 // analyzer turns one inventory snapshot and one history snapshot into results.
 type analyzer struct {
-	window   time.Duration
-	params   idle.Params
-	matchers matchers
-	pricing  *pricing.File
+	// window is the idle analysis's (exporter.window); recWindow the
+	// recommender's, the longest a workload's policy can have.
+	window, recWindow time.Duration
+	params            idle.Params
+	matchers          matchers
+	pricing           *pricing.File
 	// policy is the cluster's (exporter.recommend), overrides its
 	// exceptions; annotations and labels are read each cycle.
 	policy    recommend.Policy

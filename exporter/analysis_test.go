@@ -94,7 +94,7 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 			Requests: []history.RequestCount{{Source: "istio_requests_total", Count: 3 * secs}},
 		},
 	}}
-	a := &analyzer{window: window, params: idle.DefaultParams(), matchers: matchers{paths: []string{"/healthz"}}}
+	a := &analyzer{window: window, recWindow: window, params: idle.DefaultParams(), matchers: matchers{paths: []string{"/healthz"}}}
 	res := a.analyze(inv, hist, at)
 	got := map[string]WorkloadResult{}
 	for _, w := range res.Workloads {
@@ -172,7 +172,7 @@ func TestServiceTrafficReachesSelectedWorkloads(t *testing.T) {
 			{"shop", "front-svc"}: {{Source: "nginx_ingress_controller_requests", Path: "/", Count: 60 * 24}}, // one a minute
 		},
 	}
-	a := &analyzer{window: window, params: idle.DefaultParams()}
+	a := &analyzer{window: window, recWindow: window, params: idle.DefaultParams()}
 	got := map[string]WorkloadResult{}
 	for _, w := range a.analyze(inv, hist, at).Workloads {
 		got[w.Name] = w

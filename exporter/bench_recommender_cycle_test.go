@@ -246,7 +246,7 @@ func BenchmarkRecommenderCycle(b *testing.B) {
 	policy := recommend.DefaultPolicy()
 	window := 14 * 24 * time.Hour
 	r := newRecommender(policy, window, 24*time.Hour, 0, time.Minute, 2000, slog.Default())
-	a := &analyzer{window: window, policy: policy}
+	a := &analyzer{window: window, recWindow: window, policy: policy}
 	var inv inventory.Snapshot
 	containers := []inventory.Container{
 		{Name: "app", CPURequest: 1, MemoryRequest: 1 << 30},

@@ -20,7 +20,6 @@ import (
 	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
-	"github.com/upid-dev/upid/exporter/recommend"
 	"github.com/upid-dev/upid/internal/config"
 )
 
@@ -129,18 +128,14 @@ func New(opts Options) (*Service, error) {
 			NamespaceLabels: cfg.NamespaceLabels, Shard: cfg.Shard, TotalShards: cfg.TotalShards,
 		}),
 		analyzer: &analyzer{
-			window: time.Duration(cfg.Window), params: params, matchers: m, pricing: file,
+			window: time.Duration(cfg.Window), recWindow: policy.Window, params: params, matchers: m, pricing: file,
 			policy: policy, overrides: overridesByNamespace(overrides),
 		},
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),
 	}
-	if w := time.Duration(cfg.Recommend.Window); w > time.Duration(cfg.Window) && w != recommend.DefaultPolicy().Window {
-		s.logger.Warn("exporter.recommend.window is longer than exporter.window, the history fetched; recommendations use exporter.window",
-			"recommend_window", cfg.Recommend.Window, "window", cfg.Window)
-	}
 	rc := cfg.Recommender
-	s.rec = newRecommender(s.analyzer.policy, time.Duration(cfg.Window), time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
+	s.rec = newRecommender(s.analyzer.policy, s.analyzer.recWindow, time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
 		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
 	return s, nil
 }

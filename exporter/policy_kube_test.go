@@ -36,6 +36,9 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-2*24*time.Hour), now.Add(-time.Minute))})
 
 	cfg := exporterConfig()
+	// The hand formulas below assume the recommender keeps what the idle
+	// analysis fetches.
+	cfg.Exporter.Recommend.Window = cfg.Exporter.Window
 	half, nine := 0.5, 0.9
 	cfg.Exporter.Recommend.Overrides = []config.RecommendOverride{
 		{Namespace: "shop", Workload: "busy-api", CPUMargin: &half},

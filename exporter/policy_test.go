@@ -264,8 +264,8 @@ func BenchmarkAnalyzePolicy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := &analyzer{window: window, params: idle.DefaultParams(), policy: recommend.DefaultPolicy()}
-	withPolicy := &analyzer{window: window, params: idle.DefaultParams(), policy: recommend.DefaultPolicy(), overrides: overridesByNamespace(overrides)}
+	base := &analyzer{window: window, recWindow: window, params: idle.DefaultParams(), policy: recommend.DefaultPolicy()}
+	withPolicy := &analyzer{window: window, recWindow: window, params: idle.DefaultParams(), policy: recommend.DefaultPolicy(), overrides: overridesByNamespace(overrides)}
 	// Interleaved, so that both see the same load on a shared machine.
 	var t0, t1 time.Duration
 	run := func(a *analyzer, inv inventory.Snapshot, total *time.Duration) {

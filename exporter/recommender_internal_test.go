@@ -11,10 +11,13 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/recommend"
+	"github.com/upid-dev/upid/internal/config"
 )
 
 // TestRecommenderLifecycle walks the recommender through a paced
@@ -139,4 +142,45 @@ func TestRecommenderLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("second cycle after the gap", 4, 0)
+}
+
+// The recommender keeps exporter.recommend.window (14 days by default),
+// not the idle analysis's exporter.window, and a workload's policy is
+// clamped to it.
+func TestRecommenderWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		exporter, policy time.Duration
+	}{
+		{"defaults", 0, 0},
+		{"recommender longer than the idle window", 24 * time.Hour, 21 * 24 * time.Hour},
+		{"recommender shorter", 14 * 24 * time.Hour, 3 * 24 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			if tc.exporter > 0 {
+				cfg.Exporter.Window = model.Duration(tc.exporter)
+			}
+			want := recommend.DefaultPolicy().Window
+			if tc.policy > 0 {
+				cfg.Exporter.Recommend.Window = model.Duration(tc.policy)
+				want = tc.policy
+			}
+			// Never called: New only wires the parts.
+			c, err := api.NewClient(api.Config{Address: "http://127.0.0.1:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: fake.NewClientset(), Querier: v1.NewAPI(c)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.rec.window != want || s.analyzer.recWindow != want {
+				t.Errorf("recommender window %v, analyzer's %v, want %v", s.rec.window, s.analyzer.recWindow, want)
+			}
+			if got, clamped := effectiveWindow(want+time.Hour, s.analyzer.recWindow); got != want || !clamped {
+				t.Errorf("a longer workload window gives %v (clamped %v), want %v", got, clamped, want)
+			}
+		})
+	}
 }

@@ -272,6 +272,7 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Exporter.Window = model.Duration(window)
+	cfg.Exporter.Recommend.Window = model.Duration(window)
 	cfg.Prometheus.Timeout = model.Duration(30 * time.Second)
 	clock := now
 	svc, err := exporter.New(exporter.Options{

@@ -128,3 +128,43 @@ func BenchmarkState(b *testing.B) {
 	}
 	b.ReportMetric(float64(s.Bytes()), "state-bytes")
 }
+
+// A policy's shorter window reads only the state's last days.
+func TestStateInputsWithin(t *testing.T) {
+	s := NewState(DefaultPolicy())
+	// Three days at 1 GiB with a 2 GiB spike on the first (t0 is midnight).
+	for _, x := range every5m(t0, 3*288, func(i int, x *Sample) {
+		if i == 100 {
+			x.MemoryPeak = 2 * gibF
+		}
+	}) {
+		s.Observe(x)
+	}
+	now := t0.Add(3*24*time.Hour - time.Second)
+	for _, tc := range []struct {
+		name       string
+		w          time.Duration
+		wantWindow time.Duration
+		wantPeak   float64
+		wantCover  float64
+	}{
+		{"the state's window", 0, 14 * 24 * time.Hour, 2 * gibF, 3.0 / 14},
+		{"longer than the state's: all of it", 30 * 24 * time.Hour, 14 * 24 * time.Hour, 2 * gibF, 3.0 / 14},
+		// A day partly inside counts its peak whole (the safe side), so the
+		// spike leaves with the last second of its day.
+		{"47 hours: the spike's day has left", 47 * time.Hour, 47 * time.Hour, gibF, 1},
+		{"three days: the spike counts", 72 * time.Hour, 72 * time.Hour, 2 * gibF, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := s.InputsWithin(now, tc.w)
+			if in.Window != tc.wantWindow || in.MemoryPeak != tc.wantPeak {
+				t.Errorf("window %v peak %v, want %v and %v", in.Window, in.MemoryPeak, tc.wantWindow, tc.wantPeak)
+			}
+			// The last 5-minute sample ends at now+1s: coverage within a
+			// second of the whole window.
+			if math.Abs(in.Coverage-tc.wantCover) > 2.0/in.Window.Seconds() {
+				t.Errorf("coverage %v, want %v", in.Coverage, tc.wantCover)
+			}
+		})
+	}
+}

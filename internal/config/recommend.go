@@ -22,7 +22,7 @@ type Recommend struct {
 	CPUPercentile   float64             `yaml:"cpu_percentile" doc:"Percentile of the 5-minute mean CPU usage that the CPU request covers, above 0 and at most 1."`
 	CPUMargin       float64             `yaml:"cpu_margin" doc:"Fraction added to that percentile (0.1 is 10%)."`
 	MemoryMargin    float64             `yaml:"memory_margin" doc:"Fraction added to the window's peak working set; memory is never recommended below peak × (1 + memory_margin)."`
-	Window          model.Duration      `yaml:"window" doc:"History a recommendation rests on; capped at exporter.window, the history fetched (a longer value set explicitly is clamped with a logged warning)."`
+	Window          model.Duration      `yaml:"window" doc:"History a recommendation rests on, kept by the recommender's incremental state (independent of exporter.window); an override, label or annotation asking for more is clamped to it with a logged warning."`
 	MinCPU          string              `yaml:"min_cpu" doc:"Smallest CPU request recommended, as a Kubernetes quantity (10m, 0.5)."`
 	MinMemory       string              `yaml:"min_memory" doc:"Smallest memory request recommended, as a Kubernetes quantity (32Mi, 1Gi)."`
 	LimitPolicy     string              `yaml:"limit_policy" enum:"keep,scale,remove-cpu" doc:"Limits when requests change: keep leaves them (raised to the request if below), scale keeps their ratio to the request, remove-cpu drops CPU limits and scales memory limits."`
