@@ -51,7 +51,7 @@ type Service struct {
 
 	self      selfMetrics
 	forecasts forecasts
-	usage     usageStore
+	usage     [history.Resources]usageStore // by history.Resource
 	rec       *recommender
 }
 

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -14,9 +15,13 @@ import (
 type WorkloadForecast struct {
 	Namespace, Kind, Workload string
 	CPU                       []forecast.Summary
+	// Memory is the working-set forecast in bytes; nil when its history is
+	// too short (as CPU is).
+	Memory []forecast.Summary
 	// CostPerHour holds the forecast spend per hour at each CPU summary's
-	// p10, p50 and p90; nil when the workload requests no CPU and so has no
-	// price per core to grow by (as on the cost metric).
+	// p10, p50 and p90, with memory at the same horizon's same stat; nil
+	// when the workload requests no CPU and so has no price per core to
+	// grow by (as on the cost metric).
 	CostPerHour [][3]float64
 	// Anomaly is the usage anomaly score, NaN when unknown.
 	Anomaly float64
@@ -40,11 +45,20 @@ func (s *Service) Forecasts() []WorkloadForecast {
 			continue
 		}
 		o := WorkloadForecast{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, CPU: append([]forecast.Summary{}, wf.CPU...), Anomaly: wf.Anomaly}
-		if w.RequestedCPUCores > 0 {
+		if wf.Memory != nil {
+			o.Memory = append([]forecast.Summary{}, wf.Memory...)
+		}
+		if w.RequestedCPUCores > 0 && len(wf.CPU) > 0 {
 			for _, sum := range wf.CPU {
+				mem := [3]float64{math.NaN(), math.NaN(), math.NaN()}
+				for _, m := range wf.Memory {
+					if m.Horizon == sum.Horizon {
+						mem = [3]float64{m.P10, m.P50, m.P90}
+					}
+				}
 				var c [3]float64
 				for i, q := range []float64{sum.P10, sum.P50, sum.P90} {
-					c[i], _ = forecastCost(w, q)
+					c[i], _ = forecastCost(w, q, mem[i])
 				}
 				o.CostPerHour = append(o.CostPerHour, c)
 			}

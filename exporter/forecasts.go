@@ -24,10 +24,12 @@ const (
 	anomalyPoints = 24
 )
 
-// workloadForecast is the CPU forecast of one workload.
+// workloadForecast is the CPU and memory forecast of one workload; either
+// is nil when its history is too short.
 type workloadForecast struct {
 	CPU     []forecast.Summary // one per forecast.Horizons
-	Anomaly float64            // NaN when unknown
+	Memory  []forecast.Summary // as CPU, in bytes
+	Anomaly float64            // of CPU; NaN when unknown
 }
 
 // forecasts are the results of the last forecast run, refitted on their own
@@ -43,11 +45,12 @@ type forecasts struct {
 	ran      bool
 }
 
-// usageStore holds every workload's hourly CPU between forecast runs, so
-// that a run reads only the hours since the last one instead of the whole
-// window: at 14 days that is 336 times fewer samples per run
-// (docs/benchmarks.md). Values are float32, 1.3 KB per workload at 14
-// days; CPU in cores needs no more than float32's seven digits.
+// usageStore holds every workload's hourly use of one resource between
+// forecast runs, so that a run reads only the hours since the last one
+// instead of the whole window: at 14 days that is 336 times fewer samples
+// per run (docs/benchmarks.md). Values are float32, 1.3 KB per workload
+// and resource at 14 days; neither cores nor bytes need more than
+// float32's seven digits to forecast.
 type usageStore struct {
 	mu  sync.Mutex
 	end time.Time // the hour of the last point held
@@ -183,10 +186,15 @@ func (s *Service) Forecast(ctx context.Context) error {
 		namespaces = append(namespaces, ns)
 	}
 	sort.Strings(namespaces)
-	u := &s.usage
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	plan := u.plan(namespaces, end, window)
+	// Every resource's store is read and moved together: a run that fails
+	// for one leaves all where they were, so they stay at the same hour.
+	var plans [history.Resources]usagePlan
+	for r := range plans {
+		u := &s.usage[r]
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		plans[r] = u.plan(namespaces, end, window)
+	}
 	in := func(nss []string) []WorkloadResult {
 		set := map[string]bool{}
 		for _, ns := range nss {
@@ -200,10 +208,17 @@ func (s *Service) Forecast(ctx context.Context) error {
 		}
 		return out
 	}
-	full, err := history.FetchCPUUsage(ctx, s.opts.Querier, at, window, timeout, forecastBatches(in(plan.full), cfg.BatchWorkloads))
-	var inc map[history.Key]history.UsageSeries
-	if err == nil && plan.span > 0 && len(plan.incremental) > 0 {
-		inc, err = history.FetchCPUUsage(ctx, s.opts.Querier, at, plan.span, timeout, forecastBatches(in(plan.incremental), cfg.BatchWorkloads))
+	var full, inc [history.Resources]map[history.Key]history.UsageSeries
+	var err error
+	for r, plan := range plans {
+		rsc := history.Resource(r)
+		full[r], err = history.FetchUsage(ctx, s.opts.Querier, rsc, at, window, timeout, forecastBatches(in(plan.full), cfg.BatchWorkloads))
+		if err == nil && plan.span > 0 && len(plan.incremental) > 0 {
+			inc[r], err = history.FetchUsage(ctx, s.opts.Querier, rsc, at, plan.span, timeout, forecastBatches(in(plan.incremental), cfg.BatchWorkloads))
+		}
+		if err != nil {
+			break
+		}
 	}
 	if err != nil {
 		s.forecasts.mu.Lock()
@@ -211,19 +226,36 @@ func (s *Service) Forecast(ctx context.Context) error {
 		s.forecasts.mu.Unlock()
 		return fmt.Errorf("forecast: %w", err)
 	}
-	u.merge(plan, end, window, present, full, inc)
+	for r := range plans {
+		s.usage[r].merge(plans[r], end, window, present, full[r], inc[r])
+	}
 	n := int(window / history.UsageStep)
 	first := end.Add(-window).Add(history.UsageStep)
-	out := make(map[history.Key]workloadForecast, len(u.series))
+	out := make(map[history.Key]workloadForecast, len(s.usage[history.CPU].series))
 	vals := make([]float64, n)
-	for k, v := range u.series {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for i, x := range v {
-			vals[i] = float64(x)
-		}
-		if f, ok := fitWorkload(history.UsageSeries{Start: first, Values: vals}); ok {
+	for r := range s.usage {
+		for k, v := range s.usage[r].series {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for i, x := range v {
+				vals[i] = float64(x)
+			}
+			// Memory gets no anomaly score: the score's metric is CPU's, and
+			// scoring costs a second fit.
+			sums, anomaly, ok := fitUsage(history.UsageSeries{Start: first, Values: vals}, history.Resource(r) == history.CPU)
+			if !ok {
+				continue
+			}
+			f, seen := out[k]
+			if !seen {
+				f.Anomaly = math.NaN()
+			}
+			if history.Resource(r) == history.Memory {
+				f.Memory = sums
+			} else {
+				f.CPU, f.Anomaly = sums, anomaly
+			}
 			out[k] = f
 		}
 	}
@@ -231,27 +263,30 @@ func (s *Service) Forecast(ctx context.Context) error {
 	s.forecasts.byKey, s.forecasts.at = out, s.opts.Now()
 	s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = true, true, time.Since(start)
 	s.forecasts.mu.Unlock()
-	s.logger.Info("forecasts fitted", "workloads", len(out), "series", len(u.series), "read_whole", len(plan.full), "read_since_last", len(plan.incremental), "hours_since_last", int(plan.span/history.UsageStep), "duration", time.Since(start).Round(time.Millisecond))
+	s.logger.Info("forecasts fitted", "workloads", len(out), "cpu_series", len(s.usage[history.CPU].series), "memory_series", len(s.usage[history.Memory].series), "read_whole", len(plans[history.CPU].full), "read_since_last", len(plans[history.CPU].incremental), "hours_since_last", int(plans[history.CPU].span/history.UsageStep), "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func fitWorkload(us history.UsageSeries) (workloadForecast, bool) {
+// fitUsage fits one workload's hourly use of a resource and, when asked,
+// scores its last day against the forecast made before it (NaN when
+// unknown or not asked).
+func fitUsage(us history.UsageSeries, scoreAnomaly bool) (sums []forecast.Summary, anomaly float64, ok bool) {
 	s := forecast.Series{Start: us.Start, Step: history.UsageStep, Values: us.Values}
 	if finitePoints(us.Values) < minForecastPoints {
-		return workloadForecast{}, false
+		return nil, math.NaN(), false
 	}
 	m, err := forecast.Fit(s, forecast.Options{})
 	if err != nil {
-		return workloadForecast{}, false
+		return nil, math.NaN(), false
 	}
-	f := workloadForecast{CPU: m.Summaries(), Anomaly: math.NaN()}
+	anomaly = math.NaN()
 	n := len(us.Values)
-	if finitePoints(us.Values[:n-anomalyPoints]) >= minForecastPoints && finitePoints(us.Values[n-anomalyPoints:]) >= anomalyPoints/2 {
+	if scoreAnomaly && finitePoints(us.Values[:n-anomalyPoints]) >= minForecastPoints && finitePoints(us.Values[n-anomalyPoints:]) >= anomalyPoints/2 {
 		if before, err := forecast.Fit(s.Slice(0, n-anomalyPoints), forecast.Options{}); err == nil {
-			f.Anomaly = forecast.AnomalyScore(before, s.Slice(n-anomalyPoints, n))
+			anomaly = forecast.AnomalyScore(before, s.Slice(n-anomalyPoints, n))
 		}
 	}
-	return f, true
+	return m.Summaries(), anomaly, true
 }
 
 func finitePoints(v []float64) int {
@@ -320,7 +355,7 @@ func (s *Service) RunForecasts(ctx context.Context) {
 
 type forecastCollector struct {
 	s                          *Service
-	cpu, cost, anomaly         *prometheus.Desc
+	cpu, memory, cost, anomaly *prometheus.Desc
 	duration, success, at, num *prometheus.Desc
 	// only, when set, is the one family this collector reports (see
 	// resultsCollector.families).
@@ -330,7 +365,7 @@ type forecastCollector struct {
 // families splits the forecasts into one collector per family.
 func (c *forecastCollector) families() []prometheus.Collector {
 	var out []prometheus.Collector
-	for _, d := range []*prometheus.Desc{c.cpu, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
+	for _, d := range []*prometheus.Desc{c.cpu, c.memory, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
 		f := *c
 		f.only = d
 		out = append(out, &f)
@@ -349,7 +384,8 @@ func newForecastCollector(s *Service) *forecastCollector {
 	return &forecastCollector{
 		s:        s,
 		cpu:      w("upid_workload_forecast_cpu_usage_cores", "Forecast CPU use of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
-		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU grown to the forecast where the forecast exceeds the requests; stat as on the CPU forecast.", "horizon", "stat"),
+		memory:   w("upid_workload_forecast_memory_usage_bytes", "Forecast memory use (working set) of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
+		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU and memory each grown to its forecast where the forecast exceeds the requests; stat as on the usage forecasts.", "horizon", "stat"),
 		anomaly:  w("upid_workload_usage_anomaly_score", "How far the last day's CPU use lay outside the band forecast for it before, 0 (inside) to 1 (far outside)."),
 		duration: prometheus.NewDesc("upid_exporter_forecast_duration_seconds", "Duration of the last forecast run: history queries and fits.", nil, nil),
 		success:  prometheus.NewDesc("upid_exporter_forecast_success", "1 when the last forecast run succeeded; failed runs keep the previous forecasts.", nil, nil),
@@ -363,7 +399,7 @@ func (c *forecastCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.only
 		return
 	}
-	for _, d := range []*prometheus.Desc{c.cpu, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
+	for _, d := range []*prometheus.Desc{c.cpu, c.memory, c.cost, c.anomaly, c.duration, c.success, c.at, c.num} {
 		ch <- d
 	}
 }
@@ -398,7 +434,7 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(c.at, float64(at.UnixNano())/1e9)
 	g(c.num, float64(n))
-	if c.only != nil && c.only != c.cpu && c.only != c.cost && c.only != c.anomaly {
+	if c.only != nil && c.only != c.cpu && c.only != c.memory && c.only != c.cost && c.only != c.anomaly {
 		return
 	}
 	// The same reading the CLI makes: only workloads of the last cycle, as
@@ -413,22 +449,34 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 				}
 			}
 		}
+		for _, sum := range w.Memory {
+			h := horizonLabel(sum.Horizon)
+			for j, q := range []float64{sum.P10, sum.P50, sum.P90} {
+				g(c.memory, q, w.Namespace, w.Workload, w.Kind, h, forecastStats[j])
+			}
+		}
 		if !math.IsNaN(w.Anomaly) {
 			g(c.anomaly, w.Anomaly, w.Namespace, w.Workload, w.Kind)
 		}
 	}
 }
 
-// forecastCost prices a CPU forecast: requests are what is paid for, so
-// spend stays at today's cost unless use outgrows the CPU requested, and
-// then grows at the workload's own price per core. Without CPU requests
-// there is no price per core to grow by, and no forecast cost.
-func forecastCost(w WorkloadResult, cpu float64) (float64, bool) {
+// forecastCost prices a forecast: requests are what is paid for, so spend
+// stays at today's cost unless use outgrows what is requested, and then
+// grows at the workload's own price per core or byte. Without CPU
+// requests there is no price per core to grow by, and no forecast cost.
+// Memory grows only where it is requested and forecast (mem not NaN);
+// otherwise its cost stays today's.
+func forecastCost(w WorkloadResult, cpu, mem float64) (float64, bool) {
 	if w.RequestedCPUCores <= 0 {
 		return 0, false
 	}
 	perCore := w.Cost.CPU / w.RequestedCPUCores
-	return w.Cost.Memory + w.Cost.GPU + perCore*math.Max(w.RequestedCPUCores, cpu), true
+	memory := w.Cost.Memory
+	if w.RequestedMemoryBytes > 0 && !math.IsNaN(mem) {
+		memory = w.Cost.Memory / w.RequestedMemoryBytes * math.Max(w.RequestedMemoryBytes, mem)
+	}
+	return memory + w.Cost.GPU + perCore*math.Max(w.RequestedCPUCores, cpu), true
 }
 
 func horizonLabel(d time.Duration) string {

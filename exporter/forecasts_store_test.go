@@ -19,15 +19,29 @@ import (
 	"github.com/upid-dev/upid/internal/config"
 )
 
-// hourlyQuerier answers history.CPUUsageQuery like Prometheus would for
+// hourlyQuerier answers history.UsageQuery like Prometheus would for
 // the workloads it knows: one point per hour of the subquery's range,
-// valued by a function of the workload and the hour. It records the
-// ranges asked by namespace.
+// valued by a function of the workload, the resource and the hour. It
+// records the ranges asked by resource and namespace.
 type hourlyQuerier struct {
 	mu    sync.Mutex
 	keys  []history.Key
-	asked map[string][]string // namespace → ranges
+	asked [history.Resources]map[string][]string // namespace → ranges
 	fail  bool
+	// failMemory fails only the memory queries.
+	failMemory bool
+}
+
+func newHourlyQuerier(keys []history.Key) *hourlyQuerier {
+	q := &hourlyQuerier{keys: keys}
+	q.reset()
+	return q
+}
+
+func (q *hourlyQuerier) reset() {
+	for r := range q.asked {
+		q.asked[r] = map[string][]string{}
+	}
 }
 
 var (
@@ -35,9 +49,14 @@ var (
 	hourlyNS    = regexp.MustCompile(`namespace=~"([^"]*)"`)
 )
 
-func hourlyValue(k history.Key, t time.Time) float64 {
+func hourlyValue(r history.Resource, k history.Key, t time.Time) float64 {
 	h := float64(t.Unix()) / 3600
-	return 0.1*float64(len(k.Workload)+len(k.Namespace)) + 0.05*math.Sin(2*math.Pi*h/24+float64(len(k.Workload)))
+	v := 0.1*float64(len(k.Workload)+len(k.Namespace)) + 0.05*math.Sin(2*math.Pi*h/24+float64(len(k.Workload)))
+	if r == history.Memory {
+		// Bytes, with a shape of their own.
+		return (v + 0.02*math.Cos(2*math.Pi*h/24)) * (1 << 30)
+	}
+	return v
 }
 
 func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
@@ -49,7 +68,14 @@ func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ .
 	m := hourlyRange.FindStringSubmatch(query)
 	nsm := hourlyNS.FindStringSubmatch(query)
 	if m == nil || nsm == nil {
-		return nil, nil, nil, errors.New("not a CPU usage query")
+		return nil, nil, nil, errors.New("not a usage query")
+	}
+	r := history.CPU
+	if strings.Contains(query, "container_memory_working_set_bytes") {
+		r = history.Memory
+		if q.failMemory {
+			return nil, nil, nil, errors.New("memory query timed out")
+		}
 	}
 	parsed, err := model.ParseDuration(m[1])
 	if err != nil {
@@ -60,7 +86,7 @@ func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ .
 	nss := map[string]bool{}
 	for _, ns := range strings.Split(nsm[1], "|") {
 		nss[ns] = true
-		q.asked[ns] = append(q.asked[ns], model.Duration(rng).String())
+		q.asked[r][ns] = append(q.asked[r][ns], model.Duration(rng).String())
 	}
 	var out model.Matrix
 	for _, k := range q.keys {
@@ -69,7 +95,7 @@ func (q *hourlyQuerier) Query(_ context.Context, query string, ts time.Time, _ .
 		}
 		ss := &model.SampleStream{Metric: model.Metric{"namespace": model.LabelValue(k.Namespace), "kind": model.LabelValue(k.Kind), "workload": model.LabelValue(k.Workload)}}
 		for t := ts.Add(-rng).Add(time.Hour); !t.After(ts); t = t.Add(time.Hour) {
-			ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(hourlyValue(k, t))})
+			ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(hourlyValue(r, k, t))})
 		}
 		out = append(out, ss)
 	}
@@ -99,41 +125,57 @@ func TestForecastReadsOnlyNewHours(t *testing.T) {
 	keys := []history.Key{{Namespace: "a", Kind: "Deployment", Workload: "web"}, {Namespace: "a", Kind: "Deployment", Workload: "api"}, {Namespace: "b", Kind: "StatefulSet", Workload: "db"}}
 	t0 := time.Date(2026, 11, 20, 10, 17, 0, 0, time.UTC)
 	clock := t0
-	q := &hourlyQuerier{keys: keys, asked: map[string][]string{}}
+	q := newHourlyQuerier(keys)
 	svc := forecastService(q, &clock, keys)
 
 	same := func(step string, want map[string]string) {
 		t.Helper()
-		// The ranges asked this run, by namespace.
-		for ns, r := range want {
-			got := q.asked[ns]
-			if r == "" && len(got) != 0 {
-				t.Errorf("%s: namespace %s read %v, want nothing", step, ns, got)
-			}
-			if r != "" && (len(got) != 1 || got[0] != r) {
-				t.Errorf("%s: namespace %s read %v, want one read of %s", step, ns, got, r)
+		// The ranges asked this run, by resource and namespace: every
+		// resource reads the same hours.
+		for r := range q.asked {
+			for ns, want := range want {
+				got := q.asked[r][ns]
+				if want == "" && len(got) != 0 {
+					t.Errorf("%s: %s of namespace %s read %v, want nothing", step, history.Resource(r), ns, got)
+				}
+				if want != "" && (len(got) != 1 || got[0] != want) {
+					t.Errorf("%s: %s of namespace %s read %v, want one read of %s", step, history.Resource(r), ns, got, want)
+				}
 			}
 		}
-		q.asked = map[string][]string{}
-		fq := &hourlyQuerier{keys: q.keys, asked: map[string][]string{}}
+		q.reset()
+		fq := newHourlyQuerier(q.keys)
 		fresh := forecastService(fq, &clock, nil)
 		fresh.last = svc.last
 		if err := fresh.Forecast(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if len(fresh.usage.series) != len(svc.usage.series) {
-			t.Fatalf("%s: %d series kept, a fresh read has %d", step, len(svc.usage.series), len(fresh.usage.series))
-		}
-		for k, want := range fresh.usage.series {
-			got := svc.usage.series[k]
-			for i := range want {
-				if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
-					t.Fatalf("%s: %v hour %d = %v, a fresh read gives %v", step, k, i, got[i], want[i])
+		for r := range svc.usage {
+			kept, read := svc.usage[r].series, fresh.usage[r].series
+			if len(read) != len(kept) {
+				t.Fatalf("%s: %d %s series kept, a fresh read has %d", step, len(kept), history.Resource(r), len(read))
+			}
+			for k, want := range read {
+				got := kept[k]
+				for i := range want {
+					if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+						t.Fatalf("%s: %s of %v hour %d = %v, a fresh read gives %v", step, history.Resource(r), k, i, got[i], want[i])
+					}
 				}
 			}
 		}
 		if len(svc.forecasts.byKey) != len(fresh.forecasts.byKey) {
 			t.Errorf("%s: %d forecasts, fresh %d", step, len(svc.forecasts.byKey), len(fresh.forecasts.byKey))
+		}
+		for k, f := range svc.forecasts.byKey {
+			if len(f.CPU) == 0 || len(f.Memory) == 0 {
+				t.Errorf("%s: %v has %d CPU and %d memory summaries, want both", step, k, len(f.CPU), len(f.Memory))
+			}
+			for _, m := range f.Memory {
+				if m.P50 < 0.1*(1<<30) || m.P10 > m.P50 || m.P50 > m.P90 {
+					t.Errorf("%s: %v memory %s p10/p50/p90 = %g/%g/%g, want ordered and in GiB", step, k, m.Horizon, m.P10, m.P50, m.P90)
+				}
+			}
 		}
 	}
 
@@ -168,17 +210,26 @@ func TestForecastReadsOnlyNewHours(t *testing.T) {
 	same("same hour", map[string]string{"a": "", "b": "", "c": ""})
 
 	// A failed read keeps the forecasts and the history where they were;
-	// the next run reads on from there.
+	// the next run reads on from there. A read that fails for memory alone
+	// moves neither resource, so both read on from the same hour.
+	q.failMemory = true
+	clock = t0.Add(7 * time.Hour)
+	if err := svc.Forecast(context.Background()); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("a failed memory read gave %v, want the run failed naming memory", err)
+	}
+	q.failMemory = false
 	q.fail = true
 	clock = t0.Add(9 * time.Hour)
 	if err := svc.Forecast(context.Background()); err == nil {
 		t.Fatal("a failed read did not fail the run")
 	}
-	if !svc.usage.end.Equal(t0.Add(6*time.Hour).Truncate(time.Hour)) || len(svc.forecasts.byKey) != 4 {
-		t.Errorf("after a failure: history ends %s with %d forecasts, want the hour of the last good run and 4", svc.usage.end, len(svc.forecasts.byKey))
+	for r := range svc.usage {
+		if end := svc.usage[r].end; !end.Equal(t0.Add(6*time.Hour).Truncate(time.Hour)) || len(svc.forecasts.byKey) != 4 {
+			t.Errorf("after a failure: %s history ends %s with %d forecasts, want the hour of the last good run and 4", history.Resource(r), end, len(svc.forecasts.byKey))
+		}
 	}
 	q.fail = false
-	q.asked = map[string][]string{}
+	q.reset()
 	if err := svc.Forecast(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -74,15 +74,20 @@ func TestFitWorkload(t *testing.T) {
 		{"two days: a forecast, too short to score a day", nan(14, 48), true, 0.45, 0.55, 0, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, ok := fitWorkload(tc.in)
+			sums, anomaly, ok := fitUsage(tc.in, true)
 			if ok != tc.want {
 				t.Fatalf("fitted = %v, want %v", ok, tc.want)
 			}
 			if !ok {
 				return
 			}
+			// Unasked, the anomaly is unknown and the forecast the same.
+			unscored, a, _ := fitUsage(tc.in, false)
+			if !math.IsNaN(a) || !reflect.DeepEqual(unscored, sums) {
+				t.Errorf("without scoring: anomaly %g, summaries %v; want NaN and %v", a, unscored, sums)
+			}
 			var week float64
-			for _, s := range f.CPU {
+			for _, s := range sums {
 				if s.Horizon == 7*24*time.Hour {
 					week = s.P50
 				}
@@ -93,11 +98,11 @@ func TestFitWorkload(t *testing.T) {
 			if week < tc.p50Lo || week > tc.p50Hi {
 				t.Errorf("7-day p50 = %g, want in [%g, %g]", week, tc.p50Lo, tc.p50Hi)
 			}
-			if known := !math.IsNaN(f.Anomaly); known != tc.anomalyKnown {
-				t.Fatalf("anomaly = %g, want known %v", f.Anomaly, tc.anomalyKnown)
+			if known := !math.IsNaN(anomaly); known != tc.anomalyKnown {
+				t.Fatalf("anomaly = %g, want known %v", anomaly, tc.anomalyKnown)
 			}
-			if tc.anomalyKnown && (f.Anomaly < tc.anomalyLo || f.Anomaly > tc.anomalyHi) {
-				t.Errorf("anomaly = %g, want in [%g, %g]", f.Anomaly, tc.anomalyLo, tc.anomalyHi)
+			if tc.anomalyKnown && (anomaly < tc.anomalyLo || anomaly > tc.anomalyHi) {
+				t.Errorf("anomaly = %g, want in [%g, %g]", anomaly, tc.anomalyLo, tc.anomalyHi)
 			}
 		})
 	}

@@ -56,12 +56,24 @@ func TestQueriesParse(t *testing.T) {
 	}
 }
 
-// TestCPUUsageQuery checks the forecast's history query: a matrix from an
-// instant query, aggregated by workload, restricted to its namespaces in
-// every selector (names with regexp metacharacters quoted), so that a batch
-// joins only its own pods.
-func TestCPUUsageQuery(t *testing.T) {
-	q := CPUUsageQuery([]string{"shop", "team.a"}, 14*24*time.Hour)
+// TestUsageQuery checks the forecast's history queries: a matrix from an
+// instant query, aggregated by workload, reading the resource's own
+// metric, restricted to its namespaces in every selector (names with
+// regexp metacharacters quoted), so that a batch joins only its own pods.
+func TestUsageQuery(t *testing.T) {
+	for _, tc := range []struct {
+		r      Resource
+		metric string
+	}{
+		{CPU, "container_cpu_usage_seconds_total"},
+		{Memory, "container_memory_working_set_bytes"},
+	} {
+		t.Run(tc.r.String(), func(t *testing.T) { checkUsageQuery(t, tc.r, tc.metric) })
+	}
+}
+
+func checkUsageQuery(t *testing.T, r Resource, metric string) {
+	q := UsageQuery(r, []string{"shop", "team.a"}, 14*24*time.Hour)
 	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
 	if err != nil {
 		t.Fatalf("does not parse: %v\n%s", err, q)
@@ -84,13 +96,18 @@ func TestCPUUsageQuery(t *testing.T) {
 	if !ok || strings.Join(top.Grouping, ",") != "namespace,workload,kind" {
 		t.Errorf("want an aggregation by namespace, workload, kind at the top: %s", q)
 	}
-	selectors := 0
+	selectors, usage := 0, 0
 	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
 		vs, ok := n.(*parser.VectorSelector)
 		if !ok {
 			return nil
 		}
 		selectors++
+		if vs.Name == metric {
+			usage++
+		} else if strings.HasPrefix(vs.Name, "container_") {
+			t.Errorf("reads %s, want only %s of the containers", vs.Name, metric)
+		}
 		found := false
 		for _, m := range vs.LabelMatchers {
 			if m.Name == "namespace" {
@@ -105,6 +122,9 @@ func TestCPUUsageQuery(t *testing.T) {
 		}
 		return nil
 	})
+	if usage != 1 {
+		t.Errorf("reads %s %d times, want once", metric, usage)
+	}
 	if selectors < 5 {
 		t.Errorf("found %d selectors, want the usage one and every owner one", selectors)
 	}
