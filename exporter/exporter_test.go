@@ -284,7 +284,7 @@ func TestAgainstRealServers(t *testing.T) {
 	promtoolCheck(t, reg)
 
 	checkAPI(t, svc)
-	checkForecasts(t, svc, reg, map[string]float64{"idle-api": 0.004, "busy-api": 0.3})
+	checkForecasts(t, svc, reg, map[string][2]float64{"idle-api": {0.004, 2 * 50 << 20}, "busy-api": {0.3, 300 << 20}})
 	promtoolCheck(t, reg) // again, with the forecasts
 
 	// Prometheus slower than the query timeout: the cycle fails and the
@@ -316,12 +316,12 @@ func TestAgainstRealServers(t *testing.T) {
 }
 
 // checkForecasts fits forecasts through the real Prometheus (the hourly
-// usage subquery and its owner join) and checks them against the steady
-// usage the series hold: a flat history forecasts itself, its band holds
-// the median, spend stays at the request cost since use stays below the
-// requests, and nothing is anomalous. ghost, unknown to Prometheus, gets
-// no forecast.
-func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registry, cpu map[string]float64) {
+// usage subqueries and their owner join) and checks them against the
+// steady usage the series hold, CPU cores and memory bytes summed over
+// the pods: a flat history forecasts itself, its band holds the median,
+// spend stays at the request cost since use stays below the requests, and
+// nothing is anomalous. ghost, unknown to Prometheus, gets no forecast.
+func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registry, usage map[string][2]float64) {
 	t.Helper()
 	if err := svc.Forecast(context.Background()); err != nil {
 		t.Fatal(err)
@@ -352,11 +352,13 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 	for _, w := range res.Workloads {
 		cost[w.Name] = w.Cost.Total
 	}
-	for w, want := range cpu {
+	for w, want := range usage {
 		for _, h := range []string{"1d", "7d", "30d"} {
-			p10, p50, p90 := got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p10"}], got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p50"}], got["upid_workload_forecast_cpu_usage_cores"][key{w, h, "p90"}]
-			if math.Abs(p50-want) > 0.05*want || p10 > p50 || p50 > p90 {
-				t.Errorf("%s %s CPU forecast p10/p50/p90 = %g/%g/%g, want p50 within 5%% of %g and ordered", w, h, p10, p50, p90, want)
+			for i, name := range []string{"upid_workload_forecast_cpu_usage_cores", "upid_workload_forecast_memory_usage_bytes"} {
+				p10, p50, p90 := got[name][key{w, h, "p10"}], got[name][key{w, h, "p50"}], got[name][key{w, h, "p90"}]
+				if math.Abs(p50-want[i]) > 0.05*want[i] || p10 > p50 || p50 > p90 {
+					t.Errorf("%s %s %s p10/p50/p90 = %g/%g/%g, want p50 within 5%% of %g and ordered", name, w, h, p10, p50, p90, want[i])
+				}
 			}
 			if c := got["upid_workload_forecast_cost_dollars_per_hour"][key{w, h, "p50"}]; math.Abs(c-cost[w]) > 1e-9 {
 				t.Errorf("%s %s forecast cost = %g, want today's %g (use stays below requests)", w, h, c, cost[w])
@@ -376,8 +378,8 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == "upid_exporter_forecast_workloads" {
-			if n := mf.GetMetric()[0].GetGauge().GetValue(); n != float64(len(cpu)) {
-				t.Errorf("upid_exporter_forecast_workloads = %v, want %d", n, len(cpu))
+			if n := mf.GetMetric()[0].GetGauge().GetValue(); n != float64(len(usage)) {
+				t.Errorf("upid_exporter_forecast_workloads = %v, want %d", n, len(usage))
 			}
 		}
 	}
