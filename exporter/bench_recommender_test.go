@@ -130,7 +130,8 @@ func promQueryStats(b *testing.B, base, query string, at time.Time) queryStats {
 //   - cycle: the recommender's window queries for the one window a cycle
 //     adds (history.WindowQueries);
 //   - backfill: the same over the whole window, once at start;
-//   - forecast: the forecast loop's query (history.CPUUsageQuery) over the
+//   - forecast: the forecast loop's queries (history.UsageQuery, CPU and
+//     memory) over the
 //     whole window, as every hourly run read it before the loop kept its
 //     history and as its first run still does, and over the one hour a
 //     run now reads.
@@ -166,8 +167,10 @@ func BenchmarkRecommenderLoad(b *testing.B) {
 				backfill.add(promQueryStats(b, prom.URL, q.Expr, rg.End))
 			}
 		}
-		forecast.add(promQueryStats(b, prom.URL, history.CPUUsageQuery(namespaces, window.Truncate(time.Hour)), at.Truncate(time.Hour)))
-		forecastHour.add(promQueryStats(b, prom.URL, history.CPUUsageQuery(namespaces, time.Hour), at.Truncate(time.Hour)))
+		for r := range history.Resources {
+			forecast.add(promQueryStats(b, prom.URL, history.UsageQuery(r, namespaces, window.Truncate(time.Hour)), at.Truncate(time.Hour)))
+			forecastHour.add(promQueryStats(b, prom.URL, history.UsageQuery(r, namespaces, time.Hour), at.Truncate(time.Hour)))
+		}
 	}
 	if inc.Series == 0 || old.Series == 0 {
 		b.Fatalf("no answers: old %+v cycle %+v", old, inc)
