@@ -300,32 +300,13 @@ func finitePoints(v []float64) int {
 }
 
 // forecastBatches groups namespaces so that each query covers about limit
-// workloads; a namespace larger than limit is a batch of its own.
+// workloads, as the recommender batches its containers.
 func forecastBatches(ws []WorkloadResult, limit int) [][]string {
 	count := map[string]int{}
 	for _, w := range ws {
 		count[w.Namespace]++
 	}
-	names := make([]string, 0, len(count))
-	for ns := range count {
-		names = append(names, ns)
-	}
-	sort.Strings(names)
-	var out [][]string
-	var cur []string
-	n := 0
-	for _, ns := range names {
-		if len(cur) > 0 && n+count[ns] > limit {
-			out = append(out, cur)
-			cur, n = nil, 0
-		}
-		cur = append(cur, ns)
-		n += count[ns]
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
+	return history.WindowBatches(count, limit)
 }
 
 // RunForecasts refits forecasts every exporter.forecast.interval until ctx
