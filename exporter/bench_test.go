@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -63,8 +64,11 @@ import (
 //	cycle-peak-RSS-MiB  reset before each; each includes what the process
 //	scrape-peak-RSS-MiB still holds from the phases before)
 //	harness-RSS-MiB     RSS when it was reset: the fixtures, the Go runtime
-//	retained-B/pod      live heap after the cycles, informers and last results
-//	                    alive, minus the heap before exporter.New, per pod
+//	retained-B/pod      live heap after the cycles, informers, recommender
+//	                    states and last results alive, minus the heap before
+//	                    exporter.New, per pod
+//	recommender-states  workload containers given a seeded state
+//	state-B/ctr         heap those states took, per state
 //	cache-B/pod         the same right after Start: the transformed caches
 //	plain-cache-B/pod   the baseline: plain informers for the same resources
 //	                    on the same client, no transform, in the same run
@@ -343,6 +347,20 @@ func benchCycle(b *testing.B, pods int) {
 	svc, sync := benchStart(b, cfg, kc, pq, kube, func() time.Time { return at })
 	syncPeak := benchPeakRSSMiB()
 	cache := m.heapSince()
+	// The fake Prometheus serves no window queries (two weeks of points per
+	// container); the recommender's states are seeded as a finished
+	// backfill leaves them, so that their memory, the recommendations and
+	// the container series are in the figures. Each container's CPU and
+	// memory move daily and hourly around a level of its own.
+	states, err := exporter.SeedRecommender(svc, at, time.Hour, func(c, i int) (float64, float64) {
+		level := 0.05 + float64(c%97)/97
+		day, hour := math.Sin(2*math.Pi*float64(i)/24), math.Sin(2*math.Pi*float64(i*7+c)/5)
+		return level * (1 + 0.4*day + 0.1*hour), (64 << 20) * (1 + float64(c%31)) * (1 + 0.05*day)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seeded := m.heapSince() - cache
 	var cyclePeak, scrapePeak float64
 
 	// Scrapes go through the exporter's own /metrics, internal/web's
@@ -411,6 +429,8 @@ func benchCycle(b *testing.B, pods int) {
 		plain = benchPlainInformers(b, kc)
 	}
 
+	b.ReportMetric(float64(states), "recommender-states")
+	b.ReportMetric(float64(seeded)/float64(max(states, 1)), "state-B/ctr")
 	b.ReportMetric(cycleT.Seconds()/n, "cycle-s")
 	if total := stages["total"]; total > 0 {
 		for _, s := range []string{"inventory", "prometheus", "analysis"} {
