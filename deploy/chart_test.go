@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -353,6 +355,14 @@ func checkScrapeTargets(t *testing.T, r rendering) {
 	sel, _, _ := unstructured.NestedStringMap(sms[0].Object, "spec", "selector", "matchLabels")
 	eps, _, _ := unstructured.NestedSlice(sms[0].Object, "spec", "endpoints")
 	port := eps[0].(map[string]any)["port"]
+	// Prometheus refuses a timeout longer than the interval, and its
+	// default 10 s is too short for a large cluster's exposition.
+	iv, to := eps[0].(map[string]any)["interval"], eps[0].(map[string]any)["scrapeTimeout"]
+	i, err1 := model.ParseDuration(fmt.Sprint(iv))
+	d, err2 := model.ParseDuration(fmt.Sprint(to))
+	if err1 != nil || err2 != nil || d > i || d <= model.Duration(10*time.Second) {
+		t.Errorf("ServiceMonitor interval %v, scrapeTimeout %v: want a timeout above 10s and at most the interval", iv, to)
+	}
 	for _, svc := range r.OfKind(schema.GroupKind{Kind: "Service"}) {
 		if !matches(sel, svc.GetLabels()) {
 			t.Errorf("ServiceMonitor does not select Service %s", svc.GetName())
