@@ -33,7 +33,7 @@ func forecastStats(metric, sel, agg string) [3]string {
 
 func forecasts() *dashboard.DashboardBuilder {
 	d := All()[3]
-	b := newDashboard(d, "Forecasts of CPU use and cost per workload (docs/forecasting.md): the median and the p10–p90 band at the chosen horizon, against what is used and spent now, and the workloads whose last day lay outside their band.")
+	b := newDashboard(d, "Forecasts of CPU, memory and cost per workload (docs/forecasting.md): the median and the p10–p90 band at the chosen horizon, against what is used and spent now, and the workloads whose last day lay outside their band.")
 	b = withScope(b, true).WithVariable(horizonVariable())
 
 	cost := forecastStats(alerts.NamespaceForecast, selNS, "sum")
@@ -67,6 +67,22 @@ func forecasts() *dashboard.DashboardBuilder {
 			column{"p90", unitCores, fmt.Sprintf(`max by (%s) (upid_workload_forecast_cpu_usage_cores{%s, horizon="$horizon", stat="p90"})`, workloadKeys, selWorkload)},
 			column{"Mean used", unitCores, fmt.Sprintf(`max by (%s) (upid_workload_cpu_usage_cores{%s})`, workloadKeys, selWorkload)},
 			column{"Requested", unitCores, fmt.Sprintf(`max by (%s) (upid_workload_requested_cpu_cores{%s})`, workloadKeys, selWorkload)},
+		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()}))
+
+	mem := forecastStats("upid_workload_forecast_memory_usage_bytes", selWorkload, "sum")
+	b = b.WithRow(row("Memory")).
+		WithPanel(band(timeSeries("Memory: forecast band vs used", "The selected workloads' forecast working set at the horizon (the sum of their pods' hourly means) and what they use now (cAdvisor).", unitBytes,
+			target(mem[0], "p10"),
+			target(mem[1], "p50"),
+			target(mem[2], "p90"),
+			target(fmt.Sprintf(`sum(
+  %s
+)`, byOwner(fmt.Sprintf(`container_memory_working_set_bytes{container!="", container!="POD", %s}`, selKubeNS))), "used"),
+		), "p10", "p90")).
+		WithPanel(tablePanel("Forecast memory by workload", "At the horizon, against the requests.", []string{"job", "instance", "horizon", "stat"},
+			column{"p50", unitBytes, fmt.Sprintf(`max by (%s) (upid_workload_forecast_memory_usage_bytes{%s, horizon="$horizon", stat="p50"})`, workloadKeys, selWorkload)},
+			column{"p90", unitBytes, fmt.Sprintf(`max by (%s) (upid_workload_forecast_memory_usage_bytes{%s, horizon="$horizon", stat="p90"})`, workloadKeys, selWorkload)},
+			column{"Requested", unitBytes, fmt.Sprintf(`max by (%s) (upid_workload_requested_memory_bytes{%s})`, workloadKeys, selWorkload)},
 		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()}))
 
 	b = b.WithRow(row("Anomalies")).
