@@ -158,7 +158,7 @@ type NamespaceResult struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// recommend sizes one container from its window aggregates.
+// recommend sizes one container from the recommender's state.
 func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
 	current := recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim}
 	if inputs, ok := h.ContainerInputs[c]; ok {
@@ -173,44 +173,13 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 		in.Current, in.Replicas, in.Prices = current, replicas, prices
 		return recommend.Recommend(in, p)
 	}
-	// Without a state the window aggregates, when there are any, cover
-	// the fetched window; a shorter policy window scales the confidence
-	// (coverage × window) only.
-	in := recommend.Inputs{
-		Window:   p.Window,
-		Current:  current,
-		Replicas: replicas,
-		Prices:   prices,
-	}
+	// Without a state (a namespace still being backfilled, or a container
+	// Prometheus has no samples of) there is nothing to size from; the
+	// recommendation says so, with the workload's coverage for its reason.
+	in := recommend.Inputs{Window: p.Window, Current: current, Replicas: replicas, Prices: prices, MemoryPeak: math.NaN()}
 	if h.Coverage != nil {
 		in.Coverage = *h.Coverage
 	}
-	if u := h.ContainerCPU[c]; u != nil {
-		var q recommend.FixedQuantiles
-		for _, p := range []struct {
-			p float64
-			v *float64
-		}{{0.5, u.P50}, {0.95, u.P95}, {1, u.Max}} {
-			if p.v != nil {
-				q = append(q, recommend.QuantilePoint{P: p.p, V: *p.v})
-			}
-		}
-		if len(q) > 0 {
-			in.CPU = q
-		}
-	}
-	in.MemoryPeak = math.NaN()
-	if u := h.ContainerMemory[c]; u != nil && u.Max != nil {
-		in.MemoryPeak = *u.Max
-	}
-	if n := h.ContainerOOMKills[c]; n >= 0.5 {
-		in.OOMKills = int(math.Round(n))
-		in.OOMMemory = cur.MemoryLim
-		if in.OOMMemory == 0 {
-			in.OOMMemory = in.MemoryPeak
-		}
-	}
-	in.ThrottledRatio = h.ContainerThrottledRatio[c]
 	return recommend.Recommend(in, p)
 }
 

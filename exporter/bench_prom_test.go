@@ -187,7 +187,6 @@ func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64,
 		}
 		return active
 	}
-	containers := []string{"app", "proxy"}
 	switch name {
 	case "cpu_usage_seconds":
 		wl(pick(0.12, 0.002) * reps * secs)
@@ -227,37 +226,6 @@ func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64,
 		for _, n := range nodes {
 			wl(cpu*perNode[n], "node", c.nodeName(n), "resource", "cpu")
 			wl(mem*perNode[n], "node", c.nodeName(n), "resource", "memory")
-		}
-	case "container_cpu_p50_cores", "container_cpu_p95_cores", "container_cpu_max_cores":
-		f := map[string]float64{"container_cpu_p50_cores": 1, "container_cpu_p95_cores": 2.5, "container_cpu_max_cores": 6}[name]
-		for _, ct := range containers {
-			base := pick(0.05, 0.001)
-			if ct == "proxy" {
-				base = pick(0.01, 0.002)
-			}
-			wl(base*f, "container", ct)
-		}
-	case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":
-		f := map[string]float64{"container_memory_p50_bytes": 1, "container_memory_p95_bytes": 1.3, "container_memory_max_bytes": 1.6}[name]
-		for _, ct := range containers {
-			base := 180e6
-			if ct == "proxy" {
-				base = 60e6
-			}
-			wl(base*f, "container", ct)
-		}
-	case "container_oom_kills":
-		// Every container with the counter has a series, most of them 0.
-		for i, ct := range containers {
-			kills := 0.0
-			if i == 0 && w.firstPod%23 == 0 {
-				kills = 2
-			}
-			wl(kills, "container", ct)
-		}
-	case "container_cpu_throttled_ratio":
-		for _, ct := range containers {
-			wl(pick(0.04, 0), "container", ct)
 		}
 	case "requests_http_requests_total":
 		if w.app != benchHTTP {

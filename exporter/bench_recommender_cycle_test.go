@@ -147,12 +147,52 @@ func (s *oldServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf)
 }
 
+// oldAggregates are one workload's answers to the old per-container
+// window queries.
+type oldAggregates struct {
+	cpu, memory         map[string]*history.Usage
+	oomKills, throttled map[string]float64
+}
+
+// inputs is how the analysis turned them into a container's inputs.
+func (h *oldAggregates) inputs(cur inventory.Container, replicas float64, prices recommend.Prices, window time.Duration) recommend.Inputs {
+	c := cur.Name
+	in := recommend.Inputs{
+		Window:   window,
+		Current:  recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim},
+		Replicas: replicas, Prices: prices, Coverage: 1, MemoryPeak: math.NaN(),
+	}
+	if u := h.cpu[c]; u != nil {
+		var q recommend.FixedQuantiles
+		for _, p := range []struct {
+			p float64
+			v *float64
+		}{{0.5, u.P50}, {0.95, u.P95}, {1, u.Max}} {
+			if p.v != nil {
+				q = append(q, recommend.QuantilePoint{P: p.p, V: *p.v})
+			}
+		}
+		if len(q) > 0 {
+			in.CPU = q
+		}
+	}
+	if u := h.memory[c]; u != nil && u.Max != nil {
+		in.MemoryPeak = *u.Max
+	}
+	if n := h.oomKills[c]; n >= 0.5 {
+		in.OOMKills = int(math.Round(n))
+		in.OOMMemory = cur.MemoryLim
+	}
+	in.ThrottledRatio = h.throttled[c]
+	return in
+}
+
 // oldCycle is the exporter's side of the cycle before this change: the
 // eight per-container queries' answers decoded and applied as
 // history.Snapshot did, and every container recommended from the
 // quantiles.
 func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inventory.Snapshot, at time.Time, prices recommend.Prices) int {
-	hist := map[history.Key]*history.Workload{}
+	hist := map[history.Key]*oldAggregates{}
 	for _, name := range []string{"cpu_p50", "cpu_p95", "cpu_max", "memory_p50", "memory_p95", "memory_max", "oom_kills", "throttled_ratio"} {
 		v, _, _, err := q.Query(ctx, "old_"+name, at)
 		if err != nil {
@@ -163,7 +203,7 @@ func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inve
 			k := history.Key{Namespace: string(m["namespace"]), Kind: string(m["kind"]), Workload: string(m["workload"])}
 			h := hist[k]
 			if h == nil {
-				h = &history.Workload{ContainerCPU: map[string]*history.Usage{}, ContainerMemory: map[string]*history.Usage{}, ContainerOOMKills: map[string]float64{}, ContainerThrottledRatio: map[string]float64{}}
+				h = &oldAggregates{cpu: map[string]*history.Usage{}, memory: map[string]*history.Usage{}, oomKills: map[string]float64{}, throttled: map[string]float64{}}
 				hist[k] = h
 			}
 			c, x := string(m["container"]), float64(smp.Value)
@@ -178,21 +218,21 @@ func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inve
 			}
 			switch name {
 			case "cpu_p50":
-				use(h.ContainerCPU).P50 = &x
+				use(h.cpu).P50 = &x
 			case "cpu_p95":
-				use(h.ContainerCPU).P95 = &x
+				use(h.cpu).P95 = &x
 			case "cpu_max":
-				use(h.ContainerCPU).Max = &x
+				use(h.cpu).Max = &x
 			case "memory_p50":
-				use(h.ContainerMemory).P50 = &x
+				use(h.memory).P50 = &x
 			case "memory_p95":
-				use(h.ContainerMemory).P95 = &x
+				use(h.memory).P95 = &x
 			case "memory_max":
-				use(h.ContainerMemory).Max = &x
+				use(h.memory).Max = &x
 			case "oom_kills":
-				h.ContainerOOMKills[c] = 0
+				h.oomKills[c] = 0
 			case "throttled_ratio":
-				h.ContainerThrottledRatio[c] = 0
+				h.throttled[c] = 0
 			}
 		}
 	}
@@ -202,10 +242,8 @@ func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inve
 		if h == nil {
 			continue
 		}
-		h.Coverage = new(float64)
-		*h.Coverage = 1
 		for _, c := range w.Containers {
-			if a.recommend(h, c.Name, c, 2, prices, clusterPolicy(a)).OK {
+			if recommend.Recommend(h.inputs(c, 2, prices, a.window), clusterPolicy(a)).OK {
 				recs++
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,23 +38,19 @@ type Usage struct {
 // Workload is everything Prometheus said about one workload. A nil pointer
 // means Prometheus returned no series for it: unknown, not zero.
 type Workload struct {
-	CPUSeconds      *float64 // CPU time used over the window
-	CPUPodP95Cores  *float64 // the largest per-pod p95 of CPU
-	Coverage        *float64 // share of the window with usage samples, 0..1
-	NetworkRxBytes  *float64
-	Probes          *float64 // kubelet probes run over the window
-	Replicas        *float64 // running pods, averaged over the window
-	Requests        []RequestCount
-	ContainerCPU    map[string]*Usage // cores, by container
-	ContainerMemory map[string]*Usage // bytes, by container
-	// ContainerOOMKills and ContainerThrottledRatio are by container; a
-	// container absent from the map has no such series (unknown, or no limit).
-	ContainerOOMKills       map[string]float64
-	ContainerThrottledRatio map[string]float64
-	// ContainerInputs give the recommender's inputs by container over a
-	// window (at most the state's), from its incremental state
-	// (exporter/recommender.go); they take precedence over the window
-	// aggregates above.
+	CPUSeconds     *float64 // CPU time used over the window
+	CPUPodP95Cores *float64 // the largest per-pod p95 of CPU
+	Coverage       *float64 // share of the window with usage samples, 0..1
+	NetworkRxBytes *float64
+	Probes         *float64 // kubelet probes run over the window
+	Replicas       *float64 // running pods, averaged over the window
+	Requests       []RequestCount
+	// ContainerCPU (cores) and ContainerMemory (bytes) are usage quantiles
+	// by container, and ContainerInputs give the recommender's inputs by
+	// container over a window (at most the state's); all three come from
+	// the recommender's incremental state (exporter/recommender.go).
+	ContainerCPU    map[string]*Usage
+	ContainerMemory map[string]*Usage
 	ContainerInputs map[string]func(window time.Duration) recommend.Inputs
 }
 
@@ -196,7 +191,6 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 		if w == nil {
 			continue
 		}
-		container := string(m["container"])
 		switch name {
 		case "cpu_usage_seconds":
 			w.CPUSeconds = v
@@ -211,40 +205,7 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 			w.Probes = v
 		case "replicas":
 			w.Replicas = v
-		case "container_cpu_p50_cores", "container_cpu_p95_cores", "container_cpu_max_cores":
-			setUsage(&w.ContainerCPU, container, name, v)
-		case "container_memory_p50_bytes", "container_memory_p95_bytes", "container_memory_max_bytes":
-			setUsage(&w.ContainerMemory, container, name, v)
-		case "container_oom_kills":
-			if w.ContainerOOMKills == nil {
-				w.ContainerOOMKills = map[string]float64{}
-			}
-			w.ContainerOOMKills[container] = *v
-		case "container_cpu_throttled_ratio":
-			if w.ContainerThrottledRatio == nil {
-				w.ContainerThrottledRatio = map[string]float64{}
-			}
-			w.ContainerThrottledRatio[container] = *v
 		}
-	}
-}
-
-func setUsage(m *map[string]*Usage, container, name string, v *float64) {
-	if *m == nil {
-		*m = map[string]*Usage{}
-	}
-	u := (*m)[container]
-	if u == nil {
-		u = &Usage{}
-		(*m)[container] = u
-	}
-	switch {
-	case strings.Contains(name, "_p50_"):
-		u.P50 = v
-	case strings.Contains(name, "_p95_"):
-		u.P95 = v
-	default:
-		u.Max = v
 	}
 }
 
