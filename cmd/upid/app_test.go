@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/upid-dev/upid/exporter/forecast"
 	"github.com/upid-dev/upid/internal/config"
 )
 
@@ -61,9 +64,12 @@ func TestRun(t *testing.T) {
 		{name: "defaults", args: []string{"config", "defaults"}, code: exitOK, stdout: []string{"log:", "level: info"}},
 		{
 			name: "backtest json", args: []string{"backtest", "--data", traces, "-o", "json"},
-			code: exitOK, stdout: []string{`"rightsizing"`, `"forecasting"`, `"vpa"`, `"krr"`, `"upid"`},
+			code: exitOK, stdout: []string{`"rightsizing"`, `"forecasting"`, `"vpa"`, `"krr"`, `"upid"`, `"resource": "memory"`, `"train_days": 2`},
 		},
-		{name: "backtest table", args: []string{"backtest", "--data", traces}, code: exitOK, stdout: []string{"# Rightsizing (6 traces)", "# Forecasting (4 series)", "seasonal_naive_1d", "\n52 forecasts scored"}},
+		{name: "backtest table", args: []string{"backtest", "--data", traces}, code: exitOK, stdout: []string{
+			"# Rightsizing (6 traces)", "# Forecasting: azure cpu (4 series, first held-out day after 14 days)", "seasonal_naive_1d", "\n52 forecasts scored",
+			"# Forecasting: borg cpu (2 series, first held-out day after 2 days)", "# Forecasting: borg memory (2 series",
+		}},
 		{name: "backtest missing dir", args: []string{"backtest", "--data", filepath.Join(dir, "nope")}, code: exitUsage, stderr: []string{"nope"}},
 		{name: "backtest empty dir", args: []string{"backtest", "--data", dir}, code: exitFailure, stderr: []string{"no traces"}},
 	}
@@ -160,6 +166,53 @@ func TestBuildInfoFromLdflags(t *testing.T) {
 	for _, want := range []string{"version 9.8.7", "revision: abc123", "build date:       20261125-12:00:00"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("upid version output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestBacktestForecastingIsEvaluate: the Azure forecasting scores of
+// `upid backtest`, read from the traces in cores, equal forecast.Evaluate
+// on the CSV's CPU percent (the scaled scores do not depend on units).
+func TestBacktestForecastingIsEvaluate(t *testing.T) {
+	traces := backtestData(t)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"backtest", "--data", traces, "-o", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("backtest: %d %s", code, stderr.String())
+	}
+	var out struct {
+		Forecasting []struct {
+			Source, Resource string
+			Report           forecast.EvalReport
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(traces, "azure_avg.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	series, err := forecast.ReadAzure(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := forecast.Evaluate(series, forecast.EvalOptions{Max: 100})
+	var got *forecast.EvalReport
+	for _, g := range out.Forecasting {
+		if g.Source == "azure" && g.Resource == "cpu" {
+			got = &g.Report
+		}
+	}
+	if got == nil || len(got.Methods) != len(want.Methods) || got.Forecasts != want.Forecasts {
+		t.Fatalf("azure cpu forecasting %+v, want %+v", got, want)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+	for i, m := range got.Methods {
+		w := want.Methods[i]
+		if m.Name != w.Name || !near(m.MASE, w.MASE) || !near(m.PinballP50, w.PinballP50) ||
+			!near(m.PinballP90, w.PinballP90) || !near(m.CoverageP90, w.CoverageP90) {
+			t.Errorf("%s: %+v, want %+v", m.Name, m, w)
 		}
 	}
 }

@@ -3,9 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/forecast"
@@ -30,34 +27,25 @@ func runBacktest(env *environment, dir, output string) int {
 		return exitFailure
 	}
 
-	var series []forecast.Series
-	matches, _ := filepath.Glob(filepath.Join(dir, "**", "*avg*.csv"))
-	top, _ := filepath.Glob(filepath.Join(dir, "*avg*.csv"))
-	for _, p := range append(top, matches...) {
-		f, err := os.Open(p)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
-			return exitFailure
-		}
-		s, err := forecast.ReadAzure(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(env.stderr, "upid backtest: %s: %v\n", p, err)
-			return exitFailure
-		}
-		series = append(series, s...)
+	// Forecasting is scored per source and resource: UPID's forecaster
+	// against the baselines on held-out days of the same traces.
+	type forecasting struct {
+		Source    string              `json:"source"`
+		Resource  string              `json:"resource"`
+		TrainDays int                 `json:"train_days"`
+		Report    forecast.EvalReport `json:"report"`
 	}
-	var fr *forecast.EvalReport
-	if len(series) > 0 {
-		r := forecast.Evaluate(series, forecast.EvalOptions{})
-		fr = &r
+	var fr []forecasting
+	for _, g := range backtest.ForecastSeries(traces) {
+		r := forecast.Evaluate(g.Series, forecast.EvalOptions{TrainDays: g.TrainDays, Max: g.Max})
+		fr = append(fr, forecasting{g.Source, g.Resource, g.TrainDays, r})
 	}
 
 	switch output {
 	case "json":
 		out := struct {
-			Rightsizing *backtest.Report     `json:"rightsizing"`
-			Forecasting *forecast.EvalReport `json:"forecasting,omitempty"`
+			Rightsizing *backtest.Report `json:"rightsizing"`
+			Forecasting []forecasting    `json:"forecasting"`
 		}{rs, fr}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -68,14 +56,12 @@ func runBacktest(env *environment, dir, output string) int {
 	default:
 		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", len(traces))
 		rs.WriteTable(env.stdout)
-		if fr != nil {
-			fmt.Fprintf(env.stdout, "\n# Forecasting (%d series)\n\n", len(series))
-			if err := fr.WriteTable(env.stdout); err != nil {
+		for _, f := range fr {
+			fmt.Fprintf(env.stdout, "\n# Forecasting: %s %s (%d series, first held-out day after %d days)\n\n", f.Source, f.Resource, f.Report.Series, f.TrainDays)
+			if err := f.Report.WriteTable(env.stdout); err != nil {
 				fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
 				return exitFailure
 			}
-		} else {
-			fmt.Fprintln(env.stdout, "\n# Forecasting: no Azure CPU series (*avg*.csv) in "+strings.TrimSuffix(dir, "/"))
 		}
 	}
 	return exitOK

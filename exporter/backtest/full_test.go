@@ -31,9 +31,7 @@ func fullData(t *testing.T) []Trace {
 
 func TestFullData(t *testing.T) {
 	traces := fullData(t)
-	opts := DefaultOptions()
-	opts.Forecasters = []Forecaster{SeasonalNaive{}}
-	rep, err := Run(traces, opts)
+	rep, err := Run(traces, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,10 +51,6 @@ type Options struct {
 	KRR             recommend.KRRConfig
 	// Extra recommenders, one fresh instance per trace.
 	Extra []func() Rightsizer
-	// Forecasters scored on held-out days; see Forecaster.
-	Forecasters []Forecaster
-	// ForecastMinHistory is the history before the first held-out day.
-	ForecastMinHistory time.Duration
 	// KeepDecisions records every decision in the report.
 	KeepDecisions bool
 	// Workers replaying traces in parallel; 0 means GOMAXPROCS.
@@ -66,12 +62,11 @@ type Options struct {
 func DefaultOptions() Options {
 	p := recommend.DefaultPolicy()
 	return Options{
-		Cadence:            24 * time.Hour,
-		ChangeThreshold:    p.ChangeThreshold,
-		Policy:             p,
-		VPA:                recommend.DefaultVPAConfig(),
-		KRR:                recommend.DefaultKRRConfig(),
-		ForecastMinHistory: 2 * 24 * time.Hour,
+		Cadence:         24 * time.Hour,
+		ChangeThreshold: p.ChangeThreshold,
+		Policy:          p,
+		VPA:             recommend.DefaultVPAConfig(),
+		KRR:             recommend.DefaultKRRConfig(),
 	}
 }
 
@@ -100,7 +95,6 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 		}
 	}
 	results := make([]TraceResult, len(traces))
-	forecasts := make([][]forecastAcc, len(traces))
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -111,7 +105,6 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 		wg.Go(func() {
 			for i := range next {
 				results[i] = replay(traces[i], opts)
-				forecasts[i] = scoreForecasts(traces[i], opts)
 			}
 		})
 	}
@@ -120,7 +113,7 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 	}
 	close(next)
 	wg.Wait()
-	return buildReport(traces, results, forecasts, opts), nil
+	return buildReport(traces, results, opts), nil
 }
 
 func checkTrace(tr Trace) error {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,9 +191,7 @@ func loadTestdata(t testing.TB) []Trace {
 // TestGolden replays the testdata excerpts; -update rewrites the files.
 func TestGolden(t *testing.T) {
 	traces := loadTestdata(t)
-	opts := DefaultOptions()
-	opts.Forecasters = []Forecaster{SeasonalNaive{}}
-	rep, err := Run(traces, opts)
+	rep, err := Run(traces, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,9 +222,6 @@ func TestGolden(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Groups) != 2 {
 		t.Errorf("JSON does not read back: %v", err)
 	}
-	if !strings.Contains(table.String(), "seasonal-naive") {
-		t.Error("table lacks the forecast section")
-	}
 }
 
 func TestRunRejects(t *testing.T) {
@@ -245,55 +241,62 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
-// periodic forecasts are exact for the seasonal naive model.
-func TestForecastHook(t *testing.T) {
-	tr := synthetic(5)
-	for i := range tr.Samples {
-		v := 1 + math.Sin(2*math.Pi*float64(i%288)/288)
-		tr.Samples[i].CPU = v
-		tr.Samples[i].Memory = v * (1 << 30)
-	}
-	var mu sync.Mutex
-	var pasts []int
-	rec := recorder{t: t, f: SeasonalNaive{}, mu: &mu, pasts: &pasts}
-	opts := DefaultOptions()
-	opts.Forecasters = []Forecaster{SeasonalNaive{}, rec}
-	rep, err := Run([]Trace{tr}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Forecasts) != 4 {
-		t.Fatalf("%d forecast results, want 2 forecasters × 2 resources", len(rep.Forecasts))
-	}
-	for _, f := range rep.Forecasts {
-		// Days 3, 4 and 5 are held out after two days of history.
-		if f.Days != 3 || f.MASE > 1e-9 || f.PinballP50 > 1e-9 || f.P90Coverage != 1 {
-			t.Errorf("%+v, want an exact forecast on 3 days", f)
+// TestForecastSeries: each trace becomes one series per resource on the
+// 5-minute grid, with gaps as NaN, grouped by source and resource.
+func TestForecastSeries(t *testing.T) {
+	long := synthetic(16)
+	long.Name, long.Source = "borg/long", "borg"
+	short := synthetic(3)
+	short.Name, short.Source = "borg/short", "borg"
+	for _, tr := range []Trace{long, short} {
+		for i := range tr.Samples {
+			tr.Samples[i].CPU = float64(i)
+			tr.Samples[i].Memory = float64(i) * 1000
 		}
 	}
-	// The forecaster saw exactly the days before each held-out day.
-	for _, n := range pasts {
-		if n%288 != 0 || n < 2*288 || n > 4*288 {
-			t.Errorf("forecaster saw %d past steps", n)
+	// A gap of three windows, and a restart 40 s off the grid.
+	short.Samples = append(short.Samples[:10:10], short.Samples[13:]...)
+	short.Samples[10].Time = short.Samples[10].Time.Add(40 * time.Second)
+	vm := synthetic(3)
+	vm.Name, vm.Source, vm.CoresPerUnit = "azure/vm", "azure", 0.04
+	for i := range vm.Samples {
+		vm.Samples[i].Memory = math.NaN()
+	}
+	groups := ForecastSeries([]Trace{long, short, vm})
+	type key struct {
+		src, res  string
+		max       float64
+		trainDays int
+		series    int
+	}
+	var got []key
+	for _, g := range groups {
+		got = append(got, key{g.Source, g.Resource, g.Max, g.TrainDays, len(g.Series)})
+	}
+	want := []key{{"azure", "cpu", 4, 2, 1}, {"borg", "cpu", 0, 14, 1}, {"borg", "cpu", 0, 2, 1}, {"borg", "memory", 0, 14, 1}, {"borg", "memory", 0, 2, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("groups %+v, want %+v", got, want)
+	}
+	s := groups[4].Series[0]
+	if s.Name != "borg/short" || !s.Start.Equal(origin) || s.Step != 5*time.Minute || len(s.Values) != 3*288 {
+		t.Fatalf("series %s from %v every %v, %d points", s.Name, s.Start, s.Step, len(s.Values))
+	}
+	for i, v := range s.Values {
+		missing := i >= 10 && i < 13
+		if missing != math.IsNaN(v) {
+			t.Errorf("point %d = %v", i, v)
 		}
 	}
-}
-
-type recorder struct {
-	t     *testing.T
-	f     Forecaster
-	mu    *sync.Mutex
-	pasts *[]int
-}
-
-func (r recorder) Name() string { return "recorder" }
-
-func (r recorder) Forecast(start time.Time, step time.Duration, past []float64, h int) (Forecast, error) {
-	if !start.Equal(origin) {
-		r.t.Errorf("series starts at %v, want %v", start, origin)
+	if s.Values[13] != short.Samples[10].Memory {
+		t.Errorf("the off-grid window landed elsewhere: %v", s.Values[13])
 	}
-	r.mu.Lock()
-	*r.pasts = append(*r.pasts, len(past))
-	r.mu.Unlock()
-	return r.f.Forecast(start, step, past, h)
+	if groups[1].Series[0].Values[5] != long.Samples[5].CPU {
+		t.Error("CPU series does not hold the window means")
+	}
+	// Traces of different sizes share no cap.
+	big := vm
+	big.Name, big.CoresPerUnit = "azure/big", 0.08
+	if g := ForecastSeries([]Trace{vm, big}); len(g) != 1 || g[0].Max != 0 {
+		t.Errorf("mixed VM sizes capped at %v", g[0].Max)
+	}
 }

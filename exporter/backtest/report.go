@@ -17,9 +17,8 @@ type Report struct {
 	Cadence         string  `json:"cadence"`
 	ChangeThreshold float64 `json:"change_threshold"`
 	// Groups sum the traces of each source ("borg", "azure").
-	Groups    []Group          `json:"groups"`
-	Traces    []TraceResult    `json:"traces"`
-	Forecasts []ForecastResult `json:"forecasts,omitempty"`
+	Groups []Group       `json:"groups"`
+	Traces []TraceResult `json:"traces"`
 }
 
 // Group is the pooled score of one source's traces.
@@ -153,7 +152,7 @@ func (a *scoreAcc) score(name string) Score {
 	return s
 }
 
-func buildReport(traces []Trace, results []TraceResult, forecasts [][]forecastAcc, opts Options) *Report {
+func buildReport(traces []Trace, results []TraceResult, opts Options) *Report {
 	r := &Report{Cadence: opts.Cadence.String(), ChangeThreshold: opts.ChangeThreshold, Traces: results}
 	var sources []string
 	for _, tr := range traces {
@@ -184,7 +183,6 @@ func buildReport(traces []Trace, results []TraceResult, forecasts [][]forecastAc
 		}
 		r.Groups = append(r.Groups, g)
 	}
-	r.Forecasts = forecastResults(traces, forecasts)
 	return r
 }
 
@@ -196,7 +194,7 @@ func fmtPtr[T int | float64](p *T, format string) string {
 }
 
 // WriteTable writes the report as aligned text: the pooled scores per
-// source, then per trace, then forecast scores if any.
+// source, then per trace.
 func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "rightsizing replay: decisions every %s, change threshold %.0f%%\n\n", r.Cadence, r.ChangeThreshold*100)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -223,15 +221,6 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	tw.Flush()
-	if len(r.Forecasts) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "source\tresource\tforecaster\tdays\tmase\tpinball_p50\tpinball_p90\tp90_coverage\t\n")
-		for _, f := range r.Forecasts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.4f\t%.4f\t%.3f\t\n", f.Source, f.Resource, f.Forecaster, f.Days, f.MASE, f.PinballP50, f.PinballP90, f.P90Coverage)
-		}
-		tw.Flush()
-	}
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -20,9 +20,12 @@ type EvalOptions struct {
 	// MaxTrainDays, when positive, trains on a sliding window of that many
 	// days instead of everything before the origin.
 	MaxTrainDays int
-	// Methods to compare; default DefaultMethods(). The first seasonal
-	// naive daily method found is the reference for the relative columns.
+	// Methods to compare; default Methods(Max). The first seasonal naive
+	// daily method found is the reference for the relative columns.
 	Methods []Forecaster
+	// Max caps the default UPID method's forecasts: 100 for CPU percent,
+	// 0 for none.
+	Max float64
 	// Workers fitting series in parallel; default GOMAXPROCS. The report
 	// does not depend on it.
 	Workers int
@@ -30,11 +33,11 @@ type EvalOptions struct {
 	PerSeries bool
 }
 
-// DefaultMethods are UPID (with a cap of 100, for CPU percent) and the
+// Methods are UPID (its forecasts capped at max; 0 for no cap) and the
 // baselines of docs/forecasting.md.
-func DefaultMethods() []Forecaster {
+func Methods(max float64) []Forecaster {
 	return []Forecaster{
-		UPID(Options{Max: 100}),
+		UPID(Options{Max: max}),
 		SeasonalNaive(day),
 		SeasonalNaive(week),
 		LinearFit(day),
@@ -113,7 +116,7 @@ func Evaluate(series []Series, opts EvalOptions) EvalReport {
 		opts.SlideDays = 1
 	}
 	if opts.Methods == nil {
-		opts.Methods = DefaultMethods()
+		opts.Methods = Methods(opts.Max)
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)

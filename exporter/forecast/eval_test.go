@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -81,6 +82,52 @@ func TestEvaluateByHand(t *testing.T) {
 	}
 }
 
+// spy records what each fit saw.
+type spy struct {
+	mu   *sync.Mutex
+	seen *[]Series
+}
+
+func (s spy) Name() string { return "spy" }
+func (s spy) Fit(x Series) (Fitted, error) {
+	s.mu.Lock()
+	*s.seen = append(*s.seen, x)
+	s.mu.Unlock()
+	return constFit{0, x.End(), x.Step}, nil
+}
+
+// TestEvaluateNoLookAhead: each fit gets exactly the history before its
+// origin (or the last MaxTrainDays of it), and cannot reach past it.
+func TestEvaluateNoLookAhead(t *testing.T) {
+	s := mk(monday, time.Hour, 20*24, func(i int) float64 { return float64(i%24 + i/24%2) })
+	for _, c := range []struct {
+		opts      EvalOptions
+		wantFirst []int // first point of each fit, in days
+	}{
+		{EvalOptions{TrainDays: 14, SlideDays: 2}, []int{0, 0, 0}},
+		{EvalOptions{TrainDays: 14, SlideDays: 2, MaxTrainDays: 10}, []int{4, 6, 8}},
+	} {
+		var mu sync.Mutex
+		var seen []Series
+		c.opts.Methods = []Forecaster{spy{&mu, &seen}}
+		c.opts.Workers = 1
+		rep := Evaluate([]Series{s}, c.opts)
+		if rep.Forecasts != 3 || len(seen) != 3 {
+			t.Fatalf("%+v: %d forecasts, %d fits, want 3 (origins at days 14, 16, 18)", c.opts, rep.Forecasts, len(seen))
+		}
+		for k, x := range seen {
+			origin := monday.Add(time.Duration(14+2*k) * day)
+			first := monday.Add(time.Duration(c.wantFirst[k]) * day)
+			if !x.End().Equal(origin) || !x.Start.Equal(first) {
+				t.Errorf("fit %d saw [%v, %v), want [%v, %v)", k, x.Start, x.End(), first, origin)
+			}
+			if cap(x.Values) != len(x.Values) {
+				t.Errorf("fit %d can reach %d points past its origin", k, cap(x.Values)-len(x.Values))
+			}
+		}
+	}
+}
+
 func TestNaiveMAEAndPinball(t *testing.T) {
 	// Pairs (0,1), (1,1), (2,1) and (3,NaN): the last is skipped.
 	if got := naiveMAE([]float64{0, 1, 2, 3, 1, 1, 1, math.NaN()}, 4); got != 2.0/3 {
@@ -104,7 +151,7 @@ func TestEvaluateGolden(t *testing.T) {
 		t.Skip("short")
 	}
 	series := readExcerpt(t)
-	rep := Evaluate(series, EvalOptions{PerSeries: true})
+	rep := Evaluate(series, EvalOptions{Max: 100, PerSeries: true})
 	var b strings.Builder
 	if err := rep.WriteTable(&b); err != nil {
 		t.Fatal(err)
@@ -126,7 +173,7 @@ func TestEvaluateGolden(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
-	one := Evaluate(series, EvalOptions{PerSeries: true, Workers: 1})
+	one := Evaluate(series, EvalOptions{Max: 100, PerSeries: true, Workers: 1})
 	if !reflect.DeepEqual(one, rep) {
 		t.Error("one worker and many give different reports")
 	}
@@ -145,7 +192,7 @@ func TestEvaluateOddInputs(t *testing.T) {
 	// origin, give an empty report that still encodes, not a hang.
 	odd := mk(monday, 7*time.Minute, 5000, func(i int) float64 { return noise(i) + 1 })
 	short := mk(monday, time.Hour, 48, func(i int) float64 { return noise(i) + 1 })
-	rep := Evaluate([]Series{odd, short}, EvalOptions{Step: 7 * time.Minute, PerSeries: true})
+	rep := Evaluate([]Series{odd, short}, EvalOptions{Step: 7 * time.Minute, Max: 100, PerSeries: true})
 	if rep.Forecasts != 0 || rep.Methods[0].Failures != 2 {
 		t.Errorf("report %+v", rep)
 	}

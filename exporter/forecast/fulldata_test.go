@@ -47,11 +47,11 @@ func TestEvaluateFullAzure(t *testing.T) {
 		opts EvalOptions
 		set  []Series
 	}{
-		{"hourly-1d", EvalOptions{}, series},
-		{"hourly-1d-vms1-50", EvalOptions{}, series[:50]},
-		{"hourly-1d-vms51-100", EvalOptions{}, series[50:]},
-		{"hourly-7d", EvalOptions{HorizonDays: 7}, series},
-		{"5min-1d", EvalOptions{Step: 5 * time.Minute}, series},
+		{"hourly-1d", EvalOptions{Max: 100}, series},
+		{"hourly-1d-vms1-50", EvalOptions{Max: 100}, series[:50]},
+		{"hourly-1d-vms51-100", EvalOptions{Max: 100}, series[50:]},
+		{"hourly-7d", EvalOptions{HorizonDays: 7, Max: 100}, series},
+		{"5min-1d", EvalOptions{Step: 5 * time.Minute, Max: 100}, series},
 	} {
 		if only := os.Getenv("UPID_EVAL_ONLY"); only != "" && !strings.Contains(c.name, only) {
 			continue

@@ -28,9 +28,10 @@ type Point struct {
 func (s Series) End() time.Time { return s.Start.Add(time.Duration(len(s.Values)) * s.Step) }
 
 // Slice returns points [from, to) sharing the backing array; Start moves so
-// that phases stay aligned to wall-clock time.
+// that phases stay aligned to wall-clock time. Its capacity ends at to, so
+// a model fitted on a slice cannot reach the points after it.
 func (s Series) Slice(from, to int) Series {
-	return Series{Name: s.Name, Start: s.Start.Add(time.Duration(from) * s.Step), Step: s.Step, Values: s.Values[from:to]}
+	return Series{Name: s.Name, Start: s.Start.Add(time.Duration(from) * s.Step), Step: s.Step, Values: s.Values[from:to:to]}
 }
 
 func (s Series) validate() error {
