@@ -72,6 +72,12 @@ func TestRun(t *testing.T) {
 		}},
 		{name: "backtest missing dir", args: []string{"backtest", "--data", filepath.Join(dir, "nope")}, code: exitUsage, stderr: []string{"nope"}},
 		{name: "backtest empty dir", args: []string{"backtest", "--data", dir}, code: exitFailure, stderr: []string{"no traces"}},
+		{
+			name: "backtest unreachable prometheus", args: []string{"backtest", "--prometheus.url", "http://127.0.0.1:1", "--prometheus.timeout", "2s"},
+			code: exitFailure, stderr: []string{"listing namespaces", "--prometheus.url http://127.0.0.1:1"},
+		},
+		{name: "backtest bad end", args: []string{"backtest", "--end", "yesterday"}, code: exitUsage, stderr: []string{`--end "yesterday"`}},
+		{name: "backtest bad history", args: []string{"backtest", "--history", "-3d"}, code: exitUsage, stderr: []string{"--history"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

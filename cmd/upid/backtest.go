@@ -1,31 +1,60 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/forecast"
 )
 
-// runBacktest replays CSV traces: rightsizing for UPID, VPA, krr and the
-// traces' own requests, and forecasting for UPID and its baselines. It
-// reads history only from the past of each decision.
-func runBacktest(env *environment, dir, output string) int {
-	traces, err := backtest.LoadDir(dir)
+// backtestFlags are the flags of `upid backtest`.
+type backtestFlags struct {
+	data       string
+	output     string
+	history    time.Duration
+	end        string
+	namespaces []string
+	batch      int
+}
+
+// runBacktest replays history, from CSV traces (--data) or from Prometheus:
+// rightsizing for UPID, VPA, krr and the traces' own requests, and
+// forecasting for UPID and its baselines. Every decision and forecast
+// reads only the past.
+func runBacktest(env *environment, f backtestFlags) int {
+	rp, err := backtest.NewReplay(backtest.DefaultOptions())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
 		return exitFailure
 	}
-	if len(traces) == 0 {
-		fmt.Fprintf(env.stderr, "upid backtest: no traces in %s (want Borg instance CSVs or Azure avg/max CSV pairs)\n", dir)
-		return exitFailure
+	var fs backtest.ForecastSet
+	var traces int
+	if f.data != "" {
+		all, err := backtest.LoadDir(f.data)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
+			return exitFailure
+		}
+		if len(all) == 0 {
+			fmt.Fprintf(env.stderr, "upid backtest: no traces in %s (want Borg instance CSVs or Azure avg/max CSV pairs)\n", f.data)
+			return exitFailure
+		}
+		if err := rp.Add(all); err != nil {
+			fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
+			return exitFailure
+		}
+		_ = fs.Add(all) // the 5-minute grid: nothing to resample
+		traces = len(all)
+	} else if code := backtestPrometheus(env, f, rp, &fs, &traces); code != exitOK {
+		return code
 	}
-	rs, err := backtest.Run(traces, backtest.DefaultOptions())
-	if err != nil {
-		fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
-		return exitFailure
-	}
+	rs := rp.Report()
 
 	// Forecasting is scored per source and resource: UPID's forecaster
 	// against the baselines on held-out days of the same traces.
@@ -36,12 +65,12 @@ func runBacktest(env *environment, dir, output string) int {
 		Report    forecast.EvalReport `json:"report"`
 	}
 	var fr []forecasting
-	for _, g := range backtest.ForecastSeries(traces) {
+	for _, g := range fs.Groups() {
 		r := forecast.Evaluate(g.Series, forecast.EvalOptions{TrainDays: g.TrainDays, Max: g.Max})
 		fr = append(fr, forecasting{g.Source, g.Resource, g.TrainDays, r})
 	}
 
-	switch output {
+	switch f.output {
 	case "json":
 		out := struct {
 			Rightsizing *backtest.Report `json:"rightsizing"`
@@ -54,7 +83,7 @@ func runBacktest(env *environment, dir, output string) int {
 			return exitFailure
 		}
 	default:
-		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", len(traces))
+		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", traces)
 		rs.WriteTable(env.stdout)
 		for _, f := range fr {
 			fmt.Fprintf(env.stdout, "\n# Forecasting: %s %s (%d series, first held-out day after %d days)\n\n", f.Source, f.Resource, f.Report.Series, f.TrainDays)
@@ -65,4 +94,73 @@ func runBacktest(env *environment, dir, output string) int {
 		}
 	}
 	return exitOK
+}
+
+// backtestPrometheus replays the containers in Prometheus batch by batch:
+// each batch of namespaces is read, replayed and kept only as scores and
+// hourly forecast series.
+func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int) int {
+	o := backtest.PrometheusOptions{
+		History:         f.history,
+		Namespaces:      f.namespaces,
+		BatchContainers: f.batch,
+		Chunk:           time.Duration(env.cfg.Exporter.Recommender.BackfillChunk),
+		Timeout:         time.Duration(env.cfg.Prometheus.Timeout),
+	}
+	if f.end != "" {
+		t, err := time.Parse(time.RFC3339, f.end)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "upid backtest: --end %q: want a time like 2026-11-01T00:00:00Z\n", f.end)
+			return exitUsage
+		}
+		o.End = t
+	}
+	q, err := promClient(env.cfg.Prometheus)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
+		return exitUsage
+	}
+	// A step of forecast.Evaluate's resolution keeps a long history small.
+	fs.Step = time.Hour
+	st, err := backtest.ReadPrometheus(context.Background(), q, o, func(batch []backtest.Trace) error {
+		*traces += len(batch)
+		if err := rp.Add(batch); err != nil {
+			return err
+		}
+		return fs.Add(batch)
+	})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "upid backtest: %s (--prometheus.url %s)\n", oneLine(err), env.cfg.Prometheus.URL)
+		return exitFailure
+	}
+	if *traces == 0 {
+		fmt.Fprintf(env.stderr, "upid backtest: no workload containers with usage in %s of history at %s (--prometheus.url); kube-state-metrics' kube_pod_owner and cAdvisor's container metrics are needed\n",
+			model.Duration(f.history), strings.TrimSuffix(env.cfg.Prometheus.URL, "/"))
+		return exitFailure
+	}
+	env.log.Slog.Info("backtest read Prometheus", "queries", st.Queries, "series", st.Series, "points", st.Points, "traces", *traces)
+	return exitOK
+}
+
+// durationValue is a flag in Prometheus's duration syntax ("14d", "1h30m"),
+// as the configuration's durations are.
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) Set(s string) error {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("%q is not a positive duration", s)
+	}
+	*v.d = time.Duration(d)
+	return nil
+}
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return model.Duration(*v.d).String()
 }

@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -36,14 +37,33 @@ const (
 
 // ForecastSeries groups the traces' usage by source, resource and train
 // days (longest first), the series in the order of the traces: CPU for
-// every trace, memory for traces that have it.
+// every trace, memory for traces that have it, on the 5-minute grid.
 func ForecastSeries(traces []Trace) []ForecastGroup {
-	type key struct {
-		src, res string
-		train    int
+	var fs ForecastSet
+	_ = fs.Add(traces) // without a Step nothing is resampled, so nothing fails
+	return fs.Groups()
+}
+
+// ForecastSet collects ForecastSeries batch by batch, each series
+// resampled to Step (zero keeps the 5-minute grid) as it comes in, so that
+// a long history is held at forecast.Evaluate's hourly resolution rather
+// than as raw windows.
+type ForecastSet struct {
+	Step   time.Duration
+	groups []ForecastGroup
+	index  map[forecastKey]int
+}
+
+type forecastKey struct {
+	src, res string
+	train    int
+}
+
+// Add appends the traces' series.
+func (fs *ForecastSet) Add(traces []Trace) error {
+	if fs.index == nil {
+		fs.index = map[forecastKey]int{}
 	}
-	var out []ForecastGroup
-	index := map[key]int{}
 	for _, tr := range traces {
 		if len(tr.Samples) == 0 {
 			continue
@@ -54,23 +74,36 @@ func ForecastSeries(traces []Trace) []ForecastGroup {
 		}
 		for _, res := range resources {
 			s := series(tr, res)
-			k := key{tr.Source, res, shortTrainDays}
+			k := forecastKey{tr.Source, res, shortTrainDays}
 			if time.Duration(len(s.Values))*s.Step >= (longTrainDays+1)*24*time.Hour {
 				k.train = longTrainDays
 			}
-			i, ok := index[k]
-			if !ok {
-				i = len(out)
-				index[k] = i
-				out = append(out, ForecastGroup{Source: k.src, Resource: k.res, Max: forecastCap(tr, res), TrainDays: k.train})
+			if fs.Step > 0 && fs.Step != s.Step {
+				var err error
+				if s, err = s.Resample(fs.Step); err != nil {
+					return fmt.Errorf("backtest: forecast series of %s: %w", tr.Name, err)
+				}
 			}
-			g := &out[i]
+			i, ok := fs.index[k]
+			if !ok {
+				i = len(fs.groups)
+				fs.index[k] = i
+				fs.groups = append(fs.groups, ForecastGroup{Source: k.src, Resource: k.res, Max: forecastCap(tr, res), TrainDays: k.train})
+			}
+			g := &fs.groups[i]
 			if forecastCap(tr, res) != g.Max {
 				g.Max = 0 // traces of different sizes: no common cap
 			}
 			g.Series = append(g.Series, s)
 		}
 	}
+	return nil
+}
+
+// Groups returns the groups by source, resource and train days (longest
+// first).
+func (fs *ForecastSet) Groups() []ForecastGroup {
+	out := slices.Clone(fs.groups)
 	slices.SortStableFunc(out, func(a, b ForecastGroup) int {
 		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Resource, b.Resource), cmp.Compare(b.TrainDays, a.TrainDays))
 	})

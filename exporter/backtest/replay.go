@@ -80,6 +80,27 @@ const (
 
 // Run replays every trace and scores each recommender.
 func Run(traces []Trace, opts Options) (*Report, error) {
+	rp, err := NewReplay(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := rp.Add(traces); err != nil {
+		return nil, err
+	}
+	return rp.Report(), nil
+}
+
+// Replay accumulates the results of traces replayed batch by batch, so that
+// a caller reading a long history (upid backtest from Prometheus) holds one
+// batch's samples at a time. The report is the same as Run's on all the
+// traces at once.
+type Replay struct {
+	opts    Options
+	results []TraceResult
+}
+
+// NewReplay checks the options.
+func NewReplay(opts Options) (*Replay, error) {
 	if opts.Cadence <= 0 {
 		return nil, errors.New("backtest: Cadence must be positive")
 	}
@@ -89,13 +110,19 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 	if err := opts.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("backtest: policy: %w", err)
 	}
+	return &Replay{opts: opts}, nil
+}
+
+// Add replays traces in parallel. A bad trace fails the batch before any
+// of it is replayed.
+func (rp *Replay) Add(traces []Trace) error {
 	for i, tr := range traces {
 		if err := checkTrace(tr); err != nil {
-			return nil, fmt.Errorf("backtest: trace %d (%s): %w", i, tr.Name, err)
+			return fmt.Errorf("backtest: trace %d (%s): %w", len(rp.results)+i, tr.Name, err)
 		}
 	}
 	results := make([]TraceResult, len(traces))
-	workers := opts.Workers
+	workers := rp.opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -104,7 +131,7 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = replay(traces[i], opts)
+				results[i] = replay(traces[i], rp.opts)
 			}
 		})
 	}
@@ -113,8 +140,12 @@ func Run(traces []Trace, opts Options) (*Report, error) {
 	}
 	close(next)
 	wg.Wait()
-	return buildReport(traces, results, opts), nil
+	rp.results = append(rp.results, results...)
+	return nil
 }
+
+// Report pools the traces replayed so far by source.
+func (rp *Replay) Report() *Report { return buildReport(rp.results, rp.opts) }
 
 func checkTrace(tr Trace) error {
 	if len(tr.Samples) == 0 {

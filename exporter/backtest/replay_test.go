@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/upid-dev/upid/exporter/history"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -298,5 +300,56 @@ func TestForecastSeries(t *testing.T) {
 	big.Name, big.CoresPerUnit = "azure/big", 0.08
 	if g := ForecastSeries([]Trace{vm, big}); len(g) != 1 || g[0].Max != 0 {
 		t.Errorf("mixed VM sizes capped at %v", g[0].Max)
+	}
+}
+
+func TestTracesFromWindows(t *testing.T) {
+	nan := math.NaN()
+	end := origin.Add(history.WindowStep)
+	w := func(i int, cpu, peak, mean, cpuReq float64, start bool) history.ReplayWindow {
+		return history.ReplayWindow{
+			Window:     history.Window{End: end.Add(time.Duration(i) * history.WindowStep), CPU: cpu, MemoryPeak: peak, Throttled: nan, Periods: nan, OOMKills: nan, Start: start},
+			MemoryMean: mean, CPURequest: cpuReq, MemoryRequest: nan,
+		}
+	}
+	key := func(ns string) history.ContainerKey {
+		return history.ContainerKey{Key: history.Key{Namespace: ns, Kind: "Deployment", Workload: "api"}, Container: "app"}
+	}
+	got := TracesFromWindows(map[history.ContainerKey][]history.ReplayWindow{
+		key("b"): {
+			w(0, 0.5, 100, 80, 1, false),
+			w(1, nan, 100, 80, 1, false), // no CPU: a gap
+			w(2, 0.4, 100, nan, nan, false),
+			w(3, 0.3, 90, 95, 1, true),
+		},
+		key("a"):          {w(0, 0.1, 10, 10, 1, true)},
+		key("only-a-gap"): {w(0, nan, nan, 1, 1, false)},
+	})
+	if len(got) != 2 || got[0].Name != "a/Deployment/api/app" || got[1].Name != "b/Deployment/api/app" {
+		t.Fatalf("traces %+v", got)
+	}
+	if !got[0].Samples[0].Start {
+		t.Error("a window in which the container started is not a start")
+	}
+	b := got[1].Samples
+	want := []Sample{
+		{Time: origin, CPU: 0.5, CPUMax: 0.5, Memory: 80, MemoryMax: 100, CPURequest: 1},
+		// After the gap: a start; the missing mean falls back on the peak,
+		// the missing request on 0 (unknown).
+		{Time: origin.Add(10 * time.Minute), CPU: 0.4, CPUMax: 0.4, Memory: 100, MemoryMax: 100, Start: true},
+		// A mean above the peak (scrapes out of step) is cut to it.
+		{Time: origin.Add(15 * time.Minute), CPU: 0.3, CPUMax: 0.3, Memory: 90, MemoryMax: 90, CPURequest: 1, Start: true},
+	}
+	if len(b) != len(want) {
+		t.Fatalf("%d samples, want %d: %+v", len(b), len(want), b)
+	}
+	for i := range want {
+		want[i].Duration = history.WindowStep
+		if b[i] != want[i] {
+			t.Errorf("sample %d = %+v, want %+v", i, b[i], want[i])
+		}
+	}
+	if err := checkTrace(got[1]); err != nil {
+		t.Error(err)
 	}
 }

@@ -152,10 +152,10 @@ func (a *scoreAcc) score(name string) Score {
 	return s
 }
 
-func buildReport(traces []Trace, results []TraceResult, opts Options) *Report {
+func buildReport(results []TraceResult, opts Options) *Report {
 	r := &Report{Cadence: opts.Cadence.String(), ChangeThreshold: opts.ChangeThreshold, Traces: results}
 	var sources []string
-	for _, tr := range traces {
+	for _, tr := range results {
 		if !slices.Contains(sources, tr.Source) {
 			sources = append(sources, tr.Source)
 		}

@@ -85,12 +85,10 @@ func PlanWindows(through, now time.Time, window, chunk time.Duration) []Range {
 	return out
 }
 
-// WindowQueries are the queries that fetch the windows of range r for the
-// workloads of the given namespaces. Each is a subquery at step WindowStep
-// evaluated at r.End, so the Querier stays the instant-query API and the
-// demo's embedded engine runs them as a server would; each answers one
-// series per workload container, never per pod.
-func WindowQueries(namespaces []string, r Range) []Query {
+// windowSubquery returns the shape every window query shares: sub wraps a
+// per-pod expression into the per-workload-container subquery over r, and
+// sel adds the container and namespace matchers to a metric selector.
+func windowSubquery(namespaces []string, r Range) (sub func(perPod string) string, sel func(metric string) string) {
 	quoted := make([]string, len(namespaces))
 	for i, ns := range namespaces {
 		quoted[i] = regexp.QuoteMeta(ns)
@@ -102,12 +100,26 @@ func WindowQueries(namespaces []string, r Range) []Query {
 	// subquery's first step (a window already read) and Prometheus 3 does
 	// not; a second less gives the span's windows on both.
 	rng := dur(r.End.Sub(r.Start) - time.Second)
-	sub := func(perPod string) string {
+	sub = func(perPod string) string {
 		return fmt.Sprintf("(\n%s\n)[%s:%s]", byWorkload("max", perPod, owner, "container"), rng, step)
 	}
-	sel := func(metric string) string {
+	sel = func(metric string) string {
+		if strings.HasSuffix(metric, "}") {
+			return fmt.Sprintf(`%s,container!="",container!="POD",%s}`, metric[:len(metric)-1], m)
+		}
 		return fmt.Sprintf(`%s{container!="",container!="POD",%s}`, metric, m)
 	}
+	return sub, sel
+}
+
+// WindowQueries are the queries that fetch the windows of range r for the
+// workloads of the given namespaces. Each is a subquery at step WindowStep
+// evaluated at r.End, so the Querier stays the instant-query API and the
+// demo's embedded engine runs them as a server would; each answers one
+// series per workload container, never per pod.
+func WindowQueries(namespaces []string, r Range) []Query {
+	sub, sel := windowSubquery(namespaces, r)
+	step := dur(WindowStep)
 	return []Query{
 		{"window_cpu_cores", sub(fmt.Sprintf("sum by (namespace, pod, container) (rate(%s[%s]))", sel("container_cpu_usage_seconds_total"), step))},
 		{"window_memory_peak_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (max_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
@@ -137,25 +149,93 @@ type WindowStats struct {
 // with CPU but no memory would feed the state half a picture for good.
 // Containers Prometheus returned nothing for are absent: unknown.
 func FetchWindows(ctx context.Context, q Querier, namespaces []string, r Range, timeout time.Duration) (map[ContainerKey][]Window, WindowStats, error) {
+	return fetchWindows(ctx, q, WindowQueries(namespaces, r), namespaces, r, timeout, unknownWindow, setWindow)
+}
+
+func setWindow(w *Window, query string, x float64) {
+	switch query {
+	case "window_cpu_cores":
+		w.CPU = x
+	case "window_memory_peak_bytes":
+		w.MemoryPeak = x
+	case "window_cpu_throttled_periods":
+		w.Throttled = x
+	case "window_cpu_periods":
+		w.Periods = x
+	case "window_oom_kills":
+		w.OOMKills = x
+	case "window_container_starts":
+		w.Start = true
+	}
+}
+
+// ReplayWindow is a Window with what a replay of the history (upid
+// backtest) needs besides: the mean working set, for memory slack, and
+// the requests in force, the "hand-set" baseline. NaN means no series.
+type ReplayWindow struct {
+	Window
+	MemoryMean                float64 // mean working set, bytes
+	CPURequest, MemoryRequest float64 // the largest over the pods, cores and bytes
+}
+
+// ReplayQueries are WindowQueries and the queries of ReplayWindow's extra
+// fields, shaped the same way.
+func ReplayQueries(namespaces []string, r Range) []Query {
+	qs := WindowQueries(namespaces, r)
+	sub, sel := windowSubquery(namespaces, r)
+	step := dur(WindowStep)
+	request := func(resource string) string {
+		return sub(fmt.Sprintf("max by (namespace, pod, container) (%s)", sel(fmt.Sprintf(`kube_pod_container_resource_requests{resource=%q}`, resource))))
+	}
+	return append(qs,
+		Query{"window_memory_mean_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (avg_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
+		Query{"window_cpu_request_cores", request("cpu")},
+		Query{"window_memory_request_bytes", request("memory")},
+	)
+}
+
+// FetchReplayWindows is FetchWindows with ReplayQueries.
+func FetchReplayWindows(ctx context.Context, q Querier, namespaces []string, r Range, timeout time.Duration) (map[ContainerKey][]ReplayWindow, WindowStats, error) {
+	unknown := func(end time.Time) *ReplayWindow {
+		nan := math.NaN()
+		return &ReplayWindow{Window: *unknownWindow(end), MemoryMean: nan, CPURequest: nan, MemoryRequest: nan}
+	}
+	set := func(w *ReplayWindow, query string, x float64) {
+		switch query {
+		case "window_memory_mean_bytes":
+			w.MemoryMean = x
+		case "window_cpu_request_cores":
+			w.CPURequest = x
+		case "window_memory_request_bytes":
+			w.MemoryRequest = x
+		default:
+			setWindow(&w.Window, query, x)
+		}
+	}
+	return fetchWindows(ctx, q, ReplayQueries(namespaces, r), namespaces, r, timeout, unknown, set)
+}
+
+func fetchWindows[W any](ctx context.Context, q Querier, queries []Query, namespaces []string, r Range, timeout time.Duration,
+	unknown func(end time.Time) *W, set func(w *W, query string, x float64)) (map[ContainerKey][]W, WindowStats, error) {
 	var st WindowStats
 	if len(namespaces) == 0 || !r.End.After(r.Start) {
 		return nil, st, nil
 	}
 	n := r.Windows()
-	byKey := map[ContainerKey][]*Window{}
-	get := func(k ContainerKey, i int) *Window {
+	byKey := map[ContainerKey][]*W{}
+	get := func(k ContainerKey, i int) *W {
 		ws := byKey[k]
 		if ws == nil {
-			ws = make([]*Window, n)
+			ws = make([]*W, n)
 			byKey[k] = ws
 		}
 		if ws[i] == nil {
-			ws[i] = unknownWindow(r.Start.Add(time.Duration(i+1) * WindowStep))
+			ws[i] = unknown(r.Start.Add(time.Duration(i+1) * WindowStep))
 		}
 		return ws[i]
 	}
 	var errs []error
-	for _, qu := range WindowQueries(namespaces, r) {
+	for _, qu := range queries {
 		qctx, cancel := context.WithTimeout(ctx, timeout)
 		v, _, _, err := q.Query(qctx, qu.Expr, r.End, v1.WithTimeout(timeout))
 		cancel()
@@ -186,30 +266,16 @@ func FetchWindows(ctx context.Context, q Querier, namespaces []string, r Range, 
 				if math.IsNaN(x) || math.IsInf(x, 0) {
 					continue
 				}
-				w := get(k, int(d/WindowStep)-1)
-				switch qu.Name {
-				case "window_cpu_cores":
-					w.CPU = x
-				case "window_memory_peak_bytes":
-					w.MemoryPeak = x
-				case "window_cpu_throttled_periods":
-					w.Throttled = x
-				case "window_cpu_periods":
-					w.Periods = x
-				case "window_oom_kills":
-					w.OOMKills = x
-				case "window_container_starts":
-					w.Start = true
-				}
+				set(get(k, int(d/WindowStep)-1), qu.Name, x)
 			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, st, err
 	}
-	out := make(map[ContainerKey][]Window, len(byKey))
+	out := make(map[ContainerKey][]W, len(byKey))
 	for k, ws := range byKey {
-		dense := make([]Window, 0, len(ws))
+		dense := make([]W, 0, len(ws))
 		for _, w := range ws {
 			if w != nil {
 				dense = append(dense, *w)

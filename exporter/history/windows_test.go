@@ -203,11 +203,18 @@ func TestFetchWindows(t *testing.T) {
 }
 
 func TestWindowQueriesBatchNamespaces(t *testing.T) {
-	qs := WindowQueries([]string{"a.b", "c"}, Range{time.Unix(0, 0), time.Unix(3600, 0)})
-	if len(qs) != 6 {
-		t.Fatalf("%d queries, want 6", len(qs))
+	rg := Range{time.Unix(0, 0), time.Unix(3600, 0)}
+	qs := WindowQueries([]string{"a.b", "c"}, rg)
+	replay := ReplayQueries([]string{"a.b", "c"}, rg)
+	if len(qs) != 6 || len(replay) != 9 {
+		t.Fatalf("%d and %d queries, want 6 and 9", len(qs), len(replay))
 	}
-	for _, q := range qs {
+	for i, q := range qs {
+		if replay[i] != q {
+			t.Errorf("replay query %d is %s, want the recommender's %s", i, replay[i].Name, q.Name)
+		}
+	}
+	for _, q := range replay {
 		if !strings.Contains(q.Expr, `namespace=~"a\\.b|c"`) || !strings.Contains(q.Expr, "[59m59s:5m]") {
 			t.Errorf("%s does not select the batch's namespaces over the range at 5m:\n%s", q.Name, q.Expr)
 		}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/upid-dev/upid/exporter/backtest"
+	"github.com/upid-dev/upid/internal/series"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// gridTrace is the Borg excerpt as Prometheus would hold it: only the
+// windows on the 5-minute grid (Prometheus's windows always are), its mean
+// CPU as the CPU peak too (a window has only its rate), and a start after
+// every gap (as TracesFromWindows marks them).
+func gridTrace(t *testing.T, name string) backtest.Trace {
+	t.Helper()
+	tr, err := backtest.ReadBorgFile(filepath.Join("..", "..", "exporter", "backtest", "testdata", "borg_113_81.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := backtest.Trace{Name: name, Source: backtest.SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1}
+	var prevEnd time.Time
+	for _, s := range tr.Samples {
+		if s.Time.Unix()%300 != 0 || s.Duration != 5*time.Minute {
+			continue
+		}
+		s.CPUMax = s.CPU
+		s.Start = s.Start || (!prevEnd.IsZero() && !prevEnd.Equal(s.Time))
+		if out.Samples == nil {
+			s.Start = tr.Samples[0].Start
+		}
+		if s.Memory < s.MemoryMax/20 {
+			t.Fatalf("%v: mean %v is too far below the peak %v to render", s.Time, s.Memory, s.MemoryMax)
+		}
+		out.Samples = append(out.Samples, s)
+		prevEnd = s.Time.Add(s.Duration)
+	}
+	if len(out.Samples) < 900 {
+		t.Fatalf("only %d grid windows", len(out.Samples))
+	}
+	return out
+}
+
+// renderTrace writes what cAdvisor and kube-state-metrics would have scraped
+// every 15 s (7 s past each minute) for a trace's windows: a CPU counter
+// whose rate over each window is its mean, a working set whose first scrape
+// in the window is the peak and whose mean is the mean, the requests, the
+// owners, and a container start time that moves in the windows marked as
+// starts.
+func renderTrace(tr backtest.Trace, ns, workload string) []series.Series {
+	first := tr.Samples[0].Time
+	last := tr.Samples[len(tr.Samples)-1].Time.Add(5 * time.Minute)
+	scrape := first.Add(7 * time.Second)
+	step := 15 * time.Second
+	at := map[time.Time]backtest.Sample{} // by window start
+	for _, s := range tr.Samples {
+		at[s.Time] = s
+	}
+	window := func(t time.Time) (backtest.Sample, bool) {
+		s, ok := at[t.Truncate(5*time.Minute)]
+		return s, ok
+	}
+	inWindows := func(ss []series.Sample) []series.Sample {
+		var out []series.Sample
+		for _, s := range ss {
+			if _, ok := window(s.T); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	cpu := series.GenerateCounter(scrape, last, step, func(t time.Time) float64 {
+		s, _ := window(t)
+		return s.CPU
+	})
+	for i := range cpu {
+		cpu[i].V += 1e6 // keeps rate() from clipping its extrapolation at zero
+	}
+	mem := series.Generate(scrape, last, step, func(t time.Time) float64 {
+		s, _ := window(t)
+		if t.Sub(t.Truncate(5*time.Minute)) < step {
+			return s.MemoryMax
+		}
+		return (20*s.Memory - s.MemoryMax) / 19
+	})
+	never := first.Add(-time.Hour)
+	started := never
+	startTimes := series.Generate(scrape, last, step, func(t time.Time) float64 {
+		if s, ok := window(t); ok && s.Start && started.Before(s.Time) {
+			started = s.Time.Add(5 * time.Second)
+		}
+		return float64(started.Unix())
+	})
+	request := func(cpu bool) []series.Sample {
+		return inWindows(series.Generate(scrape, last, step, func(t time.Time) float64 {
+			s, _ := window(t)
+			if cpu {
+				return s.CPURequest
+			}
+			return s.MemoryRequest
+		}))
+	}
+	ones := series.Generate(first.Truncate(time.Minute), last, time.Minute, series.Const(1))
+	pod, rs := workload+"-7d4f8b9c6-x2x9k", workload+"-7d4f8b9c6"
+	ref := series.PodRef{Namespace: ns, Pod: pod, Container: "task", Node: "n1"}
+	return []series.Series{
+		series.KubeReplicaSetOwner(ns, rs, series.OwnerRef{Kind: "Deployment", Name: workload}, ones),
+		series.KubePodOwner(ref, series.OwnerRef{Kind: "ReplicaSet", Name: rs}, ones),
+		series.ContainerCPUUsageSeconds(ref, inWindows(cpu)),
+		series.ContainerMemoryWorkingSet(ref, inWindows(mem)),
+		series.KubePodContainerResourceRequests(ref, "cpu", request(true)),
+		series.KubePodContainerResourceRequests(ref, "memory", request(false)),
+		{Name: "container_start_time_seconds", Type: series.TypeGauge, Help: "Start time of the container since unix epoch in seconds.",
+			Labels: map[string]string{"namespace": ns, "pod": pod, "container": "task"}, Samples: inWindows(startTimes)},
+	}
+}
+
+// TestBacktestFromPrometheus: `upid backtest` on a real Prometheus holding
+// a Borg excerpt as cAdvisor and kube-state-metrics series scores exactly
+// what the replay scores on the excerpt itself, batch by batch, and -n
+// keeps to one namespace.
+func TestBacktestFromPrometheus(t *testing.T) {
+	a, b := gridTrace(t, "shop/Deployment/borg-a/task"), gridTrace(t, "zoo/Deployment/borg-b/task")
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: append(renderTrace(a, "shop", "borg-a"), renderTrace(b, "zoo", "borg-b")...)})
+	want, err := backtest.Run([]backtest.Trace{a, b}, backtest.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
+	history := end.Sub(a.Samples[0].Time)
+	backtestJSON := func(extra ...string) (report struct {
+		Rightsizing backtest.Report
+		Forecasting []struct{ Source, Resource string }
+	}) {
+		t.Helper()
+		args := append([]string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339),
+			"--history", history.String(), "--batch-containers=1", "-o", "json"}, extra...)
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("upid %s: %d\n%s", strings.Join(args, " "), code, stderr.String())
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+			t.Fatal(err)
+		}
+		return report
+	}
+
+	got := backtestJSON()
+	if len(got.Rightsizing.Traces) != 2 {
+		t.Fatalf("%d traces from Prometheus, want 2", len(got.Rightsizing.Traces))
+	}
+	for i, tr := range got.Rightsizing.Traces {
+		w := want.Traces[i]
+		if tr.Name != w.Name || tr.Source != backtest.SourcePrometheus || len(tr.Scores) != len(w.Scores) {
+			t.Fatalf("trace %s (%s) with %d scores, want %s with %d", tr.Name, tr.Source, len(tr.Scores), w.Name, len(w.Scores))
+		}
+		for j, s := range tr.Scores {
+			ws := w.Scores[j]
+			near := func(what string, g, x float64) {
+				if math.Abs(g-x) > 1e-6*math.Max(1, math.Abs(x)) {
+					t.Errorf("%s %s: %s = %v, the excerpt's replay %v", tr.Name, s.Recommender, what, g, x)
+				}
+			}
+			if s.Recommender != ws.Recommender || s.Samples != ws.Samples || s.Changes != ws.Changes {
+				t.Errorf("%s: %s with %d samples and %d changes, want %s with %d and %d", tr.Name, s.Recommender, s.Samples, s.Changes, ws.Recommender, ws.Samples, ws.Changes)
+			}
+			near("slack", s.Slack, ws.Slack)
+			near("cpu slack", s.CPUSlack, ws.CPUSlack)
+			near("cpu over request", s.CPUOverCoreSeconds, ws.CPUOverCoreSeconds)
+			near("memory slack", *s.MemorySlack, *ws.MemorySlack)
+			if *s.MemoryOverRequest != *ws.MemoryOverRequest {
+				t.Errorf("%s %s: %d samples over the memory request, want %d", tr.Name, s.Recommender, *s.MemoryOverRequest, *ws.MemoryOverRequest)
+			}
+		}
+	}
+	var resources []string
+	for _, f := range got.Forecasting {
+		if f.Source == backtest.SourcePrometheus {
+			resources = append(resources, f.Resource)
+		}
+	}
+	if strings.Join(resources, ",") != "cpu,memory" {
+		t.Errorf("forecasting for %v, want cpu and memory", resources)
+	}
+
+	one := backtestJSON("-n", "zoo")
+	if len(one.Rightsizing.Traces) != 1 || one.Rightsizing.Traces[0].Name != b.Name {
+		t.Errorf("-n zoo replayed %+v", one.Rightsizing.Traces)
+	}
+
+	// Nothing to replay is an error that says what is missing.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--end", "2018-01-01T00:00:00Z"}, "no container_cpu_usage_seconds_total series"},
+		{[]string{"--end", end.Format(time.RFC3339), "-n", "nosuch"}, "no workload containers with usage in 2w of history"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"backtest", "--prometheus.url", prom.URL}, c.args...), &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: %d %q, want a failure saying %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package backtest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/upid-dev/upid/exporter/history"
+)
+
+// SourcePrometheus is the source of traces read from Prometheus.
+const SourcePrometheus = "prometheus"
+
+// PrometheusOptions choose the history ReadPrometheus replays.
+type PrometheusOptions struct {
+	End     time.Time     // the end of the history; zero means now
+	History time.Duration // how far back from End; default 14 days
+	// Namespaces to read; empty means every namespace with containers at
+	// End.
+	Namespaces []string
+	// BatchContainers bounds the containers read, replayed and held at
+	// once (namespaces are read together up to it; a larger namespace is
+	// a batch of its own); default 200. A batch holds its containers'
+	// samples for the whole history, about 25 KB per container-day.
+	BatchContainers int
+	// Chunk bounds the history one query reads; default one day.
+	Chunk time.Duration
+	// Timeout of each query; default two minutes.
+	Timeout time.Duration
+}
+
+// ReadPrometheus reads the 5-minute windows of every workload container
+// (the recommender's window queries, plus the mean working set and the
+// requests in force) and hands them to each as traces, one batch of
+// namespaces at a time, so that only one batch's history is held at once.
+// A trace is one container of a workload (its busiest replica, as the
+// exporter sizes it), named namespace/kind/workload/container; its own
+// requests, from kube-state-metrics, are the "hand-set" baseline. It
+// returns the load the reads put on Prometheus.
+func ReadPrometheus(ctx context.Context, q history.Querier, o PrometheusOptions, each func([]Trace) error) (history.WindowStats, error) {
+	var st history.WindowStats
+	if o.End.IsZero() {
+		o.End = time.Now()
+	}
+	o.History = cmp.Or(o.History, 14*24*time.Hour)
+	o.BatchContainers = cmp.Or(o.BatchContainers, 200)
+	o.Chunk = cmp.Or(o.Chunk, 24*time.Hour)
+	o.Timeout = cmp.Or(o.Timeout, 2*time.Minute)
+	if o.History < history.WindowStep || o.BatchContainers < 1 || o.Chunk < history.WindowStep || o.Timeout < 0 {
+		return st, fmt.Errorf("backtest: history %v, chunk %v, batch %d, timeout %v out of range", o.History, o.Chunk, o.BatchContainers, o.Timeout)
+	}
+	counts, err := containerCounts(ctx, q, o)
+	st.Queries++
+	if err != nil {
+		return st, err
+	}
+	// PlanWindows's "now" leaves a minute for the last scrape to land.
+	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk)
+	for _, batch := range history.WindowBatches(counts, o.BatchContainers) {
+		// Each chunk's windows become samples at once: a window is larger
+		// than a sample, and the chunks come oldest first.
+		var b traceBuilder
+		for _, r := range ranges {
+			got, s, err := history.FetchReplayWindows(ctx, q, batch, r, o.Timeout)
+			st.Queries += s.Queries
+			st.Series += s.Series
+			st.Points += s.Points
+			if err != nil {
+				return st, fmt.Errorf("backtest: reading %v to %v: %w", r.Start.UTC().Format(time.RFC3339), r.End.UTC().Format(time.RFC3339), err)
+			}
+			for k, ws := range got {
+				b.add(k, ws)
+			}
+		}
+		if err := each(b.traces()); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// containerCounts counts the containers of each namespace at End, to
+// batch namespaces, or of the namespaces asked for.
+func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions) (map[string]int, error) {
+	const expr = `count by (namespace) (group by (namespace, pod, container) (container_cpu_usage_seconds_total{container!="",container!="POD"}))`
+	qctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	v, _, _, err := q.Query(qctx, expr, o.End)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: listing namespaces: %w", err)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("backtest: listing namespaces: answer is %s, want a vector", v.Type())
+	}
+	counts := map[string]int{}
+	for _, s := range vec {
+		if ns := string(s.Metric["namespace"]); ns != "" {
+			counts[ns] = int(s.Value)
+		}
+	}
+	if len(o.Namespaces) > 0 {
+		asked := map[string]int{}
+		for _, ns := range o.Namespaces {
+			// A namespace without containers now may still have history.
+			asked[ns] = max(counts[ns], 1)
+		}
+		counts = asked
+	}
+	if len(counts) == 0 {
+		return nil, errors.New("backtest: Prometheus has no container_cpu_usage_seconds_total series with a container label at the end of the history")
+	}
+	return counts, nil
+}
+
+// TracesFromWindows turns windows into traces, sorted by name. Windows
+// without CPU or memory are gaps; the window after a gap, and one in which
+// a container started, mark a start (the recommenders leave start-up out).
+// A window has only its mean CPU, so CPUMax is that mean; a missing mean
+// working set falls back on the peak. Requests not in Prometheus are 0:
+// unknown.
+func TracesFromWindows(windows map[history.ContainerKey][]history.ReplayWindow) []Trace {
+	var b traceBuilder
+	for k, ws := range windows {
+		b.add(k, ws)
+	}
+	return b.traces()
+}
+
+// traceBuilder appends windows, oldest first, to their container's trace.
+type traceBuilder struct {
+	byKey map[history.ContainerKey]*Trace
+}
+
+func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
+	if b.byKey == nil {
+		b.byKey = map[history.ContainerKey]*Trace{}
+	}
+	tr := b.byKey[k]
+	for _, w := range ws {
+		if math.IsNaN(w.CPU) || math.IsNaN(w.MemoryPeak) {
+			continue
+		}
+		if tr == nil {
+			tr = &Trace{Name: k.Namespace + "/" + k.Kind + "/" + k.Workload + "/" + k.Container, Source: SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1}
+			b.byKey[k] = tr
+		}
+		start := w.End.Add(-history.WindowStep)
+		gap := false
+		if n := len(tr.Samples); n > 0 {
+			gap = !tr.Samples[n-1].Time.Add(history.WindowStep).Equal(start)
+		}
+		mean := w.MemoryMean
+		if math.IsNaN(mean) || mean > w.MemoryPeak {
+			mean = w.MemoryPeak
+		}
+		tr.Samples = append(tr.Samples, Sample{
+			Time: start, Duration: history.WindowStep,
+			CPU: w.CPU, CPUMax: w.CPU, Memory: mean, MemoryMax: w.MemoryPeak,
+			CPURequest: known(w.CPURequest), MemoryRequest: known(w.MemoryRequest),
+			Start: w.Start || gap,
+		})
+	}
+}
+
+func (b *traceBuilder) traces() []Trace {
+	out := make([]Trace, 0, len(b.byKey))
+	for _, tr := range b.byKey {
+		out = append(out, *tr)
+	}
+	slices.SortFunc(out, func(a, b Trace) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func known(x float64) float64 {
+	if math.IsNaN(x) || x < 0 {
+		return 0
+	}
+	return x
+}
