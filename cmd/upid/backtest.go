@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/forecast"
+	"github.com/upid-dev/upid/exporter/history"
 )
 
 // backtestFlags are the flags of `upid backtest`.
@@ -21,6 +21,7 @@ type backtestFlags struct {
 	end        string
 	namespaces []string
 	batch      int
+	demo       bool
 }
 
 // runBacktest replays history, from CSV traces (--data) or from Prometheus:
@@ -115,10 +116,24 @@ func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, 
 		}
 		o.End = t
 	}
-	q, err := promClient(env.cfg.Prometheus)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
-		return exitUsage
+	var q history.Querier
+	source := "--prometheus.url " + env.cfg.Prometheus.URL
+	if f.demo {
+		now := clock().Truncate(time.Minute)
+		d, closer, err := newDemo(now, f.history)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "upid backtest: demo: %v\n", err)
+			return exitFailure
+		}
+		defer closer.Close()
+		q, o.End, source = d.Querier, now, "the demo"
+	} else {
+		pq, err := promClient(env.cfg.Prometheus)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
+			return exitUsage
+		}
+		q = pq
 	}
 	// A step of forecast.Evaluate's resolution keeps a long history small.
 	fs.Step = time.Hour
@@ -130,12 +145,12 @@ func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, 
 		return fs.Add(batch)
 	})
 	if err != nil {
-		fmt.Fprintf(env.stderr, "upid backtest: %s (--prometheus.url %s)\n", oneLine(err), env.cfg.Prometheus.URL)
+		fmt.Fprintf(env.stderr, "upid backtest: %s (%s)\n", oneLine(err), source)
 		return exitFailure
 	}
 	if *traces == 0 {
-		fmt.Fprintf(env.stderr, "upid backtest: no workload containers with usage in %s of history at %s (--prometheus.url); kube-state-metrics' kube_pod_owner and cAdvisor's container metrics are needed\n",
-			model.Duration(f.history), strings.TrimSuffix(env.cfg.Prometheus.URL, "/"))
+		fmt.Fprintf(env.stderr, "upid backtest: no workload containers with usage in %s of history (%s); kube-state-metrics' kube_pod_owner and cAdvisor's container metrics are needed\n",
+			model.Duration(f.history), source)
 		return exitFailure
 	}
 	env.log.Slog.Info("backtest read Prometheus", "queries", st.Queries, "series", st.Series, "points", st.Points, "traces", *traces)

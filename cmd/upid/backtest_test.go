@@ -208,3 +208,30 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// TestBacktestDemo: --demo replays the embedded cluster's history through
+// the same window queries, with the requests it runs as the hand-set.
+func TestBacktestDemo(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"backtest", "--demo", "--history", "3d", "-o", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("backtest --demo: %d\n%s", code, stderr.String())
+	}
+	var out struct {
+		Rightsizing backtest.Report
+		Forecasting []struct{ Source, Resource string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Rightsizing.Groups) != 1 || out.Rightsizing.Groups[0].Source != backtest.SourcePrometheus || out.Rightsizing.Groups[0].Traces < 5 {
+		t.Fatalf("groups %+v", out.Rightsizing.Groups)
+	}
+	for _, s := range out.Rightsizing.Groups[0].Scores {
+		if s.Samples < 1000 || s.CPUCoreHours <= 0 || s.MemorySlack == nil {
+			t.Errorf("%s: %d samples, %v core-hours requested, memory slack %v", s.Recommender, s.Samples, s.CPUCoreHours, s.MemorySlack)
+		}
+	}
+	if len(out.Forecasting) != 2 {
+		t.Errorf("forecasting %+v, want cpu and memory", out.Forecasting)
+	}
+}
