@@ -78,7 +78,17 @@ func (s *Service) Forecasts() []WorkloadForecast {
 	return out
 }
 
-// Horizon returns the summary and cost for horizon h, if forecast.
+// MemoryHorizon returns the memory summary for horizon h, if forecast.
+func (f WorkloadForecast) MemoryHorizon(h time.Duration) (forecast.Summary, bool) {
+	for _, s := range f.Memory {
+		if s.Horizon == h {
+			return s, true
+		}
+	}
+	return forecast.Summary{}, false
+}
+
+// Horizon returns the CPU summary and cost for horizon h, if forecast.
 func (f WorkloadForecast) Horizon(h time.Duration) (sum forecast.Summary, cost *[3]float64, ok bool) {
 	for i, s := range f.CPU {
 		if s.Horizon == h {

@@ -80,19 +80,37 @@ type rightsizeRow struct {
 // forecastTotal is the 30-day forecast of the workloads that have one:
 // two days of hourly history or more. Note says why there is none.
 type forecastTotal struct {
-	Horizon      string        `json:"horizon"`
-	Workloads    int           `json:"workloads"`
-	MonthlyNow   float64       `json:"monthly_cost_now_dollars"`
-	MonthlyP10   float64       `json:"monthly_cost_p10_dollars"`
-	MonthlyP50   float64       `json:"monthly_cost_p50_dollars"`
-	MonthlyP90   float64       `json:"monthly_cost_p90_dollars"`
-	CPURequested float64       `json:"requested_cpu_cores"`
-	CPUP10       float64       `json:"forecast_cpu_p10_cores"`
-	CPUP50       float64       `json:"forecast_cpu_p50_cores"`
-	CPUP90       float64       `json:"forecast_cpu_p90_cores"`
-	Outgrowing   []growthRow   `json:"outgrowing_cpu_requests"`
-	Note         string        `json:"note,omitempty"`
-	horizonValue time.Duration `json:"-"`
+	Horizon      string      `json:"horizon"`
+	Workloads    int         `json:"workloads"`
+	MonthlyNow   float64     `json:"monthly_cost_now_dollars"`
+	MonthlyP10   float64     `json:"monthly_cost_p10_dollars"`
+	MonthlyP50   float64     `json:"monthly_cost_p50_dollars"`
+	MonthlyP90   float64     `json:"monthly_cost_p90_dollars"`
+	CPURequested float64     `json:"requested_cpu_cores"`
+	CPUP10       float64     `json:"forecast_cpu_p10_cores"`
+	CPUP50       float64     `json:"forecast_cpu_p50_cores"`
+	CPUP90       float64     `json:"forecast_cpu_p90_cores"`
+	Outgrowing   []growthRow `json:"outgrowing_cpu_requests"`
+	// Memory sums the workloads that have a memory forecast.
+	MemoryWorkloads  int               `json:"memory_workloads"`
+	MemoryRequested  float64           `json:"requested_memory_bytes"`
+	MemoryP10        float64           `json:"forecast_memory_p10_bytes"`
+	MemoryP50        float64           `json:"forecast_memory_p50_bytes"`
+	MemoryP90        float64           `json:"forecast_memory_p90_bytes"`
+	OutgrowingMemory []memoryGrowthRow `json:"outgrowing_memory_requests"`
+	Note             string            `json:"note,omitempty"`
+	horizonValue     time.Duration     `json:"-"`
+}
+
+// memoryGrowthRow is a workload whose working set is forecast (p90) above
+// its memory requests: a candidate for eviction under node pressure.
+type memoryGrowthRow struct {
+	Namespace       string  `json:"namespace"`
+	Kind            string  `json:"kind"`
+	Name            string  `json:"workload"`
+	MemoryRequested float64 `json:"requested_memory_bytes"`
+	MemoryP50       float64 `json:"forecast_memory_p50_bytes"`
+	MemoryP90       float64 `json:"forecast_memory_p90_bytes"`
 }
 
 type growthRow struct {
@@ -110,7 +128,7 @@ func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 	a := &analysis{
 		At: s.results.At.UTC(), Window: model.Duration(s.results.Window).String(), Namespace: *sc.namespace,
 		Idle: []idleRow{}, Rightsizing: []rightsizeRow{},
-		Forecast:   forecastTotal{Horizon: "30d", Outgrowing: []growthRow{}, horizonValue: forecastHorizon},
+		Forecast:   forecastTotal{Horizon: "30d", Outgrowing: []growthRow{}, OutgrowingMemory: []memoryGrowthRow{}, horizonValue: forecastHorizon},
 		byWorkload: map[string]exporter.WorkloadForecast{},
 	}
 	if *sc.all {
@@ -187,12 +205,28 @@ func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 				a.Forecast.Outgrowing = append(a.Forecast.Outgrowing, growthRow{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
 					CPURequested: w.RequestedCPUCores, CPUP50: sum.P50, CPUP90: sum.P90})
 			}
+			if mem, ok := f.MemoryHorizon(forecastHorizon); ok {
+				a.Forecast.MemoryWorkloads++
+				a.Forecast.MemoryRequested += w.RequestedMemoryBytes
+				a.Forecast.MemoryP10 += mem.P10
+				a.Forecast.MemoryP50 += mem.P50
+				a.Forecast.MemoryP90 += mem.P90
+				if w.RequestedMemoryBytes > 0 && mem.P90 > w.RequestedMemoryBytes {
+					a.Forecast.OutgrowingMemory = append(a.Forecast.OutgrowingMemory, memoryGrowthRow{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
+						MemoryRequested: w.RequestedMemoryBytes, MemoryP50: mem.P50, MemoryP90: mem.P90})
+				}
+			}
 		}
 		sort.SliceStable(a.Forecast.Outgrowing, func(i, j int) bool {
 			x, y := a.Forecast.Outgrowing[i], a.Forecast.Outgrowing[j]
 			return x.CPUP90/x.CPURequested > y.CPUP90/y.CPURequested
 		})
 		a.Forecast.Outgrowing = limit(a.Forecast.Outgrowing, top)
+		sort.SliceStable(a.Forecast.OutgrowingMemory, func(i, j int) bool {
+			x, y := a.Forecast.OutgrowingMemory[i], a.Forecast.OutgrowingMemory[j]
+			return x.MemoryP90/x.MemoryRequested > y.MemoryP90/y.MemoryRequested
+		})
+		a.Forecast.OutgrowingMemory = limit(a.Forecast.OutgrowingMemory, top)
 		if a.Forecast.Workloads == 0 {
 			a.Forecast.Note = "no forecast: no workload has two days of hourly CPU history"
 		}
@@ -279,9 +313,11 @@ func (a *analysis) writeTable(w io.Writer, wide bool, style cli.Style) error {
 	for _, l := range a.forecastLines() {
 		fmt.Fprintln(w, "  "+l)
 	}
-	if len(a.Forecast.Outgrowing) > 0 {
+	for _, rows := range a.growthTables() {
 		fmt.Fprintln(w)
-		return a.growthRows().Write(w, cli.Table, style)
+		if err := rows.Write(w, cli.Table, style); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -313,6 +349,8 @@ func (a *analysis) forecastLines() []string {
 		fmt.Sprintf("Next 30 days: %s/month expected (p50), %s to %s (p10 to p90).", cli.Dollars(f.MonthlyP50), cli.Dollars(f.MonthlyP10), cli.Dollars(f.MonthlyP90)),
 		fmt.Sprintf("CPU use forecast: %.2f cores (p50), %.2f to %.2f (p10 to p90), of %.2f cores requested.", f.CPUP50, f.CPUP10, f.CPUP90, f.CPURequested),
 		fmt.Sprintf("%d workloads are forecast to use more CPU than they request (p90).", len(f.Outgrowing)),
+		fmt.Sprintf("Memory use forecast: %s (p50), %s to %s (p10 to p90), of %s requested.", cli.Memory(f.MemoryP50), cli.Memory(f.MemoryP10), cli.Memory(f.MemoryP90), cli.Memory(f.MemoryRequested)),
+		fmt.Sprintf("%d workloads are forecast to use more memory than they request (p90).", len(f.OutgrowingMemory)),
 	}
 }
 
@@ -357,12 +395,25 @@ func (a *analysis) rightsizeRows(wide bool) *cli.Rows {
 	return r
 }
 
-func (a *analysis) growthRows() *cli.Rows {
-	r := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "CPU REQUESTED", "FORECAST CPU P50", "FORECAST CPU P90"}}
-	for _, x := range a.Forecast.Outgrowing {
-		r.Add(x.Namespace, x.Kind, x.Name, fmt.Sprintf("%.3f", x.CPURequested), fmt.Sprintf("%.3f", x.CPUP50), fmt.Sprintf("%.3f", x.CPUP90))
+// growthTables are the workloads forecast to outgrow their CPU, then
+// memory, requests; empty tables are left out.
+func (a *analysis) growthTables() []*cli.Rows {
+	var out []*cli.Rows
+	if len(a.Forecast.Outgrowing) > 0 {
+		r := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "CPU REQUESTED", "FORECAST CPU P50", "FORECAST CPU P90"}}
+		for _, x := range a.Forecast.Outgrowing {
+			r.Add(x.Namespace, x.Kind, x.Name, fmt.Sprintf("%.3f", x.CPURequested), fmt.Sprintf("%.3f", x.CPUP50), fmt.Sprintf("%.3f", x.CPUP90))
+		}
+		out = append(out, r)
 	}
-	return r
+	if len(a.Forecast.OutgrowingMemory) > 0 {
+		r := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "MEMORY REQUESTED", "FORECAST MEMORY P50", "FORECAST MEMORY P90"}}
+		for _, x := range a.Forecast.OutgrowingMemory {
+			r.Add(x.Namespace, x.Kind, x.Name, cli.Memory(x.MemoryRequested), cli.Memory(x.MemoryP50), cli.Memory(x.MemoryP90))
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // workloadRows is every workload in scope, one row each: the CSV for a
@@ -416,9 +467,11 @@ func (a *analysis) writeMarkdown(w io.Writer) error {
 	for _, l := range a.forecastLines() {
 		fmt.Fprintln(w, "- "+l)
 	}
-	if len(a.Forecast.Outgrowing) > 0 {
+	for _, rows := range a.growthTables() {
 		fmt.Fprintln(w)
-		return a.growthRows().Write(w, cli.Markdown, plain)
+		if err := rows.Write(w, cli.Markdown, plain); err != nil {
+			return err
+		}
 	}
 	return nil
 }

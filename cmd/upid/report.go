@@ -94,6 +94,7 @@ func newReport(s *snapshot, sc *scope, labels []string, cluster string, top int)
 	a := newAnalysis(s, sc, 0)
 	r := &report{At: a.At, Window: a.Window, Cluster: cluster, Forecast: a.Forecast, Namespaces: []group{}, Teams: []labelGroup{}}
 	r.Forecast.Outgrowing = limit(r.Forecast.Outgrowing, top)
+	r.Forecast.OutgrowingMemory = limit(r.Forecast.OutgrowingMemory, top)
 	r.Cost = reportCost{Monthly: a.Summary.MonthlyCost, MonthlyWaste: a.Summary.MonthlyWaste, Workloads: a.Summary.Workloads}
 	r.Savings = reportSavings{
 		MonthlyIdle: a.Summary.MonthlyIdle, IdleWorkloads: a.Summary.IdleWorkloads,
