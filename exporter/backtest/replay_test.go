@@ -353,3 +353,42 @@ func TestTracesFromWindows(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// FuzzReplayFromWindows: whatever a Prometheus-compatible server answers
+// (negative, huge or missing values, any gaps), the traces built from it
+// are valid and replaying them does not panic.
+func FuzzReplayFromWindows(f *testing.F) {
+	f.Add(0.5, 1e9, 8e8, 1.0, 2e9, uint8(0b1011), uint8(0))
+	f.Add(-1.0, -5.0, math.NaN(), -2.0, math.Inf(1), uint8(0xff), uint8(7))
+	f.Add(1e300, 1e300, 1e300, 1e-300, 0.0, uint8(1), uint8(200))
+	f.Fuzz(func(t *testing.T, cpu, peak, mean, cpuReq, memReq float64, present, starts uint8) {
+		nan := math.NaN()
+		var ws []history.ReplayWindow
+		// Three days of windows, present and starting by the bit patterns.
+		for i := range 3 * 288 {
+			if present>>(i%8)&1 == 0 {
+				continue
+			}
+			scale := 1 + float64(i%97)/97
+			ws = append(ws, history.ReplayWindow{
+				Window: history.Window{End: origin.Add(time.Duration(i+1) * history.WindowStep), CPU: cpu * scale, MemoryPeak: peak * scale,
+					Throttled: nan, Periods: nan, OOMKills: nan, Start: starts>>(i%8)&1 == 1},
+				MemoryMean: mean * scale, CPURequest: cpuReq, MemoryRequest: memReq,
+			})
+		}
+		traces := TracesFromWindows(map[history.ContainerKey][]history.ReplayWindow{{Key: history.Key{Namespace: "ns", Kind: "Deployment", Workload: "w"}, Container: "c"}: ws})
+		for _, tr := range traces {
+			if err := checkTrace(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Run(traces, DefaultOptions()); err != nil {
+			t.Fatal(err)
+		}
+		var fs ForecastSet
+		fs.Step = time.Hour
+		if err := fs.Add(traces); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
