@@ -134,9 +134,15 @@ func recorded(start, end time.Time) []series.Series {
 		}
 		ref := series.PodRef{Namespace: "shop", Pod: p.name, Container: "app", Node: "n1"}
 		ones := series.Generate(start, end, step, series.Const(1))
-		out = append(out,
+		usage := []series.Series{
 			series.ContainerCPUUsageSeconds(ref, series.GenerateCounter(start, end, step, series.Const(p.cpuCores))),
 			series.ContainerMemoryWorkingSet(ref, series.Generate(start, end, step, series.Const(p.memBytes))),
+		}
+		// The kubelet's /metrics/resource exports CPU and memory again: a
+		// Prometheus scraping both holds each twice, counted once.
+		out = append(out, usage...)
+		out = append(out, series.WithLabels(usage, map[string]string{"metrics_path": "/metrics/resource"})...)
+		out = append(out,
 			series.ContainerNetworkReceiveBytes(ref, series.GenerateCounter(start, end, step, series.Const(p.rxBytesPerSec))),
 			series.ProberProbeTotal(ref, "Liveness", "successful", series.GenerateCounter(start, end, step, series.Const(0.1))),
 			series.ProberProbeTotal(ref, "Readiness", "successful", series.GenerateCounter(start, end, step, series.Const(0.2))),

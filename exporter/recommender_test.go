@@ -149,6 +149,10 @@ func recSeries(ws []recWorkload, start, end time.Time) []series.Series {
 						series.ContainerCPUCFSPeriods(ref, counter(series.Const(10), 1e6)),
 						series.ContainerCPUCFSThrottledPeriods(ref, counter(func(t time.Time) float64 { return c.throttled(windowEnd(t)) }, 1e6)))
 				}
+				// The kubelet's /metrics/resource exports the same CPU and
+				// memory series again; a Prometheus scraping both endpoints
+				// holds each twice, and nothing may count them twice.
+				out = append(out, series.WithLabels(out[len(out)-2-2*btoi(c.throttled != nil):], map[string]string{"metrics_path": "/metrics/resource"})...)
 				if !c.oomAt.IsZero() && p == 0 {
 					out = append(out, series.ContainerOOMEvents(ref, series.Generate(scrape, end, step, func(t time.Time) float64 {
 						if t.After(c.oomAt) {
@@ -170,6 +174,13 @@ func recSeries(ws []recWorkload, start, end time.Time) []series.Series {
 		}
 	}
 	return out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // offline computes, from the same functions, what recommend.State gives

@@ -110,8 +110,10 @@ func Queries(p Params) []Query {
 		coverageStep = step
 	}
 	qs := []Query{
-		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(%s[%s]))", cpuSel, w), owner)},
-		{"cpu_pod_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, sum by (namespace, pod) (rate(%s[%s]))[%s:%s])", cpuSel, rw, w, step), owner)},
+		// A container's CPU is the largest of its series (see WindowQueries:
+		// sources repeat), a pod's the sum of its containers'.
+		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (max by (namespace, pod, container) (increase(%s[%s])))", cpuSel, w), owner)},
+		{"cpu_pod_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, sum by (namespace, pod) (max by (namespace, pod, container) (rate(%s[%s])))[%s:%s])", cpuSel, rw, w, step), owner)},
 		// The share of the window in which the workload had any usage sample:
 		// evaluated at each step with the owners of that moment.
 		{"coverage", fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", byWorkload("max", fmt.Sprintf("max by (namespace, pod) (rate(%s[%s]))", cpuSel, rw), ownerNow), w, coverageStep, int(p.Window/stepOr(coverageStep, p.Step)))},

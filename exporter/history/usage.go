@@ -49,9 +49,9 @@ func (r Resource) String() string {
 // perPodUsage is r's hourly mean per pod over the namespaces of matcher.
 func perPodUsage(r Resource, matcher string) string {
 	if r == Memory {
-		return fmt.Sprintf(`sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{container!="",container!="POD",%s}[%s]))`, matcher, dur(UsageStep))
+		return fmt.Sprintf(`sum by (namespace, pod) (max by (namespace, pod, container) (avg_over_time(container_memory_working_set_bytes{container!="",container!="POD",%s}[%s])))`, matcher, dur(UsageStep))
 	}
-	return fmt.Sprintf(`sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",%s}[%s]))`, matcher, dur(UsageStep))
+	return fmt.Sprintf(`sum by (namespace, pod) (max by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",%s}[%s])))`, matcher, dur(UsageStep))
 }
 
 // UsageQuery returns the hourly mean use of r by every workload in the

@@ -120,11 +120,15 @@ func windowSubquery(namespaces []string, r Range) (sub func(perPod string) strin
 func WindowQueries(namespaces []string, r Range) []Query {
 	sub, sel := windowSubquery(namespaces, r)
 	step := dur(WindowStep)
+	// One container has one series per source, and sources repeat (the
+	// kubelet's /metrics/resource exports CPU and memory again; a
+	// restarted container's old cgroup lingers): per container it is the
+	// largest, never the sum.
 	return []Query{
-		{"window_cpu_cores", sub(fmt.Sprintf("sum by (namespace, pod, container) (rate(%s[%s]))", sel("container_cpu_usage_seconds_total"), step))},
+		{"window_cpu_cores", sub(fmt.Sprintf("max by (namespace, pod, container) (rate(%s[%s]))", sel("container_cpu_usage_seconds_total"), step))},
 		{"window_memory_peak_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (max_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
-		{"window_cpu_throttled_periods", sub(fmt.Sprintf("sum by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_throttled_periods_total"), step))},
-		{"window_cpu_periods", sub(fmt.Sprintf("sum by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_periods_total"), step))},
+		{"window_cpu_throttled_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_throttled_periods_total"), step))},
+		{"window_cpu_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_periods_total"), step))},
 		// An OOM kill is one increment of a counter: increase() over
 		// back-to-back windows misses the one between a window's last
 		// scrape and the next window's first, so the delta is taken
