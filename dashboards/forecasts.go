@@ -86,11 +86,11 @@ func forecasts() *dashboard.DashboardBuilder {
 		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()}))
 
 	b = b.WithRow(row("Anomalies")).
-		WithPanel(tablePanel("Anomalous workloads", "Workloads whose last day of CPU lay outside the forecast band (score 0–1), highest first.", []string{"job", "instance"},
+		WithPanel(tablePanel("Anomalous workloads", "Workloads whose last day of CPU or memory lay outside the forecast band (the higher score, 0–1), highest first.", []string{"job", "instance"},
 			column{"Anomaly score", unitPercent, fmt.Sprintf(`max by (%s) (upid_workload_usage_anomaly_score{%s}) > 0`, workloadKeys, selWorkload)},
 			column{"Cost $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (upid_workload_cost_dollars_per_hour{%s})`, workloadKeys, selWorkload))},
 		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()})).
-		WithPanel(timeSeries("Anomaly score", "Per workload; 0 is inside the band.", unitPercent,
+		WithPanel(timeSeries("Anomaly score", "Per workload, the higher of CPU's and memory's; 0 is inside the band.", unitPercent,
 			target(fmt.Sprintf(`max by (namespace, workload) (upid_workload_usage_anomaly_score{%s})`, selWorkload), "{{namespace}}/{{workload}}"),
 		).Min(0).Max(1))
 	return b

@@ -64,8 +64,8 @@ func workloadView() *dashboard.DashboardBuilder {
 			target(cpu[1], "p50"),
 			target(cpu[2], "p90"),
 		), "p10", "p90")).
-		WithPanel(timeSeries("Usage anomaly score", "How far the last day's CPU lay outside the forecast band.", unitPercent,
-			target(fmt.Sprintf(`max(upid_workload_usage_anomaly_score{%s})`, selWorkload), "anomaly"),
+		WithPanel(timeSeries("Usage anomaly score", "How far the last day's CPU and memory lay outside their forecast bands.", unitPercent,
+			target(fmt.Sprintf(`max by (resource) (upid_workload_usage_anomaly_score{%s})`, selWorkload), "{{resource}}"),
 		).Min(0).Max(1))
 	return b
 }

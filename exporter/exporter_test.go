@@ -336,7 +336,7 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 	if err != nil {
 		t.Fatal(err)
 	}
-	type key struct{ workload, horizon, stat string }
+	type key struct{ workload, horizon, stat, resource string }
 	got := map[string]map[key]float64{}
 	for _, mf := range mfs {
 		if !strings.HasPrefix(mf.GetName(), "upid_workload_forecast_") && mf.GetName() != "upid_workload_usage_anomaly_score" {
@@ -350,7 +350,7 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 			if got[mf.GetName()] == nil {
 				got[mf.GetName()] = map[key]float64{}
 			}
-			got[mf.GetName()][key{l["workload"], l["horizon"], l["stat"]}] = m.GetGauge().GetValue()
+			got[mf.GetName()][key{l["workload"], l["horizon"], l["stat"], l["resource"]}] = m.GetGauge().GetValue()
 		}
 	}
 	res := svc.Last()
@@ -361,18 +361,20 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 	for w, want := range usage {
 		for _, h := range []string{"1d", "7d", "30d"} {
 			for i, name := range []string{"upid_workload_forecast_cpu_usage_cores", "upid_workload_forecast_memory_usage_bytes"} {
-				p10, p50, p90 := got[name][key{w, h, "p10"}], got[name][key{w, h, "p50"}], got[name][key{w, h, "p90"}]
+				p10, p50, p90 := got[name][key{w, h, "p10", ""}], got[name][key{w, h, "p50", ""}], got[name][key{w, h, "p90", ""}]
 				if math.Abs(p50-want[i]) > 0.05*want[i] || p10 > p50 || p50 > p90 {
 					t.Errorf("%s %s %s p10/p50/p90 = %g/%g/%g, want p50 within 5%% of %g and ordered", name, w, h, p10, p50, p90, want[i])
 				}
 			}
-			if c := got["upid_workload_forecast_cost_dollars_per_hour"][key{w, h, "p50"}]; math.Abs(c-cost[w]) > 1e-9 {
+			if c := got["upid_workload_forecast_cost_dollars_per_hour"][key{w, h, "p50", ""}]; math.Abs(c-cost[w]) > 1e-9 {
 				t.Errorf("%s %s forecast cost = %g, want today's %g (use stays below requests)", w, h, c, cost[w])
 			}
 		}
-		a, ok := got["upid_workload_usage_anomaly_score"][key{w, "", ""}]
-		if !ok || a > 0.1 {
-			t.Errorf("%s anomaly score = %g (present %v), want a steady workload near 0", w, a, ok)
+		for _, r := range []string{"cpu", "memory"} {
+			a, ok := got["upid_workload_usage_anomaly_score"][key{w, "", "", r}]
+			if !ok || a > 0.1 {
+				t.Errorf("%s %s anomaly score = %g (present %v), want a steady workload near 0", w, r, a, ok)
+			}
 		}
 	}
 	for name, m := range got {

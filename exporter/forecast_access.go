@@ -23,8 +23,9 @@ type WorkloadForecast struct {
 	// when the workload requests no CPU and so has no price per core to
 	// grow by (as on the cost metric).
 	CostPerHour [][3]float64
-	// Anomaly is the usage anomaly score, NaN when unknown.
-	Anomaly float64
+	// Anomaly and MemoryAnomaly are the usage anomaly scores of CPU and
+	// memory, NaN when unknown.
+	Anomaly, MemoryAnomaly float64
 }
 
 // Forecasts returns the forecasts of the workloads of the last cycle that
@@ -44,7 +45,8 @@ func (s *Service) Forecasts() []WorkloadForecast {
 		if !ok {
 			continue
 		}
-		o := WorkloadForecast{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, CPU: append([]forecast.Summary{}, wf.CPU...), Anomaly: wf.Anomaly}
+		o := WorkloadForecast{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, CPU: append([]forecast.Summary{}, wf.CPU...),
+			Anomaly: wf.Anomaly[history.CPU], MemoryAnomaly: wf.Anomaly[history.Memory]}
 		if wf.Memory != nil {
 			o.Memory = append([]forecast.Summary{}, wf.Memory...)
 		}

@@ -24,8 +24,8 @@ func TestForecastsAccessor(t *testing.T) {
 	// Memory only at 30d, so that 1d prices memory at today's cost.
 	mem := []forecast.Summary{{Horizon: 30 * day, P10: 0.5 * (1 << 30), P50: 1 << 30, P90: 2 << 30}}
 	s.forecasts.byKey = map[history.Key]workloadForecast{
-		{Namespace: "b", Kind: "Deployment", Workload: "web"}: {CPU: sums, Memory: mem, Anomaly: math.NaN()},
-		{Namespace: "a", Kind: "Job", Workload: "batch"}:      {CPU: sums, Memory: mem, Anomaly: math.NaN()},
+		{Namespace: "b", Kind: "Deployment", Workload: "web"}: {CPU: sums, Memory: mem, Anomaly: [2]float64{math.NaN(), math.NaN()}},
+		{Namespace: "a", Kind: "Job", Workload: "batch"}:      {CPU: sums, Memory: mem, Anomaly: [2]float64{math.NaN(), math.NaN()}},
 		// A workload gone from the last cycle is not reported.
 		{Namespace: "c", Kind: "Deployment", Workload: "gone"}: {CPU: sums},
 	}

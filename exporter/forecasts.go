@@ -29,7 +29,7 @@ const (
 type workloadForecast struct {
 	CPU     []forecast.Summary // one per forecast.Horizons
 	Memory  []forecast.Summary // as CPU, in bytes
-	Anomaly float64            // of CPU; NaN when unknown
+	Anomaly [2]float64         // by history.Resource; NaN when unknown
 }
 
 // forecasts are the results of the last forecast run, refitted on their own
@@ -241,20 +241,21 @@ func (s *Service) Forecast(ctx context.Context) error {
 			for i, x := range v {
 				vals[i] = float64(x)
 			}
-			// Memory gets no anomaly score: the score's metric is CPU's, and
-			// scoring costs a second fit.
-			sums, anomaly, ok := fitUsage(history.UsageSeries{Start: first, Values: vals}, history.Resource(r) == history.CPU)
+			// A leak or a jump in memory costs as much as one in CPU, so
+			// both are scored, at a second fit each.
+			sums, anomaly, ok := fitUsage(history.UsageSeries{Start: first, Values: vals})
 			if !ok {
 				continue
 			}
 			f, seen := out[k]
 			if !seen {
-				f.Anomaly = math.NaN()
+				f.Anomaly = [2]float64{math.NaN(), math.NaN()}
 			}
+			f.Anomaly[r] = anomaly
 			if history.Resource(r) == history.Memory {
 				f.Memory = sums
 			} else {
-				f.CPU, f.Anomaly = sums, anomaly
+				f.CPU = sums
 			}
 			out[k] = f
 		}
@@ -267,10 +268,9 @@ func (s *Service) Forecast(ctx context.Context) error {
 	return nil
 }
 
-// fitUsage fits one workload's hourly use of a resource and, when asked,
-// scores its last day against the forecast made before it (NaN when
-// unknown or not asked).
-func fitUsage(us history.UsageSeries, scoreAnomaly bool) (sums []forecast.Summary, anomaly float64, ok bool) {
+// fitUsage fits one workload's hourly use of a resource and scores its last
+// day against the forecast made before it (NaN when unknown).
+func fitUsage(us history.UsageSeries) (sums []forecast.Summary, anomaly float64, ok bool) {
 	s := forecast.Series{Start: us.Start, Step: history.UsageStep, Values: us.Values}
 	if finitePoints(us.Values) < minForecastPoints {
 		return nil, math.NaN(), false
@@ -281,7 +281,7 @@ func fitUsage(us history.UsageSeries, scoreAnomaly bool) (sums []forecast.Summar
 	}
 	anomaly = math.NaN()
 	n := len(us.Values)
-	if scoreAnomaly && finitePoints(us.Values[:n-anomalyPoints]) >= minForecastPoints && finitePoints(us.Values[n-anomalyPoints:]) >= anomalyPoints/2 {
+	if finitePoints(us.Values[:n-anomalyPoints]) >= minForecastPoints && finitePoints(us.Values[n-anomalyPoints:]) >= anomalyPoints/2 {
 		if before, err := forecast.Fit(s.Slice(0, n-anomalyPoints), forecast.Options{}); err == nil {
 			anomaly = forecast.AnomalyScore(before, s.Slice(n-anomalyPoints, n))
 		}
@@ -367,7 +367,7 @@ func newForecastCollector(s *Service) *forecastCollector {
 		cpu:      w("upid_workload_forecast_cpu_usage_cores", "Forecast CPU use of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
 		memory:   w("upid_workload_forecast_memory_usage_bytes", "Forecast memory use (working set) of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
 		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU and memory each grown to its forecast where the forecast exceeds the requests; stat as on the usage forecasts.", "horizon", "stat"),
-		anomaly:  w("upid_workload_usage_anomaly_score", "How far the last day's CPU use lay outside the band forecast for it before, 0 (inside) to 1 (far outside)."),
+		anomaly:  w("upid_workload_usage_anomaly_score", "How far the last day's use of a resource (cpu, memory) lay outside the band forecast for it before, 0 (inside) to 1 (far outside).", "resource"),
 		duration: prometheus.NewDesc("upid_exporter_forecast_duration_seconds", "Duration of the last forecast run: history queries and fits.", nil, nil),
 		success:  prometheus.NewDesc("upid_exporter_forecast_success", "1 when the last forecast run succeeded; failed runs keep the previous forecasts.", nil, nil),
 		at:       prometheus.NewDesc("upid_exporter_forecast_timestamp_seconds", "When the forecasts served were fitted.", nil, nil),
@@ -436,8 +436,10 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 				g(c.memory, q, w.Namespace, w.Workload, w.Kind, h, forecastStats[j])
 			}
 		}
-		if !math.IsNaN(w.Anomaly) {
-			g(c.anomaly, w.Anomaly, w.Namespace, w.Workload, w.Kind)
+		for r, a := range [...]float64{history.CPU: w.Anomaly, history.Memory: w.MemoryAnomaly} {
+			if !math.IsNaN(a) {
+				g(c.anomaly, a, w.Namespace, w.Workload, w.Kind, history.Resource(r).String())
+			}
 		}
 	}
 }
