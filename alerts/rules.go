@@ -247,8 +247,18 @@ func Alerts(o Options) []Alert {
 		),
 		mk("upid.rightsizing", RightsizedOOMKilled, "warning",
 			"A container UPID rightsizes (it has a memory recommendation) was OOM-killed.",
+			// cAdvisor's OOM events, or kube-state-metrics' restarts while the
+			// last termination was an OOMKill (kills cAdvisor misses); both
+			// tell of the same kill, so the larger counts.
 			fmt.Sprintf(`max by (namespace, workload, kind, container) (
-  increase(container_oom_events_total{container!="",container!="POD"}[15m])
+  (
+    label_replace(increase(container_oom_events_total{container!="",container!="POD"}[15m]), "source", "cadvisor", "", "")
+    or
+    label_replace(
+      increase(kube_pod_container_status_restarts_total[15m])
+      and on (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{reason="OOMKilled"} == 1),
+      "source", "kube_state_metrics", "", "")
+  )
   * on (namespace, pod) group_left (workload, kind) %s
 ) > 0
 and on (namespace, workload, kind, container) upid_container_recommended_memory_request_bytes`, PodOwner),

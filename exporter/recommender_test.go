@@ -41,6 +41,9 @@ type recContainer struct {
 	cpu, mem         func(pod int, end time.Time) float64
 	throttled        func(end time.Time) float64 // throttled periods per second; nil: no CPU limit
 	oomAt, restartAt time.Time                   // zero: none; for pod 0 (oom) or pod 1 (restart)
+	// ksmOOMAt is an OOM kill of pod 0 that only kube-state-metrics tells
+	// of (a restart while the last termination reason is OOMKilled).
+	ksmOOMAt time.Time
 }
 
 func wave(period, phase float64, at time.Time) float64 {
@@ -83,8 +86,9 @@ func recCluster(now time.Time) []recWorkload {
 			},
 			{
 				name: "log", cpuReq: "100m", memReq: "128Mi",
-				cpu: func(_ int, e time.Time) float64 { return 0.012 + 0.004*wave(1800, 0.3, e) },
-				mem: func(_ int, e time.Time) float64 { return 60e6 },
+				cpu:      func(_ int, e time.Time) float64 { return 0.012 + 0.004*wave(1800, 0.3, e) },
+				mem:      func(_ int, e time.Time) float64 { return 60e6 },
+				ksmOOMAt: anchor.Add(-10*time.Hour - 100*time.Second),
 			},
 		}},
 	}
@@ -153,6 +157,23 @@ func recSeries(ws []recWorkload, start, end time.Time) []series.Series {
 				// memory series again; a Prometheus scraping both endpoints
 				// holds each twice, and nothing may count them twice.
 				out = append(out, series.WithLabels(out[len(out)-2-2*btoi(c.throttled != nil):], map[string]string{"metrics_path": "/metrics/resource"})...)
+				if !c.ksmOOMAt.IsZero() && p == 0 {
+					killed := func(t time.Time) float64 {
+						if t.After(c.ksmOOMAt) {
+							return 1
+						}
+						return 0
+					}
+					var reason []series.Sample
+					for _, x := range series.Generate(scrape, end, step, killed) {
+						if x.V == 1 {
+							reason = append(reason, x) // absent until the first termination
+						}
+					}
+					out = append(out,
+						series.KubePodContainerStatusRestartsTotal(ref, series.Generate(scrape, end, step, killed)),
+						series.KubePodContainerStatusLastTerminatedReason(ref, "OOMKilled", reason))
+				}
 				if !c.oomAt.IsZero() && p == 0 {
 					out = append(out, series.ContainerOOMEvents(ref, series.Generate(scrape, end, step, func(t time.Time) float64 {
 						if t.After(c.oomAt) {
@@ -202,7 +223,7 @@ func offline(ws []recWorkload, p recommend.Policy, now time.Time, window time.Du
 					if c.throttled != nil {
 						x.Periods, x.ThrottledPeriods = 10*300, c.throttled(e)*300
 					}
-					x.OOMKill = !c.oomAt.IsZero() && windowEnd(c.oomAt).Equal(e)
+					x.OOMKill = (!c.oomAt.IsZero() && windowEnd(c.oomAt).Equal(e)) || (!c.ksmOOMAt.IsZero() && windowEnd(c.ksmOOMAt).Equal(e))
 					x.Start = !c.restartAt.IsZero() && windowEnd(c.restartAt).Equal(e)
 					s.Observe(x)
 				}
@@ -348,7 +369,7 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 		for _, c := range w.containers {
 			s := want[w.name+"/"+c.name]
 			in := s.Inputs(now)
-			if in.OOMKills == 0 && !c.oomAt.IsZero() {
+			if in.OOMKills == 0 && !(c.oomAt.IsZero() && c.ksmOOMAt.IsZero()) {
 				t.Errorf("%s/%s: the offline state saw no OOM kill; the test is broken", w.name, c.name)
 			}
 			in.Current = recommend.Resources{CPURequest: quantity(c.cpuReq), MemoryRequest: quantity(c.memReq)}

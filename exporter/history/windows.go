@@ -134,7 +134,22 @@ func WindowQueries(namespaces []string, r Range) []Query {
 		// scrape and the next window's first, so the delta is taken
 		// between window ends instead. A container new in the window
 		// counts from zero; a reset (a new container) is not a kill.
-		{"window_oom_kills", sub(fmt.Sprintf("clamp_min(\n  max by (namespace, pod, container) (%[1]s)\n  - (max by (namespace, pod, container) (%[1]s offset %[2]s) or max by (namespace, pod, container) (%[1]s) * 0),\n  0)", sel("container_oom_events_total"), step))},
+		// kube-state-metrics tells of kills cAdvisor may not count (a
+		// runtime without the oom event, a kill of the whole cgroup):
+		// restarts in the window while the last termination was an
+		// OOMKill. Both report the same kill, so the larger counts.
+		{"window_oom_kills", sub(fmt.Sprintf(`max by (namespace, pod, container) (
+  label_replace(clamp_min(
+    max by (namespace, pod, container) (%[1]s)
+    - (max by (namespace, pod, container) (%[1]s offset %[2]s) or max by (namespace, pod, container) (%[1]s) * 0),
+    0), "source", "cadvisor", "", "")
+  or
+  label_replace(clamp_min(
+    max by (namespace, pod, container) (%[3]s) - max by (namespace, pod, container) (%[3]s offset %[2]s),
+    0)
+    and on (namespace, pod, container) max by (namespace, pod, container) (%[4]s == 1),
+    "source", "kube_state_metrics", "", "")
+)`, sel("container_oom_events_total"), step, sel("kube_pod_container_status_restarts_total"), sel(`kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}`)))},
 		// time() inside a subquery is the step's time: a start time within
 		// the step's window marks a start there. One sample per container.
 		{"window_container_starts", sub(fmt.Sprintf("max by (namespace, pod, container) (%s > time() - %d)", sel("container_start_time_seconds"), int(WindowStep.Seconds())))},

@@ -26,10 +26,12 @@ var Standard = map[string]string{
 	"container_cpu_cfs_throttled_periods_total": "cAdvisor",
 	"container_oom_events_total":                "cAdvisor",
 	// kube-state-metrics
-	"kube_pod_owner":                       "kube-state-metrics",
-	"kube_replicaset_owner":                "kube-state-metrics",
-	"kube_job_owner":                       "kube-state-metrics",
-	"kube_pod_container_resource_requests": "kube-state-metrics",
+	"kube_pod_owner":                                   "kube-state-metrics",
+	"kube_replicaset_owner":                            "kube-state-metrics",
+	"kube_job_owner":                                   "kube-state-metrics",
+	"kube_pod_container_resource_requests":             "kube-state-metrics",
+	"kube_pod_container_status_restarts_total":         "kube-state-metrics",
+	"kube_pod_container_status_last_terminated_reason": "kube-state-metrics",
 	// Prometheus itself: the scrape health of every target, and active alerts
 	"up":     "Prometheus",
 	"ALERTS": "Prometheus",

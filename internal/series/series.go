@@ -503,6 +503,19 @@ func KubePodContainerStatusLastTerminatedReason(ref PodRef, reason string, value
 		}, Samples: values}
 }
 
+// KubePodContainerStatusRestartsTotal is kube-state-metrics'
+// kube_pod_container_status_restarts_total.
+func KubePodContainerStatusRestartsTotal(ref PodRef, cumulative []Sample) Series {
+	return Series{Name: "kube_pod_container_status_restarts_total", Type: TypeCounter,
+		Help: "[STABLE] The number of container restarts per container.",
+		Labels: map[string]string{
+			"namespace": ref.Namespace,
+			"pod":       ref.Pod,
+			"uid":       ref.uid(),
+			"container": ref.Container,
+		}, Samples: cumulative}
+}
+
 // ProberProbeTotal is kubelet's prober_probe_total from /metrics/probes. probeType is
 // Liveness, Readiness or Startup; result is successful, failed or unknown.
 func ProberProbeTotal(ref PodRef, probeType, result string, cumulative []Sample) Series {
