@@ -41,6 +41,7 @@ const fullValues = `
 cluster: prod-eu-1
 prometheus:
   url: https://thanos.monitoring.svc:10902
+  selector: '{cluster="prod-eu-1"}'
   auth:
     bearerTokenSecret: {name: thanos-token}
     caConfigMap: {name: thanos-ca}
@@ -205,6 +206,9 @@ var chartCases = []chartCase{
 		if cfg.Exporter.Cluster != "prod-eu-1" || cfg.Prometheus.URL != "https://thanos.monitoring.svc:10902" ||
 			cfg.Exporter.PricingFile != "/etc/upid/pricing/pricing.yaml" || !reflect.DeepEqual(cfg.Exporter.NamespaceLabels, []string{"team", "cost-center"}) {
 			t.Errorf("exporter config = cluster %q url %q pricing %q labels %v", cfg.Exporter.Cluster, cfg.Prometheus.URL, cfg.Exporter.PricingFile, cfg.Exporter.NamespaceLabels)
+		}
+		if cfg.Prometheus.Selector != `{cluster="prod-eu-1"}` {
+			t.Errorf("prometheus.selector = %q", cfg.Prometheus.Selector)
 		}
 		if cfg.Prometheus.HTTPClient.Authorization == nil || cfg.Prometheus.HTTPClient.Authorization.CredentialsFile != "/etc/upid/prometheus/token/token" ||
 			cfg.Prometheus.HTTPClient.TLSConfig.CAFile != "/etc/upid/prometheus/ca/ca.crt" {

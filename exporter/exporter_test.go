@@ -189,19 +189,10 @@ func TestAgainstRealServers(t *testing.T) {
 	cfg := exporterConfig()
 	cfg.Prometheus.Timeout = model.Duration(5 * time.Second)
 	slow := &slowQuerier{next: prom.API}
-	svc, err := exporter.New(exporter.Options{
+	svc, ctx := startService(t, exporter.Options{
 		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: slow,
 		Now: func() time.Time { return now },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown()
 	if err := svc.Cycle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +382,77 @@ func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registr
 			}
 		}
 	}
+}
+
+// TestSelectorScopesToOneCluster: a Prometheus holding two clusters with
+// the same namespaces and pods (as Thanos or Mimir behind one URL does)
+// answers about the one prometheus.selector names.
+func TestSelectorScopesToOneCluster(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	start, end := now.Add(-2*24*time.Hour), now.Add(-time.Minute)
+	other := recorded(start, end)
+	for _, s := range other {
+		// The /metrics/resource copy shares its samples with the original.
+		if s.Name == "container_cpu_usage_seconds_total" && s.Labels["metrics_path"] == "" {
+			for i := range s.Samples {
+				s.Samples[i].V *= 3 // the other cluster's pods work harder
+			}
+		}
+	}
+	all := append(series.WithLabels(recorded(start, end), map[string]string{"cluster": "a"}),
+		series.WithLabels(other, map[string]string{"cluster": "b"})...)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: all})
+
+	mean := func(selector string) float64 {
+		t.Helper()
+		cfg := exporterConfig()
+		cfg.Prometheus.Selector = selector
+		svc, ctx := startService(t, exporter.Options{
+			Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+			Now: func() time.Time { return now },
+		})
+		if err := svc.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range svc.Last().Workloads {
+			if w.Name == "idle-api" && w.CPUUsageCores != nil {
+				return *w.CPUUsageCores
+			}
+		}
+		t.Fatalf("selector %s: idle-api has no CPU usage", selector)
+		return 0
+	}
+	for _, c := range []struct {
+		selector string
+		want     float64
+	}{{`{cluster="a"}`, 0.004}, {`{cluster="b"}`, 0.012}} {
+		if got := mean(c.selector); math.Abs(got-c.want) > 1e-5 {
+			t.Errorf("selector %s: idle-api mean CPU %.6f, want %.3f", c.selector, got, c.want)
+		}
+	}
+	if _, err := exporter.New(exporter.Options{Prometheus: config.Prometheus{Selector: "cluster=a"}, Kube: kube.Clientset, Querier: prom.API}); err == nil || !strings.Contains(err.Error(), "prometheus.selector") {
+		t.Errorf("a bad selector gave %v, want an error naming prometheus.selector", err)
+	}
+}
+
+// startService makes and starts an exporter on real servers, stopped when
+// the test ends, and returns it with a context that bounds the test's
+// cycles.
+func startService(t *testing.T, opts exporter.Options) (*exporter.Service, context.Context) {
+	t.Helper()
+	svc, err := exporter.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Shutdown)
+	return svc, ctx
 }
 
 // slowQuerier delays a real Prometheus's answers to the heaviest query (the

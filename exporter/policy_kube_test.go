@@ -45,20 +45,11 @@ func TestPolicyFromAnnotations(t *testing.T) {
 		{Namespace: "shop", MemoryMargin: &nine},
 	}
 	var logs bytes.Buffer
-	svc, err := exporter.New(exporter.Options{
+	svc, ctx := startService(t, exporter.Options{
 		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Now:    func() time.Time { return now },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(svc.Collectors()...)
 

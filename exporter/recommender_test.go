@@ -331,19 +331,10 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 	cfg.Exporter.Recommend.Window = model.Duration(window)
 	cfg.Prometheus.Timeout = model.Duration(30 * time.Second)
 	clock := now
-	svc, err := exporter.New(exporter.Options{
+	svc, ctx := startService(t, exporter.Options{
 		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
 		Now: func() time.Time { return clock },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown()
 	if err := svc.Cycle(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, 
 			fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
 			return exitUsage
 		}
-		q = pq
+		q = scopedQuerier(pq, env.cfg.Prometheus)
 	}
 	// A step of forecast.Evaluate's resolution keeps a long history small.
 	fs.Step = time.Hour

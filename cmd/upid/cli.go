@@ -131,7 +131,9 @@ func analyse(env *environment, demo, withForecast bool) (*snapshot, error) {
 			return nil, failuref("cannot query Prometheus at %s (--prometheus.url): %v", env.cfg.Prometheus.URL, oneLine(err))
 		}
 	}
-	snap.querier = opts.Querier
+	// The exporter scopes its own queries; the report's queries go
+	// through the same prometheus.selector.
+	snap.querier = scopedQuerier(opts.Querier, env.cfg.Prometheus)
 	svc, err := exporter.New(opts)
 	if err != nil {
 		return nil, usageErrorf("%s", strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/web"
 )
@@ -42,6 +43,16 @@ func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
 
 // promClient builds a client of any Prometheus HTTP API with Prometheus's
 // own http_config for auth and TLS.
+// scopedQuerier adds prometheus.selector to every query of q; the
+// configuration was checked when it was loaded.
+func scopedQuerier(q history.Querier, cfg config.Prometheus) history.Querier {
+	ms, err := history.ParseSelector(cfg.Selector)
+	if err != nil {
+		return q
+	}
+	return history.Scoped(q, ms)
+}
+
 func promClient(cfg config.Prometheus) (v1.API, error) {
 	if err := cfg.HTTPClient.Validate(); err != nil {
 		return nil, fmt.Errorf("prometheus.http_client: %w", err)

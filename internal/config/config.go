@@ -49,6 +49,7 @@ type Prometheus struct {
 	Timeout     model.Duration              `yaml:"timeout" min:"1s" doc:"Timeout of each query."`
 	Concurrency int                         `yaml:"concurrency" min:"1" doc:"Queries run at once; bounds the load on Prometheus."`
 	HTTPClient  promconfig.HTTPClientConfig `yaml:"http_client" doc:"Authentication and TLS for Prometheus, in Prometheus's own http_config format (bearer_token_file, basic_auth, tls_config, ...)."`
+	Selector    string                      `yaml:"selector" doc:"Label matchers added to every series selector UPID queries, for a Prometheus that holds several clusters (Thanos, Mimir, VictoriaMetrics), e.g. {cluster=\"prod\"}; empty adds none. Set exporter.cluster too, to label UPID's own metrics."`
 }
 
 // Exporter configures the analysis of upid exporter.

@@ -84,6 +84,16 @@ func TestParse(t *testing.T) {
 			file:    "log:\n  level: [\n",
 			wantErr: []string{"upid.yaml: "},
 		},
+		{
+			name: "prometheus selector",
+			file: "prometheus:\n  selector: '{cluster=\"prod\"}'\n",
+			want: func(c *Config) { c.Prometheus.Selector = `{cluster="prod"}` },
+		},
+		{
+			name:    "prometheus selector without braces",
+			file:    "prometheus:\n  selector: cluster=prod\n",
+			wantErr: []string{`upid.yaml:2: prometheus.selector: "cluster=prod" is not a label selector like {cluster="prod"}`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

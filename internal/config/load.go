@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/spelling"
 )
 
@@ -334,6 +335,9 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 			return "default"
 		}
 		errs = append(errs, cfg.Exporter.Recommend.validate("exporter.recommend", source)...)
+		if _, err := history.ParseSelector(cfg.Prometheus.Selector); err != nil {
+			errs = append(errs, &Error{Source: source("prometheus.selector"), Key: "prometheus.selector", Msg: err.Error()})
+		}
 	}
 	return errors.Join(errs...)
 }

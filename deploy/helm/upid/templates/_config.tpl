@@ -21,6 +21,7 @@ that reads it, and each Deployment's checksum covers only the files its pods rea
 {{- if $a.insecureSkipVerify }}{{ $_ := set $tls "insecure_skip_verify" true }}{{ end -}}
 {{- if $tls }}{{ $_ := set $httpClient "tls_config" $tls }}{{ end -}}
 {{- $prom := dict "url" .Values.prometheus.url "timeout" .Values.prometheus.timeout -}}
+{{- with .Values.prometheus.selector }}{{ $_ := set $prom "selector" . }}{{ end -}}
 {{- if $httpClient }}{{ $_ := set $prom "http_client" $httpClient }}{{ end -}}
 {{- $exp := dict "interval" .Values.exporter.interval "window" .Values.exporter.window "cluster" .Values.cluster -}}
 {{- with .Values.exporter.namespaceLabels }}{{ $_ := set $exp "namespace_labels" . }}{{ end -}}
