@@ -120,3 +120,27 @@ func TestScoped(t *testing.T) {
 		t.Errorf("a query that does not parse was sent, or gave no error: %v", err)
 	}
 }
+
+// FuzzSelector: any prometheus.selector either fails to parse with an
+// error, or scopes every query into one that still parses.
+func FuzzSelector(f *testing.F) {
+	for _, s := range []string{`{cluster="prod"}`, `{a=~".+",b!="x"}`, `cluster=prod`, `{__name__="up"}`, "{", `{a="\xff"}`} {
+		f.Add(s)
+	}
+	queries := Queries(Params{Window: time.Hour, Step: 5 * time.Minute, RateWindow: 5 * time.Minute})
+	f.Fuzz(func(t *testing.T, sel string) {
+		ms, err := ParseSelector(sel)
+		if err != nil || len(ms) == 0 {
+			return
+		}
+		for _, q := range queries {
+			got, err := AddMatchers(q.Expr, ms)
+			if err != nil {
+				t.Fatalf("%s: %v", q.Name, err)
+			}
+			if _, err := parser.NewParser(parser.Options{}).ParseExpr(got); err != nil {
+				t.Fatalf("%s scoped by %q does not parse: %v\n%s", q.Name, sel, err, got)
+			}
+		}
+	})
+}
