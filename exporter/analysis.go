@@ -98,8 +98,11 @@ type Recommendation struct {
 	CPURequestUpperCores    *float64 `json:"cpu_request_upper_bound_cores,omitempty"`
 	MemoryRequestLowerBytes *float64 `json:"memory_request_lower_bound_bytes,omitempty"`
 	MemoryRequestUpperBytes *float64 `json:"memory_request_upper_bound_bytes,omitempty"`
-	SavingsDollarsPerHour   float64  `json:"savings_dollars_per_hour"`
-	Reasons                 []string `json:"reasons,omitempty"`
+	// What applying it saves for all replicas (negative when the
+	// container needs more), per hour as the metric has it and per month.
+	SavingsDollarsPerHour float64  `json:"savings_dollars_per_hour"`
+	MonthlySavings        float64  `json:"monthly_savings_dollars"`
+	Reasons               []string `json:"reasons,omitempty"`
 }
 
 func recommendationOf(r recommend.Recommendation) *Recommendation {
@@ -124,6 +127,7 @@ func recommendationOf(r recommend.Recommendation) *Recommendation {
 	}
 	if !math.IsNaN(r.MonthlySavings) && !math.IsInf(r.MonthlySavings, 0) {
 		out.SavingsDollarsPerHour = r.MonthlySavings / pricing.HoursPerMonth
+		out.MonthlySavings = r.MonthlySavings
 	}
 	return out
 }

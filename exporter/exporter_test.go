@@ -252,6 +252,7 @@ func TestAgainstRealServers(t *testing.T) {
 	if !rec.Apply || rec.SavingsDollarsPerHour <= 0 || rec.CPULimitCores != nil {
 		t.Errorf("busy-api recommendation = %+v, want apply, positive savings and no CPU limit", rec)
 	}
+	near("busy-api monthly savings", rec.MonthlySavings, rec.SavingsDollarsPerHour*730, 1e-9)
 
 	// ghost: in Kubernetes, absent from Prometheus: unknown, never idle.
 	if g := got["ghost"]; g.Idle.State != "unknown" || g.IdleCostPerHr != 0 || len(g.Containers) != 0 {

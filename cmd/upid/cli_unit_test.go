@@ -165,8 +165,8 @@ func TestJudge(t *testing.T) {
 // only recommendations worth applying are written.
 func TestPatchPaths(t *testing.T) {
 	rec := func(kind, name, container string, apply bool) recommendation {
-		return recommendation{Namespace: "ns", Kind: kind, Name: name, Container: container, MonthlySavings: 1,
-			Recommendation: exporter.Recommendation{OK: true, Apply: apply, CPURequestCores: fp(0.1), CPULimitCores: fp(0.5), MemoryRequestBytes: fp(64 << 20)}}
+		return recommendation{Namespace: "ns", Kind: kind, Name: name, Container: container,
+			Recommendation: exporter.Recommendation{OK: true, Apply: apply, CPURequestCores: fp(0.1), CPULimitCores: fp(0.5), MemoryRequestBytes: fp(64 << 20), MonthlySavings: 1}}
 	}
 	var b bytes.Buffer
 	if err := writePatches(&b, []recommendation{

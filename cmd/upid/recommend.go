@@ -39,14 +39,13 @@ const (
 )
 
 // recommendation is one container's recommendation, as -o json prints it:
-// the exporter's own, with where it belongs and its savings per month.
+// the exporter's own, with where it belongs.
 type recommendation struct {
 	Namespace string `json:"namespace"`
 	Kind      string `json:"kind"`
 	Name      string `json:"workload"`
 	Container string `json:"container"`
 	exporter.Recommendation
-	MonthlySavings float64 `json:"monthly_savings_dollars"`
 }
 
 // target is the NAMESPACE/KIND/NAME argument.
@@ -91,7 +90,7 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 			}
 			out = append(out, recommendation{
 				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name,
-				Recommendation: *r, MonthlySavings: monthly(r.SavingsDollarsPerHour),
+				Recommendation: *r,
 			})
 		}
 	}
