@@ -29,7 +29,18 @@ type backtestFlags struct {
 // forecasting for UPID and its baselines. Every decision and forecast
 // reads only the past.
 func runBacktest(env *environment, f backtestFlags) int {
-	rp, err := backtest.NewReplay(backtest.DefaultOptions())
+	// UPID replays with the cluster policy of the configuration
+	// (exporter.recommend), so a change can be tried on history before it
+	// is rolled out; its overrides and the upid.io/ annotations are not
+	// applied.
+	opts := backtest.DefaultOptions()
+	p, err := env.cfg.Exporter.Recommend.Policy()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "upid backtest: exporter.recommend: %v\n", err)
+		return exitUsage
+	}
+	opts.Policy, opts.ChangeThreshold = p, p.ChangeThreshold
+	rp, err := backtest.NewReplay(opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
 		return exitFailure

@@ -235,3 +235,53 @@ func TestBacktestDemo(t *testing.T) {
 		t.Errorf("forecasting %+v, want cpu and memory", out.Forecasting)
 	}
 }
+
+// TestBacktestUsesConfiguredPolicy: UPID replays with exporter.recommend,
+// so a policy can be tried on history before it is rolled out.
+func TestBacktestUsesConfiguredPolicy(t *testing.T) {
+	traces := backtestData(t)
+	upidCPUSlack := func(args ...string) float64 {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"backtest", "--data", traces, "-o", "json"}, args...), &stdout, &stderr); code != exitOK {
+			t.Fatalf("backtest %v: %d\n%s", args, code, stderr.String())
+		}
+		var out struct{ Rightsizing backtest.Report }
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range out.Rightsizing.Groups {
+			for _, s := range g.Scores {
+				if g.Source == "borg" && s.Recommender == backtest.NameUPID {
+					return s.CPUSlack
+				}
+			}
+		}
+		t.Fatal("no UPID score on the Borg traces")
+		return 0
+	}
+	loaded, err := backtest.LoadDir(traces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(percentile float64) float64 {
+		opts := backtest.DefaultOptions()
+		opts.Policy.CPUPercentile = percentile
+		rep, err := backtest.Run(loaded, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range rep.Groups {
+			for _, s := range g.Scores {
+				if g.Source == "borg" && s.Recommender == backtest.NameUPID {
+					return s.CPUSlack
+				}
+			}
+		}
+		return math.NaN()
+	}
+	def, p95 := upidCPUSlack(), upidCPUSlack("--exporter.recommend.cpu-percentile=0.95")
+	if def != want(0.9) || p95 != want(0.95) || p95 <= def {
+		t.Errorf("UPID CPU slack %v by default and %v at p0.95, want %v and %v (more at p0.95)", def, p95, want(0.9), want(0.95))
+	}
+}
