@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +179,11 @@ func TestBacktestFromPrometheus(t *testing.T) {
 				t.Errorf("%s %s: %d samples over the memory request, want %d", tr.Name, s.Recommender, *s.MemoryOverRequest, *ws.MemoryOverRequest)
 			}
 		}
+	}
+	// One namespace per trace here: each namespace's pool is its trace.
+	if ns := got.Rightsizing.Namespaces; len(ns) != 2 || ns[0].Namespace != "shop" || ns[1].Namespace != "zoo" ||
+		ns[0].Traces != 1 || !reflect.DeepEqual(ns[0].Scores, got.Rightsizing.Traces[0].Scores) {
+		t.Errorf("namespaces %+v, want shop and zoo pooling their one trace each", ns)
 	}
 	var resources []string
 	for _, f := range got.Forecasting {

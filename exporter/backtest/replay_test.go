@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -391,4 +392,29 @@ func FuzzReplayFromWindows(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestTableListsFewTraces: the table lists traces one by one only up to
+// MaxTableTraces; JSON always has them all.
+func TestTableListsFewTraces(t *testing.T) {
+	for _, n := range []int{2, MaxTableTraces + 1} {
+		traces := make([]Trace, n)
+		for i := range traces {
+			traces[i] = synthetic(2)
+			traces[i].Name = fmt.Sprintf("t%03d", i)
+		}
+		rep, err := Run(traces, DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		rep.WriteTable(&b)
+		listed := strings.Contains(b.String(), "t001")
+		if listed != (n <= MaxTableTraces) || len(rep.Traces) != n || len(rep.Namespaces) != 0 {
+			t.Errorf("%d traces: listed %v, %d in the report, %d namespaces", n, listed, len(rep.Traces), len(rep.Namespaces))
+		}
+		if n > MaxTableTraces && !strings.Contains(b.String(), fmt.Sprintf("(%d traces: -o json lists each)", n)) {
+			t.Errorf("%d traces: no note of the omission:\n%s", n, b.String())
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,16 +18,23 @@ type Report struct {
 	Cadence         string  `json:"cadence"`
 	ChangeThreshold float64 `json:"change_threshold"`
 	// Groups sum the traces of each source ("borg", "azure").
-	Groups []Group       `json:"groups"`
-	Traces []TraceResult `json:"traces"`
+	Groups []Group `json:"groups"`
+	// Namespaces sum the traces read from Prometheus by namespace.
+	Namespaces []Group       `json:"namespaces,omitempty"`
+	Traces     []TraceResult `json:"traces"`
 }
 
-// Group is the pooled score of one source's traces.
+// Group is the pooled score of one source's traces, or of one namespace's.
 type Group struct {
-	Source string  `json:"source"`
-	Traces int     `json:"traces"`
-	Scores []Score `json:"scores"`
+	Source    string  `json:"source"`
+	Namespace string  `json:"namespace,omitempty"`
+	Traces    int     `json:"traces"`
+	Scores    []Score `json:"scores"`
 }
+
+// MaxTableTraces bounds the traces WriteTable lists one by one; a cluster
+// has thousands of containers, and the JSON report has them all.
+const MaxTableTraces = 50
 
 // TraceResult is the score of each recommender on one trace.
 type TraceResult struct {
@@ -154,36 +162,55 @@ func (a *scoreAcc) score(name string) Score {
 
 func buildReport(results []TraceResult, opts Options) *Report {
 	r := &Report{Cadence: opts.Cadence.String(), ChangeThreshold: opts.ChangeThreshold, Traces: results}
-	var sources []string
-	for _, tr := range results {
-		if !slices.Contains(sources, tr.Source) {
-			sources = append(sources, tr.Source)
-		}
-	}
-	slices.Sort(sources)
-	for _, src := range sources {
-		g := Group{Source: src}
-		var accs []scoreAcc
-		var names []string
-		for _, res := range results {
-			if res.Source != src {
-				continue
-			}
-			g.Traces++
-			for j, a := range res.acc {
-				if j >= len(accs) {
-					accs = append(accs, scoreAcc{})
-					names = append(names, res.Scores[j].Recommender)
-				}
-				accs[j].merge(a)
-			}
-		}
-		for j := range accs {
-			g.Scores = append(g.Scores, accs[j].score(names[j]))
-		}
-		r.Groups = append(r.Groups, g)
-	}
+	r.Groups = pool(results, func(tr TraceResult) (Group, bool) { return Group{Source: tr.Source}, true })
+	r.Namespaces = pool(results, func(tr TraceResult) (Group, bool) {
+		ns, _, found := strings.Cut(tr.Name, "/")
+		return Group{Source: tr.Source, Namespace: ns}, found && tr.Source == SourcePrometheus
+	})
 	return r
+}
+
+// pool sums the results of the traces that key puts in the same group,
+// in the groups' order.
+func pool(results []TraceResult, key func(TraceResult) (Group, bool)) []Group {
+	type acc struct {
+		g     Group
+		accs  []scoreAcc
+		names []string
+	}
+	byKey := map[[2]string]*acc{}
+	var keys [][2]string
+	for _, res := range results {
+		g, ok := key(res)
+		if !ok {
+			continue
+		}
+		k := [2]string{g.Source, g.Namespace}
+		a := byKey[k]
+		if a == nil {
+			a = &acc{g: g}
+			byKey[k] = a
+			keys = append(keys, k)
+		}
+		a.g.Traces++
+		for j, x := range res.acc {
+			if j >= len(a.accs) {
+				a.accs = append(a.accs, scoreAcc{})
+				a.names = append(a.names, res.Scores[j].Recommender)
+			}
+			a.accs[j].merge(x)
+		}
+	}
+	slices.SortFunc(keys, func(x, y [2]string) int { return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1])) })
+	var out []Group
+	for _, k := range keys {
+		a := byKey[k]
+		for j := range a.accs {
+			a.g.Scores = append(a.g.Scores, a.accs[j].score(a.names[j]))
+		}
+		out = append(out, a.g)
+	}
+	return out
 }
 
 func fmtPtr[T int | float64](p *T, format string) string {
@@ -194,7 +221,8 @@ func fmtPtr[T int | float64](p *T, format string) string {
 }
 
 // WriteTable writes the report as aligned text: the pooled scores per
-// source, then per trace.
+// source, per namespace (from Prometheus), then per trace when there are
+// at most MaxTableTraces.
 func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "rightsizing replay: decisions every %s, change threshold %.0f%%\n\n", r.Cadence, r.ChangeThreshold*100)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -212,7 +240,22 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	if len(r.Namespaces) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, strings.Replace(header, "trace", "namespace", 1))
+		for _, g := range r.Namespaces {
+			for _, s := range g.Scores {
+				row(g.Source, fmt.Sprintf("%s (%d)", g.Namespace, g.Traces), s)
+			}
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
+	if len(r.Traces) > MaxTableTraces {
+		fmt.Fprintf(w, "(%d traces: -o json lists each)\n", len(r.Traces))
+		return
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, header)
 	for _, t := range r.Traces {
