@@ -163,8 +163,9 @@ type NamespaceResult struct {
 }
 
 // recommend sizes one container from the recommender's state.
-func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
+func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, hpa []inventory.HPAResource, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
 	current := recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim}
+	hpaCPU, hpaMemory := inventory.Scales(hpa, "cpu", c), inventory.Scales(hpa, "memory", c)
 	if inputs, ok := h.ContainerInputs[c]; ok {
 		// The state keeps exporter.window; a shorter policy window reads
 		// only its last days (the CPU histogram decays instead).
@@ -175,12 +176,13 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 			in.OOMMemory = cur.MemoryLim
 		}
 		in.Current, in.Replicas, in.Prices = current, replicas, prices
+		in.HPACPU, in.HPAMemory = hpaCPU, hpaMemory
 		return recommend.Recommend(in, p)
 	}
 	// Without a state (a namespace still being backfilled, or a container
 	// Prometheus has no samples of) there is nothing to size from; the
 	// recommendation says so, with the workload's coverage for its reason.
-	in := recommend.Inputs{Window: p.Window, Current: current, Replicas: replicas, Prices: prices, MemoryPeak: math.NaN()}
+	in := recommend.Inputs{Window: p.Window, Current: current, Replicas: replicas, Prices: prices, MemoryPeak: math.NaN(), HPACPU: hpaCPU, HPAMemory: hpaMemory}
 	if h.Coverage != nil {
 		in.Coverage = *h.Coverage
 	}
@@ -439,7 +441,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			// Only containers of the current template get a recommendation:
 			// one for a container that no longer exists applies to nothing.
 			if cur, ok := current[c]; ok {
-				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, r.Replicas, prices, policy))
+				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, w.HPAUtilization, r.Replicas, prices, policy))
 			}
 			r.Containers = append(r.Containers, cr)
 			if u := cr.CPUCores; u != nil && u.P95 != nil {

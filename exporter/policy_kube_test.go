@@ -5,12 +5,15 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -170,6 +173,48 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	}
 	if n := strings.Count(out, "recommendation window clamped"); n != 1 {
 		t.Errorf("want one clamp warning, got %d in:\n%s", n, out)
+	}
+
+	// An HPA on busy-api's CPU utilization: its CPU request stays (a new
+	// one would move the HPA's target), its memory is still sized. idle-api's
+	// HPA targets an absolute CPU value, which requests do not move.
+	seventy := int32(70)
+	for name, target := range map[string]autoscalingv2.MetricTarget{
+		"busy-api": {Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &seventy},
+		"idle-api": {Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewMilliQuantity(100, resource.DecimalSI)},
+	} {
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name}, MaxReplicas: 5,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{Name: "cpu", Target: target}}},
+		}}
+		if _, err := c.AutoscalingV2().HorizontalPodAutoscalers("shop").Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if err := svc.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var rec *exporter.Recommendation
+		for _, w := range svc.Last().Workloads {
+			if w.Name == "busy-api" && len(w.Containers) > 0 {
+				rec = w.Containers[0].Recommendation
+			}
+		}
+		if rec != nil && slices.Contains(rec.Reasons, "hpa_cpu_utilization") {
+			if rec.CPURequestCores != nil || rec.MemoryRequestBytes == nil {
+				t.Errorf("busy-api under a CPU-utilization HPA: %+v, want memory only", rec)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the HPA never reached busy-api's recommendation: %+v", rec)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := metric(t, reg, "upid_container_recommended_cpu_request_cores", "idle-api"); got != 0.4 {
+		t.Errorf("idle-api CPU %v under an absolute-value HPA, want its 400m as before", got)
 	}
 	promtoolCheck(t, reg)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,14 +226,16 @@ func TestRecommendOutputs(t *testing.T) {
 				t.Errorf("%d patches, want one per workload worth rightsizing", n)
 			}
 		}},
-		{name: "commands", args: []string{"recommend", "--demo", "-o", "commands"}, golden: "recommend-commands", stdout: []string{"kubectl set resources deployment/checkout -n shop -c checkout --requests=cpu="}},
+		{name: "commands", args: []string{"recommend", "--demo", "-o", "commands"}, golden: "recommend-commands", stdout: []string{"kubectl set resources deployment/email-worker -n shop -c worker --requests=cpu="}},
 		{name: "one workload", args: []string{"recommend", "--demo", "shop/deploy/checkout", "-o", "json"}, golden: "recommend-checkout", check: func(t *testing.T, out []byte) {
 			var recs []recommendation
 			if err := json.Unmarshal(out, &recs); err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != 1 || recs[0].Name != "checkout" || recs[0].Container != "checkout" || !recs[0].OK {
-				t.Errorf("got %+v, want checkout's one container", recs)
+			// checkout's HPA scales on CPU utilization: its CPU request stays.
+			if len(recs) != 1 || recs[0].Name != "checkout" || recs[0].Container != "checkout" || !recs[0].OK ||
+				recs[0].CPURequestCores != nil || recs[0].MemoryRequestBytes == nil || !slices.Contains(recs[0].Reasons, "hpa_cpu_utilization") {
+				t.Errorf("got %+v, want checkout's one container, sized on memory only", recs)
 			}
 		}},
 		{name: "kind/name with -n", args: []string{"recommend", "--demo", "-n", "analytics", "cronjob/usage-rollup"}, stdout: []string{"usage-rollup", "rollup"}},
@@ -297,7 +300,7 @@ func TestCheckGolden(t *testing.T) {
 	manifest := filepath.Join("testdata", "check-shop.yaml")
 	for _, tc := range []cliCase{
 		{name: "over --max-waste", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100"}, code: exitOverThreshold, golden: "check",
-			stdout: []string{"shop/Deployment/checkout", "over --max-waste $100.00", "Skipped testdata/check-shop.yaml:15: Service checkout", "not in the cluster"}},
+			stdout: []string{"shop/Deployment/email-worker", "over --max-waste $100.00", "Skipped testdata/check-shop.yaml:15: Service checkout", "not in the cluster"}},
 		{name: "within both thresholds", args: []string{"check", "--demo", "-f", manifest, "--max-waste", "100000", "--max-waste-percent", "99"}, code: exitOK, stdout: []string{"within --max-waste $100,000.00, --max-waste-percent 99%"}},
 		{name: "over --max-waste-percent", args: []string{"check", "--demo", "-f", manifest, "--max-waste-percent", "10"}, code: exitOverThreshold, stdout: []string{"over --max-waste-percent 10%"}},
 		{name: "no threshold", args: []string{"check", "--demo", "-f", manifest}, code: exitOK, stdout: []string{"no threshold set"}},
@@ -325,8 +328,8 @@ func TestCheckFormats(t *testing.T) {
 				t.Errorf("got over=%v, %d rows, %d skipped; want over, 4 containers, 1 Service", r.OverThreshold, len(r.Rows), len(r.Skipped))
 			}
 			for _, row := range r.Rows {
-				if row.Name == "checkout" && (row.MonthlyWaste <= 0 || row.Replicas != 3) {
-					t.Errorf("checkout = %+v, want waste at the manifest's 3 replicas", row)
+				if row.Name == "email-worker" && (row.MonthlyWaste <= 0 || row.Replicas != 3) {
+					t.Errorf("email-worker = %+v, want waste at the manifest's 3 replicas", row)
 				}
 				if row.Name == "orders-db" && !row.UnderProvisions {
 					t.Errorf("orders-db requests 250m CPU, below the recommendation; want it flagged: %+v", row)

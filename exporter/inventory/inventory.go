@@ -62,8 +62,10 @@ type Workload struct {
 	// MetricsPaths are the prometheus.io/path annotations of the pod
 	// template: scrapes of these paths are health traffic, not use.
 	MetricsPaths []string
-	// HPA is the name of a HorizontalPodAutoscaler targeting the workload.
-	HPA string
+	// HPA is the name of a HorizontalPodAutoscaler targeting the workload,
+	// and HPAUtilization the resources it scales on by utilization.
+	HPA            string
+	HPAUtilization []HPAResource
 	// Annotations holds only the upid.io/ annotations, of the workload
 	// object and of its pod template; the object's win, since it is where
 	// kubectl annotate puts them and it does not roll the pods.
@@ -80,6 +82,24 @@ type Workload struct {
 type NodeRequests struct {
 	Node              string
 	CPU, Memory, GPUs float64
+}
+
+// HPAResource is a resource ("cpu", "memory") a HorizontalPodAutoscaler
+// scales on by utilization, of one container or (Container empty) of the
+// whole pod.
+type HPAResource struct {
+	Resource, Container string
+}
+
+// Scales reports whether the HPA's utilization targets include resource
+// of container c.
+func Scales(hpa []HPAResource, resource, c string) bool {
+	for _, h := range hpa {
+		if h.Resource == resource && (h.Container == "" || h.Container == c) {
+			return true
+		}
+	}
+	return false
 }
 
 // Container is a container of the pod template, with its resources in base
@@ -269,7 +289,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 
 	err = each(inv.hpas, func(h *leanHPA) {
 		if w, ok := byID[ID{h.namespace, h.targetKind, h.targetName}]; ok {
-			w.HPA = h.name
+			w.HPA, w.HPAUtilization = h.name, h.utilization
 		}
 	})
 	if err != nil {

@@ -175,8 +175,9 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	web := got[ID{"shop", KindDeployment, "web"}]
-	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" {
-		t.Errorf("web: replicas %d pods %d hpa %q, want 3, 2, web-hpa", web.Replicas, web.Pods, web.HPA)
+	// An HPA without metrics scales on CPU utilization, the API's default.
+	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" || !reflect.DeepEqual(web.HPAUtilization, []HPAResource{{Resource: "cpu"}}) {
+		t.Errorf("web: replicas %d pods %d hpa %q on %v, want 3, 2, web-hpa on CPU", web.Replicas, web.Pods, web.HPA, web.HPAUtilization)
 	}
 	// Only the running pod requests anything: the app's 250m and 256Mi (the
 	// native sidecar and the init container request nothing here).
@@ -354,5 +355,33 @@ func TestRequestsOf(t *testing.T) {
 func TestLeanPodSize(t *testing.T) {
 	if got := unsafe.Sizeof(leanPod{}); got > 112 {
 		t.Errorf("leanPod is %d bytes, over the 112-byte size class", got)
+	}
+}
+
+func TestHPAUtilization(t *testing.T) {
+	util := func(p int32) autoscalingv2.MetricTarget {
+		return autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &p}
+	}
+	avg := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewMilliQuantity(100, resource.DecimalSI)}
+	metrics := []autoscalingv2.MetricSpec{
+		{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceMemory, Target: util(80)}},
+		// An absolute target does not move with the requests.
+		{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU, Target: avg}},
+		{Type: autoscalingv2.ContainerResourceMetricSourceType, ContainerResource: &autoscalingv2.ContainerResourceMetricSource{Name: corev1.ResourceCPU, Container: "app", Target: util(70)}},
+		{Type: autoscalingv2.PodsMetricSourceType},
+		{Type: autoscalingv2.ResourceMetricSourceType}, // malformed: no source
+	}
+	got := hpaUtilization(metrics)
+	want := []HPAResource{{Resource: "memory"}, {Resource: "cpu", Container: "app"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("hpaUtilization = %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		resource, container string
+		want                bool
+	}{{"cpu", "app", true}, {"cpu", "sidecar", false}, {"memory", "sidecar", true}, {"gpu", "app", false}} {
+		if Scales(got, c.resource, c.container) != c.want {
+			t.Errorf("Scales(%s, %s) = %v", c.resource, c.container, !c.want)
+		}
 	}
 }

@@ -134,10 +134,12 @@ type leanService struct {
 	selector []string
 }
 
-// leanHPA is the target of a HorizontalPodAutoscaler.
+// leanHPA is the target of a HorizontalPodAutoscaler and the resources it
+// scales on by utilization.
 type leanHPA struct {
 	objMeta
 	targetKind, targetName string
+	utilization            []HPAResource
 }
 
 func (p *leanPod) DeepCopyObject() runtime.Object      { c := *p; return &c }

@@ -48,7 +48,8 @@ func transform(opts Options) cache.TransformFunc {
 		case *batchv1.CronJob:
 			return workloadOf(&o.ObjectMeta, replicas(o.Spec.JobTemplate.Spec.Parallelism), &o.Spec.JobTemplate.Spec.Template, ""), nil
 		case *autoscalingv2.HorizontalPodAutoscaler:
-			return &leanHPA{objMeta: newMeta(&o.ObjectMeta), targetKind: intern(o.Spec.ScaleTargetRef.Kind), targetName: o.Spec.ScaleTargetRef.Name}, nil
+			return &leanHPA{objMeta: newMeta(&o.ObjectMeta), targetKind: intern(o.Spec.ScaleTargetRef.Kind), targetName: o.Spec.ScaleTargetRef.Name,
+				utilization: hpaUtilization(o.Spec.Metrics)}, nil
 		case *corev1.Service:
 			// Only the selector: it ties per-Service traffic to workloads.
 			s := &leanService{objMeta: newMeta(&o.ObjectMeta)}
@@ -233,6 +234,25 @@ func probes(c corev1.Container) []Probe {
 			pr.Handler = "exec"
 		}
 		out = append(out, pr)
+	}
+	return out
+}
+
+// hpaUtilization lists the resources an HPA scales on by utilization, the
+// targets that depend on the pods' requests. An HPA without metrics scales
+// on CPU utilization (the API's default, 80 %).
+func hpaUtilization(metrics []autoscalingv2.MetricSpec) []HPAResource {
+	if len(metrics) == 0 {
+		return []HPAResource{{Resource: "cpu"}}
+	}
+	var out []HPAResource
+	for _, m := range metrics {
+		switch {
+		case m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Target.Type == autoscalingv2.UtilizationMetricType:
+			out = append(out, HPAResource{Resource: intern(string(m.Resource.Name))})
+		case m.Type == autoscalingv2.ContainerResourceMetricSourceType && m.ContainerResource != nil && m.ContainerResource.Target.Type == autoscalingv2.UtilizationMetricType:
+			out = append(out, HPAResource{Resource: intern(string(m.ContainerResource.Name)), Container: intern(m.ContainerResource.Container)})
+		}
 	}
 	return out
 }

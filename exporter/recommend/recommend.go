@@ -103,6 +103,12 @@ type Inputs struct {
 	// ThrottledRatio is throttled CFS periods / periods over the window;
 	// 0 or NaN when there is no limit or it is unknown.
 	ThrottledRatio float64
+	// HPACPU and HPAMemory: a HorizontalPodAutoscaler scales the workload
+	// on this container's utilization of the resource. Utilization is use
+	// over the request, so a new request would move the HPA's target (a
+	// halved request doubles the replicas it asks for): that request
+	// stays, with no figure, as the VPA's own docs advise.
+	HPACPU, HPAMemory bool
 
 	Current  Resources
 	Replicas float64 // for the dollar figure; <= 0 counts as 1
@@ -155,11 +161,13 @@ const (
 	ReasonLowConfidence  = "low_confidence" // not enough covered history
 	ReasonNoCPUData      = "no_cpu_data"
 	ReasonNoMemoryData   = "no_memory_data"
-	ReasonShortHistory   = "short_history"   // confidence < 1: margins widened
-	ReasonOOMBump        = "oom_bump"        // memory raised after OOM kills
-	ReasonCPUThrottled   = "cpu_throttled"   // CPU raised for throttled usage
-	ReasonMinimum        = "minimum"         // a floor applied
-	ReasonBelowThreshold = "below_threshold" // nothing moves enough to apply
+	ReasonShortHistory   = "short_history"          // confidence < 1: margins widened
+	ReasonOOMBump        = "oom_bump"               // memory raised after OOM kills
+	ReasonCPUThrottled   = "cpu_throttled"          // CPU raised for throttled usage
+	ReasonMinimum        = "minimum"                // a floor applied
+	ReasonBelowThreshold = "below_threshold"        // nothing moves enough to apply
+	ReasonHPACPU         = "hpa_cpu_utilization"    // an HPA scales on CPU utilization: CPU stays
+	ReasonHPAMemory      = "hpa_memory_utilization" // an HPA scales on memory utilization: memory stays
 )
 
 // Recommend computes the recommendation for one container. It is a pure
@@ -183,12 +191,18 @@ func Recommend(in Inputs, p Policy) Recommendation {
 		cpuQ = in.CPU.Quantile(p.CPUPercentile)
 	}
 	peak := in.MemoryPeak
-	cpuOK := cpuQ >= 0 && !math.IsInf(cpuQ, 0)
-	memOK := peak > 0 && !math.IsInf(peak, 0)
-	if !cpuOK {
+	cpuOK := cpuQ >= 0 && !math.IsInf(cpuQ, 0) && !in.HPACPU
+	memOK := peak > 0 && !math.IsInf(peak, 0) && !in.HPAMemory
+	switch {
+	case in.HPACPU:
+		r.Reasons = append(r.Reasons, ReasonHPACPU)
+	case !cpuOK:
 		r.Reasons = append(r.Reasons, ReasonNoCPUData)
 	}
-	if !memOK {
+	switch {
+	case in.HPAMemory:
+		r.Reasons = append(r.Reasons, ReasonHPAMemory)
+	case !memOK:
 		r.Reasons = append(r.Reasons, ReasonNoMemoryData)
 	}
 	if !cpuOK && !memOK {

@@ -105,6 +105,14 @@ func TestRecommend(t *testing.T) {
 		name: "no data", in: func(in *Inputs) { in.MemoryPeak, in.CPU = 0, nil },
 		conf: 1, reasons: []string{ReasonNoCPUData, ReasonNoMemoryData},
 	}, {
+		// An HPA on CPU utilization: CPU has no figure (its request stays),
+		// memory is sized as ever.
+		name: "HPA on CPU utilization", in: func(in *Inputs) { in.HPACPU = true },
+		ok: true, conf: 1, mem: mem1127, apply: true, memChanged: true, reasons: []string{ReasonHPACPU},
+	}, {
+		name: "HPA on both", in: func(in *Inputs) { in.HPACPU, in.HPAMemory = true, true },
+		conf: 1, reasons: []string{ReasonHPACPU, ReasonHPAMemory},
+	}, {
 		// A broken policy falls back to defaults.
 		name: "bad policy", policy: func(p *Policy) { p.CPUPercentile, p.MemoryMargin, p.Window = math.NaN(), -1, 0 },
 		ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
