@@ -47,6 +47,7 @@ func runBacktest(env *environment, f backtestFlags) int {
 	}
 	var fs backtest.ForecastSet
 	var traces int
+	var load *history.WindowStats // what reading Prometheus cost it
 	if f.data != "" {
 		all, err := backtest.LoadDir(f.data)
 		if err != nil {
@@ -63,8 +64,11 @@ func runBacktest(env *environment, f backtestFlags) int {
 		}
 		_ = fs.Add(all) // the 5-minute grid: nothing to resample
 		traces = len(all)
-	} else if code := backtestPrometheus(env, f, rp, &fs, &traces); code != exitOK {
-		return code
+	} else {
+		load = &history.WindowStats{}
+		if code := backtestPrometheus(env, f, rp, &fs, &traces, load); code != exitOK {
+			return code
+		}
 	}
 	rs := rp.Report()
 
@@ -85,9 +89,10 @@ func runBacktest(env *environment, f backtestFlags) int {
 	switch f.output {
 	case "json":
 		out := struct {
-			Rightsizing *backtest.Report `json:"rightsizing"`
-			Forecasting []forecasting    `json:"forecasting"`
-		}{rs, fr}
+			PrometheusLoad *history.WindowStats `json:"prometheus_load,omitempty"`
+			Rightsizing    *backtest.Report     `json:"rightsizing"`
+			Forecasting    []forecasting        `json:"forecasting"`
+		}{load, rs, fr}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -95,6 +100,9 @@ func runBacktest(env *environment, f backtestFlags) int {
 			return exitFailure
 		}
 	default:
+		if load != nil {
+			fmt.Fprintf(env.stdout, "# Read from Prometheus: %d queries answered with %d series and %d points\n\n", load.Queries, load.Series, load.Points)
+		}
 		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", traces)
 		rs.WriteTable(env.stdout)
 		for _, f := range fr {
@@ -111,7 +119,7 @@ func runBacktest(env *environment, f backtestFlags) int {
 // backtestPrometheus replays the containers in Prometheus batch by batch:
 // each batch of namespaces is read, replayed and kept only as scores and
 // hourly forecast series.
-func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int) int {
+func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int, load *history.WindowStats) int {
 	o := backtest.PrometheusOptions{
 		History:         f.history,
 		Namespaces:      f.namespaces,
@@ -164,7 +172,7 @@ func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, 
 			model.Duration(f.history), source)
 		return exitFailure
 	}
-	env.log.Slog.Info("backtest read Prometheus", "queries", st.Queries, "series", st.Series, "points", st.Points, "traces", *traces)
+	*load = st
 	return exitOK
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/upid-dev/upid/exporter/backtest"
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/series"
 	"github.com/upid-dev/upid/internal/testenv"
 )
@@ -134,14 +135,15 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
-	history := end.Sub(a.Samples[0].Time)
+	span := end.Sub(a.Samples[0].Time)
 	backtestJSON := func(extra ...string) (report struct {
-		Rightsizing backtest.Report
-		Forecasting []struct{ Source, Resource string }
+		PrometheusLoad history.WindowStats `json:"prometheus_load"`
+		Rightsizing    backtest.Report
+		Forecasting    []struct{ Source, Resource string }
 	}) {
 		t.Helper()
 		args := append([]string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339),
-			"--history", history.String(), "--batch-containers=1", "-o", "json"}, extra...)
+			"--history", span.String(), "--batch-containers=1", "-o", "json"}, extra...)
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != exitOK {
 			t.Fatalf("upid %s: %d\n%s", strings.Join(args, " "), code, stderr.String())
@@ -155,6 +157,13 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	got := backtestJSON()
 	if len(got.Rightsizing.Traces) != 2 {
 		t.Fatalf("%d traces from Prometheus, want 2", len(got.Rightsizing.Traces))
+	}
+	// One query lists the namespaces; then each batch (one container each
+	// here) reads each day of history with every replay query.
+	ranges := history.PlanWindows(time.Time{}, end.Add(history.Settle), span, 24*time.Hour)
+	perRange := len(history.ReplayQueries([]string{"shop"}, ranges[0]))
+	if l := got.PrometheusLoad; l.Queries != 1+2*len(ranges)*perRange || l.Series == 0 || l.Points == 0 {
+		t.Errorf("load %+v, want %d queries (%d days × %d queries × 2 batches, and the listing)", l, 1+2*len(ranges)*perRange, len(ranges), perRange)
 	}
 	for i, tr := range got.Rightsizing.Traces {
 		w := want.Traces[i]

@@ -159,7 +159,9 @@ func WindowQueries(namespaces []string, r Range) []Query {
 // WindowStats is the load a fetch put on Prometheus, as the answers show
 // it: series and points returned.
 type WindowStats struct {
-	Queries, Series, Points int
+	Queries int `json:"queries"`
+	Series  int `json:"series"`
+	Points  int `json:"points"`
 }
 
 // FetchWindows runs WindowQueries for range r, one query after the other,
