@@ -19,7 +19,7 @@ import (
 // gridTrace is the Borg excerpt as Prometheus would hold it: only the
 // windows on the 5-minute grid (Prometheus's windows always are), its mean
 // CPU as the CPU peak too (a window has only its rate), and a start after
-// every gap (as TracesFromWindows marks them).
+// every gap (as ReadPrometheus marks them).
 func gridTrace(t *testing.T, name string) backtest.Trace {
 	t.Helper()
 	tr, err := backtest.ReadBorgFile(filepath.Join("..", "..", "exporter", "backtest", "testdata", "borg_113_81.csv"))

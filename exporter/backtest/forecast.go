@@ -35,19 +35,12 @@ const (
 	azurePercent   = 100 // Azure CPU is a percent of the VM
 )
 
-// ForecastSeries groups the traces' usage by source, resource and train
-// days (longest first), the series in the order of the traces: CPU for
-// every trace, memory for traces that have it, on the 5-minute grid.
-func ForecastSeries(traces []Trace) []ForecastGroup {
-	var fs ForecastSet
-	_ = fs.Add(traces) // without a Step nothing is resampled, so nothing fails
-	return fs.Groups()
-}
-
-// ForecastSet collects ForecastSeries batch by batch, each series
-// resampled to Step (zero keeps the 5-minute grid) as it comes in, so that
-// a long history is held at forecast.Evaluate's hourly resolution rather
-// than as raw windows.
+// ForecastSet groups the traces' usage for forecast.Evaluate by source,
+// resource and train days: CPU for every trace, memory for traces that
+// have it, as series on the 5-minute grid from each trace's first sample.
+// It takes the traces batch by batch, each series resampled to Step (zero
+// keeps the 5-minute grid) as it comes in, so that a long history is held
+// at Evaluate's hourly resolution rather than as raw windows.
 type ForecastSet struct {
 	Step   time.Duration
 	groups []ForecastGroup

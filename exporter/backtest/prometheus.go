@@ -119,21 +119,12 @@ func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions
 	return counts, nil
 }
 
-// TracesFromWindows turns windows into traces, sorted by name. Windows
-// without CPU or memory are gaps; the window after a gap, and one in which
-// a container started, mark a start (the recommenders leave start-up out).
-// A window has only its mean CPU, so CPUMax is that mean; a missing mean
-// working set falls back on the peak. Requests not in Prometheus are 0:
-// unknown.
-func TracesFromWindows(windows map[history.ContainerKey][]history.ReplayWindow) []Trace {
-	var b traceBuilder
-	for k, ws := range windows {
-		b.add(k, ws)
-	}
-	return b.traces()
-}
-
 // traceBuilder appends windows, oldest first, to their container's trace.
+// Windows without CPU or memory are gaps; the window after a gap, and one
+// in which a container started, mark a start (the recommenders leave
+// start-up out). A window has only its mean CPU, so CPUMax is that mean; a
+// missing mean working set falls back on the peak. Requests not in
+// Prometheus are 0: unknown.
 type traceBuilder struct {
 	byKey map[history.ContainerKey]*Trace
 }

@@ -244,6 +244,21 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
+func forecastGroups(traces []Trace) []ForecastGroup {
+	var fs ForecastSet
+	_ = fs.Add(traces) // no Step: nothing to resample
+	return fs.Groups()
+}
+
+// tracesOf builds the traces of windows as ReadPrometheus does.
+func tracesOf(windows map[history.ContainerKey][]history.ReplayWindow) []Trace {
+	var b traceBuilder
+	for k, ws := range windows {
+		b.add(k, ws)
+	}
+	return b.traces()
+}
+
 // TestForecastSeries: each trace becomes one series per resource on the
 // 5-minute grid, with gaps as NaN, grouped by source and resource.
 func TestForecastSeries(t *testing.T) {
@@ -265,7 +280,7 @@ func TestForecastSeries(t *testing.T) {
 	for i := range vm.Samples {
 		vm.Samples[i].Memory = math.NaN()
 	}
-	groups := ForecastSeries([]Trace{long, short, vm})
+	groups := forecastGroups([]Trace{long, short, vm})
 	type key struct {
 		src, res  string
 		max       float64
@@ -299,12 +314,12 @@ func TestForecastSeries(t *testing.T) {
 	// Traces of different sizes share no cap.
 	big := vm
 	big.Name, big.CoresPerUnit = "azure/big", 0.08
-	if g := ForecastSeries([]Trace{vm, big}); len(g) != 1 || g[0].Max != 0 {
+	if g := forecastGroups([]Trace{vm, big}); len(g) != 1 || g[0].Max != 0 {
 		t.Errorf("mixed VM sizes capped at %v", g[0].Max)
 	}
 }
 
-func TestTracesFromWindows(t *testing.T) {
+func TestTraceBuilder(t *testing.T) {
 	nan := math.NaN()
 	end := origin.Add(history.WindowStep)
 	w := func(i int, cpu, peak, mean, cpuReq float64, start bool) history.ReplayWindow {
@@ -316,7 +331,7 @@ func TestTracesFromWindows(t *testing.T) {
 	key := func(ns string) history.ContainerKey {
 		return history.ContainerKey{Key: history.Key{Namespace: ns, Kind: "Deployment", Workload: "api"}, Container: "app"}
 	}
-	got := TracesFromWindows(map[history.ContainerKey][]history.ReplayWindow{
+	got := tracesOf(map[history.ContainerKey][]history.ReplayWindow{
 		key("b"): {
 			w(0, 0.5, 100, 80, 1, false),
 			w(1, nan, 100, 80, 1, false), // no CPU: a gap
@@ -377,7 +392,7 @@ func FuzzReplayFromWindows(f *testing.F) {
 				MemoryMean: mean * scale, CPURequest: cpuReq, MemoryRequest: memReq,
 			})
 		}
-		traces := TracesFromWindows(map[history.ContainerKey][]history.ReplayWindow{{Key: history.Key{Namespace: "ns", Kind: "Deployment", Workload: "w"}, Container: "c"}: ws})
+		traces := tracesOf(map[history.ContainerKey][]history.ReplayWindow{{Key: history.Key{Namespace: "ns", Kind: "Deployment", Workload: "w"}, Container: "c"}: ws})
 		for _, tr := range traces {
 			if err := checkTrace(tr); err != nil {
 				t.Fatal(err)

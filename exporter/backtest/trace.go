@@ -1,7 +1,7 @@
 // Package backtest replays usage traces to score rightsizing recommenders
 // (UPID, the Kubernetes VPA, robusta-dev/krr's simple strategy and the
 // trace's own hand-set requests), and turns the same traces into series for
-// forecast.Evaluate (ForecastSeries). Recommendations are computed at a
+// forecast.Evaluate (ForecastSet). Recommendations are computed at a
 // cadence from past samples only and applied to the period that follows;
 // docs/recommendations.md describes the method and the measured results.
 package backtest
