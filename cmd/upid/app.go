@@ -141,21 +141,10 @@ func configDefaults(env *environment) int {
 func printConfigErrors(w io.Writer, err error) {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
-		for _, e := range flatten(err) {
+		for _, e := range config.Flatten(err) {
 			fmt.Fprintln(w, e)
 		}
 		return
 	}
 	fmt.Fprintln(w, err)
-}
-
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

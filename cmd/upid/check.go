@@ -14,6 +14,7 @@ import (
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
 	"github.com/upid-dev/upid/internal/cli"
+	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/manifest"
 )
 
@@ -285,7 +286,7 @@ func runCheck(env *environment, sc *scope, files []string, maxWaste, maxPercent 
 	in, err := manifest.Load(files, stdin)
 	if err != nil {
 		// Every problem, one a line, as compilers print them.
-		for _, e := range flatten(err) {
+		for _, e := range config.Flatten(err) {
 			fmt.Fprintln(env.stderr, e)
 		}
 		return exitUsage

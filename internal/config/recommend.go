@@ -116,7 +116,7 @@ func (o RecommendOverride) Patch() (recommend.Patch, error) {
 func (r Recommend) validate(prefix string, source func(key string) string) []error {
 	var errs []error
 	knobErrs := func(err error, at func(key string) (string, string)) {
-		for _, e := range flatten(err) {
+		for _, e := range Flatten(err) {
 			var ke *recommend.KnobError
 			if errors.As(e, &ke) {
 				if src, key := at(ke.Key); key != "" {
@@ -160,15 +160,16 @@ func knobKeys() string {
 	return strings.Join(keys, ", ")
 }
 
-// flatten undoes errors.Join.
-func flatten(err error) []error {
+// Flatten undoes errors.Join, however nested, so that each error (of a
+// configuration, or of manifests) prints on its own line.
+func Flatten(err error) []error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Flatten(e)...)
 		}
 		return out
 	}
