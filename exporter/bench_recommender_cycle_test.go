@@ -76,17 +76,8 @@ func (s *windowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, ns := range strings.Split(strings.ReplaceAll(m[1], `\\`, ``), "|") {
 			for i := range s.perNS {
 				for _, c := range []string{"app", "sidecar"} {
-					if !first {
-						buf = append(buf, ',')
-					}
-					first = false
-					buf = append(buf, `{"metric":{"container":"`...)
-					buf = append(buf, c...)
-					buf = append(buf, `","kind":"Deployment","namespace":"`...)
-					buf = append(buf, ns...)
-					buf = append(buf, `","workload":"w`...)
-					buf = strconv.AppendInt(buf, int64(i), 10)
-					buf = append(buf, `"},"values":[`...)
+					buf = appendSeriesLabels(buf, &first, c, ns, i)
+					buf = append(buf, `,"values":[`...)
 					for p := range points {
 						if p > 0 {
 							buf = append(buf, ',')
@@ -126,17 +117,8 @@ func (s *oldServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for n := range s.nsCount {
 		for i := range s.perNS {
 			for _, c := range []string{"app", "sidecar"} {
-				if !first {
-					buf = append(buf, ',')
-				}
-				first = false
-				buf = append(buf, `{"metric":{"container":"`...)
-				buf = append(buf, c...)
-				buf = append(buf, `","kind":"Deployment","namespace":"`...)
-				buf = append(buf, fmt.Sprintf("ns-%03d", n)...)
-				buf = append(buf, `","workload":"w`...)
-				buf = strconv.AppendInt(buf, int64(i), 10)
-				buf = append(buf, `"},"value":[`...)
+				buf = appendSeriesLabels(buf, &first, c, fmt.Sprintf("ns-%03d", n), i)
+				buf = append(buf, `,"value":[`...)
 				buf = append(buf, ts...)
 				buf = append(buf, `,"0.3"]}`...)
 			}
@@ -376,4 +358,20 @@ func clusterPolicy(a *analyzer) recommend.Policy {
 	p := a.policy
 	p.Window = a.window
 	return p
+}
+
+// appendSeriesLabels starts one series of an answer, a comma before all
+// but the first: the labels of container c of workload w<i> in ns.
+func appendSeriesLabels(buf []byte, first *bool, c, ns string, i int) []byte {
+	if !*first {
+		buf = append(buf, ',')
+	}
+	*first = false
+	buf = append(buf, `{"metric":{"container":"`...)
+	buf = append(buf, c...)
+	buf = append(buf, `","kind":"Deployment","namespace":"`...)
+	buf = append(buf, ns...)
+	buf = append(buf, `","workload":"w`...)
+	buf = strconv.AppendInt(buf, int64(i), 10)
+	return append(buf, `"}`...)
 }

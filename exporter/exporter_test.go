@@ -545,22 +545,11 @@ func TestEmptyPrometheusMeansUnknown(t *testing.T) {
 
 func gaugeOf(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.Metric {
-			for _, l := range m.Label {
-				if l.GetName() == label && l.GetValue() == value {
-					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
-					g.Set(m.GetGauge().GetValue())
-					return g
-				}
-			}
+	for _, m := range gathered(t, reg, name) {
+		if labelsOf(m)[label] == value {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+			g.Set(m.GetGauge().GetValue())
+			return g
 		}
 	}
 	t.Fatalf("%s{%s=%q} not found", name, label, value)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -235,21 +236,12 @@ func annotate(ctx context.Context, t *testing.T, c kubernetes.Interface, name st
 // selects a usage statistic.
 func metric(t *testing.T, reg *prometheus.Registry, name, workload string, stat ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	want := ""
+	if len(stat) > 0 {
+		want = stat[0]
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if (l.GetName() == "workload" && l.GetValue() != workload) || (l.GetName() == "stat" && (len(stat) == 0 || l.GetValue() != stat[0])) {
-					continue next
-				}
-			}
+	for _, m := range gathered(t, reg, name) {
+		if l := labelsOf(m); l["workload"] == workload && l["stat"] == want {
 			return m.GetGauge().GetValue()
 		}
 	}
@@ -259,21 +251,34 @@ func metric(t *testing.T, reg *prometheus.Registry, name, workload string, stat 
 
 func counterOf(t *testing.T, reg *prometheus.Registry, source string) prometheus.Collector {
 	t.Helper()
+	for _, m := range gathered(t, reg, "upid_exporter_policy_errors_total") {
+		if labelsOf(m)["source"] == source {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
+		}
+	}
+	t.Fatalf("no upid_exporter_policy_errors_total{source=%q}", source)
+	return nil
+}
+
+// gathered is the series of one family in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) []*dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "upid_exporter_policy_errors_total" {
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "source" && l.GetValue() == source {
-						return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
-					}
-				}
-			}
+		if mf.GetName() == name {
+			return mf.GetMetric()
 		}
 	}
-	t.Fatalf("no upid_exporter_policy_errors_total{source=%q}", source)
 	return nil
+}
+
+func labelsOf(m *dto.Metric) map[string]string {
+	l := map[string]string{}
+	for _, lp := range m.GetLabel() {
+		l[lp.GetName()] = lp.GetValue()
+	}
+	return l
 }

@@ -217,21 +217,20 @@ func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 				}
 			}
 		}
-		sort.SliceStable(a.Forecast.Outgrowing, func(i, j int) bool {
-			x, y := a.Forecast.Outgrowing[i], a.Forecast.Outgrowing[j]
-			return x.CPUP90/x.CPURequested > y.CPUP90/y.CPURequested
-		})
-		a.Forecast.Outgrowing = limit(a.Forecast.Outgrowing, top)
-		sort.SliceStable(a.Forecast.OutgrowingMemory, func(i, j int) bool {
-			x, y := a.Forecast.OutgrowingMemory[i], a.Forecast.OutgrowingMemory[j]
-			return x.MemoryP90/x.MemoryRequested > y.MemoryP90/y.MemoryRequested
-		})
-		a.Forecast.OutgrowingMemory = limit(a.Forecast.OutgrowingMemory, top)
+		a.Forecast.Outgrowing = mostOutgrown(a.Forecast.Outgrowing, func(x growthRow) float64 { return x.CPUP90 / x.CPURequested }, top)
+		a.Forecast.OutgrowingMemory = mostOutgrown(a.Forecast.OutgrowingMemory, func(x memoryGrowthRow) float64 { return x.MemoryP90 / x.MemoryRequested }, top)
 		if a.Forecast.Workloads == 0 {
 			a.Forecast.Note = "no forecast: no workload has two days of hourly CPU history"
 		}
 	}
 	return a
+}
+
+// mostOutgrown orders rows by forecast over request, most outgrown first,
+// and keeps the top n.
+func mostOutgrown[T any](rows []T, ratio func(T) float64, n int) []T {
+	sort.SliceStable(rows, func(i, j int) bool { return ratio(rows[i]) > ratio(rows[j]) })
+	return limit(rows, n)
 }
 
 func limit[T any](rows []T, n int) []T {

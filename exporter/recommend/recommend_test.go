@@ -119,15 +119,7 @@ func TestRecommend(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := base()
-			if c.in != nil {
-				c.in(&in)
-			}
-			p := DefaultPolicy()
-			if c.policy != nil {
-				c.policy(&p)
-			}
-			r := Recommend(in, p)
+			r := recommendWith(c.in, c.policy)
 			if r.OK != c.ok || math.Abs(r.Confidence-c.conf) > 1e-9 || r.Apply != c.apply {
 				t.Errorf("ok %v conf %v apply %v, want %v %v %v", r.OK, r.Confidence, r.Apply, c.ok, c.conf, c.apply)
 			}
@@ -218,15 +210,7 @@ func TestBounds(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := base()
-			if c.in != nil {
-				c.in(&in)
-			}
-			p := DefaultPolicy()
-			if c.policy != nil {
-				c.policy(&p)
-			}
-			r := Recommend(in, p)
+			r := recommendWith(c.in, c.policy)
 			if !r.OK {
 				t.Fatalf("no recommendation: %v", r.Reasons)
 			}
@@ -304,4 +288,18 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// recommendWith recommends for base() and DefaultPolicy() as a case
+// changes them (nil: unchanged).
+func recommendWith(in func(*Inputs), policy func(*Policy)) Recommendation {
+	i := base()
+	if in != nil {
+		in(&i)
+	}
+	p := DefaultPolicy()
+	if policy != nil {
+		policy(&p)
+	}
+	return Recommend(i, p)
 }

@@ -98,19 +98,8 @@ func TestParse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse("upid.yaml", []byte(tc.file))
-			if len(tc.wantErr) > 0 {
-				if err == nil {
-					t.Fatalf("no error, want %q", tc.wantErr)
-				}
-				for _, w := range tc.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not contain %q", err, w)
-					}
-				}
+			if !checkParseError(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("unexpected error: %v", err)
 			}
 			want := Default()
 			if tc.want != nil {
@@ -356,4 +345,26 @@ func TestAliasHidden(t *testing.T) {
 	if strings.Contains(help.String(), "prometheus-url") || !strings.Contains(help.String(), "prometheus.url") {
 		t.Errorf("--help should list --prometheus.url and hide its alias:\n%s", help.String())
 	}
+}
+
+// checkParseError checks err against wantErr, each of which must appear in
+// it (none: no error). It reports whether the configuration parsed, so the
+// caller checks the values.
+func checkParseError(t *testing.T, err error, wantErr []string) bool {
+	t.Helper()
+	if len(wantErr) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return true
+	}
+	if err == nil {
+		t.Fatalf("no error, want %q", wantErr)
+	}
+	for _, w := range wantErr {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+	return false
 }

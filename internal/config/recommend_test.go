@@ -109,22 +109,11 @@ func TestRecommendParse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse("upid.yaml", []byte(tc.file))
-			if len(tc.wantErr) > 0 {
-				if err == nil {
-					t.Fatalf("no error, want %q", tc.wantErr)
-				}
-				for _, w := range tc.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not contain %q", err, w)
-					}
-				}
+			if !checkParseError(t, err, tc.wantErr) {
 				if n := strings.Count(err.Error(), "limit_policy"); strings.Contains(tc.name, "once") && n != 1 {
 					t.Errorf("limit_policy reported %d times: %v", n, err)
 				}
 				return
-			}
-			if err != nil {
-				t.Fatalf("unexpected error: %v", err)
 			}
 			want := Default().Exporter.Recommend
 			tc.want(&want)
