@@ -90,11 +90,7 @@ func New(opts Options) (*Service, error) {
 	if err := params.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("exporter.idle: %w", err))
 	}
-	policy, err := cfg.Recommend.Policy()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("exporter.recommend: %w", err))
-	}
-	overrides, err := policyOverrides(cfg.Recommend)
+	policies, err := NewConfigPolicies(cfg.Recommend)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -133,8 +129,8 @@ func New(opts Options) (*Service, error) {
 			NamespaceLabels: cfg.NamespaceLabels, Shard: cfg.Shard, TotalShards: cfg.TotalShards,
 		}),
 		analyzer: &analyzer{
-			window: time.Duration(cfg.Window), recWindow: policy.Window, params: params, matchers: m, pricing: file,
-			policy: policy, overrides: overridesByNamespace(overrides),
+			window: time.Duration(cfg.Window), recWindow: policies.cluster.Window, params: params, matchers: m, pricing: file,
+			policy: policies.cluster, overrides: policies.overrides,
 		},
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),

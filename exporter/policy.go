@@ -199,3 +199,49 @@ func policyResult(p recommend.Policy, src policySources, clampedFrom time.Durati
 	}
 	return r
 }
+
+// ConfigPolicies resolves workloads' policies from the configuration alone:
+// exporter.recommend and its overrides, in the exporter's precedence, with
+// the window clamped to exporter.recommend.window as the exporter clamps it.
+// upid backtest replays with it. The upid.io/ labels and annotations the
+// exporter reads on top are on the cluster's objects, not in Prometheus's
+// history, so they are not applied.
+type ConfigPolicies struct {
+	cluster   recommend.Policy
+	overrides map[string][]policyOverride
+}
+
+// NewConfigPolicies checks exporter.recommend and its overrides; the errors
+// name the key, as config.Load's do, all of them at once.
+func NewConfigPolicies(cfg config.Recommend) (*ConfigPolicies, error) {
+	p, perr := cfg.Policy()
+	if perr != nil {
+		perr = fmt.Errorf("exporter.recommend: %w", perr)
+	}
+	overrides, oerr := policyOverrides(cfg)
+	if err := errors.Join(perr, oerr); err != nil {
+		return nil, err
+	}
+	return &ConfigPolicies{cluster: p, overrides: overridesByNamespace(overrides)}, nil
+}
+
+// Cluster is exporter.recommend's policy.
+func (c *ConfigPolicies) Cluster() recommend.Policy { return c.cluster }
+
+// Policy is the policy of one workload and the overrides that set some knob
+// of it, in the order of the configuration; none means Cluster's.
+func (c *ConfigPolicies) Policy(namespace, kind, workload string) (recommend.Policy, []string) {
+	p, src := resolvePolicy(c.cluster, c.overrides[namespace], inventory.ID{Namespace: namespace, Kind: kind, Name: workload})
+	p.Window, _ = effectiveWindow(p.Window, c.cluster.Window)
+	var from []string
+	for _, o := range c.overrides[namespace] {
+		at := fmt.Sprintf("exporter.recommend.overrides[%d]", o.index)
+		for _, s := range src {
+			if s == at {
+				from = append(from, at)
+				break
+			}
+		}
+	}
+	return p, from
+}

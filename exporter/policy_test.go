@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/exporter/idle"
@@ -285,4 +288,60 @@ func BenchmarkAnalyzePolicy(b *testing.B) {
 	b.ReportMetric(per(t0), "baseline-ns/workload")
 	b.ReportMetric(per(t1), "policy-ns/workload")
 	b.ReportMetric(per(t1)/per(t0), "ratio")
+}
+
+// TestConfigPolicies: the configuration-only resolution upid backtest
+// replays with follows the exporter's precedence and clamp, and names the
+// overrides that set something.
+func TestConfigPolicies(t *testing.T) {
+	cfg := config.Default().Exporter.Recommend
+	cfg.Window = model.Duration(7 * 24 * time.Hour)
+	cfg.Overrides = []config.RecommendOverride{
+		{Namespace: "shop", CPUPercentile: ptr(0.95)},
+		{Namespace: "shop", Workload: "checkout", Kind: "Deployment", CPUMargin: ptr(0.2)},
+		{Namespace: "shop", Kind: "StatefulSet", MemoryMargin: ptr(0.3)},
+		{Namespace: "batch", Window: ptr(model.Duration(30 * 24 * time.Hour))},
+	}
+	cp, err := NewConfigPolicies(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := cp.Cluster()
+	if cluster.Window != 7*24*time.Hour {
+		t.Fatalf("cluster window %v, want exporter.recommend.window", cluster.Window)
+	}
+	with := func(f func(*recommend.Policy)) recommend.Policy {
+		p := cluster
+		f(&p)
+		return p
+	}
+	for _, c := range []struct {
+		ns, kind, name string
+		want           recommend.Policy
+		from           []string
+	}{
+		{"other", "Deployment", "web", cluster, nil},
+		{"shop", "Deployment", "web", with(func(p *recommend.Policy) { p.CPUPercentile = 0.95 }), []string{"exporter.recommend.overrides[0]"}},
+		{"shop", "Deployment", "checkout", with(func(p *recommend.Policy) { p.CPUPercentile, p.CPUMargin = 0.95, 0.2 }),
+			[]string{"exporter.recommend.overrides[0]", "exporter.recommend.overrides[1]"}},
+		// The named override is for a Deployment.
+		{"shop", "StatefulSet", "checkout", with(func(p *recommend.Policy) { p.CPUPercentile, p.MemoryMargin = 0.95, 0.3 }),
+			[]string{"exporter.recommend.overrides[0]", "exporter.recommend.overrides[2]"}},
+		// Longer than the history kept: clamped, as in the exporter.
+		{"batch", "CronJob", "nightly", cluster, []string{"exporter.recommend.overrides[3]"}},
+	} {
+		got, from := cp.Policy(c.ns, c.kind, c.name)
+		if got != c.want || !slices.Equal(from, c.from) {
+			t.Errorf("%s/%s/%s: %+v from %q, want %+v from %q", c.ns, c.kind, c.name, got, from, c.want, c.from)
+		}
+	}
+
+	// Every bad value is reported at once, naming its key.
+	cfg.CPUPercentile, cfg.Overrides = 2, []config.RecommendOverride{{CPUMargin: ptr(0.1)}}
+	_, err = NewConfigPolicies(cfg)
+	for _, want := range []string{"exporter.recommend: ", "exporter.recommend.overrides[0].namespace: must not be empty"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
 }

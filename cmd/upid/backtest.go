@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/forecast"
 	"github.com/upid-dev/upid/exporter/history"
@@ -29,16 +30,17 @@ type backtestFlags struct {
 // forecasting for UPID and its baselines. Every decision and forecast
 // reads only the past.
 func runBacktest(env *environment, f backtestFlags) int {
-	// UPID replays with the cluster policy of the configuration
-	// (exporter.recommend), so a change can be tried on history before it
-	// is rolled out; its overrides and the upid.io/ annotations are not
-	// applied.
+	// UPID replays with the policy of the configuration (exporter.recommend
+	// and, for workloads read from Prometheus, its overrides), so a change
+	// can be tried on history before it is rolled out. The upid.io/ labels
+	// and annotations are on the cluster's objects, not in the history.
 	opts := backtest.DefaultOptions()
-	p, err := env.cfg.Exporter.Recommend.Policy()
+	policies, err := exporter.NewConfigPolicies(env.cfg.Exporter.Recommend)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "upid backtest: exporter.recommend: %v\n", err)
+		fmt.Fprintf(env.stderr, "upid backtest: %v\n", oneLine(err))
 		return exitUsage
 	}
+	p := policies.Cluster()
 	opts.Policy, opts.ChangeThreshold = p, p.ChangeThreshold
 	rp, err := backtest.NewReplay(opts)
 	if err != nil {
@@ -66,7 +68,7 @@ func runBacktest(env *environment, f backtestFlags) int {
 		traces = len(all)
 	} else {
 		load = &history.WindowStats{}
-		if code := backtestPrometheus(env, f, rp, &fs, &traces, load); code != exitOK {
+		if code := backtestPrometheus(env, f, policies, rp, &fs, &traces, load); code != exitOK {
 			return code
 		}
 	}
@@ -119,7 +121,7 @@ func runBacktest(env *environment, f backtestFlags) int {
 // backtestPrometheus replays the containers in Prometheus batch by batch:
 // each batch of namespaces is read, replayed and kept only as scores and
 // hourly forecast series.
-func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int, load *history.WindowStats) int {
+func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.ConfigPolicies, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int, load *history.WindowStats) int {
 	o := backtest.PrometheusOptions{
 		History:         f.history,
 		Namespaces:      f.namespaces,
@@ -158,6 +160,12 @@ func backtestPrometheus(env *environment, f backtestFlags, rp *backtest.Replay, 
 	fs.Step = time.Hour
 	st, err := backtest.ReadPrometheus(context.Background(), q, o, func(batch []backtest.Trace) error {
 		*traces += len(batch)
+		for i := range batch {
+			w := batch[i].Workload
+			if p, from := policies.Policy(w.Namespace, w.Kind, w.Workload); len(from) > 0 {
+				batch[i].Policy, batch[i].PolicyFrom = &p, from
+			}
+		}
 		if err := rp.Add(batch); err != nil {
 			return err
 		}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,17 +127,27 @@ func renderTrace(tr backtest.Trace, ns, workload string) []series.Series {
 
 // TestBacktestFromPrometheus: `upid backtest` on a real Prometheus holding
 // a Borg excerpt as cAdvisor and kube-state-metrics series scores exactly
-// what the replay scores on the excerpt itself, batch by batch, and -n
-// keeps to one namespace.
+// what the replay scores on the excerpt itself, batch by batch, a workload
+// deleted days before the end included, and -n keeps to one namespace.
 func TestBacktestFromPrometheus(t *testing.T) {
 	a, b := gridTrace(t, "shop/Deployment/borg-a/task"), gridTrace(t, "zoo/Deployment/borg-b/task")
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: append(renderTrace(a, "shop", "borg-a"), renderTrace(b, "zoo", "borg-b")...)})
-	want, err := backtest.Run([]backtest.Trace{a, b}, backtest.DefaultOptions())
+	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
+	span := end.Sub(a.Samples[0].Time)
+	// gone's workload was deleted a day and a half before the end: no
+	// container of its namespace is left at the end of the history.
+	gone := gridTrace(t, "gone/Deployment/borg-c/task")
+	for i, s := range gone.Samples {
+		if !s.Time.Before(end.Add(-36 * time.Hour)) {
+			gone.Samples = gone.Samples[:i]
+			break
+		}
+	}
+	all := slices.Concat(renderTrace(a, "shop", "borg-a"), renderTrace(b, "zoo", "borg-b"), renderTrace(gone, "gone", "borg-c"))
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: all})
+	want, err := backtest.Run([]backtest.Trace{gone, a, b}, backtest.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
-	span := end.Sub(a.Samples[0].Time)
 	backtestJSON := func(extra ...string) (report struct {
 		PrometheusLoad history.WindowStats `json:"prometheus_load"`
 		Rightsizing    backtest.Report
@@ -155,15 +167,15 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 
 	got := backtestJSON()
-	if len(got.Rightsizing.Traces) != 2 {
-		t.Fatalf("%d traces from Prometheus, want 2", len(got.Rightsizing.Traces))
+	if len(got.Rightsizing.Traces) != 3 {
+		t.Fatalf("%d traces from Prometheus, want 3", len(got.Rightsizing.Traces))
 	}
-	// One query lists the namespaces; then each batch (one container each
-	// here) reads each day of history with every replay query.
+	// One query a day lists the namespaces; then each batch (one container
+	// each here) reads each day of history with every replay query.
 	ranges := history.PlanWindows(time.Time{}, end.Add(history.Settle), span, 24*time.Hour)
 	perRange := len(history.ReplayQueries([]string{"shop"}, ranges[0]))
-	if l := got.PrometheusLoad; l.Queries != 1+2*len(ranges)*perRange || l.Series == 0 || l.Points == 0 {
-		t.Errorf("load %+v, want %d queries (%d days × %d queries × 2 batches, and the listing)", l, 1+2*len(ranges)*perRange, len(ranges), perRange)
+	if l := got.PrometheusLoad; l.Queries != len(ranges)+3*len(ranges)*perRange || l.Series == 0 || l.Points == 0 {
+		t.Errorf("load %+v, want %d queries (%d days × %d queries × 3 batches, and a listing a day)", l, len(ranges)+3*len(ranges)*perRange, len(ranges), perRange)
 	}
 	for i, tr := range got.Rightsizing.Traces {
 		w := want.Traces[i]
@@ -190,9 +202,9 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		}
 	}
 	// One namespace per trace here: each namespace's pool is its trace.
-	if ns := got.Rightsizing.Namespaces; len(ns) != 2 || ns[0].Namespace != "shop" || ns[1].Namespace != "zoo" ||
-		ns[0].Traces != 1 || !reflect.DeepEqual(ns[0].Scores, got.Rightsizing.Traces[0].Scores) {
-		t.Errorf("namespaces %+v, want shop and zoo pooling their one trace each", ns)
+	if ns := got.Rightsizing.Namespaces; len(ns) != 3 || ns[0].Namespace != "gone" || ns[1].Namespace != "shop" || ns[2].Namespace != "zoo" ||
+		ns[1].Traces != 1 || !reflect.DeepEqual(ns[1].Scores, got.Rightsizing.Traces[1].Scores) {
+		t.Errorf("namespaces %+v, want gone, shop and zoo pooling their one trace each", ns)
 	}
 	var resources []string
 	for _, f := range got.Forecasting {
@@ -202,6 +214,38 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 	if strings.Join(resources, ",") != "cpu,memory" {
 		t.Errorf("forecasting for %v, want cpu and memory", resources)
+	}
+
+	// An override replays its workloads with its policy, as the exporter
+	// would size them, and the others with exporter.recommend.
+	cfg := filepath.Join(t.TempDir(), "upid.yaml")
+	if err := os.WriteFile(cfg, []byte("exporter:\n  recommend:\n    overrides:\n    - namespace: zoo\n      cpu_percentile: 0.95\n      window: 2d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zooPolicy := backtest.DefaultOptions().Policy
+	zooPolicy.CPUPercentile, zooPolicy.Window = 0.95, 48*time.Hour
+	bz := b
+	bz.Policy = &zooPolicy
+	wantZoo, err := backtest.Run([]backtest.Trace{bz}, backtest.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := backtestJSON("--config", cfg)
+	if tr := over.Rightsizing.Traces; len(tr) != 3 || tr[1].PolicyFrom != nil || !reflect.DeepEqual(tr[1].Scores, got.Rightsizing.Traces[1].Scores) {
+		t.Errorf("shop with an override for zoo: %+v, want its scores unchanged", tr[1])
+	} else if !slices.Equal(tr[2].PolicyFrom, []string{"exporter.recommend.overrides[0]"}) {
+		t.Errorf("zoo's policy from %q, want the override", tr[2].PolicyFrom)
+	} else {
+		for j, s := range tr[2].Scores {
+			ws := wantZoo.Traces[0].Scores[j]
+			if s.Recommender != ws.Recommender || s.Changes != ws.Changes || math.Abs(s.CPUSlack-ws.CPUSlack) > 1e-6 || math.Abs(*s.MemorySlack-*ws.MemorySlack) > 1e-6 {
+				t.Errorf("zoo %s with the override: %d changes, slack CPU %v memory %v; the offline replay %d, %v, %v",
+					s.Recommender, s.Changes, s.CPUSlack, *s.MemorySlack, ws.Changes, ws.CPUSlack, *ws.MemorySlack)
+			}
+		}
+		if u, d := tr[2].Scores[1], got.Rightsizing.Traces[2].Scores[1]; u.Recommender != backtest.NameUPID || u.CPUSlack <= d.CPUSlack {
+			t.Errorf("zoo's UPID CPU slack %v at p0.95, want more than %v at p0.9", u.CPUSlack, d.CPUSlack)
+		}
 	}
 
 	one := backtestJSON("-n", "zoo")

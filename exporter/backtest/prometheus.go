@@ -22,7 +22,8 @@ type PrometheusOptions struct {
 	End     time.Time     // the end of the history; zero means now
 	History time.Duration // how far back from End; default 14 days
 	// Namespaces to read; empty means every namespace with containers at
-	// End.
+	// the end of some chunk of the history, so a workload deleted before
+	// End is replayed too.
 	Namespaces []string
 	// BatchContainers bounds the containers read, replayed and held at
 	// once (namespaces are read together up to it; a larger namespace is
@@ -55,13 +56,12 @@ func ReadPrometheus(ctx context.Context, q history.Querier, o PrometheusOptions,
 	if o.History < history.WindowStep || o.BatchContainers < 1 || o.Chunk < history.WindowStep || o.Timeout < 0 {
 		return st, fmt.Errorf("backtest: history %v, chunk %v, batch %d, timeout %v out of range", o.History, o.Chunk, o.BatchContainers, o.Timeout)
 	}
-	counts, err := containerCounts(ctx, q, o)
-	st.Queries++
+	// PlanWindows's "now" leaves a minute for the last scrape to land.
+	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk)
+	counts, err := containerCounts(ctx, q, o, ranges, &st)
 	if err != nil {
 		return st, err
 	}
-	// PlanWindows's "now" leaves a minute for the last scrape to land.
-	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk)
 	for _, batch := range history.WindowBatches(counts, o.BatchContainers) {
 		// Each chunk's windows become samples at once: a window is larger
 		// than a sample, and the chunks come oldest first.
@@ -85,36 +85,48 @@ func ReadPrometheus(ctx context.Context, q history.Querier, o PrometheusOptions,
 	return st, nil
 }
 
-// containerCounts counts the containers of each namespace at End, to
-// batch namespaces, or of the namespaces asked for.
-func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions) (map[string]int, error) {
+// containerCounts counts the containers of each namespace, to batch
+// namespaces: the most it had at the end of any chunk of the history. A
+// container that ran for a chunk (a day) or more spans a chunk's end, so
+// a workload deleted before End is found; one that lived less than a
+// chunk between two ends may be missed, and would have had at most one
+// decision. Each count is an instant query, which reads one sample per
+// series rather than the history's.
+func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions, ranges []history.Range, st *history.WindowStats) (map[string]int, error) {
 	const expr = `count by (namespace) (group by (namespace, pod, container) (container_cpu_usage_seconds_total{container!="",container!="POD"}))`
-	qctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	v, _, _, err := q.Query(qctx, expr, o.End)
-	if err != nil {
-		return nil, fmt.Errorf("backtest: listing namespaces: %w", err)
-	}
-	vec, ok := v.(model.Vector)
-	if !ok {
-		return nil, fmt.Errorf("backtest: listing namespaces: answer is %s, want a vector", v.Type())
-	}
 	counts := map[string]int{}
-	for _, s := range vec {
-		if ns := string(s.Metric["namespace"]); ns != "" {
-			counts[ns] = int(s.Value)
+	for _, r := range ranges {
+		at := r.End
+		qctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		v, _, _, err := q.Query(qctx, expr, at)
+		cancel()
+		st.Queries++
+		if err != nil {
+			return nil, fmt.Errorf("backtest: listing namespaces at %s: %w", at.UTC().Format(time.RFC3339), err)
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return nil, fmt.Errorf("backtest: listing namespaces at %s: answer is %s, want a vector", at.UTC().Format(time.RFC3339), v.Type())
+		}
+		st.Series += len(vec)
+		st.Points += len(vec)
+		for _, s := range vec {
+			if ns := string(s.Metric["namespace"]); ns != "" && !math.IsNaN(float64(s.Value)) {
+				counts[ns] = max(counts[ns], int(s.Value))
+			}
 		}
 	}
 	if len(o.Namespaces) > 0 {
 		asked := map[string]int{}
 		for _, ns := range o.Namespaces {
-			// A namespace without containers now may still have history.
+			// A namespace without containers at a chunk's end may
+			// still have history.
 			asked[ns] = max(counts[ns], 1)
 		}
 		counts = asked
 	}
 	if len(counts) == 0 {
-		return nil, errors.New("backtest: Prometheus has no container_cpu_usage_seconds_total series with a container label at the end of the history")
+		return nil, errors.New("backtest: Prometheus has no container_cpu_usage_seconds_total series with a container label in the history")
 	}
 	return counts, nil
 }
@@ -139,7 +151,7 @@ func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
 			continue
 		}
 		if tr == nil {
-			tr = &Trace{Name: k.Namespace + "/" + k.Kind + "/" + k.Workload + "/" + k.Container, Source: SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1}
+			tr = &Trace{Name: k.Namespace + "/" + k.Kind + "/" + k.Workload + "/" + k.Container, Source: SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1, Workload: k.Key}
 			b.byKey[k] = tr
 		}
 		start := w.End.Add(-history.WindowStep)

@@ -151,6 +151,11 @@ func checkTrace(tr Trace) error {
 	if len(tr.Samples) == 0 {
 		return errors.New("no samples")
 	}
+	if tr.Policy != nil {
+		if err := tr.Policy.Validate(); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+	}
 	for i, s := range tr.Samples {
 		if i > 0 && !s.Time.After(tr.Samples[i-1].Time) {
 			return fmt.Errorf("sample %d: time %v is not after the previous one", i, s.Time)
@@ -193,9 +198,13 @@ func (r *runner) effective(s Sample) Applied {
 }
 
 func replay(tr Trace, opts Options) TraceResult {
+	p := opts.Policy
+	if tr.Policy != nil {
+		p = *tr.Policy
+	}
 	runners := []*runner{
 		{name: NameHandSet},
-		{name: NameUPID, r: newUPID(opts.Policy)},
+		{name: NameUPID, r: newUPID(opts.Policy, p)},
 		{name: NameVPA, r: newVPA(opts.VPA)},
 		{name: NameKRR, r: newKRR(opts.KRR, opts.ChangeThreshold)},
 	}
@@ -203,7 +212,7 @@ func replay(tr Trace, opts Options) TraceResult {
 		r := f()
 		runners = append(runners, &runner{name: r.Name(), r: r})
 	}
-	res := TraceResult{Name: tr.Name, Source: tr.Source}
+	res := TraceResult{Name: tr.Name, Source: tr.Source, PolicyFrom: tr.PolicyFrom}
 	start := tr.Samples[0].Time
 	next := start.Add(opts.Cadence)
 	for i, s := range tr.Samples {
@@ -280,14 +289,16 @@ func (r *runner) decide(now time.Time, last Sample) (Decision, bool) {
 	return Decision{Time: now, Recommender: r.name, CPU: rec.CPU, Memory: rec.Memory, MemoryLimit: rec.MemoryLimit}, true
 }
 
-// upidRightsizer runs recommend.State and recommend.Recommend.
+// upidRightsizer runs recommend.State and recommend.Recommend as the
+// exporter does: the state keeps the cluster policy's window, and a
+// workload's own policy reads its last days.
 type upidRightsizer struct {
 	p     recommend.Policy
 	state *recommend.State
 }
 
-func newUPID(p recommend.Policy) *upidRightsizer {
-	return &upidRightsizer{p: p, state: recommend.NewState(p)}
+func newUPID(cluster, p recommend.Policy) *upidRightsizer {
+	return &upidRightsizer{p: p, state: recommend.NewState(cluster)}
 }
 
 func (u *upidRightsizer) Name() string { return NameUPID }
@@ -300,7 +311,7 @@ func (u *upidRightsizer) Observe(s Sample, a Applied, oom bool) {
 }
 
 func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
-	in := u.state.Inputs(now)
+	in := u.state.InputsWithin(now, u.p.Window)
 	in.Current = recommend.Resources{CPURequest: cur.CPU, MemoryRequest: cur.Memory, MemoryLimit: cur.MemoryLimit}
 	rec := recommend.Recommend(in, u.p)
 	var a Applied

@@ -242,6 +242,13 @@ func TestRunRejects(t *testing.T) {
 	if _, err := Run([]Trace{{Name: "empty"}}, opts); err == nil {
 		t.Error("empty trace accepted")
 	}
+	withPolicy := synthetic(2)
+	p := opts.Policy
+	p.CPUPercentile = 7
+	withPolicy.Policy = &p
+	if _, err := Run([]Trace{withPolicy}, opts); err == nil || !strings.Contains(err.Error(), "policy") {
+		t.Errorf("trace with a bad policy: %v", err)
+	}
 }
 
 func forecastGroups(traces []Trace) []ForecastGroup {

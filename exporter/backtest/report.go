@@ -38,11 +38,14 @@ const MaxTableTraces = 50
 
 // TraceResult is the score of each recommender on one trace.
 type TraceResult struct {
-	Name      string     `json:"name"`
-	Source    string     `json:"source"`
-	Scores    []Score    `json:"scores"`
-	Decisions []Decision `json:"decisions,omitempty"`
-	acc       []scoreAcc
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// PolicyFrom names the overrides UPID's policy took for this trace;
+	// empty means Options.Policy.
+	PolicyFrom []string   `json:"policy_from,omitempty"`
+	Scores     []Score    `json:"scores"`
+	Decisions  []Decision `json:"decisions,omitempty"`
+	acc        []scoreAcc
 }
 
 // Decision is one applied change.

@@ -18,6 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/recommend"
 )
 
 // Sample is one usage window of a trace, in cores and bytes.
@@ -46,6 +49,14 @@ type Trace struct {
 	// trace's normalized units into cores and bytes (see the readers).
 	CoresPerUnit, BytesPerUnit float64
 	Samples                    []Sample
+	// Workload is the workload of a trace read from Prometheus; zero for
+	// CSV traces.
+	Workload history.Key
+	// Policy, when set, is what UPID replays this trace with instead of
+	// Options.Policy (a workload's override), and PolicyFrom says where it
+	// came from, for the report.
+	Policy     *recommend.Policy
+	PolicyFrom []string
 }
 
 // Rescale multiplies CPU values by cpu and memory values by mem, to test
