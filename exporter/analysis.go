@@ -192,14 +192,8 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 // workloadPolicy resolves the workload's policy, records it on r when it is
 // not the cluster's, and its problems on res.
 func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLayers []policyLayer, res *Results) recommend.Policy {
-	layers := nsLayers
-	if len(w.Annotations) > 0 {
-		l, problems := parsePolicyLayer(sourceWorkloadAnnotation, w.Annotations, w.ID)
-		res.problems = append(res.problems, problems...)
-		if !l.patch.Empty() {
-			layers = append(layers[:len(layers):len(layers)], l)
-		}
-	}
+	layers, problems := workloadLayers(w, nsLayers)
+	res.problems = append(res.problems, problems...)
 	p, src := resolvePolicy(a.policy, a.overrides[w.Namespace], w.ID, layers...)
 	win, clamped := effectiveWindow(p.Window, a.recWindow)
 	var clampedFrom time.Duration
@@ -301,26 +295,8 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 
 	// Each namespace's labels and annotations are read once a cycle, so a
 	// bad value is reported once, not once per workload.
-	nsLayers := map[string][]policyLayer{}
-	for _, ns := range inv.Namespaces {
-		var layers []policyLayer
-		for _, m := range []struct {
-			source string
-			kv     map[string]string
-		}{{sourceNamespaceLabel, ns.UPIDLabels}, {sourceNamespaceAnnotation, ns.UPIDAnnotations}} {
-			if len(m.kv) == 0 {
-				continue
-			}
-			l, problems := parsePolicyLayer(m.source, m.kv, inventory.ID{Namespace: ns.Name})
-			res.problems = append(res.problems, problems...)
-			if !l.patch.Empty() {
-				layers = append(layers, l)
-			}
-		}
-		if len(layers) > 0 {
-			nsLayers[ns.Name] = layers
-		}
-	}
+	nsLayers, problems := namespaceLayers(inv.Namespaces)
+	res.problems = append(res.problems, problems...)
 
 	secs := a.window.Seconds()
 	for _, w := range inv.Workloads {

@@ -3,6 +3,8 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -100,6 +102,46 @@ func parsePolicyLayer(source string, m map[string]string, id inventory.ID) (poli
 		l.keys[k.Key] = source + " " + k.Annotation
 	}
 	return l, problems
+}
+
+// namespaceLayers reads each namespace's upid.io/ labels and annotations,
+// once for all its workloads, so that a bad value is reported once.
+func namespaceLayers(namespaces []inventory.Namespace) (map[string][]policyLayer, []policyProblem) {
+	out := map[string][]policyLayer{}
+	var problems []policyProblem
+	for _, ns := range namespaces {
+		var layers []policyLayer
+		for _, m := range []struct {
+			source string
+			kv     map[string]string
+		}{{sourceNamespaceLabel, ns.UPIDLabels}, {sourceNamespaceAnnotation, ns.UPIDAnnotations}} {
+			if len(m.kv) == 0 {
+				continue
+			}
+			l, ps := parsePolicyLayer(m.source, m.kv, inventory.ID{Namespace: ns.Name})
+			problems = append(problems, ps...)
+			if !l.patch.Empty() {
+				layers = append(layers, l)
+			}
+		}
+		if len(layers) > 0 {
+			out[ns.Name] = layers
+		}
+	}
+	return out, problems
+}
+
+// workloadLayers are the layers of a workload: its namespace's, then its
+// own upid.io/ annotations. nsLayers is not modified.
+func workloadLayers(w inventory.Workload, nsLayers []policyLayer) ([]policyLayer, []policyProblem) {
+	if len(w.Annotations) == 0 {
+		return nsLayers, nil
+	}
+	l, problems := parsePolicyLayer(sourceWorkloadAnnotation, w.Annotations, w.ID)
+	if l.patch.Empty() {
+		return nsLayers, problems
+	}
+	return append(nsLayers[:len(nsLayers):len(nsLayers)], l), problems
 }
 
 // policySources maps each knob that is not the cluster's default
@@ -200,15 +242,17 @@ func policyResult(p recommend.Policy, src policySources, clampedFrom time.Durati
 	return r
 }
 
-// ConfigPolicies resolves workloads' policies from the configuration alone:
-// exporter.recommend and its overrides, in the exporter's precedence, with
-// the window clamped to exporter.recommend.window as the exporter clamps it.
-// upid backtest replays with it. The upid.io/ labels and annotations the
-// exporter reads on top are on the cluster's objects, not in Prometheus's
-// history, so they are not applied.
+// ConfigPolicies resolves workloads' policies as the exporter does, outside
+// of its cycle: exporter.recommend and its overrides, then, after
+// WithCluster, the upid.io/ labels and annotations of the cluster's
+// namespaces and workloads, in the exporter's precedence and with its clamp
+// of the window to exporter.recommend.window. upid backtest replays with it.
 type ConfigPolicies struct {
 	cluster   recommend.Policy
 	overrides map[string][]policyOverride
+	// From WithCluster.
+	nsLayers  map[string][]policyLayer
+	workloads map[inventory.ID]inventory.Workload
 }
 
 // NewConfigPolicies checks exporter.recommend and its overrides; the errors
@@ -228,12 +272,44 @@ func NewConfigPolicies(cfg config.Recommend) (*ConfigPolicies, error) {
 // Cluster is exporter.recommend's policy.
 func (c *ConfigPolicies) Cluster() recommend.Policy { return c.cluster }
 
-// Policy is the policy of one workload and the overrides that set some knob
-// of it, in the order of the configuration; none means Cluster's.
+// WithCluster adds the upid.io/ labels and annotations of the snapshot's
+// namespaces and workloads. It returns the values it ignored, one line
+// each naming the object, the label or annotation and why; as in the
+// exporter, a bad value drops that knob only.
+func (c *ConfigPolicies) WithCluster(inv inventory.Snapshot) []string {
+	var problems []policyProblem
+	c.nsLayers, problems = namespaceLayers(inv.Namespaces)
+	c.workloads = make(map[inventory.ID]inventory.Workload, len(inv.Workloads))
+	for _, w := range inv.Workloads {
+		if len(w.Annotations) > 0 {
+			c.workloads[w.ID] = w
+		}
+	}
+	for _, w := range c.workloads {
+		_, ps := workloadLayers(w, nil)
+		problems = append(problems, ps...)
+	}
+	out := make([]string, 0, len(problems))
+	for _, p := range problems {
+		obj := "namespace " + p.Namespace
+		if p.Kind != "" {
+			obj = p.Namespace + "/" + p.Kind + "/" + p.Workload
+		}
+		out = append(out, fmt.Sprintf("%s: %s %s=%q ignored: %s", obj, strings.ReplaceAll(p.Source, "_", " "), p.Key, p.Value, p.Msg))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Policy is the policy of one workload and where the knobs that are not
+// exporter.recommend's came from (overrides in the configuration's order,
+// then labels and annotations); none means Cluster's.
 func (c *ConfigPolicies) Policy(namespace, kind, workload string) (recommend.Policy, []string) {
-	p, src := resolvePolicy(c.cluster, c.overrides[namespace], inventory.ID{Namespace: namespace, Kind: kind, Name: workload})
+	id := inventory.ID{Namespace: namespace, Kind: kind, Name: workload}
+	layers, _ := workloadLayers(c.workloads[id], c.nsLayers[namespace])
+	p, src := resolvePolicy(c.cluster, c.overrides[namespace], id, layers...)
 	p.Window, _ = effectiveWindow(p.Window, c.cluster.Window)
-	var from []string
+	var from, fromLayers []string
 	for _, o := range c.overrides[namespace] {
 		at := fmt.Sprintf("exporter.recommend.overrides[%d]", o.index)
 		for _, s := range src {
@@ -243,5 +319,11 @@ func (c *ConfigPolicies) Policy(namespace, kind, workload string) (recommend.Pol
 			}
 		}
 	}
-	return p, from
+	for _, s := range src {
+		if !strings.HasPrefix(s, "exporter.recommend.overrides[") && !slices.Contains(fromLayers, s) {
+			fromLayers = append(fromLayers, s)
+		}
+	}
+	slices.Sort(fromLayers)
+	return p, append(from, fromLayers...)
 }

@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	bt.Flag("end", "From Prometheus: the end of the history, RFC 3339 (default: now).").PlaceHolder("TIME").StringVar(&btf.end)
 	bt.Flag("namespace", "From Prometheus: only this namespace; repeat for more (default: every namespace with containers).").Short('n').PlaceHolder("NAMESPACE").StringsVar(&btf.namespaces)
 	bt.Flag("demo", "Replay the built-in demo cluster's history instead of Prometheus's.").BoolVar(&btf.demo)
+	bt.Flag("cluster-policy", "From Prometheus: also replay the upid.io/ labels and annotations the cluster's namespaces and workloads carry now (--kubeconfig, --context; the demo's with --demo), as the exporter applies them.").BoolVar(&btf.clusterPolicy)
 	bt.Flag("batch-containers", "From Prometheus: containers read and replayed at once; each holds about 25 KB per day of history.").Default("200").IntVar(&btf.batch)
 	add(bt, func(env *environment) int { return runBacktest(env, btf) })
 	add(app.Command("version", "Print the version and build information."), func(env *environment) int {

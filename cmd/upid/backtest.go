@@ -7,22 +7,26 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/forecast"
 	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/inventory"
 )
 
 // backtestFlags are the flags of `upid backtest`.
 type backtestFlags struct {
-	data       string
-	output     string
-	history    time.Duration
-	end        string
-	namespaces []string
-	batch      int
-	demo       bool
+	data          string
+	output        string
+	history       time.Duration
+	end           string
+	namespaces    []string
+	batch         int
+	demo          bool
+	clusterPolicy bool
 }
 
 // runBacktest replays history, from CSV traces (--data) or from Prometheus:
@@ -33,7 +37,12 @@ func runBacktest(env *environment, f backtestFlags) int {
 	// UPID replays with the policy of the configuration (exporter.recommend
 	// and, for workloads read from Prometheus, its overrides), so a change
 	// can be tried on history before it is rolled out. The upid.io/ labels
-	// and annotations are on the cluster's objects, not in the history.
+	// and annotations are on the cluster's objects, not in the history:
+	// --cluster-policy reads them as they are now.
+	if f.clusterPolicy && f.data != "" {
+		fmt.Fprintln(env.stderr, "upid backtest: --cluster-policy applies to history from Prometheus or --demo, not to --data traces")
+		return exitUsage
+	}
 	opts := backtest.DefaultOptions()
 	policies, err := exporter.NewConfigPolicies(env.cfg.Exporter.Recommend)
 	if err != nil {
@@ -148,6 +157,11 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 		}
 		defer closer.Close()
 		q, o.End, source = d.Querier, now, "the demo"
+		if f.clusterPolicy {
+			if code := clusterPolicies(env, policies, fake.NewClientset(d.Objects...)); code != exitOK {
+				return code
+			}
+		}
 	} else {
 		pq, err := promClient(env.cfg.Prometheus)
 		if err != nil {
@@ -155,6 +169,20 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 			return exitUsage
 		}
 		q = scopedQuerier(pq, env.cfg.Prometheus)
+		if f.clusterPolicy {
+			kube, err := kubeClient(env.cfg.Kubernetes)
+			if err != nil {
+				fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
+				return exitUsage
+			}
+			if _, err := kube.Discovery().ServerVersion(); err != nil {
+				fmt.Fprintf(env.stderr, "upid backtest: --cluster-policy: cannot reach Kubernetes (--kubeconfig, --context): %s\n", oneLine(err))
+				return exitFailure
+			}
+			if code := clusterPolicies(env, policies, kube); code != exitOK {
+				return code
+			}
+		}
 	}
 	// A step of forecast.Evaluate's resolution keeps a long history small.
 	fs.Step = time.Hour
@@ -181,6 +209,30 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 		return exitFailure
 	}
 	*load = st
+	return exitOK
+}
+
+// clusterPolicies reads the cluster's namespaces and workloads through the
+// exporter's own inventory and adds their upid.io/ labels and annotations
+// to policies; an ignored value is a warning naming the object, as the
+// exporter logs it.
+func clusterPolicies(env *environment, policies *exporter.ConfigPolicies, kube kubernetes.Interface) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	inv := inventory.New(kube, inventory.Options{})
+	if err := inv.Start(ctx); err != nil {
+		fmt.Fprintf(env.stderr, "upid backtest: --cluster-policy: reading the cluster: %s\n", oneLine(err))
+		return exitFailure
+	}
+	defer inv.Shutdown()
+	snap, err := inv.Snapshot()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "upid backtest: --cluster-policy: reading the cluster: %s\n", oneLine(err))
+		return exitFailure
+	}
+	for _, p := range policies.WithCluster(snap) {
+		fmt.Fprintf(env.stderr, "upid backtest: warning: %s\n", p)
+	}
 	return exitOK
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -11,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/history"
@@ -178,28 +183,7 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Errorf("load %+v, want %d queries (%d days × %d queries × 3 batches, and a listing a day)", l, len(ranges)+3*len(ranges)*perRange, len(ranges), perRange)
 	}
 	for i, tr := range got.Rightsizing.Traces {
-		w := want.Traces[i]
-		if tr.Name != w.Name || tr.Source != backtest.SourcePrometheus || len(tr.Scores) != len(w.Scores) {
-			t.Fatalf("trace %s (%s) with %d scores, want %s with %d", tr.Name, tr.Source, len(tr.Scores), w.Name, len(w.Scores))
-		}
-		for j, s := range tr.Scores {
-			ws := w.Scores[j]
-			near := func(what string, g, x float64) {
-				if math.Abs(g-x) > 1e-6*math.Max(1, math.Abs(x)) {
-					t.Errorf("%s %s: %s = %v, the excerpt's replay %v", tr.Name, s.Recommender, what, g, x)
-				}
-			}
-			if s.Recommender != ws.Recommender || s.Samples != ws.Samples || s.Changes != ws.Changes {
-				t.Errorf("%s: %s with %d samples and %d changes, want %s with %d and %d", tr.Name, s.Recommender, s.Samples, s.Changes, ws.Recommender, ws.Samples, ws.Changes)
-			}
-			near("slack", s.Slack, ws.Slack)
-			near("cpu slack", s.CPUSlack, ws.CPUSlack)
-			near("cpu over request", s.CPUOverCoreSeconds, ws.CPUOverCoreSeconds)
-			near("memory slack", *s.MemorySlack, *ws.MemorySlack)
-			if *s.MemoryOverRequest != *ws.MemoryOverRequest {
-				t.Errorf("%s %s: %d samples over the memory request, want %d", tr.Name, s.Recommender, *s.MemoryOverRequest, *ws.MemoryOverRequest)
-			}
-		}
+		sameReplay(t, tr, want.Traces[i])
 	}
 	// One namespace per trace here: each namespace's pool is its trace.
 	if ns := got.Rightsizing.Namespaces; len(ns) != 3 || ns[0].Namespace != "gone" || ns[1].Namespace != "shop" || ns[2].Namespace != "zoo" ||
@@ -236,13 +220,7 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	} else if !slices.Equal(tr[2].PolicyFrom, []string{"exporter.recommend.overrides[0]"}) {
 		t.Errorf("zoo's policy from %q, want the override", tr[2].PolicyFrom)
 	} else {
-		for j, s := range tr[2].Scores {
-			ws := wantZoo.Traces[0].Scores[j]
-			if s.Recommender != ws.Recommender || s.Changes != ws.Changes || math.Abs(s.CPUSlack-ws.CPUSlack) > 1e-6 || math.Abs(*s.MemorySlack-*ws.MemorySlack) > 1e-6 {
-				t.Errorf("zoo %s with the override: %d changes, slack CPU %v memory %v; the offline replay %d, %v, %v",
-					s.Recommender, s.Changes, s.CPUSlack, *s.MemorySlack, ws.Changes, ws.CPUSlack, *ws.MemorySlack)
-			}
-		}
+		sameReplay(t, tr[2], wantZoo.Traces[0])
 		if u, d := tr[2].Scores[1], got.Rightsizing.Traces[2].Scores[1]; u.Recommender != backtest.NameUPID || u.CPUSlack <= d.CPUSlack {
 			t.Errorf("zoo's UPID CPU slack %v at p0.95, want more than %v at p0.9", u.CPUSlack, d.CPUSlack)
 		}
@@ -264,6 +242,33 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(append([]string{"backtest", "--prometheus.url", prom.URL}, c.args...), &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: %d %q, want a failure saying %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
+// sameReplay checks that a trace read back from Prometheus scored what the
+// replay of the excerpt itself scored.
+func sameReplay(t *testing.T, got, want backtest.TraceResult) {
+	t.Helper()
+	if got.Name != want.Name || got.Source != backtest.SourcePrometheus || len(got.Scores) != len(want.Scores) {
+		t.Fatalf("trace %s (%s) with %d scores, want %s with %d", got.Name, got.Source, len(got.Scores), want.Name, len(want.Scores))
+	}
+	for j, s := range got.Scores {
+		ws := want.Scores[j]
+		near := func(what string, g, x float64) {
+			if math.Abs(g-x) > 1e-6*math.Max(1, math.Abs(x)) {
+				t.Errorf("%s %s: %s = %v, the excerpt's replay %v", got.Name, s.Recommender, what, g, x)
+			}
+		}
+		if s.Recommender != ws.Recommender || s.Samples != ws.Samples || s.Changes != ws.Changes {
+			t.Errorf("%s: %s with %d samples and %d changes, want %s with %d and %d", got.Name, s.Recommender, s.Samples, s.Changes, ws.Recommender, ws.Samples, ws.Changes)
+		}
+		near("slack", s.Slack, ws.Slack)
+		near("cpu slack", s.CPUSlack, ws.CPUSlack)
+		near("cpu over request", s.CPUOverCoreSeconds, ws.CPUOverCoreSeconds)
+		near("memory slack", *s.MemorySlack, *ws.MemorySlack)
+		if *s.MemoryOverRequest != *ws.MemoryOverRequest {
+			t.Errorf("%s %s: %d samples over the memory request, want %d", got.Name, s.Recommender, *s.MemoryOverRequest, *ws.MemoryOverRequest)
 		}
 	}
 }
@@ -342,5 +347,94 @@ func TestBacktestUsesConfiguredPolicy(t *testing.T) {
 	def, p95 := upidCPUSlack(), upidCPUSlack("--exporter.recommend.cpu-percentile=0.95")
 	if def != want(0.9) || p95 != want(0.95) || p95 <= def {
 		t.Errorf("UPID CPU slack %v by default and %v at p0.95, want %v and %v (more at p0.95)", def, p95, want(0.9), want(0.95))
+	}
+}
+
+// TestBacktestClusterPolicy: with --cluster-policy the replay from a real
+// Prometheus applies the upid.io/ annotations a real kube-apiserver holds,
+// in the exporter's precedence (a namespace annotation over an override),
+// warns about a bad value naming the object and keeps its other knobs, and
+// scores what the excerpt's own replay scores with the same policies.
+func TestBacktestClusterPolicy(t *testing.T) {
+	a, b := gridTrace(t, "shop/Deployment/borg-a/task"), gridTrace(t, "zoo/Deployment/borg-b/task")
+	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
+	span := end.Sub(a.Samples[0].Time)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: append(renderTrace(a, "shop", "borg-a"), renderTrace(b, "zoo", "borg-b")...)})
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	ctx := context.Background()
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "zoo", Annotations: map[string]string{"upid.io/cpu-percentile": "0.95"}}},
+	} {
+		if _, err := kube.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy := func(ns, name string, annotations map[string]string) {
+		labels := map[string]string{"app": name}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "task", Image: "example/task:1"}}}},
+			},
+		}
+		if _, err := kube.Clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy("shop", "borg-a", map[string]string{"upid.io/recommend-window": "2d", "upid.io/cpu-margin": "lots"})
+	deploy("zoo", "borg-b", nil)
+	cfg := filepath.Join(t.TempDir(), "upid.yaml")
+	if err := os.WriteFile(cfg, []byte("exporter:\n  recommend:\n    overrides:\n    - namespace: zoo\n      cpu_percentile: 0.8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339), "--history", span.String(),
+		"--config", cfg, "--kubeconfig", kube.KubeconfigPath, "--cluster-policy", "-o", "json"}
+	var stdout, stderr bytes.Buffer
+	if code := run(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("upid %s: %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	// The one warning, and nothing else: reading the cluster is quiet.
+	if want := `upid backtest: warning: shop/Deployment/borg-a: workload annotation upid.io/cpu-margin="lots" ignored: `; !strings.HasPrefix(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("stderr %q, want only a warning %q", stderr.String(), want)
+	}
+	var got struct{ Rightsizing backtest.Report }
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := backtest.DefaultOptions().Policy, backtest.DefaultOptions().Policy
+	pa.Window, pb.CPUPercentile = 48*time.Hour, 0.95
+	a.Policy, b.Policy = &pa, &pb
+	want, err := backtest.Run([]backtest.Trace{a, b}, backtest.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := [][]string{{"workload_annotation upid.io/recommend-window"}, {"namespace_annotation upid.io/cpu-percentile"}}
+	if len(got.Rightsizing.Traces) != 2 {
+		t.Fatalf("%d traces, want 2", len(got.Rightsizing.Traces))
+	}
+	for i, tr := range got.Rightsizing.Traces {
+		if !slices.Equal(tr.PolicyFrom, from[i]) {
+			t.Errorf("%s: policy from %q, want %q", tr.Name, tr.PolicyFrom, from[i])
+		}
+		sameReplay(t, tr, want.Traces[i])
+	}
+
+	// Without a cluster to read, or with CSV traces, it says which flag.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--prometheus.url", prom.URL, "--kubeconfig", filepath.Join(t.TempDir(), "none"), "--cluster-policy"}, exitUsage, "none"},
+		{[]string{"--data", t.TempDir(), "--cluster-policy"}, exitUsage, "--cluster-policy applies to history from Prometheus"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"backtest"}, c.args...), &stdout, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: %d %q, want %d saying %q", c.args, code, stderr.String(), c.code, c.want)
+		}
 	}
 }

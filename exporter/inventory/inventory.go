@@ -178,10 +178,12 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 	f := informers.NewSharedInformerFactoryWithOptions(client, opts.Resync, informers.WithTransform(transform(opts)))
 	none := cache.Indexers{}
 	store := func(obj runtime.Object, newInformer func(kubernetes.Interface, string, time.Duration, cache.Indexers) cache.SharedIndexInformer) cache.Store {
-		return f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return quietOnStop(f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 			return newInformer(c, metav1.NamespaceAll, resync, none)
-		}).GetStore()
+		})).GetStore()
 	}
+	quietOnStop(f.Core().V1().Nodes().Informer())
+	quietOnStop(f.Core().V1().Namespaces().Informer())
 	return &Inventory{
 		opts:        opts,
 		factory:     f,
@@ -204,6 +206,21 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 		nodes:        f.Core().V1().Nodes().Lister(),
 		namespaces:   f.Core().V1().Namespaces().Lister(),
 	}
+}
+
+// quietOnStop keeps the watches that Shutdown cancels out of the log:
+// client-go reports each as "Failed to watch: context canceled", an error
+// line per resource at every exit of a terminal command. Other watch errors
+// are reported as client-go does.
+func quietOnStop(inf cache.SharedIndexInformer) cache.SharedIndexInformer {
+	// The error is only for an informer already started; New's are not.
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	})
+	return inf
 }
 
 // Start runs the informers until Shutdown and waits until every cache has
