@@ -55,6 +55,9 @@ type WorkloadResult struct {
 	// Policy is the recommendation policy, present when an override, a
 	// label or an annotation changed it from exporter.recommend's.
 	Policy *PolicyResult `json:"policy,omitempty"`
+	// HPA pairs new requests with a new target for each utilization
+	// target of the workload's HPA that has figures.
+	HPA []HPAAdvice `json:"hpa,omitempty"`
 }
 
 // Idle is the idle verdict with the traffic behind it.
@@ -412,12 +415,20 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		policy := a.workloadPolicy(&r, w, nsLayers[w.Namespace], res)
 		var cpuP95, memP95 float64
 		cpuKnown, memKnown := len(h.ContainerCPU) > 0, len(h.ContainerMemory) > 0
+		var recs map[string]recommend.Recommendation // for the HPA's pairs
+		if len(w.HPAUtilization) > 0 {
+			recs = map[string]recommend.Recommendation{}
+		}
 		for _, c := range names {
 			cr := ContainerResult{Name: c, CPUCores: h.ContainerCPU[c], MemoryBytes: h.ContainerMemory[c]}
 			// Only containers of the current template get a recommendation:
 			// one for a container that no longer exists applies to nothing.
 			if cur, ok := current[c]; ok {
-				cr.Recommendation = recommendationOf(a.recommend(h, c, cur, w.HPAUtilization, r.Replicas, prices, policy))
+				rec := a.recommend(h, c, cur, w.HPAUtilization, r.Replicas, prices, policy)
+				cr.Recommendation = recommendationOf(rec)
+				if recs != nil {
+					recs[c] = rec
+				}
 			}
 			r.Containers = append(r.Containers, cr)
 			if u := cr.CPUCores; u != nil && u.P95 != nil {
@@ -426,6 +437,9 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			if u := cr.MemoryBytes; u != nil && u.P95 != nil {
 				memP95 += *u.P95
 			}
+		}
+		if recs != nil {
+			r.HPA = hpaAdvice(w, current, recs, prices, r.Replicas)
 		}
 		// Waste: what is requested beyond the p95 of use, at the price this
 		// workload pays; headroom under the p95 is needed, not waste.

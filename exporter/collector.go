@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ type descs struct {
 	cost, waste, idleCost, nodeCost, nodeInfo, resultsAge, resultsAt              *prometheus.Desc
 	recCPU, recCPULimit, recMem, recMemLimit, recConfidence, recSavings, recApply *prometheus.Desc
 	recCPULower, recCPUUpper, recMemLower, recMemUpper                            *prometheus.Desc
+	hpaTarget, hpaCPU, hpaMem, hpaSavings                                         *prometheus.Desc
 }
 
 func newDescs(cluster string) descs {
@@ -63,6 +66,10 @@ func newDescs(cluster string) descs {
 		recConfidence:     w("upid_container_recommendation_confidence", "Confidence of the recommendation, 0 to 1, from the history covered.", "container"),
 		recSavings:        w("upid_container_recommendation_savings_dollars_per_hour", "Dollars per hour saved, for all replicas, if the recommendation is applied; negative when the container needs more.", "container"),
 		recApply:          w("upid_container_recommendation_apply", "1 when the recommendation differs from the current requests by more than the change threshold (or the current ones are unsafe), else 0.", "container"),
+		hpaTarget:         w("upid_workload_hpa_recommended_target_utilization_ratio", "Target utilization (0.8 for 80 %) the workload's HPA should hold with the paired requests, so that it scales at the same usage per pod; container is set for a ContainerResource target.", "hpa", "resource", "container"),
+		hpaCPU:            w("upid_container_hpa_paired_cpu_request_cores", "CPU request to set together with the HPA's recommended target; the pair keeps the replicas and takes the difference. Never applied by the webhook.", "container", "hpa"),
+		hpaMem:            w("upid_container_hpa_paired_memory_request_bytes", "Memory request to set together with the HPA's recommended target; never applied by the webhook.", "container", "hpa"),
+		hpaSavings:        w("upid_workload_hpa_pairing_savings_dollars_per_hour", "Dollars per hour saved, for all replicas, if the paired requests and the HPA's recommended target are applied together; negative when the containers need more.", "hpa", "resource", "container"),
 		nodeCost:          d("upid_node_cost_dollars_per_hour", "What the node costs per hour.", "node"),
 		nodeInfo:          d("upid_node_price_info", "Always 1; labels say where the node's price came from (opencost, file, default) and which pricing rule matched.", "node", "instance_type", "region", "capacity_type", "source", "rule"),
 		resultsAge:        d("upid_exporter_results_age_seconds", "Age of the results served: grows when cycles fail and the last good results are kept."),
@@ -132,7 +139,8 @@ func (c *resultsCollector) families() []prometheus.Collector {
 		d.resultsAge, d.resultsAt, d.idleScore, d.idleConfidence, d.idleState, d.idleSince,
 		d.realRPS, d.healthRPS, d.healthRatio, d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU,
 		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper,
-		d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
+		d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply,
+		d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
 	}
 	if len(c.s.opts.Exporter.NamespaceLabels) > 0 {
 		all = append(all, c.nsDesc)
@@ -175,7 +183,7 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 	perWorkload := on(d.idleScore, d.idleConfidence, d.idleState, d.idleSince, d.realRPS, d.healthRPS, d.healthRatio,
 		d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU, d.cpuUsage, d.containerCPU, d.containerMem,
 		d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper,
-		d.recMemLimit, d.recSavings, d.recApply, d.cost, d.waste, d.idleCost)
+		d.recMemLimit, d.recSavings, d.recApply, d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.cost, d.waste, d.idleCost)
 	perContainer := on(d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit,
 		d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply)
 	for _, w := range res.Workloads {
@@ -239,6 +247,19 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 						apply = 1
 					}
 					g(d.recApply, apply, cl...)
+				}
+			}
+		}
+		if on(d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings) {
+			for _, a := range w.HPA {
+				g(d.hpaTarget, a.TargetUtilization, with(a.HPA, a.Resource, a.Container)...)
+				g(d.hpaSavings, a.SavingsDollarsPerHour, with(a.HPA, a.Resource, a.Container)...)
+				paired := d.hpaCPU
+				if a.Resource == "memory" {
+					paired = d.hpaMem
+				}
+				for _, c := range slices.Sorted(maps.Keys(a.Requests)) {
+					g(paired, a.Requests[c], with(c, a.HPA)...)
 				}
 			}
 		}

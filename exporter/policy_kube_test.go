@@ -179,9 +179,17 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	// An HPA on busy-api's CPU utilization: its CPU request stays (a new
 	// one would move the HPA's target), its memory is still sized. idle-api's
 	// HPA targets an absolute CPU value, which requests do not move.
-	seventy := int32(70)
+	// What busy-api's CPU would be without an HPA, and its request now:
+	// the pair follows from them by hand.
+	unpaired := metric(t, reg, "upid_container_recommended_cpu_request_cores", "busy-api")
+	busyDeploy, err := c.AppsV1().Deployments("shop").Get(ctx, "busy-api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyCPU := busyDeploy.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().AsApproximateFloat64()
+	fifty := int32(50)
 	for name, target := range map[string]autoscalingv2.MetricTarget{
-		"busy-api": {Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &seventy},
+		"busy-api": {Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &fifty},
 		"idle-api": {Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewMilliQuantity(100, resource.DecimalSI)},
 	} {
 		hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
@@ -216,6 +224,31 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	}
 	if got := metric(t, reg, "upid_container_recommended_cpu_request_cores", "idle-api"); got != 0.4 {
 		t.Errorf("idle-api CPU %v under an absolute-value HPA, want its 400m as before", got)
+	}
+	// busy-api gets the CPU request paired with a new target instead: its
+	// figure, at least 50 % of today's request, and the target that keeps
+	// the HPA scaling at 50 % of today's request per pod.
+	wantReq := math.Max(unpaired, math.Ceil(0.5*busyCPU*1000-1e-9)/1000)
+	wantTarget := math.Floor(50*busyCPU/wantReq+1e-9) / 100
+	if wantReq != unpaired {
+		t.Fatalf("busy-api's figure %v is under half its request %v: the case tests the floor, not the figure", unpaired, busyCPU)
+	}
+	for _, w := range svc.Last().Workloads {
+		switch {
+		case w.Name == "busy-api":
+			if len(w.HPA) != 1 || w.HPA[0].Resource != "cpu" || w.HPA[0].CurrentTargetUtilization != 0.5 || w.HPA[0].TargetUtilization != wantTarget ||
+				len(w.HPA[0].Requests) != 1 || math.Abs(w.HPA[0].Requests[w.Containers[0].Name]-wantReq) > 1e-9 {
+				t.Errorf("busy-api HPA advice %+v, want %v cores at target %v (figure %v, request %v)", w.HPA, wantReq, wantTarget, unpaired, busyCPU)
+			}
+		case w.Name == "idle-api" && len(w.HPA) > 0:
+			t.Errorf("idle-api's absolute-value HPA got advice %+v", w.HPA)
+		}
+	}
+	if got := metric(t, reg, "upid_workload_hpa_recommended_target_utilization_ratio", "busy-api"); got != wantTarget {
+		t.Errorf("busy-api HPA target metric %v, want %v", got, wantTarget)
+	}
+	if got := metric(t, reg, "upid_container_hpa_paired_cpu_request_cores", "busy-api"); math.Abs(got-wantReq) > 1e-9 {
+		t.Errorf("busy-api paired CPU request metric %v, want %v", got, wantReq)
 	}
 	promtoolCheck(t, reg)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -175,7 +176,7 @@ func TestPatchPaths(t *testing.T) {
 		rec("Deployment", "web", "b", true),
 		rec("Deployment", "web", "a", true),
 		rec("Deployment", "web", "skip", false),
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := `# upid: ns/CronJob/nightly saves $1.00/month
@@ -243,10 +244,35 @@ spec:
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := writePatches(&b, []recommendation{rec("Deployment", "web", "a", false)}); err != nil {
+	if err := writePatches(&b, []recommendation{rec("Deployment", "web", "a", false)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b.String() != "# upid: no recommendation is worth applying\n" {
 		t.Errorf("nothing to apply wrote %q", b.String())
+	}
+}
+
+// TestHPAJSONPatch: the HPA's change tests the target it replaces, at the
+// path of its kind of metric; an HPA without metrics gets its default
+// spelled out.
+func TestHPAJSONPatch(t *testing.T) {
+	for _, c := range []struct {
+		a    exporter.HPAAdvice
+		want string
+	}{
+		{exporter.HPAAdvice{MetricIndex: 0, CurrentTargetUtilization: 0.7, TargetUtilization: 1},
+			`[{"op":"test","path":"/spec/metrics/0/resource/target/averageUtilization","value":70},{"op":"replace","path":"/spec/metrics/0/resource/target/averageUtilization","value":100}]`},
+		{exporter.HPAAdvice{MetricIndex: 2, Container: "app", CurrentTargetUtilization: 0.55, TargetUtilization: 0.81},
+			`[{"op":"test","path":"/spec/metrics/2/containerResource/target/averageUtilization","value":55},{"op":"replace","path":"/spec/metrics/2/containerResource/target/averageUtilization","value":81}]`},
+		{exporter.HPAAdvice{MetricIndex: -1, CurrentTargetUtilization: 0.8, TargetUtilization: 0.95},
+			`[{"op":"add","path":"/spec/metrics","value":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":95}}}]}]`},
+	} {
+		if got := hpaJSONPatch(hpaPair{HPAAdvice: c.a}); got != c.want {
+			t.Errorf("%+v:\n got %s\nwant %s", c.a, got, c.want)
+		}
+		var ops []map[string]any
+		if err := json.Unmarshal([]byte(hpaJSONPatch(hpaPair{HPAAdvice: c.a})), &ops); err != nil {
+			t.Errorf("%+v: not JSON: %v", c.a, err)
+		}
 	}
 }

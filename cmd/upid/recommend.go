@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +27,13 @@ containers whose change is worth a restart, APPLY=yes), ready for a GitOps pull
 request; -o commands prints the equivalent kubectl set resources lines. A
 recommendation without a CPU limit removes the CPU limit (cpu: null in the
 patch): UPID sizes CPU requests and leaves bursting to the scheduler.
+
+A resource an HPA scales on by utilization has no recommendation of its own:
+a new request alone only changes how many replicas the HPA runs. UPID pairs
+new requests with a new HPA target that keeps the HPA scaling at the same usage
+per pod; the table lists the pairs after the recommendations, -o patch adds the
+requests with the HPA change as a kustomize JSON patch to copy, and -o commands
+prints both, the HPA's as a kubectl patch that fails if its target moved.
 
 Examples:
   upid recommend --demo
@@ -104,6 +114,53 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 	return out
 }
 
+// hpaPair is one HPA target's paired change, with its workload.
+type hpaPair struct {
+	Namespace, Kind, Name string
+	exporter.HPAAdvice
+}
+
+// hpaPairs lists the workloads' HPA pairs that change a request by more
+// than a millicore or a MiB, in a stable order.
+func hpaPairs(ws []exporter.WorkloadResult) []hpaPair {
+	var out []hpaPair
+	for _, w := range ws {
+		for _, a := range w.HPA {
+			out = append(out, hpaPair{w.Namespace, w.Kind, w.Name, a})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		return a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Resource < b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Resource
+	})
+	return out
+}
+
+// hpaJSONPatch is the JSON patch that moves the HPA's target: a test of
+// the current value first, so that it fails rather than overwrite a target
+// someone changed since; an HPA without metrics gets its default metric
+// spelled out with the new target.
+func hpaJSONPatch(p hpaPair) string {
+	pct := func(x float64) int { return int(math.Round(100 * x)) }
+	if p.MetricIndex < 0 {
+		return fmt.Sprintf(`[{"op":"add","path":"/spec/metrics","value":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":%d}}}]}]`, pct(p.TargetUtilization))
+	}
+	source := "resource"
+	if p.Container != "" {
+		source = "containerResource"
+	}
+	path := fmt.Sprintf("/spec/metrics/%d/%s/target/averageUtilization", p.MetricIndex, source)
+	return fmt.Sprintf(`[{"op":"test","path":"%s","value":%d},{"op":"replace","path":"%s","value":%d}]`, path, pct(p.CurrentTargetUtilization), path, pct(p.TargetUtilization))
+}
+
+// pairedRequest formats a paired request in its resource's unit.
+func pairedRequest(resource string, v float64) string {
+	if resource == "memory" {
+		return cli.Memory(v)
+	}
+	return cli.CPU(v)
+}
+
 func runRecommend(env *environment, sc *scope, arg string) int {
 	t, err := parseTarget(arg, *sc.namespace)
 	if err != nil {
@@ -125,10 +182,10 @@ func runRecommend(env *environment, sc *scope, arg string) int {
 			return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster", t.namespace, t.kind, t.name))
 		}
 	}
-	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws)))
+	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws), hpaPairs(ws)))
 }
 
-func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation) error {
+func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation, pairs []hpaPair) error {
 	switch format {
 	case cli.JSON, cli.YAML:
 		if recs == nil {
@@ -136,9 +193,9 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		}
 		return cli.Encode(w, format, recs)
 	case formatPatch:
-		return writePatches(w, recs)
+		return writePatches(w, recs, pairs)
 	case formatCommands:
-		return writeCommands(w, recs)
+		return writeCommands(w, recs, pairs)
 	}
 	if format == cli.CSV {
 		return recommendationCSV(recs).Write(w, cli.CSV, style)
@@ -177,7 +234,28 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 			return err
 		}
 	}
-	return r.Write(w, format, style)
+	if err := r.Write(w, format, style); err != nil {
+		return err
+	}
+	if len(pairs) == 0 || (format != cli.Table && format != cli.Wide) {
+		return nil
+	}
+	// The pairs have columns of their own; they follow the table.
+	fmt.Fprintln(w, "\nHPA pairs: set the requests and the HPA's target together (alone, new requests only change the replicas):")
+	hr := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "HPA", "RESOURCE", "TARGET", "REQUESTS", "SAVINGS $/MONTH"}}
+	for _, p := range pairs {
+		var reqs []string
+		for _, c := range slices.Sorted(maps.Keys(p.Requests)) {
+			reqs = append(reqs, c+"="+pairedRequest(p.Resource, p.Requests[c]))
+		}
+		resource := p.Resource
+		if p.Container != "" {
+			resource += " of " + p.Container
+		}
+		hr.Add(p.Namespace, p.Kind, p.Name, p.HPA, resource, cli.Percent(p.CurrentTargetUtilization)+" → "+cli.Percent(p.TargetUtilization),
+			strings.Join(reqs, ","), cli.Dollars(p.MonthlySavings))
+	}
+	return hr.Write(w, format, style)
 }
 
 // recommendationCSV has plain numbers in base units, for spreadsheets.
@@ -230,15 +308,53 @@ func applicable(recs []recommendation) [][]recommendation {
 	return out
 }
 
+// withPairs adds to the groups the containers HPA pairs change that have
+// no applicable recommendation of their own, keeping the order of
+// applicable: workloads by id, containers by name.
+func withPairs(groups [][]recommendation, pairs []hpaPair) [][]recommendation {
+	if len(pairs) == 0 {
+		return groups
+	}
+	byID := map[string]int{}
+	for i, g := range groups {
+		byID[g[0].Namespace+"/"+g[0].Kind+"/"+g[0].Name] = i
+	}
+	for _, p := range pairs {
+		id := p.Namespace + "/" + p.Kind + "/" + p.Name
+		i, ok := byID[id]
+		if !ok {
+			groups = append(groups, nil)
+			i = len(groups) - 1
+			byID[id] = i
+		}
+		for _, c := range slices.Sorted(maps.Keys(p.Requests)) {
+			if !slices.ContainsFunc(groups[i], func(r recommendation) bool { return r.Container == c }) {
+				groups[i] = append(groups[i], recommendation{Namespace: p.Namespace, Kind: p.Kind, Name: p.Name, Container: c})
+			}
+		}
+	}
+	for _, g := range groups {
+		sort.Slice(g, func(i, j int) bool { return g[i].Container < g[j].Container })
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i][0], groups[j][0]
+		return a.Namespace+"/"+a.Kind+"/"+a.Name < b.Namespace+"/"+b.Kind+"/"+b.Name
+	})
+	return groups
+}
+
 var apiVersions = map[string]string{
 	inventory.KindDeployment: "apps/v1", inventory.KindStatefulSet: "apps/v1", inventory.KindDaemonSet: "apps/v1",
 	inventory.KindReplicaSet: "apps/v1", inventory.KindJob: "batch/v1", inventory.KindCronJob: "batch/v1", inventory.KindPod: "v1",
 }
 
 // writePatches writes one strategic-merge patch per workload. Containers
-// merge by name, so only the named containers' resources change.
-func writePatches(w io.Writer, recs []recommendation) error {
-	groups := applicable(recs)
+// merge by name, so only the named containers' resources change. An HPA
+// pair's requests join their workload's patch, and its HPA change follows
+// as a comment holding the kustomize JSON patch: the HPA's metrics are an
+// atomic list, which a strategic-merge patch would replace whole.
+func writePatches(w io.Writer, recs []recommendation, pairs []hpaPair) error {
+	groups := withPairs(applicable(recs), pairs)
 	if len(groups) == 0 {
 		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
 		return err
@@ -249,6 +365,13 @@ func writePatches(w io.Writer, recs []recommendation) error {
 		for _, r := range g {
 			requests := map[string]any{}
 			limits := map[string]any{}
+			for _, p := range pairs {
+				if p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
+					if v, ok := p.Requests[r.Container]; ok {
+						requests[p.Resource] = pairedRequest(p.Resource, v)
+					}
+				}
+			}
 			if r.CPURequestCores != nil {
 				requests["cpu"] = cli.CPU(*r.CPURequestCores)
 				if r.CPULimitCores != nil {
@@ -290,12 +413,26 @@ func writePatches(w io.Writer, recs []recommendation) error {
 		}
 		var savings float64
 		for _, r := range g {
-			savings += r.MonthlySavings
+			if r.OK && r.Apply {
+				savings += r.MonthlySavings
+			}
+		}
+		var hpaNotes []string
+		for _, p := range pairs {
+			if p.Namespace == first.Namespace && p.Kind == first.Kind && p.Name == first.Name {
+				savings += p.MonthlySavings
+				hpaNotes = append(hpaNotes, fmt.Sprintf("# upid: in the same change, move HorizontalPodAutoscaler %s/%s's %s target from %s to %s (alone, the %s requests only change the replicas):\n"+
+					"#   - target: {kind: HorizontalPodAutoscaler, name: %s, namespace: %s}\n#     patch: '%s'\n",
+					p.Namespace, p.HPA, p.Resource, cli.Percent(p.CurrentTargetUtilization), cli.Percent(p.TargetUtilization), p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p)))
+			}
 		}
 		if i > 0 {
 			fmt.Fprintln(w, "---")
 		}
 		fmt.Fprintf(w, "# upid: %s/%s/%s saves %s/month\n", first.Namespace, first.Kind, first.Name, cli.Dollars(savings))
+		for _, n := range hpaNotes {
+			fmt.Fprint(w, n)
+		}
 		orderKeys(&doc)
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
@@ -338,12 +475,17 @@ func orderKeys(n *yaml.Node) {
 }
 
 // writeCommands prints kubectl set resources lines; Pods are skipped, as
-// their owners recreate them with the old resources.
-func writeCommands(w io.Writer, recs []recommendation) error {
-	groups := applicable(recs)
+// their owners recreate them with the old resources. An HPA pair's HPA is
+// patched first, so that the HPA never divides the new requests by the old
+// target.
+func writeCommands(w io.Writer, recs []recommendation, pairs []hpaPair) error {
+	groups := withPairs(applicable(recs), pairs)
 	if len(groups) == 0 {
 		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
 		return err
+	}
+	for _, p := range pairs {
+		fmt.Fprintf(w, "kubectl patch hpa %s -n %s --type=json -p '%s'  # with the %s requests below\n", p.HPA, p.Namespace, hpaJSONPatch(p), p.Resource)
 	}
 	for _, g := range groups {
 		for _, r := range g {
@@ -352,13 +494,23 @@ func writeCommands(w io.Writer, recs []recommendation) error {
 				continue
 			}
 			var req, lim []string
-			if r.CPURequestCores != nil {
+			saves := 0.0
+			if r.OK && r.Apply {
+				saves = r.MonthlySavings
+			}
+			for _, p := range pairs {
+				if v, ok := p.Requests[r.Container]; ok && p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
+					req = append(req, p.Resource+"="+pairedRequest(p.Resource, v))
+					saves += p.MonthlySavings / float64(len(p.Requests))
+				}
+			}
+			if r.OK && r.Apply && r.CPURequestCores != nil {
 				req = append(req, "cpu="+cli.CPU(*r.CPURequestCores))
 				if r.CPULimitCores != nil {
 					lim = append(lim, "cpu="+cli.CPU(*r.CPULimitCores))
 				}
 			}
-			if r.MemoryRequestBytes != nil {
+			if r.OK && r.Apply && r.MemoryRequestBytes != nil {
 				req = append(req, "memory="+cli.Memory(*r.MemoryRequestBytes))
 				if r.MemoryLimitBytes != nil {
 					lim = append(lim, "memory="+cli.Memory(*r.MemoryLimitBytes))
@@ -368,7 +520,7 @@ func writeCommands(w io.Writer, recs []recommendation) error {
 			if len(lim) > 0 {
 				line += " --limits=" + strings.Join(lim, ",")
 			}
-			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(r.MonthlySavings))
+			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(saves))
 		}
 	}
 	return nil

@@ -86,9 +86,13 @@ type NodeRequests struct {
 
 // HPAResource is a resource ("cpu", "memory") a HorizontalPodAutoscaler
 // scales on by utilization, of one container or (Container empty) of the
-// whole pod.
+// whole pod, and the utilization it holds, as a fraction (0.8 for 80 %).
 type HPAResource struct {
 	Resource, Container string
+	Target              float64
+	// Index is the target's position in the HPA's spec.metrics, for a
+	// patch; -1 for an HPA without metrics (the API's 80 % CPU).
+	Index int
 }
 
 // Scales reports whether the HPA's utilization targets include resource

@@ -176,7 +176,7 @@ func TestSnapshot(t *testing.T) {
 
 	web := got[ID{"shop", KindDeployment, "web"}]
 	// An HPA without metrics scales on CPU utilization, the API's default.
-	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" || !reflect.DeepEqual(web.HPAUtilization, []HPAResource{{Resource: "cpu"}}) {
+	if web.Replicas != 3 || web.Pods != 2 || web.HPA != "web-hpa" || !reflect.DeepEqual(web.HPAUtilization, []HPAResource{{Resource: "cpu", Target: 0.8, Index: -1}}) {
 		t.Errorf("web: replicas %d pods %d hpa %q on %v, want 3, 2, web-hpa on CPU", web.Replicas, web.Pods, web.HPA, web.HPAUtilization)
 	}
 	// Only the running pod requests anything: the app's 250m and 256Mi (the
@@ -372,7 +372,7 @@ func TestHPAUtilization(t *testing.T) {
 		{Type: autoscalingv2.ResourceMetricSourceType}, // malformed: no source
 	}
 	got := hpaUtilization(metrics)
-	want := []HPAResource{{Resource: "memory"}, {Resource: "cpu", Container: "app"}}
+	want := []HPAResource{{Resource: "memory", Target: 0.8, Index: 0}, {Resource: "cpu", Container: "app", Target: 0.7, Index: 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("hpaUtilization = %v, want %v", got, want)
 	}

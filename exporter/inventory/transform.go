@@ -243,16 +243,29 @@ func probes(c corev1.Container) []Probe {
 // on CPU utilization (the API's default, 80 %).
 func hpaUtilization(metrics []autoscalingv2.MetricSpec) []HPAResource {
 	if len(metrics) == 0 {
-		return []HPAResource{{Resource: "cpu"}}
+		return []HPAResource{{Resource: "cpu", Target: defaultHPAUtilization, Index: -1}}
 	}
 	var out []HPAResource
-	for _, m := range metrics {
+	for i, m := range metrics {
 		switch {
 		case m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Target.Type == autoscalingv2.UtilizationMetricType:
-			out = append(out, HPAResource{Resource: intern(string(m.Resource.Name))})
+			out = append(out, HPAResource{Resource: intern(string(m.Resource.Name)), Target: utilization(m.Resource.Target.AverageUtilization), Index: i})
 		case m.Type == autoscalingv2.ContainerResourceMetricSourceType && m.ContainerResource != nil && m.ContainerResource.Target.Type == autoscalingv2.UtilizationMetricType:
-			out = append(out, HPAResource{Resource: intern(string(m.ContainerResource.Name)), Container: intern(m.ContainerResource.Container)})
+			out = append(out, HPAResource{Resource: intern(string(m.ContainerResource.Name)), Container: intern(m.ContainerResource.Container),
+				Target: utilization(m.ContainerResource.Target.AverageUtilization), Index: i})
 		}
 	}
 	return out
+}
+
+// defaultHPAUtilization is the API's CPU target for an HPA without metrics.
+const defaultHPAUtilization = 0.8
+
+// utilization is an averageUtilization as a fraction; 0 when unset, which
+// validation rejects for a Utilization target.
+func utilization(p *int32) float64 {
+	if p == nil || *p <= 0 {
+		return 0
+	}
+	return float64(*p) / 100
 }

@@ -154,6 +154,11 @@ type Recommendation struct {
 	// the container needs more.
 	MonthlySavings float64
 	Reasons        []string
+	// UnpairedCPU and UnpairedMemory are, for a resource an HPA scales on
+	// by utilization (which has no figure of its own), the request this
+	// container would get without the HPA; 0 otherwise. PairHPA turns them
+	// into requests that go with a new HPA target.
+	UnpairedCPU, UnpairedMemory float64
 }
 
 // Reasons.
@@ -173,6 +178,22 @@ const (
 // Recommend computes the recommendation for one container. It is a pure
 // function: same inputs, same answer, no I/O.
 func Recommend(in Inputs, p Policy) Recommendation {
+	r := recommendOne(in, p)
+	if in.HPACPU || in.HPAMemory {
+		free := in
+		free.HPACPU, free.HPAMemory = false, false
+		f := recommendOne(free, p)
+		if in.HPACPU && f.CPU.OK {
+			r.UnpairedCPU = f.CPU.Request
+		}
+		if in.HPAMemory && f.Memory.OK {
+			r.UnpairedMemory = f.Memory.Request
+		}
+	}
+	return r
+}
+
+func recommendOne(in Inputs, p Policy) Recommendation {
 	p = p.normalized()
 	var r Recommendation
 	cov := in.Coverage

@@ -39,6 +39,8 @@ func TestRecommend(t *testing.T) {
 		reasons    []string
 		cpuChanged bool
 		memChanged bool
+		// Without the HPA, for a resource it scales on.
+		unpairedCPU, unpairedMem float64
 	}{{
 		name: "steady", ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
 	}, {
@@ -109,9 +111,14 @@ func TestRecommend(t *testing.T) {
 		// memory is sized as ever.
 		name: "HPA on CPU utilization", in: func(in *Inputs) { in.HPACPU = true },
 		ok: true, conf: 1, mem: mem1127, apply: true, memChanged: true, reasons: []string{ReasonHPACPU},
+		unpairedCPU: 1,
 	}, {
 		name: "HPA on both", in: func(in *Inputs) { in.HPACPU, in.HPAMemory = true, true },
-		conf: 1, reasons: []string{ReasonHPACPU, ReasonHPAMemory},
+		conf: 1, reasons: []string{ReasonHPACPU, ReasonHPAMemory}, unpairedCPU: 1, unpairedMem: mem1127,
+	}, {
+		// Without history there is nothing to pair either.
+		name: "HPA, low confidence", in: func(in *Inputs) { in.HPACPU, in.Coverage = true, 0.04 },
+		conf: 0.08, reasons: []string{ReasonLowConfidence},
 	}, {
 		// A broken policy falls back to defaults.
 		name: "bad policy", policy: func(p *Policy) { p.CPUPercentile, p.MemoryMargin, p.Window = math.NaN(), -1, 0 },
@@ -122,6 +129,9 @@ func TestRecommend(t *testing.T) {
 			r := recommendWith(c.in, c.policy)
 			if r.OK != c.ok || math.Abs(r.Confidence-c.conf) > 1e-9 || r.Apply != c.apply {
 				t.Errorf("ok %v conf %v apply %v, want %v %v %v", r.OK, r.Confidence, r.Apply, c.ok, c.conf, c.apply)
+			}
+			if math.Abs(r.UnpairedCPU-c.unpairedCPU) > 1e-9 || r.UnpairedMemory != c.unpairedMem {
+				t.Errorf("unpaired %v cores %v bytes, want %v %v", r.UnpairedCPU, r.UnpairedMemory, c.unpairedCPU, c.unpairedMem)
 			}
 			if math.Abs(r.CPU.Request-c.cpu) > 1e-9 || r.Memory.Request != c.mem {
 				t.Errorf("requests %v cores %v bytes, want %v %v", r.CPU.Request, r.Memory.Request, c.cpu, c.mem)
