@@ -15,6 +15,9 @@ import (
 // exporter adds, and the columns of one table must share their keys.
 const containerKeys = "namespace, workload, kind, container"
 
+// hpaKeys name one target of a workload's HPA.
+const hpaKeys = "namespace, workload, kind, hpa, resource, container"
+
 // byOwner resolves a per-pod cAdvisor or kube-state-metrics expression to the
 // selected workloads through the shared pod-owner recording rule.
 func byOwner(perPod string) string {
@@ -73,7 +76,9 @@ func rightsizing() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Waste per month", "Requested beyond the p95 of use, priced.", unitDollars,
 			month(fmt.Sprintf(`sum(upid_workload_waste_dollars_per_hour{%s})`, selWorkload)))).
 		WithPanel(statPanel("Pods rightsized by the webhook", "Pods the webhook mutated in the time range.", unitNone,
-			`sum(increase(upid_webhook_decisions_total{outcome="mutated"}[$__range])) or vector(0)`))
+			`sum(increase(upid_webhook_decisions_total{outcome="mutated"}[$__range])) or vector(0)`)).
+		WithPanel(statPanel("HPA pairs' savings per month", "Workloads an HPA scales by utilization: what their paired requests and new HPA targets save together, all replicas; applied in Git, never by the webhook.", unitDollars,
+			month(fmt.Sprintf(`sum(upid_workload_hpa_pairing_savings_dollars_per_hour{%s}) or vector(0)`, selWorkload))))
 
 	b = b.WithRow(row("Per container")).
 		WithPanel(containerTable()).
@@ -86,6 +91,18 @@ func rightsizing() *dashboard.DashboardBuilder {
 			target(memoryUsedByContainer(), "used {{workload}}/{{container}}"),
 			target(requestByContainer("memory"), "requested {{workload}}/{{container}}"),
 			target(upidByContainer("upid_container_recommended_memory_request_bytes", ""), "recommended {{workload}}/{{container}}"),
+		))
+
+	b = b.WithRow(row("HPA pairs")).
+		WithPanel(tablePanel("HPA pairs: requests and target together", "A resource an HPA scales on by utilization has no recommendation of its own: a new request alone only changes the replicas. The pair moves the requests and the HPA's target together, so the HPA scales at the same use per pod (docs/recommendations.md). Container is set for a ContainerResource target.", []string{"job", "instance"},
+			column{"Savings $/month", unitDollars, month(fmt.Sprintf(`max by (%s) (upid_workload_hpa_pairing_savings_dollars_per_hour{%s})`, hpaKeys, selWorkload))},
+			column{"New target", unitPercent, fmt.Sprintf(`max by (%s) (upid_workload_hpa_recommended_target_utilization_ratio{%s})`, hpaKeys, selWorkload)},
+		).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()})).
+		WithPanel(tablePanel("HPA pairs: requests per container", "The requests that go with each pair's target, against the requests now (kube-state-metrics).", []string{"job", "instance"},
+			column{"CPU requested", unitCores, fmt.Sprintf(`%s and on (%s) %s`, requestByContainer("cpu"), containerKeys, upidByContainer("upid_container_hpa_paired_cpu_request_cores", ""))},
+			column{"CPU paired", unitCores, upidByContainer("upid_container_hpa_paired_cpu_request_cores", "")},
+			column{"Memory requested", unitBytes, fmt.Sprintf(`%s and on (%s) %s`, requestByContainer("memory"), containerKeys, upidByContainer("upid_container_hpa_paired_memory_request_bytes", ""))},
+			column{"Memory paired", unitBytes, upidByContainer("upid_container_hpa_paired_memory_request_bytes", "")},
 		))
 
 	b = b.WithRow(row("Risk")).

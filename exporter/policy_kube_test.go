@@ -104,12 +104,8 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	annotate(ctx, t, c, "idle-api", map[string]string{"upid.io/cpu-percentile": "95"})
 
 	var busy, idle exporter.WorkloadResult
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := svc.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range svc.Last().Workloads {
+	cycleUntil(ctx, t, svc, "the informers to show the annotations", func(ws []exporter.WorkloadResult) bool {
+		for _, w := range ws {
 			switch w.Name {
 			case "busy-api":
 				busy = w
@@ -118,16 +114,9 @@ func TestPolicyFromAnnotations(t *testing.T) {
 			}
 		}
 		// Each informer sees its own update in its own time.
-		seen := busy.Policy != nil && busy.Policy.Sources["window"] != "" && idle.Policy != nil && idle.Policy.Sources["min_cpu"] != "" &&
+		return busy.Policy != nil && busy.Policy.Sources["window"] != "" && idle.Policy != nil && idle.Policy.Sources["min_cpu"] != "" &&
 			testutil.ToFloat64(counterOf(t, reg, "workload_annotation")) > 0
-		if seen {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the informers never showed the annotations: busy %+v idle %+v", busy.Policy, idle.Policy)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	})
 	// busy-api: its own annotations win over the namespace label and the
 	// overrides; the namespace annotation's 400m is below its CPU anyway.
 	check("annotated", "busy-api", 1, 0.2, 300*mib, 0.4)
@@ -200,27 +189,17 @@ func TestPolicyFromAnnotations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		if err := svc.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var rec *exporter.Recommendation
-		for _, w := range svc.Last().Workloads {
+	var rec *exporter.Recommendation
+	cycleUntil(ctx, t, svc, "the HPA to reach busy-api's recommendation", func(ws []exporter.WorkloadResult) bool {
+		for _, w := range ws {
 			if w.Name == "busy-api" && len(w.Containers) > 0 {
 				rec = w.Containers[0].Recommendation
 			}
 		}
-		if rec != nil && slices.Contains(rec.Reasons, "hpa_cpu_utilization") {
-			if rec.CPURequestCores != nil || rec.MemoryRequestBytes == nil {
-				t.Errorf("busy-api under a CPU-utilization HPA: %+v, want memory only", rec)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the HPA never reached busy-api's recommendation: %+v", rec)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return rec != nil && slices.Contains(rec.Reasons, "hpa_cpu_utilization")
+	})
+	if rec.CPURequestCores != nil || rec.MemoryRequestBytes == nil {
+		t.Errorf("busy-api under a CPU-utilization HPA: %+v, want memory only", rec)
 	}
 	if got := metric(t, reg, "upid_container_recommended_cpu_request_cores", "idle-api"); got != 0.4 {
 		t.Errorf("idle-api CPU %v under an absolute-value HPA, want its 400m as before", got)
@@ -250,7 +229,71 @@ func TestPolicyFromAnnotations(t *testing.T) {
 	if got := metric(t, reg, "upid_container_hpa_paired_cpu_request_cores", "busy-api"); math.Abs(got-wantReq) > 1e-9 {
 		t.Errorf("busy-api paired CPU request metric %v, want %v", got, wantReq)
 	}
+
+	// A memory target at 30 % joins: memory loses its own figure and gets
+	// a pair, from the figure it had (above 30 % of 1 GiB), by the same
+	// rule in MiB.
+	unpairedMem := metric(t, reg, "upid_container_recommended_memory_request_bytes", "busy-api")
+	busyMem := busyDeploy.Spec.Template.Spec.Containers[0].Resources.Requests.Memory().AsApproximateFloat64()
+	thirty := int32(30)
+	hpa, err := c.AutoscalingV2().HorizontalPodAutoscalers("shop").Get(ctx, "busy-api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hpa.Spec.Metrics = append(hpa.Spec.Metrics, autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+		Name: "memory", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &thirty}}})
+	if _, err := c.AutoscalingV2().HorizontalPodAutoscalers("shop").Update(ctx, hpa, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantMem := math.Max(unpairedMem, math.Ceil(0.3*busyMem/mib-1e-9)*mib)
+	wantMemTarget := math.Floor(30*busyMem/wantMem+1e-9) / 100
+	if wantMem != unpairedMem {
+		t.Fatalf("busy-api's memory figure %v is under 30 %% of its request %v: the case tests the floor, not the figure", unpairedMem, busyMem)
+	}
+	var memPair *exporter.HPAAdvice
+	cycleUntil(ctx, t, svc, "the memory target to reach busy-api's pairs", func(ws []exporter.WorkloadResult) bool {
+		for _, w := range ws {
+			for i, a := range w.HPA {
+				if w.Name == "busy-api" && a.Resource == "memory" {
+					memPair = &w.HPA[i]
+				}
+			}
+		}
+		return memPair != nil
+	})
+	if memPair.MetricIndex != 1 || memPair.CurrentTargetUtilization != 0.3 || memPair.TargetUtilization != wantMemTarget ||
+		memPair.Requests[busyDeploy.Spec.Template.Spec.Containers[0].Name] != wantMem {
+		t.Errorf("busy-api memory pair %+v, want %v bytes at target %v", memPair, wantMem, wantMemTarget)
+	}
+	if got := metric(t, reg, "upid_container_hpa_paired_memory_request_bytes", "busy-api"); got != wantMem {
+		t.Errorf("busy-api paired memory request metric %v, want %v", got, wantMem)
+	}
+	for _, m := range gathered(t, reg, "upid_workload_hpa_recommended_target_utilization_ratio") {
+		if l := labelsOf(m); l["workload"] == "busy-api" && l["resource"] == "memory" && m.GetGauge().GetValue() != wantMemTarget {
+			t.Errorf("busy-api memory target metric %v, want %v", m.GetGauge().GetValue(), wantMemTarget)
+		}
+	}
 	promtoolCheck(t, reg)
+}
+
+// cycleUntil runs cycles until done is true of the results: each informer
+// sees an update in its own time. It fails after 30 seconds, saying what it
+// waited for.
+func cycleUntil(ctx context.Context, t *testing.T, svc *exporter.Service, what string, done func([]exporter.WorkloadResult) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := svc.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if done(svc.Last().Workloads) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func annotate(ctx context.Context, t *testing.T, c kubernetes.Interface, name string, ann map[string]string) {
