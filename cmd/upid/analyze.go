@@ -52,6 +52,10 @@ type summary struct {
 	MonthlyRightsizing   float64 `json:"monthly_rightsizing_savings_dollars"`
 	WorkloadsWithUsage   int     `json:"workloads_with_usage"`
 	WorkloadsWithSavings int     `json:"workloads_with_savings"`
+	// MonthlyHPAPairs is what the HPA pairs that save money save, requests
+	// and HPA targets changed together (docs/recommendations.md).
+	MonthlyHPAPairs   float64 `json:"monthly_hpa_pair_savings_dollars"`
+	WorkloadsHPAPairs int     `json:"workloads_with_hpa_pair_savings"`
 }
 
 type idleRow struct {
@@ -152,6 +156,10 @@ func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 				row.HealthShare = &hs
 			}
 			a.Idle = append(a.Idle, row)
+		}
+		if pairs := hpaPairSavings(w); pairs > 0 {
+			a.Summary.MonthlyHPAPairs += monthly(pairs)
+			a.Summary.WorkloadsHPAPairs++
 		}
 		if perHour, n := rightsizingSavings(w); n > 0 {
 			a.Summary.MonthlyRightsizing += monthly(perHour)
@@ -281,6 +289,7 @@ func (a *analysis) summaryLines(style cli.Style) [][2]string {
 		{"Waste", style.Red(cli.Dollars(s.MonthlyWaste)) + "/month requested beyond the p95 of use" + share},
 		{"Idle spend", style.Red(cli.Dollars(s.MonthlyIdle)) + fmt.Sprintf("/month in %d idle workloads", s.IdleWorkloads)},
 		{"Rightsizing", style.Green(cli.Dollars(s.MonthlyRightsizing)) + fmt.Sprintf("/month from %d workloads", s.WorkloadsWithSavings)},
+		{"HPA pairs", style.Green(cli.Dollars(s.MonthlyHPAPairs)) + fmt.Sprintf("/month from %d workloads, requests and HPA targets changed together (upid recommend)", s.WorkloadsHPAPairs)},
 	}
 }
 

@@ -236,6 +236,21 @@ func rightsizingSavings(w exporter.WorkloadResult) (perHour float64, containers 
 	return perHour, containers
 }
 
+// hpaPairSavings is what the workload's HPA pairs that save money save per
+// hour; an idle workload's are counted by sleeping it, as its rightsizing.
+func hpaPairSavings(w exporter.WorkloadResult) float64 {
+	if w.Idle.State == "idle" {
+		return 0
+	}
+	perHour := 0.0
+	for _, p := range w.HPA {
+		if p.SavingsDollarsPerHour > 0 {
+			perHour += p.SavingsDollarsPerHour
+		}
+	}
+	return perHour
+}
+
 // kinds maps what users type (kubectl's names, short names, plurals) to a kind.
 var kinds = func() map[string]string {
 	m := map[string]string{

@@ -364,7 +364,9 @@ func TestReportGolden(t *testing.T) {
 			if r.Realised.ScalerMonthly != nil || r.Realised.WebhookMutated != nil || r.Realised.ScalerNote != notMeasured || r.Realised.WebhookNote != notMeasured {
 				t.Errorf("realised = %+v, want not measured", r.Realised)
 			}
-			if r.Savings.MonthlyTotal != r.Savings.MonthlyIdle+r.Savings.MonthlyRightsizing || r.Savings.MonthlyTotal <= 0 {
+			// The demo's checkout pairs its CPU request with its HPA's target.
+			if r.Savings.MonthlyTotal != r.Savings.MonthlyIdle+r.Savings.MonthlyRightsizing+r.Savings.MonthlyHPAPairs || r.Savings.MonthlyTotal <= 0 ||
+				r.Savings.MonthlyHPAPairs <= 0 || r.Savings.HPAPairWorkloads != 1 {
 				t.Errorf("savings = %+v", r.Savings)
 			}
 			var sum float64

@@ -58,6 +58,10 @@ type reportSavings struct {
 	IdleWorkloads        int     `json:"idle_workloads"`
 	MonthlyRightsizing   float64 `json:"monthly_rightsizing_dollars"`
 	RightsizingWorkloads int     `json:"rightsizing_workloads"`
+	// MonthlyHPAPairs: workloads an HPA scales, requests and HPA targets
+	// changed together.
+	MonthlyHPAPairs  float64 `json:"monthly_hpa_pairs_dollars"`
+	HPAPairWorkloads int     `json:"hpa_pair_workloads"`
 }
 
 type group struct {
@@ -99,8 +103,9 @@ func newReport(s *snapshot, sc *scope, labels []string, cluster string, top int)
 	r.Savings = reportSavings{
 		MonthlyIdle: a.Summary.MonthlyIdle, IdleWorkloads: a.Summary.IdleWorkloads,
 		MonthlyRightsizing: a.Summary.MonthlyRightsizing, RightsizingWorkloads: a.Summary.WorkloadsWithSavings,
+		MonthlyHPAPairs: a.Summary.MonthlyHPAPairs, HPAPairWorkloads: a.Summary.WorkloadsHPAPairs,
 	}
-	r.Savings.MonthlyTotal = r.Savings.MonthlyIdle + r.Savings.MonthlyRightsizing
+	r.Savings.MonthlyTotal = r.Savings.MonthlyIdle + r.Savings.MonthlyRightsizing + r.Savings.MonthlyHPAPairs
 
 	nsLabels := map[string]map[string]string{}
 	for _, ns := range s.results.Namespaces {
@@ -123,7 +128,7 @@ func newReport(s *snapshot, sc *scope, labels []string, cluster string, top int)
 	}
 	for _, w := range a.all {
 		rs, _ := rightsizingSavings(w)
-		cost, savings := monthly(w.Cost.Total), monthly(w.IdleCostPerHr+rs)
+		cost, savings := monthly(w.Cost.Total), monthly(w.IdleCostPerHr+rs+hpaPairSavings(w))
 		add(byNS, w.Namespace, cost, savings)
 		for i, l := range labels {
 			v := nsLabels[w.Namespace][l]
@@ -265,7 +270,7 @@ var reportMarkdown = texttemplate.Must(texttemplate.New("markdown").Funcs(report
 
 ## Summary
 
-- **Savings available: {{dollars .Savings.MonthlyTotal}}/month**: {{dollars .Savings.MonthlyIdle}} by sleeping {{.Savings.IdleWorkloads}} idle workloads, {{dollars .Savings.MonthlyRightsizing}} by rightsizing {{.Savings.RightsizingWorkloads}} workloads.
+- **Savings available: {{dollars .Savings.MonthlyTotal}}/month**: {{dollars .Savings.MonthlyIdle}} by sleeping {{.Savings.IdleWorkloads}} idle workloads, {{dollars .Savings.MonthlyRightsizing}} by rightsizing {{.Savings.RightsizingWorkloads}} workloads, {{dollars .Savings.MonthlyHPAPairs}} by changing the requests and HPA targets of {{.Savings.HPAPairWorkloads}} autoscaled workloads together.
 - Spend: {{dollars .Cost.Monthly}}/month requested by {{.Cost.Workloads}} workloads; {{dollars .Cost.MonthlyWaste}}/month of it beyond what they use (p95).
 {{- range .ForecastLines}}
 - {{.}}
@@ -314,6 +319,7 @@ td.n { text-align: right; }
 <ul>
 <li>{{dollars .Savings.MonthlyIdle}} by sleeping {{.Savings.IdleWorkloads}} idle workloads</li>
 <li>{{dollars .Savings.MonthlyRightsizing}} by rightsizing {{.Savings.RightsizingWorkloads}} workloads</li>
+<li>{{dollars .Savings.MonthlyHPAPairs}} by changing the requests and HPA targets of {{.Savings.HPAPairWorkloads}} autoscaled workloads together</li>
 <li>Spend: {{dollars .Cost.Monthly}}/month requested by {{.Cost.Workloads}} workloads; {{dollars .Cost.MonthlyWaste}}/month of it beyond what they use (p95)</li>
 {{- range .ForecastLines}}
 <li>{{.}}</li>
