@@ -240,6 +240,11 @@ func TestRecommendOutputs(t *testing.T) {
 				recs[0].CPURequestCores != nil || recs[0].MemoryRequestBytes == nil || !slices.Contains(recs[0].Reasons, "hpa_cpu_utilization") {
 				t.Errorf("got %+v, want checkout's one container, sized on memory only", recs)
 			}
+			// Its CPU gets a request paired with the HPA's new target instead.
+			if len(recs) == 1 && (len(recs[0].HPAPairs) != 1 || recs[0].HPAPairs[0].Resource != "cpu" || recs[0].HPAPairs[0].HPA != "checkout" ||
+				recs[0].HPAPairs[0].Request <= 0 || recs[0].HPAPairs[0].TargetUtilization <= 0.7) {
+				t.Errorf("checkout's HPA pairs %+v, want its CPU paired with a target above today's 70 %%", recs[0].HPAPairs)
+			}
 		}},
 		{name: "kind/name with -n", args: []string{"recommend", "--demo", "-n", "analytics", "cronjob/usage-rollup"}, stdout: []string{"usage-rollup", "rollup"}},
 	} {

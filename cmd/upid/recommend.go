@@ -31,9 +31,10 @@ patch): UPID sizes CPU requests and leaves bursting to the scheduler.
 A resource an HPA scales on by utilization has no recommendation of its own:
 a new request alone only changes how many replicas the HPA runs. UPID pairs
 new requests with a new HPA target that keeps the HPA scaling at the same usage
-per pod; the table lists the pairs after the recommendations, -o patch adds the
-requests with the HPA change as a kustomize JSON patch to copy, and -o commands
-prints both, the HPA's as a kubectl patch that fails if its target moved.
+per pod; the table lists the pairs after the recommendations, -o json and -o yaml
+give each container's side (hpa_pairs), -o patch adds the requests with the HPA
+change as a kustomize JSON patch to copy, and -o commands prints both, the HPA's
+as a kubectl patch that fails if its target moved.
 
 Examples:
   upid recommend --demo
@@ -56,6 +57,17 @@ type recommendation struct {
 	Name      string `json:"workload"`
 	Container string `json:"container"`
 	exporter.Recommendation
+	// HPAPairs are the container's requests that go with a new HPA
+	// target, for a resource the HPA scales on by utilization.
+	HPAPairs []pairedRequest `json:"hpa_pairs,omitempty"`
+}
+
+// pairedRequest is one container's side of an HPA pair.
+type pairedRequest struct {
+	HPA               string  `json:"hpa"`
+	Resource          string  `json:"resource"`
+	Request           float64 `json:"request"` // cores or bytes
+	TargetUtilization float64 `json:"target_utilization"`
 }
 
 // target is the NAMESPACE/KIND/NAME argument.
@@ -98,10 +110,16 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 			if r == nil {
 				continue
 			}
-			out = append(out, recommendation{
+			rec := recommendation{
 				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name,
 				Recommendation: *r,
-			})
+			}
+			for _, p := range w.HPA {
+				if v, ok := p.Requests[c.Name]; ok {
+					rec.HPAPairs = append(rec.HPAPairs, pairedRequest{HPA: p.HPA, Resource: p.Resource, Request: v, TargetUtilization: p.TargetUtilization})
+				}
+			}
+			out = append(out, rec)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -153,8 +171,8 @@ func hpaJSONPatch(p hpaPair) string {
 	return fmt.Sprintf(`[{"op":"test","path":"%s","value":%d},{"op":"replace","path":"%s","value":%d}]`, path, pct(p.CurrentTargetUtilization), path, pct(p.TargetUtilization))
 }
 
-// pairedRequest formats a paired request in its resource's unit.
-func pairedRequest(resource string, v float64) string {
+// formatPaired formats a paired request in its resource's unit.
+func formatPaired(resource string, v float64) string {
 	if resource == "memory" {
 		return cli.Memory(v)
 	}
@@ -246,7 +264,7 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 	for _, p := range pairs {
 		var reqs []string
 		for _, c := range slices.Sorted(maps.Keys(p.Requests)) {
-			reqs = append(reqs, c+"="+pairedRequest(p.Resource, p.Requests[c]))
+			reqs = append(reqs, c+"="+formatPaired(p.Resource, p.Requests[c]))
 		}
 		resource := p.Resource
 		if p.Container != "" {
@@ -368,7 +386,7 @@ func writePatches(w io.Writer, recs []recommendation, pairs []hpaPair) error {
 			for _, p := range pairs {
 				if p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
 					if v, ok := p.Requests[r.Container]; ok {
-						requests[p.Resource] = pairedRequest(p.Resource, v)
+						requests[p.Resource] = formatPaired(p.Resource, v)
 					}
 				}
 			}
@@ -500,7 +518,7 @@ func writeCommands(w io.Writer, recs []recommendation, pairs []hpaPair) error {
 			}
 			for _, p := range pairs {
 				if v, ok := p.Requests[r.Container]; ok && p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
-					req = append(req, p.Resource+"="+pairedRequest(p.Resource, v))
+					req = append(req, p.Resource+"="+formatPaired(p.Resource, v))
 					saves += p.MonthlySavings / float64(len(p.Requests))
 				}
 			}
