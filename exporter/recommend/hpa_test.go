@@ -70,3 +70,35 @@ func TestPairHPAKeepsTheScalingPoint(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPairHPA: whatever the target and requests, PairHPA never panics, and
+// a pair it returns has one request per container, each at least target ×
+// its current one (or the current one without a figure), and a whole-percent
+// target at which the HPA scales no later than today.
+func FuzzPairHPA(f *testing.F) {
+	f.Add(0.8, 1.0, 0.3, 0.5, 0.0)
+	f.Add(0.5, 0.333, 0.9, 2.0, 1.7)
+	f.Add(1.5, 1e-9, 1e9, 1.0, math.NaN())
+	f.Fuzz(func(t *testing.T, target, cur1, fig1, cur2, fig2 float64) {
+		cs := []HPAContainer{{cur1, fig1}, {cur2, fig2}}
+		p, ok := PairHPA(target, 0.001, cs)
+		if !ok {
+			return
+		}
+		if len(p.Requests) != 2 || !(p.Target >= 0.01) || math.Abs(p.Target*100-math.Round(p.Target*100)) > 1e-6 {
+			t.Fatalf("PairHPA(%v, %v) = %+v", target, cs, p)
+		}
+		before, after := 0.0, 0.0
+		for i, c := range cs {
+			if !(p.Requests[i] >= c.Current*math.Min(target, 1)-0.001) {
+				t.Fatalf("container %d: request %v under %v × %v", i, p.Requests[i], target, c.Current)
+			}
+			before += target * c.Current
+			after += p.Requests[i]
+		}
+		// The 1 % floor on the target can only raise it for tiny ratios.
+		if p.Target > 0.01 && p.Target*after > before*(1+1e-9)+1e-12 {
+			t.Fatalf("scales at %v per pod, was %v: %+v", p.Target*after, before, p)
+		}
+	})
+}
