@@ -439,7 +439,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			}
 		}
 		if recs != nil {
-			r.HPA = hpaAdvice(w, current, recs, prices, r.Replicas)
+			r.HPA = hpaAdvice(w, current, recs, prices, r.Replicas, policy.ChangeThreshold)
 		}
 		// Waste: what is requested beyond the p95 of use, at the price this
 		// workload pays; headroom under the p95 is needed, not waste.

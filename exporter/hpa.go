@@ -27,6 +27,10 @@ type HPAAdvice struct {
 	TargetUtilization        float64 `json:"target_utilization"`
 	// Requests are the new requests, by container, in cores or bytes.
 	Requests map[string]float64 `json:"requests"`
+	// Apply: the requests move by more than the policy's change threshold
+	// (summed over the containers the target covers), so the pair is worth
+	// a rollout; a pair already in force is not.
+	Apply bool `json:"apply"`
 	// What the pair saves for all replicas; negative when the containers
 	// need more.
 	SavingsDollarsPerHour float64 `json:"savings_dollars_per_hour"`
@@ -36,7 +40,7 @@ type HPAAdvice struct {
 // hpaAdvice pairs each utilization target of the workload's HPA that has
 // figures. current holds the containers of the template that get
 // recommendations, recs their recommendations.
-func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, recs map[string]recommend.Recommendation, prices recommend.Prices, replicas float64) []HPAAdvice {
+func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, recs map[string]recommend.Recommendation, prices recommend.Prices, replicas, threshold float64) []HPAAdvice {
 	var out []HPAAdvice
 	targets := map[string]int{}
 	for _, h := range w.HPAUtilization {
@@ -77,10 +81,14 @@ func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 		}
 		a := HPAAdvice{HPA: w.HPA, Resource: h.Resource, Container: h.Container, MetricIndex: h.Index, CurrentTargetUtilization: h.Target,
 			TargetUtilization: p.Target, Requests: make(map[string]float64, len(names))}
+		var cur, next float64
 		for i, name := range names {
 			a.Requests[name] = p.Requests[i]
 			a.SavingsDollarsPerHour += (cs[i].Current - p.Requests[i]) * price
+			cur += cs[i].Current
+			next += p.Requests[i]
 		}
+		a.Apply = math.Abs(next-cur) > threshold*cur
 		a.SavingsDollarsPerHour *= math.Max(replicas, 1)
 		a.MonthlySavings = a.SavingsDollarsPerHour * pricing.HoursPerMonth
 		out = append(out, a)

@@ -47,7 +47,7 @@ func TestHPAAdvice(t *testing.T) {
 		{"not a resource UPID sizes", wl(inventory.HPAResource{Resource: "nvidia.com/gpu", Target: 0.5}), 0, nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := hpaAdvice(c.w, current, recs, prices, 2)
+			got := hpaAdvice(c.w, current, recs, prices, 2, 0.1)
 			if c.requests == nil {
 				if len(got) != 0 {
 					t.Fatalf("advice %+v, want none", got)
@@ -58,7 +58,7 @@ func TestHPAAdvice(t *testing.T) {
 				t.Fatalf("advice %+v, want one", got)
 			}
 			a := got[0]
-			if a.HPA != "web" || a.TargetUtilization != c.target || len(a.Requests) != len(c.requests) || math.Abs(a.SavingsDollarsPerHour-c.perHour) > 1e-12 ||
+			if a.HPA != "web" || !a.Apply || a.TargetUtilization != c.target || len(a.Requests) != len(c.requests) || math.Abs(a.SavingsDollarsPerHour-c.perHour) > 1e-12 ||
 				math.Abs(a.MonthlySavings-730*c.perHour) > 1e-9 {
 				t.Errorf("advice %+v, want target %v, %v per hour", a, c.target, c.perHour)
 			}
@@ -73,14 +73,22 @@ func TestHPAAdvice(t *testing.T) {
 	// A figure above the limit stops at it: 0.9 capped at 0.5, above the
 	// floor 0.8 × 0.4; 0.8 × 0.4 / 0.5 = 64 %.
 	limited := map[string]inventory.Container{"app": {Name: "app", CPURequest: 0.4, CPULimit: 0.5}}
-	got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.8}), limited, map[string]recommend.Recommendation{"app": {UnpairedCPU: 0.9}}, prices, 1)
+	got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.8}), limited, map[string]recommend.Recommendation{"app": {UnpairedCPU: 0.9}}, prices, 1, 0.1)
 	if len(got) != 1 || got[0].Requests["app"] != 0.5 || got[0].TargetUtilization != 0.64 {
 		t.Errorf("advice under a limit %+v, want 0.5 core at 64 %%", got)
 	}
 
+	// A pair in force: 350m at 100 % is already max(0.3, 1 × 0.35), and
+	// nothing moves, so it is not worth a rollout.
+	inForce := map[string]inventory.Container{"app": {Name: "app", CPURequest: 0.35}}
+	got = hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 1}), inForce, map[string]recommend.Recommendation{"app": {UnpairedCPU: 0.3}}, prices, 1, 0.1)
+	if len(got) != 1 || got[0].Apply || got[0].TargetUtilization != 1 || got[0].SavingsDollarsPerHour != 0 {
+		t.Errorf("a pair in force %+v, want no change and Apply false", got)
+	}
+
 	// A container without a request leaves the HPA nothing to divide by.
 	noReq := map[string]inventory.Container{"app": {Name: "app"}}
-	if got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.5}), noReq, recs, prices, 2); len(got) != 0 {
+	if got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.5}), noReq, recs, prices, 2, 0.1); len(got) != 0 {
 		t.Errorf("advice %+v without a request", got)
 	}
 }

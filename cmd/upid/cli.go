@@ -236,15 +236,16 @@ func rightsizingSavings(w exporter.WorkloadResult) (perHour float64, containers 
 	return perHour, containers
 }
 
-// hpaPairSavings is what the workload's HPA pairs that save money save per
-// hour; an idle workload's are counted by sleeping it, as its rightsizing.
+// hpaPairSavings is what the workload's HPA pairs worth a rollout that save
+// money save per hour; an idle workload's are counted by sleeping it, as its
+// rightsizing.
 func hpaPairSavings(w exporter.WorkloadResult) float64 {
 	if w.Idle.State == "idle" {
 		return 0
 	}
 	perHour := 0.0
 	for _, p := range w.HPA {
-		if p.SavingsDollarsPerHour > 0 {
+		if p.Apply && p.SavingsDollarsPerHour > 0 {
 			perHour += p.SavingsDollarsPerHour
 		}
 	}

@@ -68,6 +68,7 @@ type pairedRequest struct {
 	Resource          string  `json:"resource"`
 	Request           float64 `json:"request"` // cores or bytes
 	TargetUtilization float64 `json:"target_utilization"`
+	Apply             bool    `json:"apply"`
 }
 
 // target is the NAMESPACE/KIND/NAME argument.
@@ -116,7 +117,7 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 			}
 			for _, p := range w.HPA {
 				if v, ok := p.Requests[c.Name]; ok {
-					rec.HPAPairs = append(rec.HPAPairs, pairedRequest{HPA: p.HPA, Resource: p.Resource, Request: v, TargetUtilization: p.TargetUtilization})
+					rec.HPAPairs = append(rec.HPAPairs, pairedRequest{HPA: p.HPA, Resource: p.Resource, Request: v, TargetUtilization: p.TargetUtilization, Apply: p.Apply})
 				}
 			}
 			out = append(out, rec)
@@ -138,8 +139,7 @@ type hpaPair struct {
 	exporter.HPAAdvice
 }
 
-// hpaPairs lists the workloads' HPA pairs that change a request by more
-// than a millicore or a MiB, in a stable order.
+// hpaPairs lists the workloads' HPA pairs in a stable order.
 func hpaPairs(ws []exporter.WorkloadResult) []hpaPair {
 	var out []hpaPair
 	for _, w := range ws {
@@ -151,6 +151,17 @@ func hpaPairs(ws []exporter.WorkloadResult) []hpaPair {
 		a, b := out[i], out[j]
 		return a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Resource < b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Resource
 	})
+	return out
+}
+
+// applicablePairs are the pairs worth a rollout (exporter.HPAAdvice.Apply).
+func applicablePairs(pairs []hpaPair) []hpaPair {
+	var out []hpaPair
+	for _, p := range pairs {
+		if p.Apply {
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
@@ -211,9 +222,9 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		}
 		return cli.Encode(w, format, recs)
 	case formatPatch:
-		return writePatches(w, recs, pairs)
+		return writePatches(w, recs, applicablePairs(pairs))
 	case formatCommands:
-		return writeCommands(w, recs, pairs)
+		return writeCommands(w, recs, applicablePairs(pairs))
 	}
 	if format == cli.CSV {
 		return recommendationCSV(recs).Write(w, cli.CSV, style)
@@ -260,7 +271,7 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 	}
 	// The pairs have columns of their own; they follow the table.
 	fmt.Fprintln(w, "\nHPA pairs: set the requests and the HPA's target together (alone, new requests only change the replicas):")
-	hr := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "HPA", "RESOURCE", "TARGET", "REQUESTS", "SAVINGS $/MONTH"}}
+	hr := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "HPA", "RESOURCE", "TARGET", "REQUESTS", "SAVINGS $/MONTH", "APPLY"}}
 	for _, p := range pairs {
 		var reqs []string
 		for _, c := range slices.Sorted(maps.Keys(p.Requests)) {
@@ -270,8 +281,12 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		if p.Container != "" {
 			resource += " of " + p.Container
 		}
+		apply := "no"
+		if p.Apply {
+			apply = "yes"
+		}
 		hr.Add(p.Namespace, p.Kind, p.Name, p.HPA, resource, cli.Percent(p.CurrentTargetUtilization)+" → "+cli.Percent(p.TargetUtilization),
-			strings.Join(reqs, ","), cli.Dollars(p.MonthlySavings))
+			strings.Join(reqs, ","), cli.Dollars(p.MonthlySavings), apply)
 	}
 	return hr.Write(w, format, style)
 }

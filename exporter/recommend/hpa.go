@@ -50,6 +50,10 @@ func PairHPA(target, unit float64, cs []HPAContainer) (HPAPair, bool) {
 		if c.Unpaired > 0 && !math.IsInf(c.Unpaired, 0) {
 			figures = true
 			r = math.Max(c.Unpaired, roundUp(target*c.Current, unit))
+			if math.Abs(r-c.Current) <= 1e-9*c.Current {
+				// A pair in force: rounding must not move it.
+				r = c.Current
+			}
 		}
 		out.Requests[i] = r
 		cur += c.Current
