@@ -53,6 +53,12 @@ type Service struct {
 	forecasts forecasts
 	usage     [history.Resources]usageStore // by history.Resource
 	rec       *recommender
+
+	// The recommender's checkpoint (exporter.recommender.state_file).
+	stateFile  string
+	stateEvery time.Duration
+	saveMu     sync.Mutex // a cycle's checkpoint and Shutdown's
+	lastSave   time.Time
 }
 
 // New validates the configuration and prepares the informers.
@@ -138,7 +144,44 @@ func New(opts Options) (*Service, error) {
 	rc := cfg.Recommender
 	s.rec = newRecommender(s.analyzer.policy, s.analyzer.recWindow, time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
 		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
+	s.stateFile, s.stateEvery = rc.StateFile, time.Duration(rc.StateInterval)
+	if s.stateFile != "" {
+		// A checkpoint that cannot be used never stops the exporter: it
+		// costs a read of the window from Prometheus, as a start without
+		// one does.
+		loaded, dropped, err := s.rec.load(s.stateFile)
+		switch {
+		case err != nil:
+			s.rec.checkpointFailures.Inc()
+			s.logger.Warn("recommender checkpoint ignored; the window is read from Prometheus", "err", err)
+		case loaded+dropped > 0:
+			s.rec.checkpointAt.SetToCurrentTime()
+			s.logger.Info("recommender checkpoint loaded", "file", s.stateFile, "states", loaded, "dropped", dropped)
+		}
+		s.lastSave = time.Now()
+	}
 	return s, nil
+}
+
+// checkpoint saves the recommender's state when exporter.recommender.state_file
+// is set and state_interval has passed since the last save, or always when
+// force is set (at shutdown).
+func (s *Service) checkpoint(force bool) {
+	if s.stateFile == "" {
+		return
+	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if !force && time.Since(s.lastSave) < s.stateEvery {
+		return
+	}
+	s.lastSave = time.Now()
+	if err := s.rec.save(s.stateFile, s.lastSave); err != nil {
+		s.rec.checkpointFailures.Inc()
+		s.logger.Warn("recommender checkpoint failed; the next one is tried in state_interval", "err", err)
+		return
+	}
+	s.rec.checkpointAt.SetToCurrentTime()
 }
 
 // Start runs the informers and waits for their caches.
@@ -151,8 +194,12 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the informers.
-func (s *Service) Shutdown() { s.inv.Shutdown() }
+// Shutdown checkpoints the recommender's state, when configured, and stops
+// the informers.
+func (s *Service) Shutdown() {
+	s.checkpoint(true)
+	s.inv.Shutdown()
+}
 
 // Cycle runs one analysis. On failure the previous results stay served and
 // the failure shows in the self metrics; nothing is ever marked idle from a
@@ -207,6 +254,7 @@ func (s *Service) Cycle(ctx context.Context) error {
 		s.logger.Warn("recommender fetch failed; it catches up next cycle", "err", rerr)
 	}
 	s.rec.fill(hist, at)
+	s.checkpoint(false)
 	s.self.stage("recommender", time.Since(stage), rerr)
 
 	stage = time.Now()

@@ -40,6 +40,9 @@ type recommender struct {
 
 	queries, series, points, failures prometheus.Counter
 	statesGauge, bytesGauge, pending  prometheus.Gauge
+	// The checkpoint to exporter.recommender.state_file.
+	checkpointFailures prometheus.Counter
+	checkpointAt       prometheus.Gauge
 }
 
 // catchUpRange is the longest range read as a cycle's new windows rather
@@ -58,6 +61,10 @@ func newRecommender(p recommend.Policy, window, chunk, budget, timeout time.Dura
 		statesGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_recommender_states", Help: "Workload containers the recommender keeps state for."}),
 		bytesGauge:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_recommender_state_bytes", Help: "Estimated memory of the recommender's states, in bytes."}),
 		pending:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_recommender_backfill_pending_namespaces", Help: "Namespaces whose history is still being read; their containers get no recommendation yet."}),
+		checkpointFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_exporter_recommender_checkpoint_failures_total",
+			Help: "Checkpoints of the recommender's state that could not be written or loaded (exporter.recommender.state_file); a failed load costs a read of the whole window."}),
+		checkpointAt: prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_recommender_checkpoint_timestamp_seconds",
+			Help: "When the recommender's state was last written to, or loaded from, exporter.recommender.state_file; 0 without one."}),
 	}
 }
 
@@ -74,7 +81,7 @@ func (r *recommender) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (r *recommender) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.queries, r.series, r.points, r.failures, r.statesGauge, r.bytesGauge, r.pending}
+	return []prometheus.Collector{r.queries, r.series, r.points, r.failures, r.statesGauge, r.bytesGauge, r.pending, r.checkpointFailures, r.checkpointAt}
 }
 
 // containerNames are the containers of a workload that get

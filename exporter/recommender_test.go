@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -330,6 +332,8 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 	cfg.Exporter.Window = model.Duration(window)
 	cfg.Exporter.Recommend.Window = model.Duration(window)
 	cfg.Prometheus.Timeout = model.Duration(30 * time.Second)
+	stateFile := filepath.Join(t.TempDir(), "recommender.state")
+	cfg.Exporter.Recommender.StateFile = stateFile
 	clock := now
 	svc, ctx := startService(t, exporter.Options{
 		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
@@ -411,5 +415,55 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 	}
 	if pts := got["upid_exporter_recommender_points_total /"] - first; pts > float64(6*containers*2) {
 		t.Errorf("second cycle read %v points, want at most 2 windows × %d containers × 6 queries", pts, containers)
+	}
+
+	// A restart with a checkpoint: the exporter saves its state at
+	// shutdown, a new one loads it and reads only the windows since, and
+	// then recommends what the exporter that kept running does.
+	svc.Shutdown()
+	clock = clock.Add(10 * time.Minute)
+	restart := func(stateFile string) map[string]float64 {
+		t.Helper()
+		c := cfg.Exporter
+		c.Recommender.StateFile = stateFile
+		s, ctx := startService(t, exporter.Options{
+			Exporter: c, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+			Now: func() time.Time { return clock },
+		})
+		if err := s.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return gatherGauges(t, s)
+	}
+	resumed := restart(stateFile)
+	if err := svc.Cycle(ctx); err != nil { // its informers' caches outlive Shutdown
+		t.Fatal(err)
+	}
+	kept := gatherGauges(t, svc)
+	if q := resumed["upid_exporter_recommender_queries_total /"]; q != 6 || resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"] <= 0 {
+		t.Errorf("the restarted exporter sent %v window queries (want 6: only the windows since the checkpoint), checkpoint at %v",
+			q, resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"])
+	}
+	compared := 0
+	for k, v := range kept {
+		if strings.HasPrefix(k, "upid_container_recommend") || strings.HasPrefix(k, "upid_container_cpu_usage") || strings.HasPrefix(k, "upid_container_memory_usage") {
+			compared++
+			if resumed[k] != v {
+				t.Errorf("%s: %v after a restart from the checkpoint, %v in the exporter that kept running", k, resumed[k], v)
+			}
+		}
+	}
+	if compared < 10*containers {
+		t.Errorf("compared %d series, want the recommendations and usage of %d containers", compared, containers)
+	}
+
+	// A checkpoint that cannot be read costs a full read, never the start.
+	if err := os.WriteFile(stateFile, []byte("not a checkpoint"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := restart(stateFile)
+	if broken["upid_exporter_recommender_checkpoint_failures_total /"] != 1 || broken["upid_exporter_recommender_queries_total /"] != queries {
+		t.Errorf("a corrupt checkpoint: %v failures, %v queries; want 1 and a full read (%v queries, as the first exporter's)", broken["upid_exporter_recommender_checkpoint_failures_total /"],
+			broken["upid_exporter_recommender_queries_total /"], queries)
 	}
 }

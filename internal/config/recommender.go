@@ -14,6 +14,8 @@ type Recommender struct {
 	BatchContainers int            `yaml:"batch_containers" min:"1" doc:"Workload containers per window query (namespaces are batched up to this), so that no answer from Prometheus grows with the cluster."`
 	BackfillChunk   model.Duration `yaml:"backfill_chunk" min:"5m" doc:"Longest span of history one window query reads when the state is filled at start or after a gap."`
 	BackfillBudget  model.Duration `yaml:"backfill_budget" doc:"Time a cycle may spend filling the state; the rest continues next cycle, and containers still being filled get no recommendation. 0 means no limit."`
+	StateFile       string         `yaml:"state_file" doc:"File the state is checkpointed to (written whole, then renamed) and loaded from at start, so that a restarted exporter reads only the windows since the checkpoint instead of the whole window; empty keeps the state in memory only. Put it on a volume that outlives the container (an emptyDir survives restarts of the container, not of the pod)."`
+	StateInterval   model.Duration `yaml:"state_interval" min:"1m" doc:"How often the state is checkpointed to exporter.recommender.state_file, besides at shutdown."`
 }
 
 func defaultRecommender() Recommender {
@@ -21,5 +23,6 @@ func defaultRecommender() Recommender {
 		BatchContainers: 2000,
 		BackfillChunk:   model.Duration(24 * time.Hour),
 		BackfillBudget:  model.Duration(2 * time.Minute),
+		StateInterval:   model.Duration(10 * time.Minute),
 	}
 }
