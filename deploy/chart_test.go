@@ -343,6 +343,7 @@ func TestHelmTemplate(t *testing.T) {
 				}
 			}
 			checkScrapeTargets(t, r)
+			checkStateFile(t, r)
 			c.check(t, r)
 		})
 	}
@@ -393,6 +394,42 @@ func checkScrapeTargets(t *testing.T, r rendering) {
 		}
 		if !found {
 			t.Errorf("Service %s port %v → %v reaches no container", svc.GetName(), port, target)
+		}
+	}
+}
+
+// checkStateFile checks that the exporter's checkpoint, when configured,
+// lies on a volume its container mounts: on the read-only root filesystem
+// every save would fail.
+func checkStateFile(t *testing.T, r rendering) {
+	t.Helper()
+	for _, cm := range r.OfKind(schema.GroupKind{Kind: "ConfigMap"}) {
+		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+		var c struct {
+			Exporter struct {
+				Recommender struct {
+					StateFile string `yaml:"state_file"`
+				} `yaml:"recommender"`
+			} `yaml:"exporter"`
+		}
+		if err := yaml.Unmarshal([]byte(data["exporter.yaml"]), &c); err != nil || c.Exporter.Recommender.StateFile == "" {
+			continue
+		}
+		dir := filepath.Dir(c.Exporter.Recommender.StateFile)
+		mounted := false
+		for _, d := range r.OfKind(gkDeployment) {
+			for _, ctr := range containers(d) {
+				mounts, _, _ := unstructured.NestedSlice(ctr, "volumeMounts")
+				for _, m := range mounts {
+					mm := m.(map[string]any)
+					if ctr["name"] == "exporter" && mm["mountPath"] == dir && mm["readOnly"] != true {
+						mounted = true
+					}
+				}
+			}
+		}
+		if !mounted {
+			t.Errorf("exporter.recommender.state_file %s: the exporter mounts no writable volume at %s", c.Exporter.Recommender.StateFile, dir)
 		}
 	}
 }
