@@ -197,20 +197,13 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 func (a *analyzer) workloadPolicy(r *WorkloadResult, w inventory.Workload, nsLayers []policyLayer, res *Results) recommend.Policy {
 	layers, problems := workloadLayers(w, nsLayers)
 	res.problems = append(res.problems, problems...)
-	p, src := resolvePolicy(a.policy, a.overrides[w.Namespace], w.ID, layers...)
-	win, clamped := effectiveWindow(p.Window, a.recWindow)
-	var clampedFrom time.Duration
-	// The cluster's own window is clamped silently: its default, two
-	// weeks, is longer than exporter.window's, and New warns once about
-	// an explicit one.
-	if by := src["window"]; clamped && by != "" {
-		clampedFrom = p.Window
+	p, src, clampedFrom := resolveWorkload(a.policy, a.overrides[w.Namespace], a.recWindow, w.ID, layers)
+	if clampedFrom > 0 {
 		res.problems = append(res.problems, policyProblem{
-			Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, Key: by, Value: model.Duration(p.Window).String(),
+			Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name, Key: src["window"], Value: model.Duration(clampedFrom).String(),
 			Msg: "longer than exporter.recommend.window, the history the recommender keeps; clamped to " + model.Duration(a.recWindow).String(),
 		})
 	}
-	p.Window = win
 	if len(src) > 0 {
 		r.Policy = policyResult(p, src, clampedFrom)
 	}

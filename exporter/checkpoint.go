@@ -30,7 +30,6 @@ const maxCheckpointBytes = 8 << 30
 // while slices grow as their elements arrive.
 type checkpoint struct {
 	Version    int
-	Saved      time.Time
 	Namespaces []namespaceProgress
 	Keys       []history.ContainerKey
 	States     []recommend.StateRecord
@@ -45,9 +44,9 @@ type namespaceProgress struct {
 
 // save writes the checkpoint to a temporary file beside path and renames
 // it over path, so that a crash mid-write leaves the previous checkpoint.
-func (r *recommender) save(path string, now time.Time) error {
+func (r *recommender) save(path string) error {
 	r.mu.Lock()
-	c := checkpoint{Version: checkpointVersion, Saved: now, Namespaces: make([]namespaceProgress, 0, len(r.through)),
+	c := checkpoint{Version: checkpointVersion, Namespaces: make([]namespaceProgress, 0, len(r.through)),
 		Keys: make([]history.ContainerKey, 0, len(r.states)), States: make([]recommend.StateRecord, 0, len(r.states))}
 	for ns, t := range r.through {
 		c.Namespaces = append(c.Namespaces, namespaceProgress{Name: ns, Through: t, CaughtUp: r.caughtUp[ns]})

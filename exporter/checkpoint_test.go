@@ -62,7 +62,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 	path := b.TempDir() + "/state"
 	b.ResetTimer()
 	for b.Loop() {
-		if err := r.save(path, t0); err != nil {
+		if err := r.save(path); err != nil {
 			b.Fatal(err)
 		}
 		if _, _, err := r.load(path); err != nil {

@@ -176,7 +176,7 @@ func (s *Service) checkpoint(force bool) {
 		return
 	}
 	s.lastSave = time.Now()
-	if err := s.rec.save(s.stateFile, s.lastSave); err != nil {
+	if err := s.rec.save(s.stateFile); err != nil {
 		s.rec.checkpointFailures.Inc()
 		s.logger.Warn("recommender checkpoint failed; the next one is tried in state_interval", "err", err)
 		return

@@ -197,6 +197,20 @@ func overridesByNamespace(overrides []policyOverride) map[string][]policyOverrid
 	return out
 }
 
+// resolveWorkload is resolvePolicy with the window clamped to recWindow,
+// the history the recommender keeps. clampedFrom is the window asked for
+// when a label, annotation or override asked for more; the cluster's own
+// window is clamped silently, since New warns about it once.
+func resolveWorkload(cluster recommend.Policy, overrides []policyOverride, recWindow time.Duration, id inventory.ID, layers []policyLayer) (p recommend.Policy, src policySources, clampedFrom time.Duration) {
+	p, src = resolvePolicy(cluster, overrides, id, layers...)
+	win, clamped := effectiveWindow(p.Window, recWindow)
+	if clamped && src["window"] != "" {
+		clampedFrom = p.Window
+	}
+	p.Window = win
+	return p, src, clampedFrom
+}
+
 // effectiveWindow is the window a policy can have with the history
 // fetched: at most exporter.window; 0 (unset) means all of it.
 func effectiveWindow(w, fetched time.Duration) (time.Duration, bool) {
@@ -250,9 +264,10 @@ func policyResult(p recommend.Policy, src policySources, clampedFrom time.Durati
 type ConfigPolicies struct {
 	cluster   recommend.Policy
 	overrides map[string][]policyOverride
-	// From WithCluster.
-	nsLayers  map[string][]policyLayer
-	workloads map[inventory.ID]inventory.Workload
+	// From WithCluster: each namespace's layers, and the whole layers of
+	// the workloads that have upid.io/ annotations of their own.
+	nsLayers map[string][]policyLayer
+	layers   map[inventory.ID][]policyLayer
 }
 
 // NewConfigPolicies checks exporter.recommend and its overrides; the errors
@@ -279,15 +294,13 @@ func (c *ConfigPolicies) Cluster() recommend.Policy { return c.cluster }
 func (c *ConfigPolicies) WithCluster(inv inventory.Snapshot) []string {
 	var problems []policyProblem
 	c.nsLayers, problems = namespaceLayers(inv.Namespaces)
-	c.workloads = make(map[inventory.ID]inventory.Workload, len(inv.Workloads))
+	c.layers = map[inventory.ID][]policyLayer{}
 	for _, w := range inv.Workloads {
 		if len(w.Annotations) > 0 {
-			c.workloads[w.ID] = w
+			layers, ps := workloadLayers(w, c.nsLayers[w.Namespace])
+			c.layers[w.ID] = layers
+			problems = append(problems, ps...)
 		}
-	}
-	for _, w := range c.workloads {
-		_, ps := workloadLayers(w, nil)
-		problems = append(problems, ps...)
 	}
 	out := make([]string, 0, len(problems))
 	for _, p := range problems {
@@ -306,9 +319,11 @@ func (c *ConfigPolicies) WithCluster(inv inventory.Snapshot) []string {
 // then labels and annotations); none means Cluster's.
 func (c *ConfigPolicies) Policy(namespace, kind, workload string) (recommend.Policy, []string) {
 	id := inventory.ID{Namespace: namespace, Kind: kind, Name: workload}
-	layers, _ := workloadLayers(c.workloads[id], c.nsLayers[namespace])
-	p, src := resolvePolicy(c.cluster, c.overrides[namespace], id, layers...)
-	p.Window, _ = effectiveWindow(p.Window, c.cluster.Window)
+	layers, ok := c.layers[id]
+	if !ok {
+		layers = c.nsLayers[namespace]
+	}
+	p, src, _ := resolveWorkload(c.cluster, c.overrides[namespace], c.cluster.Window, id, layers)
 	var from, fromLayers []string
 	for _, o := range c.overrides[namespace] {
 		at := fmt.Sprintf("exporter.recommend.overrides[%d]", o.index)

@@ -170,14 +170,9 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 		}
 		q = scopedQuerier(pq, env.cfg.Prometheus)
 		if f.clusterPolicy {
-			kube, err := kubeClient(env.cfg.Kubernetes)
+			kube, err := reachKube(env.cfg.Kubernetes)
 			if err != nil {
-				fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
-				return exitUsage
-			}
-			if _, err := kube.Discovery().ServerVersion(); err != nil {
-				fmt.Fprintf(env.stderr, "upid backtest: --cluster-policy: cannot reach Kubernetes (--kubeconfig, --context): %s\n", oneLine(err))
-				return exitFailure
+				return finish(env, "backtest", err)
 			}
 			if code := clusterPolicies(env, policies, kube); code != exitOK {
 				return code

@@ -112,17 +112,14 @@ func analyse(env *environment, demo, withForecast bool) (*snapshot, error) {
 		snap.prometheus = "the demo"
 	} else {
 		var err error
-		if opts.Kube, err = kubeClient(env.cfg.Kubernetes); err != nil {
-			return nil, usageErrorf("%v", err)
-		}
 		if opts.Querier, err = promClient(env.cfg.Prometheus); err != nil {
 			return nil, usageErrorf("%v", err)
 		}
 		progress.Step("reaching Kubernetes and Prometheus")
-		// Informers retry an unreachable API server forever and queries fail
-		// one by one: ask each once first, so the user reads one clear line.
-		if _, err := opts.Kube.Discovery().ServerVersion(); err != nil {
-			return nil, failuref("cannot reach Kubernetes (--kubeconfig, --context): %v", oneLine(err))
+		// Queries fail one by one: ask once first, so the user reads one
+		// clear line.
+		if opts.Kube, err = reachKube(env.cfg.Kubernetes); err != nil {
+			return nil, err
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, _, _, err = opts.Querier.Query(pctx, "vector(1)", time.Now())

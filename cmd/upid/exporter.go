@@ -41,6 +41,20 @@ func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(rest.CopyConfig(rc))
 }
 
+// reachKube builds the client of --kubeconfig/--context and asks the API
+// server once: informers retry an unreachable one forever, so a terminal
+// command says so in one line instead.
+func reachKube(cfg config.Kubernetes) (kubernetes.Interface, error) {
+	kc, err := kubeClient(cfg)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	if _, err := kc.Discovery().ServerVersion(); err != nil {
+		return nil, failuref("cannot reach Kubernetes (--kubeconfig, --context): %v", oneLine(err))
+	}
+	return kc, nil
+}
+
 // promClient builds a client of any Prometheus HTTP API with Prometheus's
 // own http_config for auth and TLS.
 // scopedQuerier adds prometheus.selector to every query of q; the

@@ -40,8 +40,8 @@ const MaxTableTraces = 50
 type TraceResult struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
-	// PolicyFrom names the overrides UPID's policy took for this trace;
-	// empty means Options.Policy.
+	// PolicyFrom names where UPID's policy for this trace differs from
+	// Options.Policy: overrides, labels, annotations; empty means none.
 	PolicyFrom []string   `json:"policy_from,omitempty"`
 	Scores     []Score    `json:"scores"`
 	Decisions  []Decision `json:"decisions,omitempty"`

@@ -53,8 +53,8 @@ type Trace struct {
 	// CSV traces.
 	Workload history.Key
 	// Policy, when set, is what UPID replays this trace with instead of
-	// Options.Policy (a workload's override), and PolicyFrom says where it
-	// came from, for the report.
+	// Options.Policy (the workload's own, from overrides, labels or
+	// annotations), and PolicyFrom says where it came from, for the report.
 	Policy     *recommend.Policy
 	PolicyFrom []string
 }
