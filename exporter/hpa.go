@@ -81,14 +81,11 @@ func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 		}
 		a := HPAAdvice{HPA: w.HPA, Resource: h.Resource, Container: h.Container, MetricIndex: h.Index, CurrentTargetUtilization: h.Target,
 			TargetUtilization: p.Target, Requests: make(map[string]float64, len(names))}
-		var cur, next float64
 		for i, name := range names {
 			a.Requests[name] = p.Requests[i]
 			a.SavingsDollarsPerHour += (cs[i].Current - p.Requests[i]) * price
-			cur += cs[i].Current
-			next += p.Requests[i]
 		}
-		a.Apply = math.Abs(next-cur) > threshold*cur
+		a.Apply = math.Abs(p.Change) > threshold
 		a.SavingsDollarsPerHour *= math.Max(replicas, 1)
 		a.MonthlySavings = a.SavingsDollarsPerHour * pricing.HoursPerMonth
 		out = append(out, a)

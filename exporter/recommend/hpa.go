@@ -18,6 +18,9 @@ type HPAPair struct {
 	Target float64
 	// Requests are the new requests, in the order of the containers given.
 	Requests []float64
+	// Change is (Σnew − Σcurrent) / Σcurrent, as Resource.Change: what a
+	// change threshold compares.
+	Change float64
 }
 
 // PairHPA sizes the requests of the containers an HPA's utilization target
@@ -66,5 +69,6 @@ func PairHPA(target, unit float64, cs []HPAContainer) (HPAPair, bool) {
 	// flooring a percent low in binary.
 	// An HPA's target is a whole percent, at least 1.
 	out.Target = math.Max(0.01, math.Floor(100*target*cur/next+1e-9)/100)
+	out.Change = (next - cur) / cur
 	return out, true
 }

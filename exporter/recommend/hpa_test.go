@@ -67,6 +67,10 @@ func TestPairHPAKeepsTheScalingPoint(t *testing.T) {
 			if p.Target > 1 {
 				t.Errorf("target %v figure %v: new target %v above 100 %%", target, fig, p.Target)
 			}
+			sum := cs[0].Current + cs[1].Current
+			if want := (p.Requests[0] + p.Requests[1] - sum) / sum; math.Abs(p.Change-want) > 1e-12 {
+				t.Errorf("target %v figure %v: change %v, want %v", target, fig, p.Change, want)
+			}
 		}
 	}
 }
