@@ -63,6 +63,9 @@ func FuzzDecide(f *testing.F) {
 	f.Add(int64(500), int64(1<<30), int64(500), int64(1<<30), 0.1, 64.0*mi, 900.0*mi, int64(0), int64(0), uint8(1))
 	f.Add(int64(0), int64(0), int64(0), int64(0), 1.0, 1.0, 0.0, int64(0), int64(0), uint8(2))
 	f.Add(int64(1), int64(1), int64(1), int64(1), math.Inf(1), math.NaN(), -1.0, int64(5), int64(1), uint8(3))
+	f.Add(int64(1000), int64(1<<30), int64(2000), int64(2<<30), 0.25, 128.0*mi, 100.0*mi, int64(0), int64(0), uint8(3))      // pod-level CPU
+	f.Add(int64(1000), int64(1<<30), int64(0), int64(0), 0.25, 128.0*mi, 100.0*mi, int64(0), int64(0), uint8(7))             // pod-level memory
+	f.Add(int64(1000), int64(1<<30), int64(2000), int64(2<<30), 0.1, 128.0*mi, 100.0*mi, int64(300), int64(1500), uint8(12)) // Pod LimitRange
 	f.Fuzz(func(t *testing.T, cpuReq, memReq, cpuLim, memLim int64, tCPU, tMem, peak float64, lrMin, lrMax int64, policy uint8) {
 		list := func(cpu, mem int64) corev1.ResourceList {
 			l := corev1.ResourceList{}
@@ -87,7 +90,13 @@ func FuzzDecide(f *testing.F) {
 		var lrs []*corev1.LimitRange
 		lo, hi := lrMin%100_000, lrMax%100_000
 		if lo > 0 || hi > 0 {
-			item := corev1.LimitRangeItem{Type: corev1.LimitTypeContainer, Min: corev1.ResourceList{}, Max: corev1.ResourceList{}}
+			// With one container the pod's sums are the container's: a Pod
+			// item must bound it the same way.
+			typ := corev1.LimitTypeContainer
+			if policy/12%2 == 1 {
+				typ = corev1.LimitTypePod
+			}
+			item := corev1.LimitRangeItem{Type: typ, Min: corev1.ResourceList{}, Max: corev1.ResourceList{}}
 			if lo > 0 {
 				item.Min[corev1.ResourceCPU] = *resource.NewMilliQuantity(lo, resource.DecimalSI)
 			}
@@ -98,10 +107,33 @@ func FuzzDecide(f *testing.F) {
 		}
 		p := defaultPolicy
 		p.LimitPolicy = []string{LimitKeepRatio, LimitRecommended, LimitUnchanged}[policy%3]
+		// The higher bits set pod-level resources (none, CPU, memory, both)
+		// at the container's values, so the pod starts valid.
+		var podLevel []corev1.ResourceName
+		if m := policy / 3 % 4; m > 0 {
+			c := pod.Spec.Containers[0].Resources
+			pod.Spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+			for i, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				if m&(1<<i) == 0 {
+					continue
+				}
+				podLevel = append(podLevel, r)
+				pod.Spec.Resources.Requests[r] = *resource.NewMilliQuantity(1000, resource.DecimalSI)
+				if q, ok := c.Requests[r]; ok {
+					pod.Spec.Resources.Requests[r] = q
+				}
+				if q, ok := c.Limits[r]; ok {
+					pod.Spec.Resources.Limits[r] = q
+				}
+			}
+		}
 		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
 		plan := Decide(pod, map[string]Target{"app": target}, lrs, p)
 		if !plan.Changed() {
 			return
+		}
+		if len(podLevel) == 2 {
+			t.Fatalf("changed a pod with pod-level CPU and memory: %v", plan.Recommended)
 		}
 		got := applyPatch(t, pod, plan, ModeEnforce)
 		if a, b := qosClass(pod), qosClass(got); a != b {
@@ -118,6 +150,15 @@ func FuzzDecide(f *testing.F) {
 			floor := peak * (1 + p.MemoryMargin)
 			if q.AsApproximateFloat64() < floor*(1-1e-9) && q.AsApproximateFloat64() < o.AsApproximateFloat64() {
 				t.Fatalf("memory lowered to %s, under the peak floor %g", q.String(), floor)
+			}
+		}
+		for _, r := range podLevel {
+			// The API server would reject containers above the pod.
+			if a, b := old.Requests[r], nw.Requests[r]; !a.Equal(b) {
+				t.Fatalf("%s request %s → %s under a pod-level %s", r, a.String(), b.String(), r)
+			}
+			if a, b := old.Limits[r], nw.Limits[r]; !a.Equal(b) {
+				t.Fatalf("%s limit %s → %s under a pod-level %s", r, a.String(), b.String(), r)
 			}
 		}
 		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {

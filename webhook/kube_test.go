@@ -216,6 +216,14 @@ func TestThroughAPIServer(t *testing.T) {
 	createNamespace(t, k, "team-default", nil)
 	createNamespace(t, k, "team-limited", map[string]string{AnnotationMode: ModeEnforce})
 	createNamespace(t, k, "upid-system", map[string]string{AnnotationMode: ModeEnforce})
+	createNamespace(t, k, "team-podrange", map[string]string{AnnotationMode: ModeEnforce})
+	// A Pod item bounds the pod's sums: 250m would take it under 600m.
+	if _, err := k.Clientset.CoreV1().LimitRanges("team-podrange").Create(context.Background(), &corev1.LimitRange{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-floor"},
+		Spec:       corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypePod, Min: rl("cpu", "600m")}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.Clientset.CoreV1().LimitRanges("team-limited").Create(context.Background(), &corev1.LimitRange{
 		ObjectMeta: metav1.ObjectMeta{Name: "floor"},
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
@@ -225,8 +233,8 @@ func TestThroughAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []exporter.WorkloadResult
-	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system"} {
-		for _, name := range []string{"web", "optout", "annotated", "stopped"} {
+	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system", "team-podrange"} {
+		for _, name := range []string{"web", "optout", "annotated", "stopped", "podcpu", "podboth"} {
 			recs = append(recs, workloadResult(ns, "Deployment", name, 0.25, 128*mib, 100*mib, 1))
 		}
 		recs = append(recs, workloadResult(ns, "Deployment", "unsure", 0.25, 128*mib, 100*mib, 0.2))
@@ -242,25 +250,42 @@ func TestThroughAPIServer(t *testing.T) {
 	req := rl("cpu", "1", "memory", "1Gi")
 	lim := rl("cpu", "2", "memory", "2Gi")
 	const unchanged = "req.cpu=1 req.memory=1Gi lim.cpu=2 lim.memory=2Gi"
+	// Pod-level resources (spec.resources): the API server rejects a pod
+	// whose containers request more than the pod does, as 250m would here.
+	podCPU := func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "1Gi")}
+		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "200m")}
+	}
+	podBoth := func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi"), Limits: rl("cpu", "2", "memory", "2Gi")}
+	}
 	tests := []struct {
 		ns, name    string
 		annotations map[string]string
 		want        string
 		wantMode    string // the upid.io/webhook-mode annotation, "" for none
+		edit        func(*appsv1.Deployment)
 	}{
-		{"team-enforce", "web", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce},
-		{"team-recommend", "web", nil, unchanged, ModeRecommend},
-		{"team-default", "web", nil, unchanged, ""},
-		{"team-default", "annotated", map[string]string{AnnotationMode: ModeEnforce}, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce},
-		{"team-enforce", "annotated", map[string]string{AnnotationMode: ModeOff}, unchanged, ""},
-		{"team-enforce", "optout", map[string]string{AnnotationOptOut: "disabled"}, unchanged, ""},
-		{"team-enforce", "unsure", nil, unchanged, ""},
-		{"team-limited", "web", nil, "req.cpu=300m req.memory=200Mi lim.cpu=600m lim.memory=400Mi", ModeEnforce},
-		{"upid-system", "web", nil, unchanged, ""},
+		{"team-enforce", "web", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil},
+		{"team-recommend", "web", nil, unchanged, ModeRecommend, nil},
+		{"team-default", "web", nil, unchanged, "", nil},
+		{"team-default", "annotated", map[string]string{AnnotationMode: ModeEnforce}, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil},
+		{"team-enforce", "annotated", map[string]string{AnnotationMode: ModeOff}, unchanged, "", nil},
+		{"team-enforce", "optout", map[string]string{AnnotationOptOut: "disabled"}, unchanged, "", nil},
+		{"team-enforce", "unsure", nil, unchanged, "", nil},
+		{"team-limited", "web", nil, "req.cpu=300m req.memory=200Mi lim.cpu=600m lim.memory=400Mi", ModeEnforce, nil},
+		{"upid-system", "web", nil, unchanged, "", nil},
+		{"team-enforce", "podcpu", nil, "req.cpu=100m req.memory=128Mi", ModeEnforce, podCPU},
+		{"team-enforce", "podboth", nil, unchanged, "", podBoth},
+		{"team-podrange", "web", nil, unchanged, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ns+"/"+tt.name, func(t *testing.T) {
-			pod := podOf(t, k, deployment(tt.ns, tt.name, tt.annotations, req, lim))
+			d := deployment(tt.ns, tt.name, tt.annotations, req, lim)
+			if tt.edit != nil {
+				tt.edit(d)
+			}
+			pod := podOf(t, k, d)
 			if got := requestsOf(pod); got != tt.want {
 				t.Errorf("resources %s, want %s", got, tt.want)
 			}
@@ -269,7 +294,7 @@ func TestThroughAPIServer(t *testing.T) {
 			}
 			if tt.wantMode != "" {
 				var orig, rec map[string]Resources
-				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationOriginal]), &orig); err != nil || orig["app"].Requests["cpu"] != "1" {
+				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationOriginal]), &orig); err != nil || orig["app"].Requests["cpu"] != d.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String() {
 					t.Errorf("%s = %q (%v)", AnnotationOriginal, pod.Annotations[AnnotationOriginal], err)
 				}
 				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationRecommended]), &rec); err != nil || rec["app"].Requests["cpu"] == "" {
@@ -282,7 +307,9 @@ func TestThroughAPIServer(t *testing.T) {
 		outcome, reason string
 		want            float64
 	}{
-		{OutcomeMutated, ModeEnforce, 3},
+		{OutcomeMutated, ModeEnforce, 4},
+		{OutcomeSkipped, "pod_level_resources", 1},
+		{OutcomeSkipped, "limit_range", 1},
 		{OutcomeRecommended, ModeRecommend, 1},
 		{OutcomeSkipped, "mode_off", 2},
 		{OutcomeSkipped, "opted_out", 1},

@@ -9,6 +9,7 @@ import (
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Annotations written on pods and read from pods, workloads and namespaces.
@@ -97,6 +98,16 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 	}
 	guaranteed := before == corev1.PodQOSGuaranteed
 	var bounds map[corev1.ResourceName]bound
+	var fixed []corev1.ResourceName
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if pod.podLevel(r) {
+			fixed = append(fixed, r)
+		}
+	}
+	if len(fixed) == 2 {
+		plan.Reason = "pod_level_resources"
+		return plan
+	}
 	seen := false
 	visit := func(list string, cs []containerFields, init bool) {
 		for i := range cs {
@@ -113,9 +124,9 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 			}
 			seen = true
 			if bounds == nil {
-				bounds = containerBounds(limitRanges)
+				bounds = limitBounds(limitRanges, corev1.LimitTypeContainer)
 			}
-			nr, changed := decideContainer(c.Resources, t, bounds, guaranteed, p)
+			nr, changed := decideContainer(c.Resources, t, bounds, guaranteed, fixed, p)
 			if changed {
 				plan.changes = append(plan.changes, containerChange{list: list, index: i, old: c.Resources, new: nr})
 			}
@@ -129,6 +140,9 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 	}
 	if len(plan.changes) == 0 {
 		plan.Reason = "below_threshold"
+		if len(fixed) > 0 {
+			plan.Reason = "pod_level_resources"
+		}
 		return plan
 	}
 	after := &podFields{}
@@ -140,6 +154,17 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 		plan.changes = nil
 		plan.Reason = "qos_change"
 		return plan
+	}
+	if pb := limitBounds(limitRanges, corev1.LimitTypePod); len(pb) > 0 {
+		after.Spec.Resources = pod.Spec.Resources
+		if !podAdmits(after, pb) {
+			// The LimitRanger checks a Pod item against the pod's sums
+			// after every webhook: moving one container can take the pod
+			// out of range, and the pod would be rejected.
+			plan.changes = nil
+			plan.Reason = "limit_range"
+			return plan
+		}
 	}
 	plan.Original = make(map[string]Resources, len(plan.changes))
 	plan.Recommended = make(map[string]Resources, len(plan.changes))
@@ -160,13 +185,13 @@ func (b bound) admits(v float64) bool {
 	return v >= b.min*(1-1e-9) && (b.max == 0 || v <= b.max*(1+1e-9))
 }
 
-// containerBounds merges the Container items of all LimitRanges, keeping the
+// limitBounds merges the items of one type of all LimitRanges, keeping the
 // tightest value of each, as the LimitRanger admission plugin checks them all.
-func containerBounds(lrs []*corev1.LimitRange) map[corev1.ResourceName]bound {
+func limitBounds(lrs []*corev1.LimitRange, typ corev1.LimitType) map[corev1.ResourceName]bound {
 	out := map[corev1.ResourceName]bound{}
 	for _, lr := range lrs {
 		for _, item := range lr.Spec.Limits {
-			if item.Type != corev1.LimitTypeContainer {
+			if item.Type != typ {
 				continue
 			}
 			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
@@ -191,10 +216,51 @@ func containerBounds(lrs []*corev1.LimitRange) map[corev1.ResourceName]bound {
 	return out
 }
 
-func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev1.ResourceName]bound, guaranteed bool, p Policy) (corev1.ResourceRequirements, bool) {
+// fixed are the resources the pod sets at pod level, which stay.
+// podAdmits tells whether the LimitRanger would accept the pod's sums
+// (resourcehelper.PodRequests and PodLimits: containers and sidecars added,
+// init containers as a floor, pod-level values first) within the Pod bounds:
+// minConstraint, maxConstraint and limitRequestRatioConstraint of its
+// admission plugin, which need a request for a min and a limit for a max.
+func podAdmits(p *podFields, bounds map[corev1.ResourceName]bound) bool {
+	pod := &corev1.Pod{}
+	conv := func(cs []containerFields) []corev1.Container {
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
+	if p.Spec.Resources != nil {
+		pod.Spec.Resources = p.Spec.Resources
+	}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
+	lims := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
+	for r, b := range bounds {
+		req, hasReq := reqs[r]
+		lim, hasLim := lims[r]
+		rv, lv := req.AsApproximateFloat64(), lim.AsApproximateFloat64()
+		if b.min > 0 && (!hasReq || rv < b.min*(1-1e-9) || (hasLim && lv < b.min*(1-1e-9))) {
+			return false
+		}
+		if b.max > 0 && (!hasLim || lv > b.max*(1+1e-9) || (hasReq && rv > b.max*(1+1e-9))) {
+			return false
+		}
+		if b.ratio > 0 && (!hasReq || !hasLim || rv == 0 || lv == 0 || lv > b.ratio*rv*(1+1e-9)) {
+			return false
+		}
+	}
+	return true
+}
+
+func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev1.ResourceName]bound, guaranteed bool, fixed []corev1.ResourceName, p Policy) (corev1.ResourceRequirements, bool) {
 	nr := *old.DeepCopy()
 	changed := false
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if slices.Contains(fixed, r) {
+			continue
+		}
 		want, wantLimit := t.CPURequest, t.CPULimit
 		if r == corev1.ResourceMemory {
 			want, wantLimit = t.MemoryRequest, t.MemoryLimit

@@ -44,6 +44,7 @@ func TestDecide(t *testing.T) {
 		init        []corev1.Container
 		containers  []corev1.Container
 		targets     map[string]Target
+		podLevel    *corev1.ResourceRequirements // spec.resources
 		lrs         []*corev1.LimitRange
 		policy      func(*Policy)
 		wantReason  string
@@ -167,11 +168,15 @@ func TestDecide(t *testing.T) {
 			}},
 		},
 		{
-			name:       "pod LimitRange items are not container bounds",
-			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
-			targets:    map[string]Target{"app": {CPURequest: f(0.01)}},
+			// 300m each is under the Pod item's minimum, their sum is not.
+			name:       "pod LimitRange items bound the pod's sum, not each container",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil), container("log", rl("cpu", "1"), nil)},
+			targets:    map[string]Target{"app": {CPURequest: f(0.3)}, "log": {CPURequest: f(0.3)}},
 			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypePod, rl("cpu", "500m"), nil, nil)},
-			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "10m", "memory": "1Gi"}}},
+			want: map[string]Resources{
+				"app": {Requests: map[string]string{"cpu": "300m", "memory": "1Gi"}},
+				"log": {Requests: map[string]string{"cpu": "300m"}},
+			},
 		},
 		{
 			name:       "sidecars and init containers skipped by default",
@@ -232,12 +237,79 @@ func TestDecide(t *testing.T) {
 			policy:     func(p *Policy) { p.LimitPolicy = LimitUnchanged },
 			wantReason: "qos_change",
 		},
+		{
+			// The pod's CPU request (200m) is what the scheduler reserves;
+			// containers requesting 250m in all would make the pod invalid.
+			name:       "pod-level CPU request: CPU stays, memory moves",
+			containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "1Gi"), nil), container("log", rl("cpu", "100m"), nil)},
+			targets:    map[string]Target{"app": small, "log": {CPURequest: f(0.5)}},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "200m")},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}}},
+		},
+		{
+			// keep_ratio would raise the memory limit above the pod's.
+			name:       "pod-level memory limit: memory stays",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "64Mi"), rl("memory", "128Mi"))},
+			targets:    map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}},
+			podLevel:   &corev1.ResourceRequirements{Limits: rl("memory", "128Mi")},
+			want: map[string]Resources{"app": {
+				Requests: map[string]string{"cpu": "250m", "memory": "64Mi"},
+				Limits:   map[string]string{"memory": "128Mi"},
+			}},
+		},
+		{
+			name:       "pod-level CPU and memory: nothing moves",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "2", "memory", "2Gi"), Limits: rl("cpu", "2", "memory", "2Gi")},
+			wantReason: "pod_level_resources",
+		},
+		{
+			name:       "pod-level CPU, memory below threshold",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "128Mi"), nil)},
+			targets:    map[string]Target{"app": small},
+			podLevel:   &corev1.ResourceRequirements{Limits: rl("cpu", "2")},
+			wantReason: "pod_level_resources",
+		},
+		{
+			// Two containers at 250m make 500m, under the Pod item's 600m
+			// minimum that the pod's 2 cores met.
+			name:       "pod LimitRange minimum on the sum",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil), container("log", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small, "log": small},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypePod, rl("cpu", "600m"), nil, nil)},
+			wantReason: "limit_range",
+		},
+		{
+			name:       "pod LimitRange maximum on the limits' sum",
+			containers: []corev1.Container{container("app", rl("cpu", "1"), rl("cpu", "1")), container("log", rl("cpu", "100m"), rl("cpu", "1"))},
+			targets:    map[string]Target{"log": {CPURequest: f(0.3)}},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypePod, nil, rl("cpu", "3500m"), nil)},
+			wantReason: "limit_range",
+		},
+		{
+			name:       "pod LimitRange met by the new sums",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil), container("log", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small, "log": small},
+			lrs:        []*corev1.LimitRange{limitRange(corev1.LimitTypePod, rl("cpu", "500m", "memory", "256Mi"), nil, nil)},
+			want: map[string]Resources{
+				"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}},
+				"log": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}},
+			},
+		},
+		{
+			name:       "empty pod-level resources change nothing",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			podLevel:   &corev1.ResourceRequirements{},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
-				Spec:       corev1.PodSpec{InitContainers: tt.init, Containers: tt.containers},
+				Spec:       corev1.PodSpec{InitContainers: tt.init, Containers: tt.containers, Resources: tt.podLevel},
 			}
 			p := defaultPolicy
 			if tt.policy != nil {

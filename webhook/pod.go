@@ -20,7 +20,26 @@ type podFields struct {
 	Spec struct {
 		InitContainers []containerFields `json:"initContainers"`
 		Containers     []containerFields `json:"containers"`
+		// Resources are the pod-level requests and limits (KEP-2837, on
+		// by default since Kubernetes 1.34).
+		Resources *corev1.ResourceRequirements `json:"resources"`
 	} `json:"spec"`
+}
+
+// podLevel tells which of CPU and memory the pod sets in spec.resources.
+// For those the scheduler reserves the pod's request, not the sum of its
+// containers', so a container's new request saves nothing; and the API
+// server rejects a pod whose containers request more than the pod, or
+// whose container limit exceeds the pod's (validatePodResourceConsistency).
+// The webhook leaves such a resource alone: admitted pods must stay valid.
+func (p *podFields) podLevel(r corev1.ResourceName) bool {
+	pr := p.Spec.Resources
+	if pr == nil {
+		return false
+	}
+	_, req := pr.Requests[r]
+	_, lim := pr.Limits[r]
+	return req || lim
 }
 
 // podAnnotations are the annotations the webhook reads or writes; decoding
@@ -121,5 +140,6 @@ func fieldsOf(pod *corev1.Pod) *podFields {
 		return out
 	}
 	f.Spec.InitContainers, f.Spec.Containers = conv(pod.Spec.InitContainers), conv(pod.Spec.Containers)
+	f.Spec.Resources = pod.Spec.Resources
 	return f
 }
