@@ -207,6 +207,7 @@ func TestApplySelfManaged(t *testing.T) {
 		{sa("upid-webhook"), "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "upid-webhook", true},
 		{sa("upid-webhook"), "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "someone-else", false},
 		{sa("upid-webhook"), "list", "", "limitranges", "", "", "", true},
+		{sa("upid-webhook"), "watch", "", "resourcequotas", "", "", "", true},
 		{sa("upid-webhook"), "watch", "batch", "jobs", "", "", "", true},
 		{sa("upid-webhook"), "list", "", "pods", "", "", "", false},
 		{sa("upid-webhook"), "patch", "apps", "deployments", "", "default", "web", false},

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -23,7 +22,7 @@ import (
 type Cluster interface {
 	NamespaceLabels(ns string) map[string]string
 	WorkloadAnnotations(ns string, w Workload) map[string]string
-	LimitRanges(ns string) []*corev1.LimitRange
+	Constraints(ns string) Constraints
 }
 
 var workloadResources = map[string]schema.GroupVersionResource{
@@ -35,13 +34,15 @@ var workloadResources = map[string]schema.GroupVersionResource{
 	"CronJob":     {Group: "batch", Version: "v1", Resource: "cronjobs"},
 }
 
-// InformerCluster keeps namespaces, LimitRanges and the metadata of
-// workloads in informer caches. Workloads are cached as metadata only.
+// InformerCluster keeps namespaces, LimitRanges, ResourceQuotas and the
+// metadata of workloads in informer caches. Workloads are cached as
+// metadata only.
 type InformerCluster struct {
 	typed      informers.SharedInformerFactory
 	meta       metadatainformer.SharedInformerFactory
 	namespaces listerscorev1.NamespaceLister
 	limits     listerscorev1.LimitRangeLister
+	quotas     listerscorev1.ResourceQuotaLister
 	workloads  map[string]cache.GenericLister
 	stop       chan struct{}
 	stopOnce   sync.Once
@@ -69,6 +70,7 @@ func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resy
 	}
 	c.namespaces = c.typed.Core().V1().Namespaces().Lister()
 	c.limits = c.typed.Core().V1().LimitRanges().Lister()
+	c.quotas = c.typed.Core().V1().ResourceQuotas().Lister()
 	for kind, gvr := range workloadResources {
 		c.workloads[kind] = c.meta.ForResource(gvr).Lister()
 	}
@@ -127,10 +129,9 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 	return nil
 }
 
-func (c *InformerCluster) LimitRanges(ns string) []*corev1.LimitRange {
-	lrs, err := c.limits.LimitRanges(ns).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	return lrs
+func (c *InformerCluster) Constraints(ns string) Constraints {
+	// A lister of a cache reads memory and does not fail.
+	lrs, _ := c.limits.LimitRanges(ns).List(labels.Everything())
+	qs, _ := c.quotas.ResourceQuotas(ns).List(labels.Everything())
+	return Constraints{LimitRanges: lrs, Quotas: qs}
 }

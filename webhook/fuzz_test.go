@@ -128,7 +128,7 @@ func FuzzDecide(f *testing.F) {
 			}
 		}
 		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
-		plan := Decide(pod, map[string]Target{"app": target}, lrs, p)
+		plan := Decide(pod, map[string]Target{"app": target}, Constraints{LimitRanges: lrs}, p)
 		if !plan.Changed() {
 			return
 		}

@@ -41,7 +41,9 @@ func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
 func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
 	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
 }
-func (c *staticCluster) LimitRanges(ns string) []*corev1.LimitRange { return c.lrs[ns] }
+func (c *staticCluster) Constraints(ns string) Constraints {
+	return Constraints{LimitRanges: c.lrs[ns]}
+}
 
 type staticRecs map[string]*WorkloadRecs
 

@@ -217,6 +217,14 @@ func TestThroughAPIServer(t *testing.T) {
 	createNamespace(t, k, "team-limited", map[string]string{AnnotationMode: ModeEnforce})
 	createNamespace(t, k, "upid-system", map[string]string{AnnotationMode: ModeEnforce})
 	createNamespace(t, k, "team-podrange", map[string]string{AnnotationMode: ModeEnforce})
+	createNamespace(t, k, "team-quota", map[string]string{AnnotationMode: ModeEnforce})
+	// The quota admits the pod's 100m, not the 250m UPID would set.
+	if _, err := k.Clientset.CoreV1().ResourceQuotas("team-quota").Create(context.Background(), &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "200m")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// A Pod item bounds the pod's sums: 250m would take it under 600m.
 	if _, err := k.Clientset.CoreV1().LimitRanges("team-podrange").Create(context.Background(), &corev1.LimitRange{
 		ObjectMeta: metav1.ObjectMeta{Name: "pod-floor"},
@@ -233,7 +241,7 @@ func TestThroughAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []exporter.WorkloadResult
-	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system", "team-podrange"} {
+	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system", "team-podrange", "team-quota"} {
 		for _, name := range []string{"web", "optout", "annotated", "stopped", "podcpu", "podboth"} {
 			recs = append(recs, workloadResult(ns, "Deployment", name, 0.25, 128*mib, 100*mib, 1))
 		}
@@ -242,6 +250,7 @@ func TestThroughAPIServer(t *testing.T) {
 	url := recsServer(t, recs...)
 	cert := testenv.NewServingCert(t)
 	port := testenv.FreePort(t)
+	waitQuotaUsed(t, k, "team-quota", "cpu")
 	stop, reg := startWebhook(t, k, testConfig(port, cert.Dir, url), "upid-system")
 	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{
 		Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM,
@@ -255,6 +264,9 @@ func TestThroughAPIServer(t *testing.T) {
 	podCPU := func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "1Gi")}
 		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "200m")}
+	}
+	podCPUOnly := func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "1Gi")}
 	}
 	podBoth := func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi"), Limits: rl("cpu", "2", "memory", "2Gi")}
@@ -278,6 +290,7 @@ func TestThroughAPIServer(t *testing.T) {
 		{"team-enforce", "podcpu", nil, "req.cpu=100m req.memory=128Mi", ModeEnforce, podCPU},
 		{"team-enforce", "podboth", nil, unchanged, "", podBoth},
 		{"team-podrange", "web", nil, unchanged, "", nil},
+		{"team-quota", "web", nil, "req.cpu=100m req.memory=1Gi", "", podCPUOnly},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ns+"/"+tt.name, func(t *testing.T) {
@@ -310,6 +323,7 @@ func TestThroughAPIServer(t *testing.T) {
 		{OutcomeMutated, ModeEnforce, 4},
 		{OutcomeSkipped, "pod_level_resources", 1},
 		{OutcomeSkipped, "limit_range", 1},
+		{OutcomeSkipped, "resource_quota", 1},
 		{OutcomeRecommended, ModeRecommend, 1},
 		{OutcomeSkipped, "mode_off", 2},
 		{OutcomeSkipped, "opted_out", 1},
@@ -334,6 +348,23 @@ func TestThroughAPIServer(t *testing.T) {
 			t.Errorf("resources %s, want unchanged %s", got, unchanged)
 		}
 	})
+}
+
+// waitQuotaUsed waits for the quota controller to count the namespace's
+// usage: until then the quota admission rejects every pod.
+func waitQuotaUsed(t testing.TB, k *testenv.Kube, ns, name string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, err := k.Clientset.CoreV1().ResourceQuotas(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && len(q.Status.Used) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("quota %s/%s has no usage after 30s (err %v)", ns, name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }

@@ -81,14 +81,22 @@ type containerChange struct {
 // Changed reports whether the plan changes any container.
 func (p *Plan) Changed() bool { return len(p.changes) > 0 }
 
-// Decide computes the new resources of pod's containers. limitRanges are
-// those of the pod's namespace; targets are keyed by container name. It
-// never fails: anything it cannot judge safely is left unchanged.
-func Decide(pod *corev1.Pod, targets map[string]Target, limitRanges []*corev1.LimitRange, p Policy) *Plan {
-	return decide(fieldsOf(pod), targets, limitRanges, p)
+// Constraints are the objects of the pod's namespace that admit or reject
+// it after the webhook: the LimitRanger and ResourceQuota admission plugins
+// run in the validating phase, after every mutating webhook.
+type Constraints struct {
+	LimitRanges []*corev1.LimitRange
+	Quotas      []*corev1.ResourceQuota
 }
 
-func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.LimitRange, p Policy) *Plan {
+// Decide computes the new resources of pod's containers. ns holds the
+// constraints of the pod's namespace; targets are keyed by container name.
+// It never fails: anything it cannot judge safely is left unchanged.
+func Decide(pod *corev1.Pod, targets map[string]Target, ns Constraints, p Policy) *Plan {
+	return decide(fieldsOf(pod), targets, ns, p)
+}
+
+func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy) *Plan {
 	plan := &Plan{}
 	before := qosOf(pod.Spec.InitContainers, pod.Spec.Containers)
 	if before == corev1.PodQOSBestEffort {
@@ -124,7 +132,7 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 			}
 			seen = true
 			if bounds == nil {
-				bounds = limitBounds(limitRanges, corev1.LimitTypeContainer)
+				bounds = limitBounds(ns.LimitRanges, corev1.LimitTypeContainer)
 			}
 			nr, changed := decideContainer(c.Resources, t, bounds, guaranteed, fixed, p)
 			if changed {
@@ -155,16 +163,19 @@ func decide(pod *podFields, targets map[string]Target, limitRanges []*corev1.Lim
 		plan.Reason = "qos_change"
 		return plan
 	}
-	if pb := limitBounds(limitRanges, corev1.LimitTypePod); len(pb) > 0 {
-		after.Spec.Resources = pod.Spec.Resources
-		if !podAdmits(after, pb) {
-			// The LimitRanger checks a Pod item against the pod's sums
-			// after every webhook: moving one container can take the pod
-			// out of range, and the pod would be rejected.
-			plan.changes = nil
-			plan.Reason = "limit_range"
-			return plan
-		}
+	after.Spec.Resources = pod.Spec.Resources
+	if pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod); len(pb) > 0 && !podAdmits(after, pb) {
+		// The LimitRanger checks a Pod item against the pod's sums after
+		// every webhook: moving one container can take the pod out of
+		// range, and the pod would be rejected.
+		plan.changes = nil
+		plan.Reason = "limit_range"
+		return plan
+	}
+	if len(ns.Quotas) > 0 && !quotaAdmits(pod, after, ns.Quotas) {
+		plan.changes = nil
+		plan.Reason = "resource_quota"
+		return plan
 	}
 	plan.Original = make(map[string]Resources, len(plan.changes))
 	plan.Recommended = make(map[string]Resources, len(plan.changes))
@@ -218,25 +229,11 @@ func limitBounds(lrs []*corev1.LimitRange, typ corev1.LimitType) map[corev1.Reso
 
 // fixed are the resources the pod sets at pod level, which stay.
 // podAdmits tells whether the LimitRanger would accept the pod's sums
-// (resourcehelper.PodRequests and PodLimits: containers and sidecars added,
-// init containers as a floor, pod-level values first) within the Pod bounds:
+// within the Pod bounds:
 // minConstraint, maxConstraint and limitRequestRatioConstraint of its
 // admission plugin, which need a request for a min and a limit for a max.
 func podAdmits(p *podFields, bounds map[corev1.ResourceName]bound) bool {
-	pod := &corev1.Pod{}
-	conv := func(cs []containerFields) []corev1.Container {
-		out := make([]corev1.Container, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
-		}
-		return out
-	}
-	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
-	if p.Spec.Resources != nil {
-		pod.Spec.Resources = p.Spec.Resources
-	}
-	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
-	lims := resourcehelper.PodLimits(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
+	reqs, lims := p.sums()
 	for r, b := range bounds {
 		req, hasReq := reqs[r]
 		lim, hasLim := lims[r]
@@ -252,6 +249,68 @@ func podAdmits(p *podFields, bounds map[corev1.ResourceName]bound) bool {
 		}
 	}
 	return true
+}
+
+// quotaAdmits tells whether the change keeps the pod within the namespace's
+// ResourceQuotas, as far as the change is concerned: a pod total it does
+// not raise cannot be what the quota rejects. A raised total must fit in
+// hard − used; a quota whose usage is not known yet fits nothing. Scopes
+// and scope selectors are not evaluated: every quota is taken to count
+// the pod, which can only hold back a change, never a pod.
+func quotaAdmits(before, after *podFields, quotas []*corev1.ResourceQuota) bool {
+	oldReq, oldLim := before.sums()
+	newReq, newLim := after.sums()
+	counted := map[corev1.ResourceName]struct {
+		old, new corev1.ResourceList
+		r        corev1.ResourceName
+	}{
+		corev1.ResourceCPU:            {oldReq, newReq, corev1.ResourceCPU},
+		corev1.ResourceRequestsCPU:    {oldReq, newReq, corev1.ResourceCPU},
+		corev1.ResourceLimitsCPU:      {oldLim, newLim, corev1.ResourceCPU},
+		corev1.ResourceMemory:         {oldReq, newReq, corev1.ResourceMemory},
+		corev1.ResourceRequestsMemory: {oldReq, newReq, corev1.ResourceMemory},
+		corev1.ResourceLimitsMemory:   {oldLim, newLim, corev1.ResourceMemory},
+	}
+	for _, q := range quotas {
+		for name, hard := range q.Spec.Hard {
+			c, ok := counted[name]
+			if !ok {
+				continue
+			}
+			o, n := c.old[c.r], c.new[c.r]
+			if n.Cmp(o) <= 0 {
+				continue
+			}
+			used, known := q.Status.Used[name]
+			if !known {
+				return false
+			}
+			used.Add(n)
+			if used.Cmp(hard) > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sums are the pod's requests and limits as the scheduler, the LimitRanger
+// and the quota count them (resourcehelper.PodRequests and PodLimits:
+// containers and sidecars added, init containers as a floor, pod-level
+// values first).
+func (p *podFields) sums() (requests, limits corev1.ResourceList) {
+	pod := &corev1.Pod{}
+	conv := func(cs []containerFields) []corev1.Container {
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
+	pod.Spec.Resources = p.Spec.Resources
+	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
+	return resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)
 }
 
 func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev1.ResourceName]bound, guaranteed bool, fixed []corev1.ResourceName, p Policy) (corev1.ResourceRequirements, bool) {

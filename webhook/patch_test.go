@@ -28,6 +28,10 @@ func limitRange(typ corev1.LimitType, min, max, ratio corev1.ResourceList) *core
 	return &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: typ, Min: min, Max: max, MaxLimitRequestRatio: ratio}}}}
 }
 
+func quota(hard, used corev1.ResourceList) *corev1.ResourceQuota {
+	return &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: hard}, Status: corev1.ResourceQuotaStatus{Hard: hard, Used: used}}
+}
+
 var defaultPolicy = Policy{ChangeThreshold: 0.1, MemoryMargin: 0.1, LimitPolicy: LimitKeepRatio}
 
 const mi = 1 << 20
@@ -46,6 +50,7 @@ func TestDecide(t *testing.T) {
 		targets     map[string]Target
 		podLevel    *corev1.ResourceRequirements // spec.resources
 		lrs         []*corev1.LimitRange
+		quotas      []*corev1.ResourceQuota
 		policy      func(*Policy)
 		wantReason  string
 		want        map[string]Resources // container → expected new resources
@@ -298,6 +303,36 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			// 1.9 used + 250m is over the 2 cores: the pod asking 100m fit.
+			name:       "quota without room for a raise",
+			containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			quotas:     []*corev1.ResourceQuota{quota(rl("requests.cpu", "2"), rl("requests.cpu", "1900m"))},
+			wantReason: "resource_quota",
+		},
+		{
+			name:       "quota with room for a raise",
+			containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			quotas:     []*corev1.ResourceQuota{quota(rl("requests.cpu", "2"), rl("requests.cpu", "1750m"))},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			name:       "full quota, lower requests",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
+			targets:    map[string]Target{"app": small},
+			quotas:     []*corev1.ResourceQuota{quota(rl("cpu", "2", "memory", "1Gi"), rl("cpu", "2", "memory", "1Gi"))},
+			want:       map[string]Resources{"app": {Requests: map[string]string{"cpu": "250m", "memory": "128Mi"}}},
+		},
+		{
+			// keep_ratio raises the memory limit with the request.
+			name:       "quota on limits, usage not known yet",
+			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "64Mi"), rl("memory", "128Mi"))},
+			targets:    map[string]Target{"app": small},
+			quotas:     []*corev1.ResourceQuota{quota(rl("limits.memory", "10Gi"), nil)},
+			wantReason: "resource_quota",
+		},
+		{
 			name:       "empty pod-level resources change nothing",
 			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
 			targets:    map[string]Target{"app": small},
@@ -317,7 +352,7 @@ func TestDecide(t *testing.T) {
 			}
 			before := qosClass(pod)
 			orig := pod.DeepCopy()
-			plan := Decide(pod, tt.targets, tt.lrs, p)
+			plan := Decide(pod, tt.targets, Constraints{LimitRanges: tt.lrs, Quotas: tt.quotas}, p)
 			if tt.wantReason != "" {
 				if plan.Changed() || plan.Reason != tt.wantReason {
 					t.Fatalf("changed=%v reason=%q, want no change with reason %q (recommended %v)", plan.Changed(), plan.Reason, tt.wantReason, plan.Recommended)
@@ -419,7 +454,7 @@ func TestPatchIsMinimal(t *testing.T) {
 			container("app", rl("cpu", "1", "memory", "1Gi"), nil),
 		}},
 	}
-	plan := Decide(pod, map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}}, nil, defaultPolicy)
+	plan := Decide(pod, map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}}, Constraints{}, defaultPolicy)
 	ops, err := plan.Patch(pod, ModeEnforce)
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ const KubeVersion = "v1.37.2"
 // kubeControllers are the kube-controller-manager controllers started with
 // KubeOptions.ControllerManager: the workload controllers whose objects the cost optimizer
 // reads, plus the bookkeeping ones (garbage collection, namespace deletion, default service
-// accounts) that keep a long-lived test cluster coherent. Anything that needs nodes, cloud
+// accounts, quota usage) that keep a long-lived test cluster coherent. Anything that needs nodes, cloud
 // providers or a signing CA is deliberately left out.
 var kubeControllers = []string{
 	"deployment-controller",
@@ -43,6 +43,7 @@ var kubeControllers = []string{
 	"job-controller",
 	"cronjob-controller",
 	"garbage-collector-controller",
+	"resourcequota-controller",
 	"namespace-controller",
 	"serviceaccount-controller",
 	"horizontal-pod-autoscaler-controller",
