@@ -58,6 +58,9 @@ type WorkloadResult struct {
 	// HPA pairs new requests with a new target for each utilization
 	// target of the workload's HPA that has figures.
 	HPA []HPAAdvice `json:"hpa,omitempty"`
+	// Pod sizes the pod-level requests of the resources the pod template
+	// sets in spec.resources.
+	Pod []PodAdvice `json:"pod_resources,omitempty"`
 }
 
 // Idle is the idle verdict with the traffic behind it.
@@ -166,9 +169,10 @@ type NamespaceResult struct {
 }
 
 // recommend sizes one container from the recommender's state.
-func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, hpa []inventory.HPAResource, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
+func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Container, hpa []inventory.HPAResource, pod inventory.PodResources, replicas float64, prices recommend.Prices, p recommend.Policy) recommend.Recommendation {
 	current := recommend.Resources{CPURequest: cur.CPURequest, CPULimit: cur.CPULimit, MemoryRequest: cur.MemoryRequest, MemoryLimit: cur.MemoryLim}
 	hpaCPU, hpaMemory := inventory.Scales(hpa, "cpu", c), inventory.Scales(hpa, "memory", c)
+	podCPU, podMemory := pod.Sets("cpu"), pod.Sets("memory")
 	if inputs, ok := h.ContainerInputs[c]; ok {
 		// The state keeps exporter.window; a shorter policy window reads
 		// only its last days (the CPU histogram decays instead).
@@ -180,12 +184,14 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 		}
 		in.Current, in.Replicas, in.Prices = current, replicas, prices
 		in.HPACPU, in.HPAMemory = hpaCPU, hpaMemory
+		in.PodCPU, in.PodMemory = podCPU, podMemory
 		return recommend.Recommend(in, p)
 	}
 	// Without a state (a namespace still being backfilled, or a container
 	// Prometheus has no samples of) there is nothing to size from; the
 	// recommendation says so, with the workload's coverage for its reason.
-	in := recommend.Inputs{Window: p.Window, Current: current, Replicas: replicas, Prices: prices, MemoryPeak: math.NaN(), HPACPU: hpaCPU, HPAMemory: hpaMemory}
+	in := recommend.Inputs{Window: p.Window, Current: current, Replicas: replicas, Prices: prices, MemoryPeak: math.NaN(),
+		HPACPU: hpaCPU, HPAMemory: hpaMemory, PodCPU: podCPU, PodMemory: podMemory}
 	if h.Coverage != nil {
 		in.Coverage = *h.Coverage
 	}
@@ -408,8 +414,8 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		policy := a.workloadPolicy(&r, w, nsLayers[w.Namespace], res)
 		var cpuP95, memP95 float64
 		cpuKnown, memKnown := len(h.ContainerCPU) > 0, len(h.ContainerMemory) > 0
-		var recs map[string]recommend.Recommendation // for the HPA's pairs
-		if len(w.HPAUtilization) > 0 {
+		var recs map[string]recommend.Recommendation // for the HPA's pairs and the pod's figures
+		if len(w.HPAUtilization) > 0 || w.Pod.Sets("cpu") || w.Pod.Sets("memory") {
 			recs = map[string]recommend.Recommendation{}
 		}
 		for _, c := range names {
@@ -417,7 +423,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			// Only containers of the current template get a recommendation:
 			// one for a container that no longer exists applies to nothing.
 			if cur, ok := current[c]; ok {
-				rec := a.recommend(h, c, cur, w.HPAUtilization, r.Replicas, prices, policy)
+				rec := a.recommend(h, c, cur, w.HPAUtilization, w.Pod, r.Replicas, prices, policy)
 				cr.Recommendation = recommendationOf(rec)
 				if recs != nil {
 					recs[c] = rec
@@ -433,6 +439,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		}
 		if recs != nil {
 			r.HPA = hpaAdvice(w, current, recs, prices, r.Replicas, policy.ChangeThreshold)
+			r.Pod = podAdvice(w, current, recs, prices, r.Replicas, policy.ChangeThreshold)
 		}
 		// Waste: what is requested beyond the p95 of use, at the price this
 		// workload pays; headroom under the p95 is needed, not waste.

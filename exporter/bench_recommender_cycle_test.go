@@ -328,7 +328,7 @@ func BenchmarkRecommenderCycle(b *testing.B) {
 				continue
 			}
 			for _, c := range w.Containers {
-				if a.recommend(h, c.Name, c, nil, 2, prices, clusterPolicy(a)).OK {
+				if a.recommend(h, c.Name, c, nil, inventory.PodResources{}, 2, prices, clusterPolicy(a)).OK {
 					recs++
 				}
 			}

@@ -23,6 +23,7 @@ type descs struct {
 	recCPU, recCPULimit, recMem, recMemLimit, recConfidence, recSavings, recApply *prometheus.Desc
 	recCPULower, recCPUUpper, recMemLower, recMemUpper                            *prometheus.Desc
 	hpaTarget, hpaCPU, hpaMem, hpaSavings                                         *prometheus.Desc
+	podCPU, podMem, podSavings                                                    *prometheus.Desc
 }
 
 func newDescs(cluster string) descs {
@@ -70,6 +71,9 @@ func newDescs(cluster string) descs {
 		hpaCPU:            w("upid_container_hpa_paired_cpu_request_cores", "CPU request to set together with the HPA's recommended target; the pair keeps the replicas and takes the difference. Never applied by the webhook.", "container", "hpa"),
 		hpaMem:            w("upid_container_hpa_paired_memory_request_bytes", "Memory request to set together with the HPA's recommended target; never applied by the webhook.", "container", "hpa"),
 		hpaSavings:        w("upid_workload_hpa_pairing_savings_dollars_per_hour", "Dollars per hour saved, for all replicas, if the paired requests and the HPA's recommended target are applied together; negative when the containers need more.", "hpa", "resource", "container"),
+		podCPU:            w("upid_workload_pod_recommended_cpu_request_cores", "Pod-level CPU request (spec.resources) UPID recommends for a workload whose pods set CPU at pod level: the sum of its containers' own figures, at least what they request, at most the pod's limit. Never applied by the webhook."),
+		podMem:            w("upid_workload_pod_recommended_memory_request_bytes", "Pod-level memory request (spec.resources) UPID recommends for a workload whose pods set memory at pod level: the sum of its containers' own figures, at least what they request, at most the pod's limit. Never applied by the webhook."),
+		podSavings:        w("upid_workload_pod_recommendation_savings_dollars_per_hour", "Dollars per hour saved, for all replicas, if the pod-level request is applied; negative when the pod needs more.", "resource"),
 		nodeCost:          d("upid_node_cost_dollars_per_hour", "What the node costs per hour.", "node"),
 		nodeInfo:          d("upid_node_price_info", "Always 1; labels say where the node's price came from (opencost, file, default) and which pricing rule matched.", "node", "instance_type", "region", "capacity_type", "source", "rule"),
 		resultsAge:        d("upid_exporter_results_age_seconds", "Age of the results served: grows when cycles fail and the last good results are kept."),
@@ -140,7 +144,7 @@ func (c *resultsCollector) families() []prometheus.Collector {
 		d.realRPS, d.healthRPS, d.healthRatio, d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU,
 		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper,
 		d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply,
-		d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
+		d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.podCPU, d.podMem, d.podSavings, d.cost, d.waste, d.idleCost, d.nodeCost, d.nodeInfo,
 	}
 	if len(c.s.opts.Exporter.NamespaceLabels) > 0 {
 		all = append(all, c.nsDesc)
@@ -183,7 +187,8 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 	perWorkload := on(d.idleScore, d.idleConfidence, d.idleState, d.idleSince, d.realRPS, d.healthRPS, d.healthRatio,
 		d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU, d.cpuUsage, d.containerCPU, d.containerMem,
 		d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper,
-		d.recMemLimit, d.recSavings, d.recApply, d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.cost, d.waste, d.idleCost)
+		d.recMemLimit, d.recSavings, d.recApply, d.hpaTarget, d.hpaCPU, d.hpaMem, d.hpaSavings, d.podCPU, d.podMem, d.podSavings,
+		d.cost, d.waste, d.idleCost)
 	perContainer := on(d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper, d.recCPULimit,
 		d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply)
 	for _, w := range res.Workloads {
@@ -261,6 +266,16 @@ func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 				for _, c := range slices.Sorted(maps.Keys(a.Requests)) {
 					g(paired, a.Requests[c], with(c, a.HPA)...)
 				}
+			}
+		}
+		if on(d.podCPU, d.podMem, d.podSavings) {
+			for _, a := range w.Pod {
+				rec := d.podCPU
+				if a.Resource == "memory" {
+					rec = d.podMem
+				}
+				g(rec, a.Request, with()...)
+				g(d.podSavings, a.SavingsDollarsPerHour, with(a.Resource)...)
 			}
 		}
 		if on(d.cost) {

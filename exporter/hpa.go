@@ -47,6 +47,11 @@ func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 		targets[h.Resource]++
 	}
 	for _, h := range w.HPAUtilization {
+		if w.Pod.Sets(h.Resource) {
+			// The HPA then divides by the pod's request, not the
+			// containers': pairs at pod level are not modelled.
+			continue
+		}
 		if targets[h.Resource] > 1 {
 			// Two targets on one resource (the pod's and a container's)
 			// hold its requests to two ratios at once: no single pair.
@@ -70,9 +75,9 @@ func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 			// A request may not exceed its limit: a figure above a limit
 			// the pair does not change stops there.
 			c, r := current[name], recs[name]
-			cs[i] = recommend.HPAContainer{Current: c.CPURequest, Unpaired: capAt(r.UnpairedCPU, c.CPULimit)}
+			cs[i] = recommend.HPAContainer{Current: c.CPURequest, Own: capAt(r.OwnCPU, c.CPULimit)}
 			if h.Resource == "memory" {
-				cs[i] = recommend.HPAContainer{Current: c.MemoryRequest, Unpaired: capAt(r.UnpairedMemory, c.MemoryLim)}
+				cs[i] = recommend.HPAContainer{Current: c.MemoryRequest, Own: capAt(r.OwnMemory, c.MemoryLim)}
 			}
 		}
 		p, ok := recommend.PairHPA(h.Target, unit, cs)

@@ -16,8 +16,8 @@ func TestHPAAdvice(t *testing.T) {
 		"sidecar": {Name: "sidecar", CPURequest: 0.2, MemoryRequest: 256 << 20},
 	}
 	recs := map[string]recommend.Recommendation{
-		"app":     {UnpairedCPU: 0.3, UnpairedMemory: 512 << 20},
-		"sidecar": {UnpairedCPU: 0.15},
+		"app":     {OwnCPU: 0.3, OwnMemory: 512 << 20},
+		"sidecar": {OwnCPU: 0.15},
 	}
 	prices := recommend.Prices{CPUCoreHour: 0.04, MemoryGiBHour: 0.005}
 	wl := func(hpa ...inventory.HPAResource) inventory.Workload {
@@ -73,7 +73,7 @@ func TestHPAAdvice(t *testing.T) {
 	// A figure above the limit stops at it: 0.9 capped at 0.5, above the
 	// floor 0.8 × 0.4; 0.8 × 0.4 / 0.5 = 64 %.
 	limited := map[string]inventory.Container{"app": {Name: "app", CPURequest: 0.4, CPULimit: 0.5}}
-	got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.8}), limited, map[string]recommend.Recommendation{"app": {UnpairedCPU: 0.9}}, prices, 1, 0.1)
+	got := hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 0.8}), limited, map[string]recommend.Recommendation{"app": {OwnCPU: 0.9}}, prices, 1, 0.1)
 	if len(got) != 1 || got[0].Requests["app"] != 0.5 || got[0].TargetUtilization != 0.64 {
 		t.Errorf("advice under a limit %+v, want 0.5 core at 64 %%", got)
 	}
@@ -81,7 +81,7 @@ func TestHPAAdvice(t *testing.T) {
 	// A pair in force: 350m at 100 % is already max(0.3, 1 × 0.35), and
 	// nothing moves, so it is not worth a rollout.
 	inForce := map[string]inventory.Container{"app": {Name: "app", CPURequest: 0.35}}
-	got = hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 1}), inForce, map[string]recommend.Recommendation{"app": {UnpairedCPU: 0.3}}, prices, 1, 0.1)
+	got = hpaAdvice(wl(inventory.HPAResource{Resource: "cpu", Target: 1}), inForce, map[string]recommend.Recommendation{"app": {OwnCPU: 0.3}}, prices, 1, 0.1)
 	if len(got) != 1 || got[0].Apply || got[0].TargetUtilization != 1 || got[0].SavingsDollarsPerHour != 0 {
 		t.Errorf("a pair in force %+v, want no change and Apply false", got)
 	}

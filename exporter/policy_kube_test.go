@@ -3,6 +3,7 @@ package exporter_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -34,11 +35,6 @@ import (
 //
 // with e = 0.1 × (1 − confidence), the confidence read from the metrics too.
 func TestPolicyFromAnnotations(t *testing.T) {
-	now := time.Now().Truncate(time.Minute)
-	kube := testenv.StartKube(t, testenv.KubeOptions{})
-	createCluster(t, kube.Clientset)
-	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-2*24*time.Hour), now.Add(-time.Minute))})
-
 	cfg := exporterConfig()
 	// The hand formulas below assume the recommender keeps what the idle
 	// analysis fetches.
@@ -49,13 +45,7 @@ func TestPolicyFromAnnotations(t *testing.T) {
 		{Namespace: "shop", MemoryMargin: &nine},
 	}
 	var logs bytes.Buffer
-	svc, ctx := startService(t, exporter.Options{
-		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		Now:    func() time.Time { return now },
-	})
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(svc.Collectors()...)
+	kube, svc, ctx, reg := startShop(t, cfg, &logs)
 
 	const mib = 1 << 20
 	check := func(stage, workload string, cpuMargin, memMargin, peak, minCPU float64) {
@@ -310,6 +300,25 @@ func annotate(ctx context.Context, t *testing.T, c kubernetes.Interface, name st
 
 // metric reads one of busy-api's or idle-api's container series; stat
 // selects a usage statistic.
+// startShop runs the exporter at a fixed now on the shop cluster, on a real
+// kube-apiserver and a real Prometheus holding its last two days, logging
+// to logs, with its metrics in a pedantic registry.
+func startShop(t *testing.T, cfg config.Config, logs io.Writer) (*testenv.Kube, *exporter.Service, context.Context, *prometheus.Registry) {
+	t.Helper()
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded(now.Add(-2*24*time.Hour), now.Add(-time.Minute))})
+	svc, ctx := startService(t, exporter.Options{
+		Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Now:    func() time.Time { return now },
+	})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(svc.Collectors()...)
+	return kube, svc, ctx, reg
+}
+
 func metric(t *testing.T, reg *prometheus.Registry, name, workload string, stat ...string) float64 {
 	t.Helper()
 	want := ""

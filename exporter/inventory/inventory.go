@@ -58,7 +58,9 @@ type Workload struct {
 	// Pods is the number of pods that currently resolve to this workload.
 	Pods       int
 	Containers []Container
-	Probes     []Probe
+	// Pod holds the template's pod-level requests and limits.
+	Pod    PodResources
+	Probes []Probe
 	// MetricsPaths are the prometheus.io/path annotations of the pod
 	// template: scrapes of these paths are health traffic, not use.
 	MetricsPaths []string
@@ -75,6 +77,28 @@ type Workload struct {
 	// Requests are what the workload's Pending and Running pods request,
 	// by node ("" for pods not scheduled yet), sorted by node.
 	Requests []NodeRequests
+}
+
+// PodResources are a pod template's pod-level requests and limits
+// (spec.resources, KEP-2837, on by default since Kubernetes 1.34), in cores
+// and bytes, 0 where it sets none. For a resource set there the scheduler
+// reserves the pod's request, not the sum of its containers'.
+type PodResources struct {
+	CPURequest, CPULimit       float64
+	MemoryRequest, MemoryLimit float64
+}
+
+// Sets tells whether the pod sets resource ("cpu" or "memory") at pod
+// level, by a request or a limit (the API server makes the request from
+// the limit when a pod is created).
+func (p PodResources) Sets(resource string) bool {
+	switch resource {
+	case "cpu":
+		return p.CPURequest > 0 || p.CPULimit > 0
+	case "memory":
+		return p.MemoryRequest > 0 || p.MemoryLimit > 0
+	}
+	return false
 }
 
 // NodeRequests is what a workload's pods on one node request, in cores,
@@ -506,6 +530,6 @@ func fromSpec(id ID, created int64, n int32, s *podSpec) Workload {
 	return Workload{
 		ID: id, Created: time.Unix(created, 0), Replicas: n,
 		Containers: s.containers, Probes: s.probes, MetricsPaths: s.metricsPaths,
-		Annotations: s.annotations, Labels: s.labels,
+		Annotations: s.annotations, Labels: s.labels, Pod: s.pod,
 	}
 }

@@ -341,12 +341,40 @@ func TestRequestsOf(t *testing.T) {
 			podRequests{cpuMilli: 600, memory: 576 << 20}},
 		{"GPUs of any vendor", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("1", "1Gi", "nvidia.com/gpu", "2")}, {Resources: req("1", "1Gi", "amd.com/gpu", "1")}}},
 			podRequests{cpuMilli: 2000, memory: 2 << 30, gpus: 3}},
+		{"a pod-level request replaces the sum of its resource", corev1.PodSpec{
+			Containers: []corev1.Container{{Resources: req("250m", "256Mi")}, {Resources: req("250m", "256Mi")}},
+			Resources:  &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}},
+			podRequests{cpuMilli: 2000, memory: 512 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := requestsOf(&tc.spec); got != tc.want {
 				t.Errorf("requestsOf = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestPodResourcesOfTemplate(t *testing.T) {
+	spec := corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "app"}},
+		Resources: &corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+		},
+	}
+	got := specOf(nil, nil, &spec).pod
+	want := PodResources{CPURequest: 0.5, CPULimit: 1, MemoryLimit: 1 << 30}
+	if got != want {
+		t.Errorf("pod resources = %+v, want %+v", got, want)
+	}
+	for _, c := range []struct {
+		res  string
+		p    PodResources
+		want bool
+	}{{"cpu", want, true}, {"memory", want, true}, {"memory", PodResources{CPURequest: 1}, false}, {"cpu", PodResources{}, false}, {"gpu", want, false}} {
+		if got := c.p.Sets(c.res); got != c.want {
+			t.Errorf("%+v.Sets(%s) = %v, want %v", c.p, c.res, got, c.want)
+		}
 	}
 }
 

@@ -92,6 +92,7 @@ type podSpec struct {
 	metricsPaths []string
 	annotations  map[string]string // upid.io/ only
 	labels       map[string]string
+	pod          PodResources
 }
 
 // leanPod is a Pod. Only bare pods keep their spec: pods of a controller

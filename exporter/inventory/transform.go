@@ -108,7 +108,8 @@ func podOwner(p *corev1.Pod) owner {
 	return o
 }
 
-// requestsOf sums what a pod's containers and native sidecars request.
+// requestsOf sums what a pod's containers and native sidecars request, or
+// takes what the pod requests at pod level.
 func requestsOf(spec *corev1.PodSpec) podRequests {
 	var r podRequests
 	add := func(c *corev1.Container) {
@@ -126,6 +127,17 @@ func requestsOf(spec *corev1.PodSpec) podRequests {
 	for i := range spec.InitContainers {
 		if c := &spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			add(c)
+		}
+	}
+	// A pod-level request replaces the containers' sum for its resource
+	// (resourcehelper.PodRequests); the API server fills it in from a
+	// pod-level limit at creation.
+	if pr := spec.Resources; pr != nil {
+		if q, ok := pr.Requests[corev1.ResourceCPU]; ok {
+			r.cpuMilli = int32(q.MilliValue())
+		}
+		if q, ok := pr.Requests[corev1.ResourceMemory]; ok {
+			r.memory = q.Value()
 		}
 	}
 	return r
@@ -175,6 +187,12 @@ func specOf(annotations, labels map[string]string, spec *corev1.PodSpec) *podSpe
 	}
 	if p := annotations["prometheus.io/path"]; p != "" {
 		s.metricsPaths = []string{intern(p)}
+	}
+	if pr := spec.Resources; pr != nil {
+		s.pod = PodResources{
+			CPURequest: pr.Requests.Cpu().AsApproximateFloat64(), CPULimit: pr.Limits.Cpu().AsApproximateFloat64(),
+			MemoryRequest: pr.Requests.Memory().AsApproximateFloat64(), MemoryLimit: pr.Limits.Memory().AsApproximateFloat64(),
+		}
 	}
 	s.annotations = upidOnly(annotations, nil)
 	return s

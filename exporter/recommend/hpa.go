@@ -5,10 +5,10 @@ import "math"
 // HPAContainer is one container whose request a HorizontalPodAutoscaler's
 // utilization target divides by.
 type HPAContainer struct {
-	// Current is the container's request now; Unpaired what Recommend
-	// would request without the HPA (Recommendation.UnpairedCPU or
-	// UnpairedMemory), 0 when it has no figure (the request stays).
-	Current, Unpaired float64
+	// Current is the container's request now; Own what Recommend would
+	// request without the HPA (Recommendation.OwnCPU or OwnMemory), 0 when
+	// it has no figure (the request stays).
+	Current, Own float64
 }
 
 // HPAPair is a set of requests and the HPA target that goes with them.
@@ -50,9 +50,9 @@ func PairHPA(target, unit float64, cs []HPAContainer) (HPAPair, bool) {
 			return HPAPair{}, false
 		}
 		r := c.Current
-		if c.Unpaired > 0 && !math.IsInf(c.Unpaired, 0) {
+		if c.Own > 0 && !math.IsInf(c.Own, 0) {
 			figures = true
-			r = math.Max(c.Unpaired, roundUp(target*c.Current, unit))
+			r = math.Max(c.Own, roundUp(target*c.Current, unit))
 			if math.Abs(r-c.Current) <= 1e-9*c.Current {
 				// A pair in force: rounding must not move it.
 				r = c.Current

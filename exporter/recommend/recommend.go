@@ -109,6 +109,10 @@ type Inputs struct {
 	// halved request doubles the replicas it asks for): that request
 	// stays, with no figure, as the VPA's own docs advise.
 	HPACPU, HPAMemory bool
+	// PodCPU and PodMemory: the pod sets the resource at pod level
+	// (spec.resources), so the scheduler reserves the pod's request and
+	// the container's own request saves nothing: no figure either.
+	PodCPU, PodMemory bool
 
 	Current  Resources
 	Replicas float64 // for the dollar figure; <= 0 counts as 1
@@ -154,11 +158,12 @@ type Recommendation struct {
 	// the container needs more.
 	MonthlySavings float64
 	Reasons        []string
-	// UnpairedCPU and UnpairedMemory are, for a resource an HPA scales on
-	// by utilization (which has no figure of its own), the request this
-	// container would get without the HPA; 0 otherwise. PairHPA turns them
-	// into requests that go with a new HPA target.
-	UnpairedCPU, UnpairedMemory float64
+	// OwnCPU and OwnMemory are, for a resource with no figure of its own
+	// because an HPA scales on it by utilization or the pod sets it at pod
+	// level, the request this container would get without that; 0
+	// otherwise. PairHPA turns them into requests that go with a new HPA
+	// target, and the pod-level figure adds them up.
+	OwnCPU, OwnMemory float64
 }
 
 // Reasons.
@@ -173,21 +178,24 @@ const (
 	ReasonBelowThreshold = "below_threshold"        // nothing moves enough to apply
 	ReasonHPACPU         = "hpa_cpu_utilization"    // an HPA scales on CPU utilization: CPU stays
 	ReasonHPAMemory      = "hpa_memory_utilization" // an HPA scales on memory utilization: memory stays
+	ReasonPodCPU         = "pod_level_cpu"          // the pod sets CPU at pod level: the container's stays
+	ReasonPodMemory      = "pod_level_memory"       // the pod sets memory at pod level: the container's stays
 )
 
 // Recommend computes the recommendation for one container. It is a pure
 // function: same inputs, same answer, no I/O.
 func Recommend(in Inputs, p Policy) Recommendation {
 	r := recommendOne(in, p)
-	if in.HPACPU || in.HPAMemory {
+	cpuHeld, memHeld := in.HPACPU || in.PodCPU, in.HPAMemory || in.PodMemory
+	if cpuHeld || memHeld {
 		free := in
-		free.HPACPU, free.HPAMemory = false, false
+		free.HPACPU, free.HPAMemory, free.PodCPU, free.PodMemory = false, false, false, false
 		f := recommendOne(free, p)
-		if in.HPACPU && f.CPU.OK {
-			r.UnpairedCPU = f.CPU.Request
+		if cpuHeld && f.CPU.OK {
+			r.OwnCPU = f.CPU.Request
 		}
-		if in.HPAMemory && f.Memory.OK {
-			r.UnpairedMemory = f.Memory.Request
+		if memHeld && f.Memory.OK {
+			r.OwnMemory = f.Memory.Request
 		}
 	}
 	return r
@@ -212,15 +220,19 @@ func recommendOne(in Inputs, p Policy) Recommendation {
 		cpuQ = in.CPU.Quantile(p.CPUPercentile)
 	}
 	peak := in.MemoryPeak
-	cpuOK := cpuQ >= 0 && !math.IsInf(cpuQ, 0) && !in.HPACPU
-	memOK := peak > 0 && !math.IsInf(peak, 0) && !in.HPAMemory
+	cpuOK := cpuQ >= 0 && !math.IsInf(cpuQ, 0) && !in.HPACPU && !in.PodCPU
+	memOK := peak > 0 && !math.IsInf(peak, 0) && !in.HPAMemory && !in.PodMemory
 	switch {
+	case in.PodCPU:
+		r.Reasons = append(r.Reasons, ReasonPodCPU)
 	case in.HPACPU:
 		r.Reasons = append(r.Reasons, ReasonHPACPU)
 	case !cpuOK:
 		r.Reasons = append(r.Reasons, ReasonNoCPUData)
 	}
 	switch {
+	case in.PodMemory:
+		r.Reasons = append(r.Reasons, ReasonPodMemory)
 	case in.HPAMemory:
 		r.Reasons = append(r.Reasons, ReasonHPAMemory)
 	case !memOK:

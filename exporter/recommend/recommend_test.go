@@ -40,7 +40,7 @@ func TestRecommend(t *testing.T) {
 		cpuChanged bool
 		memChanged bool
 		// Without the HPA, for a resource it scales on.
-		unpairedCPU, unpairedMem float64
+		ownCPU, ownMem float64
 	}{{
 		name: "steady", ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
 	}, {
@@ -111,10 +111,18 @@ func TestRecommend(t *testing.T) {
 		// memory is sized as ever.
 		name: "HPA on CPU utilization", in: func(in *Inputs) { in.HPACPU = true },
 		ok: true, conf: 1, mem: mem1127, apply: true, memChanged: true, reasons: []string{ReasonHPACPU},
-		unpairedCPU: 1,
+		ownCPU: 1,
 	}, {
 		name: "HPA on both", in: func(in *Inputs) { in.HPACPU, in.HPAMemory = true, true },
-		conf: 1, reasons: []string{ReasonHPACPU, ReasonHPAMemory}, unpairedCPU: 1, unpairedMem: mem1127,
+		conf: 1, reasons: []string{ReasonHPACPU, ReasonHPAMemory}, ownCPU: 1, ownMem: mem1127,
+	}, {
+		// Pod-level CPU: no container figure, its own kept for the pod's.
+		name: "pod-level CPU", in: func(in *Inputs) { in.PodCPU = true },
+		ok: true, conf: 1, mem: mem1127, apply: true, memChanged: true, reasons: []string{ReasonPodCPU},
+		ownCPU: 1,
+	}, {
+		name: "pod-level memory under an HPA on CPU", in: func(in *Inputs) { in.PodMemory, in.HPACPU = true, true },
+		conf: 1, reasons: []string{ReasonHPACPU, ReasonPodMemory}, ownCPU: 1, ownMem: mem1127,
 	}, {
 		// Without history there is nothing to pair either.
 		name: "HPA, low confidence", in: func(in *Inputs) { in.HPACPU, in.Coverage = true, 0.04 },
@@ -130,8 +138,8 @@ func TestRecommend(t *testing.T) {
 			if r.OK != c.ok || math.Abs(r.Confidence-c.conf) > 1e-9 || r.Apply != c.apply {
 				t.Errorf("ok %v conf %v apply %v, want %v %v %v", r.OK, r.Confidence, r.Apply, c.ok, c.conf, c.apply)
 			}
-			if math.Abs(r.UnpairedCPU-c.unpairedCPU) > 1e-9 || r.UnpairedMemory != c.unpairedMem {
-				t.Errorf("unpaired %v cores %v bytes, want %v %v", r.UnpairedCPU, r.UnpairedMemory, c.unpairedCPU, c.unpairedMem)
+			if math.Abs(r.OwnCPU-c.ownCPU) > 1e-9 || r.OwnMemory != c.ownMem {
+				t.Errorf("unpaired %v cores %v bytes, want %v %v", r.OwnCPU, r.OwnMemory, c.ownCPU, c.ownMem)
 			}
 			if math.Abs(r.CPU.Request-c.cpu) > 1e-9 || r.Memory.Request != c.mem {
 				t.Errorf("requests %v cores %v bytes, want %v %v", r.CPU.Request, r.Memory.Request, c.cpu, c.mem)

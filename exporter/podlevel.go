@@ -1,0 +1,115 @@
+package exporter
+
+import (
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/exporter/recommend"
+)
+
+// PodAdvice is the pod-level request (spec.resources) UPID recommends for a
+// resource the workload's pod template sets at pod level. There the
+// scheduler reserves the pod's request, not its containers' sum, so the
+// containers get no figure for it and the pod gets this one
+// (recommend.PodLevel). The webhook never applies it: it is a change to make
+// in Git, as `upid recommend -o patch` prints it.
+type PodAdvice struct {
+	Resource string `json:"resource"` // cpu or memory
+	// CurrentRequest is the pod's request now: the template's, or what the
+	// API server makes of a pod-level limit alone (the containers' sum when
+	// they request the resource, else the limit).
+	CurrentRequest float64 `json:"current_request"`
+	// Limit is the template's pod-level limit, which the request stays
+	// under; 0 for none.
+	Limit   float64 `json:"limit,omitempty"`
+	Request float64 `json:"request"`
+	// Apply: the request moves by more than the policy's change threshold.
+	Apply                 bool    `json:"apply"`
+	SavingsDollarsPerHour float64 `json:"savings_dollars_per_hour"`
+	MonthlySavings        float64 `json:"monthly_savings_dollars"`
+}
+
+// podAdvice sizes each resource the workload sets at pod level from its
+// containers' own figures. current holds the regular containers and
+// sidecars of the template, recs their recommendations. A resource an HPA
+// scales on by utilization is left out: the HPA divides by the pod's
+// request, so a new one alone moves the replicas (as with containers).
+func podAdvice(w inventory.Workload, current map[string]inventory.Container, recs map[string]recommend.Recommendation, prices recommend.Prices, replicas, threshold float64) []PodAdvice {
+	var out []PodAdvice
+	for _, res := range []string{"cpu", "memory"} {
+		if !w.Pod.Sets(res) || slices.ContainsFunc(w.HPAUtilization, func(h inventory.HPAResource) bool { return h.Resource == res }) {
+			continue
+		}
+		podReq, podLim, unit, price := w.Pod.CPURequest, w.Pod.CPULimit, 0.001, prices.CPUCoreHour
+		if res == "memory" {
+			podReq, podLim, unit, price = w.Pod.MemoryRequest, w.Pod.MemoryLimit, 1<<20, prices.MemoryGiBHour/bytesPerGiB
+		}
+		names := make([]string, 0, len(current))
+		for name := range current {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		own := make([]float64, len(names))
+		for i, name := range names {
+			own[i] = recs[name].OwnCPU
+			if res == "memory" {
+				own[i] = recs[name].OwnMemory
+			}
+		}
+		floor, requested := containerRequests(w.Containers, res)
+		r, ok := recommend.PodLevel(own, floor, podLim, unit)
+		if !ok {
+			continue
+		}
+		cur := podReq
+		if cur == 0 {
+			// The API server fills in the pod's request at creation.
+			cur = podLim
+			if requested {
+				cur = floor
+			}
+		}
+		a := PodAdvice{Resource: res, CurrentRequest: cur, Limit: podLim, Request: r}
+		a.Apply = cur <= 0 || math.Abs(r-cur)/cur > threshold
+		a.SavingsDollarsPerHour = (cur - r) * price * math.Max(replicas, 1)
+		a.MonthlySavings = a.SavingsDollarsPerHour * pricing.HoursPerMonth
+		out = append(out, a)
+	}
+	return out
+}
+
+// containerRequests is what the containers request of res together, as
+// resourcehelper.AggregateContainerRequests counts it: regular containers
+// and sidecars added, each init container with the sidecars as a floor (all
+// the sidecars, not only those started before it: a floor a little high
+// is safe), and whether any container requests it at all.
+func containerRequests(cs []inventory.Container, res string) (float64, bool) {
+	get := func(c inventory.Container) float64 {
+		if res == "memory" {
+			return c.MemoryRequest
+		}
+		return c.CPURequest
+	}
+	var sum, sidecars, initMax float64
+	requested := false
+	for _, c := range cs {
+		v := get(c)
+		requested = requested || v > 0
+		switch {
+		case !c.Init:
+			sum += v
+		case c.Sidecar:
+			sum += v
+			sidecars += v
+		}
+	}
+	for _, c := range cs {
+		if c.Init && !c.Sidecar {
+			initMax = math.Max(initMax, get(c))
+		}
+	}
+	return math.Max(sum, initMax+sidecars), requested
+}
