@@ -161,7 +161,7 @@ func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 			a.Summary.MonthlyHPAPairs += monthly(pairs)
 			a.Summary.WorkloadsHPAPairs++
 		}
-		if perHour, n := rightsizingSavings(w); n > 0 {
+		if perHour, n := rightsizingSavings(w); perHour > 0 {
 			a.Summary.MonthlyRightsizing += monthly(perHour)
 			a.Summary.WorkloadsWithSavings++
 			a.Rightsizing = append(a.Rightsizing, rightsizeRow{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Containers: n,

@@ -215,8 +215,8 @@ func wasteOf(w exporter.WorkloadResult) (float64, bool) {
 	return v, known
 }
 
-// rightsizingSavings is what applying the recommendations worth a restart
-// saves per hour; an idle workload's are not counted, since sleeping it
+// rightsizingSavings is what applying the recommendations worth a restart,
+// the containers' and the pod-level ones, saves per hour; an idle workload's are not counted, since sleeping it
 // saves its whole cost.
 func rightsizingSavings(w exporter.WorkloadResult) (perHour float64, containers int) {
 	if w.Idle.State == "idle" {
@@ -229,6 +229,12 @@ func rightsizingSavings(w exporter.WorkloadResult) (perHour float64, containers 
 		}
 		perHour += r.SavingsDollarsPerHour
 		containers++
+	}
+	// A pod-level request replaces the containers' for its resource.
+	for _, p := range w.Pod {
+		if p.Apply && p.SavingsDollarsPerHour > 0 {
+			perHour += p.SavingsDollarsPerHour
+		}
 	}
 	return perHour, containers
 }

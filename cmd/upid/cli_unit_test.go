@@ -10,6 +10,7 @@ import (
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/internal/cli"
 	"github.com/upid-dev/upid/internal/manifest"
 )
 
@@ -170,13 +171,13 @@ func TestPatchPaths(t *testing.T) {
 			Recommendation: exporter.Recommendation{OK: true, Apply: apply, CPURequestCores: fp(0.1), CPULimitCores: fp(0.5), MemoryRequestBytes: fp(64 << 20), MonthlySavings: 1}}
 	}
 	var b bytes.Buffer
-	if err := writePatches(&b, []recommendation{
+	if err := writePatches(&b, workloadChanges([]recommendation{
 		rec("CronJob", "nightly", "job", true),
 		rec("Pod", "p", "c", true),
 		rec("Deployment", "web", "b", true),
 		rec("Deployment", "web", "a", true),
 		rec("Deployment", "web", "skip", false),
-	}, nil); err != nil {
+	}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	want := `# upid: ns/CronJob/nightly saves $1.00/month
@@ -244,7 +245,7 @@ spec:
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 	b.Reset()
-	if err := writePatches(&b, []recommendation{rec("Deployment", "web", "a", false)}, nil); err != nil {
+	if err := writePatches(&b, workloadChanges([]recommendation{rec("Deployment", "web", "a", false)}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if b.String() != "# upid: no recommendation is worth applying\n" {
@@ -274,5 +275,63 @@ func TestHPAJSONPatch(t *testing.T) {
 		if err := json.Unmarshal([]byte(hpaJSONPatch(hpaPair{HPAAdvice: c.a})), &ops); err != nil {
 			t.Errorf("%+v: not JSON: %v", c.a, err)
 		}
+	}
+}
+
+// TestPodRequestsListed: pod-level requests follow the table, and -o json
+// gives them with each container of the workload.
+func TestPodRequestsListed(t *testing.T) {
+	pod := exporter.PodAdvice{Resource: "cpu", CurrentRequest: 2, Request: 0.323, Apply: true, MonthlySavings: 30}
+	recs := []recommendation{{Namespace: "ns", Kind: "Deployment", Name: "web", Container: "app",
+		Recommendation: exporter.Recommendation{OK: true, Confidence: 1, MemoryRequestBytes: fp(64 << 20), Reasons: []string{"pod_level_cpu"}},
+		PodRequests:    []exporter.PodAdvice{pod}}}
+	pods := []podChange{{"ns", "Deployment", "web", pod}}
+	for _, c := range []struct {
+		format string
+		want   []string
+	}{
+		{cli.Table, []string{"Pod-level requests (spec.resources)", "RESOURCE", "2 → 323m", "$30.00", "yes"}},
+		{cli.JSON, []string{`"pod_requests": [`, `"resource": "cpu"`, `"request": 0.323`, `"current_request": 2`}},
+		{formatCommands, []string{`kubectl patch deployment/web -n ns --type=merge -p '{"spec":{"template":{"spec":{"resources":{"requests":{"cpu":"323m"}}}}}}'  # pod-level requests, saves $30.00/month`}},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeRecommendations(&b, c.format, cli.Style{}, recs, nil, pods); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}
+
+// TestRightsizingSavings: what applying is worth per hour, the containers'
+// and the pod-level requests', only for changes worth a rollout that save.
+func TestRightsizingSavings(t *testing.T) {
+	rec := func(apply bool, perHour float64) exporter.ContainerResult {
+		return exporter.ContainerResult{Recommendation: &exporter.Recommendation{OK: true, Apply: apply, SavingsDollarsPerHour: perHour}}
+	}
+	pod := func(apply bool, perHour float64) exporter.PodAdvice {
+		return exporter.PodAdvice{Apply: apply, SavingsDollarsPerHour: perHour}
+	}
+	for _, c := range []struct {
+		name       string
+		w          exporter.WorkloadResult
+		perHour    float64
+		containers int
+	}{
+		{"containers", exporter.WorkloadResult{Containers: []exporter.ContainerResult{rec(true, 0.1), rec(false, 0.2), rec(true, -0.05)}}, 0.1, 1},
+		{"with pod-level requests", exporter.WorkloadResult{Containers: []exporter.ContainerResult{rec(true, 0.1)}, Pod: []exporter.PodAdvice{pod(true, 0.3), pod(false, 0.2), pod(true, -1)}}, 0.4, 1},
+		{"idle: counted by sleeping", exporter.WorkloadResult{Idle: exporter.Idle{State: "idle"}, Pod: []exporter.PodAdvice{pod(true, 0.3)}}, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			perHour, n := rightsizingSavings(c.w)
+			if math.Abs(perHour-c.perHour) > 1e-12 || n != c.containers {
+				t.Errorf("rightsizingSavings = %v, %d; want %v, %d", perHour, n, c.perHour, c.containers)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -36,6 +37,11 @@ give each container's side (hpa_pairs), -o patch adds the requests with the HPA
 change as a kustomize JSON patch to copy, and -o commands prints both, the HPA's
 as a kubectl patch that fails if its target moved.
 
+A resource a workload's pods set at pod level (spec.resources) is sized for the
+pod, not its containers: the table lists those requests last, -o json and -o yaml
+give them with each container (pod_requests), -o patch sets them in the pod
+template's resources, and -o commands prints a kubectl patch.
+
 Examples:
   upid recommend --demo
   upid recommend shop/deployment/checkout
@@ -60,6 +66,9 @@ type recommendation struct {
 	// HPAPairs are the container's requests that go with a new HPA
 	// target, for a resource the HPA scales on by utilization.
 	HPAPairs []pairedRequest `json:"hpa_pairs,omitempty"`
+	// PodRequests are the workload's pod-level requests, for a resource its
+	// pods set at pod level, where the container has no figure.
+	PodRequests []exporter.PodAdvice `json:"pod_requests,omitempty"`
 }
 
 // pairedRequest is one container's side of an HPA pair.
@@ -120,6 +129,7 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 					rec.HPAPairs = append(rec.HPAPairs, pairedRequest{HPA: p.HPA, Resource: p.Resource, Request: v, TargetUtilization: p.TargetUtilization, Apply: p.Apply})
 				}
 			}
+			rec.PodRequests = w.Pod
 			out = append(out, rec)
 		}
 	}
@@ -141,28 +151,38 @@ type hpaPair struct {
 
 // hpaPairs lists the workloads' HPA pairs in a stable order.
 func hpaPairs(ws []exporter.WorkloadResult) []hpaPair {
-	var out []hpaPair
+	return listed(ws, func(w exporter.WorkloadResult) []exporter.HPAAdvice { return w.HPA },
+		func(w exporter.WorkloadResult, a exporter.HPAAdvice) hpaPair {
+			return hpaPair{w.Namespace, w.Kind, w.Name, a}
+		},
+		func(p hpaPair) string { return p.Namespace + "/" + p.Kind + "/" + p.Name + "/" + p.Resource })
+}
+
+// listed lists what each workload holds, with the workload, sorted by key.
+func listed[A, E any](ws []exporter.WorkloadResult, items func(exporter.WorkloadResult) []A, with func(exporter.WorkloadResult, A) E, key func(E) string) []E {
+	var out []E
 	for _, w := range ws {
-		for _, a := range w.HPA {
-			out = append(out, hpaPair{w.Namespace, w.Kind, w.Name, a})
+		for _, a := range items(w) {
+			out = append(out, with(w, a))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		return a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Resource < b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Resource
-	})
+	sort.SliceStable(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })
 	return out
 }
 
-// applicablePairs are the pairs worth a rollout (exporter.HPAAdvice.Apply).
-func applicablePairs(pairs []hpaPair) []hpaPair {
-	var out []hpaPair
-	for _, p := range pairs {
-		if p.Apply {
-			out = append(out, p)
-		}
-	}
-	return out
+// podChange is one pod-level request, with its workload.
+type podChange struct {
+	Namespace, Kind, Name string
+	exporter.PodAdvice
+}
+
+// podChanges lists the workloads' pod-level requests in a stable order.
+func podChanges(ws []exporter.WorkloadResult) []podChange {
+	return listed(ws, func(w exporter.WorkloadResult) []exporter.PodAdvice { return w.Pod },
+		func(w exporter.WorkloadResult, a exporter.PodAdvice) podChange {
+			return podChange{w.Namespace, w.Kind, w.Name, a}
+		},
+		func(p podChange) string { return p.Namespace + "/" + p.Kind + "/" + p.Name + "/" + p.Resource })
 }
 
 // hpaJSONPatch is the JSON patch that moves the HPA's target: a test of
@@ -211,10 +231,10 @@ func runRecommend(env *environment, sc *scope, arg string) int {
 			return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster", t.namespace, t.kind, t.name))
 		}
 	}
-	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws), hpaPairs(ws)))
+	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws), hpaPairs(ws), podChanges(ws)))
 }
 
-func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation, pairs []hpaPair) error {
+func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation, pairs []hpaPair, pods []podChange) error {
 	switch format {
 	case cli.JSON, cli.YAML:
 		if recs == nil {
@@ -222,9 +242,9 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		}
 		return cli.Encode(w, format, recs)
 	case formatPatch:
-		return writePatches(w, recs, applicablePairs(pairs))
+		return writePatches(w, workloadChanges(recs, pairs, pods))
 	case formatCommands:
-		return writeCommands(w, recs, applicablePairs(pairs))
+		return writeCommands(w, workloadChanges(recs, pairs, pods))
 	}
 	if format == cli.CSV {
 		return recommendationCSV(recs).Write(w, cli.CSV, style)
@@ -266,10 +286,34 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 	if err := r.Write(w, format, style); err != nil {
 		return err
 	}
-	if len(pairs) == 0 || (format != cli.Table && format != cli.Wide) {
+	if format != cli.Table && format != cli.Wide {
 		return nil
 	}
-	// The pairs have columns of their own; they follow the table.
+	if err := writePairsTable(w, format, style, pairs); err != nil {
+		return err
+	}
+	if len(pods) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nPod-level requests (spec.resources), sized for the whole pod:")
+	pr := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "RESOURCE", "REQUEST", "SAVINGS $/MONTH", "APPLY"}}
+	for _, p := range pods {
+		apply := "no"
+		if p.Apply {
+			apply = "yes"
+		}
+		pr.Add(p.Namespace, p.Kind, p.Name, p.Resource, formatPaired(p.Resource, p.CurrentRequest)+" → "+formatPaired(p.Resource, p.Request),
+			cli.Dollars(p.MonthlySavings), apply)
+	}
+	return pr.Write(w, format, style)
+}
+
+// writePairsTable lists the HPA pairs, which have columns of their own,
+// after the recommendations.
+func writePairsTable(w io.Writer, format string, style cli.Style, pairs []hpaPair) error {
+	if len(pairs) == 0 {
+		return nil
+	}
 	fmt.Fprintln(w, "\nHPA pairs: set the requests and the HPA's target together (alone, new requests only change the replicas):")
 	hr := &cli.Rows{Header: []string{"NAMESPACE", "KIND", "WORKLOAD", "HPA", "RESOURCE", "TARGET", "REQUESTS", "SAVINGS $/MONTH", "APPLY"}}
 	for _, p := range pairs {
@@ -316,64 +360,62 @@ func quantity(v *float64, f func(float64) string) string {
 	return f(*v)
 }
 
-// applicable groups the recommendations worth applying by workload, in a
-// stable order.
-func applicable(recs []recommendation) [][]recommendation {
-	byID := map[string][]recommendation{}
-	var ids []string
-	for _, r := range recs {
-		if !r.OK || !r.Apply || (r.CPURequestCores == nil && r.MemoryRequestBytes == nil) {
-			continue
-		}
-		id := r.Namespace + "/" + r.Kind + "/" + r.Name
-		if _, seen := byID[id]; !seen {
-			ids = append(ids, id)
-		}
-		byID[id] = append(byID[id], r)
-	}
-	sort.Strings(ids)
-	out := make([][]recommendation, 0, len(ids))
-	for _, id := range ids {
-		cs := byID[id]
-		sort.Slice(cs, func(i, j int) bool { return cs[i].Container < cs[j].Container })
-		out = append(out, cs)
-	}
-	return out
+// workloadChange is what -o patch and -o commands write for one workload.
+type workloadChange struct {
+	Namespace, Kind, Name string
+	// containers are those with a recommendation worth applying, and those
+	// an HPA pair changes, by name.
+	containers []recommendation
+	pairs      []hpaPair
+	pods       []podChange
 }
 
-// withPairs adds to the groups the containers HPA pairs change that have
-// no applicable recommendation of their own, keeping the order of
-// applicable: workloads by id, containers by name.
-func withPairs(groups [][]recommendation, pairs []hpaPair) [][]recommendation {
-	if len(pairs) == 0 {
-		return groups
+func (c *workloadChange) id() string { return c.Namespace + "/" + c.Kind + "/" + c.Name }
+
+// workloadChanges groups what is worth a rollout (the recommendations and
+// HPA pairs with Apply, the pod-level requests with Apply) by workload, in
+// a stable order: workloads by id, containers by name. A container an HPA
+// pair changes without a recommendation of its own has only its name.
+func workloadChanges(recs []recommendation, pairs []hpaPair, pods []podChange) []*workloadChange {
+	byID := map[string]*workloadChange{}
+	get := func(ns, kind, name string) *workloadChange {
+		c := &workloadChange{Namespace: ns, Kind: kind, Name: name}
+		if old, ok := byID[c.id()]; ok {
+			return old
+		}
+		byID[c.id()] = c
+		return c
 	}
-	byID := map[string]int{}
-	for i, g := range groups {
-		byID[g[0].Namespace+"/"+g[0].Kind+"/"+g[0].Name] = i
+	for _, r := range recs {
+		if r.OK && r.Apply && (r.CPURequestCores != nil || r.MemoryRequestBytes != nil) {
+			c := get(r.Namespace, r.Kind, r.Name)
+			c.containers = append(c.containers, r)
+		}
 	}
 	for _, p := range pairs {
-		id := p.Namespace + "/" + p.Kind + "/" + p.Name
-		i, ok := byID[id]
-		if !ok {
-			groups = append(groups, nil)
-			i = len(groups) - 1
-			byID[id] = i
+		if !p.Apply {
+			continue
 		}
-		for _, c := range slices.Sorted(maps.Keys(p.Requests)) {
-			if !slices.ContainsFunc(groups[i], func(r recommendation) bool { return r.Container == c }) {
-				groups[i] = append(groups[i], recommendation{Namespace: p.Namespace, Kind: p.Kind, Name: p.Name, Container: c})
+		c := get(p.Namespace, p.Kind, p.Name)
+		c.pairs = append(c.pairs, p)
+		for _, name := range slices.Sorted(maps.Keys(p.Requests)) {
+			if !slices.ContainsFunc(c.containers, func(r recommendation) bool { return r.Container == name }) {
+				c.containers = append(c.containers, recommendation{Namespace: p.Namespace, Kind: p.Kind, Name: p.Name, Container: name})
 			}
 		}
 	}
-	for _, g := range groups {
-		sort.Slice(g, func(i, j int) bool { return g[i].Container < g[j].Container })
+	for _, p := range pods {
+		if p.Apply {
+			c := get(p.Namespace, p.Kind, p.Name)
+			c.pods = append(c.pods, p)
+		}
 	}
-	sort.Slice(groups, func(i, j int) bool {
-		a, b := groups[i][0], groups[j][0]
-		return a.Namespace+"/"+a.Kind+"/"+a.Name < b.Namespace+"/"+b.Kind+"/"+b.Name
-	})
-	return groups
+	out := slices.Collect(maps.Values(byID))
+	sort.Slice(out, func(i, j int) bool { return out[i].id() < out[j].id() })
+	for _, c := range out {
+		sort.Slice(c.containers, func(i, j int) bool { return c.containers[i].Container < c.containers[j].Container })
+	}
+	return out
 }
 
 var apiVersions = map[string]string{
@@ -386,23 +428,20 @@ var apiVersions = map[string]string{
 // pair's requests join their workload's patch, and its HPA change follows
 // as a comment holding the kustomize JSON patch: the HPA's metrics are an
 // atomic list, which a strategic-merge patch would replace whole.
-func writePatches(w io.Writer, recs []recommendation, pairs []hpaPair) error {
-	groups := withPairs(applicable(recs), pairs)
-	if len(groups) == 0 {
+// Pod-level requests go in the pod spec's resources, which merge by key.
+func writePatches(w io.Writer, changes []*workloadChange) error {
+	if len(changes) == 0 {
 		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
 		return err
 	}
-	for i, g := range groups {
-		first := g[0]
+	for i, c := range changes {
 		var containers []any
-		for _, r := range g {
+		for _, r := range c.containers {
 			requests := map[string]any{}
 			limits := map[string]any{}
-			for _, p := range pairs {
-				if p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
-					if v, ok := p.Requests[r.Container]; ok {
-						requests[p.Resource] = formatPaired(p.Resource, v)
-					}
+			for _, p := range c.pairs {
+				if v, ok := p.Requests[r.Container]; ok {
+					requests[p.Resource] = formatPaired(p.Resource, v)
 				}
 			}
 			if r.CPURequestCores != nil {
@@ -425,44 +464,46 @@ func writePatches(w io.Writer, recs []recommendation, pairs []hpaPair) error {
 			}
 			containers = append(containers, map[string]any{"name": r.Container, "resources": res})
 		}
-		podSpec := map[string]any{"containers": containers}
-		var spec map[string]any
-		switch first.Kind {
-		case inventory.KindPod:
-			spec = podSpec
-		case inventory.KindCronJob:
-			spec = map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{"template": map[string]any{"spec": podSpec}}}}
-		default:
-			spec = map[string]any{"template": map[string]any{"spec": podSpec}}
+		podSpec := map[string]any{}
+		if len(containers) > 0 {
+			podSpec["containers"] = containers
+		}
+		if len(c.pods) > 0 {
+			requests := map[string]any{}
+			for _, p := range c.pods {
+				requests[p.Resource] = formatPaired(p.Resource, p.Request)
+			}
+			podSpec["resources"] = map[string]any{"requests": requests}
 		}
 		doc := yaml.Node{}
 		if err := doc.Encode(map[string]any{
-			"apiVersion": apiVersions[first.Kind],
-			"kind":       first.Kind,
-			"metadata":   map[string]any{"name": first.Name, "namespace": first.Namespace},
-			"spec":       spec,
+			"apiVersion": apiVersions[c.Kind],
+			"kind":       c.Kind,
+			"metadata":   map[string]any{"name": c.Name, "namespace": c.Namespace},
+			"spec":       specWith(c.Kind, podSpec),
 		}); err != nil {
 			return err
 		}
 		var savings float64
-		for _, r := range g {
+		for _, r := range c.containers {
 			if r.OK && r.Apply {
 				savings += r.MonthlySavings
 			}
 		}
+		for _, p := range c.pods {
+			savings += p.MonthlySavings
+		}
 		var hpaNotes []string
-		for _, p := range pairs {
-			if p.Namespace == first.Namespace && p.Kind == first.Kind && p.Name == first.Name {
-				savings += p.MonthlySavings
-				hpaNotes = append(hpaNotes, fmt.Sprintf("# upid: in the same change, move HorizontalPodAutoscaler %s/%s's %s target from %s to %s (alone, the %s requests only change the replicas):\n"+
-					"#   - target: {kind: HorizontalPodAutoscaler, name: %s, namespace: %s}\n#     patch: '%s'\n",
-					p.Namespace, p.HPA, p.Resource, cli.Percent(p.CurrentTargetUtilization), cli.Percent(p.TargetUtilization), p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p)))
-			}
+		for _, p := range c.pairs {
+			savings += p.MonthlySavings
+			hpaNotes = append(hpaNotes, fmt.Sprintf("# upid: in the same change, move HorizontalPodAutoscaler %s/%s's %s target from %s to %s (alone, the %s requests only change the replicas):\n"+
+				"#   - target: {kind: HorizontalPodAutoscaler, name: %s, namespace: %s}\n#     patch: '%s'\n",
+				p.Namespace, p.HPA, p.Resource, cli.Percent(p.CurrentTargetUtilization), cli.Percent(p.TargetUtilization), p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p)))
 		}
 		if i > 0 {
 			fmt.Fprintln(w, "---")
 		}
-		fmt.Fprintf(w, "# upid: %s/%s/%s saves %s/month\n", first.Namespace, first.Kind, first.Name, cli.Dollars(savings))
+		fmt.Fprintf(w, "# upid: %s saves %s/month\n", c.id(), cli.Dollars(savings))
 		for _, n := range hpaNotes {
 			fmt.Fprint(w, n)
 		}
@@ -477,6 +518,17 @@ func writePatches(w io.Writer, recs []recommendation, pairs []hpaPair) error {
 		}
 	}
 	return nil
+}
+
+// specWith is the spec of a workload of kind whose pod spec is podSpec.
+func specWith(kind string, podSpec map[string]any) map[string]any {
+	switch kind {
+	case inventory.KindPod:
+		return podSpec
+	case inventory.KindCronJob:
+		return map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{"template": map[string]any{"spec": podSpec}}}}
+	}
+	return map[string]any{"template": map[string]any{"spec": podSpec}}
 }
 
 // orderKeys puts apiVersion, kind, metadata, spec first and name before
@@ -507,32 +559,34 @@ func orderKeys(n *yaml.Node) {
 	}
 }
 
-// writeCommands prints kubectl set resources lines; Pods are skipped, as
-// their owners recreate them with the old resources. An HPA pair's HPA is
-// patched first, so that the HPA never divides the new requests by the old
-// target.
-func writeCommands(w io.Writer, recs []recommendation, pairs []hpaPair) error {
-	groups := withPairs(applicable(recs), pairs)
-	if len(groups) == 0 {
+// writeCommands prints kubectl set resources lines, and a kubectl patch
+// for pod-level requests, which kubectl set resources cannot set; Pods are
+// skipped, as their owners recreate them with the old resources. An HPA
+// pair's HPA is patched first, so that the HPA never divides the new
+// requests by the old target.
+func writeCommands(w io.Writer, changes []*workloadChange) error {
+	if len(changes) == 0 {
 		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
 		return err
 	}
-	for _, p := range pairs {
-		fmt.Fprintf(w, "kubectl patch hpa %s -n %s --type=json -p '%s'  # with the %s requests below\n", p.HPA, p.Namespace, hpaJSONPatch(p), p.Resource)
+	for _, c := range changes {
+		for _, p := range c.pairs {
+			fmt.Fprintf(w, "kubectl patch hpa %s -n %s --type=json -p '%s'  # with the %s requests below\n", p.HPA, p.Namespace, hpaJSONPatch(p), p.Resource)
+		}
 	}
-	for _, g := range groups {
-		for _, r := range g {
-			if r.Kind == inventory.KindPod {
-				fmt.Fprintf(w, "# %s/pod/%s container %s: change its owner's template instead\n", r.Namespace, r.Name, r.Container)
-				continue
-			}
+	for _, c := range changes {
+		if c.Kind == inventory.KindPod {
+			fmt.Fprintf(w, "# %s/pod/%s: change its owner's template instead\n", c.Namespace, c.Name)
+			continue
+		}
+		for _, r := range c.containers {
 			var req, lim []string
 			saves := 0.0
 			if r.OK && r.Apply {
 				saves = r.MonthlySavings
 			}
-			for _, p := range pairs {
-				if v, ok := p.Requests[r.Container]; ok && p.Namespace == r.Namespace && p.Kind == r.Kind && p.Name == r.Name {
+			for _, p := range c.pairs {
+				if v, ok := p.Requests[r.Container]; ok {
 					req = append(req, p.Resource+"="+formatPaired(p.Resource, v))
 					saves += p.MonthlySavings / float64(len(p.Requests))
 				}
@@ -554,6 +608,20 @@ func writeCommands(w io.Writer, recs []recommendation, pairs []hpaPair) error {
 				line += " --limits=" + strings.Join(lim, ",")
 			}
 			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(saves))
+		}
+		if len(c.pods) > 0 {
+			requests := map[string]any{}
+			saves := 0.0
+			for _, p := range c.pods {
+				requests[p.Resource] = formatPaired(p.Resource, p.Request)
+				saves += p.MonthlySavings
+			}
+			patch, err := json.Marshal(map[string]any{"spec": specWith(c.Kind, map[string]any{"resources": map[string]any{"requests": requests}})})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "kubectl patch %s/%s -n %s --type=merge -p '%s'  # pod-level requests, saves %s/month\n",
+				strings.ToLower(c.Kind), c.Name, c.Namespace, patch, cli.Dollars(saves))
 		}
 	}
 	return nil

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// TestPodLevelPatchOnAPIServer: the pod-level requests upid recommend
+// prints, as -o patch and as -o commands, apply on a real kube-apiserver
+// and set the template's spec.resources, keeping its limit and containers.
+func TestPodLevelPatchOnAPIServer(t *testing.T) {
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	ctx := context.Background()
+	deploys := kube.Clientset.AppsV1().Deployments("default")
+	create := func(name string) {
+		t.Helper()
+		labels := map[string]string{"app": name}
+		_, err := deploys.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "app", Image: "app:1"}, {Name: "log", Image: "log:1"}},
+				Resources: &corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
+				},
+			}},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := func(name string) []*workloadChange {
+		return workloadChanges(nil, nil, []podChange{
+			{"default", "Deployment", name, exporter.PodAdvice{Resource: "cpu", CurrentRequest: 2, Request: 0.323, Apply: true, MonthlySavings: 30}},
+			{"default", "Deployment", name, exporter.PodAdvice{Resource: "memory", CurrentRequest: 4 << 30, Limit: 4 << 30, Request: 352 << 20, Apply: true, MonthlySavings: 10}},
+		})
+	}
+	check := func(name string) {
+		t.Helper()
+		d, err := deploys.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := d.Spec.Template.Spec
+		if r := spec.Resources; r == nil || r.Requests.Cpu().String() != "323m" || r.Requests.Memory().String() != "352Mi" || r.Limits.Memory().String() != "4Gi" {
+			t.Errorf("%s's pod resources after the patch: %+v, want requests 323m and 352Mi under the 4Gi limit", name, r)
+		}
+		if len(spec.Containers) != 2 || len(spec.Containers[0].Resources.Requests) != 0 {
+			t.Errorf("%s's containers after the patch: %+v", name, spec.Containers)
+		}
+	}
+
+	create("patched")
+	var b bytes.Buffer
+	if err := writePatches(&b, changes("patched")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "# upid: default/Deployment/patched saves $40.00/month\n") {
+		t.Errorf("patch header: %q", b.String())
+	}
+	patch, err := yaml.YAMLToJSON(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploys.Patch(ctx, "patched", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", patch, err)
+	}
+	check("patched")
+
+	create("commanded")
+	b.Reset()
+	if err := writeCommands(&b, changes("commanded")); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(b.String())
+	prefix := "kubectl patch deployment/commanded -n default --type=merge -p '"
+	end := strings.LastIndex(line, "'  # pod-level requests, saves $40.00/month")
+	if !strings.HasPrefix(line, prefix) || end < 0 || strings.Count(b.String(), "\n") != 1 {
+		t.Fatalf("commands:\n%s", b.String())
+	}
+	if _, err := deploys.Patch(ctx, "commanded", types.MergePatchType, []byte(line[len(prefix):end]), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", line, err)
+	}
+	check("commanded")
+}
