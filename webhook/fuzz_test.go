@@ -66,6 +66,7 @@ func FuzzDecide(f *testing.F) {
 	f.Add(int64(1000), int64(1<<30), int64(2000), int64(2<<30), 0.25, 128.0*mi, 100.0*mi, int64(0), int64(0), uint8(3))      // pod-level CPU
 	f.Add(int64(1000), int64(1<<30), int64(0), int64(0), 0.25, 128.0*mi, 100.0*mi, int64(0), int64(0), uint8(7))             // pod-level memory
 	f.Add(int64(1000), int64(1<<30), int64(2000), int64(2<<30), 0.1, 128.0*mi, 100.0*mi, int64(300), int64(1500), uint8(12)) // Pod LimitRange
+	f.Add(int64(100), int64(1<<30), int64(0), int64(0), 2.0, 128.0*mi, 100.0*mi, int64(300), int64(1500), uint8(24))         // quota
 	f.Fuzz(func(t *testing.T, cpuReq, memReq, cpuLim, memLim int64, tCPU, tMem, peak float64, lrMin, lrMax int64, policy uint8) {
 		list := func(cpu, mem int64) corev1.ResourceList {
 			l := corev1.ResourceList{}
@@ -128,7 +129,16 @@ func FuzzDecide(f *testing.F) {
 			}
 		}
 		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
-		plan := Decide(pod, map[string]Target{"app": target}, Constraints{LimitRanges: lrs}, p)
+		ns := Constraints{LimitRanges: lrs}
+		// Another bit puts the pod in a CPU quota instead: hard hi, used lo.
+		quota := policy/24%2 == 1
+		if quota {
+			ns = Constraints{Quotas: []*corev1.ResourceQuota{{
+				Spec:   corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(hi, resource.DecimalSI)}},
+				Status: corev1.ResourceQuotaStatus{Used: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(lo, resource.DecimalSI)}},
+			}}}
+		}
+		plan := Decide(pod, map[string]Target{"app": target}, ns, p)
 		if !plan.Changed() {
 			return
 		}
@@ -140,7 +150,10 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("QoS %s → %s", a, b)
 		}
 		old, nw := pod.Spec.Containers[0].Resources, got.Spec.Containers[0].Resources
-		if q, ok := nw.Requests[corev1.ResourceCPU]; ok && lo > 0 && hi >= lo && !old.Requests.Cpu().Equal(q) {
+		if q := nw.Requests.Cpu(); quota && q.Cmp(*old.Requests.Cpu()) > 0 && q.MilliValue()+lo > hi {
+			t.Fatalf("cpu request raised to %s with %dm of a %dm quota used", q.String(), lo, hi)
+		}
+		if q, ok := nw.Requests[corev1.ResourceCPU]; ok && !quota && lo > 0 && hi >= lo && !old.Requests.Cpu().Equal(q) {
 			if v := q.MilliValue(); v < lo || v > hi {
 				t.Fatalf("cpu request %s outside LimitRange [%dm, %dm]", q.String(), lo, hi)
 			}
