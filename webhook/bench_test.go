@@ -382,6 +382,41 @@ func BenchmarkReview(b *testing.B) {
 	}
 }
 
+// BenchmarkReviewConstraints is BenchmarkReview in a namespace without
+// LimitRanges or quotas (the baseline) and in one with a Pod LimitRange
+// and a CPU and memory quota, whose checks sum the pod before and after.
+func BenchmarkReviewConstraints(b *testing.B) {
+	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
+	quota := &corev1.ResourceQuota{
+		Spec:   corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100", "limits.memory", "200Gi")},
+		Status: corev1.ResourceQuotaStatus{Used: rl("requests.cpu", "10", "limits.memory", "20Gi")},
+	}
+	for _, c := range []struct {
+		name string
+		ns   Constraints
+	}{
+		{"none", Constraints{}},
+		{"pod_limitrange_and_quota", Constraints{
+			LimitRanges: []*corev1.LimitRange{limitRange(corev1.LimitTypePod, rl("cpu", "10m", "memory", "16Mi"), rl("cpu", "16", "memory", "32Gi"), nil)},
+			Quotas:      []*corev1.ResourceQuota{quota},
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, constraints: map[string]Constraints{"team": c.ns}})
+			out, err := h.Review(context.Background(), body)
+			if err != nil || !bytes.Contains(out, []byte(`"patch"`)) {
+				b.Fatalf("the pod is not mutated: %s, %v", out, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := h.Review(context.Background(), body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkServeHTTP is each webhook's HTTP handler without TLS or a
 // network: the share of a request that is the handler's own, upid's next to
 // the trivial one's.

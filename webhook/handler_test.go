@@ -26,10 +26,12 @@ import (
 // exporter in unit tests of the handler's decisions; the real ones are
 // exercised through a real apiserver in kube_test.go.
 type staticCluster struct {
-	ns     map[string]map[string]string
-	wl     map[string]map[string]string
-	lrs    map[string][]*corev1.LimitRange
-	panics bool
+	ns  map[string]map[string]string
+	wl  map[string]map[string]string
+	lrs map[string][]*corev1.LimitRange
+	// constraints, when set for a namespace, replace lrs.
+	constraints map[string]Constraints
+	panics      bool
 }
 
 func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
@@ -42,6 +44,9 @@ func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]st
 	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
 }
 func (c *staticCluster) Constraints(ns string) Constraints {
+	if cs, ok := c.constraints[ns]; ok {
+		return cs
+	}
 	return Constraints{LimitRanges: c.lrs[ns]}
 }
 

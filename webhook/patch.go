@@ -164,7 +164,12 @@ func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy)
 		return plan
 	}
 	after.Spec.Resources = pod.Spec.Resources
-	if pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod); len(pb) > 0 && !podAdmits(after, pb) {
+	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
+	var sums podSums
+	if len(pb) > 0 || len(ns.Quotas) > 0 {
+		sums = after.sums()
+	}
+	if len(pb) > 0 && !sums.admits(pb) {
 		// The LimitRanger checks a Pod item against the pod's sums after
 		// every webhook: moving one container can take the pod out of
 		// range, and the pod would be rejected.
@@ -172,7 +177,7 @@ func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy)
 		plan.Reason = "limit_range"
 		return plan
 	}
-	if len(ns.Quotas) > 0 && !quotaAdmits(pod, after, ns.Quotas) {
+	if len(ns.Quotas) > 0 && !quotaAdmits(pod.sums(), sums, ns.Quotas) {
 		plan.changes = nil
 		plan.Reason = "resource_quota"
 		return plan
@@ -227,16 +232,36 @@ func limitBounds(lrs []*corev1.LimitRange, typ corev1.LimitType) map[corev1.Reso
 	return out
 }
 
-// fixed are the resources the pod sets at pod level, which stay.
-// podAdmits tells whether the LimitRanger would accept the pod's sums
-// within the Pod bounds:
-// minConstraint, maxConstraint and limitRequestRatioConstraint of its
-// admission plugin, which need a request for a min and a limit for a max.
-func podAdmits(p *podFields, bounds map[corev1.ResourceName]bound) bool {
-	reqs, lims := p.sums()
+// podSums are a pod's requests and limits as the scheduler, the
+// LimitRanger and the quota count them.
+type podSums struct{ requests, limits corev1.ResourceList }
+
+// sums adds up the pod (resourcehelper.PodRequests and PodLimits:
+// containers and sidecars added, init containers as a floor, pod-level
+// values first).
+func (p *podFields) sums() podSums {
+	pod := &corev1.Pod{}
+	conv := func(cs []containerFields) []corev1.Container {
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
+	pod.Spec.Resources = p.Spec.Resources
+	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
+	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
+}
+
+// admits tells whether the LimitRanger would accept the sums within the
+// Pod bounds: minConstraint, maxConstraint and limitRequestRatioConstraint
+// of its admission plugin, which need a request for a min and a limit for
+// a max.
+func (s podSums) admits(bounds map[corev1.ResourceName]bound) bool {
 	for r, b := range bounds {
-		req, hasReq := reqs[r]
-		lim, hasLim := lims[r]
+		req, hasReq := s.requests[r]
+		lim, hasLim := s.limits[r]
 		rv, lv := req.AsApproximateFloat64(), lim.AsApproximateFloat64()
 		if b.min > 0 && (!hasReq || rv < b.min*(1-1e-9) || (hasLim && lv < b.min*(1-1e-9))) {
 			return false
@@ -251,33 +276,38 @@ func podAdmits(p *podFields, bounds map[corev1.ResourceName]bound) bool {
 	return true
 }
 
-// quotaAdmits tells whether the change keeps the pod within the namespace's
-// ResourceQuotas, as far as the change is concerned: a pod total it does
-// not raise cannot be what the quota rejects. A raised total must fit in
-// hard − used; a quota whose usage is not known yet fits nothing. Scopes
-// and scope selectors are not evaluated: every quota is taken to count
-// the pod, which can only hold back a change, never a pod.
-func quotaAdmits(before, after *podFields, quotas []*corev1.ResourceQuota) bool {
-	oldReq, oldLim := before.sums()
-	newReq, newLim := after.sums()
-	counted := map[corev1.ResourceName]struct {
-		old, new corev1.ResourceList
-		r        corev1.ResourceName
-	}{
-		corev1.ResourceCPU:            {oldReq, newReq, corev1.ResourceCPU},
-		corev1.ResourceRequestsCPU:    {oldReq, newReq, corev1.ResourceCPU},
-		corev1.ResourceLimitsCPU:      {oldLim, newLim, corev1.ResourceCPU},
-		corev1.ResourceMemory:         {oldReq, newReq, corev1.ResourceMemory},
-		corev1.ResourceRequestsMemory: {oldReq, newReq, corev1.ResourceMemory},
-		corev1.ResourceLimitsMemory:   {oldLim, newLim, corev1.ResourceMemory},
-	}
+// quotaCounts are the quota keys a pod's CPU and memory count towards: the
+// resource, and whether its limits (not its requests) count.
+var quotaCounts = map[corev1.ResourceName]struct {
+	r     corev1.ResourceName
+	limit bool
+}{
+	corev1.ResourceCPU:            {corev1.ResourceCPU, false},
+	corev1.ResourceRequestsCPU:    {corev1.ResourceCPU, false},
+	corev1.ResourceLimitsCPU:      {corev1.ResourceCPU, true},
+	corev1.ResourceMemory:         {corev1.ResourceMemory, false},
+	corev1.ResourceRequestsMemory: {corev1.ResourceMemory, false},
+	corev1.ResourceLimitsMemory:   {corev1.ResourceMemory, true},
+}
+
+// quotaAdmits tells whether a change from before to after keeps the pod
+// within the namespace's ResourceQuotas, as far as the change is
+// concerned: a pod total it does not raise cannot be what the quota
+// rejects. A raised total must fit in hard − used; a quota whose usage is
+// not known yet fits nothing. Scopes and scope selectors are not
+// evaluated: every quota is taken to count the pod, which can only hold
+// back a change, never a pod.
+func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 	for _, q := range quotas {
 		for name, hard := range q.Spec.Hard {
-			c, ok := counted[name]
+			c, ok := quotaCounts[name]
 			if !ok {
 				continue
 			}
-			o, n := c.old[c.r], c.new[c.r]
+			o, n := before.requests[c.r], after.requests[c.r]
+			if c.limit {
+				o, n = before.limits[c.r], after.limits[c.r]
+			}
 			if n.Cmp(o) <= 0 {
 				continue
 			}
@@ -294,25 +324,8 @@ func quotaAdmits(before, after *podFields, quotas []*corev1.ResourceQuota) bool 
 	return true
 }
 
-// sums are the pod's requests and limits as the scheduler, the LimitRanger
-// and the quota count them (resourcehelper.PodRequests and PodLimits:
-// containers and sidecars added, init containers as a floor, pod-level
-// values first).
-func (p *podFields) sums() (requests, limits corev1.ResourceList) {
-	pod := &corev1.Pod{}
-	conv := func(cs []containerFields) []corev1.Container {
-		out := make([]corev1.Container, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
-		}
-		return out
-	}
-	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
-	pod.Spec.Resources = p.Spec.Resources
-	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
-	return resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)
-}
-
+// decideContainer sizes one container; fixed are the resources the pod
+// sets at pod level, which stay.
 func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev1.ResourceName]bound, guaranteed bool, fixed []corev1.ResourceName, p Policy) (corev1.ResourceRequirements, bool) {
 	nr := *old.DeepCopy()
 	changed := false
