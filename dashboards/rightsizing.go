@@ -79,7 +79,7 @@ func rightsizing() *dashboard.DashboardBuilder {
 			`sum(increase(upid_webhook_decisions_total{outcome="mutated"}[$__range])) or vector(0)`)).
 		WithPanel(statPanel("HPA pairs' savings per month", "Workloads an HPA scales by utilization: what their paired requests and new HPA targets save together, all replicas; applied in Git, never by the webhook.", unitDollars,
 			month(fmt.Sprintf(`sum(upid_workload_hpa_pairing_savings_dollars_per_hour{%s}) or vector(0)`, selWorkload)))).
-		WithPanel(statPanel("Pod-level requests' savings per month", "Workloads whose pods set CPU or memory at pod level (spec.resources): what UPID's pod-level requests save, all replicas; applied in Git, never by the webhook.", unitDollars,
+		WithPanel(statPanel("Pod-level requests' savings per month", "Workloads whose pods set CPU or memory at pod level (spec.resources): what UPID's pod-level requests save, all replicas; the webhook sets them at admission.", unitDollars,
 			month(fmt.Sprintf(`sum(upid_workload_pod_recommendation_savings_dollars_per_hour{%s}) or vector(0)`, selWorkload))))
 
 	b = b.WithRow(row("Per container")).

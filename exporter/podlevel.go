@@ -14,8 +14,8 @@ import (
 // resource the workload's pod template sets at pod level. There the
 // scheduler reserves the pod's request, not its containers' sum, so the
 // containers get no figure for it and the pod gets this one
-// (recommend.PodLevel). The webhook never applies it: it is a change to make
-// in Git, as `upid recommend -o patch` prints it.
+// (recommend.PodLevel). The webhook applies it at admission as it does the
+// containers' figures; `upid recommend -o patch` prints it for Git.
 type PodAdvice struct {
 	Resource string `json:"resource"` // cpu or memory
 	// CurrentRequest is the pod's request now: the template's, or what the
@@ -26,6 +26,9 @@ type PodAdvice struct {
 	// under; 0 for none.
 	Limit   float64 `json:"limit,omitempty"`
 	Request float64 `json:"request"`
+	// Confidence is the lowest of the containers' figures: the webhook
+	// applies the request only at its minimum confidence.
+	Confidence float64 `json:"confidence"`
 	// Apply: the request moves by more than the policy's change threshold.
 	Apply                 bool    `json:"apply"`
 	SavingsDollarsPerHour float64 `json:"savings_dollars_per_hour"`
@@ -53,11 +56,13 @@ func podAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 		}
 		sort.Strings(names)
 		own := make([]float64, len(names))
+		conf := 1.0
 		for i, name := range names {
 			own[i] = recs[name].OwnCPU
 			if res == "memory" {
 				own[i] = recs[name].OwnMemory
 			}
+			conf = math.Min(conf, recs[name].Confidence)
 		}
 		floor, requested := containerRequests(w.Containers, res)
 		r, ok := recommend.PodLevel(own, floor, podLim, unit)
@@ -72,7 +77,7 @@ func podAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 				cur = floor
 			}
 		}
-		a := PodAdvice{Resource: res, CurrentRequest: cur, Limit: podLim, Request: r}
+		a := PodAdvice{Resource: res, CurrentRequest: cur, Limit: podLim, Request: r, Confidence: conf}
 		a.Apply = cur <= 0 || math.Abs(r-cur)/cur > threshold
 		a.SavingsDollarsPerHour = (cur - r) * price * math.Max(replicas, 1)
 		a.MonthlySavings = a.SavingsDollarsPerHour * pricing.HoursPerMonth

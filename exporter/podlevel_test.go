@@ -16,8 +16,8 @@ func TestPodAdvice(t *testing.T) {
 	proxy := inventory.Container{Name: "proxy", Init: true, Sidecar: true}
 	migrate := inventory.Container{Name: "migrate", Init: true}
 	recs := map[string]recommend.Recommendation{
-		"app":   {OwnCPU: 0.3, OwnMemory: 300 * mib},
-		"proxy": {OwnCPU: 0.05, OwnMemory: 60 * mib},
+		"app":   {OwnCPU: 0.3, OwnMemory: 300 * mib, Confidence: 1},
+		"proxy": {OwnCPU: 0.05, OwnMemory: 60 * mib, Confidence: 0.7},
 	}
 	prices := recommend.Prices{CPUCoreHour: 0.04, MemoryGiBHour: 0.008}
 	type want struct {
@@ -98,6 +98,9 @@ func TestPodAdvice(t *testing.T) {
 			}
 			for i, w := range c.want {
 				g := got[i]
+				if c.recs == nil && len(c.containers) > 1 && g.Confidence != 0.7 {
+					t.Errorf("confidence %v, want the lowest of the containers', 0.7", g.Confidence)
+				}
 				if g.Resource != w.res || math.Abs(g.CurrentRequest-w.cur) > 1e-9 || math.Abs(g.Request-w.req) > 1e-9 || g.Apply != w.apply ||
 					math.Abs(g.SavingsDollarsPerHour-w.savingsPerHr) > 1e-9 {
 					t.Errorf("advice %+v, want %+v", g, w)

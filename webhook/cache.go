@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/upid-dev/upid/exporter"
 )
@@ -20,10 +21,13 @@ import (
 // workloads serialises to well under this.
 const maxRecommendationsBytes = 256 << 20
 
-// WorkloadRecs are the recommendations of one workload's containers that
-// are confident enough to apply.
+// WorkloadRecs are the recommendations of one workload's containers, and
+// of its pods for the resources they set at pod level, that are confident
+// enough to apply.
 type WorkloadRecs struct {
 	Containers map[string]Target
+	// Pod holds pod-level requests (spec.resources), in cores or bytes.
+	Pod map[corev1.ResourceName]float64
 	// LowConfidence is true when the workload has recommendations but none
 	// is confident enough.
 	LowConfidence bool
@@ -127,10 +131,20 @@ func (r *Recommendations) index(body exporter.WorkloadsResponse) *snapshot {
 			}
 			recs.Containers[c.Name] = t
 		}
+		for _, a := range wl.Pod {
+			any = true
+			if a.Confidence < r.minConfidence || !(a.Request > 0) {
+				continue
+			}
+			if recs.Pod == nil {
+				recs.Pod = map[corev1.ResourceName]float64{}
+			}
+			recs.Pod[corev1.ResourceName(a.Resource)] = a.Request
+		}
 		if !any {
 			continue
 		}
-		recs.LowConfidence = len(recs.Containers) == 0
+		recs.LowConfidence = len(recs.Containers) == 0 && len(recs.Pod) == 0
 		s.workloads[key(wl.Namespace, wl.Kind, wl.Name)] = recs
 	}
 	return s

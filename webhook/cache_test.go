@@ -27,6 +27,11 @@ func TestRecommendationsCache(t *testing.T) {
 		workloadResult("team", "CronJob", "backup", 0.5, 64*mi, 10*mi, 1),
 		workloadResult("team", "Deployment", "young", 0.25, 128*mi, 100*mi, 0.2),
 		{Namespace: "team", Kind: "Deployment", Name: "nodata", Containers: []exporter.ContainerResult{{Name: "app", Recommendation: &exporter.Recommendation{OK: false}}}},
+		// Pod-level figures only (the containers have none), one of them
+		// under the minimum confidence.
+		{Namespace: "team", Kind: "Deployment", Name: "podlevel", Containers: []exporter.ContainerResult{{Name: "app", Recommendation: &exporter.Recommendation{OK: false}}},
+			Pod: []exporter.PodAdvice{{Resource: "cpu", Request: 0.35, Confidence: 0.9}, {Resource: "memory", Request: 300 * mi, Confidence: 0.3}}},
+		{Namespace: "team", Kind: "Deployment", Name: "podyoung", Pod: []exporter.PodAdvice{{Resource: "cpu", Request: 0.35, Confidence: 0.3}}},
 	}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/workloads" {
@@ -63,6 +68,8 @@ func TestRecommendationsCache(t *testing.T) {
 		{"other namespace", "prod", []Workload{{"Deployment", "web"}}, "", "no_recommendation"},
 		{"low confidence", "team", []Workload{{"Deployment", "young"}}, "", "low_confidence"},
 		{"no data", "team", []Workload{{"Deployment", "nodata"}}, "", "no_recommendation"},
+		{"pod-level", "team", []Workload{{"Deployment", "podlevel"}}, "Deployment", ""},
+		{"pod-level, low confidence", "team", []Workload{{"Deployment", "podyoung"}}, "", "low_confidence"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,6 +82,11 @@ func TestRecommendationsCache(t *testing.T) {
 	web, _, _ := r.Lookup("team", []Workload{{"Deployment", "web"}})
 	if tg := web.Containers["app"]; tg.CPURequest == nil || *tg.CPURequest != 0.25 || tg.MemoryPeak == nil || *tg.MemoryPeak != 100*mi {
 		t.Errorf("target %+v", tg)
+	}
+
+	pod, _, _ := r.Lookup("team", []Workload{{"Deployment", "podlevel"}})
+	if len(pod.Pod) != 1 || pod.Pod["cpu"] != 0.35 || len(pod.Containers) != 0 {
+		t.Errorf("pod-level recommendations %+v, want the confident CPU request only", pod)
 	}
 
 	status.Store(http.StatusServiceUnavailable)
@@ -94,7 +106,7 @@ func TestRecommendationsCache(t *testing.T) {
 upid_webhook_recommendations_cache_age_seconds 600
 # HELP upid_webhook_recommendations_cache_workloads Workloads with recommendations in memory.
 # TYPE upid_webhook_recommendations_cache_workloads gauge
-upid_webhook_recommendations_cache_workloads 3
+upid_webhook_recommendations_cache_workloads 5
 `), "upid_webhook_recommendations_cache_age_seconds", "upid_webhook_recommendations_cache_workloads"); err != nil {
 		t.Error(err)
 	}

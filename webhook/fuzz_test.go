@@ -10,6 +10,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // FuzzReview feeds arbitrary bytes to the AdmissionReview decoder and the
@@ -119,14 +120,22 @@ func FuzzDecide(f *testing.F) {
 					continue
 				}
 				podLevel = append(podLevel, r)
-				pod.Spec.Resources.Requests[r] = *resource.NewMilliQuantity(1000, resource.DecimalSI)
-				if q, ok := c.Requests[r]; ok {
+				q, hasReq := c.Requests[r]
+				if hasReq {
 					pod.Spec.Resources.Requests[r] = q
 				}
-				if q, ok := c.Limits[r]; ok {
+				q, hasLim := c.Limits[r]
+				if !hasReq && !hasLim {
+					q, hasLim = *resource.NewMilliQuantity(1000, resource.DecimalSI), true
+				}
+				if hasLim {
 					pod.Spec.Resources.Limits[r] = q
 				}
 			}
+		}
+		podTargets := map[corev1.ResourceName]float64{}
+		for _, r := range podLevel {
+			podTargets[r] = map[corev1.ResourceName]float64{corev1.ResourceCPU: tCPU, corev1.ResourceMemory: tMem}[r]
 		}
 		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
 		ns := Constraints{LimitRanges: lrs}
@@ -138,20 +147,50 @@ func FuzzDecide(f *testing.F) {
 				Status: corev1.ResourceQuotaStatus{Used: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(lo, resource.DecimalSI)}},
 			}}}
 		}
-		plan := Decide(pod, map[string]Target{"app": target}, ns, p)
+		plan := Decide(pod, &WorkloadRecs{Containers: map[string]Target{"app": target}, Pod: podTargets}, ns, p)
 		if !plan.Changed() {
 			return
 		}
-		if len(podLevel) == 2 {
-			t.Fatalf("changed a pod with pod-level CPU and memory: %v", plan.Recommended)
-		}
 		got := applyPatch(t, pod, plan, ModeEnforce)
-		if a, b := qosClass(pod), qosClass(got); a != b {
+		if a, b := qosClass(pod), qosClass(got); a != b && len(podLevel) == 0 {
 			t.Fatalf("QoS %s → %s", a, b)
 		}
 		old, nw := pod.Spec.Containers[0].Resources, got.Spec.Containers[0].Resources
-		if q := nw.Requests.Cpu(); quota && q.Cmp(*old.Requests.Cpu()) > 0 && q.MilliValue()+lo > hi {
-			t.Fatalf("cpu request raised to %s with %dm of a %dm quota used", q.String(), lo, hi)
+		sumsBefore := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+		sumsAfter := resourcehelper.PodRequests(got, resourcehelper.PodResourcesOptions{})
+		if a, b := sumsBefore[corev1.ResourceCPU], sumsAfter[corev1.ResourceCPU]; quota && b.Cmp(a) > 0 && b.MilliValue()+lo > hi {
+			t.Fatalf("the pod's CPU request raised to %s with %dm of a %dm quota used", b.String(), lo, hi)
+		}
+		if len(podLevel) > 0 {
+			// What validatePodResourceConsistency and the pod-level QoS
+			// class ask of the pod after.
+			before, after := *pod.Spec.Resources, *got.Spec.Resources
+			aggregate := resourcehelper.AggregateContainerRequests(got, resourcehelper.PodResourcesOptions{})
+			for _, r := range podLevel {
+				req, hasReq := after.Requests[r]
+				lim, hasLim := after.Limits[r]
+				if a := aggregate[r]; hasReq && req.Cmp(a) < 0 {
+					t.Fatalf("pod-level %s request %s under the containers' %s", r, req.String(), a.String())
+				}
+				if hasReq && hasLim && req.Cmp(lim) > 0 {
+					t.Fatalf("pod-level %s request %s above its limit %s", r, req.String(), lim.String())
+				}
+			}
+			atLimits := func(pr corev1.ResourceRequirements) bool {
+				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					req, lim := pr.Requests[r], pr.Limits[r]
+					if _, ok := pr.Requests[r]; !ok {
+						req = lim
+					}
+					if lim.IsZero() || req.Cmp(lim) != 0 {
+						return false
+					}
+				}
+				return true
+			}
+			if atLimits(before) != atLimits(after) {
+				t.Fatalf("pod-level resources %v → %v change whether the pod is Guaranteed", before, after)
+			}
 		}
 		if q, ok := nw.Requests[corev1.ResourceCPU]; ok && !quota && lo > 0 && hi >= lo && !old.Requests.Cpu().Equal(q) {
 			if v := q.MilliValue(); v < lo || v > hi {

@@ -214,7 +214,7 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 	if recs == nil {
 		return allowed, OutcomeSkipped, why
 	}
-	plan := decide(pod, recs.Containers, h.opts.Cluster.Constraints(ns), h.opts.Policy)
+	plan := decide(pod, recs, h.opts.Cluster.Constraints(ns), h.opts.Policy)
 	if !plan.Changed() {
 		return allowed, OutcomeSkipped, plan.Reason
 	}

@@ -189,8 +189,9 @@ func podOf(t testing.TB, k *testenv.Kube, d *appsv1.Deployment) *corev1.Pod {
 	}
 }
 
-func requestsOf(p *corev1.Pod) string {
-	r := p.Spec.Containers[0].Resources
+func requestsOf(p *corev1.Pod) string { return resourcesString(p.Spec.Containers[0].Resources) }
+
+func resourcesString(r corev1.ResourceRequirements) string {
 	var parts []string
 	for _, l := range []struct {
 		name string
@@ -241,6 +242,9 @@ func TestThroughAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []exporter.WorkloadResult
+	podRecs := workloadResult("team-enforce", "Deployment", "podsized", 0.25, 128*mib, 100*mib, 1)
+	podRecs.Pod = []exporter.PodAdvice{{Resource: "cpu", Request: 0.35, Confidence: 1}, {Resource: "memory", Request: 300 * mib, Confidence: 1}}
+	recs = append(recs, podRecs)
 	for _, ns := range []string{"team-enforce", "team-recommend", "team-default", "team-limited", "upid-system", "team-podrange", "team-quota"} {
 		for _, name := range []string{"web", "optout", "annotated", "stopped", "podcpu", "podboth"} {
 			recs = append(recs, workloadResult(ns, "Deployment", name, 0.25, 128*mib, 100*mib, 1))
@@ -268,6 +272,11 @@ func TestThroughAPIServer(t *testing.T) {
 	podCPUOnly := func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "1Gi")}
 	}
+	// Pod-level resources only: UPID sizes the pod's requests.
+	podSized := func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
+		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "2"), Limits: rl("memory", "4Gi")}
+	}
 	podBoth := func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi"), Limits: rl("cpu", "2", "memory", "2Gi")}
 	}
@@ -277,20 +286,22 @@ func TestThroughAPIServer(t *testing.T) {
 		want        string
 		wantMode    string // the upid.io/webhook-mode annotation, "" for none
 		edit        func(*appsv1.Deployment)
+		wantPod     string // the pod-level resources, when UPID sizes them
 	}{
-		{"team-enforce", "web", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil},
-		{"team-recommend", "web", nil, unchanged, ModeRecommend, nil},
-		{"team-default", "web", nil, unchanged, "", nil},
-		{"team-default", "annotated", map[string]string{AnnotationMode: ModeEnforce}, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil},
-		{"team-enforce", "annotated", map[string]string{AnnotationMode: ModeOff}, unchanged, "", nil},
-		{"team-enforce", "optout", map[string]string{AnnotationOptOut: "disabled"}, unchanged, "", nil},
-		{"team-enforce", "unsure", nil, unchanged, "", nil},
-		{"team-limited", "web", nil, "req.cpu=300m req.memory=200Mi lim.cpu=600m lim.memory=400Mi", ModeEnforce, nil},
-		{"upid-system", "web", nil, unchanged, "", nil},
-		{"team-enforce", "podcpu", nil, "req.cpu=100m req.memory=128Mi", ModeEnforce, podCPU},
-		{"team-enforce", "podboth", nil, unchanged, "", podBoth},
-		{"team-podrange", "web", nil, unchanged, "", nil},
-		{"team-quota", "web", nil, "req.cpu=100m req.memory=1Gi", "", podCPUOnly},
+		{"team-enforce", "web", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil, ""},
+		{"team-recommend", "web", nil, unchanged, ModeRecommend, nil, ""},
+		{"team-default", "web", nil, unchanged, "", nil, ""},
+		{"team-default", "annotated", map[string]string{AnnotationMode: ModeEnforce}, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi", ModeEnforce, nil, ""},
+		{"team-enforce", "annotated", map[string]string{AnnotationMode: ModeOff}, unchanged, "", nil, ""},
+		{"team-enforce", "optout", map[string]string{AnnotationOptOut: "disabled"}, unchanged, "", nil, ""},
+		{"team-enforce", "unsure", nil, unchanged, "", nil, ""},
+		{"team-limited", "web", nil, "req.cpu=300m req.memory=200Mi lim.cpu=600m lim.memory=400Mi", ModeEnforce, nil, ""},
+		{"upid-system", "web", nil, unchanged, "", nil, ""},
+		{"team-enforce", "podcpu", nil, "req.cpu=100m req.memory=128Mi", ModeEnforce, podCPU, ""},
+		{"team-enforce", "podboth", nil, unchanged, "", podBoth, ""},
+		{"team-podrange", "web", nil, unchanged, "", nil, ""},
+		{"team-quota", "web", nil, "req.cpu=100m req.memory=1Gi", "", podCPUOnly, ""},
+		{"team-enforce", "podsized", nil, "", ModeEnforce, podSized, "req.cpu=350m req.memory=300Mi lim.memory=4Gi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ns+"/"+tt.name, func(t *testing.T) {
@@ -305,7 +316,14 @@ func TestThroughAPIServer(t *testing.T) {
 			if got := pod.Annotations[AnnotationMode]; got != tt.wantMode {
 				t.Errorf("%s = %q, want %q", AnnotationMode, got, tt.wantMode)
 			}
-			if tt.wantMode != "" {
+			if tt.wantPod != "" {
+				if pod.Spec.Resources == nil || resourcesString(*pod.Spec.Resources) != tt.wantPod {
+					t.Errorf("pod-level resources %+v, want %s", pod.Spec.Resources, tt.wantPod)
+				}
+				if pod.Annotations[AnnotationOriginalPod] != `{"requests":{"cpu":"2"},"limits":{"memory":"4Gi"}}` || pod.Annotations[AnnotationRecommendedPod] == "" {
+					t.Errorf("pod-level annotations %q, %q", pod.Annotations[AnnotationOriginalPod], pod.Annotations[AnnotationRecommendedPod])
+				}
+			} else if tt.wantMode != "" {
 				var orig, rec map[string]Resources
 				if err := json.Unmarshal([]byte(pod.Annotations[AnnotationOriginal]), &orig); err != nil || orig["app"].Requests["cpu"] != d.Spec.Template.Spec.Containers[0].Resources.Requests.Cpu().String() {
 					t.Errorf("%s = %q (%v)", AnnotationOriginal, pod.Annotations[AnnotationOriginal], err)
@@ -320,7 +338,7 @@ func TestThroughAPIServer(t *testing.T) {
 		outcome, reason string
 		want            float64
 	}{
-		{OutcomeMutated, ModeEnforce, 4},
+		{OutcomeMutated, ModeEnforce, 5},
 		{OutcomeSkipped, "pod_level_resources", 1},
 		{OutcomeSkipped, "limit_range", 1},
 		{OutcomeSkipped, "resource_quota", 1},

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -18,7 +19,10 @@ const (
 	AnnotationOptOut      = "upid.io/webhook"
 	AnnotationOriginal    = "upid.io/original-resources"
 	AnnotationRecommended = "upid.io/recommended-resources"
-	optOutValue           = "disabled"
+	// The pod-level resources (spec.resources), when the webhook changes them.
+	AnnotationOriginalPod    = "upid.io/original-pod-resources"
+	AnnotationRecommendedPod = "upid.io/recommended-pod-resources"
+	optOutValue              = "disabled"
 )
 
 // Modes.
@@ -68,8 +72,15 @@ type Plan struct {
 	Reason      string
 	Original    map[string]Resources
 	Recommended map[string]Resources
-	changes     []containerChange
+	// OriginalPod and RecommendedPod are the pod-level resources
+	// (spec.resources) before and after, when the plan changes them.
+	OriginalPod, RecommendedPod *Resources
+	changes                     []containerChange
+	pod                         *podChange
 }
+
+// podChange is a change of the pod-level resources.
+type podChange struct{ old, new corev1.ResourceRequirements }
 
 type containerChange struct {
 	list  string // "containers" or "initContainers"
@@ -78,8 +89,9 @@ type containerChange struct {
 	new   corev1.ResourceRequirements
 }
 
-// Changed reports whether the plan changes any container.
-func (p *Plan) Changed() bool { return len(p.changes) > 0 }
+// Changed reports whether the plan changes any container or the pod's
+// own resources.
+func (p *Plan) Changed() bool { return len(p.changes) > 0 || p.pod != nil }
 
 // Constraints are the objects of the pod's namespace that admit or reject
 // it after the webhook: the LimitRanger and ResourceQuota admission plugins
@@ -89,33 +101,34 @@ type Constraints struct {
 	Quotas      []*corev1.ResourceQuota
 }
 
-// Decide computes the new resources of pod's containers. ns holds the
-// constraints of the pod's namespace; targets are keyed by container name.
-// It never fails: anything it cannot judge safely is left unchanged.
-func Decide(pod *corev1.Pod, targets map[string]Target, ns Constraints, p Policy) *Plan {
-	return decide(fieldsOf(pod), targets, ns, p)
+// Decide computes the new resources of pod's containers, and of the pod
+// for the resources it sets at pod level, from the workload's
+// recommendations. ns holds the constraints of the pod's namespace. It
+// never fails: anything it cannot judge safely is left unchanged.
+func Decide(pod *corev1.Pod, recs *WorkloadRecs, ns Constraints, p Policy) *Plan {
+	return decide(fieldsOf(pod), recs, ns, p)
 }
 
-func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy) *Plan {
+func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan {
 	plan := &Plan{}
-	before := qosOf(pod.Spec.InitContainers, pod.Spec.Containers)
-	if before == corev1.PodQOSBestEffort {
-		// Adding requests would make it Burstable and change how it is evicted.
-		plan.Reason = "best_effort"
-		return plan
-	}
-	guaranteed := before == corev1.PodQOSGuaranteed
-	var bounds map[corev1.ResourceName]bound
+	targets := recs.Containers
 	var fixed []corev1.ResourceName
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		if pod.podLevel(r) {
 			fixed = append(fixed, r)
 		}
 	}
-	if len(fixed) == 2 {
-		plan.Reason = "pod_level_resources"
+	// With pod-level resources the pod's QoS class is theirs alone
+	// (ComputePodQOS), which the containers' requests cannot change.
+	podLevel := len(fixed) > 0
+	before := qosOf(pod.Spec.InitContainers, pod.Spec.Containers)
+	if before == corev1.PodQOSBestEffort && !podLevel {
+		// Adding requests would make it Burstable and change how it is evicted.
+		plan.Reason = "best_effort"
 		return plan
 	}
+	guaranteed := before == corev1.PodQOSGuaranteed
+	var bounds map[corev1.ResourceName]bound
 	seen := false
 	visit := func(list string, cs []containerFields, init bool) {
 		for i := range cs {
@@ -142,13 +155,23 @@ func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy)
 	}
 	visit("initContainers", pod.Spec.InitContainers, true)
 	visit("containers", pod.Spec.Containers, false)
+	for _, r := range fixed {
+		if _, ok := recs.Pod[r]; ok {
+			seen = true
+		}
+	}
+	if podLevel && seen {
+		if nr, ok := decidePod(pod, fixed, recs.Pod, p); ok {
+			plan.pod = &podChange{old: *pod.Spec.Resources, new: nr}
+		}
+	}
 	if !seen {
 		plan.Reason = "no_recommendation"
 		return plan
 	}
-	if len(plan.changes) == 0 {
+	if !plan.Changed() {
 		plan.Reason = "below_threshold"
-		if len(fixed) > 0 {
+		if podLevel {
 			plan.Reason = "pod_level_resources"
 		}
 		return plan
@@ -158,12 +181,23 @@ func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy)
 	for _, ch := range plan.changes {
 		after.list(ch.list)[ch.index].Resources = ch.new
 	}
-	if qosOf(after.Spec.InitContainers, after.Spec.Containers) != before {
+	if !podLevel && qosOf(after.Spec.InitContainers, after.Spec.Containers) != before {
 		plan.changes = nil
 		plan.Reason = "qos_change"
 		return plan
 	}
 	after.Spec.Resources = pod.Spec.Resources
+	if plan.pod != nil {
+		after.Spec.Resources = &plan.pod.new
+		// The containers of a fixed resource keep their requests, so the
+		// aggregate is the same after.
+		aggregate := pod.aggregate()
+		if podLevelQOS(plan.pod.old, aggregate) != podLevelQOS(plan.pod.new, aggregate) {
+			plan.changes, plan.pod = nil, nil
+			plan.Reason = "qos_change"
+			return plan
+		}
+	}
 	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
 	var sums podSums
 	if len(pb) > 0 || len(ns.Quotas) > 0 {
@@ -173,13 +207,20 @@ func decide(pod *podFields, targets map[string]Target, ns Constraints, p Policy)
 		// The LimitRanger checks a Pod item against the pod's sums after
 		// every webhook: moving one container can take the pod out of
 		// range, and the pod would be rejected.
-		plan.changes = nil
+		plan.changes, plan.pod = nil, nil
 		plan.Reason = "limit_range"
 		return plan
 	}
 	if len(ns.Quotas) > 0 && !quotaAdmits(pod.sums(), sums, ns.Quotas) {
-		plan.changes = nil
+		plan.changes, plan.pod = nil, nil
 		plan.Reason = "resource_quota"
+		return plan
+	}
+	if plan.pod != nil {
+		o, n := resourcesOf(plan.pod.old), resourcesOf(plan.pod.new)
+		plan.OriginalPod, plan.RecommendedPod = &o, &n
+	}
+	if len(plan.changes) == 0 {
 		return plan
 	}
 	plan.Original = make(map[string]Resources, len(plan.changes))
@@ -240,6 +281,13 @@ type podSums struct{ requests, limits corev1.ResourceList }
 // containers and sidecars added, init containers as a floor, pod-level
 // values first).
 func (p *podFields) sums() podSums {
+	pod := p.toPod()
+	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
+	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
+}
+
+// toPod is a Pod with what resourcehelper reads of one.
+func (p *podFields) toPod() *corev1.Pod {
 	pod := &corev1.Pod{}
 	conv := func(cs []containerFields) []corev1.Container {
 		out := make([]corev1.Container, len(cs))
@@ -250,8 +298,7 @@ func (p *podFields) sums() podSums {
 	}
 	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
 	pod.Spec.Resources = p.Spec.Resources
-	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
-	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
+	return pod
 }
 
 // admits tells whether the LimitRanger would accept the sums within the
@@ -322,6 +369,90 @@ func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 		}
 	}
 	return true
+}
+
+// decidePod sizes the pod-level requests of the fixed resources that have
+// a target. A request is at least what the containers request together
+// (resourcehelper.AggregateContainerRequests; the API server rejects less)
+// and at most the pod's limit. A pod with a limit alone starts from the
+// request the API server would make (the containers' sum, else the limit).
+func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.ResourceName]float64, p Policy) (corev1.ResourceRequirements, bool) {
+	old := *pod.Spec.Resources
+	nr := *old.DeepCopy()
+	aggregate := pod.aggregate()
+	changed := false
+	for _, r := range fixed {
+		want, ok := targets[r]
+		if !ok || !(want > 0) || math.IsInf(want, 0) {
+			continue
+		}
+		floor, _ := quantity(aggregate, r)
+		lim, hasLim := quantity(old.Limits, r)
+		cur := effectiveRequest(old, aggregate, r)
+		q := formatWithin(r, math.Max(want, floor), lim)
+		v := q.AsApproximateFloat64()
+		if v < floor*(1-1e-9) || (hasLim && v > lim*(1+1e-9)) {
+			continue
+		}
+		if cur > 0 && math.Abs(v-cur)/cur < p.ChangeThreshold {
+			continue
+		}
+		if nr.Requests == nil {
+			nr.Requests = corev1.ResourceList{}
+		}
+		nr.Requests[r] = q
+		changed = true
+	}
+	return nr, changed
+}
+
+// aggregate is what the containers request together, which the API server
+// requires a pod-level request to cover.
+func (p *podFields) aggregate() corev1.ResourceList {
+	return resourcehelper.AggregateContainerRequests(p.toPod(), resourcehelper.PodResourcesOptions{})
+}
+
+// effectiveRequest is the pod-level request of r the pod is created with:
+// its own, else the containers' sum when they request r, else its limit
+// (the API server's defaulting, at creation after the webhooks).
+func effectiveRequest(pr corev1.ResourceRequirements, aggregate corev1.ResourceList, r corev1.ResourceName) float64 {
+	if v, ok := quantity(pr.Requests, r); ok {
+		return v
+	}
+	if v, ok := quantity(aggregate, r); ok && v > 0 {
+		return v
+	}
+	v, _ := quantity(pr.Limits, r)
+	return v
+}
+
+// podLevelQOS is the QoS class of a pod with pod-level resources
+// (requirementsQOS of ComputePodQOS, on the requests as created):
+// Guaranteed when CPU and memory both request their non-zero limits,
+// BestEffort when neither is set, Burstable otherwise.
+func podLevelQOS(pr corev1.ResourceRequirements, aggregate corev1.ResourceList) corev1.PodQOSClass {
+	var shapes []corev1.PodQOSClass
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req := effectiveRequest(pr, aggregate, r)
+		if _, set := pr.Requests[r]; !set {
+			if _, lim := pr.Limits[r]; !lim {
+				req = 0 // not at pod level: no request is made for it
+			}
+		}
+		lim, _ := quantity(pr.Limits, r)
+		switch {
+		case req == 0 && lim == 0:
+			shapes = append(shapes, corev1.PodQOSBestEffort)
+		case req == lim:
+			shapes = append(shapes, corev1.PodQOSGuaranteed)
+		default:
+			shapes = append(shapes, corev1.PodQOSBurstable)
+		}
+	}
+	if shapes[0] != shapes[1] {
+		return corev1.PodQOSBurstable
+	}
+	return shapes[0]
 }
 
 // decideContainer sizes one container; fixed are the resources the pod
@@ -537,30 +668,51 @@ func (p *Plan) Patch(pod *corev1.Pod, mode string) ([]jsonpatch.Operation, error
 
 // patch needs only the pod's annotations: the rest of the patch is in the plan.
 func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Operation, error) {
-	ops := make([]jsonpatch.Operation, 0, 2*len(p.changes)+3)
+	ops := make([]jsonpatch.Operation, 0, 2*len(p.changes)+5)
 	if mode == ModeEnforce {
 		for _, ch := range p.changes {
 			base := "/spec/" + ch.list + "/" + strconv.Itoa(ch.index) + "/resources"
-			if ch.old.Requests == nil && ch.old.Limits == nil {
+			if len(ch.old.Requests) == 0 && len(ch.old.Limits) == 0 {
 				ops = append(ops, jsonpatch.NewOperation("add", base, resourceValues{Requests: valuesOf(ch.new.Requests), Limits: valuesOf(ch.new.Limits)}))
 				continue
 			}
 			ops = append(ops, listOps(base+"/requests", ch.old.Requests, ch.new.Requests)...)
 			ops = append(ops, listOps(base+"/limits", ch.old.Limits, ch.new.Limits)...)
 		}
+		if p.pod != nil {
+			ops = append(ops, listOps("/spec/resources/requests", p.pod.old.Requests, p.pod.new.Requests)...)
+		}
 	}
-	rec, err := annotationJSON(p.Recommended)
-	if err != nil {
-		return nil, err
-	}
-	anns := [3][2]string{{AnnotationMode, mode}, {AnnotationRecommended, rec}}
-	// A reinvocation must not replace the first call's record of the original.
-	if _, ok := annotations.get(AnnotationOriginal); !ok {
-		orig, err := annotationJSON(p.Original)
+	var anns [5][2]string
+	anns[0] = [2]string{AnnotationMode, mode}
+	if len(p.changes) > 0 {
+		rec, err := annotationJSON(p.Recommended)
 		if err != nil {
 			return nil, err
 		}
-		anns[2] = [2]string{AnnotationOriginal, orig}
+		anns[1] = [2]string{AnnotationRecommended, rec}
+		// A reinvocation must not replace the first call's record of the original.
+		if _, ok := annotations.get(AnnotationOriginal); !ok {
+			orig, err := annotationJSON(p.Original)
+			if err != nil {
+				return nil, err
+			}
+			anns[2] = [2]string{AnnotationOriginal, orig}
+		}
+	}
+	if p.pod != nil {
+		rec, err := json.Marshal(resourceValues{Requests: valuesOf(p.pod.new.Requests), Limits: valuesOf(p.pod.new.Limits)})
+		if err != nil {
+			return nil, err
+		}
+		anns[3] = [2]string{AnnotationRecommendedPod, string(rec)}
+		if _, ok := annotations.get(AnnotationOriginalPod); !ok {
+			orig, err := json.Marshal(resourceValues{Requests: valuesOf(p.pod.old.Requests), Limits: valuesOf(p.pod.old.Limits)})
+			if err != nil {
+				return nil, err
+			}
+			anns[4] = [2]string{AnnotationOriginalPod, string(orig)}
+		}
 	}
 	if annotations == nil {
 		m := make(map[string]string, len(anns))
@@ -571,7 +723,7 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		}
 		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m))
 	} else {
-		for _, k := range []string{AnnotationMode, AnnotationOriginal, AnnotationRecommended} {
+		for _, k := range []string{AnnotationMode, AnnotationOriginal, AnnotationRecommended, AnnotationOriginalPod, AnnotationRecommendedPod} {
 			for _, kv := range anns {
 				if cur, _ := annotations.get(k); kv[0] == k && cur != kv[1] {
 					ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(k), kv[1]))
@@ -655,8 +807,10 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 	if len(nw) == 0 {
 		return nil
 	}
-	if old == nil {
+	if len(old) == 0 {
 		// Only CPU and memory: a list that did not exist gets no others.
+		// An empty one may be absent from the JSON (omitempty), and "add"
+		// replaces one that is there.
 		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, valuesOf(nw))}
 	}
 	var ops []jsonpatch.Operation

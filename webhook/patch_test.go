@@ -49,6 +49,8 @@ func TestDecide(t *testing.T) {
 		containers  []corev1.Container
 		targets     map[string]Target
 		podLevel    *corev1.ResourceRequirements // spec.resources
+		podTargets  map[corev1.ResourceName]float64
+		wantPod     *Resources // the pod-level resources after
 		lrs         []*corev1.LimitRange
 		quotas      []*corev1.ResourceQuota
 		policy      func(*Policy)
@@ -333,6 +335,55 @@ func TestDecide(t *testing.T) {
 			wantReason: "resource_quota",
 		},
 		{
+			name:       "pod-level CPU request sized for the pod",
+			containers: []corev1.Container{container("app", nil, nil), container("log", nil, nil)},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "2")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.3501},
+			wantPod:    &Resources{Requests: map[string]string{"cpu": "351m"}},
+		},
+		{
+			// Both requests come from their limits at creation: Guaranteed,
+			// which a smaller request would end.
+			name:       "pod-level limits alone stay Guaranteed",
+			containers: []corev1.Container{container("app", nil, nil)},
+			podLevel:   &corev1.ResourceRequirements{Limits: rl("cpu", "2", "memory", "4Gi")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.3, "memory": 300 * mi},
+			wantReason: "qos_change",
+		},
+		{
+			// 500m requested by the containers is the pod's floor, and its
+			// request at creation: nothing moves.
+			name:       "pod-level limit over containers' requests",
+			containers: []corev1.Container{container("app", rl("cpu", "400m"), nil), container("log", rl("cpu", "100m"), nil)},
+			podLevel:   &corev1.ResourceRequirements{Limits: rl("cpu", "2")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.3},
+			wantReason: "pod_level_resources",
+		},
+		{
+			// Memory alone at pod level: Burstable either way.
+			name:       "pod-level request capped at its limit",
+			containers: []corev1.Container{container("app", nil, nil)},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("memory", "1Gi"), Limits: rl("memory", "2Gi")},
+			podTargets: map[corev1.ResourceName]float64{"memory": 3 << 30},
+			wantPod:    &Resources{Requests: map[string]string{"memory": "2Gi"}, Limits: map[string]string{"memory": "2Gi"}},
+		},
+		{
+			name:       "pod-level CPU and memory, containers' CPU fixed too",
+			containers: []corev1.Container{container("app", rl("cpu", "100m"), nil)},
+			targets:    map[string]Target{"app": small},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "1", "memory", "1Gi")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.05, "memory": 300 * mi},
+			wantPod:    &Resources{Requests: map[string]string{"cpu": "100m", "memory": "300Mi"}},
+		},
+		{
+			name:       "pod-level raise without quota room",
+			containers: []corev1.Container{container("app", nil, nil)},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "100m")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.25},
+			quotas:     []*corev1.ResourceQuota{quota(rl("requests.cpu", "200m"), rl("requests.cpu", "0"))},
+			wantReason: "resource_quota",
+		},
+		{
 			name:       "empty pod-level resources change nothing",
 			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
 			targets:    map[string]Target{"app": small},
@@ -352,7 +403,7 @@ func TestDecide(t *testing.T) {
 			}
 			before := qosClass(pod)
 			orig := pod.DeepCopy()
-			plan := Decide(pod, tt.targets, Constraints{LimitRanges: tt.lrs, Quotas: tt.quotas}, p)
+			plan := Decide(pod, &WorkloadRecs{Containers: tt.targets, Pod: tt.podTargets}, Constraints{LimitRanges: tt.lrs, Quotas: tt.quotas}, p)
 			if tt.wantReason != "" {
 				if plan.Changed() || plan.Reason != tt.wantReason {
 					t.Fatalf("changed=%v reason=%q, want no change with reason %q (recommended %v)", plan.Changed(), plan.Reason, tt.wantReason, plan.Recommended)
@@ -369,9 +420,22 @@ func TestDecide(t *testing.T) {
 			}
 			// Applying the patch to the pod's JSON gives exactly the plan,
 			// and keeps the QoS class.
+			gotPod, _ := json.Marshal(plan.RecommendedPod)
+			wantPod, _ := json.Marshal(tt.wantPod)
+			if string(gotPod) != string(wantPod) {
+				t.Errorf("recommended pod-level\n got %s\nwant %s", gotPod, wantPod)
+			}
 			patched := applyPatch(t, orig, plan, ModeEnforce)
-			if q := qosClass(patched); q != before {
+			if q := qosClass(patched); q != before && tt.podLevel == nil {
 				t.Errorf("QoS %s → %s", before, q)
+			}
+			if tt.wantPod != nil {
+				if g := resourcesOf(*patched.Spec.Resources); !equalResources(g, *tt.wantPod) {
+					t.Errorf("patched pod-level resources %+v, want %+v", g, *tt.wantPod)
+				}
+				if patched.Annotations[AnnotationOriginalPod] == "" || patched.Annotations[AnnotationRecommendedPod] != string(gotPod) {
+					t.Errorf("pod-level annotations %q, %q", patched.Annotations[AnnotationOriginalPod], patched.Annotations[AnnotationRecommendedPod])
+				}
 			}
 			for _, c := range append(append([]corev1.Container{}, patched.Spec.InitContainers...), patched.Spec.Containers...) {
 				w, ok := tt.want[c.Name]
@@ -386,7 +450,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("mode annotation = %q", patched.Annotations[AnnotationMode])
 			}
 			var origAnn map[string]Resources
-			if err := json.Unmarshal([]byte(patched.Annotations[AnnotationOriginal]), &origAnn); err != nil {
+			if err := json.Unmarshal([]byte(patched.Annotations[AnnotationOriginal]), &origAnn); len(tt.want) > 0 && err != nil {
 				t.Fatalf("original annotation: %v", err)
 			}
 			for name := range tt.want {
@@ -399,7 +463,7 @@ func TestDecide(t *testing.T) {
 			if !equalSpec(rec, orig) {
 				t.Errorf("recommend mode changed the spec")
 			}
-			if rec.Annotations[AnnotationRecommended] != string(got) {
+			if len(tt.want) > 0 && rec.Annotations[AnnotationRecommended] != string(got) {
 				t.Errorf("recommended annotation = %s, want %s", rec.Annotations[AnnotationRecommended], got)
 			}
 		})
@@ -454,7 +518,7 @@ func TestPatchIsMinimal(t *testing.T) {
 			container("app", rl("cpu", "1", "memory", "1Gi"), nil),
 		}},
 	}
-	plan := Decide(pod, map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}}, Constraints{}, defaultPolicy)
+	plan := Decide(pod, &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.5), MemoryRequest: f(1000 * mi)}}}, Constraints{}, defaultPolicy)
 	ops, err := plan.Patch(pod, ModeEnforce)
 	if err != nil {
 		t.Fatal(err)

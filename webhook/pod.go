@@ -50,6 +50,9 @@ type podAnnotations struct {
 	Mode        string  `json:"upid.io/webhook-mode"`
 	Original    *string `json:"upid.io/original-resources"`
 	Recommended *string `json:"upid.io/recommended-resources"`
+	// The pod-level ones.
+	OriginalPod    *string `json:"upid.io/original-pod-resources"`
+	RecommendedPod *string `json:"upid.io/recommended-pod-resources"`
 }
 
 // get reads one of the annotations as a map would.
@@ -66,6 +69,10 @@ func (a *podAnnotations) get(key string) (string, bool) {
 		return deref(a.Original)
 	case AnnotationRecommended:
 		return deref(a.Recommended)
+	case AnnotationOriginalPod:
+		return deref(a.OriginalPod)
+	case AnnotationRecommendedPod:
+		return deref(a.RecommendedPod)
 	}
 	return "", false
 }
@@ -87,6 +94,12 @@ func annotationsOf(m map[string]string) *podAnnotations {
 	}
 	if v, ok := m[AnnotationRecommended]; ok {
 		a.Recommended = &v
+	}
+	if v, ok := m[AnnotationOriginalPod]; ok {
+		a.OriginalPod = &v
+	}
+	if v, ok := m[AnnotationRecommendedPod]; ok {
+		a.RecommendedPod = &v
 	}
 	return a
 }
