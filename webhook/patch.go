@@ -111,6 +111,9 @@ func Decide(pod *corev1.Pod, recs *WorkloadRecs, ns Constraints, p Policy) *Plan
 
 func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan {
 	plan := &Plan{}
+	if recs == nil {
+		recs = &WorkloadRecs{}
+	}
 	targets := recs.Containers
 	var fixed []corev1.ResourceName
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
