@@ -285,7 +285,12 @@ func checkPatches(t *testing.T, out []byte) int {
 		tmpl, _ := owner["template"].(map[string]any)
 		spec, _ := tmpl["spec"].(map[string]any)
 		cs, _ := spec["containers"].([]any)
-		if len(cs) == 0 {
+		if pr, ok := spec["resources"].(map[string]any); ok {
+			// Pod-level requests (spec.resources), alone or with containers.
+			if req, _ := pr["requests"].(map[string]any); len(req) == 0 || len(pr) != 1 {
+				t.Errorf("patch %d (%s %s) pod-level resources %v: want requests only", n, doc.Kind, doc.Metadata.Name, pr)
+			}
+		} else if len(cs) == 0 {
 			t.Errorf("patch %d (%s %s) has no pod template containers", n, doc.Kind, doc.Metadata.Name)
 			continue
 		}

@@ -97,12 +97,18 @@ type workload struct {
 	// noMetrics: the objects exist but no series were ever scraped.
 	noMetrics bool
 	hpa       *[2]int32 // min, max
-	cron      *schedule
+	// podResources are the pod-level requests and limits (spec.resources).
+	podResources *podResources
+	cron         *schedule
 	// rolledOut is how long ago a Deployment replaced its ReplicaSet; 0 for never.
 	rolledOut time.Duration
 	// age is how long ago the workload was created.
 	age time.Duration
 }
+
+// podResources are a pod's own requests and limits, in cores and bytes; 0
+// is unset.
+type podResources struct{ cpuReq, memReq, memLim float64 }
 
 func (w *workload) scraped() bool { return w.annotations["prometheus.io/scrape"] == "true" }
 
@@ -238,11 +244,12 @@ func cluster(tr *traces) []*workload {
 	banner.containers[0].cpu = idleCPU(tr, 0.0018, banner)
 	search := &workload{
 		Case: Case{Namespace: "support", Kind: "Deployment", Name: "ticket-search", Expect: ExpectActive,
-			Why: "support agents search tickets about once a minute; little traffic, but real"},
+			Why: "support agents search tickets about once a minute; little traffic, but real; sized at pod level (spec.resources)"},
 		replicas: 1, port: 8080, age: 200 * 24 * time.Hour,
+		podResources: &podResources{cpuReq: 0.25, memReq: 384 * mi, memLim: 512 * mi},
 		containers: []container{{
 			name: "search", image: "registry.example.com/support/ticket-search:0.9.3",
-			cpuReq: 0.25, memReq: 384 * mi, memLim: 512 * mi,
+			cpuReq: 0.1, memReq: 256 * mi, // within the pod's budget
 			probes: []probe{httpProbe("Liveness", "/healthz", 10), httpProbe("Readiness", "/ready", 10)},
 			mem:    steadyMemory(tr.azure[vmLowDaily], 210*mi, 0.15),
 		}},

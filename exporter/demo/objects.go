@@ -59,6 +59,18 @@ func (w *workload) labels() map[string]string {
 
 func (w *workload) podTemplate() corev1.PodTemplateSpec {
 	spec := corev1.PodSpec{TerminationGracePeriodSeconds: ptr(int64(30))}
+	if r := w.podResources; r != nil {
+		spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+		if r.cpuReq > 0 {
+			spec.Resources.Requests[corev1.ResourceCPU] = cores(r.cpuReq)
+		}
+		if r.memReq > 0 {
+			spec.Resources.Requests[corev1.ResourceMemory] = bytesQ(r.memReq)
+		}
+		if r.memLim > 0 {
+			spec.Resources.Limits[corev1.ResourceMemory] = bytesQ(r.memLim)
+		}
+	}
 	if w.cron != nil {
 		spec.RestartPolicy = corev1.RestartPolicyOnFailure
 	}

@@ -206,6 +206,9 @@ func (pl *plan) addPod(w *workload, index int, name string, owner series.OwnerRe
 	for _, c := range w.containers {
 		cpu += c.cpuReq
 	}
+	if r := w.podResources; r != nil && r.cpuReq > 0 {
+		cpu = r.cpuReq // the scheduler reserves the pod's own request
+	}
 	if w.cron == nil {
 		n.freeCPU -= cpu
 	}
@@ -228,6 +231,11 @@ func (p *pod) alive(t time.Time) bool {
 // qosClass is the pod QoS class Kubernetes derives from the containers' resources; it
 // picks the cgroup in cAdvisor's id label.
 func (w *workload) qosClass() string {
+	if r := w.podResources; r != nil {
+		// Pod-level resources decide alone (ComputePodQOS); the demo's set
+		// a CPU request without a limit.
+		return "Burstable"
+	}
 	guaranteed, set := true, false
 	for _, c := range w.containers {
 		set = set || c.cpuReq > 0 || c.memReq > 0 || c.cpuLim > 0 || c.memLim > 0
