@@ -57,40 +57,38 @@ func (w *workload) labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/name": w.Name, "app.kubernetes.io/part-of": w.Namespace}
 }
 
+// requirements are requests and limits in cores and bytes; 0 is unset.
+func requirements(cpuReq, cpuLim, memReq, memLim float64) corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
+	for _, v := range []struct {
+		l corev1.ResourceList
+		n corev1.ResourceName
+		v float64
+	}{{r.Requests, corev1.ResourceCPU, cpuReq}, {r.Limits, corev1.ResourceCPU, cpuLim}, {r.Requests, corev1.ResourceMemory, memReq}, {r.Limits, corev1.ResourceMemory, memLim}} {
+		switch {
+		case v.v <= 0:
+		case v.n == corev1.ResourceCPU:
+			v.l[v.n] = cores(v.v)
+		default:
+			v.l[v.n] = bytesQ(v.v)
+		}
+	}
+	return r
+}
+
 func (w *workload) podTemplate() corev1.PodTemplateSpec {
 	spec := corev1.PodSpec{TerminationGracePeriodSeconds: ptr(int64(30))}
 	if r := w.podResources; r != nil {
-		spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
-		if r.cpuReq > 0 {
-			spec.Resources.Requests[corev1.ResourceCPU] = cores(r.cpuReq)
-		}
-		if r.memReq > 0 {
-			spec.Resources.Requests[corev1.ResourceMemory] = bytesQ(r.memReq)
-		}
-		if r.memLim > 0 {
-			spec.Resources.Limits[corev1.ResourceMemory] = bytesQ(r.memLim)
-		}
+		pr := requirements(r.cpuReq, 0, r.memReq, r.memLim)
+		spec.Resources = &pr
 	}
 	if w.cron != nil {
 		spec.RestartPolicy = corev1.RestartPolicyOnFailure
 	}
 	for _, c := range w.containers {
-		k := corev1.Container{Name: c.name, Image: c.image,
-			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}}
+		k := corev1.Container{Name: c.name, Image: c.image, Resources: requirements(c.cpuReq, c.cpuLim, c.memReq, c.memLim)}
 		if w.port > 0 {
 			k.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: w.port, Protocol: corev1.ProtocolTCP}}
-		}
-		if c.cpuReq > 0 {
-			k.Resources.Requests[corev1.ResourceCPU] = cores(c.cpuReq)
-		}
-		if c.memReq > 0 {
-			k.Resources.Requests[corev1.ResourceMemory] = bytesQ(c.memReq)
-		}
-		if c.cpuLim > 0 {
-			k.Resources.Limits[corev1.ResourceCPU] = cores(c.cpuLim)
-		}
-		if c.memLim > 0 {
-			k.Resources.Limits[corev1.ResourceMemory] = bytesQ(c.memLim)
 		}
 		for _, p := range c.probes {
 			pr := &corev1.Probe{PeriodSeconds: p.period, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
