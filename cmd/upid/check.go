@@ -44,7 +44,8 @@ Examples:
   upid check --demo -f cmd/upid/testdata/check-shop.yaml   # in a UPID checkout
 `
 
-// checkRow is one container of one manifest against its recommendation.
+// checkRow is one container of one manifest against its recommendation,
+// or (Container "(pod)") its pod-level requests against the pod's.
 type checkRow struct {
 	File            string   `json:"file"`
 	Line            int      `json:"line"`
@@ -108,13 +109,18 @@ func compare(in manifest.Input, live []exporter.WorkloadResult, defaultNS string
 		for _, c := range w.Containers {
 			recs[c.Name] = c.Recommendation
 		}
+		// A resource the pod sets at pod level is the pod's: the scheduler
+		// reserves the pod's request, so the containers' requests of it
+		// neither cost nor waste, and the pod gets a row of its own.
+		podCPU := m.Pod != nil && (m.Pod.CPURequest != nil || m.Pod.CPULimit != nil)
+		podMem := m.Pod != nil && (m.Pod.MemoryRequest != nil || m.Pod.MemoryLimit != nil)
 		for _, c := range m.Containers {
 			row := checkRow{File: m.File, Line: c.Line, Namespace: ns, Kind: m.Kind, Name: m.Name, Container: c.Name, Replicas: replicas,
 				CPURequest: c.CPURequest, MemRequest: c.MemoryRequest}
-			if c.CPURequest != nil {
+			if c.CPURequest != nil && !podCPU {
 				row.MonthlyCost += monthly(*c.CPURequest * cpuPrice * replicas)
 			}
-			if c.MemoryRequest != nil {
+			if c.MemoryRequest != nil && !podMem {
 				row.MonthlyCost += monthly(*c.MemoryRequest * memPrice * replicas)
 			}
 			r := recs[c.Name]
@@ -128,18 +134,18 @@ func compare(in manifest.Input, live []exporter.WorkloadResult, defaultNS string
 			default:
 				row.CPURecommended, row.MemRecommended = r.CPURequestCores, r.MemoryRequestBytes
 				var waste float64
-				if c.CPURequest != nil && r.CPURequestCores != nil {
+				if c.CPURequest != nil && r.CPURequestCores != nil && !podCPU {
 					d := *c.CPURequest - *r.CPURequestCores
 					waste += math.Max(d, 0) * cpuPrice
 					row.UnderProvisions = row.UnderProvisions || d < 0
 				}
-				if c.MemoryRequest != nil && r.MemoryRequestBytes != nil {
+				if c.MemoryRequest != nil && r.MemoryRequestBytes != nil && !podMem {
 					d := *c.MemoryRequest - *r.MemoryRequestBytes
 					waste += math.Max(d, 0) * memPrice
 					row.UnderProvisions = row.UnderProvisions || d < 0
 				}
 				row.MonthlyWaste = monthly(waste * replicas)
-				if c.CPURequest == nil || c.MemoryRequest == nil {
+				if (c.CPURequest == nil && !podCPU) || (c.MemoryRequest == nil && !podMem) {
 					row.Note = "requests not set: the pod is scheduled as if it needed nothing"
 					row.UnderProvisions = true
 				} else if row.UnderProvisions {
@@ -150,12 +156,86 @@ func compare(in manifest.Input, live []exporter.WorkloadResult, defaultNS string
 			res.MonthlyCost += row.MonthlyCost
 			res.Rows = append(res.Rows, row)
 		}
+		if podCPU || podMem {
+			row := podRow(m, w, found, podCPU, podMem, cpuPrice, memPrice)
+			row.File, row.Namespace, row.Replicas = m.File, ns, replicas
+			row.MonthlyCost, row.MonthlyWaste = monthly(row.MonthlyCost*replicas), monthly(row.MonthlyWaste*replicas)
+			res.MonthlyWaste += row.MonthlyWaste
+			res.MonthlyCost += row.MonthlyCost
+			res.Rows = append(res.Rows, row)
+		}
 	}
 	if res.MonthlyCost > 0 {
 		res.WastePercent = 100 * res.MonthlyWaste / res.MonthlyCost
 	}
 	sort.SliceStable(res.Rows, func(i, j int) bool { return res.Rows[i].MonthlyWaste > res.Rows[j].MonthlyWaste })
 	return res
+}
+
+// podRow compares a manifest's pod-level requests of the resources it sets
+// there (podCPU, podMem) with the pod-level recommendations of the live
+// workload w; its cost and waste are per replica and per hour. A resource
+// with a limit alone is requested as the API server makes it: the
+// containers' sum when they request it, else the limit.
+func podRow(m manifest.Workload, w exporter.WorkloadResult, found, podCPU, podMem bool, cpuPrice, memPrice float64) checkRow {
+	row := checkRow{Line: m.Pod.Line, Kind: m.Kind, Name: m.Name, Container: "(pod)"}
+	effective := func(req, lim *float64, of func(manifest.Container) *float64) *float64 {
+		if req != nil {
+			return req
+		}
+		sum, any := 0.0, false
+		for _, c := range m.Containers {
+			if v := of(c); v != nil {
+				sum, any = sum+*v, true
+			}
+		}
+		if any {
+			return &sum
+		}
+		return lim
+	}
+	advice := map[string]exporter.PodAdvice{}
+	for _, a := range w.Pod {
+		advice[a.Resource] = a
+	}
+	for _, r := range []struct {
+		on         bool
+		name       string
+		req, lim   *float64
+		of         func(manifest.Container) *float64
+		price      float64
+		have, want **float64
+	}{
+		{podCPU, "cpu", m.Pod.CPURequest, m.Pod.CPULimit, func(c manifest.Container) *float64 { return c.CPURequest }, cpuPrice, &row.CPURequest, &row.CPURecommended},
+		{podMem, "memory", m.Pod.MemoryRequest, m.Pod.MemoryLimit, func(c manifest.Container) *float64 { return c.MemoryRequest }, memPrice, &row.MemRequest, &row.MemRecommended},
+	} {
+		if !r.on {
+			continue
+		}
+		*r.have = effective(r.req, r.lim, r.of)
+		if *r.have == nil {
+			continue
+		}
+		row.MonthlyCost += **r.have * r.price
+		a, ok := advice[r.name]
+		if !ok {
+			continue
+		}
+		rec := a.Request
+		*r.want = &rec
+		d := **r.have - rec
+		row.MonthlyWaste += math.Max(d, 0) * r.price
+		row.UnderProvisions = row.UnderProvisions || d < 0
+	}
+	switch {
+	case !found:
+		row.Note = "not in the cluster: no recommendation"
+	case row.CPURecommended == nil && row.MemRecommended == nil:
+		row.Note = "no pod-level recommendation: the live pods do not set these resources at pod level, or lack history"
+	case row.UnderProvisions:
+		row.Note = "requests below the recommendation: risk of throttling or OOM"
+	}
+	return row
 }
 
 func joinReasons(rs []string) string {

@@ -335,3 +335,55 @@ func TestRightsizingSavings(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckPodLevel: a manifest's pod-level requests are compared with the
+// live pod-level recommendations, and its containers' requests of those
+// resources neither cost nor count as missing.
+func TestCheckPodLevel(t *testing.T) {
+	const mi = 1 << 20
+	live := []exporter.WorkloadResult{{Namespace: "support", Kind: "Deployment", Name: "search", Replicas: 1,
+		RequestedCPUCores: 0.25, RequestedMemoryBytes: 384 * mi, Cost: exporter.Money{CPU: 0.25 * 0.04, Memory: 384 * mi * 1e-11},
+		Containers: []exporter.ContainerResult{{Name: "app", Recommendation: &exporter.Recommendation{OK: false, Reasons: []string{"pod_level_cpu", "pod_level_memory"}}}},
+		Pod:        []exporter.PodAdvice{{Resource: "cpu", Request: 0.1}, {Resource: "memory", Request: 259 * mi}}}}
+	for _, c := range []struct {
+		name, yaml         string
+		cpu, mem           float64 // the pod's requests, as created
+		wasteCPU, wasteMem float64 // per hour
+	}{
+		{"requests at pod level", "resources: {requests: {cpu: 250m, memory: 384Mi}}\n      containers: [{name: app, resources: {requests: {cpu: 100m}}}]",
+			0.25, 384 * mi, 0.15 * 0.04, 125 * mi * 1e-11},
+		// Limits alone: CPU takes the container's 100m, memory the limit.
+		{"limits alone", "resources: {limits: {cpu: '1', memory: 512Mi}}\n      containers: [{name: app, resources: {requests: {cpu: 100m}}}]",
+			0.1, 512 * mi, 0, 253 * mi * 1e-11},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ws, _, err := manifest.Parse("m.yaml", []byte("kind: Deployment\nmetadata: {name: search, namespace: support}\nspec:\n  template:\n    spec:\n      "+c.yaml+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := compare(manifest.Input{Workloads: ws}, live, "default")
+			if len(res.Rows) != 2 {
+				t.Fatalf("rows %+v, want the container and the pod", res.Rows)
+			}
+			var app, pod checkRow
+			for _, r := range res.Rows {
+				if r.Container == "(pod)" {
+					pod = r
+				} else {
+					app = r
+				}
+			}
+			if app.MonthlyCost != 0 || app.MonthlyWaste != 0 || app.UnderProvisions || !strings.Contains(app.Note, "pod_level_cpu") {
+				t.Errorf("container row %+v, want no cost, no waste and the pod-level reasons", app)
+			}
+			wantCost := (c.cpu*0.04 + c.mem*1e-11) * 730
+			if pod.CPURequest == nil || *pod.CPURequest != c.cpu || pod.MemRequest == nil || *pod.MemRequest != c.mem ||
+				math.Abs(pod.MonthlyCost-wantCost) > 1e-9 || math.Abs(pod.MonthlyWaste-(c.wasteCPU+c.wasteMem)*730) > 1e-9 {
+				t.Errorf("pod row %+v, want %v cores and %v bytes costing %v with %v of waste a month", pod, c.cpu, c.mem, wantCost, (c.wasteCPU+c.wasteMem)*730)
+			}
+			if pod.CPURecommended == nil || *pod.CPURecommended != 0.1 || pod.UnderProvisions != (c.cpu < 0.1) {
+				t.Errorf("pod row %+v, want the live 100m recommendation", pod)
+			}
+		})
+	}
+}

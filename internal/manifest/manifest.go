@@ -31,6 +31,9 @@ type Workload struct {
 	// cluster (or the kind has none).
 	Replicas   *int64      `json:"replicas,omitempty"`
 	Containers []Container `json:"containers"`
+	// Pod holds the pod-level requests and limits (spec.resources), with
+	// no name; nil when the pod spec sets none.
+	Pod *Container `json:"pod,omitempty"`
 }
 
 // Container is what one container requests and is limited to; nil is "not set".
@@ -234,6 +237,13 @@ func (p *parser) object(n *yaml.Node, depth int) {
 			w.Containers = append(w.Containers, ct)
 		}
 	}
+	if r := get(spec, "resources"); r != nil {
+		pod := Container{Line: r.Line}
+		p.resources(spec, &pod, kind+" "+name+": "+where+".resources")
+		if pod.CPURequest != nil || pod.CPULimit != nil || pod.MemoryRequest != nil || pod.MemoryLimit != nil {
+			w.Pod = &pod
+		}
+	}
 	p.workloads = append(p.workloads, w)
 }
 
@@ -251,6 +261,13 @@ func (p *parser) container(c *yaml.Node, kind, name string) (Container, bool) {
 		return Container{}, false
 	}
 	ct := Container{Name: cn, Line: c.Line}
+	p.resources(c, &ct, kind+" "+name+": container "+cn+": resources")
+	return ct, true
+}
+
+// resources reads the CPU and memory requests and limits under n's
+// resources into ct; where names them in errors.
+func (p *parser) resources(n *yaml.Node, ct *Container, where string) {
 	for _, q := range []struct {
 		section, res string
 		dst          **float64
@@ -258,23 +275,22 @@ func (p *parser) container(c *yaml.Node, kind, name string) (Container, bool) {
 		{"requests", "cpu", &ct.CPURequest}, {"limits", "cpu", &ct.CPULimit},
 		{"requests", "memory", &ct.MemoryRequest}, {"limits", "memory", &ct.MemoryLimit},
 	} {
-		v := get(c, "resources", q.section, q.res)
+		v := get(n, "resources", q.section, q.res)
 		if v == nil {
 			continue
 		}
 		if v.Kind != yaml.ScalarNode {
-			p.errorf(v.Line, "%s %s: container %s: resources.%s.%s: want a quantity, not a %s", kind, name, cn, q.section, q.res, nodeKind(v))
+			p.errorf(v.Line, "%s.%s.%s: want a quantity, not a %s", where, q.section, q.res, nodeKind(v))
 			continue
 		}
 		qty, err := resource.ParseQuantity(v.Value)
 		if err != nil {
-			p.errorf(v.Line, "%s %s: container %s: resources.%s.%s: %q is not a quantity", kind, name, cn, q.section, q.res, v.Value)
+			p.errorf(v.Line, "%s.%s.%s: %q is not a quantity", where, q.section, q.res, v.Value)
 			continue
 		}
 		f := qty.AsApproximateFloat64()
 		*q.dst = &f
 	}
-	return ct, true
 }
 
 // scalar reads a string field; a missing field is "" and fine, a field

@@ -73,6 +73,11 @@ func TestParse(t *testing.T) {
 			want: []string{"Pod//a:-:c"}, errs: []string{`m.yaml:8: Pod a: container c: resources.requests.cpu: "lots" is not a quantity`},
 		},
 		{name: "bad replicas", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: many\n  template: {spec: {containers: []}}\n", want: []string{"Deployment//a:-:"}, errs: []string{`m.yaml:4: Deployment a: spec.replicas: want a whole number, got "many"`}},
+		{
+			name: "pod-level resources",
+			in:   "kind: Pod\nmetadata: {name: a}\nspec:\n  resources:\n    requests: {cpu: 250m}\n    limits: {memory: lots}\n  containers: [{name: c}]\n",
+			want: []string{"Pod//a:-:c"}, errs: []string{`m.yaml:6: Pod a: spec.resources.limits.memory: "lots" is not a quantity`},
+		},
 		{name: "container without name", in: "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{image: x}]}\n", want: []string{"Pod//a:-:"}, errs: []string{"m.yaml:3: Pod a: container has no name"}},
 		{name: "anchors and aliases", in: "x: &r {requests: {cpu: 250m}}\n---\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, resources: *r}]}\n", skipped: nil, errs: []string{"m.yaml:1: object has no kind"}, want: []string{"Pod//a:-:c"}},
 	} {
@@ -183,5 +188,22 @@ func TestReadTooLarge(t *testing.T) {
 	_, _, err := Read("big.yaml", strings.NewReader(strings.Repeat("#", MaxBytes+1)))
 	if err == nil || !strings.Contains(err.Error(), "big.yaml: larger than") {
 		t.Errorf("error %v, want a size error naming the file", err)
+	}
+}
+
+// TestParsePodLevel reads the pod-level requests and limits of a template.
+func TestParsePodLevel(t *testing.T) {
+	in := "kind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      resources:\n        requests: {cpu: 250m}\n        limits: {memory: 1Gi}\n      containers: [{name: app}]\n"
+	ws, _, err := Parse("m.yaml", []byte(in))
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("%v, %v", ws, err)
+	}
+	p := ws[0].Pod
+	if p == nil || p.Line != 7 || p.CPURequest == nil || *p.CPURequest != 0.25 || p.MemoryLimit == nil || *p.MemoryLimit != 1<<30 || p.CPULimit != nil || p.MemoryRequest != nil {
+		t.Errorf("pod-level resources %+v", p)
+	}
+	ws, _, _ = Parse("m.yaml", []byte(deployment))
+	if ws[0].Pod != nil {
+		t.Errorf("a template without pod-level resources got %+v", ws[0].Pod)
 	}
 }
