@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -129,6 +130,8 @@ func compare(in manifest.Input, live []exporter.WorkloadResult, defaultNS string
 				row.Note = "not in the cluster: no recommendation"
 			case r == nil:
 				row.Note = "no usage history for this container"
+			case !r.OK && (podCPU || podMem) && !slices.ContainsFunc(r.Reasons, func(x string) bool { return x != "pod_level_cpu" && x != "pod_level_memory" }):
+				row.Note = "sized at pod level: see the (pod) row"
 			case !r.OK:
 				row.Note = "no recommendation: " + joinReasons(r.Reasons)
 			default:

@@ -337,8 +337,8 @@ func TestCheckFormats(t *testing.T) {
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatal(err)
 			}
-			if !r.OverThreshold || len(r.Rows) != 4 || len(r.Skipped) != 1 {
-				t.Errorf("got over=%v, %d rows, %d skipped; want over, 4 containers, 1 Service", r.OverThreshold, len(r.Rows), len(r.Skipped))
+			if !r.OverThreshold || len(r.Rows) != 6 || len(r.Skipped) != 1 {
+				t.Errorf("got over=%v, %d rows, %d skipped; want over, 4 containers, ticket-search's container and pod, 1 Service", r.OverThreshold, len(r.Rows), len(r.Skipped))
 			}
 			for _, row := range r.Rows {
 				if row.Name == "email-worker" && (row.MonthlyWaste <= 0 || row.Replicas != 3) {

@@ -373,7 +373,7 @@ func TestCheckPodLevel(t *testing.T) {
 					app = r
 				}
 			}
-			if app.MonthlyCost != 0 || app.MonthlyWaste != 0 || app.UnderProvisions || !strings.Contains(app.Note, "pod_level_cpu") {
+			if app.MonthlyCost != 0 || app.MonthlyWaste != 0 || app.UnderProvisions || app.Note != "sized at pod level: see the (pod) row" {
 				t.Errorf("container row %+v, want no cost, no waste and the pod-level reasons", app)
 			}
 			wantCost := (c.cpu*0.04 + c.mem*1e-11) * 730
