@@ -140,7 +140,7 @@ func FuzzDecide(f *testing.F) {
 		target := Target{CPURequest: &tCPU, CPULimit: &tCPU, MemoryRequest: &tMem, MemoryLimit: &tMem, MemoryPeak: &peak}
 		ns := Constraints{LimitRanges: lrs}
 		// Another bit puts the pod in a CPU quota instead: hard hi, used lo.
-		quota := policy/24%2 == 1
+		quota := policy/24%2 == 1 && lo >= 0 && hi > 0
 		if quota {
 			ns = Constraints{Quotas: []*corev1.ResourceQuota{{
 				Spec:   corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(hi, resource.DecimalSI)}},
@@ -156,9 +156,22 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("QoS %s → %s", a, b)
 		}
 		old, nw := pod.Spec.Containers[0].Resources, got.Spec.Containers[0].Resources
-		sumsBefore := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-		sumsAfter := resourcehelper.PodRequests(got, resourcehelper.PodResourcesOptions{})
-		if a, b := sumsBefore[corev1.ResourceCPU], sumsAfter[corev1.ResourceCPU]; quota && b.Cmp(a) > 0 && b.MilliValue()+lo > hi {
+		// The pod's CPU request as the quota counts it once the API server
+		// has completed this one-container pod: the pod's own, else the
+		// container's, else the pod's limit.
+		created := func(p *corev1.Pod) resource.Quantity {
+			if pr := p.Spec.Resources; pr != nil {
+				if q, ok := pr.Requests[corev1.ResourceCPU]; ok {
+					return q
+				}
+				if q, ok := p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; ok {
+					return q
+				}
+				return pr.Limits[corev1.ResourceCPU]
+			}
+			return p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
+		}
+		if a, b := created(pod), created(got); quota && b.Cmp(a) > 0 && b.MilliValue()+lo > hi {
 			t.Fatalf("the pod's CPU request raised to %s with %dm of a %dm quota used", b.String(), lo, hi)
 		}
 		if len(podLevel) > 0 {
@@ -176,20 +189,34 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("pod-level %s request %s above its limit %s", r, req.String(), lim.String())
 				}
 			}
-			atLimits := func(pr corev1.ResourceRequirements) bool {
+			// Guaranteed, as the API server completes the pod-level
+			// resources of this one-container pod: a missing request is
+			// the container's, else the limit; a missing limit is the
+			// container's, at least the request.
+			atLimits := func(pr corev1.ResourceRequirements, c corev1.ResourceRequirements) bool {
 				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-					req, lim := pr.Requests[r], pr.Limits[r]
-					if _, ok := pr.Requests[r]; !ok {
-						req = lim
+					req, hasReq := pr.Requests[r]
+					lim, hasLim := pr.Limits[r]
+					if !hasReq {
+						req, hasReq = c.Requests[r]
+						if !hasReq {
+							req, hasReq = lim, hasLim
+						}
 					}
-					if lim.IsZero() || req.Cmp(lim) != 0 {
+					if cl, ok := c.Limits[r]; !hasLim && hasReq && ok {
+						lim, hasLim = cl, true
+						if req.Cmp(lim) > 0 {
+							lim = req
+						}
+					}
+					if !hasLim || lim.IsZero() || req.Cmp(lim) != 0 {
 						return false
 					}
 				}
 				return true
 			}
-			if atLimits(before) != atLimits(after) {
-				t.Fatalf("pod-level resources %v → %v change whether the pod is Guaranteed", before, after)
+			if atLimits(before, old) != atLimits(after, nw) {
+				t.Fatalf("pod-level resources %v → %v with container %v → %v change whether the pod is Guaranteed", before, after, old, nw)
 			}
 		}
 		if q, ok := nw.Requests[corev1.ResourceCPU]; ok && !quota && lo > 0 && hi >= lo && !old.Requests.Cpu().Equal(q) {

@@ -184,22 +184,20 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 	for _, ch := range plan.changes {
 		after.list(ch.list)[ch.index].Resources = ch.new
 	}
-	if !podLevel && qosOf(after.Spec.InitContainers, after.Spec.Containers) != before {
-		plan.changes = nil
-		plan.Reason = "qos_change"
-		return plan
-	}
 	after.Spec.Resources = pod.Spec.Resources
 	if plan.pod != nil {
 		after.Spec.Resources = &plan.pod.new
-		// The containers of a fixed resource keep their requests, so the
-		// aggregate is the same after.
-		aggregate := pod.aggregate()
-		if podLevelQOS(plan.pod.old, aggregate) != podLevelQOS(plan.pod.new, aggregate) {
-			plan.changes, plan.pod = nil, nil
-			plan.Reason = "qos_change"
-			return plan
-		}
+	}
+	qosChanged := qosOf(after.Spec.InitContainers, after.Spec.Containers) != before
+	if podLevel {
+		// The API server completes the pod-level resources from the
+		// containers, so a container's change can move the pod's class.
+		qosChanged = podLevelQOS(pod.defaulted()) != podLevelQOS(after.defaulted())
+	}
+	if qosChanged {
+		plan.changes, plan.pod = nil, nil
+		plan.Reason = "qos_change"
+		return plan
 	}
 	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
 	var sums podSums
@@ -282,9 +280,10 @@ type podSums struct{ requests, limits corev1.ResourceList }
 
 // sums adds up the pod (resourcehelper.PodRequests and PodLimits:
 // containers and sidecars added, init containers as a floor, pod-level
-// values first).
+// values first, as the API server completes them).
 func (p *podFields) sums() podSums {
 	pod := p.toPod()
+	pod.Spec.Resources = p.defaulted()
 	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
 	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
 }
@@ -382,7 +381,7 @@ func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.ResourceName]float64, p Policy) (corev1.ResourceRequirements, bool) {
 	old := *pod.Spec.Resources
 	nr := *old.DeepCopy()
-	aggregate := pod.aggregate()
+	aggregate, created := pod.aggregate(), pod.defaulted()
 	changed := false
 	for _, r := range fixed {
 		want, ok := targets[r]
@@ -391,7 +390,7 @@ func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.R
 		}
 		floor, _ := quantity(aggregate, r)
 		lim, hasLim := quantity(old.Limits, r)
-		cur := effectiveRequest(old, aggregate, r)
+		cur, _ := quantity(created.Requests, r)
 		q := formatWithin(r, math.Max(want, floor), lim)
 		v := q.AsApproximateFloat64()
 		if v < floor*(1-1e-9) || (hasLim && v > lim*(1+1e-9)) {
@@ -415,41 +414,77 @@ func (p *podFields) aggregate() corev1.ResourceList {
 	return resourcehelper.AggregateContainerRequests(p.toPod(), resourcehelper.PodResourcesOptions{})
 }
 
-// effectiveRequest is the pod-level request of r the pod is created with:
-// its own, else the containers' sum when they request r, else its limit
-// (the API server's defaulting, at creation after the webhooks).
-func effectiveRequest(pr corev1.ResourceRequirements, aggregate corev1.ResourceList, r corev1.ResourceName) float64 {
-	if v, ok := quantity(pr.Requests, r); ok {
-		return v
+// defaulted is the pod's pod-level resources as the API server completes
+// them at creation, after the webhooks and before the LimitRanger, the
+// quota and the QoS class see them (DefaultPodLevelResources, 1.37): a CPU
+// or memory request it lacks is the containers' sum when they request it,
+// else its limit; a limit it lacks, when every container has one, is the
+// containers' sum of limits, at least the request. Nil without pod-level
+// resources.
+func (p *podFields) defaulted() *corev1.ResourceRequirements {
+	pr := p.Spec.Resources
+	if pr == nil || (len(pr.Requests) == 0 && len(pr.Limits) == 0) {
+		return nil
 	}
-	if v, ok := quantity(aggregate, r); ok && v > 0 {
-		return v
+	out := pr.DeepCopy()
+	if out.Requests == nil {
+		out.Requests = corev1.ResourceList{}
 	}
-	v, _ := quantity(pr.Limits, r)
-	return v
-}
-
-// podLevelQOS is the QoS class of a pod with pod-level resources
-// (requirementsQOS of ComputePodQOS, on the requests as created):
-// Guaranteed when CPU and memory both request their non-zero limits,
-// BestEffort when neither is set, Burstable otherwise.
-func podLevelQOS(pr corev1.ResourceRequirements, aggregate corev1.ResourceList) corev1.PodQOSClass {
-	var shapes []corev1.PodQOSClass
+	if out.Limits == nil {
+		out.Limits = corev1.ResourceList{}
+	}
+	pod := p.toPod()
+	requests := resourcehelper.AggregateContainerRequests(pod, resourcehelper.PodResourcesOptions{})
+	limits := resourcehelper.AggregateContainerLimits(pod, resourcehelper.PodResourcesOptions{})
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		req := effectiveRequest(pr, aggregate, r)
-		if _, set := pr.Requests[r]; !set {
-			if _, lim := pr.Limits[r]; !lim {
-				req = 0 // not at pod level: no request is made for it
+		if _, ok := out.Requests[r]; !ok {
+			if q, ok := requests[r]; ok {
+				out.Requests[r] = q
+			} else if q, ok := out.Limits[r]; ok {
+				out.Requests[r] = q
 			}
 		}
-		lim, _ := quantity(pr.Limits, r)
+		req, hasReq := out.Requests[r]
+		if _, ok := out.Limits[r]; ok || !hasReq || !p.allLimit(r) {
+			continue
+		}
+		lim := limits[r]
+		if req.Cmp(lim) > 0 {
+			lim = req
+		}
+		out.Limits[r] = lim
+	}
+	return out
+}
+
+// allLimit tells whether every container, init containers and sidecars
+// included, has a limit for r.
+func (p *podFields) allLimit(r corev1.ResourceName) bool {
+	for _, cs := range [][]containerFields{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if _, ok := c.Resources.Limits[r]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// podLevelQOS is the QoS class of a pod with pod-level resources, from
+// them alone (requirementsQOS in ComputePodQOS): Guaranteed when CPU and
+// memory both request their non-zero limits, BestEffort when neither is
+// set, Burstable otherwise. pr is as defaulted.
+func podLevelQOS(pr *corev1.ResourceRequirements) corev1.PodQOSClass {
+	var shapes [2]corev1.PodQOSClass
+	for i, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, lim := pr.Requests[r], pr.Limits[r]
 		switch {
-		case req == 0 && lim == 0:
-			shapes = append(shapes, corev1.PodQOSBestEffort)
-		case req == lim:
-			shapes = append(shapes, corev1.PodQOSGuaranteed)
+		case !req.Equal(lim):
+			shapes[i] = corev1.PodQOSBurstable
+		case req.IsZero():
+			shapes[i] = corev1.PodQOSBestEffort
 		default:
-			shapes = append(shapes, corev1.PodQOSBurstable)
+			shapes[i] = corev1.PodQOSGuaranteed
 		}
 	}
 	if shapes[0] != shapes[1] {

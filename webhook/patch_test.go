@@ -384,6 +384,28 @@ func TestDecide(t *testing.T) {
 			wantReason: "resource_quota",
 		},
 		{
+			// The API server completes the pod's memory from the container
+			// (request = limit = 1Gi): with CPU at its limit the pod is
+			// Guaranteed, and a container memory limit above its request
+			// would end that.
+			name:       "container change that would end a pod-level Guaranteed class",
+			containers: []corev1.Container{container("app", rl("memory", "1Gi"), rl("memory", "1Gi"))},
+			targets:    map[string]Target{"app": {MemoryRequest: f(128 * mi), MemoryLimit: f(256 * mi)}},
+			podLevel:   &corev1.ResourceRequirements{Requests: rl("cpu", "1"), Limits: rl("cpu", "1")},
+			policy:     func(p *Policy) { p.LimitPolicy = LimitRecommended },
+			wantReason: "qos_change",
+		},
+		{
+			// The pod is created requesting its 1-core limit: 200m lowers it,
+			// which a full quota admits.
+			name:       "pod-level limit alone, lowered under a full quota",
+			containers: []corev1.Container{container("app", nil, nil)},
+			podLevel:   &corev1.ResourceRequirements{Limits: rl("cpu", "1")},
+			podTargets: map[corev1.ResourceName]float64{"cpu": 0.2},
+			quotas:     []*corev1.ResourceQuota{quota(rl("requests.cpu", "4"), rl("requests.cpu", "4"))},
+			wantPod:    &Resources{Requests: map[string]string{"cpu": "200m"}, Limits: map[string]string{"cpu": "1"}},
+		},
+		{
 			name:       "empty pod-level resources change nothing",
 			containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)},
 			targets:    map[string]Target{"app": small},
