@@ -32,10 +32,7 @@ type rendering struct {
 	ns string
 }
 
-var (
-	gkDeployment = schema.GroupKind{Group: "apps", Kind: "Deployment"}
-	gkMWC        = schema.GroupKind{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}
-)
+var gkDeployment = schema.GroupKind{Group: "apps", Kind: "Deployment"}
 
 const fullValues = `
 cluster: prod-eu-1
@@ -472,13 +469,6 @@ func (r rendering) mustNotHave(t *testing.T, group, kind, name string) {
 		if k.Group == group && k.Kind == kind && (name == "" || k.Name == name) {
 			t.Errorf("unexpected %s", k)
 		}
-	}
-}
-
-func (r rendering) mustNotHaveKind(t *testing.T, gk schema.GroupKind) {
-	t.Helper()
-	for _, o := range r.OfKind(gk) {
-		t.Errorf("unexpected %s", KeyOf(o))
 	}
 }
 

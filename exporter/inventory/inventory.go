@@ -501,13 +501,6 @@ func controller(refs []metav1.OwnerReference) *metav1.OwnerReference {
 	return nil
 }
 
-func controllerOf(refs []metav1.OwnerReference, kind string) string {
-	if c := controller(refs); c != nil && c.Kind == kind {
-		return c.Name
-	}
-	return ""
-}
-
 func replicas(p *int32) int32 {
 	if p == nil {
 		return 1

@@ -29,8 +29,6 @@ spec:
         image: y
 `
 
-func f(x float64) *float64 { return &x }
-
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
