@@ -233,7 +233,7 @@ func TestSpoiledInputs(t *testing.T) {
 func FuzzScore(f *testing.F) {
 	f.Add("Deployment", int64(week), 2.0, 0.99, 241920.0, 241920.0, 241920.0, 0.4, 0.006, 0.004, 900.0)
 	f.Add("Job", int64(time.Hour), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-	f.Add("Pod", int64(-1), math.NaN(), math.Inf(1), -1.0, math.NaN(), math.Inf(-1), -3.0, math.NaN(), 1e308, -0.0)
+	f.Add("Pod", int64(-1), math.NaN(), math.Inf(1), -1.0, math.NaN(), math.Inf(-1), -3.0, math.NaN(), 1e308, math.Copysign(0, -1))
 	f.Add("StatefulSet", int64(1), 1e308, 1.0, 1e308, 1e-308, 5.0, 1e308, 0.0, 1e-300, 1e308)
 	f.Fuzz(func(t *testing.T, kind string, window int64, replicas, coverage, total, health, probes, expected, p95, mean, rx float64) {
 		in := Inputs{
