@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -163,8 +162,13 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 			seen = true
 		}
 	}
+	// The pod as created, before and after the change, for the pod-level
+	// requests and QoS class, the LimitRanger and the quota: built once
+	// each, and only when one of them needs it.
+	var created *corev1.Pod
 	if podLevel && seen {
-		if nr, ok := decidePod(pod, fixed, recs.Pod, p); ok {
+		created = pod.created()
+		if nr, ok := decidePod(*pod.Spec.Resources, created, fixed, recs.Pod, p); ok {
 			plan.pod = &podChange{old: *pod.Spec.Resources, new: nr}
 		}
 	}
@@ -188,21 +192,30 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 	if plan.pod != nil {
 		after.Spec.Resources = &plan.pod.new
 	}
-	qosChanged := qosOf(after.Spec.InitContainers, after.Spec.Containers) != before
+	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
+	if created == nil && len(ns.Quotas) > 0 {
+		created = pod.created()
+	}
+	var createdAfter *corev1.Pod
+	if podLevel || len(pb) > 0 || len(ns.Quotas) > 0 {
+		createdAfter = after.created()
+	}
+	var qosChanged bool
 	if podLevel {
 		// The API server completes the pod-level resources from the
 		// containers, so a container's change can move the pod's class.
-		qosChanged = podLevelQOS(pod.defaulted()) != podLevelQOS(after.defaulted())
+		qosChanged = podLevelQOS(created.Spec.Resources) != podLevelQOS(createdAfter.Spec.Resources)
+	} else {
+		qosChanged = qosOf(after.Spec.InitContainers, after.Spec.Containers) != before
 	}
 	if qosChanged {
 		plan.changes, plan.pod = nil, nil
 		plan.Reason = "qos_change"
 		return plan
 	}
-	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
 	var sums podSums
 	if len(pb) > 0 || len(ns.Quotas) > 0 {
-		sums = after.sums()
+		sums = sumsOf(createdAfter)
 	}
 	if len(pb) > 0 && !sums.admits(pb) {
 		// The LimitRanger checks a Pod item against the pod's sums after
@@ -212,7 +225,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		plan.Reason = "limit_range"
 		return plan
 	}
-	if len(ns.Quotas) > 0 && !quotaAdmits(pod.sums(), sums, ns.Quotas) {
+	if len(ns.Quotas) > 0 && !quotaAdmits(sumsOf(created), sums, ns.Quotas) {
 		plan.changes, plan.pod = nil, nil
 		plan.Reason = "resource_quota"
 		return plan
@@ -278,18 +291,18 @@ func limitBounds(lrs []*corev1.LimitRange, typ corev1.LimitType) map[corev1.Reso
 // LimitRanger and the quota count them.
 type podSums struct{ requests, limits corev1.ResourceList }
 
-// sums adds up the pod (resourcehelper.PodRequests and PodLimits:
-// containers and sidecars added, init containers as a floor, pod-level
-// values first, as the API server completes them).
-func (p *podFields) sums() podSums {
-	pod := p.toPod()
-	pod.Spec.Resources = p.defaulted()
+// sumsOf adds up a pod as created (resourcehelper.PodRequests and
+// PodLimits: containers and sidecars added, init containers as a floor,
+// pod-level values first).
+func sumsOf(pod *corev1.Pod) podSums {
 	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
 	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
 }
 
-// toPod is a Pod with what resourcehelper reads of one.
-func (p *podFields) toPod() *corev1.Pod {
+// created is the pod as the API server creates it, with what resourcehelper
+// reads of one: its containers' resources, and its pod-level ones completed
+// (completed).
+func (p *podFields) created() *corev1.Pod {
 	pod := &corev1.Pod{}
 	conv := func(cs []containerFields) []corev1.Container {
 		out := make([]corev1.Container, len(cs))
@@ -299,7 +312,7 @@ func (p *podFields) toPod() *corev1.Pod {
 		return out
 	}
 	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
-	pod.Spec.Resources = p.Spec.Resources
+	pod.Spec.Resources = completed(p.Spec.Resources, pod)
 	return pod
 }
 
@@ -378,10 +391,10 @@ func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 // (resourcehelper.AggregateContainerRequests; the API server rejects less)
 // and at most the pod's limit. A pod with a limit alone starts from the
 // request the API server would make (the containers' sum, else the limit).
-func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.ResourceName]float64, p Policy) (corev1.ResourceRequirements, bool) {
-	old := *pod.Spec.Resources
+// created is the pod as created, old its own pod-level resources.
+func decidePod(old corev1.ResourceRequirements, created *corev1.Pod, fixed []corev1.ResourceName, targets map[corev1.ResourceName]float64, p Policy) (corev1.ResourceRequirements, bool) {
 	nr := *old.DeepCopy()
-	aggregate, created := pod.aggregate(), pod.defaulted()
+	aggregate := resourcehelper.AggregateContainerRequests(created, resourcehelper.PodResourcesOptions{})
 	changed := false
 	for _, r := range fixed {
 		want, ok := targets[r]
@@ -390,7 +403,7 @@ func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.R
 		}
 		floor, _ := quantity(aggregate, r)
 		lim, hasLim := quantity(old.Limits, r)
-		cur, _ := quantity(created.Requests, r)
+		cur, _ := quantity(created.Spec.Resources.Requests, r)
 		q := formatWithin(r, math.Max(want, floor), lim)
 		v := q.AsApproximateFloat64()
 		if v < floor*(1-1e-9) || (hasLim && v > lim*(1+1e-9)) {
@@ -408,21 +421,14 @@ func decidePod(pod *podFields, fixed []corev1.ResourceName, targets map[corev1.R
 	return nr, changed
 }
 
-// aggregate is what the containers request together, which the API server
-// requires a pod-level request to cover.
-func (p *podFields) aggregate() corev1.ResourceList {
-	return resourcehelper.AggregateContainerRequests(p.toPod(), resourcehelper.PodResourcesOptions{})
-}
-
-// defaulted is the pod's pod-level resources as the API server completes
+// completed is a pod's pod-level resources pr as the API server completes
 // them at creation, after the webhooks and before the LimitRanger, the
 // quota and the QoS class see them (DefaultPodLevelResources, 1.37): a CPU
 // or memory request it lacks is the containers' sum when they request it,
 // else its limit; a limit it lacks, when every container has one, is the
-// containers' sum of limits, at least the request. Nil without pod-level
-// resources.
-func (p *podFields) defaulted() *corev1.ResourceRequirements {
-	pr := p.Spec.Resources
+// containers' sum of limits, at least the request. pod holds the
+// containers. Nil without pod-level resources.
+func completed(pr *corev1.ResourceRequirements, pod *corev1.Pod) *corev1.ResourceRequirements {
 	if pr == nil || (len(pr.Requests) == 0 && len(pr.Limits) == 0) {
 		return nil
 	}
@@ -433,7 +439,6 @@ func (p *podFields) defaulted() *corev1.ResourceRequirements {
 	if out.Limits == nil {
 		out.Limits = corev1.ResourceList{}
 	}
-	pod := p.toPod()
 	requests := resourcehelper.AggregateContainerRequests(pod, resourcehelper.PodResourcesOptions{})
 	limits := resourcehelper.AggregateContainerLimits(pod, resourcehelper.PodResourcesOptions{})
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
@@ -445,7 +450,7 @@ func (p *podFields) defaulted() *corev1.ResourceRequirements {
 			}
 		}
 		req, hasReq := out.Requests[r]
-		if _, ok := out.Limits[r]; ok || !hasReq || !p.allLimit(r) {
+		if _, ok := out.Limits[r]; ok || !hasReq || !allLimit(pod, r) {
 			continue
 		}
 		lim := limits[r]
@@ -457,10 +462,10 @@ func (p *podFields) defaulted() *corev1.ResourceRequirements {
 	return out
 }
 
-// allLimit tells whether every container, init containers and sidecars
-// included, has a limit for r.
-func (p *podFields) allLimit(r corev1.ResourceName) bool {
-	for _, cs := range [][]containerFields{p.Spec.InitContainers, p.Spec.Containers} {
+// allLimit tells whether every container of pod, init containers and
+// sidecars included, has a limit for r.
+func allLimit(pod *corev1.Pod, r corev1.ResourceName) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {
 			if _, ok := c.Resources.Limits[r]; !ok {
 				return false
@@ -473,7 +478,7 @@ func (p *podFields) allLimit(r corev1.ResourceName) bool {
 // podLevelQOS is the QoS class of a pod with pod-level resources, from
 // them alone (requirementsQOS in ComputePodQOS): Guaranteed when CPU and
 // memory both request their non-zero limits, BestEffort when neither is
-// set, Burstable otherwise. pr is as defaulted.
+// set, Burstable otherwise. pr is as completed.
 func podLevelQOS(pr *corev1.ResourceRequirements) corev1.PodQOSClass {
 	var shapes [2]corev1.PodQOSClass
 	for i, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
@@ -738,18 +743,18 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 			anns[2] = [2]string{AnnotationOriginal, orig}
 		}
 	}
-	if p.pod != nil {
-		rec, err := json.Marshal(resourceValues{Requests: valuesOf(p.pod.new.Requests), Limits: valuesOf(p.pod.new.Limits)})
+	if p.RecommendedPod != nil {
+		rec, err := fastJSON.MarshalToString(valuesOfResources(*p.RecommendedPod))
 		if err != nil {
 			return nil, err
 		}
-		anns[3] = [2]string{AnnotationRecommendedPod, string(rec)}
+		anns[3] = [2]string{AnnotationRecommendedPod, rec}
 		if _, ok := annotations.get(AnnotationOriginalPod); !ok {
-			orig, err := json.Marshal(resourceValues{Requests: valuesOf(p.pod.old.Requests), Limits: valuesOf(p.pod.old.Limits)})
+			orig, err := fastJSON.MarshalToString(valuesOfResources(*p.OriginalPod))
 			if err != nil {
 				return nil, err
 			}
-			anns[4] = [2]string{AnnotationOriginalPod, string(orig)}
+			anns[4] = [2]string{AnnotationOriginalPod, orig}
 		}
 	}
 	if annotations == nil {
