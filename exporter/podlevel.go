@@ -5,6 +5,10 @@ import (
 	"slices"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
+
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
 	"github.com/upid-dev/upid/exporter/recommend"
@@ -42,6 +46,7 @@ type PodAdvice struct {
 // request, so a new one alone moves the replicas (as with containers).
 func podAdvice(w inventory.Workload, current map[string]inventory.Container, recs map[string]recommend.Recommendation, prices recommend.Prices, replicas, threshold float64) []PodAdvice {
 	var out []PodAdvice
+	aggregate := containerRequests(w.Containers)
 	for _, res := range []string{"cpu", "memory"} {
 		if !w.Pod.Sets(res) || slices.ContainsFunc(w.HPAUtilization, func(h inventory.HPAResource) bool { return h.Resource == res }) {
 			continue
@@ -64,19 +69,13 @@ func podAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 			}
 			conf = math.Min(conf, recs[name].Confidence)
 		}
-		floor, requested := containerRequests(w.Containers, res)
+		q := aggregate[corev1.ResourceName(res)]
+		floor := q.AsApproximateFloat64()
 		r, ok := recommend.PodLevel(own, floor, podLim, unit)
 		if !ok {
 			continue
 		}
-		cur := podReq
-		if cur == 0 {
-			// The API server fills in the pod's request at creation.
-			cur = podLim
-			if requested {
-				cur = floor
-			}
-		}
+		cur := recommend.CreatedRequest(podReq, podLim, floor)
 		a := PodAdvice{Resource: res, CurrentRequest: cur, Limit: podLim, Request: r, Confidence: conf}
 		a.Apply = cur <= 0 || math.Abs(r-cur)/cur > threshold
 		a.SavingsDollarsPerHour = (cur - r) * price * math.Max(replicas, 1)
@@ -86,35 +85,31 @@ func podAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 	return out
 }
 
-// containerRequests is what the containers request of res together, as
-// resourcehelper.AggregateContainerRequests counts it: regular containers
-// and sidecars added, each init container with the sidecars as a floor (all
-// the sidecars, not only those started before it: a floor a little high
-// is safe), and whether any container requests it at all.
-func containerRequests(cs []inventory.Container, res string) (float64, bool) {
-	get := func(c inventory.Container) float64 {
-		if res == "memory" {
-			return c.MemoryRequest
-		}
-		return c.CPURequest
-	}
-	var sum, sidecars, initMax float64
-	requested := false
+// containerRequests is what the containers request together, as the API
+// server counts it against a pod-level request
+// (resourcehelper.AggregateContainerRequests: regular containers and
+// sidecars added, each init container with the sidecars started before it
+// as a floor). cs are in the template's order, init containers first.
+func containerRequests(cs []inventory.Container) corev1.ResourceList {
+	pod := &corev1.Pod{}
+	always := corev1.ContainerRestartPolicyAlways
 	for _, c := range cs {
-		v := get(c)
-		requested = requested || v > 0
+		k := corev1.Container{Name: c.Name, Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{}}}
+		if c.CPURequest > 0 {
+			k.Resources.Requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(math.Round(c.CPURequest*1000)), resource.DecimalSI)
+		}
+		if c.MemoryRequest > 0 {
+			k.Resources.Requests[corev1.ResourceMemory] = *resource.NewQuantity(int64(math.Round(c.MemoryRequest)), resource.BinarySI)
+		}
 		switch {
-		case !c.Init:
-			sum += v
 		case c.Sidecar:
-			sum += v
-			sidecars += v
+			k.RestartPolicy = &always
+			pod.Spec.InitContainers = append(pod.Spec.InitContainers, k)
+		case c.Init:
+			pod.Spec.InitContainers = append(pod.Spec.InitContainers, k)
+		default:
+			pod.Spec.Containers = append(pod.Spec.Containers, k)
 		}
 	}
-	for _, c := range cs {
-		if c.Init && !c.Sidecar {
-			initMax = math.Max(initMax, get(c))
-		}
-	}
-	return math.Max(sum, initMax+sidecars), requested
+	return resourcehelper.AggregateContainerRequests(pod, resourcehelper.PodResourcesOptions{})
 }

@@ -55,12 +55,20 @@ func TestPodAdvice(t *testing.T) {
 			{"memory", 512 * mib, 360 * mib, true, (512 - 360) * 0.008 / 1024 * 3},
 		},
 	}, {
-		// An init container runs alone with the sidecars: 1.5 + 0.1.
+		// An init container runs with the sidecars started before it:
+		// 1.5 + 0.1. The template lists init containers first.
 		name:       "an init container raises the floor",
-		containers: []inventory.Container{app, proxy, {Name: "migrate", Init: true, CPURequest: 1.5}, {Name: "p2", Init: true, Sidecar: true, CPURequest: 0.1}},
+		containers: []inventory.Container{proxy, {Name: "p2", Init: true, Sidecar: true, CPURequest: 0.1}, {Name: "migrate", Init: true, CPURequest: 1.5}, app},
 		pod:        inventory.PodResources{CPURequest: 2},
 		recs:       map[string]recommend.Recommendation{"app": {OwnCPU: 0.3}, "proxy": {OwnCPU: 0.05}, "p2": {OwnCPU: 0.05}},
 		want:       []want{{"cpu", 2, 1.6, true, 0.4 * 0.04 * 3}},
+	}, {
+		// A sidecar started after it does not run beside it: 1.5.
+		name:       "a sidecar after an init container",
+		containers: []inventory.Container{proxy, {Name: "migrate", Init: true, CPURequest: 1.5}, {Name: "p2", Init: true, Sidecar: true, CPURequest: 0.1}, app},
+		pod:        inventory.PodResources{CPURequest: 2},
+		recs:       map[string]recommend.Recommendation{"app": {OwnCPU: 0.3}, "proxy": {OwnCPU: 0.05}, "p2": {OwnCPU: 0.05}},
+		want:       []want{{"cpu", 2, 1.5, true, 0.5 * 0.04 * 3}},
 	}, {
 		name:       "the pod's limit caps",
 		containers: []inventory.Container{app, proxy, migrate},

@@ -14,6 +14,7 @@ import (
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
+	"github.com/upid-dev/upid/exporter/recommend"
 	"github.com/upid-dev/upid/internal/cli"
 	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/manifest"
@@ -182,20 +183,24 @@ func compare(in manifest.Input, live []exporter.WorkloadResult, defaultNS string
 // containers' sum when they request it, else the limit.
 func podRow(m manifest.Workload, w exporter.WorkloadResult, found, podCPU, podMem bool, cpuPrice, memPrice float64) checkRow {
 	row := checkRow{Line: m.Pod.Line, Kind: m.Kind, Name: m.Name, Container: "(pod)"}
+	// The request the pod is created with (recommend.CreatedRequest); the
+	// manifest's init containers are not read, so the containers' sum is
+	// the regular containers'.
 	effective := func(req, lim *float64, of func(manifest.Container) *float64) *float64 {
-		if req != nil {
-			return req
-		}
-		sum, any := 0.0, false
-		for _, c := range m.Containers {
-			if v := of(c); v != nil {
-				sum, any = sum+*v, true
+		deref := func(v *float64) float64 {
+			if v == nil {
+				return 0
 			}
+			return *v
 		}
-		if any {
-			return &sum
+		sum := 0.0
+		for _, c := range m.Containers {
+			sum += deref(of(c))
 		}
-		return lim
+		if v := recommend.CreatedRequest(deref(req), deref(lim), sum); v > 0 {
+			return &v
+		}
+		return nil
 	}
 	advice := map[string]exporter.PodAdvice{}
 	for _, a := range w.Pod {

@@ -30,3 +30,18 @@ func PodLevel(own []float64, floor, limit, unit float64) (float64, bool) {
 	}
 	return r, true
 }
+
+// CreatedRequest is the pod-level request a pod is created with, as the
+// API server completes it (DefaultPodLevelResources): its own; else, when
+// its containers request the resource, their sum (aggregate, as
+// resourcehelper.AggregateContainerRequests counts it); else its limit. 0
+// when the pod sets neither.
+func CreatedRequest(request, limit, aggregate float64) float64 {
+	switch {
+	case request > 0:
+		return request
+	case aggregate > 0:
+		return aggregate
+	}
+	return limit
+}

@@ -28,3 +28,19 @@ func TestPodLevel(t *testing.T) {
 		})
 	}
 }
+
+func TestCreatedRequest(t *testing.T) {
+	for _, c := range []struct {
+		name                            string
+		request, limit, aggregate, want float64
+	}{
+		{"its own request", 0.5, 2, 0.3, 0.5},
+		{"a limit alone, containers requesting", 0, 2, 0.3, 0.3},
+		{"a limit alone", 0, 2, 0, 2},
+		{"neither", 0, 0, 0.3, 0.3},
+	} {
+		if got := CreatedRequest(c.request, c.limit, c.aggregate); got != c.want {
+			t.Errorf("%s: CreatedRequest = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
