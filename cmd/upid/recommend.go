@@ -149,40 +149,27 @@ type hpaPair struct {
 	exporter.HPAAdvice
 }
 
-// hpaPairs lists the workloads' HPA pairs in a stable order.
-func hpaPairs(ws []exporter.WorkloadResult) []hpaPair {
-	return listed(ws, func(w exporter.WorkloadResult) []exporter.HPAAdvice { return w.HPA },
-		func(w exporter.WorkloadResult, a exporter.HPAAdvice) hpaPair {
-			return hpaPair{w.Namespace, w.Kind, w.Name, a}
-		},
-		func(p hpaPair) string { return p.Namespace + "/" + p.Kind + "/" + p.Name + "/" + p.Resource })
-}
-
-// listed lists what each workload holds, with the workload, sorted by key.
-func listed[A, E any](ws []exporter.WorkloadResult, items func(exporter.WorkloadResult) []A, with func(exporter.WorkloadResult, A) E, key func(E) string) []E {
-	var out []E
-	for _, w := range ws {
-		for _, a := range items(w) {
-			out = append(out, with(w, a))
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })
-	return out
-}
-
 // podChange is one pod-level request, with its workload.
 type podChange struct {
 	Namespace, Kind, Name string
 	exporter.PodAdvice
 }
 
-// podChanges lists the workloads' pod-level requests in a stable order.
-func podChanges(ws []exporter.WorkloadResult) []podChange {
-	return listed(ws, func(w exporter.WorkloadResult) []exporter.PodAdvice { return w.Pod },
-		func(w exporter.WorkloadResult, a exporter.PodAdvice) podChange {
-			return podChange{w.Namespace, w.Kind, w.Name, a}
-		},
-		func(p podChange) string { return p.Namespace + "/" + p.Kind + "/" + p.Name + "/" + p.Resource })
+// pairsAndPods lists the workloads' HPA pairs and pod-level requests in a
+// stable order: by workload, then by resource.
+func pairsAndPods(ws []exporter.WorkloadResult) (pairs []hpaPair, pods []podChange) {
+	byID := slices.SortedStableFunc(slices.Values(ws), func(a, b exporter.WorkloadResult) int { return strings.Compare(workloadID(a), workloadID(b)) })
+	for _, w := range byID {
+		hpa := slices.SortedStableFunc(slices.Values(w.HPA), func(a, b exporter.HPAAdvice) int { return strings.Compare(a.Resource, b.Resource) })
+		for _, a := range hpa {
+			pairs = append(pairs, hpaPair{w.Namespace, w.Kind, w.Name, a})
+		}
+		// podAdvice makes them in order, CPU then memory.
+		for _, a := range w.Pod {
+			pods = append(pods, podChange{w.Namespace, w.Kind, w.Name, a})
+		}
+	}
+	return pairs, pods
 }
 
 // hpaJSONPatch is the JSON patch that moves the HPA's target: a test of
@@ -231,7 +218,8 @@ func runRecommend(env *environment, sc *scope, arg string) int {
 			return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster", t.namespace, t.kind, t.name))
 		}
 	}
-	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws), hpaPairs(ws), podChanges(ws)))
+	pairs, pods := pairsAndPods(ws)
+	return finish(env, "recommend", writeRecommendations(env.stdout, *sc.output, cli.StyleFor(env.stdout), recommendations(ws), pairs, pods))
 }
 
 func writeRecommendations(w io.Writer, format string, style cli.Style, recs []recommendation, pairs []hpaPair, pods []podChange) error {
@@ -418,6 +406,41 @@ func workloadChanges(recs []recommendation, pairs []hpaPair, pods []podChange) [
 	return out
 }
 
+// resources is what the change sets in container r, formatted: its side of
+// the HPA pairs and its recommendation worth applying. A nil limit removes
+// the limit (a recommendation without a CPU limit).
+func (c *workloadChange) resources(r recommendation) (requests, limits map[string]any) {
+	requests, limits = map[string]any{}, map[string]any{}
+	for _, p := range c.pairs {
+		if v, ok := p.Requests[r.Container]; ok {
+			requests[p.Resource] = formatPaired(p.Resource, v)
+		}
+	}
+	if r.CPURequestCores != nil {
+		requests["cpu"] = cli.CPU(*r.CPURequestCores)
+		limits["cpu"] = nil
+		if r.CPULimitCores != nil {
+			limits["cpu"] = cli.CPU(*r.CPULimitCores)
+		}
+	}
+	if r.MemoryRequestBytes != nil {
+		requests["memory"] = cli.Memory(*r.MemoryRequestBytes)
+		if r.MemoryLimitBytes != nil {
+			limits["memory"] = cli.Memory(*r.MemoryLimitBytes)
+		}
+	}
+	return requests, limits
+}
+
+// podRequests is what the change sets in the pod's own requests, formatted.
+func (c *workloadChange) podRequests() map[string]any {
+	requests := map[string]any{}
+	for _, p := range c.pods {
+		requests[p.Resource] = formatPaired(p.Resource, p.Request)
+	}
+	return requests
+}
+
 var apiVersions = map[string]string{
 	inventory.KindDeployment: "apps/v1", inventory.KindStatefulSet: "apps/v1", inventory.KindDaemonSet: "apps/v1",
 	inventory.KindReplicaSet: "apps/v1", inventory.KindJob: "batch/v1", inventory.KindCronJob: "batch/v1", inventory.KindPod: "v1",
@@ -437,27 +460,7 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 	for i, c := range changes {
 		var containers []any
 		for _, r := range c.containers {
-			requests := map[string]any{}
-			limits := map[string]any{}
-			for _, p := range c.pairs {
-				if v, ok := p.Requests[r.Container]; ok {
-					requests[p.Resource] = formatPaired(p.Resource, v)
-				}
-			}
-			if r.CPURequestCores != nil {
-				requests["cpu"] = cli.CPU(*r.CPURequestCores)
-				if r.CPULimitCores != nil {
-					limits["cpu"] = cli.CPU(*r.CPULimitCores)
-				} else {
-					limits["cpu"] = nil // remove the CPU limit
-				}
-			}
-			if r.MemoryRequestBytes != nil {
-				requests["memory"] = cli.Memory(*r.MemoryRequestBytes)
-				if r.MemoryLimitBytes != nil {
-					limits["memory"] = cli.Memory(*r.MemoryLimitBytes)
-				}
-			}
+			requests, limits := c.resources(r)
 			res := map[string]any{"requests": requests}
 			if len(limits) > 0 {
 				res["limits"] = limits
@@ -469,11 +472,7 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 			podSpec["containers"] = containers
 		}
 		if len(c.pods) > 0 {
-			requests := map[string]any{}
-			for _, p := range c.pods {
-				requests[p.Resource] = formatPaired(p.Resource, p.Request)
-			}
-			podSpec["resources"] = map[string]any{"requests": requests}
+			podSpec["resources"] = map[string]any{"requests": c.podRequests()}
 		}
 		doc := yaml.Node{}
 		if err := doc.Encode(map[string]any{
@@ -580,27 +579,24 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 			continue
 		}
 		for _, r := range c.containers {
-			var req, lim []string
 			saves := 0.0
 			if r.OK && r.Apply {
 				saves = r.MonthlySavings
 			}
 			for _, p := range c.pairs {
-				if v, ok := p.Requests[r.Container]; ok {
-					req = append(req, p.Resource+"="+formatPaired(p.Resource, v))
+				if _, ok := p.Requests[r.Container]; ok {
 					saves += p.MonthlySavings / float64(len(p.Requests))
 				}
 			}
-			if r.OK && r.Apply && r.CPURequestCores != nil {
-				req = append(req, "cpu="+cli.CPU(*r.CPURequestCores))
-				if r.CPULimitCores != nil {
-					lim = append(lim, "cpu="+cli.CPU(*r.CPULimitCores))
-				}
+			requests, limits := c.resources(r)
+			var req, lim []string
+			for _, k := range slices.Sorted(maps.Keys(requests)) {
+				req = append(req, k+"="+requests[k].(string))
 			}
-			if r.OK && r.Apply && r.MemoryRequestBytes != nil {
-				req = append(req, "memory="+cli.Memory(*r.MemoryRequestBytes))
-				if r.MemoryLimitBytes != nil {
-					lim = append(lim, "memory="+cli.Memory(*r.MemoryLimitBytes))
+			// kubectl set resources cannot remove a limit (a nil one).
+			for _, k := range slices.Sorted(maps.Keys(limits)) {
+				if v, ok := limits[k].(string); ok {
+					lim = append(lim, k+"="+v)
 				}
 			}
 			line := fmt.Sprintf("kubectl set resources %s/%s -n %s -c %s --requests=%s", strings.ToLower(r.Kind), r.Name, r.Namespace, r.Container, strings.Join(req, ","))
@@ -610,13 +606,11 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(saves))
 		}
 		if len(c.pods) > 0 {
-			requests := map[string]any{}
 			saves := 0.0
 			for _, p := range c.pods {
-				requests[p.Resource] = formatPaired(p.Resource, p.Request)
 				saves += p.MonthlySavings
 			}
-			patch, err := json.Marshal(map[string]any{"spec": specWith(c.Kind, map[string]any{"resources": map[string]any{"requests": requests}})})
+			patch, err := json.Marshal(map[string]any{"spec": specWith(c.Kind, map[string]any{"resources": map[string]any{"requests": c.podRequests()}})})
 			if err != nil {
 				return err
 			}
