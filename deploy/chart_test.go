@@ -270,6 +270,24 @@ var chartCases = []chartCase{
 		}
 		r.checkMWC(t, "upid-webhook", "upid-webhook")
 	}},
+	{name: "persistence", values: "exporter: {persistence: {enabled: true, storageClassName: fast, size: 2Gi}}", check: func(t *testing.T, r rendering) {
+		pvc := r.mustHave(t, "", "PersistentVolumeClaim", "upid-exporter-state")
+		class, _, _ := unstructured.NestedString(pvc.Object, "spec", "storageClassName")
+		size, _, _ := unstructured.NestedString(pvc.Object, "spec", "resources", "requests", "storage")
+		modes, _, _ := unstructured.NestedStringSlice(pvc.Object, "spec", "accessModes")
+		if class != "fast" || size != "2Gi" || !reflect.DeepEqual(modes, []string{"ReadWriteOnce"}) {
+			t.Errorf("claim: class %q, size %q, modes %v", class, size, modes)
+		}
+		r.checkStateClaim(t, "upid-exporter-state")
+	}},
+	{name: "persistence-existing-claim", values: "exporter: {persistence: {enabled: true, existingClaim: upid-state}}", check: func(t *testing.T, r rendering) {
+		r.mustNotHave(t, "", "PersistentVolumeClaim", "")
+		r.checkStateClaim(t, "upid-state")
+	}},
+	{name: "persistence-sidecar-suite", values: "webhook: {enabled: true}\nsidecarSuite: {enabled: true, replicas: 1}\nexporter: {persistence: {enabled: true}}", check: func(t *testing.T, r rendering) {
+		r.checkStateClaim(t, "upid-exporter-state")
+		r.mustNotHave(t, "policy", "PodDisruptionBudget", "")
+	}},
 	{name: "minimal", values: "monitoring: {serviceMonitor: {enabled: false}, prometheusRule: {enabled: false}, dashboards: {enabled: false}}\nnetworkPolicy: {enabled: false}\nnamespace: {create: true}", check: func(t *testing.T, r rendering) {
 		for _, o := range r.Manifests {
 			if g := o.GroupVersionKind().Group; g == "monitoring.coreos.com" || g == "networking.k8s.io" || o.GetLabels()["grafana_dashboard"] != "" {
@@ -294,6 +312,9 @@ var chartFailures = []struct{ name, values, message string }{
 	{"bad duration", "exporter: {interval: 5 minutes}", "/exporter/interval"},
 	{"bad prometheus url", "prometheus: {url: prometheus:9090}", "/prometheus/url"},
 	{"sidecar without exporter", "exporter: {enabled: false}\nwebhook: {enabled: true}\nsidecarSuite: {enabled: true}", "sidecarSuite.enabled"},
+	{"shared state claim", "webhook: {enabled: true}\nsidecarSuite: {enabled: true}\nexporter: {persistence: {enabled: true}}", "exporter.persistence.enabled needs one exporter pod"},
+	{"replicated state claim", "exporter: {replicas: 2, persistence: {enabled: true}}", "exporter.persistence.enabled needs one exporter pod"},
+	{"bad claim size", "exporter: {persistence: {enabled: true, size: 2 GB}}", "/exporter/persistence/size"},
 	{"scaler without token", "scaler: {enabled: true, authTokenSecret: {name: ''}}", "scaler.authTokenSecret.name"},
 }
 
@@ -578,6 +599,31 @@ func (r rendering) checkMWC(t *testing.T, name, service string) {
 	// The admission port in the webhook's config is the one the Service reaches.
 	if p := r.section(t, "webhook.yaml", "webhook")["port"]; !hasContainerPort(pods[0], int64(p.(int))) {
 		t.Errorf("webhook listens on %v, which its container does not expose", p)
+	}
+}
+
+// checkStateClaim checks that the exporter checkpoints to the claim and is updated without a
+// surge: with RollingUpdate the new pod would wait for a ReadWriteOnce volume the old pod holds
+// on another node, while the old one waits for the new one to be ready.
+func (r rendering) checkStateClaim(t *testing.T, claim string) {
+	t.Helper()
+	d := r.mustHave(t, "apps", "Deployment", "upid-exporter")
+	strategy, _, _ := unstructured.NestedMap(d.Object, "spec", "strategy")
+	if !reflect.DeepEqual(strategy, map[string]any{"type": "Recreate"}) {
+		t.Errorf("exporter strategy = %v, want Recreate", strategy)
+	}
+	vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+	var got any
+	for _, v := range vols {
+		if vm := v.(map[string]any); vm["name"] == "state" {
+			got = vm["persistentVolumeClaim"]
+		}
+	}
+	if !reflect.DeepEqual(got, map[string]any{"claimName": claim}) {
+		t.Errorf("state volume claims %v, want %s", got, claim)
+	}
+	if r.config(t, "exporter.yaml").Exporter.Recommender.StateFile == "" {
+		t.Errorf("exporter.recommender.state_file unset with a state claim")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.yaml.in/yaml/v3"
 
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -78,6 +79,25 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 		{sa, "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "upid-webhook", false},
 		{sa, "get", "", "secrets", "", ns, "upid-webhook-tls", false},
 	})
+	// Turning persistence on in place: the API server must take the switch from a rolling update
+	// to Recreate (Helm's patch has to drop rollingUpdate) and the claim the pod mounts.
+	helm("upgrade", releaseName, chartDir, "--reuse-values", "--set", "exporter.persistence.enabled=true")
+	d, err := kube.Clientset.AppsV1().Deployments(ns).Get(ctx, "upid-exporter", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate != nil {
+		t.Errorf("exporter strategy after enabling persistence = %+v, want Recreate", d.Spec.Strategy)
+	}
+	claim := ""
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "state" && v.PersistentVolumeClaim != nil {
+			claim = v.PersistentVolumeClaim.ClaimName
+		}
+	}
+	if _, err := kube.Clientset.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{}); claim == "" || err != nil {
+		t.Errorf("exporter state volume claims %q: %v", claim, err)
+	}
 	helm("uninstall", releaseName)
 	if _, err := kube.Clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "upid-webhook", metav1.GetOptions{}); err == nil {
 		t.Errorf("helm uninstall left the MutatingWebhookConfiguration: admissions would still be sent to a webhook that is gone")

@@ -26,7 +26,7 @@ that reads it, and each Deployment's checksum covers only the files its pods rea
 {{- $exp := dict "interval" .Values.exporter.interval "window" .Values.exporter.window "cluster" .Values.cluster -}}
 {{- with .Values.exporter.namespaceLabels }}{{ $_ := set $exp "namespace_labels" . }}{{ end -}}
 {{- if or .Values.pricing.inline .Values.pricing.existingConfigMap.name }}{{ $_ := set $exp "pricing_file" "/etc/upid/pricing/pricing.yaml" }}{{ end -}}
-{{- if .Values.exporter.stateVolume }}{{ $_ := set $exp "recommender" (dict "state_file" "/var/lib/upid/recommender.state") }}{{ end -}}
+{{- if include "upid.exporterStateVolume" . }}{{ $_ := set $exp "recommender" (dict "state_file" "/var/lib/upid/recommender.state") }}{{ end -}}
 {{- $exp = mergeOverwrite $exp (deepCopy .Values.exporter.config) -}}
 {{- dict "log" (include "upid.config.log" . | fromJson) "prometheus" $prom "exporter" $exp | toYaml -}}
 {{- end -}}

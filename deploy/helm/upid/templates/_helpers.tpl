@@ -67,6 +67,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- $out | toJson -}}
 {{- end -}}
 
+{{/* The volume source of the exporter's checkpoint: its claim with persistence, else stateVolume; empty: none. */}}
+{{- define "upid.exporterStateVolume" -}}
+{{- $p := .Values.exporter.persistence -}}
+{{- if $p.enabled -}}
+persistentVolumeClaim:
+  claimName: {{ $p.existingClaim | default (printf "%s-exporter-state" (include "upid.fullname" .)) }}
+{{- else if .Values.exporter.stateVolume -}}
+{{ toYaml .Values.exporter.stateVolume }}
+{{- end -}}
+{{- end -}}
+
 {{- define "upid.podSecurityContext" -}}
 {{ toYaml .Values.podSecurityContext }}
 {{- end -}}
