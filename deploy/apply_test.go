@@ -312,7 +312,9 @@ func TestApplyCertManagerWithScaler(t *testing.T) {
 		// scaler: scales workloads, pauses HPAs, records Events, elects a leader in its namespace.
 		{sa("upid-cm-scaler"), "update", "apps", "deployments", "scale", "shop", "web", true},
 		{sa("upid-cm-scaler"), "patch", "apps", "statefulsets", "scale", "shop", "db", true},
-		{sa("upid-cm-scaler"), "update", "apps", "deployments", "", "shop", "web", true},
+		// Its state is a patch of annotations: no whole-object update, which could drop fields.
+		{sa("upid-cm-scaler"), "patch", "apps", "deployments", "", "shop", "web", true},
+		{sa("upid-cm-scaler"), "update", "apps", "deployments", "", "shop", "web", false},
 		{sa("upid-cm-scaler"), "patch", "autoscaling", "horizontalpodautoscalers", "", "shop", "web", true},
 		{sa("upid-cm-scaler"), "create", "", "events", "", "shop", "", true},
 		{sa("upid-cm-scaler"), "create", "coordination.k8s.io", "leases", "", ns, "", true},

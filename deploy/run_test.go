@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -36,7 +39,7 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	kube, c := startCluster(t)
 	ctx := context.Background()
 	const ns = releaseNamespace
-	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true}")...)
+	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true, policy: {dryRun: false, gracePeriod: 0s}}")...)
 	for _, err := range apply(ctx, c, ms, false) {
 		t.Fatal(err)
 	}
@@ -113,6 +116,44 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
+	// A sleep and a wake, as Alertmanager would ask: the scaler records its state and scales with
+	// the chart's permissions alone.
+	shop := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"upid.io/sleep": "enabled"}}}
+	if _, err := kube.Clientset.CoreV1().Namespaces().Create(ctx, shop, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int32(3)
+	labels := map[string]string{"app": "web"}
+	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}},
+	}}
+	if _, err := kube.Clientset.AppsV1().Deployments("shop").Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		alert string
+		want  int32
+		saved string
+	}{{"UPIDWorkloadIdle", 0, "3"}, {"UPIDSleepingWorkloadRequested", 3, ""}} {
+		body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"upid-scaler","alerts":[{"status":"firing","labels":{"alertname":%q,"namespace":"shop","kind":"Deployment","workload":"web"},"annotations":{"dollars_per_hour":"0.1"}}]}`, step.alert)
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/api/v1/notifications", scalerPort), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d, err := kube.Clientset.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || *d.Spec.Replicas != step.want || d.Annotations["upid.io/sleep-replicas"] != step.saved {
+			t.Errorf("%s: status %d %s; replicas %d, saved %q, want %d and %q", step.alert, resp.StatusCode, answer, *d.Spec.Replicas, d.Annotations["upid.io/sleep-replicas"], step.want, step.saved)
+		}
+	}
+
 	// Neither component may have created a Secret of its own.
 	secrets, err := kube.Clientset.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -3,9 +3,11 @@ package scaler
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +19,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/config"
@@ -145,6 +149,82 @@ func TestAgainstAPIServer(t *testing.T) {
 		sort.Strings(reasons) // generated names: list order is not write order
 		if strings.Join(reasons, ",") != "Normal/UPIDSleep,Warning/UPIDUserChange" {
 			t.Errorf("events %v", reasons)
+		}
+	})
+
+	// A Kubernetes upgrade that defaults a new spec field makes the spec read
+	// differently although nobody wrote the workload, so the fingerprint
+	// saved at sleep no longer matches. Here the scaler that sleeps reads
+	// through a transport that hides a defaulted field (revisionHistoryLimit)
+	// as an older API server would not have set it; the one that wakes
+	// reads the spec whole. The generation the state recorded must carry the
+	// sleep through, for both kinds, and a real edit must still win.
+	t.Run("spec that reads differently after an upgrade", func(t *testing.T) {
+		old := rest.CopyConfig(kube.Config)
+		old.ContentType = "application/json"
+		old.Wrap(func(rt http.RoundTripper) http.RoundTripper { return hideDefault{rt} })
+		before, err := kubernetes.NewForConfig(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := deployment("shop", "upgraded-db", 2, time.Time{})
+		ss := &appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template}}
+		if _, err := c.AppsV1().StatefulSets("shop").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		read := func(w Workload) (int32, map[string]string, string) {
+			if w.Kind == KindDeployment {
+				o := get(t, w)
+				return *o.Spec.Replicas, o.Annotations, o.Spec.Template.Spec.Containers[0].Image
+			}
+			o, err := c.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return *o.Spec.Replicas, o.Annotations, o.Spec.Template.Spec.Containers[0].Image
+		}
+		edit := func(w Workload) {
+			patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/app:2"}]}}}}`)
+			var err error
+			if w.Kind == KindDeployment {
+				_, err = c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			} else {
+				_, err = c.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, w := range []Workload{create(t, "shop", "upgraded", 3), {Namespace: "shop", Kind: KindStatefulSet, Name: "upgraded-db"}} {
+			want := map[string]int32{"upgraded": 3, "upgraded-db": 2}[w.Name]
+			if res := newTestScaler(t, before, cfg, record.NewFakeRecorder(10)).Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+				t.Fatalf("%s: %s", w, res)
+			}
+			after := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+			if _, ann, _ := read(w); ann[AnnotationState] == "" {
+				t.Fatalf("%s: no state after sleep: %v", w, ann)
+			}
+			if res := after.Sleep(ctx, Request{Workload: w}); res.Result != ResultSkipped || res.Reason != "already_asleep" {
+				t.Errorf("%s: sleep again after the upgrade: %s", w, res)
+			}
+			if res := after.Wake(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+				t.Fatalf("%s: wake after the upgrade: %s", w, res)
+			}
+			if replicas, ann, _ := read(w); replicas != want || len(ann) != 0 {
+				t.Errorf("%s awake: replicas %d annotations %v, want %d and none", w, replicas, ann, want)
+			}
+
+			// The same, with an edit while asleep: the edit wins.
+			if res := newTestScaler(t, before, cfg, record.NewFakeRecorder(10)).Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
+				t.Fatalf("%s: second sleep: %s", w, res)
+			}
+			edit(w)
+			if res := after.Wake(ctx, Request{Workload: w}); res.Result != ResultUserChange {
+				t.Errorf("%s: wake after an edit: %s, want %s", w, res, ResultUserChange)
+			}
+			if replicas, ann, image := read(w); replicas != 0 || len(ann) != 0 || image != "registry.example/app:2" {
+				t.Errorf("%s after the edit: replicas %d annotations %v image %s, want 0, none and the edit", w, replicas, ann, image)
+			}
 		}
 	})
 
@@ -325,3 +405,27 @@ upid_scaler_sleeping_workloads 1
 }
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// hideDefault drops revisionHistoryLimit, which the API server defaults,
+// from the workloads it answers: what a server without that default would
+// have returned.
+type hideDefault struct{ rt http.RoundTripper }
+
+var revisionHistoryLimit = regexp.MustCompile(`,"revisionHistoryLimit":[0-9]+|"revisionHistoryLimit":[0-9]+,`)
+
+func (h hideDefault) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.rt.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	body = revisionHistoryLimit.ReplaceAll(body, nil)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,10 +19,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -161,9 +165,28 @@ func (f *fakeApps) edit(ns, name string, change func(*appsv1.Deployment)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := f.objects[ns+"/"+name]
+	old, ann := d.Spec.DeepCopy(), maps.Clone(d.Annotations)
 	change(d)
+	f.wrote(d, old, ann)
+}
+
+// wrote gives a written object a new resourceVersion and, as the API server
+// does, a new generation when its spec or (a Deployment's) annotations changed.
+func (f *fakeApps) wrote(d *appsv1.Deployment, oldSpec *appsv1.DeploymentSpec, oldAnnotations map[string]string) {
 	f.rv++
 	d.ResourceVersion = strconv.Itoa(f.rv)
+	if !apiequality.Semantic.DeepEqual(*oldSpec, d.Spec) || !maps.Equal(oldAnnotations, d.Annotations) {
+		d.Generation++
+	}
+}
+
+// statePatch is the only patch the scaler may send: its annotations, with
+// the resourceVersion it read as a precondition.
+type statePatch struct {
+	Metadata struct {
+		ResourceVersion string             `json:"resourceVersion"`
+		Annotations     map[string]*string `json:"annotations"`
+	} `json:"metadata"`
 }
 
 var deploymentsGR = schema.GroupResource{Group: "apps", Resource: "deployments"}
@@ -178,6 +201,34 @@ func (f *fakeApps) react(action k8stesting.Action) (bool, runtime.Object, error)
 	}
 	ns := action.GetNamespace()
 	switch a := action.(type) {
+	// Before GetAction, which a patch also satisfies (it has a name).
+	case k8stesting.PatchAction:
+		d := f.objects[ns+"/"+a.GetName()]
+		if d == nil {
+			return true, nil, apierrors.NewNotFound(deploymentsGR, a.GetName())
+		}
+		var p statePatch
+		dec := json.NewDecoder(bytes.NewReader(a.GetPatch()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil || a.GetPatchType() != types.MergePatchType {
+			return true, nil, apierrors.NewBadRequest(fmt.Sprintf("unexpected %s patch %s: %v", a.GetPatchType(), a.GetPatch(), err))
+		}
+		if p.Metadata.ResourceVersion != d.ResourceVersion {
+			return true, nil, apierrors.NewConflict(deploymentsGR, d.Name, errStale)
+		}
+		old, ann := d.Spec.DeepCopy(), maps.Clone(d.Annotations)
+		for k, v := range p.Metadata.Annotations {
+			if v == nil {
+				delete(d.Annotations, k)
+				continue
+			}
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations[k] = *v
+		}
+		f.wrote(d, old, ann)
+		return true, d.DeepCopy(), nil
 	case k8stesting.GetAction:
 		d := f.objects[ns+"/"+a.GetName()]
 		if d == nil {
@@ -207,20 +258,17 @@ func (f *fakeApps) react(action k8stesting.Action) (bool, runtime.Object, error)
 		if rv := meta.GetResourceVersion(); rv != "" && rv != d.ResourceVersion {
 			return true, nil, apierrors.NewConflict(deploymentsGR, d.Name, errStale)
 		}
-		f.rv++
-		if a.GetSubresource() == "scale" {
-			sc := a.GetObject().(*autoscalingv1.Scale)
-			r := sc.Spec.Replicas
-			d.Spec.Replicas = &r
-			d.ResourceVersion = strconv.Itoa(f.rv)
-			out := sc.DeepCopy()
-			out.ResourceVersion = d.ResourceVersion
-			return true, out, nil
+		if a.GetSubresource() != "scale" {
+			return true, nil, apierrors.NewBadRequest("the scaler writes a workload only by a patch of its annotations or through its scale")
 		}
-		nd := a.GetObject().(*appsv1.Deployment).DeepCopy()
-		nd.ResourceVersion = strconv.Itoa(f.rv)
-		f.objects[ns+"/"+nd.Name] = nd
-		return true, nd.DeepCopy(), nil
+		sc := a.GetObject().(*autoscalingv1.Scale)
+		old := d.Spec.DeepCopy()
+		r := sc.Spec.Replicas
+		d.Spec.Replicas = &r
+		f.wrote(d, old, d.Annotations)
+		out := sc.DeepCopy()
+		out.ResourceVersion = d.ResourceVersion
+		return true, out, nil
 	}
 	return false, nil, nil
 }

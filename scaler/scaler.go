@@ -237,7 +237,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 		target = o
 		st, asleep := readState(o)
 		if asleep {
-			matches := st.valid && st.fingerprint == fingerprint(o)
+			matches := st.unchanged(o)
 			switch {
 			case matches && o.replicas == 0:
 				res.Result, res.Reason, res.Replicas = ResultSkipped, "already_asleep", st.replicas
@@ -314,7 +314,7 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 			res.Result, res.Reason = ResultSkipped, "not_asleep"
 			return nil
 		}
-		matches := st.valid && st.fingerprint == fingerprint(o)
+		matches := st.unchanged(o)
 		switch {
 		case !matches || (o.replicas != 0 && o.replicas != st.replicas):
 			return s.userChanged(ctx, o, &res, dry)

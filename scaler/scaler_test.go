@@ -201,6 +201,64 @@ func TestUserChangeWhileAsleep(t *testing.T) {
 	}
 }
 
+// TestUnchangedSpec works through the proofs that nobody edited a sleeping
+// workload: its fingerprint, or its generation counted from the one saved
+// (for a Deployment, the state's own write counts one; the scale to zero
+// one more, for both kinds).
+func TestUnchangedSpec(t *testing.T) {
+	d := deployment("shop", "web", 3, time.Time{})
+	d.Generation = 7
+	tests := []struct {
+		name        string
+		statefulSet bool
+		generation  int64 // the workload's now
+		replicas    int32
+		fingerprint bool   // the saved one matches
+		saved       string // the generation annotation; "" for a state written without it
+		want        bool
+	}{
+		{name: "same fingerprint", generation: 12, replicas: 0, fingerprint: true, saved: "7", want: true},
+		{name: "same fingerprint, no generation", generation: 12, replicas: 0, fingerprint: true, want: true},
+		{name: "asleep, only our writes", generation: 9, replicas: 0, saved: "7", want: true},
+		{name: "asleep, one more write", generation: 10, replicas: 0, saved: "7"},
+		{name: "saved, not yet scaled", generation: 8, replicas: 3, saved: "7", want: true},
+		{name: "saved, not scaled, edited", generation: 9, replicas: 3, saved: "7"},
+		{name: "replicas changed by hand", generation: 9, replicas: 2, saved: "7"},
+		{name: "no generation saved", generation: 9, replicas: 0},
+		{name: "unreadable generation", generation: 9, replicas: 0, saved: "seven"},
+		{name: "StatefulSet asleep", statefulSet: true, generation: 8, replicas: 0, saved: "7", want: true},
+		{name: "StatefulSet saved, not yet scaled", statefulSet: true, generation: 7, replicas: 3, saved: "7", want: true},
+		{name: "StatefulSet edited while asleep", statefulSet: true, generation: 9, replicas: 0, saved: "7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var o *object
+			if tc.statefulSet {
+				o = wrapStatefulSet(&appsv1.StatefulSet{ObjectMeta: *d.ObjectMeta.DeepCopy(), Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Template: d.Spec.Template}})
+			} else {
+				o = wrapDeployment(d.DeepCopy())
+			}
+			writeState(o, 3, time.Now(), 0.5)
+			if !tc.fingerprint {
+				o.meta.Annotations[AnnotationState] = "sha256:0"
+			}
+			if tc.saved == "" {
+				delete(o.meta.Annotations, AnnotationGeneration)
+			} else {
+				o.meta.Annotations[AnnotationGeneration] = tc.saved
+			}
+			o.meta.Generation, o.replicas = tc.generation, tc.replicas
+			st, asleep := readState(o)
+			if !asleep || !st.valid {
+				t.Fatalf("state %+v not read", st)
+			}
+			if got := st.unchanged(o); got != tc.want {
+				t.Errorf("unchanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestDryRunChangesNothing runs a whole sleep and wake in dry-run mode,
 // including a wake of a workload that really sleeps.
 func TestDryRunChangesNothing(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -28,6 +29,12 @@ const (
 	AnnotationSaved    = "upid.io/sleep-saved-dollars-per-hour"
 	AnnotationHPA      = "upid.io/sleep-hpa"
 	AnnotationState    = "upid.io/sleep-state"
+	// AnnotationGeneration is the workload's metadata.generation as read
+	// before the state was written. The API server bumps it on every spec
+	// change (and, for a Deployment, annotation change) and never on a
+	// read, so it tells edits from a spec that only reads differently (a
+	// field a newer Kubernetes defaults).
+	AnnotationGeneration = "upid.io/sleep-generation"
 	// AnnotationOptOut on a workload, set to "disabled", keeps it awake.
 	AnnotationOptOut = "upid.io/sleep"
 	// LabelOptIn on a namespace, set to "enabled", lets the scaler act in
@@ -35,7 +42,7 @@ const (
 	LabelOptIn = "upid.io/sleep"
 )
 
-var stateAnnotations = []string{AnnotationReplicas, AnnotationSince, AnnotationSaved, AnnotationHPA, AnnotationState}
+var stateAnnotations = []string{AnnotationReplicas, AnnotationSince, AnnotationSaved, AnnotationHPA, AnnotationState, AnnotationGeneration}
 
 // Kinds the scaler acts on: those with a scale subresource and a pod template.
 const (
@@ -82,18 +89,38 @@ type object struct {
 	template *corev1.PodTemplateSpec
 	// specWithoutReplicas is the spec the fingerprint covers.
 	specWithoutReplicas any
+	// read holds the state annotations as read, so that a write sends
+	// only the ones changed since.
+	read map[string]string
+	// annotationsBumpGeneration: the API server counts an annotation change
+	// as a new generation of a Deployment (they are copied to its
+	// ReplicaSets; pkg/registry/apps/deployment/strategy.go), not of a
+	// StatefulSet. TestAgainstAPIServer pins both.
+	annotationsBumpGeneration bool
+}
+
+func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template *corev1.PodTemplateSpec, spec any) *object {
+	read := map[string]string{}
+	for _, k := range stateAnnotations {
+		if v, ok := meta.Annotations[k]; ok {
+			read[k] = v
+		}
+	}
+	return &object{obj: obj, meta: meta, replicas: replicasOf(replicas), template: template, specWithoutReplicas: spec, read: read}
 }
 
 func wrapDeployment(d *appsv1.Deployment) *object {
 	spec := d.Spec.DeepCopy()
 	spec.Replicas = nil
-	return &object{obj: d, meta: &d.ObjectMeta, replicas: replicasOf(d.Spec.Replicas), template: &d.Spec.Template, specWithoutReplicas: spec}
+	o := wrap(d, &d.ObjectMeta, d.Spec.Replicas, &d.Spec.Template, spec)
+	o.annotationsBumpGeneration = true
+	return o
 }
 
 func wrapStatefulSet(s *appsv1.StatefulSet) *object {
 	spec := s.Spec.DeepCopy()
 	spec.Replicas = nil
-	return &object{obj: s, meta: &s.ObjectMeta, replicas: replicasOf(s.Spec.Replicas), template: &s.Spec.Template, specWithoutReplicas: spec}
+	return wrap(s, &s.ObjectMeta, s.Spec.Replicas, &s.Spec.Template, spec)
 }
 
 // replicasOf applies the API's default of 1 to an unset count.
@@ -125,18 +152,37 @@ func (k kube) get(ctx context.Context, w Workload) (*object, error) {
 	return nil, fmt.Errorf("kind %q is not supported", w.Kind)
 }
 
-// update writes metadata changes; the resourceVersion makes it fail with
-// 409 if anyone wrote the object since it was read.
+// update writes the state annotations changed since the object was read,
+// as a merge patch of those keys alone: a whole-object update would send
+// back the spec as this binary's API types decode it, dropping any field a
+// newer API server has and they lack. The resourceVersion in the patch
+// makes it fail with 409 if anyone wrote the object since it was read.
 func (k kube) update(ctx context.Context, o *object) (*object, error) {
+	changed := map[string]any{}
+	for _, key := range stateAnnotations {
+		v, now := o.meta.Annotations[key]
+		was, before := o.read[key]
+		switch {
+		case now && (!before || v != was):
+			changed[key] = v
+		case !now && before:
+			changed[key] = nil // null removes the key
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"resourceVersion": o.meta.ResourceVersion, "annotations": changed}})
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.PatchOptions{FieldManager: fieldManager}
 	switch v := o.obj.(type) {
 	case *appsv1.Deployment:
-		d, err := k.c.AppsV1().Deployments(v.Namespace).Update(ctx, v, metav1.UpdateOptions{FieldManager: fieldManager})
+		d, err := k.c.AppsV1().Deployments(v.Namespace).Patch(ctx, v.Name, types.MergePatchType, patch, opts)
 		if err != nil {
 			return nil, err
 		}
 		return wrapDeployment(d), nil
 	case *appsv1.StatefulSet:
-		s, err := k.c.AppsV1().StatefulSets(v.Namespace).Update(ctx, v, metav1.UpdateOptions{FieldManager: fieldManager})
+		s, err := k.c.AppsV1().StatefulSets(v.Namespace).Patch(ctx, v.Name, types.MergePatchType, patch, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +231,38 @@ type sleepState struct {
 	since       time.Time
 	saved       float64
 	fingerprint string
-	valid       bool // false when some annotation is unreadable
+	generation  int64 // 0: not recorded (a state written before the annotation existed)
+	valid       bool  // false when some annotation is unreadable
+}
+
+// unchanged says whether the workload's spec, apart from its replicas, is
+// the one the state was saved with. Either proof will do: the same
+// fingerprint, or a generation that counts no write but the scaler's own
+// scale to zero. The generation is what carries a sleep across a
+// Kubernetes upgrade that defaults a new spec field (the fingerprint then
+// differs, though nobody wrote the object); the fingerprint is what
+// carries one saved before the generation was recorded.
+func (st sleepState) unchanged(o *object) bool {
+	if !st.valid {
+		return false
+	}
+	if st.fingerprint == fingerprint(o) {
+		return true
+	}
+	if st.generation == 0 {
+		return false
+	}
+	saved := st.generation // after the write of the state itself
+	if o.annotationsBumpGeneration {
+		saved++
+	}
+	switch o.replicas {
+	case 0:
+		return o.meta.Generation == saved+1 // and the scale to zero
+	case st.replicas:
+		return o.meta.Generation == saved // saved, not yet scaled
+	}
+	return false
 }
 
 // readState returns the saved state and whether the workload carries any
@@ -213,6 +290,10 @@ func readState(o *object) (sleepState, bool) {
 	if v, err := strconv.ParseFloat(a[AnnotationSaved], 64); err == nil {
 		st.saved = v
 	}
+	if g, ok := a[AnnotationGeneration]; ok {
+		// An unreadable generation is no proof; the fingerprint may still be.
+		st.generation, _ = strconv.ParseInt(g, 10, 64)
+	}
 	if st.fingerprint == "" {
 		st.valid = false
 	}
@@ -227,6 +308,8 @@ func writeState(o *object, replicas int32, since time.Time, saved float64) {
 	o.meta.Annotations[AnnotationSince] = since.UTC().Format(time.RFC3339)
 	o.meta.Annotations[AnnotationSaved] = strconv.FormatFloat(saved, 'g', -1, 64)
 	o.meta.Annotations[AnnotationState] = fingerprint(o)
+	// Annotations are metadata: writing them leaves the generation as read.
+	o.meta.Annotations[AnnotationGeneration] = strconv.FormatInt(o.meta.Generation, 10)
 }
 
 func clearState(o *object) {
