@@ -297,17 +297,11 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	t.Run("one leader; the other answers 503 and takes over", func(t *testing.T) {
 		w := create(t, "shop", "led", 2)
-		le := cfg
-		le.LeaderElection = config.LeaderElection{Enabled: true, Namespace: "default", Name: "upid-scaler-test",
-			LeaseDuration: model.Duration(3 * time.Second), RenewDeadline: model.Duration(2 * time.Second), RetryPeriod: model.Duration(500 * time.Millisecond)}
+		le := withLease(cfg, "upid-scaler-test")
 		a, b := newTestScaler(t, c, le, record.NewFakeRecorder(10)), newTestScaler(t, c, le, record.NewFakeRecorder(10))
-		ctxA, stopA := context.WithCancel(ctx)
-		ctxB, stopB := context.WithCancel(ctx)
-		doneA, doneB := make(chan struct{}), make(chan struct{})
-		go func() { _ = a.Run(ctxA, RunOptions{Identity: "a"}); close(doneA) }()
+		stopA := running(ctx, a, "a")
 		waitFor(t, 15*time.Second, "a to lead", a.IsLeader)
-		go func() { _ = b.Run(ctxB, RunOptions{Identity: "b"}); close(doneB) }()
-		defer func() { stopB(); <-doneB }()
+		defer running(ctx, b, "b")()
 		waitFor(t, 15*time.Second, "b to sync", func() bool { return b.synced.Load() })
 		time.Sleep(time.Second)
 		if b.IsLeader() {
@@ -321,13 +315,44 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Errorf("upid_scaler_leader a=%g b=%g", testutil.ToFloat64(a.leaderGauge), testutil.ToFloat64(b.leaderGauge))
 		}
 		stopA()
-		<-doneA
 		if a.IsLeader() {
 			t.Error("a still leads after stopping")
 		}
 		waitFor(t, 15*time.Second, "b to take over", b.IsLeader)
 		if code, resp := post(t, b, body, testToken); code != 200 || resp.Results[0].Result != ResultSuccess {
 			t.Errorf("new leader: %d %+v", code, resp)
+		}
+	})
+
+	// The rate limit is the brake on a storm of idle alerts; a failover in
+	// the storm must not reset it. The new leader counts the sleeps the
+	// workloads record.
+	t.Run("a new leader counts its predecessor's sleeps", func(t *testing.T) {
+		asleep, err := ListSleeping(ctx, c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		le := withLease(cfg, "upid-scaler-storm")
+		le.MaxActions = len(asleep) + 2 // what other subtests left asleep, within the hour, counts too
+		le.ActionInterval = model.Duration(time.Hour)
+		a, b := newTestScaler(t, c, le, record.NewFakeRecorder(10)), newTestScaler(t, c, le, record.NewFakeRecorder(10))
+		stopA := running(ctx, a, "a")
+		waitFor(t, 15*time.Second, "a to lead", a.IsLeader)
+		for _, name := range []string{"storm-1", "storm-2"} {
+			w := create(t, "lab", name, 2)
+			if code, resp := post(t, a, notification(alert("UPIDWorkloadIdle", "firing", w)), testToken); code != 200 || resp.Results[0].Result != ResultSuccess {
+				t.Fatalf("%s: %d %+v", name, code, resp)
+			}
+		}
+		defer running(ctx, b, "b")()
+		stopA()
+		waitFor(t, 15*time.Second, "b to take over", b.IsLeader)
+		w := create(t, "lab", "storm-3", 2)
+		if code, resp := post(t, b, notification(alert("UPIDWorkloadIdle", "firing", w)), testToken); code != 200 || resp.Results[0].Reason != "rate_limited" {
+			t.Errorf("new leader, %d sleeps in the last hour of at most %d: %d %+v, want rate_limited", le.MaxActions, le.MaxActions, code, resp)
+		}
+		if r := *get(t, w).Spec.Replicas; r != 2 {
+			t.Errorf("storm-3 has %d replicas, want 2", r)
 		}
 	})
 
@@ -428,4 +453,19 @@ func (h hideDefault) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// withLease turns leader election on, with short timings, under a Lease of its own.
+func withLease(cfg config.Scaler, name string) config.Scaler {
+	cfg.LeaderElection = config.LeaderElection{Enabled: true, Namespace: "default", Name: name,
+		LeaseDuration: model.Duration(3 * time.Second), RenewDeadline: model.Duration(2 * time.Second), RetryPeriod: model.Duration(500 * time.Millisecond)}
+	return cfg
+}
+
+// running runs s as replica id until the returned stop, which waits for Run to return.
+func running(ctx context.Context, s *Scaler, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx, RunOptions{Identity: id}); close(done) }()
+	return func() { cancel(); <-done }
 }

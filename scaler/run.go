@@ -57,6 +57,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	}
 	lead := func(ctx context.Context) { s.windowLoop(ctx, opts.WindowCheck) }
 	if !s.cfg.LeaderElection.Enabled {
+		s.countRecentSleeps()
 		lead(ctx)
 		return nil
 	}
@@ -90,6 +91,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 					// client-go runs this in its own goroutine, which may
 					// start after leadership is already lost; clearing the
 					// flag when ctx ends keeps it from sticking at true.
+					s.countRecentSleeps()
 					s.leader.Store(true)
 					lead(ctx)
 					<-ctx.Done()
@@ -107,6 +109,24 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 		elector.Run(ctx)
 	}
 	return nil
+}
+
+// countRecentSleeps puts the sleeps of the last action_interval that the
+// workloads record into the rate limit, so that a new leader, or a
+// restarted process, does not start with a fresh window: a failover in a
+// storm of idle alerts would otherwise let through twice max_actions.
+func (s *Scaler) countRecentSleeps() {
+	now := s.now()
+	var recent []time.Time
+	for _, w := range s.Sleeping() {
+		if age := now.Sub(w.Since); !w.Since.IsZero() && age >= 0 && age < s.limiter.interval {
+			recent = append(recent, w.Since)
+		}
+	}
+	s.limiter.seed(recent)
+	if len(recent) > 0 {
+		level.Info(s.log).Log("msg", "rate limit counts the sleeps the workloads record", "sleeps", len(recent), "interval", s.limiter.interval)
+	}
 }
 
 // leaseNamespace falls back to the pod's namespace, then "default".

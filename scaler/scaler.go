@@ -496,6 +496,21 @@ type limiter struct {
 	times    []time.Time
 }
 
+// seed adds sleeps another process made (their upid.io/sleep-since) to
+// the window. One within two seconds of a sleep this process counted is
+// that sleep: the annotation holds the second its state was written.
+func (l *limiter) seed(times []time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	own := slices.Clone(l.times) // others' sleeps can share a second
+	for _, t := range times {
+		if !slices.ContainsFunc(own, func(o time.Time) bool { return o.Sub(t).Abs() < 2*time.Second }) {
+			l.times = append(l.times, t)
+		}
+	}
+	slices.SortFunc(l.times, func(a, b time.Time) int { return a.Compare(b) })
+}
+
 func (l *limiter) allow(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -259,6 +259,47 @@ func TestUnchangedSpec(t *testing.T) {
 	}
 }
 
+// TestLimiterSeed checks that sleeps another process made count in the
+// window once each, beside this process's own.
+func TestLimiterSeed(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		own, seed   []time.Duration // after t0
+		at          time.Duration   // when the next sleep is asked
+		max         int
+		wantAllow   bool
+		wantCounted int
+	}{
+		{name: "predecessor's sleeps fill the window", seed: []time.Duration{0, time.Minute}, at: 2 * time.Minute, max: 2, wantCounted: 2},
+		{name: "others' sleeps in one second", seed: []time.Duration{time.Second, time.Second}, at: 2 * time.Minute, max: 2, wantCounted: 2},
+		{name: "older than the interval", seed: []time.Duration{0, time.Minute}, at: 11 * time.Minute, max: 2, wantAllow: true, wantCounted: 1},
+		{name: "own sleep recorded to the second is one", own: []time.Duration{1500 * time.Millisecond}, seed: []time.Duration{time.Second}, at: 2 * time.Minute, max: 2, wantAllow: true, wantCounted: 2},
+		{name: "own and others", own: []time.Duration{30 * time.Second}, seed: []time.Duration{0, time.Minute}, at: 2 * time.Minute, max: 3, wantCounted: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &limiter{max: tc.max, interval: 10 * time.Minute}
+			for _, d := range tc.own {
+				if !l.allow(t0.Add(d)) {
+					t.Fatal("own sleep refused")
+				}
+			}
+			var seed []time.Time
+			for _, d := range tc.seed {
+				seed = append(seed, t0.Add(d))
+			}
+			l.seed(seed)
+			if got := l.allow(t0.Add(tc.at)); got != tc.wantAllow {
+				t.Errorf("allow = %v, want %v (window %v)", got, tc.wantAllow, l.times)
+			}
+			if len(l.times) != tc.wantCounted {
+				t.Errorf("window holds %d sleeps, want %d: %v", len(l.times), tc.wantCounted, l.times)
+			}
+		})
+	}
+}
+
 // TestDryRunChangesNothing runs a whole sleep and wake in dry-run mode,
 // including a wake of a workload that really sleeps.
 func TestDryRunChangesNothing(t *testing.T) {
