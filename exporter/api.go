@@ -54,8 +54,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Workloads = append(out.Workloads, wl)
 	}
+	// Encoded whole before the status is written: a value JSON cannot
+	// carry must be a 500 that says so, not a 200 with an empty body.
+	body, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		http.Error(w, "encoding the results: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
+	_, _ = w.Write(append(body, '\n'))
 }

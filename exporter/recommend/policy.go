@@ -104,6 +104,11 @@ func DefaultPolicy() Policy {
 const (
 	mib = 1 << 20
 	gib = 1 << 30
+	// MaxMemoryBytes bounds a believable working set (1 PiB, some thousand
+	// times the largest machines). A larger figure is a broken exporter or
+	// recording rule: it is treated as missing, because sized on it every
+	// figure would overflow to +Inf, which JSON cannot even carry.
+	MaxMemoryBytes = 1 << 50
 )
 
 type floatField struct {

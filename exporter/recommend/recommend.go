@@ -221,7 +221,7 @@ func recommendOne(in Inputs, p Policy) Recommendation {
 	}
 	peak := in.MemoryPeak
 	cpuOK := cpuQ >= 0 && !math.IsInf(cpuQ, 0) && !in.HPACPU && !in.PodCPU
-	memOK := peak > 0 && !math.IsInf(peak, 0) && !in.HPAMemory && !in.PodMemory
+	memOK := peak > 0 && peak <= MaxMemoryBytes && !in.HPAMemory && !in.PodMemory
 	switch {
 	case in.PodCPU:
 		r.Reasons = append(r.Reasons, ReasonPodCPU)
@@ -286,7 +286,10 @@ func recommendOne(in Inputs, p Policy) Recommendation {
 		lower := peak * (1 + p.MemoryMargin)
 		upper := lower
 		if in.OOMKills > 0 {
-			base := math.Max(peak, in.OOMMemory)
+			base := peak
+			if in.OOMMemory <= MaxMemoryBytes { // NaN and garbage leave the peak
+				base = math.Max(peak, in.OOMMemory)
+			}
 			bumped := math.Max(base*p.OOMBumpRatio, base+p.OOMMinBump)
 			if bumped > mem {
 				mem = bumped

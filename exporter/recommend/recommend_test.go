@@ -104,6 +104,15 @@ func TestRecommend(t *testing.T) {
 		name: "no memory data", in: func(in *Inputs) { in.MemoryPeak = math.NaN() },
 		ok: true, conf: 1, cpu: 1, apply: true, cpuChanged: true, reasons: []string{ReasonNoMemoryData},
 	}, {
+		// A finite but impossible peak (a broken exporter): sized on it,
+		// every memory figure would overflow to +Inf.
+		name: "memory peak beyond any machine", in: func(in *Inputs) { in.MemoryPeak = 1.7e308 },
+		ok: true, conf: 1, cpu: 1, apply: true, cpuChanged: true, reasons: []string{ReasonNoMemoryData},
+	}, {
+		// The same at the OOM: the bump is the peak's, 1 GiB × 1.2.
+		name: "OOM memory beyond any machine", in: func(in *Inputs) { in.OOMKills, in.OOMMemory = 1, 1.7e308 },
+		ok: true, conf: 1, cpu: 1, mem: 1229 * mib, apply: true, cpuChanged: true, memChanged: true, reasons: []string{ReasonOOMBump},
+	}, {
 		name: "no data", in: func(in *Inputs) { in.MemoryPeak, in.CPU = 0, nil },
 		conf: 1, reasons: []string{ReasonNoCPUData, ReasonNoMemoryData},
 	}, {

@@ -114,7 +114,7 @@ func (s *State) Observe(x Sample) {
 		s.startedAt = x.Time
 	}
 	cpuOK := x.CPU >= 0 && !math.IsInf(x.CPU, 0)
-	memOK := x.MemoryPeak >= 0 && !math.IsInf(x.MemoryPeak, 0)
+	memOK := x.MemoryPeak >= 0 && x.MemoryPeak <= MaxMemoryBytes
 	if cpuOK || memOK {
 		a.covered += float32(dur.Seconds())
 	}

@@ -1,0 +1,47 @@
+package exporter
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAPIAnswersWholeOrFails checks that the JSON API never answers 200
+// with a cut body: a value JSON cannot carry is a 500 that says so.
+func TestAPIAnswersWholeOrFails(t *testing.T) {
+	one, inf := 1.0, math.Inf(1)
+	for _, tc := range []struct {
+		name  string
+		bytes *float64
+		code  int
+	}{
+		{"finite", &one, http.StatusOK},
+		{"infinite", &inf, http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Service{}
+			s.last = &Results{At: time.Now(), Workloads: []WorkloadResult{
+				{Namespace: "a", Kind: "Deployment", Name: "web", Containers: []ContainerResult{{Name: "app", Recommendation: &Recommendation{OK: true, MemoryRequestBytes: tc.bytes}}}},
+			}}
+			rr := httptest.NewRecorder()
+			s.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/api/v1/workloads", nil))
+			if rr.Code != tc.code {
+				t.Fatalf("status %d, want %d: %s", rr.Code, tc.code, rr.Body)
+			}
+			if tc.code != http.StatusOK {
+				if !strings.Contains(rr.Body.String(), "encoding the results") {
+					t.Errorf("error body %q does not say what failed", rr.Body)
+				}
+				return
+			}
+			var got WorkloadsResponse
+			if err := json.Unmarshal(rr.Body.Bytes(), &got); err != nil || len(got.Workloads) != 1 {
+				t.Errorf("body %q: %v", rr.Body, err)
+			}
+		})
+	}
+}
