@@ -3,6 +3,7 @@ package exporter
 import (
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -349,8 +350,13 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 					health += rc.Count
 				}
 			}
-			in.TotalRequests, in.HealthRequests = &total, &health
-			r.Idle.HasRequestMetrics = true
+			// One series that cannot be counted (NaN, ±Inf, negative, or
+			// a sum past float64) makes the traffic unknown: the rest may
+			// be only the health checks.
+			if total >= 0 && !math.IsInf(total, 0) && !slices.ContainsFunc(requests, func(rc history.RequestCount) bool { return !(rc.Count >= 0) }) {
+				in.TotalRequests, in.HealthRequests = &total, &health
+				r.Idle.HasRequestMetrics = true
+			}
 		}
 		if h.CPUSeconds != nil {
 			mean := *h.CPUSeconds / secs

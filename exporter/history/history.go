@@ -58,7 +58,10 @@ type Workload struct {
 // combination of path and user agent of one source.
 type RequestCount struct {
 	Source, Path, UserAgent string
-	Count                   float64
+	// Count is as Prometheus answered it, NaN, ±Inf or negative included:
+	// dropping such a series would leave the others (the health checks) to
+	// speak for all the workload's traffic.
+	Count float64
 }
 
 // Snapshot is the result of one cycle of queries.
@@ -178,13 +181,13 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 		return
 	}
 	for _, sample := range vec {
-		v := val(sample)
-		if v == nil {
-			continue
-		}
 		m := sample.Metric
 		if src, ok := sourceOf(name, sources); ok {
-			s.applyRequests(src, m, *v)
+			s.applyRequests(src, m, float64(sample.Value))
+			continue
+		}
+		v := val(sample)
+		if v == nil {
 			continue
 		}
 		w := s.workload(m, "namespace", "workload")
