@@ -188,7 +188,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 	for _, ch := range plan.changes {
 		after.list(ch.list)[ch.index].Resources = ch.new
 	}
-	after.Spec.Resources = pod.Spec.Resources
+	after.Spec.Resources, after.Spec.Overhead = pod.Spec.Resources, pod.Spec.Overhead
 	if plan.pod != nil {
 		after.Spec.Resources = &plan.pod.new
 	}
@@ -213,11 +213,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		plan.Reason = "qos_change"
 		return plan
 	}
-	var sums podSums
-	if len(pb) > 0 || len(ns.Quotas) > 0 {
-		sums = sumsOf(createdAfter)
-	}
-	if len(pb) > 0 && !sums.admits(pb) {
+	if len(pb) > 0 && !sumsOf(createdAfter, false).admits(pb) {
 		// The LimitRanger checks a Pod item against the pod's sums after
 		// every webhook: moving one container can take the pod out of
 		// range, and the pod would be rejected.
@@ -225,7 +221,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		plan.Reason = "limit_range"
 		return plan
 	}
-	if len(ns.Quotas) > 0 && !quotaAdmits(sumsOf(created), sums, ns.Quotas) {
+	if len(ns.Quotas) > 0 && !quotaAdmits(sumsOf(created, true), sumsOf(createdAfter, true), ns.Quotas) {
 		plan.changes, plan.pod = nil, nil
 		plan.Reason = "resource_quota"
 		return plan
@@ -293,9 +289,10 @@ type podSums struct{ requests, limits corev1.ResourceList }
 
 // sumsOf adds up a pod as created (resourcehelper.PodRequests and
 // PodLimits: containers and sidecars added, init containers as a floor,
-// pod-level values first).
-func sumsOf(pod *corev1.Pod) podSums {
-	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: true}
+// pod-level values first). The quota counts the RuntimeClass's overhead
+// (pkg/quota/v1/evaluator/core/pods.go); the LimitRanger does not.
+func sumsOf(pod *corev1.Pod, overhead bool) podSums {
+	opts := resourcehelper.PodResourcesOptions{ExcludeOverhead: !overhead}
 	return podSums{resourcehelper.PodRequests(pod, opts), resourcehelper.PodLimits(pod, opts)}
 }
 
@@ -312,6 +309,7 @@ func (p *podFields) created() *corev1.Pod {
 		return out
 	}
 	pod.Spec.InitContainers, pod.Spec.Containers = conv(p.Spec.InitContainers), conv(p.Spec.Containers)
+	pod.Spec.Overhead = p.Spec.Overhead
 	pod.Spec.Resources = completed(p.Spec.Resources, pod)
 	return pod
 }
@@ -522,6 +520,15 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		}
 		oldReq, hasReq := quantity(old.Requests, r)
 		oldLim, hasLim := quantity(old.Limits, r)
+		u := unit(r)
+		if hasLim && oldLim < u {
+			// A limit of zero, or of less than a millicore or a byte (memory
+			// "500m" meant as megabytes), admits no request we can write.
+			continue
+		}
+		if req > maxValue(r) {
+			continue
+		}
 		if hasReq && oldReq > 0 && math.Abs(req-oldReq)/oldReq < p.ChangeThreshold {
 			continue
 		}
@@ -533,12 +540,25 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 			lim, setLim = req, true
 		case hasLim && p.LimitPolicy == LimitUnchanged:
 			req = math.Min(req, oldLim)
+			if b.ratio > 0 {
+				// The kept limit must stay within maxLimitRequestRatio of
+				// the new request.
+				req = math.Max(req, oldLim/b.ratio)
+			}
 		case p.LimitPolicy == LimitRecommended && wantLimit != nil && *wantLimit > 0 && !math.IsInf(*wantLimit, 0):
 			lim, setLim = math.Max(*wantLimit, req), true
-		case hasLim && hasReq && oldReq > 0:
+		case hasLim && hasReq && oldReq >= u:
 			lim, setLim = oldLim*req/oldReq, true
+			if lim > maxValue(r) {
+				// A ratio that cannot be kept (a request of a byte under
+				// a limit of gigabytes): the limit stays.
+				lim = math.Max(oldLim, req)
+			}
 		case hasLim:
 			lim, setLim = math.Max(oldLim, req), true
+		}
+		if setLim && lim > maxValue(r) {
+			continue
 		}
 		if setLim {
 			lim = clamp(lim, b.min, b.max)
@@ -571,6 +591,15 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 			if guaranteed || limQ.Cmp(reqQ) < 0 {
 				limQ = reqQ
 			}
+		}
+		// The limit in force after the change: a rounding that crossed
+		// it, or a ratio past the LimitRange's, gets the pod rejected.
+		effLim, limited := limQ, setLim
+		if !setLim && hasLim {
+			effLim, limited = old.Limits[r], true
+		}
+		if limited && (reqQ.Cmp(effLim) > 0 || (b.ratio > 0 && effLim.AsApproximateFloat64() > b.ratio*reqQ.AsApproximateFloat64()*(1+1e-9))) {
+			continue
 		}
 		if !b.admits(reqQ.AsApproximateFloat64()) || (setLim && !b.admits(limQ.AsApproximateFloat64())) {
 			// A limit the policy keeps can sit outside the LimitRange (the pod
@@ -640,6 +669,25 @@ func clamp(v, lo, hi float64) float64 {
 }
 
 const mebibyte = 1 << 20
+
+// unit is the smallest amount of r a request is written in: a millicore,
+// a byte.
+func unit(r corev1.ResourceName) float64 {
+	if r == corev1.ResourceCPU {
+		return 0.001
+	}
+	return 1
+}
+
+// maxValue bounds a believable request or limit of r (a million cores, a
+// PiB): past it a figure is an error upstream, and converting it to a
+// quantity's int64 would overflow.
+func maxValue(r corev1.ResourceName) float64 {
+	if r == corev1.ResourceCPU {
+		return 1 << 20
+	}
+	return 1 << 50
+}
 
 // format rounds to what people write: whole millicores, and memory up to a
 // whole MiB (down when only that fits under a LimitRange max, handled by the
@@ -715,7 +763,9 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 	if mode == ModeEnforce {
 		for _, ch := range p.changes {
 			base := "/spec/" + ch.list + "/" + strconv.Itoa(ch.index) + "/resources"
-			if len(ch.old.Requests) == 0 && len(ch.old.Limits) == 0 {
+			if len(ch.old.Requests) == 0 && len(ch.old.Limits) == 0 && len(ch.old.Claims) == 0 {
+				// Nothing in resources to keep (claims of DRA devices would
+				// be lost with a whole-object add).
 				ops = append(ops, jsonpatch.NewOperation("add", base, resourceValues{Requests: valuesOf(ch.new.Requests), Limits: valuesOf(ch.new.Limits)}))
 				continue
 			}

@@ -23,6 +23,9 @@ type podFields struct {
 		// Resources are the pod-level requests and limits (KEP-2837, on
 		// by default since Kubernetes 1.34).
 		Resources *corev1.ResourceRequirements `json:"resources"`
+		// Overhead is the RuntimeClass's, set by its admission plugin
+		// before the webhooks run; the quota counts it.
+		Overhead corev1.ResourceList `json:"overhead"`
 	} `json:"spec"`
 }
 
@@ -153,6 +156,6 @@ func fieldsOf(pod *corev1.Pod) *podFields {
 		return out
 	}
 	f.Spec.InitContainers, f.Spec.Containers = conv(pod.Spec.InitContainers), conv(pod.Spec.Containers)
-	f.Spec.Resources = pod.Spec.Resources
+	f.Spec.Resources, f.Spec.Overhead = pod.Spec.Resources, pod.Spec.Overhead
 	return f
 }
