@@ -71,17 +71,21 @@ func hpaAdvice(w inventory.Workload, current map[string]inventory.Container, rec
 		} else if h.Resource != "cpu" {
 			continue
 		}
+		underPeak := false
 		for i, name := range names {
 			// A request may not exceed its limit: a figure above a limit
-			// the pair does not change stops there.
+			// the pair does not change stops there. For CPU that is
+			// throttling; memory held under its own figure (the peak ×
+			// margin) invites OOM kills, so such a container gets no pair.
 			c, r := current[name], recs[name]
 			cs[i] = recommend.HPAContainer{Current: c.CPURequest, Own: capAt(r.OwnCPU, c.CPULimit)}
 			if h.Resource == "memory" {
 				cs[i] = recommend.HPAContainer{Current: c.MemoryRequest, Own: capAt(r.OwnMemory, c.MemoryLim)}
+				underPeak = underPeak || (c.MemoryLim > 0 && r.OwnMemory > c.MemoryLim)
 			}
 		}
 		p, ok := recommend.PairHPA(h.Target, unit, cs)
-		if !ok {
+		if !ok || underPeak {
 			continue
 		}
 		a := HPAAdvice{HPA: w.HPA, Resource: h.Resource, Container: h.Container, MetricIndex: h.Index, CurrentTargetUtilization: h.Target,

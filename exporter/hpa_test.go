@@ -78,6 +78,16 @@ func TestHPAAdvice(t *testing.T) {
 		t.Errorf("advice under a limit %+v, want 0.5 core at 64 %%", got)
 	}
 
+	// Memory stops nowhere under its own figure (the peak × margin): a
+	// limit under it would hold the pair there, so there is no pair.
+	memLimited := map[string]inventory.Container{"app": {Name: "app", MemoryRequest: 800 << 20, MemoryLim: 1 << 30}}
+	for own, want := range map[float64]int{1078 << 20: 0, 900 << 20: 1} {
+		got := hpaAdvice(wl(inventory.HPAResource{Resource: "memory", Target: 0.8}), memLimited, map[string]recommend.Recommendation{"app": {OwnMemory: own}}, prices, 1, 0.1)
+		if len(got) != want {
+			t.Errorf("memory figure %v under a 1 GiB limit: advice %+v, want %d", own, got, want)
+		}
+	}
+
 	// A pair in force: 350m at 100 % is already max(0.3, 1 × 0.35), and
 	// nothing moves, so it is not worth a rollout.
 	inForce := map[string]inventory.Container{"app": {Name: "app", CPURequest: 0.35}}
