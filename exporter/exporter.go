@@ -117,7 +117,7 @@ func New(opts Options) (*Service, error) {
 	if ms, err := history.ParseSelector(opts.Prometheus.Selector); err != nil {
 		errs = append(errs, fmt.Errorf("prometheus.selector: %w", err))
 	} else {
-		opts.Querier = history.Scoped(opts.Querier, ms)
+		opts.Querier = history.Complete(history.Scoped(opts.Querier, ms))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -523,17 +523,8 @@ func TestEmptyPrometheusMeansUnknown(t *testing.T) {
 	kube := testenv.StartKube(t, testenv.KubeOptions{})
 	createCluster(t, kube.Clientset)
 	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{})
-	cfg := exporterConfig()
-	svc, err := exporter.New(exporter.Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: prom.API, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Shutdown()
-	if err := svc.Cycle(ctx); err != nil {
+	svc := startedService(t, kube, prom.API, now)
+	if err := svc.Cycle(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range svc.Last().Workloads {
@@ -541,6 +532,54 @@ func TestEmptyPrometheusMeansUnknown(t *testing.T) {
 			t.Errorf("%s: state %s with no data, want unknown", w.Name, w.Idle.State)
 		}
 	}
+}
+
+// warningQuerier adds a warning to every answer, as a query frontend does
+// when some of its stores did not answer.
+type warningQuerier struct{ next history.Querier }
+
+func (w warningQuerier) Query(ctx context.Context, q string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	v, warnings, infos, err := w.next.Query(ctx, q, ts, opts...)
+	return v, append(warnings, "partial response: store gateway unavailable"), infos, err
+}
+
+// TestWarnedAnswersAreNotWhole: answers a real Prometheus gives with a
+// warning (a partial response) are failures: the cycle serves nothing it
+// read from them (the last results, or none, stay).
+func TestWarnedAnswersAreNotWhole(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	createCluster(t, kube.Clientset)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{})
+	for _, tc := range []struct {
+		name    string
+		querier history.Querier
+		warned  bool
+	}{{"whole", prom.API, false}, {"warned", warningQuerier{prom.API}, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := startedService(t, kube, tc.querier, now)
+			err := svc.Cycle(context.Background())
+			if tc.warned != (err != nil && strings.Contains(err.Error(), "partial answer")) || tc.warned != (svc.Last() == nil) {
+				t.Errorf("cycle error %v, results %v; want the cycle to fail on the partial answers and serve nothing: %v", err, svc.Last() != nil, tc.warned)
+			}
+		})
+	}
+}
+
+// startedService is an exporter on the cluster and querier, its
+// informers synced, shut down when the test ends.
+func startedService(t *testing.T, kube *testenv.Kube, q history.Querier, now time.Time) *exporter.Service {
+	t.Helper()
+	cfg := exporterConfig()
+	svc, err := exporter.New(exporter.Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: kube.Clientset, Querier: q, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Shutdown)
+	return svc
 }
 
 func gaugeOf(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {

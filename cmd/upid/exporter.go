@@ -57,14 +57,15 @@ func reachKube(cfg config.Kubernetes) (kubernetes.Interface, error) {
 
 // promClient builds a client of any Prometheus HTTP API with Prometheus's
 // own http_config for auth and TLS.
-// scopedQuerier adds prometheus.selector to every query of q; the
-// configuration was checked when it was loaded.
+// scopedQuerier adds prometheus.selector to every query of q, and fails
+// answers Prometheus warned are partial; the configuration was checked
+// when it was loaded.
 func scopedQuerier(q history.Querier, cfg config.Prometheus) history.Querier {
 	ms, err := history.ParseSelector(cfg.Selector)
 	if err != nil {
-		return q
+		return history.Complete(q)
 	}
-	return history.Scoped(q, ms)
+	return history.Complete(history.Scoped(q, ms))
 }
 
 func promClient(cfg config.Prometheus) (v1.API, error) {

@@ -69,3 +69,21 @@ func AddMatchers(query string, matchers []*labels.Matcher) (string, error) {
 	})
 	return expr.String(), nil
 }
+
+// Complete returns a Querier that fails a query Prometheus answered with
+// warnings. A warning is how a query frontend (Thanos, Cortex, Mimir) or a
+// failed remote read says the answer is partial; taken as whole, it would
+// be read as windows without usage (the recommender's state then moves
+// past them for good) or as silence (idle). An answer Prometheus only
+// annotated with infos is whole.
+func Complete(q Querier) Querier { return complete{q} }
+
+type complete struct{ next Querier }
+
+func (c complete) Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	v, warnings, infos, err := c.next.Query(ctx, query, ts, opts...)
+	if err == nil && len(warnings) > 0 {
+		return nil, warnings, infos, fmt.Errorf("a partial answer: Prometheus warned %q", []string(warnings))
+	}
+	return v, warnings, infos, err
+}

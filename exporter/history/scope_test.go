@@ -121,6 +121,43 @@ func TestScoped(t *testing.T) {
 	}
 }
 
+// answering is a Querier with a fixed answer.
+type answering struct {
+	warnings v1.Warnings
+	infos    v1.Infos
+	err      error
+}
+
+func (a answering) Query(context.Context, string, time.Time, ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	if a.err != nil {
+		return nil, nil, nil, a.err
+	}
+	return model.Vector{{Value: 1}}, a.warnings, a.infos, nil
+}
+
+func TestComplete(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		a       answering
+		wantErr string
+	}{
+		{name: "whole", a: answering{}},
+		{name: "infos only", a: answering{infos: v1.Infos{"PromQL info: metric might not be a counter"}}},
+		{name: "partial", a: answering{warnings: v1.Warnings{"partial response: store gateway unavailable"}}, wantErr: "store gateway unavailable"},
+		{name: "failed", a: answering{err: context.DeadlineExceeded}, wantErr: "deadline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _, _, err := Complete(tc.a).Query(context.Background(), "up", time.Now())
+			switch {
+			case tc.wantErr == "" && (err != nil || v == nil):
+				t.Errorf("answer %v, error %v; want the answer", v, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || v != nil):
+				t.Errorf("answer %v, error %v; want no answer and an error naming %q", v, err, tc.wantErr)
+			}
+		})
+	}
+}
+
 // FuzzSelector: any prometheus.selector either fails to parse with an
 // error, or scopes every query into one that still parses.
 func FuzzSelector(f *testing.F) {
