@@ -37,6 +37,11 @@ type recommender struct {
 	// once, so their states hold the whole window.
 	through  map[string]time.Time
 	caughtUp map[string]bool
+	// current are the containers of the last inventory: the only ones
+	// served. departed holds when the others left it: their states are
+	// kept, and fed, for a window after.
+	current  map[history.ContainerKey]bool
+	departed map[history.ContainerKey]time.Time
 
 	queries, series, points, failures prometheus.Counter
 	statesGauge, bytesGauge, pending  prometheus.Gauge
@@ -54,6 +59,7 @@ func newRecommender(p recommend.Policy, window, chunk, budget, timeout time.Dura
 	return &recommender{
 		policy: p, window: window, chunk: chunk, budget: budget, batch: max(batch, 1), timeout: timeout, logger: logger,
 		states: map[history.ContainerKey]*recommend.State{}, through: map[string]time.Time{}, caughtUp: map[string]bool{},
+		departed:    map[history.ContainerKey]time.Time{},
 		queries:     prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_exporter_recommender_queries_total", Help: "Window queries the recommender sent to Prometheus."}),
 		series:      prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_exporter_recommender_series_total", Help: "Series (workload containers) in the answers to the recommender's window queries."}),
 		points:      prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_exporter_recommender_points_total", Help: "5-minute points in the answers to the recommender's window queries."}),
@@ -115,14 +121,27 @@ func (r *recommender) update(ctx context.Context, q history.Querier, inv invento
 			perNS[w.Namespace]++
 		}
 	}
-	// States of containers that left the inventory (deleted workloads, a
-	// renamed container, another shard's) are dropped so memory follows
-	// the cluster.
+	// A container that left the inventory keeps its state for a window
+	// while its namespace is read: a workload deleted and created again
+	// (helm uninstall and install, kubectl replace --force) comes back
+	// with its history, as a restarted exporter would read it, not with
+	// only the windows since. After that (or with its namespace), the
+	// state goes, so memory follows the cluster and another shard's
+	// workloads are not kept here.
 	for k := range r.states {
-		if !wanted[k] {
+		if wanted[k] {
+			delete(r.departed, k)
+			continue
+		}
+		if _, ok := r.departed[k]; !ok {
+			r.departed[k] = now
+		}
+		if perNS[k.Namespace] == 0 || now.Sub(r.departed[k]) > r.window {
 			delete(r.states, k)
+			delete(r.departed, k)
 		}
 	}
+	r.current = wanted
 	for ns := range r.through {
 		if _, ok := perNS[ns]; !ok {
 			delete(r.through, ns)
@@ -197,10 +216,10 @@ func (r *recommender) update(ctx context.Context, q history.Querier, inv invento
 
 func (r *recommender) observe(got map[history.ContainerKey][]history.Window, wanted map[history.ContainerKey]bool) {
 	for k, ws := range got {
-		if !wanted[k] {
+		s := r.states[k]
+		if !wanted[k] && s == nil {
 			continue
 		}
-		s := r.states[k]
 		if s == nil {
 			s = recommend.NewState(r.policy)
 			r.states[k] = s
@@ -267,7 +286,7 @@ func (r *recommender) fill(hist *history.Snapshot, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, s := range r.states {
-		if !r.ready(k.Namespace, now) {
+		if !r.current[k] || !r.ready(k.Namespace, now) {
 			continue
 		}
 		// As of the last window read, not now: the minutes since are not
