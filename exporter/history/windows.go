@@ -173,21 +173,33 @@ func FetchWindows(ctx context.Context, q Querier, namespaces []string, r Range, 
 	return fetchWindows(ctx, q, WindowQueries(namespaces, r), namespaces, r, timeout, unknownWindow, setWindow)
 }
 
+// setWindow records a query's value for a window. The queries aggregate
+// with max by container, so one series answers per window; should a
+// backend answer two (a misbehaving proxy or federation), the larger
+// counts, as the busiest replica does, rather than the last one read.
 func setWindow(w *Window, query string, x float64) {
 	switch query {
 	case "window_cpu_cores":
-		w.CPU = x
+		w.CPU = larger(w.CPU, x)
 	case "window_memory_peak_bytes":
-		w.MemoryPeak = x
+		w.MemoryPeak = larger(w.MemoryPeak, x)
 	case "window_cpu_throttled_periods":
-		w.Throttled = x
+		w.Throttled = larger(w.Throttled, x)
 	case "window_cpu_periods":
-		w.Periods = x
+		w.Periods = larger(w.Periods, x)
 	case "window_oom_kills":
-		w.OOMKills = x
+		w.OOMKills = larger(w.OOMKills, x)
 	case "window_container_starts":
 		w.Start = true
 	}
+}
+
+// larger is the larger of a recorded value (NaN: none yet) and x.
+func larger(v, x float64) float64 {
+	if math.IsNaN(v) || x > v {
+		return x
+	}
+	return v
 }
 
 // ReplayWindow is a Window with what a replay of the history (upid

@@ -156,11 +156,15 @@ func TestFetchWindows(t *testing.T) {
 	answers := map[string]model.Matrix{
 		// The point at the range's start is the window before it (a
 		// closed subquery range includes it): it must be dropped.
-		"rate(container_cpu_usage":       {{Metric: lbl, Values: []model.SamplePair{pt(0, 9), pt(1, 0.5), pt(3, 0.7)}}},
-		"max_over_time(container_memory": {{Metric: lbl, Values: []model.SamplePair{pt(1, 100), pt(2, 200), pt(3, math.NaN())}}},
-		"container_cpu_cfs_periods":      {{Metric: lbl, Values: []model.SamplePair{pt(2, 3000)}}},
-		"container_oom_events":           {{Metric: lbl, Values: []model.SamplePair{pt(2, 1)}}},
-		"container_start_time":           {{Metric: lbl, Values: []model.SamplePair{pt(1, 1)}}, {Metric: model.Metric{"namespace": "shop", "workload": "x"}, Values: []model.SamplePair{pt(1, 1)}}},
+		"rate(container_cpu_usage": {{Metric: lbl, Values: []model.SamplePair{pt(0, 9), pt(1, 0.5), pt(3, 0.7)}}},
+		// A second series of the same container (a federation or proxy
+		// that did not deduplicate): the larger value counts, whichever
+		// comes last.
+		"max_over_time(container_memory": {{Metric: lbl, Values: []model.SamplePair{pt(1, 100), pt(2, 200), pt(3, math.NaN())}},
+			{Metric: model.Metric{"namespace": "shop", "kind": "Deployment", "workload": "api", "container": "app", "replica": "b"}, Values: []model.SamplePair{pt(1, 50), pt(2, 300)}}},
+		"container_cpu_cfs_periods": {{Metric: lbl, Values: []model.SamplePair{pt(2, 3000)}}},
+		"container_oom_events":      {{Metric: lbl, Values: []model.SamplePair{pt(2, 1)}}},
+		"container_start_time":      {{Metric: lbl, Values: []model.SamplePair{pt(1, 1)}}, {Metric: model.Metric{"namespace": "shop", "workload": "x"}, Values: []model.SamplePair{pt(1, 1)}}},
 	}
 	q := &matrixQuerier{answers: answers}
 	got, st, err := FetchWindows(context.Background(), q, []string{"shop"}, rg, time.Second)
@@ -175,7 +179,7 @@ func TestFetchWindows(t *testing.T) {
 	nan := math.NaN()
 	want := []Window{
 		{End: start.Add(WindowStep), CPU: 0.5, MemoryPeak: 100, Throttled: nan, Periods: nan, OOMKills: nan, Start: true},
-		{End: start.Add(2 * WindowStep), CPU: nan, MemoryPeak: 200, Throttled: nan, Periods: 3000, OOMKills: 1},
+		{End: start.Add(2 * WindowStep), CPU: nan, MemoryPeak: 300, Throttled: nan, Periods: 3000, OOMKills: 1},
 		{End: start.Add(3 * WindowStep), CPU: 0.7, MemoryPeak: nan, Throttled: nan, Periods: nan, OOMKills: nan},
 	}
 	same := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
@@ -186,8 +190,8 @@ func TestFetchWindows(t *testing.T) {
 			t.Errorf("window %d = %+v, want %+v", i, g, w)
 		}
 	}
-	if st.Queries != 6 || st.Series != 6 || st.Points != 10 {
-		t.Errorf("stats %+v, want 6 queries, 6 series and 10 points: all Prometheus sent", st)
+	if st.Queries != 6 || st.Series != 7 || st.Points != 12 {
+		t.Errorf("stats %+v, want 6 queries, 7 series and 12 points: all Prometheus sent", st)
 	}
 
 	// One failed query fails the range: half a window must not be observed.
