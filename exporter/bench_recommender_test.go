@@ -162,7 +162,7 @@ func BenchmarkRecommenderLoad(b *testing.B) {
 		for _, q := range history.WindowQueries(namespaces, history.Range{Start: at.Add(-history.WindowStep), End: at}) {
 			inc.add(promQueryStats(b, prom.URL, q.Expr, at))
 		}
-		for _, rg := range history.PlanWindows(time.Time{}, at.Add(history.Settle), window, 24*time.Hour) {
+		for _, rg := range history.PlanWindows(time.Time{}, at.Add(history.Settle), window, 24*time.Hour, history.Settle) {
 			for _, q := range history.WindowQueries(namespaces, rg) {
 				backfill.add(promQueryStats(b, prom.URL, q.Expr, rg.End))
 			}

@@ -144,6 +144,9 @@ func New(opts Options) (*Service, error) {
 	rc := cfg.Recommender
 	s.rec = newRecommender(s.analyzer.policy, s.analyzer.recWindow, time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
 		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
+	if rc.Settle > 0 {
+		s.rec.settle = time.Duration(rc.Settle)
+	}
 	s.stateFile, s.stateEvery = rc.StateFile, time.Duration(rc.StateInterval)
 	if s.stateFile != "" {
 		// A checkpoint that cannot be used never stops the exporter: it

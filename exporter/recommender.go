@@ -28,7 +28,10 @@ type recommender struct {
 	budget  time.Duration
 	batch   int
 	timeout time.Duration
-	logger  *slog.Logger
+	// settle is how long after its end a window is read (history.Settle
+	// unless exporter.recommender.settle says otherwise).
+	settle time.Duration
+	logger *slog.Logger
 
 	mu     sync.Mutex
 	states map[history.ContainerKey]*recommend.State
@@ -57,7 +60,7 @@ const catchUpRange = time.Hour
 func newRecommender(p recommend.Policy, window, chunk, budget, timeout time.Duration, batch int, logger *slog.Logger) *recommender {
 	p.Window = window
 	return &recommender{
-		policy: p, window: window, chunk: chunk, budget: budget, batch: max(batch, 1), timeout: timeout, logger: logger,
+		policy: p, window: window, chunk: chunk, budget: budget, batch: max(batch, 1), timeout: timeout, logger: logger, settle: history.Settle,
 		states: map[history.ContainerKey]*recommend.State{}, through: map[string]time.Time{}, caughtUp: map[string]bool{},
 		departed:    map[history.ContainerKey]time.Time{},
 		queries:     prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_exporter_recommender_queries_total", Help: "Window queries the recommender sent to Prometheus."}),
@@ -169,7 +172,7 @@ func (r *recommender) update(ctx context.Context, q history.Querier, inv invento
 	backfilled := false
 	for _, t := range cursors {
 		for _, batch := range history.WindowBatches(groups[t], r.batch) {
-			ranges := history.PlanWindows(t, now, r.window, r.chunk)
+			ranges := history.PlanWindows(t, now, r.window, r.chunk, r.settle)
 			// A plan that starts past the cursor rereads the whole window
 			// (first read, or a gap longer than it): until it is done the
 			// states hold only part of the window.

@@ -151,13 +151,20 @@ func TestRecommenderWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
 		exporter, policy time.Duration
+		settle           time.Duration // exporter.recommender.settle; 0: the default
 	}{
-		{"defaults", 0, 0},
-		{"recommender longer than the idle window", 24 * time.Hour, 21 * 24 * time.Hour},
-		{"recommender shorter", 14 * 24 * time.Hour, 3 * 24 * time.Hour},
+		{"defaults", 0, 0, 0},
+		{"recommender longer than the idle window", 24 * time.Hour, 21 * 24 * time.Hour, 0},
+		{"recommender shorter", 14 * 24 * time.Hour, 3 * 24 * time.Hour, 0},
+		{"behind remote write", 0, 0, 4 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
+			wantSettle := history.Settle
+			if tc.settle > 0 {
+				cfg.Exporter.Recommender.Settle = model.Duration(tc.settle)
+				wantSettle = tc.settle
+			}
 			if tc.exporter > 0 {
 				cfg.Exporter.Window = model.Duration(tc.exporter)
 			}
@@ -174,6 +181,9 @@ func TestRecommenderWindow(t *testing.T) {
 			s, err := New(Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: fake.NewClientset(), Querier: v1.NewAPI(c)})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if s.rec.settle != wantSettle {
+				t.Errorf("windows read %v after their end, want %v", s.rec.settle, wantSettle)
 			}
 			if s.rec.window != want || s.analyzer.recWindow != want {
 				t.Errorf("recommender window %v, analyzer's %v, want %v", s.rec.window, s.analyzer.recWindow, want)

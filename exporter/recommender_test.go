@@ -211,7 +211,7 @@ func btoi(b bool) int {
 func offline(ws []recWorkload, p recommend.Policy, now time.Time, window time.Duration) map[string]*recommend.State {
 	out := map[string]*recommend.State{}
 	var ranges []history.Range
-	ranges = history.PlanWindows(time.Time{}, now, window, 24*time.Hour)
+	ranges = history.PlanWindows(time.Time{}, now, window, 24*time.Hour, history.Settle)
 	for _, w := range ws {
 		for _, c := range w.containers {
 			s := recommend.NewState(p)
@@ -347,7 +347,7 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 	p.Window = window
 	want := offline(ws, p, now, window)
 	// The exporter reads the state as of the end of the last window read.
-	asOf := history.PlanWindows(time.Time{}, now, window, 24*time.Hour)
+	asOf := history.PlanWindows(time.Time{}, now, window, 24*time.Hour, history.Settle)
 	now = asOf[len(asOf)-1].End
 	got := gatherGauges(t, svc)
 	replicas := map[string]float64{}

@@ -177,7 +177,7 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 	// One query a day lists the namespaces; then each batch (one container
 	// each here) reads each day of history with every replay query.
-	ranges := history.PlanWindows(time.Time{}, end.Add(history.Settle), span, 24*time.Hour)
+	ranges := history.PlanWindows(time.Time{}, end.Add(history.Settle), span, 24*time.Hour, history.Settle)
 	perRange := len(history.ReplayQueries([]string{"shop"}, ranges[0]))
 	if l := got.PrometheusLoad; l.Queries != len(ranges)+3*len(ranges)*perRange || l.Series == 0 || l.Points == 0 {
 		t.Errorf("load %+v, want %d queries (%d days × %d queries × 3 batches, and a listing a day)", l, len(ranges)+3*len(ranges)*perRange, len(ranges), perRange)

@@ -57,7 +57,7 @@ func ReadPrometheus(ctx context.Context, q history.Querier, o PrometheusOptions,
 		return st, fmt.Errorf("backtest: history %v, chunk %v, batch %d, timeout %v out of range", o.History, o.Chunk, o.BatchContainers, o.Timeout)
 	}
 	// PlanWindows's "now" leaves a minute for the last scrape to land.
-	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk)
+	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk, history.Settle)
 	counts, err := containerCounts(ctx, q, o, ranges, &st)
 	if err != nil {
 		return st, err

@@ -52,20 +52,21 @@ type Range struct{ Start, End time.Time }
 // Windows is the number of windows in the range.
 func (r Range) Windows() int { return int(r.End.Sub(r.Start) / WindowStep) }
 
-// Settle is how long after a window ends it is taken as complete: the last
-// scrape of the window must have been ingested, and one scrape interval
-// plus ingestion is well under a minute.
+// Settle is how long after a window ends it is taken as complete by
+// default: the last scrape of the window must have been ingested, and one
+// scrape interval plus ingestion is well under a minute in Prometheus
+// (exporter.recommender.settle raises it for a remote-write backend).
 const Settle = time.Minute
 
 // PlanWindows returns the ranges to fetch at now given that every window
 // up to through has been fetched (zero: nothing yet), for a state that
-// covers window. Only complete windows are fetched. When through is older
+// covers window. Only complete windows, ended settle ago, are fetched. When through is older
 // than the window (first run, or a gap longer than the window) the whole
 // window is fetched again, since the state cannot hold anything older; the
 // ranges are at most chunk long, oldest first, so a backfill is many
 // small queries rather than one that reads the whole window at once.
-func PlanWindows(through, now time.Time, window, chunk time.Duration) []Range {
-	end := now.Add(-Settle).Truncate(WindowStep)
+func PlanWindows(through, now time.Time, window, chunk, settle time.Duration) []Range {
+	end := now.Add(-settle).Truncate(WindowStep)
 	if chunk < WindowStep {
 		chunk = WindowStep
 	}

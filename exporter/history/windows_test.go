@@ -30,6 +30,7 @@ func TestPlanWindows(t *testing.T) {
 		now     string
 		window  time.Duration
 		chunk   time.Duration
+		settle  time.Duration // 0: Settle
 		want    []Range
 	}{
 		{
@@ -55,6 +56,16 @@ func TestPlanWindows(t *testing.T) {
 		{
 			name:    "a window ends; it is read once Settle has passed",
 			through: "2026-03-10 12:00:00", now: "2026-03-10 12:06:00", window: 14 * day, chunk: day,
+			want: []Range{r("2026-03-10 12:00:00", "2026-03-10 12:05:00")},
+		},
+		{
+			name:    "a remote-write backend's settle waits for its ingestion",
+			through: "2026-03-10 12:00:00", now: "2026-03-10 12:06:00", window: 14 * day, chunk: day, settle: 3 * time.Minute,
+			want: nil,
+		},
+		{
+			name:    "and reads the window once it has passed",
+			through: "2026-03-10 12:00:00", now: "2026-03-10 12:08:00", window: 14 * day, chunk: day, settle: 3 * time.Minute,
 			want: []Range{r("2026-03-10 12:00:00", "2026-03-10 12:05:00")},
 		},
 		{
@@ -93,7 +104,11 @@ func TestPlanWindows(t *testing.T) {
 			if tc.through != "" {
 				through = at(tc.through)
 			}
-			got := PlanWindows(through, at(tc.now), tc.window, tc.chunk)
+			settle := tc.settle
+			if settle == 0 {
+				settle = Settle
+			}
+			got := PlanWindows(through, at(tc.now), tc.window, tc.chunk, settle)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("PlanWindows = %v, want %v", got, tc.want)
 			}

@@ -16,6 +16,7 @@ type Recommender struct {
 	BackfillBudget  model.Duration `yaml:"backfill_budget" doc:"Time a cycle may spend filling the state; the rest continues next cycle, and containers still being filled get no recommendation. 0 means no limit."`
 	StateFile       string         `yaml:"state_file" doc:"File the state is checkpointed to (written whole, then renamed) and loaded from at start, so that a restarted exporter reads only the windows since the checkpoint instead of the whole window; empty keeps the state in memory only. Put it on a volume that outlives the container (an emptyDir survives restarts of the container, not of the pod)."`
 	StateInterval   model.Duration `yaml:"state_interval" min:"1m" doc:"How often the state is checkpointed to exporter.recommender.state_file, besides at shutdown."`
+	Settle          model.Duration `yaml:"settle" min:"30s" doc:"How long after a 5-minute window ends it is read, once and for good: its last scrape must be queryable by then. 1m suits Prometheus; behind remote write (Mimir, Thanos Receive, Cortex, VictoriaMetrics) give the ingestion delay plus a scrape interval, or windows are read before their last samples arrive and never again."`
 }
 
 func defaultRecommender() Recommender {
@@ -24,5 +25,6 @@ func defaultRecommender() Recommender {
 		BackfillChunk:   model.Duration(24 * time.Hour),
 		BackfillBudget:  model.Duration(2 * time.Minute),
 		StateInterval:   model.Duration(10 * time.Minute),
+		Settle:          model.Duration(time.Minute),
 	}
 }
