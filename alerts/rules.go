@@ -138,24 +138,28 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 // rules read earlier ones within the group.
 func RecordingRules(o Options) []rulefmt.Rule {
 	upidKeys := "cluster, namespace, workload, kind"
+	// Every sum first takes one value per series key (max by the key):
+	// exporter replicas (the sidecar suite runs two) each export every
+	// series, with their own pod and instance labels, and a plain sum would
+	// count each dollar once per replica.
 	return []rulefmt.Rule{
 		{Record: PodOwner, Expr: strings.TrimSpace(history.OwnerExpr(""))},
-		{Record: NamespaceCost, Expr: `sum by (cluster, namespace) (upid_workload_cost_dollars_per_hour)`},
-		{Record: NamespaceWaste, Expr: `sum by (cluster, namespace) (upid_workload_waste_dollars_per_hour)`},
+		{Record: NamespaceCost, Expr: fmt.Sprintf(`sum by (cluster, namespace) (max by (%s, resource) (upid_workload_cost_dollars_per_hour))`, upidKeys)},
+		{Record: NamespaceWaste, Expr: fmt.Sprintf(`sum by (cluster, namespace) (max by (%s, resource) (upid_workload_waste_dollars_per_hour))`, upidKeys)},
 		// Idle spend counts only verdicts confident enough to act on, like the idle alert.
-		{Record: NamespaceIdleCost, Expr: fmt.Sprintf(`sum by (cluster, namespace) (
+		{Record: NamespaceIdleCost, Expr: fmt.Sprintf(`sum by (cluster, namespace) (max by (%[1]s) (
   upid_workload_idle_cost_dollars_per_hour
-  and on (%s) upid_workload_idle_confidence >= %s
-)`, upidKeys, num(o.IdleConfidence))},
+  and on (%[1]s) upid_workload_idle_confidence >= %[2]s
+))`, upidKeys, num(o.IdleConfidence))},
 		// Savings count only the recommendations UPID would apply.
-		{Record: NamespaceSavings, Expr: fmt.Sprintf(`sum by (cluster, namespace) (
+		{Record: NamespaceSavings, Expr: fmt.Sprintf(`sum by (cluster, namespace) (max by (%[1]s, container) (
   upid_container_recommendation_savings_dollars_per_hour
-  and on (%s, container) upid_container_recommendation_apply == 1
-)`, upidKeys)},
+  and on (%[1]s, container) upid_container_recommendation_apply == 1
+))`, upidKeys)},
 		// Summing quantiles over workloads treats them as moving together: the
 		// summed p90 is an upper bound of the namespace's p90, which is what a
 		// budget check wants.
-		{Record: NamespaceForecast, Expr: `sum by (cluster, namespace, horizon, stat) (upid_workload_forecast_cost_dollars_per_hour)`},
+		{Record: NamespaceForecast, Expr: fmt.Sprintf(`sum by (cluster, namespace, horizon, stat) (max by (%s, horizon, stat) (upid_workload_forecast_cost_dollars_per_hour))`, upidKeys)},
 		{Record: ClusterCost, Expr: `sum by (cluster) (` + NamespaceCost + `)`},
 		{Record: ClusterWaste, Expr: `sum by (cluster) (` + NamespaceWaste + `)`},
 		{Record: ClusterIdleCost, Expr: `sum by (cluster) (` + NamespaceIdleCost + `)`},
@@ -205,11 +209,15 @@ func Alerts(o Options) []Alert {
 		// The cost comes first so that $value is the dollars per hour.
 		// max by drops the scrape's job, instance and pod labels: an exporter
 		// restart or a second replica must not reset the pending duration.
+		// Verdicts are acted on only while the exporter's results are fresh:
+		// while its cycles fail it serves its last ones, which may call a
+		// workload idle that has been busy since.
 		fmt.Sprintf(`max by (%[1]s) (
   upid_workload_idle_cost_dollars_per_hour > 0
   and on (%[1]s) upid_workload_idle_state{state="idle"} == 1
   and on (%[1]s) upid_workload_idle_confidence >= %[2]s
-)`, upidKeys, num(o.IdleConfidence)),
+)
+and on (cluster) (max by (cluster) (upid_exporter_results_age_seconds) < %[3]d)`, upidKeys, num(o.IdleConfidence), int(o.ExporterStaleAfter.Seconds())),
 		o.IdleFor,
 		workload+" is idle and costs ${{ $value | printf \"%.2f\" }} per hour",
 		workload+" has had no real traffic (health checks, probes and scrapes discounted) for "+

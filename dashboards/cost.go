@@ -42,7 +42,7 @@ func costOverview() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Forecast cost, next 30 days (p50)", "Median of the 30-day cost forecast, per month.", unitDollars,
 			month(fmt.Sprintf(`sum(%s{%s, horizon="30d", stat="p50"})`, alerts.NamespaceForecast, selNS)))).
 		WithPanel(statPanel("Nodes cost per month", "What the nodes cost per month, requested or not (cluster-wide).", unitDollars,
-			month(`sum(upid_node_cost_dollars_per_hour{`+selCluster+`})`)))
+			month(`sum(max by (cluster, node) (upid_node_cost_dollars_per_hour{`+selCluster+`}))`)))
 
 	b = b.WithRow(row("Trend and forecast")).
 		WithPanel(timeSeries("Cost, waste and idle spend per month", "The monthly rate over time.", unitDollars,
@@ -71,11 +71,11 @@ func costOverview() *dashboard.DashboardBuilder {
 		WithPanel(tablePanel("Top teams", "Monthly cost and waste by the namespace label chosen in Team label (exporter.namespace_labels must export it).", nil,
 			column{"Cost $/month", unitDollars, month(fmt.Sprintf(`sum by ($team_label) (
 				sum by (cluster, namespace) (%s{%s})
-				* on (cluster, namespace) group_left ($team_label) upid_namespace_labels
+				* on (cluster, namespace) group_left ($team_label) max by (cluster, namespace, $team_label) (upid_namespace_labels)
 			)`, alerts.NamespaceCost, selNS))},
 			column{"Waste $/month", unitDollars, month(fmt.Sprintf(`sum by ($team_label) (
 				sum by (cluster, namespace) (%s{%s})
-				* on (cluster, namespace) group_left ($team_label) upid_namespace_labels
+				* on (cluster, namespace) group_left ($team_label) max by (cluster, namespace, $team_label) (upid_namespace_labels)
 			)`, alerts.NamespaceWaste, selNS))},
 		).Span(12)).
 		WithPanel(topWorkloads())
@@ -84,9 +84,9 @@ func costOverview() *dashboard.DashboardBuilder {
 
 func topWorkloads() *table.PanelBuilder {
 	return tablePanel("Top workloads", "The 25 most expensive workloads; click a row for the workload's view.", []string{"job", "instance"},
-		column{"Cost $/month", unitDollars, month(fmt.Sprintf(`topk(25, sum by (%s) (upid_workload_cost_dollars_per_hour{%s}))`, workloadKeys, selNS))},
-		column{"Waste $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (upid_workload_waste_dollars_per_hour{%s})`, workloadKeys, selNS))},
-		column{"Idle $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (upid_workload_idle_cost_dollars_per_hour{%s})`, workloadKeys, selNS))},
+		column{"Cost $/month", unitDollars, month(fmt.Sprintf(`topk(25, sum by (%s) (%s))`, workloadKeys, once("upid_workload_cost_dollars_per_hour", selNS, ", resource")))},
+		column{"Waste $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (%s)`, workloadKeys, once("upid_workload_waste_dollars_per_hour", selNS, ", resource")))},
+		column{"Idle $/month", unitDollars, month(once("upid_workload_idle_cost_dollars_per_hour", selNS, ""))},
 	).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()})
 }
 

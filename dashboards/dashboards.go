@@ -126,6 +126,14 @@ const (
 // workloadKeys join upid_ series of one workload.
 const workloadKeys = "cluster, namespace, workload, kind"
 
+// once is a workload metric's series one per workload (and the extra
+// labels, comma first): exporter replicas (the sidecar suite runs two)
+// each export every series under their own instance, and a sum over them
+// would count each value once per replica.
+func once(metric, sel, extra string) string {
+	return fmt.Sprintf("max by (%s%s) (%s{%s})", workloadKeys, extra, metric, sel)
+}
+
 func newDashboard(d Dashboard, description string) *dashboard.DashboardBuilder {
 	return dashboard.NewDashboardBuilder(d.Title).
 		Uid(d.UID).

@@ -22,11 +22,12 @@ func horizonVariable() *dashboard.CustomVariableBuilder {
 }
 
 // forecastStats are the exporter's forecast bands: p10, p50 and p90 of each
-// hour, averaged over the horizon (label stat; quantile is reserved).
+// hour, averaged over the horizon (label stat; quantile is reserved),
+// aggregated by agg over the workloads, each once.
 func forecastStats(metric, sel, agg string) [3]string {
 	var out [3]string
 	for i, q := range []string{"p10", "p50", "p90"} {
-		out[i] = fmt.Sprintf(`%s(%s{%s, horizon="$horizon", stat=%q})`, agg, metric, sel, q)
+		out[i] = fmt.Sprintf(`%s(%s)`, agg, once(metric, fmt.Sprintf(`%s, horizon="$horizon", stat=%q`, sel, q), ""))
 	}
 	return out
 }
@@ -88,7 +89,7 @@ func forecasts() *dashboard.DashboardBuilder {
 	b = b.WithRow(row("Anomalies")).
 		WithPanel(tablePanel("Anomalous workloads", "Workloads whose last day of CPU or memory lay outside the forecast band (the higher score, 0–1), highest first.", []string{"job", "instance"},
 			column{"Anomaly score", unitPercent, fmt.Sprintf(`max by (%s) (upid_workload_usage_anomaly_score{%s}) > 0`, workloadKeys, selWorkload)},
-			column{"Cost $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (upid_workload_cost_dollars_per_hour{%s})`, workloadKeys, selWorkload))},
+			column{"Cost $/month", unitDollars, month(fmt.Sprintf(`sum by (%s) (%s)`, workloadKeys, once("upid_workload_cost_dollars_per_hour", selWorkload, ", resource")))},
 		).Span(12).DataLinks([]cog.Builder[dashboard.DashboardLink]{workloadLink()})).
 		WithPanel(timeSeries("Anomaly score", "Per workload, the higher of CPU's and memory's; 0 is inside the band.", unitPercent,
 			target(fmt.Sprintf(`max by (namespace, workload) (upid_workload_usage_anomaly_score{%s})`, selWorkload), "{{namespace}}/{{workload}}"),

@@ -22,7 +22,7 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 
 	b = b.WithRow(row("Now")).
 		WithPanel(statPanel("Idle workloads", "Workloads whose verdict is idle, whatever the confidence.", unitNone,
-			fmt.Sprintf(`count(upid_workload_idle_state{state="idle", %s} == 1) or vector(0)`, selWorkload))).
+			fmt.Sprintf(`count(%s == 1) or vector(0)`, once("upid_workload_idle_state", `state="idle", `+selWorkload, "")))).
 		WithPanel(statPanel("Idle spend per month", "The cost of workloads idle with confidence ≥ 0.8.", unitDollars,
 			month(fmt.Sprintf(`sum(%s{%s})`, alerts.NamespaceIdleCost, selNS)))).
 		WithPanel(statPanel("Sleeping workloads", "Workloads the scaler has scaled to zero.", unitNone,
@@ -44,8 +44,8 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 
 	b = b.WithRow(row("The health-check illusion")).
 		WithPanel(timeSeries("Real vs health-check requests", "Per workload: requests that are not health traffic, against probes, scrapes and load-balancer checks, over the exporter's window. A workload that looks busy in request counts may be all health checks.", unitReqps,
-			target(fmt.Sprintf(`sum by (namespace, workload) (upid_workload_real_requests_per_second{%s})`, selWorkload), "real {{namespace}}/{{workload}}"),
-			target(fmt.Sprintf(`sum by (namespace, workload) (upid_workload_health_requests_per_second{%s})`, selWorkload), "health {{namespace}}/{{workload}}"),
+			target(fmt.Sprintf(`sum by (namespace, workload) (%s)`, once("upid_workload_real_requests_per_second", selWorkload, "")), "real {{namespace}}/{{workload}}"),
+			target(fmt.Sprintf(`sum by (namespace, workload) (%s)`, once("upid_workload_health_requests_per_second", selWorkload, "")), "health {{namespace}}/{{workload}}"),
 		)).
 		WithPanel(timeSeries("Health share of requests", "The share of all requests that are health traffic; 100% means only health checks keep it looking alive.", unitPercent,
 			target(fmt.Sprintf(`max by (namespace, workload) (upid_workload_health_request_ratio{%s})`, selWorkload), "{{namespace}}/{{workload}}"),

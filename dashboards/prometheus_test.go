@@ -28,6 +28,7 @@ import (
 	"github.com/upid-dev/upid/alerts"
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/demo"
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/promqlcheck"
 	"github.com/upid-dev/upid/internal/series"
@@ -201,13 +202,19 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	u, _ := url.Parse(ts.URL)
+	// Two replicas, as the sidecar suite runs: every series twice, under
+	// two instances. Rules and panels must count each dollar once.
+	var replicas []string
+	for range 2 {
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		u, _ := url.Parse(ts.URL)
+		replicas = append(replicas, u.Host)
+	}
 
 	p := testenv.StartPrometheus(t, testenv.PrometheusOptions{
 		Series:        demoHistory(t, d, 70*time.Minute),
-		ScrapeConfigs: []testenv.ScrapeTarget{{Job: "upid-exporter", Targets: []string{u.Host}}},
+		ScrapeConfigs: []testenv.ScrapeTarget{{Job: "upid-exporter", Targets: replicas}},
 		RuleFiles:     []string{rulesWithShortIdleFor(t)},
 	})
 	// Two scrapes, so that increase() over the exporter's counters has data,
@@ -306,6 +313,59 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 			}
 		}
 		t.Logf("%d queries returned data, %d exempt", checked, exempt)
+	})
+
+	// Each panel over the exporter's results answers with two replicas what
+	// it answers with one: the other replica's series are left out by a
+	// matcher on every selector, and the answers must agree. The exporter's,
+	// webhook's and scaler's own metrics count each process and may add up.
+	t.Run("a second exporter replica changes no panel", func(t *testing.T) {
+		ms, err := history.ParseSelector(fmt.Sprintf(`{instance!=%q}`, replicas[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		values := func(v model.Value) map[string]float64 {
+			out := map[string]float64{}
+			if vec, ok := v.(model.Vector); ok {
+				for _, s := range vec {
+					m := s.Metric.Clone()
+					delete(m, "instance")
+					out[m.String()] = float64(s.Value)
+				}
+			}
+			return out
+		}
+		compared := 0
+		for _, dash := range All() {
+			for _, q := range queriesOf(t, dash) {
+				if !regexp.MustCompile(`upid_(workload|container|namespace|node)_`).MatchString(q.Expr) || regexp.MustCompile(`upid_(exporter|webhook|scaler)_`).MatchString(q.Expr) {
+					continue
+				}
+				expr := expand(t, q.Expr)
+				one, err := history.AddMatchers(expr, ms)
+				if err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+				at := time.Now()
+				both, _, _, err1 := p.API.Query(ctx, expr, at)
+				single, _, _, err2 := p.API.Query(ctx, one, at)
+				if err1 != nil || err2 != nil {
+					t.Errorf("%s: %v %v", q, err1, err2)
+					continue
+				}
+				compared++
+				b, o := values(both), values(single)
+				for k, want := range o {
+					if got, ok := b[k]; !ok || math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
+						t.Errorf("%s: %s is %v with two replicas, %v with one\n%s", q, k, got, want, expr)
+					}
+				}
+				if len(b) != len(o) {
+					t.Errorf("%s: %d series with two replicas, %d with one", q, len(b), len(o))
+				}
+			}
+		}
+		t.Logf("%d panel queries compared", compared)
 	})
 
 	t.Run("idle alert", func(t *testing.T) {

@@ -72,15 +72,15 @@ func rightsizing() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Savings if applied, per month", "Recommendations that pass the change threshold, all replicas.", unitDollars,
 			month(fmt.Sprintf(`sum(%s{%s})`, alerts.NamespaceSavings, selNS)))).
 		WithPanel(statPanel("Containers to change", "Containers whose recommendation passes the change threshold or whose requests are unsafe.", unitNone,
-			fmt.Sprintf(`count(upid_container_recommendation_apply{%s} == 1) or vector(0)`, selWorkload))).
+			fmt.Sprintf(`count(%s == 1) or vector(0)`, upidByContainer("upid_container_recommendation_apply", "")))).
 		WithPanel(statPanel("Waste per month", "Requested beyond the p95 of use, priced.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_workload_waste_dollars_per_hour{%s})`, selWorkload)))).
+			month(fmt.Sprintf(`sum(%s)`, once("upid_workload_waste_dollars_per_hour", selWorkload, ", resource"))))).
 		WithPanel(statPanel("Pods rightsized by the webhook", "Pods the webhook mutated in the time range.", unitNone,
 			`sum(increase(upid_webhook_decisions_total{outcome="mutated"}[$__range])) or vector(0)`)).
 		WithPanel(statPanel("HPA pairs' savings per month", "Workloads an HPA scales by utilization: what their paired requests and new HPA targets save together, all replicas; applied in Git, never by the webhook.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_workload_hpa_pairing_savings_dollars_per_hour{%s}) or vector(0)`, selWorkload)))).
+			month(fmt.Sprintf(`sum(max by (%s) (upid_workload_hpa_pairing_savings_dollars_per_hour{%s})) or vector(0)`, hpaKeys, selWorkload)))).
 		WithPanel(statPanel("Pod-level requests' savings per month", "Workloads whose pods set CPU or memory at pod level (spec.resources): what UPID's pod-level requests save, all replicas; the webhook sets them at admission.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_workload_pod_recommendation_savings_dollars_per_hour{%s}) or vector(0)`, selWorkload))))
+			month(fmt.Sprintf(`sum(%s) or vector(0)`, once("upid_workload_pod_recommendation_savings_dollars_per_hour", selWorkload, "")))))
 
 	b = b.WithRow(row("Per container")).
 		WithPanel(containerTable()).

@@ -25,23 +25,23 @@ func workloadView() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Confidence", "Quality of the data behind the verdict; the scaler acts at 0.8 or more.", unitPercent,
 			fmt.Sprintf(`max(upid_workload_idle_confidence{%s})`, selWorkload)).Span(4)).
 		WithPanel(statPanel("Cost per month", "Its requests at the nodes' prices.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_workload_cost_dollars_per_hour{%s})`, selWorkload))).Span(4)).
+			month(fmt.Sprintf(`sum(%s)`, once("upid_workload_cost_dollars_per_hour", selWorkload, ", resource")))).Span(4)).
 		WithPanel(statPanel("Waste per month", "Requested beyond the p95 of use.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_workload_waste_dollars_per_hour{%s})`, selWorkload))).Span(4)).
+			month(fmt.Sprintf(`sum(%s)`, once("upid_workload_waste_dollars_per_hour", selWorkload, ", resource")))).Span(4)).
 		WithPanel(statPanel("Replicas", "Running pods, averaged over the exporter's window.", unitNone,
-			fmt.Sprintf(`sum(upid_workload_replicas{%s})`, selWorkload)).Span(4))
+			fmt.Sprintf(`sum(%s)`, once("upid_workload_replicas", selWorkload, ""))).Span(4))
 
 	b = b.WithRow(row("Traffic")).
 		WithPanel(timeSeries("Real vs health-check requests", "Requests that are not health traffic against probes, scrapes and load-balancer checks.", unitReqps,
-			target(fmt.Sprintf(`sum(upid_workload_real_requests_per_second{%s})`, selWorkload), "real"),
-			target(fmt.Sprintf(`sum(upid_workload_health_requests_per_second{%s})`, selWorkload), "health"),
+			target(fmt.Sprintf(`sum(%s)`, once("upid_workload_real_requests_per_second", selWorkload, "")), "real"),
+			target(fmt.Sprintf(`sum(%s)`, once("upid_workload_health_requests_per_second", selWorkload, "")), "health"),
 		)).
 		WithPanel(timeSeries("CPU used vs requested", "The whole workload: used now (cAdvisor), mean over the window, requested.", unitCores,
 			target(fmt.Sprintf(`sum(
   %s
 )`, byOwner(fmt.Sprintf(`rate(container_cpu_usage_seconds_total{container!="", container!="POD", %s}[$__rate_interval])`, selKubeNS))), "used"),
-			target(fmt.Sprintf(`sum(upid_workload_cpu_usage_cores{%s})`, selWorkload), "mean over the window"),
-			target(fmt.Sprintf(`sum(upid_workload_requested_cpu_cores{%s})`, selWorkload), "requested"),
+			target(fmt.Sprintf(`sum(%s)`, once("upid_workload_cpu_usage_cores", selWorkload, "")), "mean over the window"),
+			target(fmt.Sprintf(`sum(%s)`, once("upid_workload_requested_cpu_cores", selWorkload, "")), "requested"),
 		))
 
 	b = b.WithRow(row("Containers")).
