@@ -106,11 +106,19 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	if opts.OwnNamespace != "" {
 		h.protected[opts.OwnNamespace] = true
 	}
-	for _, o := range []string{OutcomeMutated, OutcomeRecommended, OutcomeSkipped, OutcomeFailedOpen} {
+	for _, o := range []string{OutcomeMutated, OutcomeRecommended, OutcomeSkipped} {
 		h.decisions.WithLabelValues(o, firstReason(o))
+	}
+	// Every way of failing open exists from the start: increase() reads a
+	// series born at 1 as no increase, so the first panic would not alert.
+	for _, reason := range FailedOpenReasons {
+		h.decisions.WithLabelValues(OutcomeFailedOpen, reason)
 	}
 	return h, nil
 }
+
+// FailedOpenReasons are the reasons of upid_webhook_decisions_total{outcome="failed_open"}.
+var FailedOpenReasons = []string{"error", "panic", "decode_error", "too_large", "read_error"}
 
 // firstReason pre-creates one series per outcome so that rates start at 0.
 func firstReason(outcome string) string {
@@ -119,10 +127,8 @@ func firstReason(outcome string) string {
 		return ModeEnforce
 	case OutcomeRecommended:
 		return ModeRecommend
-	case OutcomeSkipped:
-		return "no_recommendation"
 	default:
-		return "error"
+		return "no_recommendation"
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,6 +215,40 @@ func TestHandlerHTTPErrorsFailOpen(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFailedOpenSeriesFromTheStart: every failed_open reason is a series
+// at 0 before its first admission, so that increase() and the
+// UPIDWebhookFailingOpen alert see the first one.
+func TestFailedOpenSeriesFromTheStart(t *testing.T) {
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every reason the handler fails open with, found by its tests.
+	for _, reason := range []string{"too_large", "decode_error", "read_error", "panic", "error"} {
+		if !slices.Contains(FailedOpenReasons, reason) {
+			t.Errorf("%s is missing from FailedOpenReasons", reason)
+		}
+	}
+	for _, reason := range FailedOpenReasons {
+		var found bool
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				found = found || (mf.GetName() == "upid_webhook_decisions_total" && l["outcome"] == OutcomeFailedOpen && l["reason"] == reason && m.GetCounter().GetValue() == 0)
+			}
+		}
+		if !found {
+			t.Errorf("no upid_webhook_decisions_total{outcome=failed_open, reason=%s} at 0 before any admission", reason)
+		}
 	}
 }
 
