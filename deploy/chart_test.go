@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/upid-dev/upid/alerts"
 	"github.com/upid-dev/upid/internal/config"
 )
 
@@ -385,6 +387,26 @@ func checkScrapeTargets(t *testing.T, r rendering) {
 	d, err2 := model.ParseDuration(fmt.Sprint(to))
 	if err1 != nil || err2 != nil || d > i || d <= model.Duration(10*time.Second) {
 		t.Errorf("ServiceMonitor interval %v, scrapeTimeout %v: want a timeout above 10s and at most the interval", iv, to)
+	}
+	// prometheus-operator names the job after the Service's jobLabel label:
+	// the jobs UPID's own alerts select must be the Services' whatever the
+	// release is called (UPIDExporterDown: job="upid-exporter").
+	jobLabel, _, _ := unstructured.NestedString(sms[0].Object, "spec", "jobLabel")
+	jobs := map[string]bool{}
+	for _, svc := range r.OfKind(schema.GroupKind{Kind: "Service"}) {
+		if job := svc.GetLabels()[jobLabel]; jobLabel == "" || job != "upid-"+svc.GetLabels()["app.kubernetes.io/component"] {
+			t.Errorf("Service %s is scraped as job %q (jobLabel %q), want upid-<component>", svc.GetName(), job, jobLabel)
+		} else {
+			jobs[job] = true
+		}
+	}
+	components := map[string]bool{"upid-exporter": true, "upid-webhook": true, "upid-scaler": true}
+	for _, a := range alerts.Alerts(alerts.Default()) {
+		for _, m := range regexp.MustCompile(`job="([^"]+)"`).FindAllStringSubmatch(a.Expr, -1) {
+			if !components[m[1]] {
+				t.Errorf("alert %s selects job %q, which no UPID Service is scraped as (this rendering's: %v)", a.Alert, m[1], jobs)
+			}
+		}
 	}
 	for _, svc := range r.OfKind(schema.GroupKind{Kind: "Service"}) {
 		if !matches(sel, svc.GetLabels()) {

@@ -176,6 +176,7 @@ func TestScrapeConfigSnippet(t *testing.T) {
 			lb.Set("__meta_kubernetes_service_name", o.GetName())
 			lb.Set("__meta_kubernetes_endpoint_port_name", port)
 			lb.Set("__meta_kubernetes_pod_name", o.GetName()+"-0")
+			lb.Set("job", "upid") // the job_name, before relabeling
 			for k, v := range o.GetLabels() {
 				lb.Set("__meta_kubernetes_service_label_"+strings.NewReplacer(".", "_", "/", "_", "-", "_").Replace(k), v)
 			}
@@ -183,6 +184,10 @@ func TestScrapeConfigSnippet(t *testing.T) {
 				kept[o.GetName()+":"+port] = true
 				if lb.Get("service") != o.GetName() {
 					t.Errorf("%s:%s scraped without its service label", o.GetName(), port)
+				}
+				// The job UPID's alerts select (UPIDExporterDown: job="upid-exporter").
+				if want := "upid-" + o.GetLabels()["app.kubernetes.io/component"]; lb.Get("job") != want {
+					t.Errorf("%s:%s scraped as job %q, want %q", o.GetName(), port, lb.Get("job"), want)
 				}
 			}
 		}
