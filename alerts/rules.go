@@ -318,11 +318,15 @@ and on (namespace, workload, kind, container) upid_container_recommended_cpu_req
 			"The forecast runs of the UPID exporter {{ $labels.instance }} have failed for 3 hours; it keeps serving older forecasts.",
 		),
 		mk("upid.operations", ExporterDataStale, "warning",
-			"The exporter serves old results because its cycles fail (Prometheus queries or the Kubernetes API).",
-			fmt.Sprintf(`upid_exporter_results_age_seconds > %d`, int(o.ExporterStaleAfter.Seconds())),
+			"The exporter serves old results, or none since it started, because its cycles fail (Prometheus queries or the Kubernetes API).",
+			// An exporter that never finished a cycle has no results age at
+			// all (a wrong prometheus.url at install): its uptime stands in.
+			fmt.Sprintf(`upid_exporter_results_age_seconds > %[1]d
+or
+(time() - process_start_time_seconds{job="upid-exporter"} > %[1]d unless on (job, instance) upid_exporter_results_age_seconds)`, int(o.ExporterStaleAfter.Seconds())),
 			5*time.Minute,
 			"The UPID exporter {{ $labels.instance }} serves stale results",
-			"The results of the UPID exporter {{ $labels.instance }} are {{ $value | humanizeDuration }} old (its cycles fail); verdicts, costs and recommendations are out of date.",
+			"The UPID exporter {{ $labels.instance }} has served no new results for {{ $value | humanizeDuration }} (its cycles fail); verdicts, costs and recommendations are out of date or missing.",
 		),
 		mk("upid.operations", ScalerActionsFailing, "warning",
 			"The scaler failed to put workloads to sleep or to wake them.",

@@ -35,6 +35,8 @@ var Standard = map[string]string{
 	// Prometheus itself: the scrape health of every target, and active alerts
 	"up":     "Prometheus",
 	"ALERTS": "Prometheus",
+	// client_golang's process collector, on every UPID endpoint (docs/metrics.md)
+	"process_start_time_seconds": "client_golang",
 	// Service traffic for the wake signal (contracts: ingress-nginx and Istio)
 	"nginx_ingress_controller_requests": "ingress-nginx",
 	"istio_requests_total":              "Istio",
