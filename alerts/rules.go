@@ -166,18 +166,21 @@ func RecordingRules(o Options) []rulefmt.Rule {
 		{Record: ClusterSavings, Expr: `sum by (cluster) (` + NamespaceSavings + `)`},
 		{Record: ClusterForecast, Expr: `sum by (cluster, horizon, stat) (` + NamespaceForecast + `)`},
 		// Requests reaching a Service through ingress-nginx or Istio, by the
-		// Service's namespace and name. Ingress traffic into a mesh is seen by
-		// both; "or" counts it once (ingress wins). ingress-nginx scraped through
-		// Kubernetes service discovery keeps its own namespace and service labels
-		// as exported_*; label_replace leaves the series alone when they are absent.
-		{Record: ServiceRequestRate, Expr: `sum by (namespace, service) (
+		// Service's cluster, namespace and name (cluster is empty in a
+		// Prometheus of one cluster; a central ruler must not let one
+		// cluster's traffic wake another's workload). Ingress traffic into a
+		// mesh is seen by both; "or" counts it once (ingress wins).
+		// ingress-nginx scraped through Kubernetes service discovery keeps its
+		// own namespace and service labels as exported_*; label_replace leaves
+		// the series alone when they are absent.
+		{Record: ServiceRequestRate, Expr: `sum by (cluster, namespace, service) (
   label_replace(
     label_replace(rate(nginx_ingress_controller_requests[2m]), "namespace", "$1", "exported_namespace", "(.+)"),
     "service", "$1", "exported_service", "(.+)"
   )
 )
-or on (namespace, service)
-sum by (namespace, service) (
+or on (cluster, namespace, service)
+sum by (cluster, namespace, service) (
   label_replace(
     label_replace(rate(istio_requests_total[2m]), "namespace", "$1", "destination_service_namespace", "(.+)"),
     "service", "$1", "destination_service_name", "(.+)"
@@ -230,9 +233,9 @@ and on (cluster) (max by (cluster) (upid_exporter_results_age_seconds) < %[3]d)`
 		idle,
 		mk("upid.idle", SleepingWorkloadRequested, "info",
 			"A workload the scaler put to sleep receives requests at one of its Services (ingress-nginx or Istio); the scaler wakes it.",
-			`sum by (namespace, workload, kind) (
+			`sum by (cluster, namespace, workload, kind) (
   upid_scaler_sleeping_workload_service_info
-  * on (namespace, service) group_left ()
+  * on (cluster, namespace, service) group_left ()
   `+ServiceRequestRate+`
 ) > 0`,
 			0,
