@@ -276,44 +276,50 @@ func TestQueriesAgainstPrometheus(t *testing.T) {
 		}
 	})
 
-	t.Run("dashboard queries", func(t *testing.T) {
-		checked, exempt := 0, 0
-		for _, dash := range All() {
-			for _, q := range queriesOf(t, dash) {
-				expr := expand(t, q.Expr)
-				v, _, _, err := p.API.Query(ctx, expr, time.Now())
-				if err != nil {
-					t.Errorf("%s: %v\n%s", q, err, expr)
-					continue
-				}
-				n := 0
-				switch v := v.(type) {
-				case model.Vector:
-					n = len(v)
-				case *model.Scalar:
-					n = 1
-				}
-				if why := exemption(q.Expr); why != "" {
-					exempt++
-					t.Logf("exempt %s (%s): %d series", q, why, n)
-					continue
-				}
-				checked++
-				if n == 0 {
-					t.Errorf("%s returns no data:\n%s", q, expr)
-				}
-				// Grafana runs panel queries over a range: joins must hold at
-				// every step of the loaded hour, not only now.
-				if q.Variable == "" {
-					end := time.Now()
-					if _, _, _, err := p.API.QueryRange(ctx, expr, v1.Range{Start: end.Add(-time.Hour), End: end, Step: time.Minute}); err != nil {
-						t.Errorf("%s over the last hour: %v\n%s", q, err, expr)
+	// Every panel answers with all clusters, and with the exporter's own
+	// cluster chosen (its self metrics carry it too).
+	for _, cluster := range []string{".*", "demo"} {
+		t.Run("dashboard queries, cluster "+cluster, func(t *testing.T) {
+			testValues["cluster"] = cluster
+			defer func() { testValues["cluster"] = ".*" }()
+			checked, exempt := 0, 0
+			for _, dash := range All() {
+				for _, q := range queriesOf(t, dash) {
+					expr := expand(t, q.Expr)
+					v, _, _, err := p.API.Query(ctx, expr, time.Now())
+					if err != nil {
+						t.Errorf("%s: %v\n%s", q, err, expr)
+						continue
+					}
+					n := 0
+					switch v := v.(type) {
+					case model.Vector:
+						n = len(v)
+					case *model.Scalar:
+						n = 1
+					}
+					if why := exemption(q.Expr); why != "" {
+						exempt++
+						t.Logf("exempt %s (%s): %d series", q, why, n)
+						continue
+					}
+					checked++
+					if n == 0 {
+						t.Errorf("%s returns no data:\n%s", q, expr)
+					}
+					// Grafana runs panel queries over a range: joins must hold at
+					// every step of the loaded hour, not only now.
+					if q.Variable == "" {
+						end := time.Now()
+						if _, _, _, err := p.API.QueryRange(ctx, expr, v1.Range{Start: end.Add(-time.Hour), End: end, Step: time.Minute}); err != nil {
+							t.Errorf("%s over the last hour: %v\n%s", q, err, expr)
+						}
 					}
 				}
 			}
-		}
-		t.Logf("%d queries returned data, %d exempt", checked, exempt)
-	})
+			t.Logf("%d queries returned data, %d exempt", checked, exempt)
+		})
+	}
 
 	// Each panel over the exporter's results answers with two replicas what
 	// it answers with one: the other replica's series are left out by a

@@ -341,5 +341,13 @@ func (s *Service) Collectors() []prometheus.Collector {
 	// and encode them one at a time.
 	out := (&resultsCollector{s: s}).families()
 	out = append(out, newForecastCollector(s).families()...)
-	return append(out, s.self, s.rec)
+	self := []prometheus.Collector{s.self, s.rec}
+	if c := s.opts.Exporter.Cluster; c != "" {
+		// The exporter's own metrics carry the cluster its results do, so
+		// that a dashboard filtered to that cluster keeps them.
+		for i := range self {
+			self[i] = prometheus.WrapCollectorWith(prometheus.Labels{"cluster": c}, self[i])
+		}
+	}
+	return append(out, self...)
 }

@@ -368,10 +368,10 @@ func newForecastCollector(s *Service) *forecastCollector {
 		memory:   w("upid_workload_forecast_memory_usage_bytes", "Forecast memory use (working set) of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
 		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU and memory each grown to its forecast where the forecast exceeds the requests; stat as on the usage forecasts.", "horizon", "stat"),
 		anomaly:  w("upid_workload_usage_anomaly_score", "How far the last day's use of a resource (cpu, memory) lay outside the band forecast for it before, 0 (inside) to 1 (far outside).", "resource"),
-		duration: prometheus.NewDesc("upid_exporter_forecast_duration_seconds", "Duration of the last forecast run: history queries and fits.", nil, nil),
-		success:  prometheus.NewDesc("upid_exporter_forecast_success", "1 when the last forecast run succeeded; failed runs keep the previous forecasts.", nil, nil),
-		at:       prometheus.NewDesc("upid_exporter_forecast_timestamp_seconds", "When the forecasts served were fitted.", nil, nil),
-		num:      prometheus.NewDesc("upid_exporter_forecast_workloads", "Workloads with a forecast: those with two days of hourly history.", nil, nil),
+		duration: prometheus.NewDesc("upid_exporter_forecast_duration_seconds", "Duration of the last forecast run: history queries and fits.", nil, constLabels),
+		success:  prometheus.NewDesc("upid_exporter_forecast_success", "1 when the last forecast run succeeded; failed runs keep the previous forecasts.", nil, constLabels),
+		at:       prometheus.NewDesc("upid_exporter_forecast_timestamp_seconds", "When the forecasts served were fitted.", nil, constLabels),
+		num:      prometheus.NewDesc("upid_exporter_forecast_workloads", "Workloads with a forecast: those with two days of hourly history.", nil, constLabels),
 	}
 }
 
