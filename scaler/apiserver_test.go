@@ -275,6 +275,26 @@ func TestAgainstAPIServer(t *testing.T) {
 		if *got.Spec.Replicas != 3 || len(got.Annotations) != 0 {
 			t.Fatalf("awake: %d %v", *got.Spec.Replicas, got.Annotations)
 		}
+
+		// One whose claims the StatefulSet controller deletes when it is
+		// scaled down: asleep, it would wake on empty volumes. Never, not
+		// even by hand.
+		del := ss.DeepCopy()
+		del.Name, del.ResourceVersion = "cache", ""
+		del.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+			WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType, WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
+		if _, err := c.AppsV1().StatefulSets("shop").Create(ctx, del, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wc := Workload{Namespace: "shop", Kind: KindStatefulSet, Name: "cache"}
+		for _, manual := range []bool{false, true} {
+			if res := s.Sleep(ctx, Request{Workload: wc, Manual: manual}); res.Result != ResultSkipped || res.Reason != "pvc_deleted_when_scaled" {
+				t.Errorf("sleep (manual %v) of a StatefulSet that deletes its claims when scaled: %s", manual, res)
+			}
+		}
+		if got, _ := c.AppsV1().StatefulSets("shop").Get(ctx, "cache", metav1.GetOptions{}); *got.Spec.Replicas != 3 || len(got.Annotations) != 0 {
+			t.Errorf("written: %d %v", *got.Spec.Replicas, got.Annotations)
+		}
 	})
 
 	t.Run("scope and dry run", func(t *testing.T) {

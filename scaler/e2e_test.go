@@ -88,7 +88,10 @@ func newFakeExporter(t *testing.T, w Workload) (*fakeExporter, string) {
 	cost := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_workload_idle_cost_dollars_per_hour"}, []string{"namespace", "workload", "kind"})
 	f.requests = prometheus.NewCounter(prometheus.CounterOpts{Name: "nginx_ingress_controller_requests",
 		ConstLabels: prometheus.Labels{"exported_namespace": w.Namespace, "exported_service": "web", "status": "200"}})
-	f.reg.MustRegister(f.state, conf, cost, f.requests)
+	// Fresh results: the idle alert acts only on those.
+	age := prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_exporter_results_age_seconds"})
+	f.reg.MustRegister(f.state, conf, cost, f.requests, age)
+	age.Set(60)
 	conf.With(l).Set(0.95)
 	cost.With(l).Set(0.42)
 	f.setState(w, "idle")

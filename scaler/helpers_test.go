@@ -141,6 +141,9 @@ func newFakeCluster(objs ...runtime.Object) (*fake.Clientset, *fakeApps) {
 			f.rv++
 			d = d.DeepCopy()
 			d.ResourceVersion = strconv.Itoa(f.rv)
+			if d.Generation == 0 {
+				d.Generation = 1 // as the API server creates it
+			}
 			f.objects[d.Namespace+"/"+d.Name] = d
 			continue
 		}

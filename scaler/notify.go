@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Notification is the part of Alertmanager's webhook payload (version 4)
@@ -106,6 +107,12 @@ func (s *Scaler) Plan(a Alert) Plan {
 	}
 	if !ok {
 		return Plan{Action: "", Skip: "unsupported_kind"}
+	}
+	// A name no object can have is no workload of this cluster: skipped
+	// with a 200, since a 5xx would have Alertmanager resend it (and the
+	// alerts grouped with it) for ever.
+	if len(validation.IsDNS1123Label(a.Labels["namespace"])) > 0 || len(validation.IsDNS1123Subdomain(a.Labels["workload"])) > 0 {
+		return Plan{Skip: "invalid_workload_labels"}
 	}
 	saved, _ := strconv.ParseFloat(a.Annotations["dollars_per_hour"], 64)
 	if saved < 0 || math.IsNaN(saved) || math.IsInf(saved, 0) {

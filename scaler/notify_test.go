@@ -160,7 +160,10 @@ func TestHandlerStatusCodes(t *testing.T) {
 		noKind := alert("UPIDWorkloadIdle", "firing", web)
 		delete(noKind.Labels, "kind")
 		cron := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "CronJob", Name: "web"})
-		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron), testToken)
+		// Names no object can have: a 5xx would be resent for ever.
+		slash := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "Deployment", Name: "a/b"})
+		dots := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "..", Kind: "Deployment", Name: "web"})
+		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron, slash, dots), testToken)
 		if code != 200 {
 			t.Fatalf("%d %+v", code, resp)
 		}
@@ -168,7 +171,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		for _, r := range resp.Results {
 			reasons = append(reasons, r.Reason)
 		}
-		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind"}; !reflect.DeepEqual(reasons, want) {
+		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels"}; !reflect.DeepEqual(reasons, want) {
 			t.Errorf("reasons %v, want %v", reasons, want)
 		}
 		if d := apps.get("shop", "web"); *d.Spec.Replicas != 3 {

@@ -229,8 +229,11 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, svcs []*corev1.
 	}
 	var out []SleepingWorkload
 	add := func(o *object, kind string) {
+		// Asleep is at zero with the spec it was put to sleep with: one
+		// scaled back up by hand or by a GitOps tool, or caught between a
+		// wake's two writes, is awake whatever its annotations say.
 		st, asleep := readState(o)
-		if !asleep || !st.valid {
+		if !asleep || o.replicas != 0 || !st.unchanged(o) {
 			return
 		}
 		sw := SleepingWorkload{Workload: Workload{Namespace: o.meta.Namespace, Kind: kind, Name: o.meta.Name}, Since: st.since, Saved: st.saved}

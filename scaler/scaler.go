@@ -16,6 +16,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -242,9 +243,12 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 			case matches && o.replicas == 0:
 				res.Result, res.Reason, res.Replicas = ResultSkipped, "already_asleep", st.replicas
 				return nil
-			case matches && o.replicas == st.replicas:
+			case matches && o.replicas == st.replicas && st.cutShort(o):
 				// Saved but not yet scaled: a sleep cut short by a crash
 				// or a conflict. Finish it unless policy now forbids.
+				// Scaled back to the saved count since (by hand, by a
+				// GitOps tool, by a wake that stopped before clearing the
+				// state), it is awake: the default case forgets the state.
 				if reason := s.policy(ctx, o, req); reason != "" {
 					res.Result, res.Reason = ResultSkipped, reason
 					if dry {
@@ -450,6 +454,13 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 	if o.meta.Annotations[AnnotationOptOut] == "disabled" {
 		return "opted_out"
 	}
+	if ss, ok := o.obj.(*appsv1.StatefulSet); ok {
+		if p := ss.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+			// Scaled to zero, the StatefulSet controller deletes every
+			// claim: a wake would bring the pods back on empty volumes.
+			return "pvc_deleted_when_scaled"
+		}
+	}
 	n, err := s.kube.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
 		// Unknown namespace labels must not count as consent.
@@ -485,6 +496,21 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 		}
 	}
 	return ""
+}
+
+// cutShort says that nothing but the state's own write happened since the
+// state was saved: the sleep stopped before its scale. A workload scaled
+// back to the saved count since has a newer generation. A state without a
+// generation (an older scaler's) gives no proof either way.
+func (st sleepState) cutShort(o *object) bool {
+	if st.generation == 0 {
+		return true
+	}
+	saved := st.generation
+	if o.annotationsBumpGeneration {
+		saved++
+	}
+	return o.meta.Generation == saved
 }
 
 // limiter allows at most max actions in any interval: a sliding log, so a

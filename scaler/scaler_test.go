@@ -162,6 +162,9 @@ func TestUserChangeWhileAsleep(t *testing.T) {
 		{name: "scaled up by hand, then wake", edit: func(d *appsv1.Deployment) { r := int32(5); d.Spec.Replicas = &r }, action: ActionWake, want: 5},
 		{name: "image changed, then wake", edit: func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2" }, action: ActionWake, want: 0},
 		{name: "scaled up by hand, then sleep again", edit: func(d *appsv1.Deployment) { r := int32(2); d.Spec.Replicas = &r }, action: ActionSleep, want: 2},
+		// Back at the saved count (kubectl scale, Argo CD's self-heal): awake,
+		// not a sleep cut short to be finished.
+		{name: "scaled back to the saved count, then sleep again", edit: func(d *appsv1.Deployment) { r := int32(3); d.Spec.Replicas = &r }, action: ActionSleep, want: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +257,45 @@ func TestUnchangedSpec(t *testing.T) {
 			}
 			if got := st.unchanged(o); got != tc.want {
 				t.Errorf("unchanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSleepingIsAtZero: the sleeping-workload metrics and wake windows
+// list a workload with UPID's state only while it is at zero with the spec
+// it slept with.
+func TestSleepingIsAtZero(t *testing.T) {
+	asleep := func(replicas int32, edit func(*appsv1.Deployment)) *appsv1.Deployment {
+		d := deployment("shop", "web", 3, time.Now())
+		o := wrapDeployment(d)
+		writeState(o, 3, time.Now(), 0.5)
+		d.Generation++ // the state's own write (a Deployment's annotations)
+		d.Spec.Replicas = &replicas
+		if replicas == 0 {
+			d.Generation++ // the scale to zero
+		}
+		if edit != nil {
+			edit(d)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		d    *appsv1.Deployment
+		want int
+	}{
+		{"asleep", asleep(0, nil), 1},
+		{"scaled back up by hand", asleep(5, func(d *appsv1.Deployment) { d.Generation++ }), 0},
+		{"saved, not yet scaled", asleep(3, nil), 0},
+		{"edited while at zero", asleep(0, func(d *appsv1.Deployment) {
+			d.Generation++
+			d.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2"
+		}), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sleeping([]*appsv1.Deployment{tc.d}, nil, nil); len(got) != tc.want {
+				t.Errorf("listed %v, want %d", got, tc.want)
 			}
 		})
 	}
