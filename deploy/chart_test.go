@@ -230,7 +230,7 @@ var chartCases = []chartCase{
 		if !mounted(s, "scaler", sc["bearer_token_file"].(string)) {
 			t.Errorf("scaler token file %v is not mounted", sc["bearer_token_file"])
 		}
-		if sc["dry_run"] != false || sc["scope"] != "cluster" {
+		if sc["dry_run"] != false || sc["scope"] != "cluster" || sc["cluster"] != "prod-eu-1" {
 			t.Errorf("scaler policy = %v", sc)
 		}
 		le := sc["leader_election"].(map[string]any)

@@ -101,6 +101,9 @@ func (s *Scaler) Plan(a Alert) Plan {
 	if action == "" {
 		return Plan{Skip: "no_action_for_alert"}
 	}
+	if c := a.Labels["cluster"]; c != "" && s.cfg.Cluster != "" && c != s.cfg.Cluster {
+		return Plan{Skip: "other_cluster"}
+	}
 	kind, ok := normalKind(a.Labels["kind"])
 	if a.Labels["namespace"] == "" || a.Labels["workload"] == "" || a.Labels["kind"] == "" {
 		return Plan{Skip: "missing_workload_labels"}

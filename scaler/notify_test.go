@@ -156,14 +156,20 @@ func TestHandlerStatusCodes(t *testing.T) {
 	})
 	t.Run("other alerts and incomplete labels are skipped", func(t *testing.T) {
 		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
-		s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
+		cfg := testConfig(t)
+		cfg.Cluster = "prod"
+		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
 		noKind := alert("UPIDWorkloadIdle", "firing", web)
 		delete(noKind.Labels, "kind")
 		cron := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "CronJob", Name: "web"})
 		// Names no object can have: a 5xx would be resent for ever.
 		slash := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "Deployment", Name: "a/b"})
 		dots := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "..", Kind: "Deployment", Name: "web"})
-		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron, slash, dots), testToken)
+		// This scaler is cluster "prod" (below): an alert of another cluster
+		// names another cluster's shop/web.
+		other := alert("UPIDWorkloadIdle", "firing", web)
+		other.Labels["cluster"] = "staging"
+		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron, slash, dots, other), testToken)
 		if code != 200 {
 			t.Fatalf("%d %+v", code, resp)
 		}
@@ -171,7 +177,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		for _, r := range resp.Results {
 			reasons = append(reasons, r.Reason)
 		}
-		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels"}; !reflect.DeepEqual(reasons, want) {
+		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels", "other_cluster"}; !reflect.DeepEqual(reasons, want) {
 			t.Errorf("reasons %v, want %v", reasons, want)
 		}
 		if d := apps.get("shop", "web"); *d.Spec.Replicas != 3 {

@@ -11,6 +11,7 @@ import (
 type Scaler struct {
 	BearerTokenFile     string         `yaml:"bearer_token_file" doc:"File holding the bearer token Alertmanager must send (http_config.authorization.credentials_file there); empty accepts only clients with a verified certificate (mTLS in web.config_file)."`
 	MaxBodyBytes        int            `yaml:"max_body_bytes" min:"1024" doc:"Largest notification body accepted; larger ones get 413 and change nothing."`
+	Cluster             string         `yaml:"cluster" doc:"This cluster's name, as exporter.cluster labels the alerts: an alert whose cluster label names another cluster is skipped (other_cluster), so that one Alertmanager or central ruler serving several clusters cannot make this scaler act on a same-named workload here. Empty acts on every alert."`
 	Scope               string         `yaml:"scope" enum:"namespaces,cluster" doc:"Which namespaces may be put to sleep: namespaces labelled upid.io/sleep=enabled, or every namespace not protected."`
 	ProtectedNamespaces []string       `yaml:"protected_namespaces" doc:"Namespaces never put to sleep, whatever their labels."`
 	GracePeriod         model.Duration `yaml:"grace_period" doc:"Workloads younger than this (by creationTimestamp) are never put to sleep."`
