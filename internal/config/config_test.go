@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,6 +39,32 @@ func TestParse(t *testing.T) {
 			name:    "unknown key with suggestion",
 			file:    "log:\n  levle: debug\n",
 			wantErr: []string{`upid.yaml:2: log.levle: unknown key (did you mean "log.level"?)`},
+		},
+		{
+			// prometheus/common's HTTPClientConfig decodes itself and drops
+			// unknown keys: a misspelt credentials file would leave
+			// Prometheus without auth, without a word.
+			name:    "unknown key in prometheus.http_client",
+			file:    "prometheus:\n  http_client:\n    bearer_token_flie: /x\n",
+			wantErr: []string{`prometheus.http_client: line 3: unknown key "bearer_token_flie" (known: authorization, basic_auth, bearer_token, bearer_token_file,`},
+		},
+		{
+			name:    "unknown key deeper in prometheus.http_client",
+			file:    "prometheus:\n  http_client:\n    tls_config:\n      insecure_skip_verfy: true\n",
+			wantErr: []string{`prometheus.http_client: line 4: unknown key "insecure_skip_verfy" in tls_config (known: ca, ca_file,`},
+		},
+		{
+			name: "proxy keys are inlined in prometheus.http_client",
+			file: "prometheus:\n  http_client:\n    proxy_url: http://proxy:3128\n    follow_redirects: true\n",
+			want: func(c *Config) {
+				u, _ := url.Parse("http://proxy:3128")
+				c.Prometheus.HTTPClient.ProxyURL.URL = u
+			},
+		},
+		{
+			name:    "prometheus.http_client's own check is reported",
+			file:    "prometheus:\n  http_client:\n    bearer_token: a\n    bearer_token_file: b\n",
+			wantErr: []string{`at most one of bearer_token & bearer_token_file must be configured`},
 		},
 		{
 			name:    "unknown section",

@@ -219,6 +219,10 @@ func decodeLeaf(n *yaml.Node, field reflect.Value) error {
 		if field.Kind() == reflect.Slice && field.Type().Elem().Kind() == reflect.Struct {
 			return fmt.Errorf("invalid value: %s", strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
 		}
+		if field.Kind() == reflect.Struct && n.Kind == yaml.MappingNode {
+			// A structure that checks itself says what is wrong with it.
+			return fmt.Errorf("invalid value %s: %v", quoteNode(n), err)
+		}
 		return fmt.Errorf("invalid value %s: want %s", quoteNode(n), describe(field.Type()))
 	}
 	field.Set(v.Elem())
@@ -231,9 +235,14 @@ func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(yamlUnmarshalerType) || reflect.PointerTo(t).Implements(obsoleteUnmarshalerType) {
-		return nil // the type checks its own keys
+	if (reflect.PointerTo(t).Implements(yamlUnmarshalerType) || reflect.PointerTo(t).Implements(obsoleteUnmarshalerType)) &&
+		!(t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode) {
+		return nil // a scalar or list the type reads its own way
 	}
+	// A struct that decodes itself from a mapping (prometheus/common's
+	// HTTPClientConfig, TLSConfig, ...) still reads its fields' keys, and
+	// drops any other without a word: a misspelt bearer_token_file would
+	// leave Prometheus without auth. Its keys are checked here.
 	switch {
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
@@ -249,11 +258,7 @@ func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		known := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			if name := yamlName(t.Field(i)); name != "" {
-				known[name] = t.Field(i).Type
-			}
-		}
+		knownKeys(t, known)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			ft, ok := known[k.Value]
@@ -263,7 +268,11 @@ func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
 					names = append(names, name)
 				}
 				sort.Strings(names)
-				return fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, strings.TrimPrefix(path, "."), strings.Join(names, ", "))
+				where := ""
+				if p := strings.TrimPrefix(path, "."); p != "" {
+					where = " in " + p
+				}
+				return fmt.Errorf("line %d: unknown key %q%s (known: %s)", k.Line, k.Value, where, strings.Join(names, ", "))
 			}
 			if err := checkKnown(n.Content[i+1], ft, path+"."+k.Value); err != nil {
 				return err
@@ -271,6 +280,27 @@ func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// knownKeys adds the YAML keys of struct t's fields to known, those of
+// inlined structs included.
+func knownKeys(t reflect.Type, known map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if _, opts, _ := strings.Cut(f.Tag.Get("yaml"), ","); strings.Contains(opts, "inline") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				knownKeys(ft, known)
+			}
+			continue
+		}
+		if name := yamlName(f); name != "" {
+			known[name] = f.Type
+		}
+	}
 }
 
 func quoteNode(n *yaml.Node) string {
