@@ -55,7 +55,8 @@ type Workload struct {
 	// Replicas is the desired count (DaemonSets: desired scheduled pods;
 	// Jobs: parallelism; bare pods: 1).
 	Replicas int32
-	// Pods is the number of pods that currently resolve to this workload.
+	// Pods is the number of pods that currently resolve to this workload
+	// and have not finished (Succeeded, Failed).
 	Pods       int
 	Containers []Container
 	// Pod holds the template's pod-level requests and limits.
@@ -323,7 +324,11 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			w = &nw
 			byID[id] = w
 		}
-		w.Pods++
+		if !p.req.finished {
+			// Finished pods (a Job's, an evicted one kept for its
+			// status) are not replicas.
+			w.Pods++
+		}
 		if p.req.reserving {
 			w.addRequests(p.node, p.req)
 		}

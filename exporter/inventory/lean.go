@@ -117,6 +117,9 @@ type podRequests struct {
 	// Here rather than a phase string, this keeps a leanPod at 112 bytes,
 	// one size class below 128 (16 bytes a pod).
 	reserving bool
+	// finished says the pod Succeeded or Failed (a Job's done pod, an
+	// evicted one kept for its status): it no longer runs.
+	finished bool
 }
 
 // leanWorkload is a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or

@@ -27,6 +27,7 @@ func transform(opts Options) cache.TransformFunc {
 		case *corev1.Pod:
 			p := &leanPod{objMeta: newMeta(&o.ObjectMeta), owner: podOwner(o), node: intern(o.Spec.NodeName), req: requestsOf(&o.Spec)}
 			p.req.reserving = o.Status.Phase == corev1.PodPending || o.Status.Phase == corev1.PodRunning
+			p.req.finished = o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed
 			// Pods of a controller take probes and annotations from the
 			// controller's template; only bare pods need their own.
 			if p.owner.kind == "" {
