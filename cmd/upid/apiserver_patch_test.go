@@ -83,8 +83,12 @@ func hpaJSONPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 func podLevelPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 	ctx := context.Background()
 	deploys := kube.Clientset.AppsV1().Deployments("default")
-	create := func(name string) {
+	create := func(name string, limit ...string) {
 		t.Helper()
+		memLimit := resource.MustParse("4Gi")
+		if len(limit) > 0 {
+			memLimit = resource.MustParse(limit[0])
+		}
 		labels := map[string]string{"app": name}
 		_, err := deploys.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -92,7 +96,7 @@ func podLevelPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 				Containers: []corev1.Container{{Name: "app", Image: "app:1"}, {Name: "log", Image: "log:1"}},
 				Resources: &corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: memLimit},
 				},
 			}},
 		}}, metav1.CreateOptions{})
@@ -153,4 +157,25 @@ func podLevelPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 		t.Fatalf("apply %s: %v", line, err)
 	}
 	check("commanded")
+
+	// A request the exporter held at a decimal limit (1G, 953.67Mi):
+	// rounded up to a whole Mi it would pass the limit, and the API server
+	// would refuse both the patch and the command.
+	create("decimal", "1G")
+	held := workloadChanges(nil, nil, []podChange{
+		{"default", "Deployment", "decimal", exporter.PodAdvice{Resource: "memory", CurrentRequest: 1e9, Limit: 1e9, Request: 1e9 - 100, Apply: true, MonthlySavings: 1}},
+	})
+	b.Reset()
+	if err := writePatches(&b, held); err != nil {
+		t.Fatal(err)
+	}
+	if patch, err = yaml.YAMLToJSON(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploys.Patch(ctx, "decimal", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Errorf("a request at a decimal limit: %v\n%s", err, b.String())
+	}
+	if d, err := deploys.Get(ctx, "decimal", metav1.GetOptions{}); err != nil || d.Spec.Template.Spec.Resources.Requests.Memory().Value() != 1e9-100 {
+		t.Errorf("decimal: %v %v", d.Spec.Template.Spec.Resources, err)
+	}
 }

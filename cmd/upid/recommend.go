@@ -17,6 +17,7 @@ import (
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/internal/cli"
+	k8sresource "k8s.io/apimachinery/pkg/api/resource"
 )
 
 const recommendHelp = `Print UPID's per-container resource recommendations: requests and limits
@@ -432,13 +433,30 @@ func (c *workloadChange) resources(r recommendation) (requests, limits map[strin
 	return requests, limits
 }
 
-// podRequests is what the change sets in the pod's own requests, formatted.
+// podRequests is what the change sets in the pod's own requests,
+// formatted at most at the pod's limit: rounded up to a whole Mi, a
+// request the exporter held at a limit of 1G would pass it (954Mi), and
+// the API server would refuse the patch.
 func (c *workloadChange) podRequests() map[string]any {
 	requests := map[string]any{}
 	for _, p := range c.pods {
-		requests[p.Resource] = formatPaired(p.Resource, p.Request)
+		requests[p.Resource] = formatAtMost(p.Resource, p.Request, p.Limit)
 	}
 	return requests
+}
+
+// formatAtMost formats v as formatPaired does, unless that rounds it past
+// limit (> 0): then it is written exactly, in bytes or millicores, no more
+// than the limit.
+func formatAtMost(resource string, v, limit float64) string {
+	s := formatPaired(resource, v)
+	if q, err := k8sresource.ParseQuantity(s); limit <= 0 || (err == nil && q.AsApproximateFloat64() <= limit) {
+		return s
+	}
+	if resource == "memory" {
+		return k8sresource.NewQuantity(int64(math.Min(math.Ceil(v), math.Floor(limit))), k8sresource.BinarySI).String()
+	}
+	return k8sresource.NewMilliQuantity(int64(math.Min(math.Ceil(v*1000), math.Floor(limit*1000))), k8sresource.DecimalSI).String()
 }
 
 var apiVersions = map[string]string{
