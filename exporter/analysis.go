@@ -80,7 +80,10 @@ type Idle struct {
 // ContainerResult holds usage quantiles of one container over the window
 // and what UPID recommends it should request.
 type ContainerResult struct {
-	Name           string          `json:"container"`
+	Name string `json:"container"`
+	// Sidecar marks a native sidecar: an init container with restartPolicy
+	// Always, which a patch must name under initContainers.
+	Sidecar        bool            `json:"sidecar,omitempty"`
 	CPUCores       *history.Usage  `json:"cpu_cores,omitempty"`
 	MemoryBytes    *history.Usage  `json:"memory_bytes,omitempty"`
 	Recommendation *Recommendation `json:"recommendation,omitempty"`
@@ -425,7 +428,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			recs = map[string]recommend.Recommendation{}
 		}
 		for _, c := range names {
-			cr := ContainerResult{Name: c, CPUCores: h.ContainerCPU[c], MemoryBytes: h.ContainerMemory[c]}
+			cr := ContainerResult{Name: c, Sidecar: current[c].Sidecar, CPUCores: h.ContainerCPU[c], MemoryBytes: h.ContainerMemory[c]}
 			// Only containers of the current template get a recommendation:
 			// one for a container that no longer exists applies to nothing.
 			if cur, ok := current[c]; ok {

@@ -24,6 +24,52 @@ func TestPatchesOnAPIServer(t *testing.T) {
 	kube := testenv.StartKube(t, testenv.KubeOptions{})
 	t.Run("HPA JSON patch", func(t *testing.T) { hpaJSONPatchOnAPIServer(t, kube) })
 	t.Run("pod-level requests", func(t *testing.T) { podLevelPatchOnAPIServer(t, kube) })
+	t.Run("native sidecar", func(t *testing.T) { sidecarPatchOnAPIServer(t, kube) })
+}
+
+// sidecarPatchOnAPIServer: a native sidecar's requests go under
+// initContainers, where it lives; under containers the patch would add a
+// second container of that name without an image.
+func sidecarPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
+	ctx := context.Background()
+	deploys := kube.Clientset.AppsV1().Deployments("default")
+	always := corev1.ContainerRestartPolicyAlways
+	labels := map[string]string{"app": "meshed"}
+	if _, err := deploys.Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "meshed"}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "proxy", Image: "proxy:1", RestartPolicy: &always,
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}},
+			Containers: []corev1.Container{{Name: "app", Image: "app:1",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}},
+		}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cores := func(v float64) *float64 { return &v }
+	recs := []recommendation{
+		{Namespace: "default", Kind: "Deployment", Name: "meshed", Container: "app", Recommendation: exporter.Recommendation{OK: true, Apply: true, CPURequestCores: cores(0.5)}},
+		{Namespace: "default", Kind: "Deployment", Name: "meshed", Container: "proxy", Sidecar: true, Recommendation: exporter.Recommendation{OK: true, Apply: true, CPURequestCores: cores(0.1)}},
+	}
+	var b bytes.Buffer
+	if err := writePatches(&b, workloadChanges(recs, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	patch, err := yaml.YAMLToJSON(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploys.Patch(ctx, "meshed", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", patch, err)
+	}
+	d, err := deploys.Get(ctx, "meshed", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := d.Spec.Template.Spec
+	if len(spec.Containers) != 1 || len(spec.InitContainers) != 1 || spec.Containers[0].Resources.Requests.Cpu().String() != "500m" || spec.InitContainers[0].Resources.Requests.Cpu().String() != "100m" {
+		t.Errorf("after the patch: containers %+v, init containers %+v; want app at 500m and the proxy sidecar at 100m", spec.Containers, spec.InitContainers)
+	}
 }
 
 // hpaJSONPatchOnAPIServer: the HPA patches apply, and one whose target

@@ -63,6 +63,9 @@ type recommendation struct {
 	Kind      string `json:"kind"`
 	Name      string `json:"workload"`
 	Container string `json:"container"`
+	// Sidecar: a native sidecar, an init container with restartPolicy
+	// Always; a patch names it under initContainers.
+	Sidecar bool `json:"sidecar,omitempty"`
 	exporter.Recommendation
 	// HPAPairs are the container's requests that go with a new HPA
 	// target, for a resource the HPA scales on by utilization.
@@ -122,7 +125,7 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 				continue
 			}
 			rec := recommendation{
-				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name,
+				Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Container: c.Name, Sidecar: c.Sidecar,
 				Recommendation: *r,
 			}
 			for _, p := range w.HPA {
@@ -433,6 +436,11 @@ func (c *workloadChange) resources(r recommendation) (requests, limits map[strin
 	return requests, limits
 }
 
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
 // podRequests is what the change sets in the pod's own requests,
 // formatted at most at the pod's limit: rounded up to a whole Mi, a
 // request the exporter held at a limit of 1G would pass it (954Mi), and
@@ -476,18 +484,20 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 		return err
 	}
 	for i, c := range changes {
-		var containers []any
+		// Both lists merge by name; a native sidecar named under containers
+		// would be added as a second container without an image.
+		podSpec := map[string]any{}
 		for _, r := range c.containers {
 			requests, limits := c.resources(r)
 			res := map[string]any{"requests": requests}
 			if len(limits) > 0 {
 				res["limits"] = limits
 			}
-			containers = append(containers, map[string]any{"name": r.Container, "resources": res})
-		}
-		podSpec := map[string]any{}
-		if len(containers) > 0 {
-			podSpec["containers"] = containers
+			list := "containers"
+			if r.Sidecar {
+				list = "initContainers"
+			}
+			podSpec[list] = append(asList(podSpec[list]), map[string]any{"name": r.Container, "resources": res})
 		}
 		if len(c.pods) > 0 {
 			podSpec["resources"] = map[string]any{"requests": c.podRequests()}
