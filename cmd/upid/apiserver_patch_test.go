@@ -70,6 +70,26 @@ func sidecarPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 	if len(spec.Containers) != 1 || len(spec.InitContainers) != 1 || spec.Containers[0].Resources.Requests.Cpu().String() != "500m" || spec.InitContainers[0].Resources.Requests.Cpu().String() != "100m" {
 		t.Errorf("after the patch: containers %+v, init containers %+v; want app at 500m and the proxy sidecar at 100m", spec.Containers, spec.InitContainers)
 	}
+
+	// -o commands: a throttled container raised past the CPU limit it
+	// loses (kubectl set resources could not remove it, and the API server
+	// refused the request above it), with its sidecar, in one patch.
+	recs[0].CPURequestCores = cores(2.5)
+	command := commandPatch(t, workloadChanges(recs, nil, nil), "meshed", "")
+	limited := d.DeepCopy()
+	limited.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}
+	if _, err := deploys.Update(ctx, limited, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploys.Patch(ctx, "meshed", types.StrategicMergePatchType, command, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", command, err)
+	}
+	if d, err = deploys.Get(ctx, "meshed", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if app := d.Spec.Template.Spec.Containers[0].Resources; app.Requests.Cpu().String() != "2500m" || !app.Limits.Cpu().IsZero() {
+		t.Errorf("after the command: %+v, want 2500m and no CPU limit", app)
+	}
 }
 
 // hpaJSONPatchOnAPIServer: the HPA patches apply, and one whose target
@@ -189,18 +209,9 @@ func podLevelPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 	check("patched")
 
 	create("commanded")
-	b.Reset()
-	if err := writeCommands(&b, changes("commanded")); err != nil {
-		t.Fatal(err)
-	}
-	line := strings.TrimSpace(b.String())
-	prefix := "kubectl patch deployment/commanded -n default --type=merge -p '"
-	end := strings.LastIndex(line, "'  # pod-level requests, saves $40.00/month")
-	if !strings.HasPrefix(line, prefix) || end < 0 || strings.Count(b.String(), "\n") != 1 {
-		t.Fatalf("commands:\n%s", b.String())
-	}
-	if _, err := deploys.Patch(ctx, "commanded", types.MergePatchType, []byte(line[len(prefix):end]), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("apply %s: %v", line, err)
+	command := commandPatch(t, changes("commanded"), "commanded", " $40.00/month")
+	if _, err := deploys.Patch(ctx, "commanded", types.StrategicMergePatchType, command, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", command, err)
 	}
 	check("commanded")
 
@@ -224,4 +235,21 @@ func podLevelPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 	if d, err := deploys.Get(ctx, "decimal", metav1.GetOptions{}); err != nil || d.Spec.Template.Spec.Resources.Requests.Memory().Value() != 1e9-100 {
 		t.Errorf("decimal: %v %v", d.Spec.Template.Spec.Resources, err)
 	}
+}
+
+// commandPatch is the patch of the one kubectl patch line -o commands
+// prints for Deployment name in default, whose comment says saves<saves>.
+func commandPatch(t *testing.T, changes []*workloadChange, name, saves string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := writeCommands(&b, changes); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(b.String())
+	prefix := "kubectl patch deployment/" + name + " -n default --type=strategic -p '"
+	end := strings.LastIndex(line, "'  # saves"+saves)
+	if !strings.HasPrefix(line, prefix) || end < 0 || strings.Count(b.String(), "\n") != 1 {
+		t.Fatalf("commands:\n%s", b.String())
+	}
+	return []byte(line[len(prefix):end])
 }

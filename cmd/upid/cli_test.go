@@ -226,10 +226,10 @@ func TestRecommendOutputs(t *testing.T) {
 				t.Errorf("%d patches, want one per workload worth rightsizing", n)
 			}
 		}},
-		{name: "commands", args: []string{"recommend", "--demo", "-o", "commands"}, golden: "recommend-commands", stdout: []string{"kubectl set resources deployment/email-worker -n shop -c worker --requests=cpu=",
+		{name: "commands", args: []string{"recommend", "--demo", "-o", "commands"}, golden: "recommend-commands", stdout: []string{`kubectl patch deployment/email-worker -n shop --type=strategic -p '{"spec":{"template":{"spec":{"containers":[{"name":"worker","resources":{"limits":{"cpu":null,`,
 			// checkout's HPA on 70 % CPU moves with its paired CPU request.
 			`kubectl patch hpa checkout -n shop --type=json -p '[{"op":"test","path":"/spec/metrics/0/resource/target/averageUtilization","value":70},{"op":"replace"`,
-			"kubectl set resources deployment/checkout -n shop -c checkout --requests=cpu="}},
+			`kubectl patch deployment/checkout -n shop --type=strategic -p '{"spec":{"template":{"spec":{"containers":[{"name":"checkout","resources":{"limits":{"memory":`}},
 		{name: "one workload", args: []string{"recommend", "--demo", "shop/deploy/checkout", "-o", "json"}, golden: "recommend-checkout", check: func(t *testing.T, out []byte) {
 			var recs []recommendation
 			if err := json.Unmarshal(out, &recs); err != nil {

@@ -292,7 +292,7 @@ func TestPodRequestsListed(t *testing.T) {
 	}{
 		{cli.Table, []string{"Pod-level requests (spec.resources)", "RESOURCE", "2 → 323m", "$30.00", "yes"}},
 		{cli.JSON, []string{`"pod_requests": [`, `"resource": "cpu"`, `"request": 0.323`, `"current_request": 2`}},
-		{formatCommands, []string{`kubectl patch deployment/web -n ns --type=merge -p '{"spec":{"template":{"spec":{"resources":{"requests":{"cpu":"323m"}}}}}}'  # pod-level requests, saves $30.00/month`}},
+		{formatCommands, []string{`kubectl patch deployment/web -n ns --type=strategic -p '{"spec":{"template":{"spec":{"resources":{"requests":{"cpu":"323m"}}}}}}'  # saves $30.00/month`}},
 	} {
 		t.Run(c.format, func(t *testing.T) {
 			var b bytes.Buffer

@@ -436,6 +436,30 @@ func (c *workloadChange) resources(r recommendation) (requests, limits map[strin
 	return requests, limits
 }
 
+// podSpec is the change as a strategic-merge patch of the pod spec: each
+// container's requests and limits (a nil limit removes it), and the pod's
+// own requests. Both container lists merge by name; a native sidecar named
+// under containers would be added as a second container without an image.
+func (c *workloadChange) podSpec() map[string]any {
+	podSpec := map[string]any{}
+	for _, r := range c.containers {
+		requests, limits := c.resources(r)
+		res := map[string]any{"requests": requests}
+		if len(limits) > 0 {
+			res["limits"] = limits
+		}
+		list := "containers"
+		if r.Sidecar {
+			list = "initContainers"
+		}
+		podSpec[list] = append(asList(podSpec[list]), map[string]any{"name": r.Container, "resources": res})
+	}
+	if len(c.pods) > 0 {
+		podSpec["resources"] = map[string]any{"requests": c.podRequests()}
+	}
+	return podSpec
+}
+
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
@@ -484,24 +508,7 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 		return err
 	}
 	for i, c := range changes {
-		// Both lists merge by name; a native sidecar named under containers
-		// would be added as a second container without an image.
-		podSpec := map[string]any{}
-		for _, r := range c.containers {
-			requests, limits := c.resources(r)
-			res := map[string]any{"requests": requests}
-			if len(limits) > 0 {
-				res["limits"] = limits
-			}
-			list := "containers"
-			if r.Sidecar {
-				list = "initContainers"
-			}
-			podSpec[list] = append(asList(podSpec[list]), map[string]any{"name": r.Container, "resources": res})
-		}
-		if len(c.pods) > 0 {
-			podSpec["resources"] = map[string]any{"requests": c.podRequests()}
-		}
+		podSpec := c.podSpec()
 		doc := yaml.Node{}
 		if err := doc.Encode(map[string]any{
 			"apiVersion": apiVersions[c.Kind],
@@ -586,11 +593,11 @@ func orderKeys(n *yaml.Node) {
 	}
 }
 
-// writeCommands prints kubectl set resources lines, and a kubectl patch
-// for pod-level requests, which kubectl set resources cannot set; Pods are
-// skipped, as their owners recreate them with the old resources. An HPA
-// pair's HPA is patched first, so that the HPA never divides the new
-// requests by the old target.
+// writeCommands prints one kubectl patch per workload, with what -o patch
+// holds; Pods and Jobs are skipped, as their owners recreate them with the
+// old resources and a Job's template cannot change. An HPA pair's HPA is
+// patched first, so that the HPA never divides the new requests by the old
+// target.
 func writeCommands(w io.Writer, changes []*workloadChange) error {
 	if len(changes) == 0 {
 		_, err := fmt.Fprintln(w, "# upid: no recommendation is worth applying")
@@ -602,49 +609,38 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 		}
 	}
 	for _, c := range changes {
-		if c.Kind == inventory.KindPod {
+		switch c.Kind {
+		case inventory.KindPod:
 			fmt.Fprintf(w, "# %s/pod/%s: change its owner's template instead\n", c.Namespace, c.Name)
 			continue
+		case inventory.KindJob:
+			// A Job's template is immutable once created.
+			fmt.Fprintf(w, "# %s/job/%s: its template cannot change; change the manifest that creates it\n", c.Namespace, c.Name)
+			continue
 		}
+		saves := 0.0
 		for _, r := range c.containers {
-			saves := 0.0
 			if r.OK && r.Apply {
-				saves = r.MonthlySavings
+				saves += r.MonthlySavings
 			}
 			for _, p := range c.pairs {
 				if _, ok := p.Requests[r.Container]; ok {
 					saves += p.MonthlySavings / float64(len(p.Requests))
 				}
 			}
-			requests, limits := c.resources(r)
-			var req, lim []string
-			for _, k := range slices.Sorted(maps.Keys(requests)) {
-				req = append(req, k+"="+requests[k].(string))
-			}
-			// kubectl set resources cannot remove a limit (a nil one).
-			for _, k := range slices.Sorted(maps.Keys(limits)) {
-				if v, ok := limits[k].(string); ok {
-					lim = append(lim, k+"="+v)
-				}
-			}
-			line := fmt.Sprintf("kubectl set resources %s/%s -n %s -c %s --requests=%s", strings.ToLower(r.Kind), r.Name, r.Namespace, r.Container, strings.Join(req, ","))
-			if len(lim) > 0 {
-				line += " --limits=" + strings.Join(lim, ",")
-			}
-			fmt.Fprintf(w, "%s  # saves %s/month\n", line, cli.Dollars(saves))
 		}
-		if len(c.pods) > 0 {
-			saves := 0.0
-			for _, p := range c.pods {
-				saves += p.MonthlySavings
-			}
-			patch, err := json.Marshal(map[string]any{"spec": specWith(c.Kind, map[string]any{"resources": map[string]any{"requests": c.podRequests()}})})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "kubectl patch %s/%s -n %s --type=merge -p '%s'  # pod-level requests, saves %s/month\n",
-				strings.ToLower(c.Kind), c.Name, c.Namespace, patch, cli.Dollars(saves))
+		for _, p := range c.pods {
+			saves += p.MonthlySavings
 		}
+		// One strategic-merge patch per workload, one rollout: kubectl set
+		// resources can neither remove a CPU limit (a request raised past
+		// it is refused) nor set the pod's own requests.
+		patch, err := json.Marshal(map[string]any{"spec": specWith(c.Kind, c.podSpec())})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "kubectl patch %s/%s -n %s --type=strategic -p '%s'  # saves %s/month\n",
+			strings.ToLower(c.Kind), c.Name, c.Namespace, patch, cli.Dollars(saves))
 	}
 	return nil
 }
