@@ -68,6 +68,16 @@ func New(opts Options) (*Service, error) {
 	if cfg.Shard >= cfg.TotalShards {
 		errs = append(errs, fmt.Errorf("exporter.shard: %d is not below exporter.total_shards (%d)", cfg.Shard, cfg.TotalShards))
 	}
+	// Two keys that name one Prometheus label (cost-center, cost_center)
+	// would make upid_namespace_labels unregistrable.
+	seen := map[string]int{}
+	for i, l := range cfg.NamespaceLabels {
+		if j, dup := seen[sanitize(l)]; dup {
+			errs = append(errs, fmt.Errorf("exporter.namespace_labels[%d]: %q is exported as label_%s, as %q ([%d]) is", i, l, sanitize(l), cfg.NamespaceLabels[j], j))
+			continue
+		}
+		seen[sanitize(l)] = i
+	}
 	m := matchers{paths: cfg.HealthPaths}
 	for i, a := range cfg.HealthAgents {
 		re, err := regexp.Compile(a)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +193,29 @@ func TestRecommenderWindow(t *testing.T) {
 				t.Errorf("a longer workload window gives %v (clamped %v), want %v", got, clamped, want)
 			}
 		})
+	}
+}
+
+// TestNewRejectsCollidingNamespaceLabels: two namespace label keys that
+// make one Prometheus label name would make upid_namespace_labels fail to
+// register; New says which, by index.
+func TestNewRejectsCollidingNamespaceLabels(t *testing.T) {
+	c, err := api.NewClient(api.Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		labels  []string
+		wantErr string
+	}{
+		{[]string{"team", "cost-center"}, ""},
+		{[]string{"team", "cost-center", "cost_center"}, `exporter.namespace_labels[2]: "cost_center" is exported as label_cost_center, as "cost-center" ([1]) is`},
+	} {
+		cfg := config.Default()
+		cfg.Exporter.NamespaceLabels = tc.labels
+		_, err := New(Options{Exporter: cfg.Exporter, Prometheus: cfg.Prometheus, Kube: fake.NewClientset(), Querier: v1.NewAPI(c)})
+		if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%v: error %v, want %q", tc.labels, err, tc.wantErr)
+		}
 	}
 }
