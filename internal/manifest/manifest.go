@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -232,7 +233,18 @@ func (p *parser) object(n *yaml.Node, depth int) {
 		p.errorf(line, "%s %s: %s.containers: want a list of containers", kind, name, where)
 		return
 	}
-	for _, c := range cs.Content {
+	// Native sidecars (init containers with restartPolicy Always) run
+	// beside the containers for the pod's life: they cost, and the exporter
+	// sizes them. Other init containers finish before the containers start.
+	var sidecars []*yaml.Node
+	if ics := get(spec, "initContainers"); ics != nil && ics.Kind == yaml.SequenceNode {
+		for _, c := range ics.Content {
+			if rp := get(c, "restartPolicy"); rp != nil && rp.Value == "Always" {
+				sidecars = append(sidecars, c)
+			}
+		}
+	}
+	for _, c := range append(slices.Clone(cs.Content), sidecars...) {
 		if ct, ok := p.container(c, kind, name); ok {
 			w.Containers = append(w.Containers, ct)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,5 +204,36 @@ func TestParsePodLevel(t *testing.T) {
 	ws, _, _ = Parse("m.yaml", []byte(deployment))
 	if ws[0].Pod != nil {
 		t.Errorf("a template without pod-level resources got %+v", ws[0].Pod)
+	}
+}
+
+// TestParseSidecars: a native sidecar (an init container with
+// restartPolicy Always) runs and costs beside the containers, and is read
+// as one; an init container that finishes first is not.
+func TestParseSidecars(t *testing.T) {
+	in := `kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      initContainers:
+        - {name: migrate, resources: {requests: {cpu: "2"}}}
+        - {name: proxy, restartPolicy: Always, resources: {requests: {cpu: "4", memory: 8Gi}}}
+      containers:
+        - {name: app, resources: {requests: {cpu: 500m}}}
+`
+	ws, _, err := Parse("m.yaml", []byte(in))
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("%v, %v", ws, err)
+	}
+	var names []string
+	for _, c := range ws[0].Containers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"app", "proxy"}) {
+		t.Errorf("containers %v, want app and the proxy sidecar", names)
+	}
+	if p := ws[0].Containers[1]; p.CPURequest == nil || *p.CPURequest != 4 || p.Line != 8 {
+		t.Errorf("proxy %+v", p)
 	}
 }
