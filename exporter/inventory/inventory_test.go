@@ -337,10 +337,20 @@ func TestRequestsOf(t *testing.T) {
 		{"empty", corev1.PodSpec{}, podRequests{}},
 		{"containers add up", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("250m", "256Mi")}, {Resources: req("1", "1Gi")}}},
 			podRequests{cpuMilli: 1250, memory: 1280 << 20}},
-		{"native sidecars count, init containers do not", corev1.PodSpec{
-			InitContainers: []corev1.Container{{Resources: req("4", "8Gi")}, {Resources: req("100m", "64Mi"), RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
+		{"native sidecars add up; a smaller init container does not", corev1.PodSpec{
+			InitContainers: []corev1.Container{{Resources: req("200m", "128Mi")}, {Resources: req("100m", "64Mi"), RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
 			Containers:     []corev1.Container{{Resources: req("500m", "512Mi")}}},
 			podRequests{cpuMilli: 600, memory: 576 << 20}},
+		// The scheduler reserves the larger init container for the pod's
+		// whole life: that is what it costs.
+		{"a larger init container is the floor", corev1.PodSpec{
+			InitContainers: []corev1.Container{{Resources: req("4", "8Gi")}, {Resources: req("100m", "64Mi"), RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}},
+			Containers:     []corev1.Container{{Resources: req("500m", "512Mi")}}},
+			podRequests{cpuMilli: 4000, memory: 8 << 30}},
+		{"the RuntimeClass overhead adds", corev1.PodSpec{
+			Containers: []corev1.Container{{Resources: req("1", "1Gi")}},
+			Overhead:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("120Mi")}},
+			podRequests{cpuMilli: 1250, memory: 1144 << 20}},
 		{"GPUs of any vendor", corev1.PodSpec{Containers: []corev1.Container{{Resources: req("1", "1Gi", "nvidia.com/gpu", "2")}, {Resources: req("1", "1Gi", "amd.com/gpu", "1")}}},
 			podRequests{cpuMilli: 2000, memory: 2 << 30, gpus: 3}},
 		{"a pod-level request replaces the sum of its resource", corev1.PodSpec{

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // transform turns every watched object into its lean form (lean.go) before
@@ -109,36 +110,18 @@ func podOwner(p *corev1.Pod) owner {
 	return o
 }
 
-// requestsOf sums what a pod's containers and native sidecars request, or
-// takes what the pod requests at pod level.
+// requestsOf is what the scheduler reserves for a pod, and so what it
+// costs: resourcehelper.PodRequests, the rule the scheduler and the quota
+// use. Containers and native sidecars add up, an init container's request
+// is a floor for the pod's whole life (with the sidecars started before
+// it), a pod-level request replaces the sum for its resource, and the
+// RuntimeClass's overhead adds to it.
 func requestsOf(spec *corev1.PodSpec) podRequests {
-	var r podRequests
-	add := func(c *corev1.Container) {
-		r.cpuMilli += int32(c.Resources.Requests.Cpu().MilliValue())
-		r.memory += c.Resources.Requests.Memory().Value()
-		for name, q := range c.Resources.Requests {
-			if strings.HasSuffix(string(name), "/gpu") {
-				r.gpus += int16(q.Value())
-			}
-		}
-	}
-	for i := range spec.Containers {
-		add(&spec.Containers[i])
-	}
-	for i := range spec.InitContainers {
-		if c := &spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			add(c)
-		}
-	}
-	// A pod-level request replaces the containers' sum for its resource
-	// (resourcehelper.PodRequests); the API server fills it in from a
-	// pod-level limit at creation.
-	if pr := spec.Resources; pr != nil {
-		if q, ok := pr.Requests[corev1.ResourceCPU]; ok {
-			r.cpuMilli = int32(q.MilliValue())
-		}
-		if q, ok := pr.Requests[corev1.ResourceMemory]; ok {
-			r.memory = q.Value()
+	l := resourcehelper.PodRequests(&corev1.Pod{Spec: *spec}, resourcehelper.PodResourcesOptions{})
+	r := podRequests{cpuMilli: int32(l.Cpu().MilliValue()), memory: l.Memory().Value()}
+	for name, q := range l {
+		if strings.HasSuffix(string(name), "/gpu") {
+			r.gpus += int16(q.Value())
 		}
 	}
 	return r
