@@ -102,6 +102,9 @@ func runSleepWake(env *environment, action, ref string, dryRun bool) int {
 	// An operator's command acts at once: leader election is for the
 	// server's replicas, not for a person at a terminal.
 	cfg.LeaderElection.Enabled = false
+	// Nor does it receive notifications: the server's bearer token file,
+	// unreadable from a laptop, is none of its business.
+	cfg.BearerTokenFile = ""
 	s, err := scaler.New(scaler.Options{Kube: kc, Config: cfg, Logger: logger, Recorder: scaler.NewSyncRecorder(kc, logger)})
 	if err != nil {
 		printConfigErrors(env.stderr, err)

@@ -83,6 +83,18 @@ func TestSleepWakeCommands(t *testing.T) {
 	if got := strings.Join(reasons, ","); got != "UPIDDryRun,UPIDDryRun,UPIDSleep,UPIDWake" {
 		t.Errorf("events %s", got)
 	}
+
+	// With the server's configuration, whose bearer token file only the
+	// scaler's pod can read: an operator's command receives no
+	// notifications and does not need it.
+	serverConfig := filepath.Join(t.TempDir(), "scaler.yaml")
+	if err := os.WriteFile(serverConfig, []byte("scaler:\n  bearer_token_file: /etc/upid/scaler-token/token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"sleep", "--dry-run", "--config", serverConfig, "--kubeconfig", kube.KubeconfigPath, "shop/Deployment/web"}, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "dry_run") {
+		t.Errorf("sleep with the server's config: exit %d %s %s", code, out.String(), errOut.String())
+	}
 }
 
 // TestScalerProcess runs `upid scaler` as deployed: it elects itself
