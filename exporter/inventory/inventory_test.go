@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -359,8 +360,15 @@ func TestRequestsOf(t *testing.T) {
 			podRequests{cpuMilli: 2000, memory: 512 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := requestsOf(&tc.spec); got != tc.want {
+			pod := &corev1.Pod{Spec: tc.spec}
+			got := requestsOf(pod)
+			if got != tc.want {
 				t.Errorf("requestsOf = %+v, want %+v", got, tc.want)
+			}
+			// The plain pods' sum is resourcehelper's figure too.
+			l := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+			if int64(got.cpuMilli) != l.Cpu().MilliValue() || got.memory != l.Memory().Value() {
+				t.Errorf("requestsOf = %+v, resourcehelper.PodRequests %v", got, l)
 			}
 		})
 	}
