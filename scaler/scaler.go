@@ -498,21 +498,6 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 	return ""
 }
 
-// cutShort says that nothing but the state's own write happened since the
-// state was saved: the sleep stopped before its scale. A workload scaled
-// back to the saved count since has a newer generation. A state without a
-// generation (an older scaler's) gives no proof either way.
-func (st sleepState) cutShort(o *object) bool {
-	if st.generation == 0 {
-		return true
-	}
-	saved := st.generation
-	if o.annotationsBumpGeneration {
-		saved++
-	}
-	return o.meta.Generation == saved
-}
-
 // limiter allows at most max actions in any interval: a sliding log, so a
 // burst at the end of one interval cannot double up with the next.
 type limiter struct {

@@ -249,20 +249,38 @@ func (st sleepState) unchanged(o *object) bool {
 	if st.fingerprint == fingerprint(o) {
 		return true
 	}
-	if st.generation == 0 {
+	written := st.writtenGeneration(o)
+	if written == 0 {
 		return false
-	}
-	saved := st.generation // after the write of the state itself
-	if o.annotationsBumpGeneration {
-		saved++
 	}
 	switch o.replicas {
 	case 0:
-		return o.meta.Generation == saved+1 // and the scale to zero
+		return o.meta.Generation == written+1 // and the scale to zero
 	case st.replicas:
-		return o.meta.Generation == saved // saved, not yet scaled
+		return o.meta.Generation == written // saved, not yet scaled
 	}
 	return false
+}
+
+// cutShort says that nothing but the state's own write happened since the
+// state was saved: the sleep stopped before its scale. A workload scaled
+// back to the saved count since has a newer generation. A state without a
+// generation (an older scaler's) gives no proof either way.
+func (st sleepState) cutShort(o *object) bool {
+	written := st.writtenGeneration(o)
+	return written == 0 || o.meta.Generation == written
+}
+
+// writtenGeneration is the workload's generation right after the state
+// was written, or 0 when the state does not record it.
+func (st sleepState) writtenGeneration(o *object) int64 {
+	if st.generation == 0 {
+		return 0
+	}
+	if o.annotationsBumpGeneration {
+		return st.generation + 1
+	}
+	return st.generation
 }
 
 // readState returns the saved state and whether the workload carries any
