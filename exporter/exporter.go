@@ -124,10 +124,10 @@ func New(opts Options) (*Service, error) {
 	if opts.Querier == nil {
 		errs = append(errs, errors.New("no Prometheus client"))
 	}
-	if ms, err := history.ParseSelector(opts.Prometheus.Selector); err != nil {
+	if q, err := history.ForSelector(opts.Querier, opts.Prometheus.Selector); err != nil {
 		errs = append(errs, fmt.Errorf("prometheus.selector: %w", err))
 	} else {
-		opts.Querier = history.Complete(history.Scoped(opts.Querier, ms))
+		opts.Querier = q
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

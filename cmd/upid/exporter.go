@@ -61,11 +61,10 @@ func reachKube(cfg config.Kubernetes) (kubernetes.Interface, error) {
 // answers Prometheus warned are partial; the configuration was checked
 // when it was loaded.
 func scopedQuerier(q history.Querier, cfg config.Prometheus) history.Querier {
-	ms, err := history.ParseSelector(cfg.Selector)
-	if err != nil {
-		return history.Complete(q)
+	if sq, err := history.ForSelector(q, cfg.Selector); err == nil {
+		return sq
 	}
-	return history.Complete(history.Scoped(q, ms))
+	return history.Complete(q)
 }
 
 func promClient(cfg config.Prometheus) (v1.API, error) {

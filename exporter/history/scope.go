@@ -70,6 +70,17 @@ func AddMatchers(query string, matchers []*labels.Matcher) (string, error) {
 	return expr.String(), nil
 }
 
+// ForSelector is how UPID queries Prometheus: scoped to prometheus.selector
+// (Scoped) and failing partial answers (Complete). The error names a
+// selector that does not parse.
+func ForSelector(q Querier, selector string) (Querier, error) {
+	ms, err := ParseSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	return Complete(Scoped(q, ms)), nil
+}
+
 // Complete returns a Querier that fails a query Prometheus answered with
 // warnings. A warning is how a query frontend (Thanos, Cortex, Mimir) or a
 // failed remote read says the answer is partial; taken as whole, it would
