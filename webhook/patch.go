@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
+
+	"github.com/upid-dev/upid/exporter/recommend"
 )
 
 // Annotations written on pods and read from pods, workloads and namespaces.
@@ -679,14 +681,14 @@ func unit(r corev1.ResourceName) float64 {
 	return 1
 }
 
-// maxValue bounds a believable request or limit of r (a million cores, a
-// PiB): past it a figure is an error upstream, and converting it to a
-// quantity's int64 would overflow.
+// maxValue bounds a believable request or limit of r (a million cores,
+// the recommender's own memory bound): past it a figure is an error
+// upstream, and converting it to a quantity's int64 would overflow.
 func maxValue(r corev1.ResourceName) float64 {
 	if r == corev1.ResourceCPU {
 		return 1 << 20
 	}
-	return 1 << 50
+	return recommend.MaxMemoryBytes
 }
 
 // format rounds to what people write: whole millicores, and memory up to a
