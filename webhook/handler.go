@@ -111,14 +111,14 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	}
 	// Every way of failing open exists from the start: increase() reads a
 	// series born at 1 as no increase, so the first panic would not alert.
-	for _, reason := range FailedOpenReasons {
+	for _, reason := range failedOpenReasons {
 		h.decisions.WithLabelValues(OutcomeFailedOpen, reason)
 	}
 	return h, nil
 }
 
-// FailedOpenReasons are the reasons of upid_webhook_decisions_total{outcome="failed_open"}.
-var FailedOpenReasons = []string{"error", "panic", "decode_error", "too_large", "read_error"}
+// failedOpenReasons are the reasons of upid_webhook_decisions_total{outcome="failed_open"}.
+var failedOpenReasons = []string{"error", "panic", "decode_error", "too_large", "read_error"}
 
 // firstReason pre-creates one series per outcome so that rates start at 0.
 func firstReason(outcome string) string {

@@ -231,11 +231,11 @@ func TestFailedOpenSeriesFromTheStart(t *testing.T) {
 	}
 	// Every reason the handler fails open with, found by its tests.
 	for _, reason := range []string{"too_large", "decode_error", "read_error", "panic", "error"} {
-		if !slices.Contains(FailedOpenReasons, reason) {
-			t.Errorf("%s is missing from FailedOpenReasons", reason)
+		if !slices.Contains(failedOpenReasons, reason) {
+			t.Errorf("%s is missing from failedOpenReasons", reason)
 		}
 	}
-	for _, reason := range FailedOpenReasons {
+	for _, reason := range failedOpenReasons {
 		var found bool
 		for _, mf := range mfs {
 			for _, m := range mf.GetMetric() {
