@@ -433,3 +433,27 @@ func TestHPAUtilization(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRequestsOf runs on every pod event of the informer: a plain pod
+// (containers and a native sidecar) is summed in place, a pod with an init
+// container goes through resourcehelper.PodRequests. Compare the two
+// sub-benchmarks of one run.
+func BenchmarkRequestsOf(b *testing.B) {
+	req := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}}
+	sidecar := corev1.Container{Name: "proxy", Resources: req, RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways)}
+	containers := []corev1.Container{{Name: "app", Resources: req}, {Name: "log", Resources: req}}
+	for _, c := range []struct {
+		name string
+		pod  *corev1.Pod
+	}{
+		{"plain", &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{sidecar}, Containers: containers}}},
+		{"init container", &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "migrate", Resources: req}, sidecar}, Containers: containers}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = requestsOf(c.pod)
+			}
+		})
+	}
+}
