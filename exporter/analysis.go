@@ -329,7 +329,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		}
 		r.Replicas = in.Replicas
 		switch w.Kind {
-		case inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindReplicaSet:
+		case inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindReplicaSet, inventory.KindRollout:
 			d := float64(w.Replicas)
 			in.DesiredReplicas = &d
 		}

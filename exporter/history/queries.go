@@ -16,10 +16,12 @@ import (
 // workload, not per pod: the result size is bounded by workloads, and a
 // cycle is a fixed number of queries whatever the cluster size.
 //
-// Pods of ReplicaSets owned by Deployments resolve to the Deployment, pods
-// of Jobs owned by CronJobs to the CronJob; other controllers are their own
-// workload, and a pod without one is a workload of kind Pod. "or on
-// (namespace, pod)" lets the more specific mapping win.
+// Pods of ReplicaSets resolve to the ReplicaSet's controller (a Deployment,
+// an Argo Rollout), so that a workload keeps its history across revisions;
+// pods of Jobs owned by CronJobs resolve to the CronJob; other controllers
+// are their own workload, and a pod without one, or a static pod (whose
+// mirror the Node owns), is a workload of kind Pod.
+// "or on (namespace, pod)" lets the more specific mapping win.
 //
 // matcher, when not empty, is added to every selector (namespace=~"a|b"), so
 // that a query over some namespaces joins only their pods.
@@ -33,14 +35,13 @@ func ownerExpr(lookback, matcher string) string {
 		}
 		return fmt.Sprintf("max_over_time(%s[%s])", sel, lookback)
 	}
-	viaDeployment := fmt.Sprintf(`label_replace(
-    max by (namespace, pod, workload) (
-      label_replace(max by (namespace, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
-      * on (namespace, replicaset) group_left (workload)
-      label_replace(max by (namespace, replicaset, owner_name) (%s), "workload", "$1", "owner_name", "(.+)")
-    ), "kind", "Deployment", "", "")`,
+	viaReplicaSet := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
+    label_replace(max by (namespace, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
+    * on (namespace, replicaset) group_left (workload, kind)
+    label_replace(label_replace(max by (namespace, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)")
+  )`,
 		over(`kube_pod_owner{owner_kind="ReplicaSet",owner_is_controller="true"}`),
-		over(`kube_replicaset_owner{owner_kind="Deployment",owner_is_controller="true"}`))
+		over(`kube_replicaset_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
 	viaCronJob := fmt.Sprintf(`label_replace(
     max by (namespace, pod, workload) (
       label_replace(max by (namespace, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
@@ -51,11 +52,11 @@ func ownerExpr(lookback, matcher string) string {
 		over(`kube_job_owner{owner_kind="CronJob",owner_is_controller="true"}`))
 	direct := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))`,
-		over(`kube_pod_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
+		over(`kube_pod_owner{owner_kind!~"<none>|Node|",owner_is_controller="true"}`))
 	bare := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "pod", "(.+)"), "kind", "Pod", "", ""))`,
-		over(`kube_pod_owner{owner_kind=~"<none>|"}`))
-	return fmt.Sprintf("(\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaDeployment, viaCronJob, direct, bare)
+		over(`kube_pod_owner{owner_kind=~"<none>|Node|"}`))
+	return fmt.Sprintf("(\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
 }
 
 // byWorkload aggregates a per-pod expression to workloads with agg (sum, max).

@@ -39,6 +39,9 @@ const (
 	KindJob         = "Job"
 	KindCronJob     = "CronJob"
 	KindPod         = "Pod"
+	// KindRollout is Argo Rollouts' Deployment: its ReplicaSets fold into
+	// it as a Deployment's do. Other controllers keep their own kinds.
+	KindRollout = "Rollout"
 )
 
 // ID names a top-level workload.
@@ -287,10 +290,36 @@ func each[T any](store cache.Store, fn func(T)) error {
 // run once per analysis cycle, never per scrape.
 func (inv *Inventory) Snapshot() (Snapshot, error) {
 	byID := map[ID]*Workload{}
+	// revisions folds the ReplicaSets of a controller other than a
+	// Deployment (an Argo Rollout) into one workload named after it: the
+	// template of the revision with the most replicas (the stable one
+	// during a canary, the new one once promoted), the replicas of all.
+	type revisions struct {
+		chosen   *leanWorkload
+		replicas int32
+		created  int64
+	}
+	folded := map[ID]*revisions{}
 	add := func(kind string) func(*leanWorkload) {
 		return func(o *leanWorkload) {
 			if o.spec == nil {
 				return // a ReplicaSet of a Deployment, a Job of a CronJob
+			}
+			if kind == KindReplicaSet && o.owner.kind != "" {
+				id := ID{o.namespace, o.owner.kind, o.owner.name}
+				if !inv.inShard(id) {
+					return
+				}
+				r := folded[id]
+				if r == nil {
+					r = &revisions{chosen: o, created: o.created}
+					folded[id] = r
+				} else if later(o, r.chosen) {
+					r.chosen = o
+				}
+				r.replicas += o.replicas
+				r.created = min(r.created, o.created)
+				return
 			}
 			id := ID{o.namespace, kind, o.name}
 			if inv.inShard(id) {
@@ -310,19 +339,42 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			return Snapshot{}, err
 		}
 	}
+	for id, r := range folded {
+		if _, ok := byID[id]; !ok { // a workload of that name and kind wins
+			w := fromSpec(id, r.created, r.replicas, r.chosen.spec)
+			byID[id] = &w
+		}
+	}
 
+	// Pods of a controller the inventory does not watch (an operator's
+	// CloneSet, a StrimziPodSet) make its workload from the newest pod's
+	// spec, with the running pods as its replicas.
+	type podMade struct {
+		newest  *leanPod
+		created int64
+	}
+	byPods := map[ID]*podMade{}
 	pods := 0
 	err := each(inv.pods, func(p *leanPod) {
 		pods++
 		id := inv.owner(p.namespace, p.name, p.owner)
 		w, ok := byID[id]
 		if !ok {
-			if id.Kind != KindPod || !inv.inShard(id) || p.spec == nil {
+			if p.spec == nil || !inv.inShard(id) {
 				return
 			}
 			nw := fromSpec(id, p.created, 1, p.spec)
 			w = &nw
 			byID[id] = w
+			byPods[id] = &podMade{newest: p, created: p.created}
+		} else if m := byPods[id]; m != nil {
+			m.created = min(m.created, p.created)
+			if p.created > m.newest.created || (p.created == m.newest.created && p.name > m.newest.name) {
+				m.newest = p
+				made := fromSpec(id, 0, 0, p.spec)
+				made.Pods, made.Requests = w.Pods, w.Requests
+				*w = made
+			}
 		}
 		if !p.req.finished {
 			// Finished pods (a Job's, an evicted one kept for its
@@ -335,6 +387,13 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	})
 	if err != nil {
 		return Snapshot{}, err
+	}
+	for id, m := range byPods {
+		w := byID[id]
+		w.Created = time.Unix(m.created, 0)
+		if id.Kind != KindPod {
+			w.Replicas = int32(w.Pods)
+		}
 	}
 
 	err = each(inv.hpas, func(h *leanHPA) {
@@ -438,9 +497,9 @@ func selects(selector []string, l map[string]string) bool {
 }
 
 // Owner resolves a pod to its top-level workload: ReplicaSet→Deployment
-// (by the pod-template-hash label, or through the cache), Job→CronJob,
-// StatefulSet, DaemonSet; a pod without a known controller is its own
-// workload.
+// (by the pod-template-hash label, or through the cache), ReplicaSet→its
+// other controller (an Argo Rollout), Job→CronJob, StatefulSet, DaemonSet,
+// any other controller; a pod without a controller is its own workload.
 func (inv *Inventory) Owner(p *corev1.Pod) ID {
 	return inv.owner(p.Namespace, p.Name, podOwner(p))
 }
@@ -450,8 +509,8 @@ func (inv *Inventory) owner(namespace, pod string, o owner) ID {
 	case "":
 		return ID{namespace, KindPod, pod}
 	case KindReplicaSet:
-		if rs := inv.workload(inv.replicaSets, namespace, o.name); rs != nil && rs.owner.kind == KindDeployment {
-			return ID{namespace, KindDeployment, rs.owner.name}
+		if rs := inv.workload(inv.replicaSets, namespace, o.name); rs != nil && rs.owner.kind != "" {
+			return ID{namespace, rs.owner.kind, rs.owner.name}
 		}
 		return ID{namespace, KindReplicaSet, o.name}
 	case KindJob:
@@ -465,6 +524,19 @@ func (inv *Inventory) owner(namespace, pod string, o owner) ID {
 		// workload is still named sensibly.
 		return ID{namespace, o.kind, o.name}
 	}
+}
+
+// later says whether ReplicaSet a holds the revision to show rather than b:
+// more replicas, then the newer one, then the name, so that the choice does
+// not depend on the cache's order.
+func later(a, b *leanWorkload) bool {
+	if a.replicas != b.replicas {
+		return a.replicas > b.replicas
+	}
+	if a.created != b.created {
+		return a.created > b.created
+	}
+	return a.name > b.name
 }
 
 func (inv *Inventory) workload(store cache.Store, namespace, name string) *leanWorkload {

@@ -87,13 +87,49 @@ func objects() []runtime.Object {
 		&corev1.Pod{ObjectMeta: meta("shop", "nightly-29000-q", owned(KindJob, "nightly-29000")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "once-z", owned(KindJob, "once")...), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: meta("shop", "debug"), Spec: tmpl.Spec},
-		&corev1.Pod{ObjectMeta: meta("shop", "rollout-1", owned("Rollout", "canary")...), Spec: tmpl.Spec},
+		// A static pod's mirror, which its Node owns.
+		&corev1.Pod{ObjectMeta: meta("shop", "etcd-n1", owned("Node", "n1")...), Spec: tmpl.Spec},
+		// An Argo Rollout's two revisions: the stable one with three
+		// replicas, the canary with one and a new image.
+		&appsv1.ReplicaSet{ObjectMeta: created(rolloutHashed(meta("shop", "canary-6b8c", owned("Rollout", "canary")...), "6b8c"), 1), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&appsv1.ReplicaSet{ObjectMeta: created(rolloutHashed(meta("shop", "canary-9f1d", owned("Rollout", "canary")...), "9f1d"), 2), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: canaryTemplate()}},
+		&corev1.Pod{ObjectMeta: rolloutHashed(meta("shop", "canary-6b8c-a", owned(KindReplicaSet, "canary-6b8c")...), "6b8c"), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: rolloutHashed(meta("shop", "canary-9f1d-a", owned(KindReplicaSet, "canary-9f1d")...), "9f1d"), Spec: canaryTemplate().Spec},
+		// Pods of a controller the inventory does not watch (an OpenKruise
+		// CloneSet): the newest one's spec, its labels included.
+		&corev1.Pod{ObjectMeta: created(labelled(meta("shop", "clone-a", owned("CloneSet", "clone")...), map[string]string{"app": "web", "rev": "1"}), 1), Spec: tmpl.Spec},
+		&corev1.Pod{ObjectMeta: created(labelled(meta("shop", "clone-b", owned("CloneSet", "clone")...), map[string]string{"app": "web", "rev": "2"}), 2), Spec: canaryTemplate().Spec},
 		&corev1.Service{ObjectMeta: meta("shop", "web-svc"), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}},
 		&corev1.Service{ObjectMeta: meta("shop", "other"), Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "other"}}},
 		&corev1.Service{ObjectMeta: meta("shop", "external")},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"node.kubernetes.io/instance-type": "m5.large"}},
 			Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}, Images: []corev1.ContainerImage{{Names: []string{"big"}}}}},
 	}
+}
+
+// canaryTemplate is podTemplate with a new image and twice the CPU.
+func canaryTemplate() corev1.PodTemplateSpec {
+	t := podTemplate()
+	t.Spec.Containers[0].Image = "web:2"
+	t.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+	return t
+}
+
+// rolloutHashed adds the label Argo Rollouts puts on its ReplicaSets and
+// their pods, which name them <rollout>-<hash>.
+func rolloutHashed(m metav1.ObjectMeta, hash string) metav1.ObjectMeta {
+	return labelled(m, map[string]string{"rollouts-pod-template-hash": hash})
+}
+
+func labelled(m metav1.ObjectMeta, l map[string]string) metav1.ObjectMeta {
+	m.Labels = l
+	return m
+}
+
+// created sets the creation time to minute n of a fixed day.
+func created(m metav1.ObjectMeta, n int) metav1.ObjectMeta {
+	m.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, n, 0, 0, time.UTC))
+	return m
 }
 
 // hashed adds the pod-template-hash label the Deployment controller puts on
@@ -141,7 +177,10 @@ func TestOwnerResolution(t *testing.T) {
 		{"nightly-29000-q", nil, owned(KindJob, "nightly-29000"), ID{"shop", KindCronJob, "nightly"}},
 		{"once-z", nil, owned(KindJob, "once"), ID{"shop", KindJob, "once"}},
 		{"debug", nil, nil, ID{"shop", KindPod, "debug"}},
-		{"rollout-1", nil, owned("Rollout", "canary"), ID{"shop", "Rollout", "canary"}},
+		// The ReplicaSets of another controller resolve to it through the cache.
+		{"canary-9f1d-a", nil, owned(KindReplicaSet, "canary-9f1d"), ID{"shop", "Rollout", "canary"}},
+		{"clone-a", nil, owned("CloneSet", "clone"), ID{"shop", "CloneSet", "clone"}},
+		{"etcd-n1", nil, owned("Node", "n1"), ID{"shop", KindPod, "etcd-n1"}},
 		// A non-controller owner does not make a workload.
 		{"adopted", nil, []metav1.OwnerReference{{Kind: KindReplicaSet, Name: "web-7d9f"}}, ID{"shop", KindPod, "adopted"}},
 	}
@@ -169,10 +208,20 @@ func TestSnapshot(t *testing.T) {
 	}
 	wantIDs := []string{
 		"shop/CronJob/nightly", "shop/DaemonSet/agent", "shop/Deployment/web", "shop/Job/once",
-		"shop/Pod/debug", "shop/ReplicaSet/orphan-rs", "shop/StatefulSet/db",
+		"shop/Pod/debug", "shop/Pod/etcd-n1", "shop/ReplicaSet/orphan-rs", "shop/Rollout/canary", "shop/StatefulSet/db",
 	}
+	wantIDs = append([]string{"shop/CloneSet/clone"}, wantIDs...)
 	if !reflect.DeepEqual(ids, wantIDs) {
-		t.Errorf("workloads = %v, want %v (sorted, Jobs of CronJobs and ReplicaSets of Deployments folded in, custom owners not listed)", ids, wantIDs)
+		t.Errorf("workloads = %v, want %v (sorted, Jobs of CronJobs and ReplicaSets of Deployments and Rollouts folded in)", ids, wantIDs)
+	}
+	// The Rollout is one workload: every revision's replicas, the template
+	// of the revision most of them run, the oldest revision's age.
+	if r := got[ID{"shop", "Rollout", "canary"}]; r.Replicas != 4 || r.Pods != 2 || r.Containers[2].CPURequest != 0.25 || !r.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) {
+		t.Errorf("rollout: replicas %d pods %d app CPU request %v created %v, want 4, 2, 0.25 (the stable revision's) and minute 1", r.Replicas, r.Pods, r.Containers[2].CPURequest, r.Created)
+	}
+	if c := got[ID{"shop", "CloneSet", "clone"}]; c.Replicas != 2 || c.Pods != 2 || c.Containers[2].CPURequest != 0.5 || c.Labels["rev"] != "2" || !c.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) || len(c.Probes) != 4 {
+		t.Errorf("custom controller: replicas %d pods %d app CPU request %v labels %v created %v probes %d, want 2, 2, 0.5 and rev 2 (the newest pod's), minute 1, 4 probes",
+			c.Replicas, c.Pods, c.Containers[2].CPURequest, c.Labels, c.Created, len(c.Probes))
 	}
 
 	web := got[ID{"shop", KindDeployment, "web"}]
@@ -218,14 +267,14 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("bare pod: pods %d probes %d, want 1 and 4 (from its own spec)", w.Pods, len(w.Probes))
 	}
 	sel := snap.Selects[[2]string{"shop", "web-svc"}]
-	if len(sel) != 6 || sel[2] != (ID{"shop", KindDeployment, "web"}) {
-		t.Errorf("web-svc selects %v, want the 6 workloads whose template has app=web (bare pods carry no template labels)", sel)
+	if len(sel) != 8 || sel[3] != (ID{"shop", KindDeployment, "web"}) || sel[0] != (ID{"shop", "CloneSet", "clone"}) {
+		t.Errorf("web-svc selects %v, want the 8 workloads whose template (or newest pod, for the CloneSet) has app=web", sel)
 	}
 	if len(snap.Selects) != 1 {
 		t.Errorf("selects = %v, want only web-svc (no match for other, no selector for external)", snap.Selects)
 	}
-	if snap.Pods != 8 {
-		t.Errorf("pods = %d, want 8", snap.Pods)
+	if snap.Pods != 12 {
+		t.Errorf("pods = %d, want 12", snap.Pods)
 	}
 	if len(snap.Namespaces) != 1 || !reflect.DeepEqual(snap.Namespaces[0].Labels, map[string]string{"team": "payments"}) {
 		t.Errorf("namespaces = %+v, want only the allow-listed team label", snap.Namespaces)

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 // TestAgainstControllers checks owner resolution on objects the real
 // controllers made: kube-controller-manager creates the ReplicaSet and pods
 // of a Deployment (named and labelled by pod-template-hash, which the
-// inventory relies on instead of watching those ReplicaSets) and the pods
-// of a ReplicaSet of its own, which it still watches.
+// inventory relies on instead of watching those ReplicaSets), the pods
+// of a ReplicaSet of its own, which it still watches, and the pods of two
+// ReplicaSets an Argo Rollout (a custom resource here) owns, as Argo's
+// controller makes them at a canary step.
 func TestAgainstControllers(t *testing.T) {
 	kube := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -46,17 +49,33 @@ func TestAgainstControllers(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	rollout := kube.CreateRollout(ctx, t, "shop", "canary")
+	for _, rev := range []struct {
+		hash     string
+		replicas int32
+	}{{"6b8c", 2}, {"9f1d", 1}} {
+		tmpl := template("canary")
+		tmpl.Labels["rollouts-pod-template-hash"] = rev.hash
+		if _, err := c.AppsV1().ReplicaSets("shop").Create(ctx, &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "canary-" + rev.hash, Labels: map[string]string{"rollouts-pod-template-hash": rev.hash},
+				OwnerReferences: []metav1.OwnerReference{testenv.RolloutOwner(rollout)}},
+			Spec: appsv1.ReplicaSetSpec{Replicas: ptr(rev.replicas), Template: tmpl,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "canary", "rollouts-pod-template-hash": rev.hash}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for {
 		pods, err := c.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pods.Items) == 5 {
+		if len(pods.Items) == 8 {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("controllers made %d of 5 pods", len(pods.Items))
+			t.Fatalf("controllers made %d of 8 pods", len(pods.Items))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -66,19 +85,19 @@ func TestAgainstControllers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer inv.Shutdown()
-	if n := len(inv.replicaSets.List()); n != 1 {
-		t.Errorf("the inventory holds %d ReplicaSets, want only solo's (not the Deployment's)", n)
+	if n := len(inv.replicaSets.List()); n != 3 {
+		t.Errorf("the inventory holds %d ReplicaSets, want solo and the Rollout's two (not the Deployment's)", n)
 	}
 	snap, err := inv.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[ID]int{}
+	got := map[ID][2]int{}
 	for _, w := range snap.Workloads {
-		got[w.ID] = w.Pods
+		got[w.ID] = [2]int{w.Pods, int(w.Replicas)}
 	}
-	want := map[ID]int{{"shop", KindDeployment, "web"}: 3, {"shop", KindReplicaSet, "solo"}: 2}
-	if len(got) != len(want) || got[ID{"shop", KindDeployment, "web"}] != 3 || got[ID{"shop", KindReplicaSet, "solo"}] != 2 {
-		t.Errorf("workloads and their pods = %v, want %v", got, want)
+	want := map[ID][2]int{{"shop", KindDeployment, "web"}: {3, 3}, {"shop", KindReplicaSet, "solo"}: {2, 2}, {"shop", "Rollout", "canary"}: {3, 3}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("workloads and their pods and replicas = %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,12 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 )
 
+// watched are the controllers whose templates the inventory reads; a pod
+// of any other (or of none) keeps its own spec.
+var watched = map[string]bool{
+	KindDeployment: true, KindStatefulSet: true, KindDaemonSet: true, KindReplicaSet: true, KindJob: true, KindCronJob: true,
+}
+
 // transform turns every watched object into its lean form (lean.go) before
 // it is stored. It is idempotent: client-go may hand it an object it has
 // already transformed.
@@ -30,9 +36,10 @@ func transform(opts Options) cache.TransformFunc {
 			p.req.reserving = o.Status.Phase == corev1.PodPending || o.Status.Phase == corev1.PodRunning
 			p.req.finished = o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed
 			// Pods of a controller take probes and annotations from the
-			// controller's template; only bare pods need their own.
-			if p.owner.kind == "" {
-				p.spec = specOf(o.Annotations, nil, &o.Spec)
+			// controller's template; only bare pods and those of
+			// controllers not watched here need their own.
+			if !watched[p.owner.kind] {
+				p.spec = specOf(o.Annotations, o.Labels, &o.Spec)
 			}
 			return p, nil
 		case *appsv1.Deployment:
@@ -101,6 +108,11 @@ func transform(opts Options) cache.TransformFunc {
 // others).
 func podOwner(p *corev1.Pod) owner {
 	o := ownerOf(p.Name, p.OwnerReferences)
+	if o.kind == "Node" {
+		// A static pod's mirror (kube-apiserver-n1, etcd-n1): each is its
+		// own workload, as a bare pod, not every static pod of a node one.
+		return owner{}
+	}
 	if o.kind != KindReplicaSet {
 		return o
 	}

@@ -1,0 +1,48 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// CreateRollout installs a stand-in for Argo Rollouts' CRD (its group,
+// version and kind, any spec) and creates a Rollout, so that ReplicaSets
+// can name it as their controller, as Argo's own controller makes them,
+// and the garbage collector keeps them. Argo Rollouts itself is not
+// needed: UPID reads only the ReplicaSets and pods it makes.
+func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name string) *unstructured.Unstructured {
+	t.Helper()
+	preserve := true
+	if _, err := envtest.InstallCRDs(k.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{{
+		ObjectMeta: metav1.ObjectMeta{Name: "rollouts.argoproj.io"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "argoproj.io", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "rollouts", Singular: "rollout", Kind: "Rollout", ListKind: "RolloutList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1alpha1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}}}},
+		},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &unstructured.Unstructured{}
+	r.SetAPIVersion("argoproj.io/v1alpha1")
+	r.SetKind("Rollout")
+	r.SetNamespace(namespace)
+	r.SetName(name)
+	if err := k.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// RolloutOwner is the controller reference Argo Rollouts puts on the
+// ReplicaSets of Rollout r.
+func RolloutOwner(r *unstructured.Unstructured) metav1.OwnerReference {
+	yes := true
+	return metav1.OwnerReference{APIVersion: r.GetAPIVersion(), Kind: r.GetKind(), Name: r.GetName(), UID: r.GetUID(), Controller: &yes}
+}
