@@ -176,14 +176,31 @@ func podOf(t testing.TB, k *testenv.Kube, d *appsv1.Deployment) *corev1.Pod {
 	if _, err := k.Clientset.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return waitPod(t, k, d.Namespace, d.Name)
+}
+
+// podOfReplicaSet creates rs and waits for the pod the ReplicaSet
+// controller creates for it.
+func podOfReplicaSet(t testing.TB, k *testenv.Kube, rs *appsv1.ReplicaSet) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := k.Clientset.AppsV1().ReplicaSets(rs.Namespace).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return waitPod(t, k, rs.Namespace, rs.Spec.Template.Labels["app"])
+}
+
+// waitPod waits for a pod labelled app=app in ns.
+func waitPod(t testing.TB, k *testenv.Kube, ns, app string) *corev1.Pod {
+	t.Helper()
 	deadline := time.Now().Add(40 * time.Second)
 	for {
-		pods, err := k.Clientset.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + d.Name})
+		pods, err := k.Clientset.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + app})
 		if err == nil && len(pods.Items) > 0 {
 			return &pods.Items[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no pod for Deployment %s/%s within 40s (err %v)", d.Namespace, d.Name, err)
+			t.Fatalf("no pod app=%s in %s within 40s (err %v)", app, ns, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -251,6 +268,8 @@ func TestThroughAPIServer(t *testing.T) {
 		}
 		recs = append(recs, workloadResult(ns, "Deployment", "unsure", 0.25, 128*mib, 100*mib, 0.2))
 	}
+	recs = append(recs, workloadResult("team-enforce", "Rollout", "canary", 0.25, 128*mib, 100*mib, 1),
+		workloadResult("team-enforce", "Rollout", "quiet", 0.25, 128*mib, 100*mib, 1))
 	url := recsServer(t, recs...)
 	cert := testenv.NewServingCert(t)
 	port := testenv.FreePort(t)
@@ -334,17 +353,45 @@ func TestThroughAPIServer(t *testing.T) {
 			}
 		})
 	}
+	// An Argo Rollout's pods (of a ReplicaSet it owns, labelled with its
+	// hash) get the Rollout's recommendations; Argo copies the Rollout's
+	// annotations to its ReplicaSets, so an opt-out there holds.
+	for _, tt := range []struct {
+		rollout, hash string
+		annotations   map[string]string
+		want          string
+	}{
+		{"canary", "6d7f9", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi"},
+		{"quiet", "5c4b3", map[string]string{AnnotationOptOut: "disabled"}, unchanged},
+	} {
+		t.Run("rollout/"+tt.rollout, func(t *testing.T) {
+			r := k.CreateRollout(context.Background(), t, "team-enforce", tt.rollout)
+			d := deployment("team-enforce", tt.rollout, nil, req, lim)
+			labels := map[string]string{"app": tt.rollout, "rollouts-pod-template-hash": tt.hash}
+			d.Spec.Template.Labels = labels
+			one := int32(1)
+			rs := &appsv1.ReplicaSet{
+				ObjectMeta: metav1.ObjectMeta{Name: tt.rollout + "-" + tt.hash, Namespace: "team-enforce", Labels: labels, Annotations: tt.annotations,
+					OwnerReferences: []metav1.OwnerReference{testenv.RolloutOwner(r)}},
+				Spec: appsv1.ReplicaSetSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: d.Spec.Template},
+			}
+			if got := requestsOf(podOfReplicaSet(t, k, rs)); got != tt.want {
+				t.Errorf("resources %s, want %s", got, tt.want)
+			}
+		})
+	}
+
 	for _, c := range []struct {
 		outcome, reason string
 		want            float64
 	}{
-		{OutcomeMutated, ModeEnforce, 5},
+		{OutcomeMutated, ModeEnforce, 6},
 		{OutcomeSkipped, "pod_level_resources", 1},
 		{OutcomeSkipped, "limit_range", 1},
 		{OutcomeSkipped, "resource_quota", 1},
 		{OutcomeRecommended, ModeRecommend, 1},
 		{OutcomeSkipped, "mode_off", 2},
-		{OutcomeSkipped, "opted_out", 1},
+		{OutcomeSkipped, "opted_out", 2},
 		{OutcomeSkipped, "low_confidence", 1},
 		{OutcomeSkipped, "protected_namespace", 1},
 	} {

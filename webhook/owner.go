@@ -3,7 +3,8 @@ package webhook
 import "strings"
 
 // Workload names the object whose recommendations apply to a pod, in the
-// exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob).
+// exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob,
+// Rollout, or whatever other controller owns the pod).
 type Workload struct {
 	Kind, Name string
 }
@@ -11,8 +12,10 @@ type Workload struct {
 // workloadCandidates derives the owning workload from the pod's controller
 // reference and the naming conventions of the built-in controllers, without
 // asking the API server: a ReplicaSet "web-7d9f8" with pod-template-hash
-// "7d9f8" belongs to Deployment "web", a Job "backup-29123456" may belong to
-// CronJob "backup". The most specific candidate comes first.
+// "7d9f8" belongs to Deployment "web" (with rollouts-pod-template-hash, to
+// Argo Rollout "web"), a Job "backup-29123456" may belong to CronJob
+// "backup". The most specific candidate comes first. Any other controller
+// (an operator's) is the pod's workload, as the exporter names it.
 func workloadCandidates(pod *podFields) []Workload {
 	ref := pod.controller()
 	if ref == nil {
@@ -20,8 +23,12 @@ func workloadCandidates(pod *podFields) []Workload {
 	}
 	switch ref.Kind {
 	case "ReplicaSet":
-		if h := pod.Metadata.Labels.PodTemplateHash; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+		l := pod.Metadata.Labels
+		if h := l.PodTemplateHash; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
 			return []Workload{{"Deployment", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
+		}
+		if h := l.RolloutsPodTemplateHash; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+			return []Workload{{"Rollout", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
 		}
 		return []Workload{{"ReplicaSet", ref.Name}}
 	case "Job":
@@ -30,10 +37,12 @@ func workloadCandidates(pod *podFields) []Workload {
 			return []Workload{{"CronJob", ref.Name[:i]}, {"Job", ref.Name}}
 		}
 		return []Workload{{"Job", ref.Name}}
-	case "StatefulSet", "DaemonSet":
-		return []Workload{{ref.Kind, ref.Name}}
+	case "Node":
+		// A static pod's mirror: the kubelet runs the manifest on its
+		// disk, not this pod, so a change here would change nothing.
+		return nil
 	}
-	return nil
+	return []Workload{{ref.Kind, ref.Name}}
 }
 
 func allDigits(s string) bool {

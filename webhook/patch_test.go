@@ -578,7 +578,10 @@ func TestWorkloadCandidates(t *testing.T) {
 		{"cronjob", owned("Job", "backup-29123456", nil), `[{"Kind":"CronJob","Name":"backup"},{"Kind":"Job","Name":"backup-29123456"}]`},
 		{"job", owned("Job", "migrate", nil), `[{"Kind":"Job","Name":"migrate"}]`},
 		{"job with dash", owned("Job", "migrate-", nil), `[{"Kind":"Job","Name":"migrate-"}]`},
-		{"unknown controller", owned("Node", "n1", nil), `null`},
+		{"argo rollout", owned("ReplicaSet", "web-6d7f9", map[string]string{"rollouts-pod-template-hash": "6d7f9"}), `[{"Kind":"Rollout","Name":"web"},{"Kind":"ReplicaSet","Name":"web-6d7f9"}]`},
+		{"rollout hash mismatch", owned("ReplicaSet", "web-6d7f9", map[string]string{"rollouts-pod-template-hash": "zzz"}), `[{"Kind":"ReplicaSet","Name":"web-6d7f9"}]`},
+		{"operator's controller", owned("CloneSet", "web", nil), `[{"Kind":"CloneSet","Name":"web"}]`},
+		{"static pod", owned("Node", "n1", nil), `null`},
 		{"no owner", &corev1.Pod{}, `null`},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,8 @@ type podFields struct {
 	Metadata struct {
 		Labels struct {
 			PodTemplateHash string `json:"pod-template-hash"`
+			// Argo Rollouts' own pod-template-hash.
+			RolloutsPodTemplateHash string `json:"rollouts-pod-template-hash"`
 		} `json:"labels"`
 		Annotations     *podAnnotations `json:"annotations"`
 		OwnerReferences []ownerFields   `json:"ownerReferences"`
@@ -141,6 +143,7 @@ func (p *podFields) list(name string) []containerFields {
 func fieldsOf(pod *corev1.Pod) *podFields {
 	f := &podFields{}
 	f.Metadata.Labels.PodTemplateHash = pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	f.Metadata.Labels.RolloutsPodTemplateHash = pod.Labels["rollouts-pod-template-hash"]
 	f.Metadata.Annotations = annotationsOf(pod.Annotations)
 	for _, r := range pod.OwnerReferences {
 		f.Metadata.OwnerReferences = append(f.Metadata.OwnerReferences, ownerFields{Kind: r.Kind, Name: r.Name, Controller: r.Controller})
