@@ -259,16 +259,16 @@ func hpaPairSavings(w exporter.WorkloadResult) float64 {
 var kinds = func() map[string]string {
 	m := map[string]string{
 		"deploy": inventory.KindDeployment, "sts": inventory.KindStatefulSet, "ds": inventory.KindDaemonSet,
-		"rs": inventory.KindReplicaSet, "cj": inventory.KindCronJob, "po": inventory.KindPod,
+		"rs": inventory.KindReplicaSet, "cj": inventory.KindCronJob, "po": inventory.KindPod, "ro": inventory.KindRollout,
 	}
-	for _, k := range []string{inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindDaemonSet, inventory.KindReplicaSet, inventory.KindJob, inventory.KindCronJob, inventory.KindPod} {
+	for _, k := range []string{inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindDaemonSet, inventory.KindReplicaSet, inventory.KindJob, inventory.KindCronJob, inventory.KindPod, inventory.KindRollout} {
 		m[strings.ToLower(k)] = k
 		m[strings.ToLower(k)+"s"] = k
 	}
 	return m
 }()
 
-var kindList = "Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod"
+var kindList = "Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, Rollout"
 
 func parseKind(s string) (string, bool) {
 	k, ok := kinds[strings.ToLower(s)]

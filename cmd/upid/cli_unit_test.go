@@ -32,7 +32,7 @@ func TestParseTarget(t *testing.T) {
 		{arg: "web", ns: "shop", err: "want NAMESPACE/KIND/NAME"},
 		{arg: "a/b/c/d", err: "want NAMESPACE/KIND/NAME"},
 		{arg: "shop//web", err: "must not be empty"},
-		{arg: "shop/Service/web", err: `unknown kind "Service" in "shop/Service/web" (want one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod)`},
+		{arg: "shop/Service/web", err: `unknown kind "Service" in "shop/Service/web" (want one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, Rollout)`},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			got, err := parseTarget(tc.arg, tc.ns)
@@ -177,10 +177,22 @@ func TestPatchPaths(t *testing.T) {
 		rec("Deployment", "web", "b", true),
 		rec("Deployment", "web", "a", true),
 		rec("Deployment", "web", "skip", false),
+		rec("Rollout", "canary", "app", true),
+		rec("CloneSet", "clone", "app", true),
 	}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
-	want := `# upid: ns/CronJob/nightly saves $1.00/month
+	want := `# upid: ns/CloneSet/clone: no patch, UPID does not know where a CloneSet keeps its pod template; set these in it (or let the webhook set them at admission):
+#   containers:
+#     - name: app
+#       resources:
+#         requests:
+#           cpu: 100m
+#           memory: 64Mi
+#         limits:
+#           cpu: 500m
+---
+# upid: ns/CronJob/nightly saves $1.00/month
 apiVersion: batch/v1
 kind: CronJob
 metadata:
@@ -240,6 +252,26 @@ spec:
           memory: 64Mi
         limits:
           cpu: 500m
+---
+# upid: ns/Rollout/canary saves $1.00/month
+# upid: a Rollout is a custom resource: kustomize merges its containers by name only with Argo Rollouts' openapi schema
+#   (openapi: in kustomization.yaml, https://argo-rollouts.readthedocs.io/en/stable/features/kustomize/); without it, it replaces them
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: canary
+  namespace: ns
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          resources:
+            requests:
+              cpu: 100m
+              memory: 64Mi
+            limits:
+              cpu: 500m
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
@@ -385,5 +417,27 @@ func TestCheckPodLevel(t *testing.T) {
 				t.Errorf("pod row %+v, want the live 100m recommendation", pod)
 			}
 		})
+	}
+}
+
+// TestCommandsForCustomKinds: kubectl cannot strategic-merge a custom
+// resource (a Rollout, an operator's workload), and a merge patch would
+// replace its containers whole: -o commands says so instead of printing
+// a command that fails or, worse, succeeds.
+func TestCommandsForCustomKinds(t *testing.T) {
+	rec := func(kind, name string) recommendation {
+		return recommendation{Namespace: "ns", Kind: kind, Name: name, Container: "app",
+			Recommendation: exporter.Recommendation{OK: true, Apply: true, CPURequestCores: fp(0.1), MonthlySavings: 1}}
+	}
+	var b bytes.Buffer
+	if err := writeCommands(&b, workloadChanges([]recommendation{rec("Rollout", "canary"), rec("CloneSet", "clone"), rec("Deployment", "web")}, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	want := `# ns/cloneset/clone: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest, or let the webhook set it at admission
+kubectl patch deployment/web -n ns --type=strategic -p '{"spec":{"template":{"spec":{"containers":[{"name":"app","resources":{"limits":{"cpu":null},"requests":{"cpu":"100m"}}}]}}}}'  # saves $1.00/month
+# ns/rollout/canary: a custom resource, which kubectl cannot strategic-merge; apply -o patch with kustomize, or let the webhook set it at admission
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }

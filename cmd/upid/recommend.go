@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -494,7 +495,14 @@ func formatAtMost(resource string, v, limit float64) string {
 var apiVersions = map[string]string{
 	inventory.KindDeployment: "apps/v1", inventory.KindStatefulSet: "apps/v1", inventory.KindDaemonSet: "apps/v1",
 	inventory.KindReplicaSet: "apps/v1", inventory.KindJob: "batch/v1", inventory.KindCronJob: "batch/v1", inventory.KindPod: "v1",
+	inventory.KindRollout: "argoproj.io/v1alpha1",
 }
+
+// rolloutNote heads a Rollout's patch: a strategic merge needs the schema
+// of what it patches, which kustomize has for a custom resource only when
+// told; without it, the containers list would be replaced whole.
+const rolloutNote = "# upid: a Rollout is a custom resource: kustomize merges its containers by name only with Argo Rollouts' openapi schema\n" +
+	"#   (openapi: in kustomization.yaml, https://argo-rollouts.readthedocs.io/en/stable/features/kustomize/); without it, it replaces them\n"
 
 // writePatches writes one strategic-merge patch per workload. Containers
 // merge by name, so only the named containers' resources change. An HPA
@@ -509,6 +517,15 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 	}
 	for i, c := range changes {
 		podSpec := c.podSpec()
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		if _, ok := apiVersions[c.Kind]; !ok {
+			if err := writeUnknownKind(w, c, podSpec); err != nil {
+				return err
+			}
+			continue
+		}
 		doc := yaml.Node{}
 		if err := doc.Encode(map[string]any{
 			"apiVersion": apiVersions[c.Kind],
@@ -534,10 +551,10 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 				"#   - target: {kind: HorizontalPodAutoscaler, name: %s, namespace: %s}\n#     patch: '%s'\n",
 				p.Namespace, p.HPA, p.Resource, cli.Percent(p.CurrentTargetUtilization), cli.Percent(p.TargetUtilization), p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p)))
 		}
-		if i > 0 {
-			fmt.Fprintln(w, "---")
-		}
 		fmt.Fprintf(w, "# upid: %s saves %s/month\n", c.id(), cli.Dollars(savings))
+		if c.Kind == inventory.KindRollout {
+			fmt.Fprint(w, rolloutNote)
+		}
 		for _, n := range hpaNotes {
 			fmt.Fprint(w, n)
 		}
@@ -550,6 +567,32 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 		if err := enc.Close(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeUnknownKind writes the change to a workload of a controller UPID
+// knows only by its kind (an operator's): where it keeps its pod template,
+// and so what a patch would look like, is its own; the pod spec's changes
+// go out as a comment, for its manifest or the webhook.
+func writeUnknownKind(w io.Writer, c *workloadChange, podSpec map[string]any) error {
+	doc := yaml.Node{}
+	if err := doc.Encode(podSpec); err != nil {
+		return err
+	}
+	orderKeys(&doc)
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "# upid: %s: no patch, UPID does not know where a %s keeps its pod template; set these in it (or let the webhook set them at admission):\n", c.id(), c.Kind)
+	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		fmt.Fprintf(w, "#   %s\n", l)
 	}
 	return nil
 }
@@ -616,6 +659,17 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 		case inventory.KindJob:
 			// A Job's template is immutable once created.
 			fmt.Fprintf(w, "# %s/job/%s: its template cannot change; change the manifest that creates it\n", c.Namespace, c.Name)
+			continue
+		}
+		// kubectl refuses a strategic merge of a custom resource, and a
+		// merge patch would replace the containers list whole.
+		if c.Kind == inventory.KindRollout {
+			fmt.Fprintf(w, "# %s/rollout/%s: a custom resource, which kubectl cannot strategic-merge; apply -o patch with kustomize, or let the webhook set it at admission\n", c.Namespace, c.Name)
+			continue
+		}
+		if _, ok := apiVersions[c.Kind]; !ok {
+			fmt.Fprintf(w, "# %s/%s/%s: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest, or let the webhook set it at admission\n",
+				c.Namespace, strings.ToLower(c.Kind), c.Name)
 			continue
 		}
 		saves := 0.0

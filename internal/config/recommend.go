@@ -50,7 +50,7 @@ type RecommendOverride struct {
 
 var workloadKinds = []string{
 	inventory.KindDeployment, inventory.KindStatefulSet, inventory.KindDaemonSet, inventory.KindReplicaSet,
-	inventory.KindJob, inventory.KindCronJob, inventory.KindPod,
+	inventory.KindJob, inventory.KindCronJob, inventory.KindPod, inventory.KindRollout,
 }
 
 // defaultRecommend is recommend.DefaultPolicy in configuration terms, so

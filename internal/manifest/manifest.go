@@ -79,10 +79,11 @@ var podSpecPath = map[string][]string{
 	"Job":         {"spec", "template", "spec"},
 	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
 	"Pod":         {"spec"},
+	"Rollout":     {"spec", "template", "spec"}, // Argo Rollouts
 }
 
 // Kinds are the workload kinds read, in a stable order.
-var Kinds = []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+var Kinds = []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "Rollout"}
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -200,7 +201,9 @@ func (p *parser) object(n *yaml.Node, depth int) {
 		return
 	}
 	path, known := podSpecPath[kind]
-	if !known {
+	// A Rollout with a workloadRef runs the referenced Deployment's
+	// template, which is read where that Deployment is.
+	if !known || (kind == "Rollout" && get(n, "spec", "workloadRef") != nil) {
 		p.skipped = append(p.skipped, Skipped{File: p.file, Line: n.Line, Kind: kind, Name: name})
 		return
 	}

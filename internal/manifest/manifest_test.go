@@ -50,6 +50,14 @@ func TestParse(t *testing.T) {
 			want:    []string{"Deployment/shop/web:3:app,sidecar", "CronJob//nightly:-:job", "Pod/x/p:-:c", "StatefulSet//db:-:pg", "DaemonSet//agent:-:a", "Job//once:-:j"},
 			skipped: []string{"m.yaml:20 Service"},
 		},
+		{
+			// An Argo Rollout keeps its template where a Deployment does;
+			// one with a workloadRef runs the referenced Deployment's.
+			name: "argo rollouts",
+			in: "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: canary}\nspec:\n  replicas: 4\n  template: {spec: {containers: [{name: app}]}}\n" +
+				"---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: ref}\nspec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n",
+			want: []string{"Rollout//canary:4:app"}, skipped: []string{"m.yaml:8 Rollout"},
+		},
 		{name: "empty documents", in: "---\n---\n\n---\n# just a comment\n"},
 		{
 			name: "List of items",
