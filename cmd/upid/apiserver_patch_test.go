@@ -90,6 +90,29 @@ func sidecarPatchOnAPIServer(t *testing.T, kube *testenv.Kube) {
 	if app := d.Spec.Template.Spec.Containers[0].Resources; app.Requests.Cpu().String() != "2500m" || !app.Limits.Cpu().IsZero() {
 		t.Errorf("after the command: %+v, want 2500m and no CPU limit", app)
 	}
+
+	// A sidecar that only an HPA pair changes (no recommendation of its
+	// own worth applying) is still patched under initContainers.
+	pairs, _ := pairsAndPods([]exporter.WorkloadResult{{Namespace: "default", Kind: "Deployment", Name: "meshed",
+		Containers: []exporter.ContainerResult{{Name: "app"}, {Name: "proxy", Sidecar: true}},
+		HPA:        []exporter.HPAAdvice{{HPA: "meshed", Resource: "cpu", MetricIndex: 0, CurrentTargetUtilization: 0.5, TargetUtilization: 0.8, Requests: map[string]float64{"proxy": 0.3}, Apply: true}},
+	}})
+	b.Reset()
+	if err := writePatches(&b, workloadChanges(nil, pairs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if patch, err = yaml.YAMLToJSON(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploys.Patch(ctx, "meshed", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("apply %s: %v", patch, err)
+	}
+	if d, err = deploys.Get(ctx, "meshed", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if spec := d.Spec.Template.Spec; len(spec.Containers) != 1 || len(spec.InitContainers) != 1 || spec.InitContainers[0].Resources.Requests.Cpu().String() != "300m" {
+		t.Errorf("after the HPA pair's patch: containers %+v, init containers %+v; want the proxy sidecar at 300m", spec.Containers, spec.InitContainers)
+	}
 }
 
 // hpaJSONPatchOnAPIServer: the HPA patches apply, and one whose target

@@ -152,6 +152,10 @@ func recommendations(ws []exporter.WorkloadResult) []recommendation {
 type hpaPair struct {
 	Namespace, Kind, Name string
 	exporter.HPAAdvice
+	// sidecars are the workload's native sidecars, which a patch names
+	// under initContainers: a container the pair changes may have no
+	// recommendation of its own to say so.
+	sidecars []string
 }
 
 // podChange is one pod-level request, with its workload.
@@ -166,8 +170,14 @@ func pairsAndPods(ws []exporter.WorkloadResult) (pairs []hpaPair, pods []podChan
 	byID := slices.SortedStableFunc(slices.Values(ws), func(a, b exporter.WorkloadResult) int { return strings.Compare(workloadID(a), workloadID(b)) })
 	for _, w := range byID {
 		hpa := slices.SortedStableFunc(slices.Values(w.HPA), func(a, b exporter.HPAAdvice) int { return strings.Compare(a.Resource, b.Resource) })
+		var sidecars []string
+		for _, c := range w.Containers {
+			if c.Sidecar {
+				sidecars = append(sidecars, c.Name)
+			}
+		}
 		for _, a := range hpa {
-			pairs = append(pairs, hpaPair{w.Namespace, w.Kind, w.Name, a})
+			pairs = append(pairs, hpaPair{w.Namespace, w.Kind, w.Name, a, sidecars})
 		}
 		// podAdvice makes them in order, CPU then memory.
 		for _, a := range w.Pod {
@@ -393,7 +403,7 @@ func workloadChanges(recs []recommendation, pairs []hpaPair, pods []podChange) [
 		c.pairs = append(c.pairs, p)
 		for _, name := range slices.Sorted(maps.Keys(p.Requests)) {
 			if !slices.ContainsFunc(c.containers, func(r recommendation) bool { return r.Container == name }) {
-				c.containers = append(c.containers, recommendation{Namespace: p.Namespace, Kind: p.Kind, Name: p.Name, Container: name})
+				c.containers = append(c.containers, recommendation{Namespace: p.Namespace, Kind: p.Kind, Name: p.Name, Container: name, Sidecar: slices.Contains(p.sidecars, name)})
 			}
 		}
 	}
