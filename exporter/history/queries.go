@@ -21,7 +21,14 @@ import (
 // pods of Jobs owned by CronJobs resolve to the CronJob; other controllers
 // are their own workload, and a pod without one, or a static pod (whose
 // mirror the Node owns), is a workload of kind Pod.
-// "or on (namespace, pod)" lets the more specific mapping win.
+// "or on (namespace, pod)" lets the more specific mapping win. A pod whose
+// only owners are not controllers is its own workload too, as in the
+// inventory.
+//
+// Each join keeps one owner per ReplicaSet, Job and pod (topk 1): over a
+// lookback an object can have had two (a ReplicaSet orphaned by a deleted
+// Deployment and adopted by a Rollout of the same name), and two would make
+// every query of the cycle fail on many-to-many matching.
 //
 // matcher, when not empty, is added to every selector (namespace=~"a|b"), so
 // that a query over some namespaces joins only their pods.
@@ -38,7 +45,7 @@ func ownerExpr(lookback, matcher string) string {
 	viaReplicaSet := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
     label_replace(max by (namespace, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
     * on (namespace, replicaset) group_left (workload, kind)
-    label_replace(label_replace(max by (namespace, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)")
+    topk by (namespace, replicaset) (1, label_replace(label_replace(max by (namespace, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))
   )`,
 		over(`kube_pod_owner{owner_kind="ReplicaSet",owner_is_controller="true"}`),
 		over(`kube_replicaset_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
@@ -46,7 +53,7 @@ func ownerExpr(lookback, matcher string) string {
     max by (namespace, pod, workload) (
       label_replace(max by (namespace, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
       * on (namespace, job_name) group_left (workload)
-      label_replace(max by (namespace, job_name, owner_name) (%s), "workload", "$1", "owner_name", "(.+)")
+      topk by (namespace, job_name) (1, label_replace(max by (namespace, job_name, owner_name) (%s), "workload", "$1", "owner_name", "(.+)"))
     ), "kind", "CronJob", "", "")`,
 		over(`kube_pod_owner{owner_kind="Job",owner_is_controller="true"}`),
 		over(`kube_job_owner{owner_kind="CronJob",owner_is_controller="true"}`))
@@ -55,8 +62,8 @@ func ownerExpr(lookback, matcher string) string {
 		over(`kube_pod_owner{owner_kind!~"<none>|Node|",owner_is_controller="true"}`))
 	bare := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "pod", "(.+)"), "kind", "Pod", "", ""))`,
-		over(`kube_pod_owner{owner_kind=~"<none>|Node|"}`))
-	return fmt.Sprintf("(\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
+		over(`kube_pod_owner{pod!=""}`))
+	return fmt.Sprintf("topk by (namespace, pod) (1,\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
 }
 
 // byWorkload aggregates a per-pod expression to workloads with agg (sum, max).
