@@ -182,7 +182,8 @@ func TestPatchPaths(t *testing.T) {
 	}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
-	want := `# upid: ns/CloneSet/clone: no patch, UPID does not know where a CloneSet keeps its pod template; set these in it (or let the webhook set them at admission):
+	want := `# upid: ns/CloneSet/clone saves $1.00/month
+# upid: no patch: UPID does not know where a CloneSet keeps its pod template; set these in it, or let the webhook set it at admission:
 #   containers:
 #     - name: app
 #       resources:
@@ -439,5 +440,31 @@ kubectl patch deployment/web -n ns --type=strategic -p '{"spec":{"template":{"sp
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+
+	// With an HPA pair, the HPA's new target must go in with the requests,
+	// by hand: kubectl cannot patch the requests, and the webhook leaves
+	// requests an HPA scales on alone. A command for the HPA alone would
+	// change the replicas, not the requests.
+	for _, kind := range []string{"Rollout", "CloneSet"} {
+		pairs, _ := pairsAndPods([]exporter.WorkloadResult{{Namespace: "ns", Kind: kind, Name: "w",
+			Containers: []exporter.ContainerResult{{Name: "app"}},
+			HPA: []exporter.HPAAdvice{{HPA: "w", Resource: "cpu", CurrentTargetUtilization: 0.5, TargetUtilization: 0.8,
+				Requests: map[string]float64{"app": 0.3}, Apply: true}}}})
+		b.Reset()
+		if err := writeCommands(&b, workloadChanges(nil, pairs, nil)); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.Contains(out, "\nkubectl patch") || strings.HasPrefix(out, "kubectl patch") || !strings.Contains(out, "# only together with its cpu requests from -o patch: kubectl patch hpa w") || strings.Contains(out, "webhook") {
+			t.Errorf("%s with an HPA pair, -o commands:\n%s\nwant only comments, the HPA's change among them, and no webhook", kind, out)
+		}
+		b.Reset()
+		if err := writePatches(&b, workloadChanges(nil, pairs, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); !strings.Contains(out, "move HorizontalPodAutoscaler ns/w's cpu target from 50% to 80%") || strings.Contains(out, "webhook") {
+			t.Errorf("%s with an HPA pair, -o patch:\n%s\nwant the HPA's change, and no webhook", kind, out)
+		}
 	}
 }

@@ -530,21 +530,6 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 		if i > 0 {
 			fmt.Fprintln(w, "---")
 		}
-		if _, ok := apiVersions[c.Kind]; !ok {
-			if err := writeUnknownKind(w, c, podSpec); err != nil {
-				return err
-			}
-			continue
-		}
-		doc := yaml.Node{}
-		if err := doc.Encode(map[string]any{
-			"apiVersion": apiVersions[c.Kind],
-			"kind":       c.Kind,
-			"metadata":   map[string]any{"name": c.Name, "namespace": c.Namespace},
-			"spec":       specWith(c.Kind, podSpec),
-		}); err != nil {
-			return err
-		}
 		var savings float64
 		for _, r := range c.containers {
 			if r.OK && r.Apply {
@@ -567,6 +552,21 @@ func writePatches(w io.Writer, changes []*workloadChange) error {
 		}
 		for _, n := range hpaNotes {
 			fmt.Fprint(w, n)
+		}
+		if _, ok := apiVersions[c.Kind]; !ok {
+			if err := writeUnknownKind(w, c, podSpec); err != nil {
+				return err
+			}
+			continue
+		}
+		doc := yaml.Node{}
+		if err := doc.Encode(map[string]any{
+			"apiVersion": apiVersions[c.Kind],
+			"kind":       c.Kind,
+			"metadata":   map[string]any{"name": c.Name, "namespace": c.Namespace},
+			"spec":       specWith(c.Kind, podSpec),
+		}); err != nil {
+			return err
 		}
 		orderKeys(&doc)
 		enc := yaml.NewEncoder(w)
@@ -600,11 +600,21 @@ func writeUnknownKind(w io.Writer, c *workloadChange, podSpec map[string]any) er
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# upid: %s: no patch, UPID does not know where a %s keeps its pod template; set these in it (or let the webhook set them at admission):\n", c.id(), c.Kind)
+	fmt.Fprintf(w, "# upid: no patch: UPID does not know where a %s keeps its pod template; set these in it%s:\n", c.Kind, orWebhook(c))
 	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
 		fmt.Fprintf(w, "#   %s\n", l)
 	}
 	return nil
+}
+
+// orWebhook offers the webhook as the other way to apply c, unless c pairs
+// requests with an HPA target: the webhook cannot move the target, so it
+// leaves those requests alone.
+func orWebhook(c *workloadChange) string {
+	if len(c.pairs) > 0 {
+		return ""
+	}
+	return ", or let the webhook set it at admission"
 }
 
 // specWith is the spec of a workload of kind whose pod spec is podSpec.
@@ -646,6 +656,14 @@ func orderKeys(n *yaml.Node) {
 	}
 }
 
+// kubectlPatches says whether kubectl can strategic-merge a workload of
+// kind: not a custom resource (a Rollout, an operator's), whose schema the
+// API server does not have.
+func kubectlPatches(kind string) bool {
+	_, known := apiVersions[kind]
+	return known && kind != inventory.KindRollout
+}
+
 // writeCommands prints one kubectl patch per workload, with what -o patch
 // holds; Pods and Jobs are skipped, as their owners recreate them with the
 // old resources and a Job's template cannot change. An HPA pair's HPA is
@@ -658,6 +676,12 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 	}
 	for _, c := range changes {
 		for _, p := range c.pairs {
+			if !kubectlPatches(c.Kind) {
+				// Without the requests' patch below, the new target alone
+				// would change the replicas: both go in by hand.
+				fmt.Fprintf(w, "# only together with its %s requests from -o patch: kubectl patch hpa %s -n %s --type=json -p '%s'\n", p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p))
+				continue
+			}
 			fmt.Fprintf(w, "kubectl patch hpa %s -n %s --type=json -p '%s'  # with the %s requests below\n", p.HPA, p.Namespace, hpaJSONPatch(p), p.Resource)
 		}
 	}
@@ -674,12 +698,12 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 		// kubectl refuses a strategic merge of a custom resource, and a
 		// merge patch would replace the containers list whole.
 		if c.Kind == inventory.KindRollout {
-			fmt.Fprintf(w, "# %s/rollout/%s: a custom resource, which kubectl cannot strategic-merge; apply -o patch with kustomize, or let the webhook set it at admission\n", c.Namespace, c.Name)
+			fmt.Fprintf(w, "# %s/rollout/%s: a custom resource, which kubectl cannot strategic-merge; apply -o patch with kustomize%s\n", c.Namespace, c.Name, orWebhook(c))
 			continue
 		}
 		if _, ok := apiVersions[c.Kind]; !ok {
-			fmt.Fprintf(w, "# %s/%s/%s: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest, or let the webhook set it at admission\n",
-				c.Namespace, strings.ToLower(c.Kind), c.Name)
+			fmt.Fprintf(w, "# %s/%s/%s: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest%s\n",
+				c.Namespace, strings.ToLower(c.Kind), c.Name, orWebhook(c))
 			continue
 		}
 		saves := 0.0
