@@ -22,7 +22,8 @@ import (
 // memory peak, a day before the rollout, still holds the request up. Sized
 // per ReplicaSet, the new revision would have had no history (no
 // recommendation) and the old one no pods. A static pod, whose mirror its
-// Node owns, is a workload of its own (kind Pod), as a bare pod is.
+// Node owns, is a workload of its own (kind Pod), as a bare pod is; the
+// pods of an operator's controller make one of its kind.
 func TestOwnersBeyondDeployments(t *testing.T) {
 	now := time.Now().Truncate(time.Minute)
 	rolledAt := now.Add(-24 * time.Hour)
@@ -90,6 +91,16 @@ func TestOwnersBeyondDeployments(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A pod of an operator's controller, which the inventory does not
+	// watch: its workload is made from its newest pod.
+	if _, err := c.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "clone-x", Labels: map[string]string{"app": "clone"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps.kruise.io/v1alpha1", Kind: "CloneSet", Name: "clone", UID: "5e1f0c3a-0000-4000-8000-000000000001", Controller: &yes}}},
+		Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{container}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// What kube-state-metrics and cAdvisor recorded: the old revision's pod
 	// for a day at up to 800 MiB, the new one's since at 300 MiB.
 	const mib = 1 << 20
@@ -112,13 +123,20 @@ func TestOwnersBeyondDeployments(t *testing.T) {
 			series.KubeReplicaSetOwner("shop", p.rs, series.OwnerRef{Kind: "Rollout", Name: "canary"}, ones),
 		)
 	}
-	etcd := series.PodRef{Namespace: "shop", Pod: "etcd-n1", Container: "etcd", Node: "n1"}
 	from, to := now.Add(-48*time.Hour), now.Add(-time.Minute)
-	recorded = append(recorded,
-		series.ContainerCPUUsageSeconds(etcd, series.GenerateCounter(from, to, time.Minute, series.Const(0.1))),
-		series.ContainerMemoryWorkingSet(etcd, series.Generate(from, to, time.Minute, series.Const(100*mib))),
-		series.KubePodOwner(etcd, series.OwnerRef{Kind: "Node", Name: "n1"}, series.Generate(from, to, time.Minute, series.Const(1))),
-	)
+	for _, p := range []struct {
+		ref   series.PodRef
+		owner series.OwnerRef
+	}{
+		{series.PodRef{Namespace: "shop", Pod: "etcd-n1", Container: "etcd", Node: "n1"}, series.OwnerRef{Kind: "Node", Name: "n1"}},
+		{series.PodRef{Namespace: "shop", Pod: "clone-x", Container: "app", Node: "n1"}, series.OwnerRef{Kind: "CloneSet", Name: "clone"}},
+	} {
+		recorded = append(recorded,
+			series.ContainerCPUUsageSeconds(p.ref, series.GenerateCounter(from, to, time.Minute, series.Const(0.1))),
+			series.ContainerMemoryWorkingSet(p.ref, series.Generate(from, to, time.Minute, series.Const(100*mib))),
+			series.KubePodOwner(p.ref, p.owner, series.Generate(from, to, time.Minute, series.Const(1))),
+		)
+	}
 	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: recorded})
 
 	cfg := exporterConfig()
@@ -133,9 +151,12 @@ func TestOwnersBeyondDeployments(t *testing.T) {
 		kinds = append(kinds, w.Kind+"/"+w.Name)
 		byName[w.Kind+"/"+w.Name] = &svc.Last().Workloads[i]
 	}
-	got, static, sleeping := byName["Rollout/canary"], byName["Pod/etcd-n1"], byName["Rollout/asleep"]
-	if got == nil || static == nil || sleeping == nil || len(kinds) != 3 {
-		t.Fatalf("workloads = %v, want Rollout/canary, Rollout/asleep and Pod/etcd-n1", kinds)
+	got, static, sleeping, clone := byName["Rollout/canary"], byName["Pod/etcd-n1"], byName["Rollout/asleep"], byName["CloneSet/clone"]
+	if got == nil || static == nil || sleeping == nil || clone == nil || len(kinds) != 4 {
+		t.Fatalf("workloads = %v, want Rollout/canary, Rollout/asleep, Pod/etcd-n1 and CloneSet/clone", kinds)
+	}
+	if clone.Replicas != 1 || len(clone.Containers) != 1 || clone.Containers[0].Recommendation == nil || !clone.Containers[0].Recommendation.OK {
+		t.Errorf("CloneSet/clone: replicas %v containers %+v, want 1 and a recommendation for app", clone.Replicas, clone.Containers)
 	}
 	if r := sleeping.Idle.Reasons; len(r) != 1 || r[0] != "scaled_to_zero" {
 		t.Errorf("Rollout/asleep idle = %+v, want scaled_to_zero", sleeping.Idle)

@@ -200,6 +200,7 @@ type Inventory struct {
 	// the typed informers add: nothing here lists by namespace, and the
 	// index costs about 40 bytes per pod.
 	pods, services, deployments, replicaSets, statefulSets, daemonSets, jobs, cronJobs, hpas cache.Store
+	operators                                                                                *operatorSpecs
 
 	nodes      corelisters.NodeLister
 	namespaces corelisters.NamespaceLister
@@ -207,7 +208,8 @@ type Inventory struct {
 
 // New creates the informers; Start runs them.
 func New(client kubernetes.Interface, opts Options) *Inventory {
-	f := informers.NewSharedInformerFactoryWithOptions(client, opts.Resync, informers.WithTransform(transform(opts)))
+	operators := &operatorSpecs{}
+	f := informers.NewSharedInformerFactoryWithOptions(client, opts.Resync, informers.WithTransform(transform(opts, operators)))
 	none := cache.Indexers{}
 	store := func(obj runtime.Object, newInformer func(kubernetes.Interface, string, time.Duration, cache.Indexers) cache.SharedIndexInformer) cache.Store {
 		return quietOnStop(f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
@@ -218,6 +220,7 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 	quietOnStop(f.Core().V1().Namespaces().Informer())
 	return &Inventory{
 		opts:        opts,
+		operators:   operators,
 		factory:     f,
 		stop:        make(chan struct{}),
 		pods:        store(&corev1.Pod{}, coreinformers.NewPodInformer),
@@ -346,35 +349,49 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		}
 	}
 
-	// Pods of a controller the inventory does not watch (an operator's
-	// CloneSet, a StrimziPodSet) make its workload from the newest pod's
-	// spec, with the running pods as its replicas.
-	type podMade struct {
-		newest  *leanPod
-		created int64
-	}
-	byPods := map[ID]*podMade{}
-	pods := 0
+	// Workloads made from pods: a bare pod from its own spec, the pods of
+	// a controller the inventory does not watch (an operator's) from the
+	// newest one's (operatorSpecs), with the running pods as replicas;
+	// created is the oldest pod's. A first pass makes them, so that the
+	// second counts every pod whatever the cache's order.
+	started := time.Now()
+	byPods := map[ID]int64{}
+	live := map[ID]bool{}
 	err := each(inv.pods, func(p *leanPod) {
-		pods++
+		if operatorOwned(p.owner.kind) {
+			live[ID{p.namespace, p.owner.kind, p.owner.name}] = true
+		}
 		id := inv.owner(p.namespace, p.name, p.owner)
-		w, ok := byID[id]
+		if _, ok := byID[id]; ok {
+			if created, made := byPods[id]; made && p.created < created {
+				byPods[id] = p.created
+			}
+			return
+		}
+		spec := p.spec
+		if spec == nil && operatorOwned(p.owner.kind) {
+			spec = inv.operators.get(id)
+		}
+		if spec == nil || !inv.inShard(id) {
+			return
+		}
+		w := fromSpec(id, p.created, 1, spec)
+		byID[id] = &w
+		byPods[id] = p.created
+	})
+	if err != nil {
+		return Snapshot{}, err
+	}
+	// A minute's margin: a spec offered before the pods were listed whose
+	// pod is not stored yet stays for the next Snapshot.
+	inv.operators.prune(live, started.Add(-time.Minute))
+
+	pods := 0
+	err = each(inv.pods, func(p *leanPod) {
+		pods++
+		w, ok := byID[inv.owner(p.namespace, p.name, p.owner)]
 		if !ok {
-			if p.spec == nil || !inv.inShard(id) {
-				return
-			}
-			nw := fromSpec(id, p.created, 1, p.spec)
-			w = &nw
-			byID[id] = w
-			byPods[id] = &podMade{newest: p, created: p.created}
-		} else if m := byPods[id]; m != nil {
-			m.created = min(m.created, p.created)
-			if p.created > m.newest.created || (p.created == m.newest.created && p.name > m.newest.name) {
-				m.newest = p
-				made := fromSpec(id, 0, 0, p.spec)
-				made.Pods, made.Requests = w.Pods, w.Requests
-				*w = made
-			}
+			return
 		}
 		if !p.req.finished {
 			// Finished pods (a Job's, an evicted one kept for its
@@ -388,9 +405,9 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
-	for id, m := range byPods {
+	for id, created := range byPods {
 		w := byID[id]
-		w.Created = time.Unix(m.created, 0)
+		w.Created = time.Unix(created, 0)
 		if id.Kind != KindPod {
 			w.Replicas = int32(w.Pods)
 		}

@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -291,7 +293,7 @@ func TestSnapshot(t *testing.T) {
 }
 
 func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
-	tr := transform(Options{})
+	tr := transform(Options{}, &operatorSpecs{})
 	tmpl := podTemplate()
 	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}}}
@@ -317,6 +319,22 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 	}
 	if again, _ := tr(p); again != p {
 		t.Error("transform is not idempotent on lean objects")
+	}
+
+	// Pods of an operator's controller keep no spec: one, the newest
+	// pod's, stands for all of them.
+	ops := &operatorSpecs{}
+	trOps := transform(Options{}, ops)
+	for i, name := range []string{"clone-b", "clone-a", "clone-c"} {
+		cp := &corev1.Pod{ObjectMeta: created(meta("shop", name, owned("CloneSet", "clone")...), []int{2, 1, 2}[i]), Spec: tmpl.Spec}
+		cp.Labels = map[string]string{"pod": name}
+		out, _ := trOps(cp)
+		if lp := out.(*leanPod); lp.spec != nil || lp.owner != (owner{"CloneSet", "clone"}) {
+			t.Errorf("pod %s of a CloneSet keeps its own spec (%v) or lost its owner (%+v)", name, lp.spec != nil, lp.owner)
+		}
+	}
+	if len(ops.m) != 1 || ops.m[ID{"shop", "CloneSet", "clone"}].spec.labels["pod"] != "clone-c" {
+		t.Errorf("operator specs = %+v, want one, of the newest pod (clone-c: clone-b is as new, its name sorts first)", ops.m)
 	}
 
 	dep := &appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Template: tmpl}}
@@ -505,4 +523,37 @@ func BenchmarkRequestsOf(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkOperatorPodCache measures what a pod of an operator's
+// controller (a CloneSet, whose template the inventory does not watch)
+// costs in the cache, against a StatefulSet's pod, whose spec its
+// controller holds: the operator's pods share one spec, so the ratio
+// stays near 1.
+func BenchmarkOperatorPodCache(b *testing.B) {
+	const n = 20000
+	tmpl := podTemplate()
+	heap := func(kind string) float64 {
+		tr := transform(Options{}, &operatorSpecs{})
+		goruntime.GC()
+		var before, after goruntime.MemStats
+		goruntime.ReadMemStats(&before)
+		keep := make([]any, n)
+		for i := range keep {
+			m := meta("shop", fmt.Sprintf("clone-%06d", i), owned(kind, "clone")...)
+			m.Labels = map[string]string{"app": "web", "controller-revision-hash": "clone-7d9f8c", "apps.kruise.io/pod-name": m.Name}
+			keep[i], _ = tr(&corev1.Pod{ObjectMeta: m, Spec: tmpl.Spec})
+		}
+		goruntime.GC()
+		goruntime.ReadMemStats(&after)
+		goruntime.KeepAlive(keep)
+		return float64(after.HeapAlloc-before.HeapAlloc) / n
+	}
+	var sts, op float64
+	for b.Loop() {
+		sts, op = heap(KindStatefulSet), heap("CloneSet")
+	}
+	b.ReportMetric(sts, "statefulset-B/pod")
+	b.ReportMetric(op, "operator-B/pod")
+	b.ReportMetric(op/sts, "ratio")
 }

@@ -24,7 +24,7 @@ var watched = map[string]bool{
 // transform turns every watched object into its lean form (lean.go) before
 // it is stored. It is idempotent: client-go may hand it an object it has
 // already transformed.
-func transform(opts Options) cache.TransformFunc {
+func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 	keepNS := map[string]bool{}
 	for _, l := range opts.NamespaceLabels {
 		keepNS[l] = true
@@ -36,10 +36,14 @@ func transform(opts Options) cache.TransformFunc {
 			p.req.reserving = o.Status.Phase == corev1.PodPending || o.Status.Phase == corev1.PodRunning
 			p.req.finished = o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed
 			// Pods of a controller take probes and annotations from the
-			// controller's template; only bare pods and those of
-			// controllers not watched here need their own.
-			if !watched[p.owner.kind] {
+			// controller's template; only bare pods need their own. The
+			// newest pod of a controller not watched here stands in for
+			// its template.
+			switch {
+			case p.owner.kind == "":
 				p.spec = specOf(o.Annotations, o.Labels, &o.Spec)
+			case operatorOwned(p.owner.kind):
+				operators.offer(ID{p.namespace, p.owner.kind, p.owner.name}, p.created, p.name, func() *podSpec { return specOf(o.Annotations, o.Labels, &o.Spec) })
 			}
 			return p, nil
 		case *appsv1.Deployment:
