@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,6 +113,9 @@ func (c *InformerCluster) NamespaceLabels(ns string) map[string]string {
 }
 
 func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
+	if w.Kind == "Rollout" {
+		return c.rolloutAnnotations(ns, w.Name)
+	}
 	l, ok := c.workloads[w.Kind]
 	if !ok {
 		return nil
@@ -127,6 +131,43 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 		return map[string]string{} // exists, without annotations
 	}
 	return nil
+}
+
+// rolloutAnnotations are an Argo Rollout's, as Argo copies them to its
+// latest ReplicaSet (the highest rollout.argoproj.io/revision; a rollback's
+// is new too), which the webhook watches, unlike Rollouts: the pod's own
+// ReplicaSet may be the stable revision's, which keeps the annotations it
+// had when it was the latest. Nil when the Rollout has no ReplicaSet.
+func (c *InformerCluster) rolloutAnnotations(ns, name string) map[string]string {
+	objs, err := c.workloads["ReplicaSet"].ByNamespace(ns).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var latest metav1.Object
+	revision := func(o metav1.Object) int64 {
+		r, _ := strconv.ParseInt(o.GetAnnotations()["rollout.argoproj.io/revision"], 10, 64)
+		return r
+	}
+	for _, obj := range objs {
+		o, ok := obj.(metav1.Object)
+		if !ok {
+			continue
+		}
+		if ref := metav1.GetControllerOfNoCopy(o); ref == nil || ref.Kind != "Rollout" || ref.Name != name {
+			continue
+		}
+		if latest == nil || revision(o) > revision(latest) ||
+			(revision(o) == revision(latest) && o.GetCreationTimestamp().After(latest.GetCreationTimestamp().Time)) {
+			latest = o
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	if a := latest.GetAnnotations(); a != nil {
+		return a
+	}
+	return map[string]string{}
 }
 
 func (c *InformerCluster) Constraints(ns string) Constraints {

@@ -269,7 +269,23 @@ func TestThroughAPIServer(t *testing.T) {
 		recs = append(recs, workloadResult(ns, "Deployment", "unsure", 0.25, 128*mib, 100*mib, 0.2))
 	}
 	recs = append(recs, workloadResult("team-enforce", "Rollout", "canary", 0.25, 128*mib, 100*mib, 1),
-		workloadResult("team-enforce", "Rollout", "quiet", 0.25, 128*mib, 100*mib, 1))
+		workloadResult("team-enforce", "Rollout", "quiet", 0.25, 128*mib, 100*mib, 1),
+		workloadResult("team-enforce", "Rollout", "late", 0.25, 128*mib, 100*mib, 1))
+	// Rollout "late" opted out after its stable revision was made: Argo
+	// copied the annotation to the latest revision's ReplicaSet (revision
+	// 2, at zero replicas here) only. Made before the webhook starts, so
+	// its caches hold it.
+	late := k.CreateRollout(context.Background(), t, "team-enforce", "late")
+	zero := int32(0)
+	lateLabels := map[string]string{"app": "late", "rollouts-pod-template-hash": "bbbb"}
+	if _, err := k.Clientset.AppsV1().ReplicaSets("team-enforce").Create(context.Background(), &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "late-bbbb", Labels: lateLabels, OwnerReferences: []metav1.OwnerReference{testenv.RolloutOwner(late)},
+			Annotations: map[string]string{"rollout.argoproj.io/revision": "2", AnnotationOptOut: "disabled"}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: lateLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lateLabels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	url := recsServer(t, recs...)
 	cert := testenv.NewServingCert(t)
 	port := testenv.FreePort(t)
@@ -363,9 +379,15 @@ func TestThroughAPIServer(t *testing.T) {
 	}{
 		{"canary", "6d7f9", nil, "req.cpu=250m req.memory=128Mi lim.cpu=500m lim.memory=256Mi"},
 		{"quiet", "5c4b3", map[string]string{AnnotationOptOut: "disabled"}, unchanged},
+		// The stable revision's pod: its own ReplicaSet says nothing, the
+		// latest revision's opts the Rollout out.
+		{"late", "aaaa", map[string]string{"rollout.argoproj.io/revision": "1"}, unchanged},
 	} {
 		t.Run("rollout/"+tt.rollout, func(t *testing.T) {
-			r := k.CreateRollout(context.Background(), t, "team-enforce", tt.rollout)
+			r := late
+			if tt.rollout != "late" {
+				r = k.CreateRollout(context.Background(), t, "team-enforce", tt.rollout)
+			}
 			d := deployment("team-enforce", tt.rollout, nil, req, lim)
 			labels := map[string]string{"app": tt.rollout, "rollouts-pod-template-hash": tt.hash}
 			d.Spec.Template.Labels = labels
@@ -391,7 +413,7 @@ func TestThroughAPIServer(t *testing.T) {
 		{OutcomeSkipped, "resource_quota", 1},
 		{OutcomeRecommended, ModeRecommend, 1},
 		{OutcomeSkipped, "mode_off", 2},
-		{OutcomeSkipped, "opted_out", 2},
+		{OutcomeSkipped, "opted_out", 3},
 		{OutcomeSkipped, "low_confidence", 1},
 		{OutcomeSkipped, "protected_namespace", 1},
 	} {

@@ -296,11 +296,13 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	// revisions folds the ReplicaSets of a controller other than a
 	// Deployment (an Argo Rollout) into one workload named after it: the
 	// template of the revision with the most replicas (the stable one
-	// during a canary, the new one once promoted), the replicas of all.
+	// during a canary, the new one once promoted), the replicas of all,
+	// and the upid.io/ annotations of the latest revision, to which Argo
+	// copies the Rollout's own.
 	type revisions struct {
-		chosen   *leanWorkload
-		replicas int32
-		created  int64
+		chosen, latest *leanWorkload
+		replicas       int32
+		created        int64
 	}
 	folded := map[ID]*revisions{}
 	add := func(kind string) func(*leanWorkload) {
@@ -315,10 +317,14 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 				}
 				r := folded[id]
 				if r == nil {
-					r = &revisions{chosen: o, created: o.created}
+					r = &revisions{chosen: o, latest: o, created: o.created}
 					folded[id] = r
-				} else if later(o, r.chosen) {
+				}
+				if later(o, r.chosen) {
 					r.chosen = o
+				}
+				if o.revision > r.latest.revision || (o.revision == r.latest.revision && o.created > r.latest.created) {
+					r.latest = o
 				}
 				r.replicas += o.replicas
 				r.created = min(r.created, o.created)
@@ -345,6 +351,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	for id, r := range folded {
 		if _, ok := byID[id]; !ok { // a workload of that name and kind wins
 			w := fromSpec(id, r.created, r.replicas, r.chosen.spec)
+			w.Annotations = r.latest.spec.annotations
 			byID[id] = &w
 		}
 	}

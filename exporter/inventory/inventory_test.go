@@ -93,8 +93,11 @@ func objects() []runtime.Object {
 		&corev1.Pod{ObjectMeta: meta("shop", "etcd-n1", owned("Node", "n1")...), Spec: tmpl.Spec},
 		// An Argo Rollout's two revisions: the stable one with three
 		// replicas, the canary with one and a new image.
-		&appsv1.ReplicaSet{ObjectMeta: created(rolloutHashed(meta("shop", "canary-6b8c", owned("Rollout", "canary")...), "6b8c"), 1), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
-		&appsv1.ReplicaSet{ObjectMeta: created(rolloutHashed(meta("shop", "canary-9f1d", owned("Rollout", "canary")...), "9f1d"), 2), Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: canaryTemplate()}},
+		// Argo copies the Rollout's annotations to the latest revision only.
+		&appsv1.ReplicaSet{ObjectMeta: annotated(created(rolloutHashed(meta("shop", "canary-6b8c", owned("Rollout", "canary")...), "6b8c"), 3), map[string]string{"rollout.argoproj.io/revision": "1"}),
+			Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(3)), Template: tmpl}},
+		&appsv1.ReplicaSet{ObjectMeta: annotated(created(rolloutHashed(meta("shop", "canary-9f1d", owned("Rollout", "canary")...), "9f1d"), 2), map[string]string{"rollout.argoproj.io/revision": "2", "upid.io/cpu-percentile": "0.8"}),
+			Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(1)), Template: canaryTemplate()}},
 		&corev1.Pod{ObjectMeta: rolloutHashed(meta("shop", "canary-6b8c-a", owned(KindReplicaSet, "canary-6b8c")...), "6b8c"), Spec: tmpl.Spec},
 		&corev1.Pod{ObjectMeta: rolloutHashed(meta("shop", "canary-9f1d-a", owned(KindReplicaSet, "canary-9f1d")...), "9f1d"), Spec: canaryTemplate().Spec},
 		// Pods of a controller the inventory does not watch (an OpenKruise
@@ -218,8 +221,10 @@ func TestSnapshot(t *testing.T) {
 	}
 	// The Rollout is one workload: every revision's replicas, the template
 	// of the revision most of them run, the oldest revision's age.
-	if r := got[ID{"shop", "Rollout", "canary"}]; r.Replicas != 4 || r.Pods != 2 || r.Containers[2].CPURequest != 0.25 || !r.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) {
-		t.Errorf("rollout: replicas %d pods %d app CPU request %v created %v, want 4, 2, 0.25 (the stable revision's) and minute 1", r.Replicas, r.Pods, r.Containers[2].CPURequest, r.Created)
+	if r := got[ID{"shop", "Rollout", "canary"}]; r.Replicas != 4 || r.Pods != 2 || r.Containers[2].CPURequest != 0.25 || !r.Created.Equal(time.Date(2026, 1, 1, 0, 2, 0, 0, time.UTC)) ||
+		!reflect.DeepEqual(r.Annotations, map[string]string{"upid.io/mode": "enforce", "upid.io/cpu-percentile": "0.8"}) {
+		t.Errorf("rollout: replicas %d pods %d app CPU request %v created %v annotations %v, want 4, 2, 0.25 (the stable revision's), minute 2 and the latest revision's (revision 2, though created before a rollback's)",
+			r.Replicas, r.Pods, r.Containers[2].CPURequest, r.Created, r.Annotations)
 	}
 	if c := got[ID{"shop", "CloneSet", "clone"}]; c.Replicas != 2 || c.Pods != 2 || c.Containers[2].CPURequest != 0.5 || c.Labels["rev"] != "2" || !c.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) || len(c.Probes) != 4 {
 		t.Errorf("custom controller: replicas %d pods %d app CPU request %v labels %v created %v probes %d, want 2, 2, 0.5 and rev 2 (the newest pod's), minute 1, 4 probes",

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
 )
+
+// rolloutRevision numbers an Argo Rollout's ReplicaSets, as
+// deployment.kubernetes.io/revision does a Deployment's: a rollback's
+// revision is new too.
+const rolloutRevision = "rollout.argoproj.io/revision"
 
 // watched are the controllers whose templates the inventory reads; a pod
 // of any other (or of none) keeps its own spec.
@@ -55,7 +61,11 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 		case *appsv1.ReplicaSet:
 			// A Deployment keeps up to ten old ReplicaSets; only owner
 			// resolution needs them, so their templates go.
-			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, KindDeployment), nil
+			w := workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, KindDeployment)
+			if r, err := strconv.ParseInt(o.Annotations[rolloutRevision], 10, 32); err == nil && w.owner.kind == KindRollout {
+				w.revision = int32(r)
+			}
+			return w, nil
 		case *batchv1.Job:
 			return workloadOf(&o.ObjectMeta, replicas(o.Spec.Parallelism), &o.Spec.Template, KindCronJob), nil
 		case *batchv1.CronJob:
