@@ -4,7 +4,7 @@ import "strings"
 
 // Workload names the object whose recommendations apply to a pod, in the
 // exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob,
-// Rollout, or whatever other controller owns the pod).
+// Rollout).
 type Workload struct {
 	Kind, Name string
 }
@@ -14,8 +14,9 @@ type Workload struct {
 // asking the API server: a ReplicaSet "web-7d9f8" with pod-template-hash
 // "7d9f8" belongs to Deployment "web" (with rollouts-pod-template-hash, to
 // Argo Rollout "web"), a Job "backup-29123456" may belong to CronJob
-// "backup". The most specific candidate comes first. Any other controller
-// (an operator's) is the pod's workload, as the exporter names it.
+// "backup". The most specific candidate comes first. The pods of any other
+// controller (an operator's) get none: an operator may compare its pods
+// with its own spec and replace a changed one, again and again.
 func workloadCandidates(pod *podFields) []Workload {
 	ref := pod.controller()
 	if ref == nil {
@@ -37,12 +38,12 @@ func workloadCandidates(pod *podFields) []Workload {
 			return []Workload{{"CronJob", ref.Name[:i]}, {"Job", ref.Name}}
 		}
 		return []Workload{{"Job", ref.Name}}
-	case "Node":
-		// A static pod's mirror: the kubelet runs the manifest on its
-		// disk, not this pod, so a change here would change nothing.
-		return nil
+	case "StatefulSet", "DaemonSet":
+		return []Workload{{ref.Kind, ref.Name}}
 	}
-	return []Workload{{ref.Kind, ref.Name}}
+	// A static pod's mirror (its Node is the controller) is not the pod
+	// the kubelet runs, and an operator's pod is the operator's.
+	return nil
 }
 
 func allDigits(s string) bool {

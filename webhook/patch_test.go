@@ -580,7 +580,7 @@ func TestWorkloadCandidates(t *testing.T) {
 		{"job with dash", owned("Job", "migrate-", nil), `[{"Kind":"Job","Name":"migrate-"}]`},
 		{"argo rollout", owned("ReplicaSet", "web-6d7f9", map[string]string{"rollouts-pod-template-hash": "6d7f9"}), `[{"Kind":"Rollout","Name":"web"},{"Kind":"ReplicaSet","Name":"web-6d7f9"}]`},
 		{"rollout hash mismatch", owned("ReplicaSet", "web-6d7f9", map[string]string{"rollouts-pod-template-hash": "zzz"}), `[{"Kind":"ReplicaSet","Name":"web-6d7f9"}]`},
-		{"operator's controller", owned("CloneSet", "web", nil), `[{"Kind":"CloneSet","Name":"web"}]`},
+		{"operator's controller", owned("CloneSet", "web", nil), `null`},
 		{"static pod", owned("Node", "n1", nil), `null`},
 		{"no owner", &corev1.Pod{}, `null`},
 	}

@@ -183,7 +183,7 @@ func TestPatchPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `# upid: ns/CloneSet/clone saves $1.00/month
-# upid: no patch: UPID does not know where a CloneSet keeps its pod template; set these in it, or let the webhook set it at admission:
+# upid: no patch: UPID does not know where a CloneSet keeps its pod template; set these in it:
 #   containers:
 #     - name: app
 #       resources:
@@ -434,7 +434,7 @@ func TestCommandsForCustomKinds(t *testing.T) {
 	if err := writeCommands(&b, workloadChanges([]recommendation{rec("Rollout", "canary"), rec("CloneSet", "clone"), rec("Deployment", "web")}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
-	want := `# ns/cloneset/clone: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest, or let the webhook set it at admission
+	want := `# ns/cloneset/clone: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest
 kubectl patch deployment/web -n ns --type=strategic -p '{"spec":{"template":{"spec":{"containers":[{"name":"app","resources":{"limits":{"cpu":null},"requests":{"cpu":"100m"}}}]}}}}'  # saves $1.00/month
 # ns/rollout/canary: a custom resource, which kubectl cannot strategic-merge; apply -o patch with kustomize, or let the webhook set it at admission
 `

@@ -600,7 +600,8 @@ func writeUnknownKind(w io.Writer, c *workloadChange, podSpec map[string]any) er
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# upid: no patch: UPID does not know where a %s keeps its pod template; set these in it%s:\n", c.Kind, orWebhook(c))
+	// Nor does the webhook change an operator's pods (docs/webhook.md).
+	fmt.Fprintf(w, "# upid: no patch: UPID does not know where a %s keeps its pod template; set these in it:\n", c.Kind)
 	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
 		fmt.Fprintf(w, "#   %s\n", l)
 	}
@@ -702,8 +703,8 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 			continue
 		}
 		if _, ok := apiVersions[c.Kind]; !ok {
-			fmt.Fprintf(w, "# %s/%s/%s: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest%s\n",
-				c.Namespace, strings.ToLower(c.Kind), c.Name, orWebhook(c))
+			fmt.Fprintf(w, "# %s/%s/%s: a custom resource UPID knows only by its kind; set what -o patch lists in its manifest\n",
+				c.Namespace, strings.ToLower(c.Kind), c.Name)
 			continue
 		}
 		saves := 0.0
