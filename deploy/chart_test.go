@@ -239,7 +239,7 @@ var chartCases = []chartCase{
 			t.Errorf("leader election %v is not granted its Lease: %v", le, lease)
 		}
 		scr := ruleSet(t, r.mustHave(t, "rbac.authorization.k8s.io", "ClusterRole", "upid-scaler"))
-		for _, res := range []string{"apps/deployments/scale", "apps/statefulsets/scale"} {
+		for _, res := range []string{"apps/deployments/scale", "apps/statefulsets/scale", "argoproj.io/rollouts/scale"} {
 			if !slices.Contains(scr[res], "update") {
 				t.Errorf("scaler cannot update %s: %v", res, scr)
 			}

@@ -38,7 +38,7 @@ func TestOwnersBeyondDeployments(t *testing.T) {
 		Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi")}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rollout := kube.CreateRollout(ctx, t, "shop", "canary")
+	rollout := kube.CreateRollout(ctx, t, "shop", "canary", nil)
 	container := corev1.Container{Name: "app", Image: "app:2", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("2Gi")}}}
 	// The old revision is scaled to 0 and its pod gone; the new one runs.
@@ -56,7 +56,7 @@ func TestOwnersBeyondDeployments(t *testing.T) {
 		}
 	}
 	// A Rollout scaled to zero is asleep, as a Deployment at zero is.
-	asleep := kube.CreateRollout(ctx, t, "shop", "asleep")
+	asleep := kube.CreateRollout(ctx, t, "shop", "asleep", nil)
 	zero := int32(0)
 	asleepLabels := map[string]string{"app": "asleep", "rollouts-pod-template-hash": "1a2b"}
 	if _, err := c.AppsV1().ReplicaSets("shop").Create(ctx, &appsv1.ReplicaSet{

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
@@ -34,6 +35,7 @@ type realCluster struct {
 }
 
 func (r realCluster) client() kubernetes.Interface { return r.c }
+func (r realCluster) dynamic() dynamic.Interface   { return nil }
 func (r realCluster) read(t testing.TB) (int32, map[string]string) {
 	d, err := r.c.AppsV1().Deployments(r.w.Namespace).Get(context.Background(), r.w.Name, metav1.GetOptions{})
 	if err != nil {
@@ -348,7 +350,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	// the storm must not reset it. The new leader counts the sleeps the
 	// workloads record.
 	t.Run("a new leader counts its predecessor's sleeps", func(t *testing.T) {
-		asleep, err := ListSleeping(ctx, c, "")
+		asleep, err := ListSleeping(ctx, c, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -108,7 +108,7 @@ func (s *Scaler) Plan(a Alert) Plan {
 	if a.Labels["namespace"] == "" || a.Labels["workload"] == "" || a.Labels["kind"] == "" {
 		return Plan{Skip: "missing_workload_labels"}
 	}
-	if !ok {
+	if !ok || (kind == KindRollout && s.kube.dyn == nil) {
 		return Plan{Action: "", Skip: "unsupported_kind"}
 	}
 	// A name no object can have is no workload of this cluster: skipped

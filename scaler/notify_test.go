@@ -162,6 +162,8 @@ func TestHandlerStatusCodes(t *testing.T) {
 		noKind := alert("UPIDWorkloadIdle", "firing", web)
 		delete(noKind.Labels, "kind")
 		cron := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "CronJob", Name: "web"})
+		// A scaler without a dynamic client cannot read Rollouts.
+		rollout := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "Rollout", Name: "web"})
 		// Names no object can have: a 5xx would be resent for ever.
 		slash := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "Deployment", Name: "a/b"})
 		dots := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "..", Kind: "Deployment", Name: "web"})
@@ -169,7 +171,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		// names another cluster's shop/web.
 		other := alert("UPIDWorkloadIdle", "firing", web)
 		other.Labels["cluster"] = "staging"
-		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron, slash, dots, other), testToken)
+		code, resp := post(t, s, notification(alert("KubePodCrashLooping", "firing", web), noKind, cron, rollout, slash, dots, other), testToken)
 		if code != 200 {
 			t.Fatalf("%d %+v", code, resp)
 		}
@@ -177,7 +179,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		for _, r := range resp.Results {
 			reasons = append(reasons, r.Reason)
 		}
-		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels", "other_cluster"}; !reflect.DeepEqual(reasons, want) {
+		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels", "other_cluster"}; !reflect.DeepEqual(reasons, want) {
 			t.Errorf("reasons %v, want %v", reasons, want)
 		}
 		if d := apps.get("shop", "web"); *d.Spec.Replicas != 3 {

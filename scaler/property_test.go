@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
@@ -37,6 +38,7 @@ func (s step) String() string {
 // replica count and annotations, read fresh.
 type cluster interface {
 	client() kubernetes.Interface
+	dynamic() dynamic.Interface // nil without Rollouts
 	read(t testing.TB) (replicas int32, annotations map[string]string)
 }
 
@@ -47,7 +49,7 @@ type cluster interface {
 func runHistory(t *testing.T, rng *rand.Rand, c cluster, cfg config.Scaler, w Workload, original int32, steps int, faults *faultPlan) []string {
 	t.Helper()
 	newScaler := func() *Scaler {
-		s, err := New(Options{Kube: c.client(), Config: cfg, Recorder: record.NewFakeRecorder(1000)})
+		s, err := New(Options{Kube: c.client(), Dynamic: c.dynamic(), Config: cfg, Recorder: record.NewFakeRecorder(1000)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +171,7 @@ type fakeClusterState struct {
 }
 
 func (f fakeClusterState) client() kubernetes.Interface { return f.c }
+func (f fakeClusterState) dynamic() dynamic.Interface   { return nil }
 func (f fakeClusterState) read(t testing.TB) (int32, map[string]string) {
 	d := f.apps.get(f.w.Namespace, f.w.Name)
 	if d == nil {

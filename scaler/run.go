@@ -12,12 +12,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -46,6 +52,17 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("scaler: cache of %v did not sync", typ)
+		}
+	}
+	if s.watchRollouts(ctx) {
+		rf := dynamicinformer.NewDynamicSharedInformerFactory(s.kube.dyn, 10*time.Minute)
+		s.rollouts = rf.ForResource(rollouts).Lister()
+		rf.Start(ctx.Done())
+		defer rf.Shutdown()
+		for typ, ok := range rf.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("scaler: cache of %v did not sync", typ)
+			}
 		}
 	}
 	s.synced.Store(true)
@@ -109,6 +126,24 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 		elector.Run(ctx)
 	}
 	return nil
+}
+
+// watchRollouts says whether the cluster serves Argo Rollouts and the
+// scaler may list them: an informer on a resource that is not served, or
+// not allowed, would never sync and keep the scaler from serving at all.
+// Without it, sleeping Rollouts are not listed (nor woken by a wake
+// window); alerts still act on them.
+func (s *Scaler) watchRollouts(ctx context.Context) bool {
+	if s.kube.dyn == nil {
+		return false
+	}
+	if _, err := s.kube.dyn.Resource(rollouts).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		if !apierrors.IsNotFound(err) {
+			level.Warn(s.log).Log("msg", "not watching Argo Rollouts: sleeping ones are not listed", "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // countRecentSleeps puts the sleeps of the last action_interval that the
@@ -186,13 +221,18 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 	ds, _ := s.deployments.List(labels.Everything())
 	ss, _ := s.statefulSets.List(labels.Everything())
 	svcs, _ := s.services.List(labels.Everything())
-	return sleeping(ds, ss, svcs)
+	var rs []runtime.Object
+	if s.rollouts != nil {
+		rs, _ = s.rollouts.List(labels.Everything())
+	}
+	return sleeping(ds, ss, rs, svcs)
 }
 
 // ListSleeping reads the workloads asleep now straight from the API, in one
 // namespace or all (""), for `upid status`: a terminal command has no
-// informers to wait for.
-func ListSleeping(ctx context.Context, kube kubernetes.Interface, namespace string) ([]SleepingWorkload, error) {
+// informers to wait for. Rollouts are read through dyn, unless it is nil or
+// the cluster does not serve them.
+func ListSleeping(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, namespace string) ([]SleepingWorkload, error) {
 	dl, err := kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing Deployments: %w", err)
@@ -217,12 +257,24 @@ func ListSleeping(ctx context.Context, kube kubernetes.Interface, namespace stri
 	for i := range vl.Items {
 		svcs[i] = &vl.Items[i]
 	}
-	return sleeping(ds, ss, svcs), nil
+	var rs []runtime.Object
+	if dyn != nil {
+		rl, err := dyn.Resource(rollouts).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("listing Rollouts: %w", err)
+		}
+		if err == nil {
+			for i := range rl.Items {
+				rs = append(rs, &rl.Items[i])
+			}
+		}
+	}
+	return sleeping(ds, ss, rs, svcs), nil
 }
 
 // sleeping picks the workloads with a valid sleep state and the Services
 // that select their pods, sorted by workload.
-func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, svcs []*corev1.Service) []SleepingWorkload {
+func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Object, svcs []*corev1.Service) []SleepingWorkload {
 	byNS := map[string][]*corev1.Service{}
 	for _, svc := range svcs {
 		byNS[svc.Namespace] = append(byNS[svc.Namespace], svc)
@@ -250,6 +302,13 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, svcs []*corev1.
 	}
 	for _, st := range ss {
 		add(wrapStatefulSet(st), KindStatefulSet)
+	}
+	for _, r := range rs {
+		if u, ok := r.(*unstructured.Unstructured); ok {
+			if o, err := wrapRollout(u); err == nil {
+				add(o, KindRollout)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
@@ -315,4 +374,5 @@ type caches struct {
 	deployments  appslisters.DeploymentLister
 	statefulSets appslisters.StatefulSetLister
 	services     corelisters.ServiceLister
+	rollouts     cache.GenericLister // nil when the cluster serves no Rollouts
 }

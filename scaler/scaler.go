@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -44,9 +45,12 @@ const (
 
 // Options configure a Scaler.
 type Options struct {
-	Kube   kubernetes.Interface
-	Config config.Scaler
-	Logger log.Logger
+	Kube kubernetes.Interface
+	// Dynamic reads and writes Argo Rollouts; nil leaves them unsupported
+	// (unsupported_kind).
+	Dynamic dynamic.Interface
+	Config  config.Scaler
+	Logger  log.Logger
 	// Recorder receives the Events; nil sends them to Kube as core/v1 Events.
 	Recorder record.EventRecorder
 	// Now is the clock; nil means time.Now.
@@ -116,7 +120,7 @@ func New(opts Options) (*Scaler, error) {
 		return nil, errors.Join(errs...)
 	}
 	s := &Scaler{
-		kube:     kube{opts.Kube},
+		kube:     kube{opts.Kube, opts.Dynamic},
 		cfg:      opts.Config,
 		log:      opts.Logger,
 		recorder: opts.Recorder,

@@ -294,7 +294,7 @@ func TestSleepingIsAtZero(t *testing.T) {
 		}), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sleeping([]*appsv1.Deployment{tc.d}, nil, nil); len(got) != tc.want {
+			if got := sleeping([]*appsv1.Deployment{tc.d}, nil, nil, nil); len(got) != tc.want {
 				t.Errorf("listed %v, want %d", got, tc.want)
 			}
 		})

@@ -14,9 +14,11 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -48,7 +50,13 @@ var stateAnnotations = []string{AnnotationReplicas, AnnotationSince, AnnotationS
 const (
 	KindDeployment  = "Deployment"
 	KindStatefulSet = "StatefulSet"
+	// KindRollout is Argo Rollouts' Deployment, read and written through
+	// the dynamic client as the custom resource it is.
+	KindRollout = "Rollout"
 )
+
+// rollouts is the resource of Argo Rollouts.
+var rollouts = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
 
 // Workload names one scalable workload.
 type Workload struct {
@@ -58,7 +66,7 @@ type Workload struct {
 func (w Workload) String() string { return w.Namespace + "/" + w.Kind + "/" + w.Name }
 
 // ParseWorkload reads NAMESPACE/KIND/NAME; the kind is case-insensitive and
-// may be kubectl's short name (deploy, sts).
+// may be kubectl's short name (deploy, sts, ro).
 func ParseWorkload(s string) (Workload, error) {
 	parts := strings.Split(s, "/")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
@@ -66,7 +74,7 @@ func ParseWorkload(s string) (Workload, error) {
 	}
 	kind, ok := normalKind(parts[1])
 	if !ok {
-		return Workload{}, fmt.Errorf("workload %q: kind %q is not one of Deployment, StatefulSet", s, parts[1])
+		return Workload{}, fmt.Errorf("workload %q: kind %q is not one of Deployment, StatefulSet, Rollout", s, parts[1])
 	}
 	return Workload{Namespace: parts[0], Kind: kind, Name: parts[2]}, nil
 }
@@ -77,13 +85,15 @@ func normalKind(k string) (string, bool) {
 		return KindDeployment, true
 	case "statefulset", "statefulsets", "sts":
 		return KindStatefulSet, true
+	case "rollout", "rollouts", "ro":
+		return KindRollout, true
 	}
 	return k, false
 }
 
-// object is a Deployment or StatefulSet seen through the parts the scaler uses.
+// object is a Deployment, StatefulSet or Rollout seen through the parts the scaler uses.
 type object struct {
-	obj      runtime.Object // *appsv1.Deployment or *appsv1.StatefulSet, for Events
+	obj      runtime.Object // *appsv1.Deployment, *appsv1.StatefulSet or a Rollout's *unstructured.Unstructured, for Events
 	meta     *metav1.ObjectMeta
 	replicas int32
 	template *corev1.PodTemplateSpec
@@ -95,7 +105,8 @@ type object struct {
 	// annotationsBumpGeneration: the API server counts an annotation change
 	// as a new generation of a Deployment (they are copied to its
 	// ReplicaSets; pkg/registry/apps/deployment/strategy.go), not of a
-	// StatefulSet. TestAgainstAPIServer pins both.
+	// StatefulSet, nor of a custom resource with a status subresource (a
+	// Rollout). TestAgainstAPIServer pins all three.
 	annotationsBumpGeneration bool
 }
 
@@ -123,6 +134,34 @@ func wrapStatefulSet(s *appsv1.StatefulSet) *object {
 	return wrap(s, &s.ObjectMeta, s.Spec.Replicas, &s.Spec.Template, spec)
 }
 
+// wrapRollout reads a Rollout: its metadata, spec.replicas (1 when unset,
+// as Argo defaults it), spec.template (none with a workloadRef: it then
+// runs a Deployment's, which no Service selection here sees) and its spec
+// for the fingerprint.
+func wrapRollout(u *unstructured.Unstructured) (*object, error) {
+	meta := &metav1.ObjectMeta{}
+	m, _, _ := unstructured.NestedMap(u.Object, "metadata")
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, meta); err != nil {
+		return nil, fmt.Errorf("rollout %s/%s: metadata: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+	var replicas *int32
+	if r, found, err := unstructured.NestedInt64(u.Object, "spec", "replicas"); err != nil {
+		return nil, fmt.Errorf("rollout %s/%s: spec.replicas: %w", u.GetNamespace(), u.GetName(), err)
+	} else if found {
+		n := int32(r)
+		replicas = &n
+	}
+	template := &corev1.PodTemplateSpec{}
+	if t, found, _ := unstructured.NestedMap(u.Object, "spec", "template"); found {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(t, template); err != nil {
+			return nil, fmt.Errorf("rollout %s/%s: spec.template: %w", u.GetNamespace(), u.GetName(), err)
+		}
+	}
+	delete(spec, "replicas")
+	return wrap(u, meta, replicas, template, spec), nil
+}
+
 // replicasOf applies the API's default of 1 to an unset count.
 func replicasOf(r *int32) int32 {
 	if r == nil {
@@ -131,8 +170,12 @@ func replicasOf(r *int32) int32 {
 	return *r
 }
 
-// kube reads and writes workloads through typed clients.
-type kube struct{ c kubernetes.Interface }
+// kube reads and writes workloads through typed clients, and Rollouts
+// through dyn (nil: Rollouts are not supported).
+type kube struct {
+	c   kubernetes.Interface
+	dyn dynamic.Interface
+}
 
 func (k kube) get(ctx context.Context, w Workload) (*object, error) {
 	switch w.Kind {
@@ -148,6 +191,15 @@ func (k kube) get(ctx context.Context, w Workload) (*object, error) {
 			return nil, err
 		}
 		return wrapStatefulSet(s), nil
+	case KindRollout:
+		if k.dyn == nil {
+			break
+		}
+		u, err := k.dyn.Resource(rollouts).Namespace(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return wrapRollout(u)
 	}
 	return nil, fmt.Errorf("kind %q is not supported", w.Kind)
 }
@@ -187,6 +239,12 @@ func (k kube) update(ctx context.Context, o *object) (*object, error) {
 			return nil, err
 		}
 		return wrapStatefulSet(s), nil
+	case *unstructured.Unstructured:
+		u, err := k.dyn.Resource(rollouts).Namespace(v.GetNamespace()).Patch(ctx, v.GetName(), types.MergePatchType, patch, opts)
+		if err != nil {
+			return nil, err
+		}
+		return wrapRollout(u)
 	}
 	return nil, fmt.Errorf("unsupported object %T", o.obj)
 }
@@ -204,6 +262,15 @@ func (k kube) scale(ctx context.Context, o *object, replicas int32) error {
 		_, err = k.c.AppsV1().Deployments(o.meta.Namespace).UpdateScale(ctx, o.meta.Name, sc, metav1.UpdateOptions{FieldManager: fieldManager})
 	case *appsv1.StatefulSet:
 		_, err = k.c.AppsV1().StatefulSets(o.meta.Namespace).UpdateScale(ctx, o.meta.Name, sc, metav1.UpdateOptions{FieldManager: fieldManager})
+	case *unstructured.Unstructured:
+		var u map[string]any
+		if u, err = runtime.DefaultUnstructuredConverter.ToUnstructured(sc); err != nil {
+			return err
+		}
+		scale := &unstructured.Unstructured{Object: u}
+		scale.SetAPIVersion("autoscaling/v1")
+		scale.SetKind("Scale")
+		_, err = k.dyn.Resource(rollouts).Namespace(o.meta.Namespace).Update(ctx, scale, metav1.UpdateOptions{FieldManager: fieldManager}, "scale")
 	default:
 		err = fmt.Errorf("unsupported object %T", o.obj)
 	}
@@ -337,8 +404,11 @@ func clearState(o *object) {
 }
 
 func appsResource(w Workload) schema.GroupResource {
-	if w.Kind == KindStatefulSet {
+	switch w.Kind {
+	case KindStatefulSet:
 		return schema.GroupResource{Group: "apps", Resource: "statefulsets"}
+	case KindRollout:
+		return rollouts.GroupResource()
 	}
 	return schema.GroupResource{Group: "apps", Resource: "deployments"}
 }

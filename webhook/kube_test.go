@@ -275,7 +275,7 @@ func TestThroughAPIServer(t *testing.T) {
 	// copied the annotation to the latest revision's ReplicaSet (revision
 	// 2, at zero replicas here) only. Made before the webhook starts, so
 	// its caches hold it.
-	late := k.CreateRollout(context.Background(), t, "team-enforce", "late")
+	late := k.CreateRollout(context.Background(), t, "team-enforce", "late", nil)
 	zero := int32(0)
 	lateLabels := map[string]string{"app": "late", "rollouts-pod-template-hash": "bbbb"}
 	if _, err := k.Clientset.AppsV1().ReplicaSets("team-enforce").Create(context.Background(), &appsv1.ReplicaSet{
@@ -386,7 +386,7 @@ func TestThroughAPIServer(t *testing.T) {
 		t.Run("rollout/"+tt.rollout, func(t *testing.T) {
 			r := late
 			if tt.rollout != "late" {
-				r = k.CreateRollout(context.Background(), t, "team-enforce", tt.rollout)
+				r = k.CreateRollout(context.Background(), t, "team-enforce", tt.rollout, nil)
 			}
 			d := deployment("team-enforce", tt.rollout, nil, req, lim)
 			labels := map[string]string{"app": tt.rollout, "rollouts-pod-template-hash": tt.hash}

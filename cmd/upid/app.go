@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"wake":  "Wake one workload now: restore exactly what upid sleep or the scaler saved.",
 		}[action]
 		cmd := app.Command(action, help)
-		ref := cmd.Arg("workload", "NAMESPACE/KIND/NAME, e.g. shop/Deployment/web (KIND: Deployment or StatefulSet).").Required().String()
+		ref := cmd.Arg("workload", "NAMESPACE/KIND/NAME, e.g. shop/Deployment/web (KIND: Deployment, StatefulSet or Rollout).").Required().String()
 		dry := cmd.Flag("dry-run", "Record what would be done (log, Event) and change nothing.").Bool()
 		add(cmd, func(env *environment) int { return runSleepWake(env, action, *ref, *dry) })
 	}

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,17 +29,32 @@ const exporterDefaultAddress = ":9847"
 // kubeClient builds a client from --kubeconfig/--context, falling back to
 // in-cluster configuration as kubectl does.
 func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
+	kc, _, err := kubeClients(cfg)
+	return kc, err
+}
+
+// kubeClients is kubeClient and a dynamic client of the same
+// configuration, for custom resources (Argo Rollouts).
+func kubeClients(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = cfg.Kubeconfig
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	rc.UserAgent = "upid/" + version.Version
 	// Informers list once and then watch; the defaults of 5 QPS make the
 	// first list of a large cluster needlessly slow.
 	rc.QPS, rc.Burst = 50, 100
-	return kubernetes.NewForConfig(rest.CopyConfig(rc))
+	kc, err := kubernetes.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, nil, err
+	}
+	dc, err := dynamic.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kc, dc, nil
 }
 
 // reachKube builds the client of --kubeconfig/--context and asks the API

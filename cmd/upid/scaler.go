@@ -31,12 +31,12 @@ func runScaler(env *environment) int {
 		fmt.Fprintln(env.stderr, "upid scaler: set scaler.bearer_token_file, or web.config_file with client certificates (mTLS): otherwise no notification can be accepted")
 		return exitUsage
 	}
-	kc, err := kubeClient(env.cfg.Kubernetes)
+	kc, dc, err := kubeClients(env.cfg.Kubernetes)
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot build a Kubernetes client", "err", err)
 		return exitUsage
 	}
-	s, err := scaler.New(scaler.Options{Kube: kc, Config: cfg, Logger: logger})
+	s, err := scaler.New(scaler.Options{Kube: kc, Dynamic: dc, Config: cfg, Logger: logger})
 	if err != nil {
 		printConfigErrors(env.stderr, err)
 		return exitUsage
@@ -92,7 +92,7 @@ func runSleepWake(env *environment, action, ref string, dryRun bool) int {
 		fmt.Fprintf(env.stderr, "upid %s: %v\n", action, err)
 		return exitUsage
 	}
-	kc, err := kubeClient(env.cfg.Kubernetes)
+	kc, dc, err := kubeClients(env.cfg.Kubernetes)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid %s: %v\n", action, err)
 		return exitUsage
@@ -105,7 +105,7 @@ func runSleepWake(env *environment, action, ref string, dryRun bool) int {
 	// Nor does it receive notifications: the server's bearer token file,
 	// unreadable from a laptop, is none of its business.
 	cfg.BearerTokenFile = ""
-	s, err := scaler.New(scaler.Options{Kube: kc, Config: cfg, Logger: logger, Recorder: scaler.NewSyncRecorder(kc, logger)})
+	s, err := scaler.New(scaler.Options{Kube: kc, Dynamic: dc, Config: cfg, Logger: logger, Recorder: scaler.NewSyncRecorder(kc, logger)})
 	if err != nil {
 		printConfigErrors(env.stderr, err)
 		return exitUsage

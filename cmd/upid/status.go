@@ -50,14 +50,14 @@ func registerStatus(app *kingpin.Application, add func(*kingpin.CmdClause, comma
 }
 
 func runStatus(env *environment, namespace, format string) int {
-	kc, err := kubeClient(env.cfg.Kubernetes)
+	kc, dc, err := kubeClients(env.cfg.Kubernetes)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid status: %v\n", err)
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ws, err := scaler.ListSleeping(ctx, kc, namespace)
+	ws, err := scaler.ListSleeping(ctx, kc, dc, namespace)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid status: %v\n", err)
 		return exitFailure

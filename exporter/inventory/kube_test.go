@@ -49,7 +49,7 @@ func TestAgainstControllers(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rollout := kube.CreateRollout(ctx, t, "shop", "canary")
+	rollout := kube.CreateRollout(ctx, t, "shop", "canary", nil)
 	for _, rev := range []struct {
 		hash     string
 		replicas int32

@@ -11,20 +11,27 @@ import (
 )
 
 // CreateRollout installs a stand-in for Argo Rollouts' CRD (its group,
-// version and kind, any spec) and creates a Rollout, so that ReplicaSets
-// can name it as their controller, as Argo's own controller makes them,
-// and the garbage collector keeps them. Argo Rollouts itself is not
-// needed: UPID reads only the ReplicaSets and pods it makes.
-func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name string) *unstructured.Unstructured {
+// version and kind, its status and scale subresources as Argo's CRD has
+// them, any spec) and creates a Rollout with spec (none when nil), so that
+// ReplicaSets can name it as their controller, as Argo's own controller
+// makes them, and the garbage collector keeps them. Argo Rollouts itself
+// is not needed: UPID reads only the ReplicaSets and pods it makes, and
+// scales the Rollout through its scale subresource.
+func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name string, spec map[string]any) *unstructured.Unstructured {
 	t.Helper()
 	preserve := true
+	selector := ".status.selector"
 	if _, err := envtest.InstallCRDs(k.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{{
 		ObjectMeta: metav1.ObjectMeta{Name: "rollouts.argoproj.io"},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: "argoproj.io", Scope: apiextensionsv1.NamespaceScoped,
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "rollouts", Singular: "rollout", Kind: "Rollout", ListKind: "RolloutList"},
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1alpha1", Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}}}},
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}},
+				Subresources: &apiextensionsv1.CustomResourceSubresources{
+					Status: &apiextensionsv1.CustomResourceSubresourceStatus{},
+					Scale:  &apiextensionsv1.CustomResourceSubresourceScale{SpecReplicasPath: ".spec.replicas", StatusReplicasPath: ".status.HPAReplicas", LabelSelectorPath: &selector},
+				}}},
 		},
 	}}}); err != nil {
 		t.Fatal(err)
@@ -34,6 +41,9 @@ func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name 
 	r.SetKind("Rollout")
 	r.SetNamespace(namespace)
 	r.SetName(name)
+	if spec != nil {
+		r.Object["spec"] = spec
+	}
 	if err := k.Client.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
