@@ -4,15 +4,22 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/testenv"
@@ -112,10 +119,51 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("only a settled Rollout with its own template sleeps", func(t *testing.T) {
+		s := newScaler(t)
+		// One that runs a Deployment's template (workloadRef).
+		kube.CreateRollout(ctx, t, "lab", "by-ref", map[string]any{"replicas": int64(2),
+			"workloadRef": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "by-ref"}})
+		ref := Workload{Namespace: "lab", Kind: KindRollout, Name: "by-ref"}
+		if res := s.Sleep(ctx, Request{Workload: ref, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "workload_ref" {
+			t.Errorf("sleep of a workloadRef Rollout: %v, want skipped (workload_ref)", res)
+		}
+		// One paused mid-canary, then settled.
+		w := create(t, "paused", 2)
+		setPhase := func(phase string) {
+			t.Helper()
+			u, err := dyn.Resource(rollouts).Namespace("lab").Get(ctx, "paused", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unstructured.SetNestedField(u.Object, phase, "status", "phase"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dyn.Resource(rollouts).Namespace("lab").UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setPhase("Paused")
+		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "rollout_not_healthy" {
+			t.Errorf("sleep of a paused Rollout: %v, want skipped (rollout_not_healthy)", res)
+		}
+		setPhase("Healthy")
+		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 2 {
+			t.Errorf("sleep of a healthy Rollout: %v, want success with 2 saved", res)
+		}
+	})
+
 	t.Run("sleeping rollouts are listed with their Services", func(t *testing.T) {
-		if _, err := c.CoreV1().Services("lab").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "listed"},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "listed"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+		// The second is one Argo manages (blue-green active, canary
+		// stable): it selects the revision's rollouts-pod-template-hash,
+		// which the Rollout's own template never carries.
+		for name, selector := range map[string]map[string]string{
+			"listed": {"app": "listed"}, "listed-active": {"app": "listed", "rollouts-pod-template-hash": "6b8f9c7d5"},
+		} {
+			if _, err := c.CoreV1().Services("lab").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		w := create(t, "listed", 3)
 		if res := newScaler(t).Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 3 {
@@ -128,11 +176,11 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		found := false
 		for _, sw := range asleep {
 			if sw.Workload == w {
-				found = len(sw.Services) == 1 && sw.Services[0] == "listed"
+				found = slices.Equal(sw.Services, []string{"listed", "listed-active"})
 			}
 		}
 		if !found {
-			t.Errorf("sleeping = %+v, want %v with Service listed", asleep, w)
+			t.Errorf("sleeping = %+v, want %v with Services listed and listed-active", asleep, w)
 		}
 		// A running scaler lists it from its informer, for the metrics and
 		// the wake windows.
@@ -140,7 +188,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		stop := running(ctx, s, "r")
 		defer stop()
 		deadline := time.Now().Add(20 * time.Second)
-		for !slices.ContainsFunc(s.Sleeping(), func(sw SleepingWorkload) bool { return sw.Workload == w && len(sw.Services) == 1 }) {
+		for !slices.ContainsFunc(s.Sleeping(), func(sw SleepingWorkload) bool { return sw.Workload == w && len(sw.Services) == 2 }) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the running scaler lists %+v asleep, not %v", s.Sleeping(), w)
 			}
@@ -151,4 +199,68 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 			t.Errorf("without a dynamic client: %+v, %v; want none", none, err)
 		}
 	})
+}
+
+// TestRolloutWatchRetried: a failed list of Rollouts at start (a blip, or
+// Argo Rollouts installed later) is tried again, so sleeping Rollouts are
+// listed for the wake alert once it works, not only after a restart.
+func TestRolloutWatchRetried(t *testing.T) {
+	ctx := context.Background()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+		"metadata": map[string]any{"namespace": "lab", "name": "r", "generation": int64(1)},
+		"spec":     rolloutSpec("r", 3),
+	}}
+	o, err := wrapRollout(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeState(o, 3, time.Now(), 1)
+	u.SetAnnotations(o.meta.Annotations)
+	if err := unstructured.SetNestedField(u.Object, int64(0), "spec", "replicas"); err != nil {
+		t.Fatal(err)
+	}
+	u.SetGeneration(2) // the scale to zero
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{rollouts: "RolloutList"}, u)
+	var lists atomic.Int32
+	dyn.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if lists.Add(1) == 1 {
+			return true, nil, apierrors.NewInternalError(context.DeadlineExceeded)
+		}
+		return false, nil, nil
+	})
+	s, err := New(Options{Kube: fake.NewClientset(namespace("lab", optedIn)), Dynamic: dyn, Config: testConfig(t), Recorder: record.NewFakeRecorder(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		_ = s.Run(ctx, RunOptions{Ready: func() { close(ready) }, RolloutRetry: 50 * time.Millisecond})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.Sleeping()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a failed list at start the sleeping Rollout is not listed (lists made: %d): %+v", lists.Load(), s.Sleeping())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestListSleepingWithoutRolloutRights: `upid status` for someone who may
+// list Deployments but not Rollouts lists what it can.
+func TestListSleepingWithoutRolloutRights(t *testing.T) {
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{rollouts: "RolloutList"})
+	dyn.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(rollouts.GroupResource(), "", nil)
+	})
+	kc := fake.NewClientset(deployment("lab", "web", 0, time.Time{}))
+	if _, err := ListSleeping(context.Background(), kc, dyn, ""); err != nil {
+		t.Errorf("ListSleeping without rights on Rollouts: %v; want the others listed", err)
+	}
 }

@@ -3,9 +3,11 @@ package scaler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -35,6 +37,9 @@ type RunOptions struct {
 	Identity string
 	// WindowCheck is how often wake windows are checked; 0 means 30s.
 	WindowCheck time.Duration
+	// RolloutRetry is how often the scaler tries again to list Argo
+	// Rollouts when it cannot (not installed yet, an error); 0 means 1m.
+	RolloutRetry time.Duration
 	// Ready is called once the caches are synced and the scaler may serve.
 	Ready func()
 }
@@ -54,15 +59,16 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 			return fmt.Errorf("scaler: cache of %v did not sync", typ)
 		}
 	}
-	if s.watchRollouts(ctx) {
-		rf := dynamicinformer.NewDynamicSharedInformerFactory(s.kube.dyn, 10*time.Minute)
-		s.rollouts = rf.ForResource(rollouts).Lister()
-		rf.Start(ctx.Done())
-		defer rf.Shutdown()
-		for typ, ok := range rf.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("scaler: cache of %v did not sync", typ)
-			}
+	if opts.RolloutRetry <= 0 {
+		opts.RolloutRetry = time.Minute
+	}
+	if s.kube.dyn != nil {
+		// Tried once before serving, so that a new leader counts sleeping
+		// Rollouts too; then again in the background until it works.
+		if stop, err := s.watchRollouts(ctx); err == nil {
+			defer stop()
+		} else {
+			go s.retryRollouts(ctx, err, opts.RolloutRetry)
 		}
 	}
 	s.synced.Store(true)
@@ -128,22 +134,48 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	return nil
 }
 
-// watchRollouts says whether the cluster serves Argo Rollouts and the
-// scaler may list them: an informer on a resource that is not served, or
-// not allowed, would never sync and keep the scaler from serving at all.
-// Without it, sleeping Rollouts are not listed (nor woken by a wake
-// window); alerts still act on them.
-func (s *Scaler) watchRollouts(ctx context.Context) bool {
-	if s.kube.dyn == nil {
-		return false
-	}
+// watchRollouts starts the informer of Argo Rollouts once the scaler may
+// list them: an informer on a resource that is not served, or not allowed,
+// would never sync. Until it runs, sleeping Rollouts are not listed (so
+// neither reported for the wake alert nor woken in wake windows); alerts
+// still act on them.
+func (s *Scaler) watchRollouts(ctx context.Context) (stop func(), err error) {
 	if _, err := s.kube.dyn.Resource(rollouts).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-		if !apierrors.IsNotFound(err) {
-			level.Warn(s.log).Log("msg", "not watching Argo Rollouts: sleeping ones are not listed", "err", err)
-		}
-		return false
+		return nil, err
 	}
-	return true
+	rf := dynamicinformer.NewDynamicSharedInformerFactory(s.kube.dyn, 10*time.Minute)
+	lister := rf.ForResource(rollouts).Lister()
+	rf.Start(ctx.Done())
+	for typ, ok := range rf.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			rf.Shutdown()
+			return nil, fmt.Errorf("cache of %v did not sync", typ)
+		}
+	}
+	s.rollouts.Store(&lister)
+	return rf.Shutdown, nil
+}
+
+// retryRollouts tries watchRollouts every interval until it works (Argo
+// Rollouts installed later, a failed list at start) or ctx ends.
+func (s *Scaler) retryRollouts(ctx context.Context, err error, interval time.Duration) {
+	if !apierrors.IsNotFound(err) {
+		level.Warn(s.log).Log("msg", "cannot list Argo Rollouts; sleeping ones are not listed until it can", "err", err, "retry", interval)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		stop, err := s.watchRollouts(ctx)
+		if err == nil {
+			level.Info(s.log).Log("msg", "watching Argo Rollouts")
+			<-ctx.Done()
+			stop()
+			return
+		}
+	}
 }
 
 // countRecentSleeps puts the sleeps of the last action_interval that the
@@ -222,8 +254,8 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 	ss, _ := s.statefulSets.List(labels.Everything())
 	svcs, _ := s.services.List(labels.Everything())
 	var rs []runtime.Object
-	if s.rollouts != nil {
-		rs, _ = s.rollouts.List(labels.Everything())
+	if l := s.rollouts.Load(); l != nil {
+		rs, _ = (*l).List(labels.Everything())
 	}
 	return sleeping(ds, ss, rs, svcs)
 }
@@ -231,7 +263,7 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 // ListSleeping reads the workloads asleep now straight from the API, in one
 // namespace or all (""), for `upid status`: a terminal command has no
 // informers to wait for. Rollouts are read through dyn, unless it is nil or
-// the cluster does not serve them.
+// the cluster does not serve them or the user may not list them.
 func ListSleeping(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, namespace string) ([]SleepingWorkload, error) {
 	dl, err := kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -260,7 +292,7 @@ func ListSleeping(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 	var rs []runtime.Object
 	if dyn != nil {
 		rl, err := dyn.Resource(rollouts).Namespace(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
 			return nil, fmt.Errorf("listing Rollouts: %w", err)
 		}
 		if err == nil {
@@ -290,7 +322,7 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Ob
 		}
 		sw := SleepingWorkload{Workload: Workload{Namespace: o.meta.Namespace, Kind: kind, Name: o.meta.Name}, Since: st.since, Saved: st.saved}
 		for _, svc := range byNS[o.meta.Namespace] {
-			if selects(svc, o.template) {
+			if selects(svc, o.template, kind) {
 				sw.Services = append(sw.Services, svc.Name)
 			}
 		}
@@ -316,12 +348,24 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Ob
 
 // selects says whether the Service routes to the template's pods; a
 // Service without a selector routes to hand-made endpoints, not to them.
-func selects(svc *corev1.Service, t *corev1.PodTemplateSpec) bool {
-	if len(svc.Spec.Selector) == 0 {
+// The Services Argo Rollouts manages (blue-green active and preview,
+// canary stable and canary) also select rollouts-pod-template-hash, which
+// only a revision's ReplicaSet puts on its pods, never the Rollout's own
+// template.
+func selects(svc *corev1.Service, t *corev1.PodTemplateSpec, kind string) bool {
+	sel := svc.Spec.Selector
+	if _, ok := sel[rolloutsHashLabel]; ok && kind == KindRollout {
+		sel = maps.Clone(sel)
+		delete(sel, rolloutsHashLabel)
+	}
+	if len(sel) == 0 {
 		return false
 	}
-	return labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(t.Labels))
+	return labels.SelectorFromSet(sel).Matches(labels.Set(t.Labels))
 }
+
+// rolloutsHashLabel is Argo Rollouts' pod-template-hash.
+const rolloutsHashLabel = "rollouts-pod-template-hash"
 
 var (
 	sleepingDesc = prometheus.NewDesc("upid_scaler_sleeping_workloads",
@@ -374,5 +418,5 @@ type caches struct {
 	deployments  appslisters.DeploymentLister
 	statefulSets appslisters.StatefulSetLister
 	services     corelisters.ServiceLister
-	rollouts     cache.GenericLister // nil when the cluster serves no Rollouts
+	rollouts     atomic.Pointer[cache.GenericLister] // nil until the scaler can list Rollouts
 }

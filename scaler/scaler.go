@@ -458,6 +458,17 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 	if o.meta.Annotations[AnnotationOptOut] == "disabled" {
 		return "opted_out"
 	}
+	if o.rollout.workloadRef {
+		// Its template, and so the Services of its pods and any edit made
+		// while it slept, are the Deployment's.
+		return "workload_ref"
+	}
+	if p := o.rollout.phase; p != "" && p != "Healthy" {
+		// Mid-canary (Paused, Progressing) Argo keeps canary pods at zero
+		// replicas (setCanaryScale) and a promotion at zero can wedge:
+		// only a settled Rollout sleeps.
+		return "rollout_not_healthy"
+	}
 	if ss, ok := o.obj.(*appsv1.StatefulSet); ok {
 		if p := ss.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
 			// Scaled to zero, the StatefulSet controller deletes every

@@ -108,6 +108,15 @@ type object struct {
 	// StatefulSet, nor of a custom resource with a status subresource (a
 	// Rollout). TestAgainstAPIServer pins all three.
 	annotationsBumpGeneration bool
+	// rollout holds what only a Rollout has that sleep must mind.
+	rollout struct {
+		// workloadRef: the Rollout runs a Deployment's template, which
+		// neither the fingerprint nor the Service selection sees.
+		workloadRef bool
+		// phase is Argo's status.phase (Healthy, Progressing, Paused,
+		// Degraded), "" before Argo has written one.
+		phase string
+	}
 }
 
 func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template *corev1.PodTemplateSpec, spec any) *object {
@@ -159,7 +168,10 @@ func wrapRollout(u *unstructured.Unstructured) (*object, error) {
 		}
 	}
 	delete(spec, "replicas")
-	return wrap(u, meta, replicas, template, spec), nil
+	o := wrap(u, meta, replicas, template, spec)
+	_, o.rollout.workloadRef = spec["workloadRef"]
+	o.rollout.phase, _, _ = unstructured.NestedString(u.Object, "status", "phase")
+	return o, nil
 }
 
 // replicasOf applies the API's default of 1 to an unset count.
