@@ -309,13 +309,19 @@ func TestApplyCertManagerWithScaler(t *testing.T) {
 		// cert-manager owns certificates and caBundle: the webhook touches neither.
 		{sa("upid-cm-webhook"), "get", "", "secrets", "", ns, secretName, false},
 		{sa("upid-cm-webhook"), "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "upid-cm-webhook", false},
-		// scaler: scales workloads, pauses HPAs, records Events, elects a leader in its namespace.
+		// scaler: scales workloads (an update of the scale subresource), lists HPAs, records
+		// Events, elects a leader in its namespace; no verb its code does not use.
 		{sa("upid-cm-scaler"), "update", "apps", "deployments", "scale", "shop", "web", true},
-		{sa("upid-cm-scaler"), "patch", "apps", "statefulsets", "scale", "shop", "db", true},
+		{sa("upid-cm-scaler"), "update", "apps", "statefulsets", "scale", "shop", "db", true},
+		{sa("upid-cm-scaler"), "patch", "apps", "statefulsets", "scale", "shop", "db", false},
+		{sa("upid-cm-scaler"), "update", "argoproj.io", "rollouts", "scale", "shop", "canary", true},
 		// Its state is a patch of annotations: no whole-object update, which could drop fields.
 		{sa("upid-cm-scaler"), "patch", "apps", "deployments", "", "shop", "web", true},
 		{sa("upid-cm-scaler"), "update", "apps", "deployments", "", "shop", "web", false},
-		{sa("upid-cm-scaler"), "patch", "autoscaling", "horizontalpodautoscalers", "", "shop", "web", true},
+		{sa("upid-cm-scaler"), "patch", "argoproj.io", "rollouts", "", "shop", "canary", true},
+		{sa("upid-cm-scaler"), "update", "argoproj.io", "rollouts", "", "shop", "canary", false},
+		{sa("upid-cm-scaler"), "list", "autoscaling", "horizontalpodautoscalers", "", "shop", "", true},
+		{sa("upid-cm-scaler"), "patch", "autoscaling", "horizontalpodautoscalers", "", "shop", "web", false},
 		{sa("upid-cm-scaler"), "create", "", "events", "", "shop", "", true},
 		{sa("upid-cm-scaler"), "create", "coordination.k8s.io", "leases", "", ns, "", true},
 		{sa("upid-cm-scaler"), "update", "coordination.k8s.io", "leases", "", ns, "upid-cm-scaler", true},

@@ -23,6 +23,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/upid-dev/upid/internal/testenv"
@@ -131,12 +133,41 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	if _, err := kube.Clientset.AppsV1().Deployments("shop").Create(ctx, web, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// An Argo Rollout too, through the chart's argoproj.io rules (a CRD shaped as Argo's).
+	kube.CreateRollout(ctx, t, "shop", "canary", map[string]any{"replicas": int64(3),
+		"selector": map[string]any{"matchLabels": map[string]any{"app": "canary"}},
+		"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "canary"}},
+			"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/app:1"}}}}})
+	dyn, err := dynamic.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]func() (int64, map[string]string){
+		"Deployment": func() (int64, map[string]string) {
+			d, err := kube.Clientset.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int64(*d.Spec.Replicas), d.Annotations
+		},
+		"Rollout": func() (int64, map[string]string) {
+			r, err := dyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}).Namespace("shop").Get(ctx, "canary", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _, _ := unstructured.NestedInt64(r.Object, "spec", "replicas")
+			return n, r.GetAnnotations()
+		},
+	}
 	for _, step := range []struct {
-		alert string
-		want  int32
-		saved string
-	}{{"UPIDWorkloadIdle", 0, "3"}, {"UPIDSleepingWorkloadRequested", 3, ""}} {
-		body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"upid-scaler","alerts":[{"status":"firing","labels":{"alertname":%q,"namespace":"shop","kind":"Deployment","workload":"web"},"annotations":{"dollars_per_hour":"0.1"}}]}`, step.alert)
+		kind, workload, alert string
+		want                  int64
+		saved                 string
+	}{
+		{"Deployment", "web", "UPIDWorkloadIdle", 0, "3"}, {"Deployment", "web", "UPIDSleepingWorkloadRequested", 3, ""},
+		{"Rollout", "canary", "UPIDWorkloadIdle", 0, "3"}, {"Rollout", "canary", "UPIDSleepingWorkloadRequested", 3, ""},
+	} {
+		body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"upid-scaler","alerts":[{"status":"firing","labels":{"alertname":%q,"namespace":"shop","kind":%q,"workload":%q},"annotations":{"dollars_per_hour":"0.1"}}]}`, step.alert, step.kind, step.workload)
 		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/api/v1/notifications", scalerPort), strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer s3cret")
 		resp, err := http.DefaultClient.Do(req)
@@ -145,12 +176,9 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		}
 		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		d, err := kube.Clientset.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusOK || *d.Spec.Replicas != step.want || d.Annotations["upid.io/sleep-replicas"] != step.saved {
-			t.Errorf("%s: status %d %s; replicas %d, saved %q, want %d and %q", step.alert, resp.StatusCode, answer, *d.Spec.Replicas, d.Annotations["upid.io/sleep-replicas"], step.want, step.saved)
+		replicas, annotations := read[step.kind]()
+		if resp.StatusCode != http.StatusOK || replicas != step.want || annotations["upid.io/sleep-replicas"] != step.saved || strings.Contains(string(answer), "failure") {
+			t.Errorf("%s %s: status %d %s; replicas %d, saved %q, want %d and %q", step.kind, step.alert, resp.StatusCode, answer, replicas, annotations["upid.io/sleep-replicas"], step.want, step.saved)
 		}
 	}
 
