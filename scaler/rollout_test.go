@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,6 +120,20 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	// setStatus writes the status a running Argo would, through the status
+	// subresource.
+	setStatus := func(t *testing.T, name string, status func(*unstructured.Unstructured) map[string]any) {
+		t.Helper()
+		u, err := dyn.Resource(rollouts).Namespace("lab").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Object["status"] = status(u)
+		if _, err := dyn.Resource(rollouts).Namespace("lab").UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	t.Run("only a settled Rollout with its own template sleeps", func(t *testing.T) {
 		s := newScaler(t)
 		// One that runs a Deployment's template (workloadRef).
@@ -128,26 +143,25 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		if res := s.Sleep(ctx, Request{Workload: ref, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "workload_ref" {
 			t.Errorf("sleep of a workloadRef Rollout: %v, want skipped (workload_ref)", res)
 		}
-		// One paused mid-canary, then settled.
+		// One paused mid-canary, then Healthy about a spec Argo has not
+		// seen since an edit, then settled.
 		w := create(t, "paused", 2)
-		setPhase := func(phase string) {
+		setPhase := func(phase string, lag int64) {
 			t.Helper()
-			u, err := dyn.Resource(rollouts).Namespace("lab").Get(ctx, "paused", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := unstructured.SetNestedField(u.Object, phase, "status", "phase"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := dyn.Resource(rollouts).Namespace("lab").UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
+			setStatus(t, "paused", func(u *unstructured.Unstructured) map[string]any {
+				return map[string]any{"phase": phase, "observedGeneration": strconv.FormatInt(u.GetGeneration()-lag, 10)}
+			})
+		}
+		for _, lag := range []struct {
+			phase string
+			lag   int64
+		}{{"Paused", 0}, {"Healthy", 1}} {
+			setPhase(lag.phase, lag.lag)
+			if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "rollout_not_healthy" {
+				t.Errorf("sleep of a Rollout %s %d generation(s) behind: %v, want skipped (rollout_not_healthy)", lag.phase, lag.lag, res)
 			}
 		}
-		setPhase("Paused")
-		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "rollout_not_healthy" {
-			t.Errorf("sleep of a paused Rollout: %v, want skipped (rollout_not_healthy)", res)
-		}
-		setPhase("Healthy")
+		setPhase("Healthy", 0)
 		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 2 {
 			t.Errorf("sleep of a healthy Rollout: %v, want success with 2 saved", res)
 		}
@@ -156,9 +170,12 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 	t.Run("sleeping rollouts are listed with their Services", func(t *testing.T) {
 		// The second is one Argo manages (blue-green active, canary
 		// stable): it selects the revision's rollouts-pod-template-hash,
-		// which the Rollout's own template never carries.
+		// which the Rollout's own template never carries. The third
+		// selects a hash that is not the Rollout's: another Rollout's pods
+		// with the same app label.
 		for name, selector := range map[string]map[string]string{
 			"listed": {"app": "listed"}, "listed-active": {"app": "listed", "rollouts-pod-template-hash": "6b8f9c7d5"},
+			"other-active": {"app": "listed", "rollouts-pod-template-hash": "0ther0000"},
 		} {
 			if _, err := c.CoreV1().Services("lab").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
 				Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
@@ -166,6 +183,10 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 			}
 		}
 		w := create(t, "listed", 3)
+		setStatus(t, "listed", func(u *unstructured.Unstructured) map[string]any {
+			return map[string]any{"phase": "Healthy", "observedGeneration": strconv.FormatInt(u.GetGeneration(), 10),
+				"currentPodHash": "6b8f9c7d5", "stableRS": "6b8f9c7d5", "blueGreen": map[string]any{"activeSelector": "6b8f9c7d5"}}
+		})
 		if res := newScaler(t).Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 3 {
 			t.Fatalf("sleep: %v", res)
 		}
@@ -180,7 +201,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("sleeping = %+v, want %v with Services listed and listed-active", asleep, w)
+			t.Errorf("sleeping = %+v, want %v with Services listed and listed-active (not other-active)", asleep, w)
 		}
 		// A running scaler lists it from its informer, for the metrics and
 		// the wake windows.

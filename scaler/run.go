@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -322,7 +323,7 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Ob
 		}
 		sw := SleepingWorkload{Workload: Workload{Namespace: o.meta.Namespace, Kind: kind, Name: o.meta.Name}, Since: st.since, Saved: st.saved}
 		for _, svc := range byNS[o.meta.Namespace] {
-			if selects(svc, o.template, kind) {
+			if selects(svc, o.template, o.rollout.hashes) {
 				sw.Services = append(sw.Services, svc.Name)
 			}
 		}
@@ -351,10 +352,11 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Ob
 // The Services Argo Rollouts manages (blue-green active and preview,
 // canary stable and canary) also select rollouts-pod-template-hash, which
 // only a revision's ReplicaSet puts on its pods, never the Rollout's own
-// template.
-func selects(svc *corev1.Service, t *corev1.PodTemplateSpec, kind string) bool {
+// template: a Service selecting one of the Rollout's own hashes (from its
+// status) is matched without it; one selecting another's is not.
+func selects(svc *corev1.Service, t *corev1.PodTemplateSpec, hashes []string) bool {
 	sel := svc.Spec.Selector
-	if _, ok := sel[rolloutsHashLabel]; ok && kind == KindRollout {
+	if h, ok := sel[rolloutsHashLabel]; ok && slices.Contains(hashes, h) {
 		sel = maps.Clone(sel)
 		delete(sel, rolloutsHashLabel)
 	}

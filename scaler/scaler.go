@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -463,10 +464,11 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 		// while it slept, are the Deployment's.
 		return "workload_ref"
 	}
-	if p := o.rollout.phase; p != "" && p != "Healthy" {
+	if r := o.rollout; r.phase != "" && (r.phase != "Healthy" || r.observedGeneration != strconv.FormatInt(o.meta.Generation, 10)) {
 		// Mid-canary (Paused, Progressing) Argo keeps canary pods at zero
 		// replicas (setCanaryScale) and a promotion at zero can wedge:
-		// only a settled Rollout sleeps.
+		// only a settled Rollout sleeps, one whose Healthy is about its
+		// current spec, not one Argo has yet to see.
 		return "rollout_not_healthy"
 	}
 	if ss, ok := o.obj.(*appsv1.StatefulSet); ok {

@@ -114,8 +114,14 @@ type object struct {
 		// neither the fingerprint nor the Service selection sees.
 		workloadRef bool
 		// phase is Argo's status.phase (Healthy, Progressing, Paused,
-		// Degraded), "" before Argo has written one.
-		phase string
+		// Degraded), "" before Argo has written one; it speaks of the
+		// spec of observedGeneration (a string in Argo's status), which
+		// lags an edit until Argo reconciles it.
+		phase, observedGeneration string
+		// hashes are the rollouts-pod-template-hash values of the
+		// Rollout's own revisions, as its status names them: those a
+		// Service managed by Argo selects.
+		hashes []string
 	}
 }
 
@@ -171,6 +177,12 @@ func wrapRollout(u *unstructured.Unstructured) (*object, error) {
 	o := wrap(u, meta, replicas, template, spec)
 	_, o.rollout.workloadRef = spec["workloadRef"]
 	o.rollout.phase, _, _ = unstructured.NestedString(u.Object, "status", "phase")
+	o.rollout.observedGeneration, _, _ = unstructured.NestedString(u.Object, "status", "observedGeneration")
+	for _, path := range [][]string{{"currentPodHash"}, {"stableRS"}, {"blueGreen", "activeSelector"}, {"blueGreen", "previewSelector"}} {
+		if h, _, _ := unstructured.NestedString(u.Object, append([]string{"status"}, path...)...); h != "" {
+			o.rollout.hashes = append(o.rollout.hashes, h)
+		}
+	}
 	return o, nil
 }
 
