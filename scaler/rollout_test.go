@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -280,8 +281,14 @@ func TestListSleepingWithoutRolloutRights(t *testing.T) {
 	dyn.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(rollouts.GroupResource(), "", nil)
 	})
-	kc := fake.NewClientset(deployment("lab", "web", 0, time.Time{}))
-	if _, err := ListSleeping(context.Background(), kc, dyn, ""); err != nil {
-		t.Errorf("ListSleeping without rights on Rollouts: %v; want the others listed", err)
+	web := deployment("lab", "web", 3, time.Time{})
+	o := wrapDeployment(web)
+	writeState(o, 3, time.Now(), 1)
+	web.Spec.Replicas = new(int32)
+	web.Generation++ // the scale to zero
+	kc := fake.NewClientset(web)
+	got, err := ListSleeping(context.Background(), kc, dyn, "")
+	if !errors.Is(err, ErrRolloutsNotListed) || len(got) != 1 || got[0].Name != "web" {
+		t.Errorf("ListSleeping without rights on Rollouts: %+v, %v; want the Deployment listed and ErrRolloutsNotListed", got, err)
 	}
 }

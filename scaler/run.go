@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -264,7 +265,8 @@ func (s *Scaler) Sleeping() []SleepingWorkload {
 // ListSleeping reads the workloads asleep now straight from the API, in one
 // namespace or all (""), for `upid status`: a terminal command has no
 // informers to wait for. Rollouts are read through dyn, unless it is nil or
-// the cluster does not serve them or the user may not list them.
+// the cluster does not serve them; when the user may not list them, the
+// others come with an error that wraps ErrRolloutsNotListed.
 func ListSleeping(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, namespace string) ([]SleepingWorkload, error) {
 	dl, err := kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -293,17 +295,23 @@ func ListSleeping(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 	var rs []runtime.Object
 	if dyn != nil {
 		rl, err := dyn.Resource(rollouts).Namespace(namespace).List(ctx, metav1.ListOptions{})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("listing Rollouts: %w", err)
-		}
-		if err == nil {
+		switch {
+		case err == nil:
 			for i := range rl.Items {
 				rs = append(rs, &rl.Items[i])
 			}
+		case apierrors.IsForbidden(err):
+			return sleeping(ds, ss, nil, svcs), fmt.Errorf("%w: %v", ErrRolloutsNotListed, err)
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("listing Rollouts: %w", err)
 		}
 	}
 	return sleeping(ds, ss, rs, svcs), nil
 }
+
+// ErrRolloutsNotListed says that ListSleeping listed the other workloads
+// but was not allowed to list Argo Rollouts.
+var ErrRolloutsNotListed = errors.New("sleeping Argo Rollouts not listed")
 
 // sleeping picks the workloads with a valid sleep state and the Services
 // that select their pods, sorted by workload.

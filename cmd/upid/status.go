@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,6 +59,11 @@ func runStatus(env *environment, namespace, format string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ws, err := scaler.ListSleeping(ctx, kc, dc, namespace)
+	if errors.Is(err, scaler.ErrRolloutsNotListed) {
+		// The others are listed; say what is missing rather than fail.
+		fmt.Fprintf(env.stderr, "upid status: %v\n", err)
+		err = nil
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid status: %v\n", err)
 		return exitFailure
