@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,6 +101,9 @@ func TestWebhookProcess(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal is delivered, not yet obeyed: on a loaded machine one of
+	// the process's threads answered one more admission before stopping.
+	waitStopped(t, p.cmd.Process.Pid)
 	pod, took := create()
 	_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	if took > 5*time.Second {
@@ -114,5 +118,33 @@ func TestWebhookProcess(t *testing.T) {
 	pod, took = create()
 	if took > 5*time.Second || pod.Spec.Containers[0].Resources.Requests.Cpu().String() != "1" {
 		t.Errorf("with the webhook stopped: took %s, cpu %s; want prompt and unchanged", took, pod.Spec.Containers[0].Resources.Requests.Cpu())
+	}
+}
+
+// waitStopped waits until every thread of process pid is stopped (state T
+// in /proc), as SIGSTOP leaves them.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := 0
+		for _, task := range tasks {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			// The state follows the command name, which is in parentheses.
+			if i := strings.LastIndexByte(string(stat), ')'); err == nil && i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+				stopped++
+			}
+		}
+		if stopped == len(tasks) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d threads of process %d stopped after SIGSTOP", stopped, len(tasks), pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
