@@ -36,16 +36,10 @@ func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
 // kubeClients is kubeClient and a dynamic client of the same
 // configuration, for custom resources (Argo Rollouts).
 func kubeClients(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = cfg.Kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
+	rc, err := kubeRESTConfig(cfg, "upid")
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubernetes: %w", err)
 	}
-	rc.UserAgent = "upid/" + version.Version
-	// Informers list once and then watch; the defaults of 5 QPS make the
-	// first list of a large cluster needlessly slow.
-	rc.QPS, rc.Burst = 50, 100
 	kc, err := kubernetes.NewForConfig(rest.CopyConfig(rc))
 	if err != nil {
 		return nil, nil, err
@@ -55,6 +49,23 @@ func kubeClients(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface
 		return nil, nil, err
 	}
 	return kc, dc, nil
+}
+
+// kubeRESTConfig is the configuration of --kubeconfig/--context, falling
+// back to in-cluster as kubectl does, for agent (its User-Agent, with the
+// version).
+func kubeRESTConfig(cfg config.Kubernetes, agent string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = cfg.Kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = agent + "/" + version.Version
+	// Informers list once and then watch; the defaults of 5 QPS make the
+	// first list of a large cluster needlessly slow.
+	rc.QPS, rc.Burst = 50, 100
+	return rc, nil
 }
 
 // reachKube builds the client of --kubeconfig/--context and asks the API

@@ -8,13 +8,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/common/version"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/web"
 	"github.com/upid-dev/upid/webhook"
 )
@@ -23,25 +20,13 @@ import (
 // webhook.port over TLS.
 const webhookDefaultAddress = ":9848"
 
-func kubeRESTConfig(cfg config.Kubernetes) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = cfg.Kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	rc.UserAgent = "upid-webhook/" + version.Version
-	rc.QPS, rc.Burst = 50, 100
-	return rc, nil
-}
-
 func runWebhook(env *environment) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := env.log.Slog.With("component", "webhook")
 	log.Debug("garbage collector", "gogc", webhook.TuneGC())
 
-	rc, err := kubeRESTConfig(env.cfg.Kubernetes)
+	rc, err := kubeRESTConfig(env.cfg.Kubernetes, "upid-webhook")
 	if err != nil {
 		log.Error("cannot build a Kubernetes client", "err", err)
 		return exitUsage
