@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // RunOptions configure Run.
@@ -364,18 +366,15 @@ func sleeping(ds []*appsv1.Deployment, ss []*appsv1.StatefulSet, rs []runtime.Ob
 // status) is matched without it; one selecting another's is not.
 func selects(svc *corev1.Service, t *corev1.PodTemplateSpec, hashes []string) bool {
 	sel := svc.Spec.Selector
-	if h, ok := sel[rolloutsHashLabel]; ok && slices.Contains(hashes, h) {
+	if h, ok := sel[argorollouts.HashLabel]; ok && slices.Contains(hashes, h) {
 		sel = maps.Clone(sel)
-		delete(sel, rolloutsHashLabel)
+		delete(sel, argorollouts.HashLabel)
 	}
 	if len(sel) == 0 {
 		return false
 	}
 	return labels.SelectorFromSet(sel).Matches(labels.Set(t.Labels))
 }
-
-// rolloutsHashLabel is Argo Rollouts' pod-template-hash.
-const rolloutsHashLabel = "rollouts-pod-template-hash"
 
 var (
 	sleepingDesc = prometheus.NewDesc("upid_scaler_sleeping_workloads",

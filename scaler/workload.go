@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // Annotations written on a sleeping workload. Together they are the only
@@ -52,11 +54,11 @@ const (
 	KindStatefulSet = "StatefulSet"
 	// KindRollout is Argo Rollouts' Deployment, read and written through
 	// the dynamic client as the custom resource it is.
-	KindRollout = "Rollout"
+	KindRollout = argorollouts.Kind
 )
 
 // rollouts is the resource of Argo Rollouts.
-var rollouts = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+var rollouts = argorollouts.Resource
 
 // Workload names one scalable workload.
 type Workload struct {

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +15,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // Cluster answers the handler's questions about the cluster from informer
@@ -45,8 +46,12 @@ type InformerCluster struct {
 	limits     listerscorev1.LimitRangeLister
 	quotas     listerscorev1.ResourceQuotaLister
 	workloads  map[string]cache.GenericLister
-	stop       chan struct{}
-	stopOnce   sync.Once
+	// byRollout indexes the ReplicaSets' metadata by the Rollout that
+	// controls them (namespace/name), so that admission reads a Rollout's
+	// few instead of its namespace's all.
+	byRollout cache.Indexer
+	stop      chan struct{}
+	stopOnce  sync.Once
 }
 
 // NewInformerCluster sets up the informers; Start runs them.
@@ -75,8 +80,23 @@ func NewInformerCluster(kube kubernetes.Interface, meta metadata.Interface, resy
 	for kind, gvr := range workloadResources {
 		c.workloads[kind] = c.meta.ForResource(gvr).Lister()
 	}
+	rs := c.meta.ForResource(workloadResources["ReplicaSet"]).Informer()
+	// Only fails on an informer already started; this one is not.
+	_ = rs.AddIndexers(cache.Indexers{rolloutIndex: func(obj any) ([]string, error) {
+		o, ok := obj.(metav1.Object)
+		if !ok {
+			return nil, nil
+		}
+		if ref := metav1.GetControllerOfNoCopy(o); ref != nil && ref.Kind == argorollouts.Kind {
+			return []string{o.GetNamespace() + "/" + ref.Name}, nil
+		}
+		return nil, nil
+	}})
+	c.byRollout = rs.GetIndexer()
 	return c
 }
+
+const rolloutIndex = "rollout"
 
 // Start runs the informers and waits for their first list.
 // The informers run until Shutdown, not until ctx ends: ctx only bounds
@@ -113,7 +133,7 @@ func (c *InformerCluster) NamespaceLabels(ns string) map[string]string {
 }
 
 func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
-	if w.Kind == "Rollout" {
+	if w.Kind == argorollouts.Kind {
 		return c.rolloutAnnotations(ns, w.Name)
 	}
 	l, ok := c.workloads[w.Kind]
@@ -134,30 +154,23 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 }
 
 // rolloutAnnotations are an Argo Rollout's, as Argo copies them to its
-// latest ReplicaSet (the highest rollout.argoproj.io/revision; a rollback's
-// is new too), which the webhook watches, unlike Rollouts: the pod's own
-// ReplicaSet may be the stable revision's, which keeps the annotations it
-// had when it was the latest. Nil when the Rollout has no ReplicaSet.
+// latest ReplicaSet (argorollouts.RevisionAnnotation), which the webhook
+// watches, unlike Rollouts: the pod's own ReplicaSet may be the stable
+// revision's, which keeps the annotations it had when it was the latest.
+// Nil when the Rollout has no ReplicaSet.
 func (c *InformerCluster) rolloutAnnotations(ns, name string) map[string]string {
-	objs, err := c.workloads["ReplicaSet"].ByNamespace(ns).List(labels.Everything())
+	objs, err := c.byRollout.ByIndex(rolloutIndex, ns+"/"+name)
 	if err != nil {
 		return nil
 	}
 	var latest metav1.Object
-	revision := func(o metav1.Object) int64 {
-		r, _ := strconv.ParseInt(o.GetAnnotations()["rollout.argoproj.io/revision"], 10, 64)
-		return r
-	}
 	for _, obj := range objs {
 		o, ok := obj.(metav1.Object)
 		if !ok {
 			continue
 		}
-		if ref := metav1.GetControllerOfNoCopy(o); ref == nil || ref.Kind != "Rollout" || ref.Name != name {
-			continue
-		}
-		if latest == nil || revision(o) > revision(latest) ||
-			(revision(o) == revision(latest) && o.GetCreationTimestamp().After(latest.GetCreationTimestamp().Time)) {
+		if latest == nil || argorollouts.Later(argorollouts.Revision(o.GetAnnotations()), o.GetCreationTimestamp().Unix(),
+			argorollouts.Revision(latest.GetAnnotations()), latest.GetCreationTimestamp().Unix()) {
 			latest = o
 		}
 	}

@@ -1,6 +1,10 @@
 package webhook
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
+)
 
 // Workload names the object whose recommendations apply to a pod, in the
 // exporter's terms (kind Deployment, StatefulSet, DaemonSet, Job, CronJob,
@@ -29,7 +33,7 @@ func workloadCandidates(pod *podFields) []Workload {
 			return []Workload{{"Deployment", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
 		}
 		if h := l.RolloutsPodTemplateHash; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
-			return []Workload{{"Rollout", strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
+			return []Workload{{argorollouts.Kind, strings.TrimSuffix(ref.Name, "-"+h)}, {"ReplicaSet", ref.Name}}
 		}
 		return []Workload{{"ReplicaSet", ref.Name}}
 	case "Job":

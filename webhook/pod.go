@@ -3,6 +3,8 @@ package webhook
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // podFields are the only parts of a pod the webhook reads. Decoding just
@@ -13,7 +15,7 @@ type podFields struct {
 	Metadata struct {
 		Labels struct {
 			PodTemplateHash string `json:"pod-template-hash"`
-			// Argo Rollouts' own pod-template-hash.
+			// argorollouts.HashLabel.
 			RolloutsPodTemplateHash string `json:"rollouts-pod-template-hash"`
 		} `json:"labels"`
 		Annotations     *podAnnotations `json:"annotations"`
@@ -143,7 +145,7 @@ func (p *podFields) list(name string) []containerFields {
 func fieldsOf(pod *corev1.Pod) *podFields {
 	f := &podFields{}
 	f.Metadata.Labels.PodTemplateHash = pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-	f.Metadata.Labels.RolloutsPodTemplateHash = pod.Labels["rollouts-pod-template-hash"]
+	f.Metadata.Labels.RolloutsPodTemplateHash = pod.Labels[argorollouts.HashLabel]
 	f.Metadata.Annotations = annotationsOf(pod.Annotations)
 	for _, r := range pod.OwnerReferences {
 		f.Metadata.OwnerReferences = append(f.Metadata.OwnerReferences, ownerFields{Kind: r.Kind, Name: r.Name, Controller: r.Controller})

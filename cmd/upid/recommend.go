@@ -19,6 +19,8 @@ import (
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/internal/cli"
 	k8sresource "k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 const recommendHelp = `Print UPID's per-container resource recommendations: requests and limits
@@ -505,7 +507,7 @@ func formatAtMost(resource string, v, limit float64) string {
 var apiVersions = map[string]string{
 	inventory.KindDeployment: "apps/v1", inventory.KindStatefulSet: "apps/v1", inventory.KindDaemonSet: "apps/v1",
 	inventory.KindReplicaSet: "apps/v1", inventory.KindJob: "batch/v1", inventory.KindCronJob: "batch/v1", inventory.KindPod: "v1",
-	inventory.KindRollout: "argoproj.io/v1alpha1",
+	inventory.KindRollout: argorollouts.APIVersion,
 }
 
 // rolloutNote heads a Rollout's patch: a strategic merge needs the schema

@@ -28,6 +28,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // Workload kinds, spelled as Kubernetes spells them.
@@ -41,7 +43,7 @@ const (
 	KindPod         = "Pod"
 	// KindRollout is Argo Rollouts' Deployment: its ReplicaSets fold into
 	// it as a Deployment's do. Other controllers keep their own kinds.
-	KindRollout = "Rollout"
+	KindRollout = argorollouts.Kind
 )
 
 // ID names a top-level workload.
@@ -323,7 +325,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 				if later(o, r.chosen) {
 					r.chosen = o
 				}
-				if o.revision > r.latest.revision || (o.revision == r.latest.revision && o.created > r.latest.created) {
+				if argorollouts.Later(int64(o.revision), o.created, int64(r.latest.revision), r.latest.created) {
 					r.latest = o
 				}
 				r.replicas += o.replicas
@@ -365,7 +367,8 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	byPods := map[ID]int64{}
 	live := map[ID]bool{}
 	err := each(inv.pods, func(p *leanPod) {
-		if operatorOwned(p.owner.kind) {
+		operator := operatorOwned(p.owner.kind)
+		if operator {
 			live[ID{p.namespace, p.owner.kind, p.owner.name}] = true
 		}
 		id := inv.owner(p.namespace, p.name, p.owner)
@@ -376,7 +379,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			return
 		}
 		spec := p.spec
-		if spec == nil && operatorOwned(p.owner.kind) {
+		if spec == nil && operator {
 			spec = inv.operators.get(id)
 		}
 		if spec == nil || !inv.inShard(id) {

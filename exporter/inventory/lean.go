@@ -129,9 +129,8 @@ type leanWorkload struct {
 	objMeta
 	owner    owner
 	replicas int32 // desired: spec.replicas, DaemonSet desired scheduled, Job parallelism
-	// revision is an Argo Rollout's ReplicaSet's rollout.argoproj.io/revision
-	// (0 for others): the highest is the revision Argo copies the Rollout's
-	// annotations to. Beside replicas, it takes no room of its own.
+	// revision is an Argo Rollout's ReplicaSet's argorollouts.Revision (0
+	// for others). Beside replicas, it takes no room of its own.
 	revision int32
 	spec     *podSpec
 }

@@ -2,8 +2,8 @@ package inventory
 
 import (
 	"fmt"
+	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,12 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
-)
 
-// rolloutRevision numbers an Argo Rollout's ReplicaSets, as
-// deployment.kubernetes.io/revision does a Deployment's: a rollback's
-// revision is new too.
-const rolloutRevision = "rollout.argoproj.io/revision"
+	"github.com/upid-dev/upid/internal/argorollouts"
+)
 
 // watched are the controllers whose templates the inventory reads; a pod
 // of any other (or of none) keeps its own spec.
@@ -62,8 +59,8 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 			// A Deployment keeps up to ten old ReplicaSets; only owner
 			// resolution needs them, so their templates go.
 			w := workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, KindDeployment)
-			if r, err := strconv.ParseInt(o.Annotations[rolloutRevision], 10, 32); err == nil && w.owner.kind == KindRollout {
-				w.revision = int32(r)
+			if w.owner.kind == KindRollout {
+				w.revision = int32(min(argorollouts.Revision(o.Annotations), math.MaxInt32))
 			}
 			return w, nil
 		case *batchv1.Job:

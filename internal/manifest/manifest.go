@@ -15,6 +15,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // MaxBytes bounds one input: manifests come from pull requests, and the
@@ -203,7 +205,7 @@ func (p *parser) object(n *yaml.Node, depth int) {
 	path, known := podSpecPath[kind]
 	// A Rollout with a workloadRef runs the referenced Deployment's
 	// template, which is read where that Deployment is.
-	if !known || (kind == "Rollout" && get(n, "spec", "workloadRef") != nil) {
+	if !known || (kind == argorollouts.Kind && get(n, "spec", "workloadRef") != nil) {
 		p.skipped = append(p.skipped, Skipped{File: p.file, Line: n.Line, Kind: kind, Name: name})
 		return
 	}

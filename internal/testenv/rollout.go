@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/upid-dev/upid/internal/argorollouts"
 )
 
 // CreateRollout installs a stand-in for Argo Rollouts' CRD (its group,
@@ -22,11 +24,11 @@ func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name 
 	preserve := true
 	selector := ".status.selector"
 	if _, err := envtest.InstallCRDs(k.Config, envtest.CRDInstallOptions{CRDs: []*apiextensionsv1.CustomResourceDefinition{{
-		ObjectMeta: metav1.ObjectMeta{Name: "rollouts.argoproj.io"},
+		ObjectMeta: metav1.ObjectMeta{Name: argorollouts.Resource.GroupResource().String()},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: "argoproj.io", Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "rollouts", Singular: "rollout", Kind: "Rollout", ListKind: "RolloutList"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1alpha1", Served: true, Storage: true,
+			Group: argorollouts.Resource.Group, Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: argorollouts.Resource.Resource, Singular: "rollout", Kind: argorollouts.Kind, ListKind: argorollouts.Kind + "List"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: argorollouts.Resource.Version, Served: true, Storage: true,
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: &preserve}},
 				Subresources: &apiextensionsv1.CustomResourceSubresources{
 					Status: &apiextensionsv1.CustomResourceSubresourceStatus{},
@@ -37,8 +39,8 @@ func (k *Kube) CreateRollout(ctx context.Context, t testing.TB, namespace, name 
 		t.Fatal(err)
 	}
 	r := &unstructured.Unstructured{}
-	r.SetAPIVersion("argoproj.io/v1alpha1")
-	r.SetKind("Rollout")
+	r.SetAPIVersion(argorollouts.APIVersion)
+	r.SetKind(argorollouts.Kind)
 	r.SetNamespace(namespace)
 	r.SetName(name)
 	if spec != nil {
