@@ -370,6 +370,8 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		operator := operatorOwned(p.owner.kind)
 		if operator {
 			live[ID{p.namespace, p.owner.kind, p.owner.name}] = true
+		} else if p.spec == nil {
+			return // a watched controller's: its workload is made already
 		}
 		id := inv.owner(p.namespace, p.name, p.owner)
 		if _, ok := byID[id]; ok {
