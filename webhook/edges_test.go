@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
 
@@ -126,11 +127,12 @@ func TestDecideEdges(t *testing.T) {
 // real kube-apiserver rejected, or stripped, after the webhook's change:
 // a kept limit and a Container maxLimitRequestRatio, a RuntimeClass
 // overhead under a quota, a memory limit under a byte, and a DRA claim.
-// Every pod is created; the claim is still there.
+// Every pod is created; the claim is still there. A quota scoped to
+// another priority class does not hold back a raise the API server admits.
 func TestEdgesThroughAPIServer(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
 	ctx := context.Background()
-	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit"} {
+	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped"} {
 		createNamespace(t, k, ns, map[string]string{AnnotationMode: ModeEnforce})
 	}
 	if _, err := k.Clientset.CoreV1().LimitRanges("t-ratio").Create(ctx, limitRange(corev1.LimitTypeContainer, nil, nil, rl("cpu", "2")), metav1.CreateOptions{}); err != nil {
@@ -145,8 +147,17 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitQuotaUsed(t, k, "t-overhead", "cpu")
+	if _, err := k.Clientset.SchedulingV1().PriorityClasses().Create(ctx, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "batch"}, Value: 10}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Clientset.CoreV1().ResourceQuotas("t-scoped").Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "batch"},
+		Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "150m"), ScopeSelector: &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{{
+			ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn, Values: []string{"batch"}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitQuotaUsed(t, k, "t-scoped", "batch")
 	var recs []exporter.WorkloadResult
-	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit"} {
+	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped"} {
 		recs = append(recs, workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1))
 	}
 	cert := testenv.NewServingCert(t)
@@ -156,7 +167,15 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 	_, reg := startWebhook(t, k, c, "upid-system")
 	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
 
-	yes, kata, tmpl := true, "kata", "gpu-template"
+	yes, kata, tmpl, batch := true, "kata", "gpu-template", "batch"
+	cpuIs := func(want string) func(*corev1.Pod) error {
+		return func(p *corev1.Pod) error {
+			if req := p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; req.String() != want {
+				return fmt.Errorf("cpu request %s, want %s", req.String(), want)
+			}
+			return nil
+		}
+	}
 	for _, tc := range []struct {
 		ns     string
 		edit   func(*corev1.Pod)
@@ -176,6 +195,13 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 			p.Spec.RuntimeClassName = &kata
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
 		}},
+		{ns: "t-scoped", edit: func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
+		}, check: cpuIs("400m")},
+		{ns: "t-scoped", reason: "resource_quota", edit: func(p *corev1.Pod) {
+			p.Spec.PriorityClassName = batch
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
+		}, check: cpuIs("100m")},
 		{ns: "t-subunit", reason: "below_threshold", edit: func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "400m", "memory", "100m"), Limits: rl("memory", "500m")}
 		}},

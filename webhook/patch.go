@@ -223,7 +223,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		plan.Reason = "limit_range"
 		return plan
 	}
-	if len(ns.Quotas) > 0 && !quotaAdmits(sumsOf(created, true), sumsOf(createdAfter, true), ns.Quotas) {
+	if len(ns.Quotas) > 0 && !quotaAdmits(sumsOf(created, true), sumsOf(createdAfter, true), pod.quotasCounting(ns.Quotas, created)) {
 		plan.changes, plan.pod = nil, nil
 		plan.Reason = "resource_quota"
 		return plan
@@ -333,54 +333,6 @@ func (s podSums) admits(bounds map[corev1.ResourceName]bound) bool {
 		}
 		if b.ratio > 0 && (!hasReq || !hasLim || rv == 0 || lv == 0 || lv > b.ratio*rv*(1+1e-9)) {
 			return false
-		}
-	}
-	return true
-}
-
-// quotaCounts are the quota keys a pod's CPU and memory count towards: the
-// resource, and whether its limits (not its requests) count.
-var quotaCounts = map[corev1.ResourceName]struct {
-	r     corev1.ResourceName
-	limit bool
-}{
-	corev1.ResourceCPU:            {corev1.ResourceCPU, false},
-	corev1.ResourceRequestsCPU:    {corev1.ResourceCPU, false},
-	corev1.ResourceLimitsCPU:      {corev1.ResourceCPU, true},
-	corev1.ResourceMemory:         {corev1.ResourceMemory, false},
-	corev1.ResourceRequestsMemory: {corev1.ResourceMemory, false},
-	corev1.ResourceLimitsMemory:   {corev1.ResourceMemory, true},
-}
-
-// quotaAdmits tells whether a change from before to after keeps the pod
-// within the namespace's ResourceQuotas, as far as the change is
-// concerned: a pod total it does not raise cannot be what the quota
-// rejects. A raised total must fit in hard − used; a quota whose usage is
-// not known yet fits nothing. Scopes and scope selectors are not
-// evaluated: every quota is taken to count the pod, which can only hold
-// back a change, never a pod.
-func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
-	for _, q := range quotas {
-		for name, hard := range q.Spec.Hard {
-			c, ok := quotaCounts[name]
-			if !ok {
-				continue
-			}
-			o, n := before.requests[c.r], after.requests[c.r]
-			if c.limit {
-				o, n = before.limits[c.r], after.limits[c.r]
-			}
-			if n.Cmp(o) <= 0 {
-				continue
-			}
-			used, known := q.Status.Used[name]
-			if !known {
-				return false
-			}
-			used.Add(n)
-			if used.Cmp(hard) > 0 {
-				return false
-			}
 		}
 	}
 	return true

@@ -30,6 +30,10 @@ type podFields struct {
 		// Overhead is the RuntimeClass's, set by its admission plugin
 		// before the webhooks run; the quota counts it.
 		Overhead corev1.ResourceList `json:"overhead"`
+		// The fields a ResourceQuota's scopes select pods by.
+		ActiveDeadlineSeconds *int64           `json:"activeDeadlineSeconds"`
+		PriorityClassName     string           `json:"priorityClassName"`
+		Affinity              *corev1.Affinity `json:"affinity"`
 	} `json:"spec"`
 }
 
@@ -162,5 +166,6 @@ func fieldsOf(pod *corev1.Pod) *podFields {
 	}
 	f.Spec.InitContainers, f.Spec.Containers = conv(pod.Spec.InitContainers), conv(pod.Spec.Containers)
 	f.Spec.Resources, f.Spec.Overhead = pod.Spec.Resources, pod.Spec.Overhead
+	f.Spec.ActiveDeadlineSeconds, f.Spec.PriorityClassName, f.Spec.Affinity = pod.Spec.ActiveDeadlineSeconds, pod.Spec.PriorityClassName, pod.Spec.Affinity
 	return f
 }
