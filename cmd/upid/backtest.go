@@ -170,7 +170,7 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 		}
 		q = scopedQuerier(pq, env.cfg.Prometheus)
 		if f.clusterPolicy {
-			kube, err := reachKube(env.cfg.Kubernetes)
+			kube, _, err := reachKube(env.cfg.Kubernetes)
 			if err != nil {
 				return finish(env, "backtest", err)
 			}

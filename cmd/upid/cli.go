@@ -118,7 +118,7 @@ func analyse(env *environment, demo, withForecast bool) (*snapshot, error) {
 		progress.Step("reaching Kubernetes and Prometheus")
 		// Queries fail one by one: ask once first, so the user reads one
 		// clear line.
-		if opts.Kube, err = reachKube(env.cfg.Kubernetes); err != nil {
+		if opts.Kube, _, err = reachKube(env.cfg.Kubernetes); err != nil {
 			return nil, err
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

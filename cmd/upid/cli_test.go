@@ -424,6 +424,9 @@ func TestCLIBadInput(t *testing.T) {
 		{name: "negative threshold", args: append([]string{"check", "-f", badQty, "--max-waste=-1"}, kc...), code: exitUsage, stderr: []string{"thresholds must be 0 or more"}},
 		{name: "bad output format", args: []string{"analyze", "-o", "xml"}, code: exitUsage, stderr: []string{"xml"}},
 		{name: "unreachable kubernetes", args: append([]string{"analyze"}, kc...), code: exitFailure, stderr: []string{"upid analyze: cannot reach Kubernetes (--kubeconfig, --context):"}},
+		{name: "status: unreachable kubernetes", args: append([]string{"status"}, kc...), code: exitFailure, stderr: []string{"upid status: cannot reach Kubernetes (--kubeconfig, --context):"}},
+		{name: "wake: unreachable kubernetes", args: append([]string{"wake", "shop/deploy/web"}, kc...), code: exitFailure, stderr: []string{"upid wake: cannot reach Kubernetes (--kubeconfig, --context):"}},
+		{name: "no kubeconfig at all", args: []string{"status", "--kubeconfig", filepath.Join(dir, "absent")}, code: exitUsage, stderr: []string{"upid status: kubernetes (--kubeconfig, --context): stat "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runCase(t, tc)

@@ -38,7 +38,7 @@ func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
 func kubeClients(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface, error) {
 	rc, err := kubeRESTConfig(cfg, "upid")
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes (--kubeconfig, --context): %w", err)
 	}
 	kc, err := kubernetes.NewForConfig(rest.CopyConfig(rc))
 	if err != nil {
@@ -71,15 +71,15 @@ func kubeRESTConfig(cfg config.Kubernetes, agent string) (*rest.Config, error) {
 // reachKube builds the client of --kubeconfig/--context and asks the API
 // server once: informers retry an unreachable one forever, so a terminal
 // command says so in one line instead.
-func reachKube(cfg config.Kubernetes) (kubernetes.Interface, error) {
-	kc, err := kubeClient(cfg)
+func reachKube(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface, error) {
+	kc, dc, err := kubeClients(cfg)
 	if err != nil {
-		return nil, usageErrorf("%v", err)
+		return nil, nil, usageErrorf("%v", err)
 	}
 	if _, err := kc.Discovery().ServerVersion(); err != nil {
-		return nil, failuref("cannot reach Kubernetes (--kubeconfig, --context): %v", oneLine(err))
+		return nil, nil, failuref("cannot reach Kubernetes (--kubeconfig, --context): %v", oneLine(err))
 	}
-	return kc, nil
+	return kc, dc, nil
 }
 
 // promClient builds a client of any Prometheus HTTP API with Prometheus's

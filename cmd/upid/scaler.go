@@ -92,10 +92,9 @@ func runSleepWake(env *environment, action, ref string, dryRun bool) int {
 		fmt.Fprintf(env.stderr, "upid %s: %v\n", action, err)
 		return exitUsage
 	}
-	kc, dc, err := kubeClients(env.cfg.Kubernetes)
+	kc, dc, err := reachKube(env.cfg.Kubernetes)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "upid %s: %v\n", action, err)
-		return exitUsage
+		return finish(env, action, err)
 	}
 	logger := log.With(env.log.Kit, "component", action)
 	cfg := env.cfg.Scaler

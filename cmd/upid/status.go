@@ -51,10 +51,9 @@ func registerStatus(app *kingpin.Application, add func(*kingpin.CmdClause, comma
 }
 
 func runStatus(env *environment, namespace, format string) int {
-	kc, dc, err := kubeClients(env.cfg.Kubernetes)
+	kc, dc, err := reachKube(env.cfg.Kubernetes)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "upid status: %v\n", err)
-		return exitUsage
+		return finish(env, "status", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -94,9 +94,31 @@ flow list (` + "`[a, b]`" + `).
 		if s.Min != "" {
 			desc += " At least " + s.Min + "."
 		}
+		desc += elementKeys(s.Type)
 		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s | %s |\n", s.Key, s.Flag, s.Env, defaultText(s.field(root)), desc)
 	}
 	return b.String()
+}
+
+// elementKeys documents the keys of a list's mappings, which have no
+// setting of their own: without them a user must read Go to write one.
+func elementKeys(t reflect.Type) string {
+	if t.Kind() != reflect.Slice || t.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	var keys []string
+	for i := 0; i < t.Elem().NumField(); i++ {
+		f := t.Elem().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || f.Tag.Get("doc") == "" {
+			continue
+		}
+		keys = append(keys, fmt.Sprintf("`%s` (%s): %s", name, describe(f.Type), strings.TrimSuffix(f.Tag.Get("doc"), ".")))
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	return " Keys of each: " + strings.ReplaceAll(strings.Join(keys, "; "), "|", "\\|") + "."
 }
 
 func quoteAll(xs []string) []string {
