@@ -12,6 +12,7 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/upid-dev/upid/exporter/recommend"
+	"github.com/upid-dev/upid/internal/quantity"
 )
 
 // Annotations written on pods and read from pods, workloads and namespaces.
@@ -353,10 +354,10 @@ func decidePod(old corev1.ResourceRequirements, created *corev1.Pod, fixed []cor
 		if !ok || !(want > 0) || math.IsInf(want, 0) {
 			continue
 		}
-		floor, _ := quantity(aggregate, r)
-		lim, hasLim := quantity(old.Limits, r)
-		cur, _ := quantity(created.Spec.Resources.Requests, r)
-		q := formatWithin(r, math.Max(want, floor), lim)
+		floor, _ := amount(aggregate, r)
+		lim, hasLim := amount(old.Limits, r)
+		cur, _ := amount(created.Spec.Resources.Requests, r)
+		q := quantity.Request(r, math.Max(want, floor), lim)
 		v := q.AsApproximateFloat64()
 		if v < floor*(1-1e-9) || (hasLim && v > lim*(1+1e-9)) {
 			continue
@@ -472,8 +473,8 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 			floor = *t.MemoryPeak * (1 + p.MemoryMargin)
 			req = math.Max(req, floor)
 		}
-		oldReq, hasReq := quantity(old.Requests, r)
-		oldLim, hasLim := quantity(old.Limits, r)
+		oldReq, hasReq := amount(old.Requests, r)
+		oldLim, hasLim := amount(old.Limits, r)
 		u := unit(r)
 		if hasLim && oldLim < u {
 			// A limit of zero, or of less than a millicore or a byte (memory
@@ -534,14 +535,14 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		} else if hasLim {
 			reqHi = minPositive(reqHi, oldLim)
 		}
-		reqQ := formatWithin(r, req, reqHi)
+		reqQ := quantity.Request(r, req, reqHi)
 		var limQ resource.Quantity
 		if setLim {
 			limHi := b.max
 			if b.ratio > 0 {
 				limHi = minPositive(limHi, b.ratio*reqQ.AsApproximateFloat64())
 			}
-			limQ = formatWithin(r, lim, limHi)
+			limQ = quantity.Request(r, lim, limHi)
 			if guaranteed || limQ.Cmp(reqQ) < 0 {
 				limQ = reqQ
 			}
@@ -591,20 +592,7 @@ func minPositive(a, b float64) float64 {
 	return a
 }
 
-// formatWithin is format, falling back to the largest exact value at or
-// under hi when rounding would exceed it.
-func formatWithin(r corev1.ResourceName, v, hi float64) resource.Quantity {
-	q := format(r, v)
-	if hi <= 0 || q.AsApproximateFloat64() <= hi {
-		return q
-	}
-	if r == corev1.ResourceCPU {
-		return *resource.NewMilliQuantity(int64(math.Max(1, math.Floor(hi*1000+1e-6))), resource.DecimalSI)
-	}
-	return *resource.NewQuantity(int64(math.Max(1, math.Floor(hi+1e-6))), resource.BinarySI)
-}
-
-func quantity(l corev1.ResourceList, r corev1.ResourceName) (float64, bool) {
+func amount(l corev1.ResourceList, r corev1.ResourceName) (float64, bool) {
 	q, ok := l[r]
 	if !ok {
 		return 0, false
@@ -621,8 +609,6 @@ func clamp(v, lo, hi float64) float64 {
 	}
 	return v
 }
-
-const mebibyte = 1 << 20
 
 // unit is the smallest amount of r a request is written in: a millicore,
 // a byte.
@@ -641,20 +627,6 @@ func maxValue(r corev1.ResourceName) float64 {
 		return 1 << 20
 	}
 	return recommend.MaxMemoryBytes
-}
-
-// format rounds to what people write: whole millicores, and memory up to a
-// whole MiB (down when only that fits under a LimitRange max, handled by the
-// caller's clamp having been applied on the exact value).
-func format(r corev1.ResourceName, v float64) resource.Quantity {
-	if r == corev1.ResourceCPU {
-		return *resource.NewMilliQuantity(int64(math.Max(1, math.Ceil(v*1000-1e-6))), resource.DecimalSI)
-	}
-	mib := math.Ceil(v/mebibyte - 1e-9)
-	if mib*mebibyte != v && v >= mebibyte {
-		return *resource.NewQuantity(int64(mib)*mebibyte, resource.BinarySI)
-	}
-	return *resource.NewQuantity(int64(math.Ceil(v)), resource.BinarySI)
 }
 
 func resourcesOf(rr corev1.ResourceRequirements) Resources {

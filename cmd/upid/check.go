@@ -308,7 +308,7 @@ func (r *checkResult) write(w io.Writer, format string, style cli.Style) error {
 			continue
 		}
 		row := []string{fmt.Sprintf("%s:%d", x.File, x.Line), x.Namespace + "/" + x.Kind + "/" + x.Name, x.Container,
-			quantity(x.CPURequest, cli.CPU), quantity(x.CPURecommended, cli.CPU), quantity(x.MemRequest, cli.Memory), quantity(x.MemRecommended, cli.Memory),
+			orDash(x.CPURequest, cli.CPU), orDash(x.CPURecommended, cli.CPU), orDash(x.MemRequest, cli.Memory), orDash(x.MemRecommended, cli.Memory),
 			cli.Dollars(x.MonthlyWaste), x.Note}
 		if wide {
 			row = append(row, strconv.FormatFloat(x.Replicas, 'f', -1, 64), cli.Dollars(x.MonthlyCost))

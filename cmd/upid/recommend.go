@@ -14,11 +14,12 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/internal/cli"
-	k8sresource "k8s.io/apimachinery/pkg/api/resource"
+	"github.com/upid-dev/upid/internal/quantity"
 
 	"github.com/upid-dev/upid/internal/argorollouts"
 )
@@ -268,10 +269,10 @@ func writeRecommendations(w io.Writer, format string, style cli.Style, recs []re
 		if x.OK {
 			savings = cli.Dollars(x.MonthlySavings)
 		}
-		row := []string{x.Namespace, x.Kind, x.Name, x.Container, quantity(x.CPURequestCores, cli.CPU), quantity(x.MemoryRequestBytes, cli.Memory),
-			quantity(x.MemoryLimitBytes, cli.Memory), savings, fmt.Sprintf("%.2f", x.Confidence), apply}
+		row := []string{x.Namespace, x.Kind, x.Name, x.Container, orDash(x.CPURequestCores, cli.CPU), orDash(x.MemoryRequestBytes, cli.Memory),
+			orDash(x.MemoryLimitBytes, cli.Memory), savings, fmt.Sprintf("%.2f", x.Confidence), apply}
 		if wide {
-			cpuLimit := quantity(x.CPULimitCores, cli.CPU)
+			cpuLimit := orDash(x.CPULimitCores, cli.CPU)
 			if x.CPURequestCores != nil && x.CPULimitCores == nil {
 				cpuLimit = "none"
 			}
@@ -358,7 +359,8 @@ func recommendationCSV(recs []recommendation) *cli.Rows {
 	return r
 }
 
-func quantity(v *float64, f func(float64) string) string {
+// orDash formats v with f, or a dash when it is unknown.
+func orDash(v *float64, f func(float64) string) string {
 	if v == nil {
 		return "-"
 	}
@@ -485,23 +487,10 @@ func asList(v any) []any {
 func (c *workloadChange) podRequests() map[string]any {
 	requests := map[string]any{}
 	for _, p := range c.pods {
-		requests[p.Resource] = formatAtMost(p.Resource, p.Request, p.Limit)
+		q := quantity.Request(corev1.ResourceName(p.Resource), p.Request, p.Limit)
+		requests[p.Resource] = q.String()
 	}
 	return requests
-}
-
-// formatAtMost formats v as formatPaired does, unless that rounds it past
-// limit (> 0): then it is written exactly, in bytes or millicores, no more
-// than the limit.
-func formatAtMost(resource string, v, limit float64) string {
-	s := formatPaired(resource, v)
-	if q, err := k8sresource.ParseQuantity(s); limit <= 0 || (err == nil && q.AsApproximateFloat64() <= limit) {
-		return s
-	}
-	if resource == "memory" {
-		return k8sresource.NewQuantity(int64(math.Min(math.Ceil(v), math.Floor(limit))), k8sresource.BinarySI).String()
-	}
-	return k8sresource.NewMilliQuantity(int64(math.Min(math.Ceil(v*1000), math.Floor(limit*1000))), k8sresource.DecimalSI).String()
 }
 
 var apiVersions = map[string]string{

@@ -36,7 +36,8 @@ func TestQuantities(t *testing.T) {
 		{"cpu never zero", CPU(0), "1m"},
 		{"memory rounds up to Mi", Memory(566231040 + 1), "541Mi"},
 		{"memory exact Gi", Memory(1 << 30), "1Gi"},
-		{"memory never zero", Memory(0), "1Mi"},
+		{"memory never zero", Memory(0), "1"},
+		{"memory below a Mi in bytes, as the webhook writes it", Memory(1000), "1k"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)

@@ -9,13 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
-	"k8s.io/apimachinery/pkg/api/resource"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/upid-dev/upid/internal/quantity"
 )
 
 // Output formats shared by the commands.
@@ -179,21 +180,15 @@ func Percent(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }
 // CPU prints cores as Kubernetes writes them: millicores, rounded up so
 // that a recommendation is never cut below what was computed.
 func CPU(cores float64) string {
-	m := int64(math.Ceil(cores*1000 - 1e-9))
-	if m < 1 {
-		m = 1
-	}
-	return resource.NewMilliQuantity(m, resource.DecimalSI).String()
+	q := quantity.Request(corev1.ResourceCPU, cores, 0)
+	return q.String()
 }
 
-// Memory prints bytes as Kubernetes writes them, rounded up to whole Mi.
+// Memory prints bytes as Kubernetes writes them, rounded up to whole Mi
+// (bytes below one).
 func Memory(bytes float64) string {
-	const mi = 1 << 20
-	n := int64(math.Ceil(bytes/mi - 1e-9))
-	if n < 1 {
-		n = 1
-	}
-	return resource.NewQuantity(n*mi, resource.BinarySI).String()
+	q := quantity.Request(corev1.ResourceMemory, bytes, 0)
+	return q.String()
 }
 
 // IsTerminal reports whether w is a terminal: only then are colours and
