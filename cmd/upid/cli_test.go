@@ -413,7 +413,7 @@ func TestCLIBadInput(t *testing.T) {
 	}
 	kc := []string{"--kubeconfig", unreachable}
 	for _, tc := range []cliCase{
-		{name: "unknown kind", args: append([]string{"recommend", "shop/Frobnicator/x"}, kc...), code: exitUsage, stderr: []string{`upid recommend: unknown kind "Frobnicator" in "shop/Frobnicator/x" (want one of Deployment,`}},
+		{name: "unknown kind", args: []string{"recommend", "--demo", "shop/Frobnicator/x"}, code: exitFailure, stderr: []string{`upid recommend: shop/Frobnicator/x not found in the cluster (kinds: Deployment,`}},
 		{name: "kind/name without -n", args: append([]string{"recommend", "deploy/x"}, kc...), code: exitUsage, stderr: []string{`"deploy/x": want NAMESPACE/KIND/NAME, or KIND/NAME with -n`}},
 		{name: "too many parts", args: append([]string{"recommend", "a/b/c/d"}, kc...), code: exitUsage, stderr: []string{"want NAMESPACE/KIND/NAME"}},
 		{name: "workload not found", args: []string{"recommend", "--demo", "shop/deploy/nope"}, code: exitFailure, stderr: []string{"upid recommend: shop/Deployment/nope not found in the cluster"}},

@@ -32,7 +32,7 @@ func TestParseTarget(t *testing.T) {
 		{arg: "web", ns: "shop", err: "want NAMESPACE/KIND/NAME"},
 		{arg: "a/b/c/d", err: "want NAMESPACE/KIND/NAME"},
 		{arg: "shop//web", err: "must not be empty"},
-		{arg: "shop/Service/web", err: `unknown kind "Service" in "shop/Service/web" (want one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, Rollout)`},
+		{arg: "shop/CloneSet/web", want: &target{"shop", "CloneSet", "web"}}, // an operator's kind, matched against the results
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			got, err := parseTarget(tc.arg, tc.ns)
@@ -53,6 +53,31 @@ func TestParseTarget(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTargetMatches(t *testing.T) {
+	clone := exporter.WorkloadResult{Namespace: "shop", Kind: "CloneSet", Name: "web"}
+	deploy := exporter.WorkloadResult{Namespace: "shop", Kind: "Deployment", Name: "web"}
+	for _, tc := range []struct {
+		arg  string
+		w    exporter.WorkloadResult
+		want bool
+	}{
+		{"shop/CloneSet/web", clone, true},
+		{"shop/cloneset/web", clone, true},
+		{"shop/deploy/web", clone, false},
+		{"shop/deploy/web", deploy, true},
+		{"other/CloneSet/web", clone, false},
+		{"shop/CloneSet/api", clone, false},
+	} {
+		tg, err := parseTarget(tc.arg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tg.matches(tc.w); got != tc.want {
+			t.Errorf("%s matches %s/%s/%s: %v, want %v", tc.arg, tc.w.Namespace, tc.w.Kind, tc.w.Name, got, tc.want)
+		}
 	}
 }
 

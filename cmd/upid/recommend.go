@@ -112,12 +112,19 @@ func parseTarget(arg, namespace string) (*target, error) {
 	if t.namespace == "" || t.kind == "" || t.name == "" {
 		return nil, usageErrorf("%q: namespace, kind and name must not be empty", arg)
 	}
-	k, ok := parseKind(t.kind)
-	if !ok {
-		return nil, usageErrorf("unknown kind %q in %q (want one of %s)", t.kind, arg, kindList)
+	// Another kind may be an operator's (CloneSet, StrimziPodSet), whose
+	// workloads UPID sizes too: it is matched, in any case, against the
+	// results.
+	if k, ok := parseKind(t.kind); ok {
+		t.kind = k
 	}
-	t.kind = k
 	return &t, nil
+}
+
+// matches tells whether w is the target. Kinds compare in any case: an
+// operator's kind is matched as the user typed it.
+func (t *target) matches(w exporter.WorkloadResult) bool {
+	return w.Namespace == t.namespace && strings.EqualFold(w.Kind, t.kind) && w.Name == t.name
 }
 
 func recommendations(ws []exporter.WorkloadResult) []recommendation {
@@ -228,11 +235,14 @@ func runRecommend(env *environment, sc *scope, arg string) int {
 	if t != nil {
 		ws = nil
 		for _, w := range snap.results.Workloads {
-			if w.Namespace == t.namespace && w.Kind == t.kind && w.Name == t.name {
+			if t.matches(w) {
 				ws = append(ws, w)
 			}
 		}
 		if len(ws) == 0 {
+			if _, known := parseKind(t.kind); !known {
+				return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster (kinds: %s, or an operator's controller such as CloneSet; upid recommend -n %s lists them)", t.namespace, t.kind, t.name, kindList, t.namespace))
+			}
 			return finish(env, "recommend", failuref("%s/%s/%s not found in the cluster", t.namespace, t.kind, t.name))
 		}
 	}
