@@ -78,8 +78,9 @@ type Workload struct {
 	// object and of its pod template; the object's win, since it is where
 	// kubectl annotate puts them and it does not roll the pods.
 	Annotations map[string]string
-	// Labels are the pod template's labels, which Services select.
-	Labels map[string]string
+	// labels are the pod template's, which Services select; shared with
+	// the cache.
+	labels []label
 	// Requests are what the workload's Pending and Running pods request,
 	// by node ("" for pods not scheduled yet), sorted by node.
 	Requests []NodeRequests
@@ -201,10 +202,9 @@ type Inventory struct {
 	// The stores of lean objects (lean.go), without the namespace index
 	// the typed informers add: nothing here lists by namespace, and the
 	// index costs about 40 bytes per pod.
-	pods, services, deployments, replicaSets, statefulSets, daemonSets, jobs, cronJobs, hpas cache.Store
-	operators                                                                                *operatorSpecs
+	pods, services, deployments, replicaSets, statefulSets, daemonSets, jobs, cronJobs, hpas, nodes cache.Store
+	operators                                                                                       *operatorSpecs
 
-	nodes      corelisters.NodeLister
 	namespaces corelisters.NamespaceLister
 }
 
@@ -218,7 +218,6 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 			return newInformer(c, metav1.NamespaceAll, resync, none)
 		})).GetStore()
 	}
-	quietOnStop(f.Core().V1().Nodes().Informer())
 	quietOnStop(f.Core().V1().Namespaces().Informer())
 	return &Inventory{
 		opts:        opts,
@@ -240,8 +239,10 @@ func New(client kubernetes.Interface, opts Options) *Inventory {
 		jobs:         store(&batchv1.Job{}, batchinformers.NewJobInformer),
 		cronJobs:     store(&batchv1.CronJob{}, batchinformers.NewCronJobInformer),
 		hpas:         store(&autoscalingv2.HorizontalPodAutoscaler{}, autoscalinginformers.NewHorizontalPodAutoscalerInformer),
-		nodes:        f.Core().V1().Nodes().Lister(),
-		namespaces:   f.Core().V1().Namespaces().Lister(),
+		nodes: store(&corev1.Node{}, func(c kubernetes.Interface, _ string, resync time.Duration, ix cache.Indexers) cache.SharedIndexInformer {
+			return coreinformers.NewNodeInformer(c, resync, ix)
+		}),
+		namespaces: f.Core().V1().Namespaces().Lister(),
 	}
 }
 
@@ -312,8 +313,8 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			if o.spec == nil {
 				return // a ReplicaSet of a Deployment, a Job of a CronJob
 			}
-			if kind == KindReplicaSet && o.owner.kind != "" {
-				id := ID{o.namespace, o.owner.kind, o.owner.name}
+			if kind == KindReplicaSet && o.owner.kind != (interned{}) {
+				id := ID{o.namespace.String(), o.owner.kind.String(), o.owner.name}
 				if !inv.inShard(id) {
 					return
 				}
@@ -332,7 +333,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 				r.created = min(r.created, o.created)
 				return
 			}
-			id := ID{o.namespace, kind, o.name}
+			id := ID{o.namespace.String(), kind, o.name}
 			if inv.inShard(id) {
 				w := fromSpec(id, o.created, o.replicas, o.spec)
 				byID[id] = &w
@@ -367,13 +368,13 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	byPods := map[ID]int64{}
 	live := map[ID]bool{}
 	err := each(inv.pods, func(p *leanPod) {
-		operator := operatorOwned(p.owner.kind)
+		operator := operatorOwned(p.owner.kind.String())
 		if operator {
-			live[ID{p.namespace, p.owner.kind, p.owner.name}] = true
+			live[ID{p.namespace.String(), p.owner.kind.String(), p.owner.name}] = true
 		} else if p.spec == nil {
 			return // a watched controller's: its workload is made already
 		}
-		id := inv.owner(p.namespace, p.name, p.owner)
+		id := inv.owner(p.namespace.String(), p.name, p.owner)
 		if _, ok := byID[id]; ok {
 			if created, made := byPods[id]; made && p.created < created {
 				byPods[id] = p.created
@@ -401,7 +402,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	pods := 0
 	err = each(inv.pods, func(p *leanPod) {
 		pods++
-		w, ok := byID[inv.owner(p.namespace, p.name, p.owner)]
+		w, ok := byID[inv.owner(p.namespace.String(), p.name, p.owner)]
 		if !ok {
 			return
 		}
@@ -411,7 +412,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 			w.Pods++
 		}
 		if p.req.reserving {
-			w.addRequests(p.node, p.req)
+			w.addRequests(p.node.String(), p.req)
 		}
 	})
 	if err != nil {
@@ -426,7 +427,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	}
 
 	err = each(inv.hpas, func(h *leanHPA) {
-		if w, ok := byID[ID{h.namespace, h.targetKind, h.targetName}]; ok {
+		if w, ok := byID[ID{h.namespace.String(), h.targetKind.String(), h.targetName}]; ok {
 			w.HPA, w.HPAUtilization = h.name, h.utilization
 		}
 	})
@@ -446,22 +447,25 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	// namespace: a Service selecting k=v needs only check the workloads
 	// labelled k=v, not every workload of its namespace (35,000 Services
 	// × 65 workloads each took over a second at 150,000 pods).
-	type label struct{ namespace, key, value string }
-	byLabel := map[label][]int{}
+	type nsLabel struct {
+		namespace string
+		label
+	}
+	byLabel := map[nsLabel][]int{}
 	for i, w := range snap.Workloads {
-		for k, v := range w.Labels {
-			l := label{w.Namespace, k, v}
-			byLabel[l] = append(byLabel[l], i)
+		for _, l := range w.labels {
+			k := nsLabel{w.Namespace, l}
+			byLabel[k] = append(byLabel[k], i)
 		}
 	}
 	err = each(inv.services, func(svc *leanService) {
 		if len(svc.selector) == 0 {
 			return
 		}
-		for _, i := range byLabel[label{svc.namespace, svc.selector[0], svc.selector[1]}] {
+		for _, i := range byLabel[nsLabel{svc.namespace.String(), svc.selector[0]}] {
 			w := snap.Workloads[i]
-			if selects(svc.selector, w.Labels) {
-				k := [2]string{svc.namespace, svc.name}
+			if selects(svc.selector, w.labels) {
+				k := [2]string{svc.namespace.String(), svc.name}
 				snap.Selects[k] = append(snap.Selects[k], w.ID)
 			}
 		}
@@ -470,7 +474,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		return Snapshot{}, err
 	}
 
-	if snap.Nodes, err = inv.nodes.List(labels.Everything()); err != nil {
+	if err := each(inv.nodes, func(n *leanNode) { snap.Nodes = append(snap.Nodes, n.Node) }); err != nil {
 		return Snapshot{}, err
 	}
 	sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
@@ -514,11 +518,11 @@ func (w *Workload) addRequests(node string, r podRequests) {
 	w.Requests[i].GPUs += float64(r.gpus)
 }
 
-// selects says whether a selector (alternating keys and values) matches
-// every one of its labels in l, as a Service's selector does.
-func selects(selector []string, l map[string]string) bool {
-	for i := 0; i+1 < len(selector); i += 2 {
-		if v, ok := l[selector[i]]; !ok || v != selector[i+1] {
+// selects says whether every term of a selector is among labels, as a
+// Service's selector does.
+func selects(selector, labels []label) bool {
+	for _, term := range selector {
+		if !slices.Contains(labels, term) {
 			return false
 		}
 	}
@@ -534,16 +538,16 @@ func (inv *Inventory) Owner(p *corev1.Pod) ID {
 }
 
 func (inv *Inventory) owner(namespace, pod string, o owner) ID {
-	switch o.kind {
+	switch o.kind.String() {
 	case "":
 		return ID{namespace, KindPod, pod}
 	case KindReplicaSet:
-		if rs := inv.workload(inv.replicaSets, namespace, o.name); rs != nil && rs.owner.kind != "" {
-			return ID{namespace, rs.owner.kind, rs.owner.name}
+		if rs := inv.workload(inv.replicaSets, namespace, o.name); rs != nil && rs.owner.kind != (interned{}) {
+			return ID{namespace, rs.owner.kind.String(), rs.owner.name}
 		}
 		return ID{namespace, KindReplicaSet, o.name}
 	case KindJob:
-		if j := inv.workload(inv.jobs, namespace, o.name); j != nil && j.owner.kind == KindCronJob {
+		if j := inv.workload(inv.jobs, namespace, o.name); j != nil && j.owner.kind.String() == KindCronJob {
 			return ID{namespace, KindCronJob, j.owner.name}
 		}
 		return ID{namespace, KindJob, o.name}
@@ -551,7 +555,7 @@ func (inv *Inventory) owner(namespace, pod string, o owner) ID {
 		// StatefulSets and DaemonSets own their pods; so do custom
 		// controllers (Argo Rollouts, operators), whose kind is kept so the
 		// workload is still named sensibly.
-		return ID{namespace, o.kind, o.name}
+		return ID{namespace, o.kind.String(), o.name}
 	}
 }
 
@@ -629,6 +633,6 @@ func fromSpec(id ID, created int64, n int32, s *podSpec) Workload {
 	return Workload{
 		ID: id, Created: time.Unix(created, 0), Replicas: n,
 		Containers: s.containers, Probes: s.probes, MetricsPaths: s.metricsPaths,
-		Annotations: s.annotations, Labels: s.labels, Pod: s.pod,
+		Annotations: s.annotations, labels: s.labels, Pod: s.pod,
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	goruntime "runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +23,16 @@ import (
 )
 
 func ptr[T any](v T) *T { return &v }
+
+// labelValue is the value of key in labels.
+func labelValue(labels []label, key string) string {
+	for _, l := range labels {
+		if l.key.String() == key {
+			return l.value
+		}
+	}
+	return ""
+}
 
 func owned(kind, name string) []metav1.OwnerReference {
 	return []metav1.OwnerReference{{Kind: kind, Name: name, Controller: ptr(true), UID: "u-" + "name"}}
@@ -227,9 +236,9 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("rollout: replicas %d pods %d app CPU request %v created %v annotations %v, want 4, 2, 0.25 (the stable revision's), minute 2 and the latest revision's (revision 2, though created before a rollback's)",
 			r.Replicas, r.Pods, r.Containers[2].CPURequest, r.Created, r.Annotations)
 	}
-	if c := got[ID{"shop", "CloneSet", "clone"}]; c.Replicas != 2 || c.Pods != 2 || c.Containers[2].CPURequest != 0.5 || c.Labels["rev"] != "2" || !c.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) || len(c.Probes) != 4 {
+	if c := got[ID{"shop", "CloneSet", "clone"}]; c.Replicas != 2 || c.Pods != 2 || c.Containers[2].CPURequest != 0.5 || labelValue(c.labels, "rev") != "2" || !c.Created.Equal(time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)) || len(c.Probes) != 4 {
 		t.Errorf("custom controller: replicas %d pods %d app CPU request %v labels %v created %v probes %d, want 2, 2, 0.5 and rev 2 (the newest pod's), minute 1, 4 probes",
-			c.Replicas, c.Pods, c.Containers[2].CPURequest, c.Labels, c.Created, len(c.Probes))
+			c.Replicas, c.Pods, c.Containers[2].CPURequest, c.labels, c.Created, len(c.Probes))
 	}
 
 	web := got[ID{"shop", KindDeployment, "web"}]
@@ -299,11 +308,6 @@ func TestSnapshot(t *testing.T) {
 }
 
 func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
-	// unique keeps a canonical string only while a Handle to it lives, and
-	// intern keeps none: a collection between two transforms would give the
-	// second its own copy, which is no fault of the transform's. No
-	// collection runs here.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	tr := transform(Options{}, &operatorSpecs{})
 	tmpl := podTemplate()
 	pod := &corev1.Pod{ObjectMeta: meta("shop", "web-7d9f-a", owned(KindReplicaSet, "web-7d9f")...), Spec: tmpl.Spec,
@@ -318,7 +322,7 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 	if !ok {
 		t.Fatalf("pod transformed to %T, want *leanPod", out)
 	}
-	if p.name != "web-7d9f-a" || p.namespace != "shop" || p.node != "n1" || !p.req.reserving || p.owner != (owner{KindDeployment, "web"}) {
+	if p.name != "web-7d9f-a" || p.namespace.String() != "shop" || p.node.String() != "n1" || !p.req.reserving || p.owner != (owner{intern(KindDeployment), "web"}) {
 		t.Errorf("controlled pod lost what the analysis reads: %+v", p)
 	}
 	if p.spec != nil {
@@ -340,18 +344,18 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 		cp := &corev1.Pod{ObjectMeta: created(meta("shop", name, owned("CloneSet", "clone")...), []int{2, 1, 2}[i]), Spec: tmpl.Spec}
 		cp.Labels = map[string]string{"pod": name}
 		out, _ := trOps(cp)
-		if lp := out.(*leanPod); lp.spec != nil || lp.owner != (owner{"CloneSet", "clone"}) {
+		if lp := out.(*leanPod); lp.spec != nil || lp.owner != (owner{intern("CloneSet"), "clone"}) {
 			t.Errorf("pod %s of a CloneSet keeps its own spec (%v) or lost its owner (%+v)", name, lp.spec != nil, lp.owner)
 		}
 	}
-	if len(ops.m) != 1 || ops.m[ID{"shop", "CloneSet", "clone"}].spec.labels["pod"] != "clone-c" {
+	if len(ops.m) != 1 || labelValue(ops.m[ID{"shop", "CloneSet", "clone"}].spec.labels, "pod") != "clone-c" {
 		t.Errorf("operator specs = %+v, want one, of the newest pod (clone-c: clone-b is as new, its name sorts first)", ops.m)
 	}
 
 	dep := &appsv1.Deployment{ObjectMeta: meta("shop", "web"), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Template: tmpl}}
 	out, _ = tr(dep)
 	d := out.(*leanWorkload)
-	if d.replicas != 2 || d.spec == nil || d.spec.labels["app"] != "web" || len(d.spec.containers) != 3 || len(d.spec.probes) != 4 {
+	if d.replicas != 2 || d.spec == nil || labelValue(d.spec.labels, "app") != "web" || len(d.spec.containers) != 3 || len(d.spec.probes) != 4 {
 		t.Errorf("deployment lost its template: %+v %+v", d, d.spec)
 	}
 	if _, ok := d.spec.annotations["checksum/config"]; ok || d.spec.annotations["upid.io/mode"] != "enforce" {
@@ -360,17 +364,32 @@ func TestTransformKeepsWhatTheAnalysisReads(t *testing.T) {
 
 	rs := &appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9f", owned(KindDeployment, "web")...), Spec: appsv1.ReplicaSetSpec{Template: tmpl}}
 	out, _ = tr(rs)
-	if r := out.(*leanWorkload); r.spec != nil || r.owner != (owner{KindDeployment, "web"}) {
+	if r := out.(*leanWorkload); r.spec != nil || r.owner != (owner{intern(KindDeployment), "web"}) {
 		t.Errorf("ReplicaSet of a Deployment = %+v, want its owner and no template", r)
 	}
 
-	// Objects that share strings hold one copy of each.
+	// Objects that share strings hold one copy of each, also when they
+	// come after a collection: the stored objects keep the copy alive.
+	goruntime.GC()
 	other := pod.DeepCopy()
 	other.Name, other.Namespace, other.Spec.NodeName = "web-7d9f-b", strings.Clone("shop"), strings.Clone("n1")
 	out, _ = tr(other)
 	q := out.(*leanPod)
-	if unsafe.StringData(q.namespace) != unsafe.StringData(p.namespace) || unsafe.StringData(q.node) != unsafe.StringData(p.node) {
+	if unsafe.StringData(q.namespace.String()) != unsafe.StringData(p.namespace.String()) || unsafe.StringData(q.node.String()) != unsafe.StringData(p.node.String()) {
 		t.Error("namespace and node names are not interned")
+	}
+	tmpl2 := podTemplate()
+	tmpl2.Labels, tmpl2.Spec.Containers[0].Name = map[string]string{strings.Clone("app"): "api"}, strings.Clone("app")
+	out, _ = tr(&appsv1.Deployment{ObjectMeta: meta(strings.Clone("shop"), "api"), Spec: appsv1.DeploymentSpec{Template: tmpl2}})
+	e := out.(*leanWorkload)
+	for _, c := range []struct{ what, got, want string }{
+		{"label key", e.spec.labels[0].key.String(), d.spec.labels[0].key.String()},
+		{"container name", e.spec.containers[2].Name, d.spec.containers[2].Name},
+		{"probe path", e.spec.probes[1].Path, d.spec.probes[1].Path},
+	} {
+		if unsafe.StringData(c.got) != unsafe.StringData(c.want) {
+			t.Errorf("%s %q of a template is not interned", c.what, c.got)
+		}
 	}
 }
 
@@ -479,8 +498,8 @@ func TestPodResourcesOfTemplate(t *testing.T) {
 // TestLeanPodSize pins the size class a pod's cache entry lands in: a field
 // more and every pod costs 16 bytes more (docs/benchmarks.md).
 func TestLeanPodSize(t *testing.T) {
-	if got := unsafe.Sizeof(leanPod{}); got > 112 {
-		t.Errorf("leanPod is %d bytes, over the 112-byte size class", got)
+	if got := unsafe.Sizeof(leanPod{}); got > 96 {
+		t.Errorf("leanPod is %d bytes, over the 96-byte size class", got)
 	}
 }
 
@@ -497,7 +516,7 @@ func TestHPAUtilization(t *testing.T) {
 		{Type: autoscalingv2.PodsMetricSourceType},
 		{Type: autoscalingv2.ResourceMetricSourceType}, // malformed: no source
 	}
-	got := hpaUtilization(metrics)
+	got := hpaUtilization(metrics, nil)
 	want := []HPAResource{{Resource: "memory", Target: 0.8, Index: 0}, {Resource: "cpu", Container: "app", Target: 0.7, Index: 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("hpaUtilization = %v, want %v", got, want)
@@ -567,4 +586,74 @@ func BenchmarkOperatorPodCache(b *testing.B) {
 	b.ReportMetric(sts, "statefulset-B/pod")
 	b.ReportMetric(op, "operator-B/pod")
 	b.ReportMetric(op/sts, "ratio")
+}
+
+// BenchmarkChurn measures what the caches retain per pod once every pod
+// has been replaced, as they are over the weeks an exporter runs:
+// sync-B/pod after the first n pods, churn-B/pod after each was replaced
+// by a pod of the same Deployment on the same node under a new name, with
+// a collection every 100 pods (a quiet cluster sees one between most pod
+// events). The Deployments are transformed again meanwhile, as a change of
+// their status makes the informer do. The strings come from fmt, new for
+// every object, as they come from the decoder.
+func BenchmarkChurn(b *testing.B) {
+	const (
+		n             = 20000
+		perDeployment = 10
+		namespaces    = 50
+		nodes         = 500
+		gcEvery       = 100
+	)
+	tmpl := podTemplate()
+	names := func(i int) (ns, deploy, hash string) {
+		d := i / perDeployment
+		return fmt.Sprintf("team-%02d", d%namespaces), fmt.Sprintf("svc-%04d", d), "7d9f8c6b5"
+	}
+	pod := func(i, generation int) *corev1.Pod {
+		ns, deploy, hash := names(i)
+		m := meta(ns, fmt.Sprintf("%s-%s-%05d-%d", deploy, hash, i, generation), owned(KindReplicaSet, deploy+"-"+hash)...)
+		m.Labels = map[string]string{"app": deploy, "team": ns, appsv1.DefaultDeploymentUniqueLabelKey: hash}
+		p := &corev1.Pod{ObjectMeta: m, Spec: tmpl.Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+		p.Spec.NodeName = fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", i%nodes/256, i%nodes%256)
+		return p
+	}
+	deployment := func(d int) *appsv1.Deployment {
+		ns, deploy, _ := names(d * perDeployment)
+		t := podTemplate()
+		t.Labels = map[string]string{"app": deploy, "team": ns, "tier": "backend"}
+		return &appsv1.Deployment{ObjectMeta: meta(ns, deploy), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(perDeployment)), Template: t}}
+	}
+	heap := func() float64 {
+		goruntime.GC()
+		var m goruntime.MemStats
+		goruntime.ReadMemStats(&m)
+		return float64(m.HeapAlloc)
+	}
+	var synced, churned float64
+	for b.Loop() {
+		tr := transform(Options{}, &operatorSpecs{})
+		before := heap()
+		pods, deployments := make([]any, n), make([]any, n/perDeployment)
+		for d := range deployments {
+			deployments[d], _ = tr(deployment(d))
+		}
+		for i := range pods {
+			pods[i], _ = tr(pod(i, 0))
+		}
+		synced = (heap() - before) / n
+		for i := range pods {
+			if i%gcEvery == 0 {
+				goruntime.GC()
+			}
+			pods[i], _ = tr(pod(i, 1))
+			if i%perDeployment == 0 {
+				deployments[i/perDeployment], _ = tr(deployment(i / perDeployment))
+			}
+		}
+		churned = (heap() - before) / n
+		goruntime.KeepAlive(pods)
+		goruntime.KeepAlive(deployments)
+	}
+	b.ReportMetric(synced, "sync-B/pod")
+	b.ReportMetric(churned, "churn-B/pod")
 }

@@ -1,9 +1,12 @@
 package inventory
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"unique"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,7 +20,8 @@ import (
 // pod (BenchmarkCacheByResource). Lean objects keep what the analysis
 // reads, with each pod template's part of a Workload computed once at
 // transform time, and strings that repeat across objects (namespaces,
-// kinds, node and container names, label keys and values) interned.
+// kinds, node and container names, label keys) interned: each object
+// keeps the unique.Handle of what it interned (interned, pins).
 //
 // They implement metav1.Object and runtime.Object only as far as the
 // informer machinery needs: a namespace and name for the cache key. Lean
@@ -26,16 +30,17 @@ import (
 
 // objMeta is a lean object's identity.
 type objMeta struct {
-	name, namespace string
-	created         int64 // Unix seconds
+	name      string
+	namespace interned
+	created   int64 // Unix seconds
 }
 
 func newMeta(m *metav1.ObjectMeta) objMeta {
 	return objMeta{name: m.Name, namespace: intern(m.Namespace), created: m.CreationTimestamp.Unix()}
 }
 
-func (m *objMeta) GetNamespace() string                          { return m.namespace }
-func (m *objMeta) SetNamespace(ns string)                        { m.namespace = ns }
+func (m *objMeta) GetNamespace() string                          { return m.namespace.String() }
+func (m *objMeta) SetNamespace(ns string)                        { m.namespace = intern(ns) }
 func (m *objMeta) GetName() string                               { return m.name }
 func (m *objMeta) SetName(n string)                              { m.name = n }
 func (m *objMeta) GetGenerateName() string                       { return "" }
@@ -67,7 +72,10 @@ func (m *objMeta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
 func (m *objMeta) GetObjectKind() schema.ObjectKind              { return schema.EmptyObjectKind }
 
 // owner is an object's controller.
-type owner struct{ kind, name string }
+type owner struct {
+	kind interned
+	name string
+}
 
 // ownerOf returns the controller of an object named name. Controllers name
 // what they create after themselves (web → web-7d9f → web-7d9f-x2z), so
@@ -91,8 +99,9 @@ type podSpec struct {
 	probes       []Probe
 	metricsPaths []string
 	annotations  map[string]string // upid.io/ only
-	labels       map[string]string
+	labels       []label
 	pod          PodResources
+	pins         pins // of the strings above
 }
 
 // leanPod is a Pod. Only bare pods keep their spec: pods of a controller
@@ -100,7 +109,7 @@ type podSpec struct {
 type leanPod struct {
 	objMeta
 	owner owner
-	node  string
+	node  interned
 	req   podRequests // holds the phase too, in what would be padding
 	spec  *podSpec
 }
@@ -114,8 +123,8 @@ type podRequests struct {
 	cpuMilli int32
 	gpus     int16
 	// reserving says the pod is Pending or Running: it holds its requests.
-	// Here rather than a phase string, this keeps a leanPod at 112 bytes,
-	// one size class below 128 (16 bytes a pod).
+	// Here rather than a phase string, this keeps a leanPod at 88 bytes,
+	// in the 96-byte size class rather than 112 (16 bytes a pod).
 	reserving bool
 	// finished says the pod Succeeded or Failed (a Job's done pod, an
 	// evicted one kept for its status): it no longer runs.
@@ -135,41 +144,106 @@ type leanWorkload struct {
 	spec     *podSpec
 }
 
-// leanService is a Service's selector, as alternating keys and values.
+// leanService is a Service's selector.
 type leanService struct {
 	objMeta
-	selector []string
+	selector []label
 }
 
 // leanHPA is the target of a HorizontalPodAutoscaler and the resources it
 // scales on by utilization.
 type leanHPA struct {
 	objMeta
-	targetKind, targetName string
-	utilization            []HPAResource
+	targetKind  interned
+	targetName  string
+	utilization []HPAResource
+	pins        pins // of utilization's strings
+}
+
+// leanNode is a Node, as the API type: there are thirty times fewer nodes
+// than pods. Pricing rules select nodes by any label, so the labels stay,
+// their keys interned; images and conditions, the bulk of a Node, go.
+type leanNode struct {
+	*corev1.Node
+	pins pins // of the label keys
 }
 
 func (p *leanPod) DeepCopyObject() runtime.Object      { c := *p; return &c }
 func (w *leanWorkload) DeepCopyObject() runtime.Object { c := *w; return &c }
 func (s *leanService) DeepCopyObject() runtime.Object  { c := *s; return &c }
 func (h *leanHPA) DeepCopyObject() runtime.Object      { c := *h; return &c }
+func (n *leanNode) DeepCopyObject() runtime.Object     { c := *n; return &c }
+
+// interned is a string interned with unique, held as its Handle. unique
+// keeps the canonical copy only while a Handle to it is reachable: a
+// string from Handle.Value alone does not keep it, so objects made after a
+// collection would get copies of their own (every pod as pods come and
+// go). A Handle is also half a string's 16 bytes. The zero value is "".
+type interned unique.Handle[string]
 
 // intern returns the canonical copy of s, so that the thousands of objects
-// naming the same namespace, node or container hold one string.
-func intern(s string) string {
+// naming the same namespace, node or kind hold one string.
+func intern(s string) interned {
 	if s == "" {
-		return ""
+		return interned{}
 	}
-	return unique.Make(s).Value()
+	return interned(unique.Make(s))
 }
 
-func internMap(m map[string]string) map[string]string {
+func (i interned) String() string {
+	if i == (interned{}) {
+		return ""
+	}
+	return unique.Handle[string](i).Value()
+}
+
+// pins holds the handles of the strings an object interned where its
+// fields are strings (those shared with Snapshot's exported types), so
+// that their canonical copies live as long as the object.
+type pins []interned
+
+// intern returns the canonical copy of s and keeps its handle. A nil p
+// interns nothing.
+func (p *pins) intern(s string) string {
+	if p == nil {
+		return s
+	}
+	i := intern(s)
+	if i != (interned{}) && !slices.Contains(*p, i) {
+		*p = append(*p, i)
+	}
+	return i.String()
+}
+
+func (p *pins) internKeys(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[intern(k)] = intern(v)
+		out[p.intern(k)] = v
+	}
+	return out
+}
+
+// label is a label or a selector's term. Only the key is interned: a few
+// dozen keys recur in every object, where most values (a workload's name,
+// instance, template hash) belong to one or a few, and unique keeps about
+// 220 bytes per distinct string, more than the copies it would save.
+type label struct {
+	key   interned
+	value string
+}
+
+// labelsOf returns the labels of m sorted by key: three labels take 72
+// bytes, a map of them over 300.
+func labelsOf(m map[string]string) []label {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]label, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, label{intern(k), m[k]})
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package inventory
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -43,10 +42,10 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 			// newest pod of a controller not watched here stands in for
 			// its template.
 			switch {
-			case p.owner.kind == "":
+			case p.owner.kind == interned{}:
 				p.spec = specOf(o.Annotations, o.Labels, &o.Spec)
-			case operatorOwned(p.owner.kind):
-				operators.offer(ID{p.namespace, p.owner.kind, p.owner.name}, p.created, p.name, func() *podSpec { return specOf(o.Annotations, o.Labels, &o.Spec) })
+			case operatorOwned(p.owner.kind.String()):
+				operators.offer(ID{p.namespace.String(), p.owner.kind.String(), p.owner.name}, p.created, p.name, func() *podSpec { return specOf(o.Annotations, o.Labels, &o.Spec) })
 			}
 			return p, nil
 		case *appsv1.Deployment:
@@ -59,7 +58,7 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 			// A Deployment keeps up to ten old ReplicaSets; only owner
 			// resolution needs them, so their templates go.
 			w := workloadOf(&o.ObjectMeta, replicas(o.Spec.Replicas), &o.Spec.Template, KindDeployment)
-			if w.owner.kind == KindRollout {
+			if w.owner.kind.String() == KindRollout {
 				w.revision = int32(min(argorollouts.Revision(o.Annotations), math.MaxInt32))
 			}
 			return w, nil
@@ -68,25 +67,15 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 		case *batchv1.CronJob:
 			return workloadOf(&o.ObjectMeta, replicas(o.Spec.JobTemplate.Spec.Parallelism), &o.Spec.JobTemplate.Spec.Template, ""), nil
 		case *autoscalingv2.HorizontalPodAutoscaler:
-			return &leanHPA{objMeta: newMeta(&o.ObjectMeta), targetKind: intern(o.Spec.ScaleTargetRef.Kind), targetName: o.Spec.ScaleTargetRef.Name,
-				utilization: hpaUtilization(o.Spec.Metrics)}, nil
+			h := &leanHPA{objMeta: newMeta(&o.ObjectMeta), targetKind: intern(o.Spec.ScaleTargetRef.Kind), targetName: o.Spec.ScaleTargetRef.Name}
+			h.utilization = hpaUtilization(o.Spec.Metrics, &h.pins)
+			return h, nil
 		case *corev1.Service:
 			// Only the selector: it ties per-Service traffic to workloads.
-			s := &leanService{objMeta: newMeta(&o.ObjectMeta)}
-			keys := make([]string, 0, len(o.Spec.Selector))
-			for k := range o.Spec.Selector {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				s.selector = append(s.selector, intern(k), intern(o.Spec.Selector[k]))
-			}
-			return s, nil
+			return &leanService{objMeta: newMeta(&o.ObjectMeta), selector: labelsOf(o.Spec.Selector)}, nil
 		case *corev1.Node:
-			// Pricing rules select nodes by any label, so node labels stay;
-			// images and conditions, the bulk of a Node, go. There are
-			// thirty times fewer nodes than pods: the API type is kept.
-			n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: internMap(o.Labels), CreationTimestamp: o.CreationTimestamp}}
+			n := &leanNode{Node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: o.Name, CreationTimestamp: o.CreationTimestamp}}}
+			n.Labels = n.pins.internKeys(o.Labels)
 			n.Spec.ProviderID = o.Spec.ProviderID
 			n.Status.Capacity = pricedResources(o.Status.Capacity, o.Status.Allocatable)
 			return n, nil
@@ -100,7 +89,7 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 					ns.Labels[k] = v
 				}
 			}
-			ns.Annotations = upidOnly(o.Annotations, nil)
+			ns.Annotations = upidOnly(o.Annotations, nil, nil)
 			ns.Status.Phase = o.Status.Phase
 			return ns, nil
 		default:
@@ -119,16 +108,16 @@ func transform(opts Options, operators *operatorSpecs) cache.TransformFunc {
 // others).
 func podOwner(p *corev1.Pod) owner {
 	o := ownerOf(p.Name, p.OwnerReferences)
-	if o.kind == "Node" {
+	if o.kind.String() == "Node" {
 		// A static pod's mirror (kube-apiserver-n1, etcd-n1): each is its
 		// own workload, as a bare pod, not every static pod of a node one.
 		return owner{}
 	}
-	if o.kind != KindReplicaSet {
+	if o.kind.String() != KindReplicaSet {
 		return o
 	}
 	if h := p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]; h != "" && strings.HasSuffix(o.name, "-"+h) {
-		return owner{kind: KindDeployment, name: o.name[:len(o.name)-len(h)-1]}
+		return owner{kind: intern(KindDeployment), name: o.name[:len(o.name)-len(h)-1]}
 	}
 	return o
 }
@@ -193,29 +182,29 @@ func pricedResources(capacity, allocatable corev1.ResourceList) corev1.ResourceL
 // a Deployment, the Jobs of a CronJob.
 func workloadOf(m *metav1.ObjectMeta, n int32, t *corev1.PodTemplateSpec, foldInto string) *leanWorkload {
 	w := &leanWorkload{objMeta: newMeta(m), owner: ownerOf(m.Name, m.OwnerReferences), replicas: n}
-	if foldInto == "" || w.owner.kind != foldInto {
+	if foldInto == "" || w.owner.kind.String() != foldInto {
 		w.spec = specOf(t.Annotations, t.Labels, &t.Spec)
-		w.spec.annotations = upidOnly(m.Annotations, w.spec.annotations)
+		w.spec.annotations = upidOnly(m.Annotations, w.spec.annotations, &w.spec.pins)
 	}
 	return w
 }
 
 // specOf computes once what every Snapshot reads of a pod template.
 func specOf(annotations, labels map[string]string, spec *corev1.PodSpec) *podSpec {
-	s := &podSpec{labels: internMap(labels)}
+	s := &podSpec{labels: labelsOf(labels)}
 	for _, c := range spec.InitContainers {
 		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
-		s.containers = append(s.containers, container(c, true, sidecar))
+		s.containers = append(s.containers, container(c, true, sidecar, &s.pins))
 		if sidecar {
-			s.probes = append(s.probes, probes(c)...)
+			s.probes = append(s.probes, probes(c, &s.pins)...)
 		}
 	}
 	for _, c := range spec.Containers {
-		s.containers = append(s.containers, container(c, false, false))
-		s.probes = append(s.probes, probes(c)...)
+		s.containers = append(s.containers, container(c, false, false, &s.pins))
+		s.probes = append(s.probes, probes(c, &s.pins)...)
 	}
 	if p := annotations["prometheus.io/path"]; p != "" {
-		s.metricsPaths = []string{intern(p)}
+		s.metricsPaths = []string{s.pins.intern(p)}
 	}
 	if pr := spec.Resources; pr != nil {
 		s.pod = PodResources{
@@ -223,7 +212,7 @@ func specOf(annotations, labels map[string]string, spec *corev1.PodSpec) *podSpe
 			MemoryRequest: pr.Requests.Memory().AsApproximateFloat64(), MemoryLimit: pr.Limits.Memory().AsApproximateFloat64(),
 		}
 	}
-	s.annotations = upidOnly(annotations, nil)
+	s.annotations = upidOnly(annotations, nil, &s.pins)
 	return s
 }
 
@@ -231,21 +220,21 @@ const upidPrefix = "upid.io/"
 
 // upidOnly adds the upid.io/ entries of m to into, which may be nil, and
 // returns it: nil when there are none, as for most objects.
-func upidOnly(m, into map[string]string) map[string]string {
+func upidOnly(m, into map[string]string, p *pins) map[string]string {
 	for k, v := range m {
 		if strings.HasPrefix(k, upidPrefix) {
 			if into == nil {
 				into = map[string]string{}
 			}
-			into[intern(k)] = v
+			into[p.intern(k)] = v
 		}
 	}
 	return into
 }
 
-func container(c corev1.Container, init, sidecar bool) Container {
+func container(c corev1.Container, init, sidecar bool, ps *pins) Container {
 	return Container{
-		Name: intern(c.Name), Init: init, Sidecar: sidecar,
+		Name: ps.intern(c.Name), Init: init, Sidecar: sidecar,
 		CPURequest:    c.Resources.Requests.Cpu().AsApproximateFloat64(),
 		CPULimit:      c.Resources.Limits.Cpu().AsApproximateFloat64(),
 		MemoryRequest: c.Resources.Requests.Memory().AsApproximateFloat64(),
@@ -253,7 +242,7 @@ func container(c corev1.Container, init, sidecar bool) Container {
 	}
 }
 
-func probes(c corev1.Container) []Probe {
+func probes(c corev1.Container, ps *pins) []Probe {
 	var out []Probe
 	for _, p := range []struct {
 		typ   string
@@ -266,17 +255,17 @@ func probes(c corev1.Container) []Probe {
 		if period <= 0 {
 			period = 10 // the API server's default
 		}
-		pr := Probe{Container: intern(c.Name), Type: p.typ, Period: time.Duration(period) * time.Second}
+		pr := Probe{Container: ps.intern(c.Name), Type: p.typ, Period: time.Duration(period) * time.Second}
 		switch h := p.probe.ProbeHandler; {
 		case h.HTTPGet != nil:
-			pr.Handler, pr.Path, pr.Port = "http", intern(h.HTTPGet.Path), intern(h.HTTPGet.Port.String())
+			pr.Handler, pr.Path, pr.Port = "http", ps.intern(h.HTTPGet.Path), ps.intern(h.HTTPGet.Port.String())
 			if pr.Path == "" {
 				pr.Path = "/"
 			}
 		case h.TCPSocket != nil:
-			pr.Handler, pr.Port = "tcp", intern(h.TCPSocket.Port.String())
+			pr.Handler, pr.Port = "tcp", ps.intern(h.TCPSocket.Port.String())
 		case h.GRPC != nil:
-			pr.Handler, pr.Port = "grpc", intern(fmt.Sprint(h.GRPC.Port))
+			pr.Handler, pr.Port = "grpc", ps.intern(fmt.Sprint(h.GRPC.Port))
 		default:
 			pr.Handler = "exec"
 		}
@@ -288,7 +277,7 @@ func probes(c corev1.Container) []Probe {
 // hpaUtilization lists the resources an HPA scales on by utilization, the
 // targets that depend on the pods' requests. An HPA without metrics scales
 // on CPU utilization (the API's default, 80 %).
-func hpaUtilization(metrics []autoscalingv2.MetricSpec) []HPAResource {
+func hpaUtilization(metrics []autoscalingv2.MetricSpec, ps *pins) []HPAResource {
 	if len(metrics) == 0 {
 		return []HPAResource{{Resource: "cpu", Target: defaultHPAUtilization, Index: -1}}
 	}
@@ -296,9 +285,9 @@ func hpaUtilization(metrics []autoscalingv2.MetricSpec) []HPAResource {
 	for i, m := range metrics {
 		switch {
 		case m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Target.Type == autoscalingv2.UtilizationMetricType:
-			out = append(out, HPAResource{Resource: intern(string(m.Resource.Name)), Target: utilization(m.Resource.Target.AverageUtilization), Index: i})
+			out = append(out, HPAResource{Resource: ps.intern(string(m.Resource.Name)), Target: utilization(m.Resource.Target.AverageUtilization), Index: i})
 		case m.Type == autoscalingv2.ContainerResourceMetricSourceType && m.ContainerResource != nil && m.ContainerResource.Target.Type == autoscalingv2.UtilizationMetricType:
-			out = append(out, HPAResource{Resource: intern(string(m.ContainerResource.Name)), Container: intern(m.ContainerResource.Container),
+			out = append(out, HPAResource{Resource: ps.intern(string(m.ContainerResource.Name)), Container: ps.intern(m.ContainerResource.Container),
 				Target: utilization(m.ContainerResource.Target.AverageUtilization), Index: i})
 		}
 	}
