@@ -389,7 +389,7 @@ func BenchmarkReviewConstraints(b *testing.B) {
 	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	quota := &corev1.ResourceQuota{
 		Spec:   corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100", "limits.memory", "200Gi")},
-		Status: corev1.ResourceQuotaStatus{Used: rl("requests.cpu", "10", "limits.memory", "20Gi")},
+		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100", "limits.memory", "200Gi"), Used: rl("requests.cpu", "10", "limits.memory", "20Gi")},
 	}
 	for _, c := range []struct {
 		name string

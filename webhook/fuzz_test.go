@@ -142,9 +142,10 @@ func FuzzDecide(f *testing.F) {
 		// Another bit puts the pod in a CPU quota instead: hard hi, used lo.
 		quota := policy/24%2 == 1 && lo >= 0 && hi > 0
 		if quota {
+			hard := corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(hi, resource.DecimalSI)}
 			ns = Constraints{Quotas: []*corev1.ResourceQuota{{
-				Spec:   corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(hi, resource.DecimalSI)}},
-				Status: corev1.ResourceQuotaStatus{Used: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(lo, resource.DecimalSI)}},
+				Spec:   corev1.ResourceQuotaSpec{Hard: hard},
+				Status: corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{corev1.ResourceRequestsCPU: *resource.NewMilliQuantity(lo, resource.DecimalSI)}},
 			}}}
 		}
 		plan := Decide(pod, &WorkloadRecs{Containers: map[string]Target{"app": target}, Pod: podTargets}, ns, p)

@@ -23,15 +23,19 @@ var quotaKeys = map[corev1.ResourceName]struct {
 // quotaAdmits tells whether a change from before to after keeps the pod
 // within the ResourceQuotas that count it, as far as the change is
 // concerned: a pod total it does not raise cannot be what the quota
-// rejects. A raised total must fit in hard − used; a quota whose usage is
-// not known yet fits nothing.
+// rejects. A raised total must fit in hard − used. The API server checks
+// status.hard, which the quota controller copies from spec.hard on its
+// next sync: the smaller of the two counts, and a quota whose hard or
+// usage is not counted yet fits no raise.
 func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 	for _, q := range quotas {
-		for name, hard := range q.Spec.Hard {
-			c, ok := quotaKeys[name]
-			if !ok {
+		for name := range quotaKeys {
+			specHard, inSpec := q.Spec.Hard[name]
+			statusHard, inStatus := q.Status.Hard[name]
+			if !inSpec && !inStatus {
 				continue
 			}
+			c := quotaKeys[name]
 			o, n := before.requests[c.r], after.requests[c.r]
 			if c.limit {
 				o, n = before.limits[c.r], after.limits[c.r]
@@ -40,8 +44,12 @@ func quotaAdmits(before, after podSums, quotas []*corev1.ResourceQuota) bool {
 				continue
 			}
 			used, known := q.Status.Used[name]
-			if !known {
+			if !known || !inStatus {
 				return false
+			}
+			hard := statusHard
+			if inSpec && specHard.Cmp(hard) < 0 {
+				hard = specHard
 			}
 			used.Add(n)
 			if used.Cmp(hard) > 0 {

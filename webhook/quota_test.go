@@ -81,3 +81,31 @@ func TestQuotaScopes(t *testing.T) {
 		})
 	}
 }
+
+// TestQuotaHardNotSynced holds a raise back while the quota controller has
+// not yet copied a changed spec.hard to status.hard, which the API server
+// checks: the smaller counts, and a hard with no status fits no raise.
+func TestQuotaHardNotSynced(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		specHard, statusHard corev1.ResourceList
+		wantChange           bool
+	}{
+		{"synced, room", rl("requests.cpu", "2"), rl("requests.cpu", "2"), true},
+		{"spec raised, status not yet", rl("requests.cpu", "10"), rl("requests.cpu", "1"), false},
+		{"spec lowered, status not yet", rl("requests.cpu", "1"), rl("requests.cpu", "10"), false},
+		{"new key, no status yet", rl("requests.cpu", "10"), nil, false},
+		{"removed from spec, still in status", nil, rl("requests.cpu", "1"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := webPod(nil)
+			pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
+			q := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: tc.specHard},
+				Status: corev1.ResourceQuotaStatus{Hard: tc.statusHard, Used: rl("requests.cpu", "850m")}}
+			plan := Decide(pod, &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.4)}}}, Constraints{Quotas: []*corev1.ResourceQuota{q}}, defaultPolicy)
+			if plan.Changed() != tc.wantChange {
+				t.Errorf("changed %v (reason %q), want %v", plan.Changed(), plan.Reason, tc.wantChange)
+			}
+		})
+	}
+}
