@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/internal/series"
 	"github.com/upid-dev/upid/internal/testenv"
 )
@@ -153,14 +154,26 @@ func BenchmarkRecommenderLoad(b *testing.B) {
 	window := loadSpan - 2*time.Hour
 	scale := float64(fullWindow) / float64(window)
 
-	var old, inc, backfill, forecast, forecastHour queryStats
+	// The namespaces shard 0 of 2 reads: namespaces are not split.
+	var shardNS []string
+	for _, ns := range namespaces {
+		if inventory.ShardOf(ns, 2) == 0 {
+			shardNS = append(shardNS, ns)
+		}
+	}
+	var old, inc, shard, backfill, forecast, forecastHour queryStats
 	for b.Loop() {
-		old, inc, backfill, forecast, forecastHour = queryStats{}, queryStats{}, queryStats{}, queryStats{}, queryStats{}
+		old, inc, shard, backfill, forecast, forecastHour = queryStats{}, queryStats{}, queryStats{}, queryStats{}, queryStats{}, queryStats{}
 		for _, q := range oldContainerQueries(window, 5*time.Minute, 5*time.Minute) {
 			old.add(promQueryStats(b, prom.URL, q.Expr, at))
 		}
 		for _, q := range history.WindowQueries(namespaces, history.Range{Start: at.Add(-history.WindowStep), End: at}) {
 			inc.add(promQueryStats(b, prom.URL, q.Expr, at))
+		}
+		if len(shardNS) > 0 {
+			for _, q := range history.WindowQueries(shardNS, history.Range{Start: at.Add(-history.WindowStep), End: at}) {
+				shard.add(promQueryStats(b, prom.URL, q.Expr, at))
+			}
 		}
 		for _, rg := range history.PlanWindows(time.Time{}, at.Add(history.Settle), window, 24*time.Hour, history.Settle) {
 			for _, q := range history.WindowQueries(namespaces, rg) {
@@ -180,6 +193,11 @@ func BenchmarkRecommenderLoad(b *testing.B) {
 	b.ReportMetric(perCtr(old)*scale, "old-samples/ctr/cycle@14d")
 	b.ReportMetric(perCtr(inc), "cycle-samples/ctr/cycle")
 	b.ReportMetric(float64(inc.Series)/containers, "cycle-series/ctr/cycle")
+	// The share of the cycle's samples shard 0 of 2 reads, against its
+	// share of the namespaces: with namespaces never split they match,
+	// and the shards together read the whole once.
+	b.ReportMetric(float64(shard.Samples)/float64(inc.Samples), "shard0of2-samples-share")
+	b.ReportMetric(float64(len(shardNS))/float64(len(namespaces)), "shard0of2-ns-share")
 	b.ReportMetric(float64(old.Series)/containers, "old-series/ctr/cycle")
 	b.ReportMetric(perCtr(old)*scale/perCtr(inc), "old/cycle-ratio@14d")
 	b.ReportMetric(perCtr(backfill)*scale, "backfill-samples/ctr@14d")

@@ -7,6 +7,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -188,7 +189,9 @@ type Options struct {
 	// attribution; every other label is dropped.
 	NamespaceLabels []string
 	// Shard and TotalShards split workloads between exporter replicas by a
-	// hash of the workload ID, as kube-state-metrics does; 0/1 is no sharding.
+	// hash of their namespace; 0/1 is no sharding. kube-state-metrics
+	// hashes each object, but UPID's heavy queries select namespaces: a
+	// namespace split between replicas would be read by each of them.
 	Shard, TotalShards int
 }
 
@@ -585,21 +588,15 @@ func (inv *Inventory) inShard(id ID) bool {
 	if inv.opts.TotalShards <= 1 {
 		return true
 	}
-	return ShardOf(id, inv.opts.TotalShards) == inv.opts.Shard
+	return ShardOf(id.Namespace, inv.opts.TotalShards) == inv.opts.Shard
 }
 
-// ShardOf maps a workload to a shard with FNV-1a, stable across processes.
-func ShardOf(id ID, total int) int {
-	h := uint32(2166136261)
-	for _, s := range []string{id.Namespace, id.Kind, id.Name} {
-		for i := 0; i < len(s); i++ {
-			h ^= uint32(s[i])
-			h *= 16777619
-		}
-		h ^= '/'
-		h *= 16777619
-	}
-	return int(h % uint32(total))
+// ShardOf maps a namespace, and so every workload in it, to a shard with
+// FNV-1a, stable across processes.
+func ShardOf(namespace string, total int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(namespace))
+	return int(h.Sum32() % uint32(total))
 }
 
 func controller(refs []metav1.OwnerReference) *metav1.OwnerReference {

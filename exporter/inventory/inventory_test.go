@@ -400,6 +400,7 @@ func TestSharding(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[ID]int{}
+	shardOfNS := map[string]int{}
 	for shard := 0; shard < 3; shard++ {
 		snap, err := started(t, Options{Shard: shard, TotalShards: 3}).Snapshot()
 		if err != nil {
@@ -407,9 +408,14 @@ func TestSharding(t *testing.T) {
 		}
 		for _, w := range snap.Workloads {
 			seen[w.ID]++
-			if ShardOf(w.ID, 3) != shard {
-				t.Errorf("%v in shard %d, belongs to %d", w.ID, shard, ShardOf(w.ID, 3))
+			if ShardOf(w.Namespace, 3) != shard {
+				t.Errorf("%v in shard %d, belongs to %d", w.ID, shard, ShardOf(w.Namespace, 3))
 			}
+			// A namespace is read whole by whichever shard has it.
+			if s, ok := shardOfNS[w.Namespace]; ok && s != shard {
+				t.Errorf("namespace %s split between shards %d and %d", w.Namespace, s, shard)
+			}
+			shardOfNS[w.Namespace] = shard
 		}
 	}
 	for _, w := range all.Workloads {

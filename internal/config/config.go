@@ -61,7 +61,7 @@ type Exporter struct {
 	Cluster         string                  `yaml:"cluster" doc:"Value of a cluster label on every workload and node metric; empty leaves the label out."`
 	NamespaceLabels []string                `yaml:"namespace_labels" doc:"Namespace labels exported on upid_namespace_labels for team and cost-centre attribution; only these, never all labels. Each becomes label_<key> with characters outside [a-zA-Z0-9_] as _, so two keys that become one name (cost-center, cost_center) are refused."`
 	PricingFile     string                  `yaml:"pricing_file" doc:"Pricing file with rates by instance type, region, capacity type or node labels (see docs/pricing.md); OpenCost's metrics win over it, the built-in rates lose."`
-	Shard           int                     `yaml:"shard" min:"0" doc:"This replica's shard, from 0, when workloads are split between replicas by a hash of their name."`
+	Shard           int                     `yaml:"shard" min:"0" doc:"This replica's shard, from 0, when workloads are split between replicas by a hash of their namespace: a namespace is never split, so each replica queries Prometheus for its own namespaces only."`
 	TotalShards     int                     `yaml:"total_shards" min:"1" doc:"Number of shards; 1 means no sharding."`
 	HealthPaths     []string                `yaml:"health_paths" doc:"Request paths that are health or scrape traffic in every workload, matched exactly or as a prefix followed by /; each workload's probe paths and prometheus.io/path are added to these."`
 	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, Prometheus, load-balancer checkers)."`
