@@ -6,11 +6,13 @@
 #   etcd, prometheus, promtool, alertmanager  Debian packages
 #   kube-apiserver, kube-controller-manager   built from k8s.io/kubernetes, cached
 #                                             outside the repo (hack/kube-binaries.sh)
+#   rollouts-controller and its CRDs          built from Argo Rollouts' Go module, cached
+#                                             outside the repo (hack/argo-rollouts.sh)
 #   helm, kustomize                           go install from the module proxy, cached
 #                                             outside the repo (hack/tools.sh)
 #
-# Prints `export UPID_KUBE_BIN=...` and `export UPID_TOOLS_BIN=...` on stdout for the
-# Makefile; the rest goes to stderr.
+# Prints `export UPID_KUBE_BIN=...`, `export UPID_ARGO_ROLLOUTS=...` and
+# `export UPID_TOOLS_BIN=...` on stdout for the Makefile; the rest goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,4 +49,6 @@ fi
 
 bin_dir=$(hack/kube-binaries.sh)
 echo "export UPID_KUBE_BIN=$bin_dir"
+argo_dir=$(hack/argo-rollouts.sh)
+echo "export UPID_ARGO_ROLLOUTS=$argo_dir"
 hack/tools.sh

@@ -9,7 +9,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 
+	"github.com/upid-dev/upid/internal/argorollouts"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -99,5 +103,102 @@ func TestAgainstControllers(t *testing.T) {
 	want := map[ID][2]int{{"shop", KindDeployment, "web"}: {3, 3}, {"shop", KindReplicaSet, "solo"}: {2, 2}, {"shop", "Rollout", "canary"}: {3, 3}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("workloads and their pods and replicas = %v, want %v", got, want)
+	}
+}
+
+// TestArgoRollout runs Argo Rollouts' own controller: a Rollout paused at
+// its canary step runs two revisions, which the inventory folds into one
+// Rollout workload with every pod, the stable revision's template (the
+// most replicas) and the upid.io/ annotations Argo copied to the latest
+// revision's ReplicaSet, where the webhook and the recommender read them.
+func TestArgoRollout(t *testing.T) {
+	kube := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
+	kube.StartArgoRollouts(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c := kube.Clientset
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kube.RunPods(t, "shop", "n1")
+	dyn, err := dynamic.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollouts := dyn.Resource(argorollouts.Resource).Namespace("shop")
+	labels := map[string]any{"app": "web"}
+	spec := func(image string) map[string]any {
+		return map[string]any{
+			"replicas": int64(4),
+			"selector": map[string]any{"matchLabels": labels},
+			"template": map[string]any{"metadata": map[string]any{"labels": labels},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": image,
+					"resources": map[string]any{"requests": map[string]any{"cpu": map[string]string{"app:1": "250m", "app:2": "500m"}[image]}}}}}},
+			"strategy": map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(25)}, map[string]any{"pause": map[string]any{}}}}},
+		}
+	}
+	r := &unstructured.Unstructured{Object: map[string]any{"apiVersion": argorollouts.APIVersion, "kind": argorollouts.Kind,
+		"metadata": map[string]any{"name": "web", "annotations": map[string]any{"upid.io/recommend-percentile": "0.95"}}, "spec": spec("app:1")}}
+	if _, err := rollouts.Create(ctx, r, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// waitFor polls until the ReplicaSets of the Rollout ask for want
+	// replicas, by revision, and as many pods run.
+	waitFor := func(want map[string]int32) {
+		t.Helper()
+		for {
+			rss, err := c.AppsV1().ReplicaSets("shop").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pods, err := c.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, total := map[string]int32{}, int32(0)
+			for _, rs := range rss.Items {
+				got[rs.Annotations[argorollouts.RevisionAnnotation]] = rs.Status.AvailableReplicas
+				total += rs.Status.AvailableReplicas
+			}
+			if reflect.DeepEqual(got, want) && int(total) == len(pods.Items) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("ReplicaSets by revision %v (%d pods), want %v available", got, len(pods.Items), want)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	waitFor(map[string]int32{"1": 4})
+	// A new version stops at its 25 % step: one canary pod beside three
+	// stable ones.
+	patch := []byte(`{"metadata":{"annotations":{"upid.io/recommend-percentile":"0.9"}},"spec":{"template":{"spec":{"containers":[{"name":"app","image":"app:2","resources":{"requests":{"cpu":"500m"}}}]}}}}`)
+	if _, err := rollouts.Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(map[string]int32{"1": 3, "2": 1})
+
+	inv := New(c, Options{})
+	if err := inv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Shutdown()
+	snap, err := inv.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Workloads) != 1 {
+		t.Fatalf("workloads %+v, want the Rollout alone", snap.Workloads)
+	}
+	w := snap.Workloads[0]
+	if w.ID != (ID{"shop", KindRollout, "web"}) || w.Pods != 4 || w.Replicas != 4 {
+		t.Errorf("workload %v with %d pods, %d replicas; want shop/Rollout/web with 4 and 4", w.ID, w.Pods, w.Replicas)
+	}
+	if len(w.Containers) != 1 || w.Containers[0].CPURequest != 0.25 {
+		t.Errorf("containers %+v, want app at the stable revision's 250m", w.Containers)
+	}
+	if got := w.Annotations["upid.io/recommend-percentile"]; got != "0.9" {
+		t.Errorf("upid.io/recommend-percentile = %q (annotations %v), want the latest revision's 0.9", got, w.Annotations)
 	}
 }

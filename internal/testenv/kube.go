@@ -85,20 +85,24 @@ func kubeBinDir() (dir, source string) {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
 		return d, "KUBEBUILDER_ASSETS"
 	}
-	// Mirrors CACHE_ROOT in hack/kube-binaries.sh: UPID_CACHE replaces the whole root.
-	root := os.Getenv("UPID_CACHE")
-	if root == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				home = os.TempDir()
-			}
-			base = filepath.Join(home, ".cache")
-		}
-		root = filepath.Join(base, "upid")
+	return filepath.Join(cacheRoot(), "kube-"+KubeVersion, "bin"), "default cache"
+}
+
+// cacheRoot mirrors CACHE_ROOT in the hack/ scripts: UPID_CACHE replaces
+// the whole root.
+func cacheRoot() string {
+	if root := os.Getenv("UPID_CACHE"); root != "" {
+		return root
 	}
-	return filepath.Join(root, "kube-"+KubeVersion, "bin"), "default cache"
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "upid")
 }
 
 // kubeBinary returns the path of name in the binary directory, failing the test with the
