@@ -60,6 +60,8 @@ const (
 	ScalerActionsFailing      = "UPIDScalerActionsFailing"
 	WebhookCertificateExpiry  = "UPIDWebhookCertificateExpiring"
 	ExporterForecastFailing   = "UPIDExporterForecastsFailing"
+	WebhookUnreachable        = "UPIDWebhookUnreachable"
+	ScalerDown                = "UPIDScalerDown"
 )
 
 // HoursPerMonth is the month the exporter and the docs use.
@@ -89,6 +91,11 @@ type Options struct {
 	// ExporterStaleAfter is the age of the exporter's results that is stale:
 	// several default 5m cycles failed in a row.
 	ExporterStaleAfter time.Duration
+	// ScalerSelector selects the scaler's scrape target(s) in `up`.
+	ScalerSelector string
+	// WebhookName is the webhook's name in the MutatingWebhookConfiguration,
+	// as the API server labels its admission metrics.
+	WebhookName string
 }
 
 // Default returns the thresholds of the committed rule file.
@@ -102,6 +109,8 @@ func Default() Options {
 		ThrottledRatio:                 0.25,
 		ExporterSelector:               `job="upid-exporter"`,
 		ExporterStaleAfter:             30 * time.Minute,
+		ScalerSelector:                 `job="upid-scaler"`,
+		WebhookName:                    "pods.webhook.upid.io",
 	}
 }
 
@@ -330,6 +339,31 @@ or
 			5*time.Minute,
 			"The UPID exporter {{ $labels.instance }} serves stale results",
 			"The UPID exporter {{ $labels.instance }} has served no new results for {{ $value | humanizeDuration }} (its cycles fail); verdicts, costs and recommendations are out of date or missing.",
+		),
+		// The API server's own count: a webhook that is down, unreachable
+		// or untrusted cannot count what it never received, and
+		// failurePolicy Ignore admits those pods silently.
+		mk("upid.operations", WebhookUnreachable, "warning",
+			"The API server could not call the webhook (down, unreachable, too slow, or its certificate not trusted) and admitted pods without it: rightsizing is not applied.",
+			fmt.Sprintf(`sum by (cluster, name) (increase(apiserver_admission_webhook_fail_open_count{name=%q,type="admit"}[10m])) > 0`, o.WebhookName),
+			5*time.Minute,
+			"The API server cannot call the UPID webhook",
+			"The API server admitted {{ $value | printf \"%.0f\" }} pod(s) in 10 minutes without calling the UPID webhook {{ $labels.name }} (failurePolicy Ignore): their requests were not rightsized.",
+		),
+		// A sleeping workload's wake needs a running scaler. Its targets
+		// are gone altogether when its pods are (absent), which matters
+		// only while workloads it put to sleep may still be asleep.
+		mk("upid.operations", ScalerDown, "critical",
+			"No scaler is up while workloads it put to sleep may be asleep: their traffic and wake windows no longer wake them.",
+			`up{`+o.ScalerSelector+`} == 0
+or
+(
+  absent(up{`+o.ScalerSelector+`})
+  and on () count(max_over_time(upid_scaler_sleeping_workload_saved_dollars_per_hour[7d])) > 0
+)`,
+			5*time.Minute,
+			"The UPID scaler is down",
+			"Prometheus has had no successful scrape of the UPID scaler ({{ $labels.job }}{{ with $labels.instance }} {{ . }}{{ end }}) for 5 minutes: workloads it put to sleep are not woken by their traffic or wake windows. `upid wake NAMESPACE/KIND/NAME` wakes one by hand.",
 		),
 		mk("upid.operations", ScalerActionsFailing, "warning",
 			"The scaler failed to put workloads to sleep or to wake them.",

@@ -37,6 +37,8 @@ var Standard = map[string]string{
 	"ALERTS": "Prometheus",
 	// client_golang's process collector, on every UPID endpoint (docs/metrics.md)
 	"process_start_time_seconds": "client_golang",
+	// kube-apiserver: admissions it let through without calling a webhook
+	"apiserver_admission_webhook_fail_open_count": "kube-apiserver",
 	// Service traffic for the wake signal (contracts: ingress-nginx and Istio)
 	"nginx_ingress_controller_requests": "ingress-nginx",
 	"istio_requests_total":              "Istio",
