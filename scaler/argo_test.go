@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/argorollouts"
@@ -27,18 +29,8 @@ import (
 // stand-in CRD of TestRolloutsAgainstAPIServer cannot show that Argo
 // accepts UPID's writes rather than fighting them.
 func TestRolloutWithArgo(t *testing.T) {
-	kube := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
-	kube.StartArgoRollouts(t)
-	c := kube.Clientset
+	c, dyn, s := argoCluster(t)
 	ctx := context.Background()
-	if _, err := c.CoreV1().Namespaces().Create(ctx, namespace("argo", optedIn), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	kube.RunPods(t, "argo", "n1")
-	dyn, err := dynamic.NewForConfig(kube.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A stable Service Argo manages: it adds the stable revision's hash
 	// to the selector, and requests to it must wake the Rollout.
 	if _, err := c.CoreV1().Services("argo").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-stable"},
@@ -95,13 +87,6 @@ func TestRolloutWithArgo(t *testing.T) {
 	}
 	hash := before[0].Labels[argorollouts.HashLabel]
 
-	cfg := testConfig(t)
-	cfg.GracePeriod = 0
-	s, err := New(Options{Kube: c, Dynamic: dyn, Config: cfg, Recorder: record.NewFakeRecorder(100)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
 	w := Workload{Namespace: "argo", Kind: KindRollout, Name: "web"}
 	if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 3 {
 		t.Fatalf("sleep: %v, want success with 3 saved", res)
@@ -171,10 +156,113 @@ func TestRolloutWithArgo(t *testing.T) {
 	t.Logf("after a new version while asleep: %v", names(rss.Items))
 }
 
+// argoCluster starts a kube-apiserver with kube-controller-manager, Argo
+// Rollouts' controller and testenv's stand-in kubelet, an opted-in
+// namespace "argo", and a scaler for it.
+func argoCluster(t *testing.T) (kubernetes.Interface, dynamic.Interface, *Scaler) {
+	t.Helper()
+	kube := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
+	kube.StartArgoRollouts(t)
+	if _, err := kube.Clientset.CoreV1().Namespaces().Create(context.Background(), namespace("argo", optedIn), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kube.RunPods(t, "argo", "n1")
+	dyn, err := dynamic.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.GracePeriod = 0
+	s, err := New(Options{Kube: kube.Clientset, Dynamic: dyn, Config: cfg, Recorder: record.NewFakeRecorder(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return kube.Clientset, dyn, s
+}
+
 func names(rss []appsv1.ReplicaSet) []string {
 	var out []string
 	for _, rs := range rss {
 		out = append(out, fmt.Sprintf("%s(rev %s, %d)", rs.Name, rs.Annotations[argorollouts.RevisionAnnotation], *rs.Spec.Replicas))
 	}
 	return out
+}
+
+// TestAbortedRolloutWithArgo: with Argo's own controller, a Rollout paused
+// mid-canary is not put to sleep (rollout_not_healthy), and one whose
+// update was aborted (Degraded, status.abort) is: Argo takes its stable
+// ReplicaSet to zero and back to every replica at the wake, keeps the
+// aborted canary at zero and the Rollout aborted, and a retry afterwards
+// resumes the canary as it would have.
+func TestAbortedRolloutWithArgo(t *testing.T) {
+	c, dyn, s := argoCluster(t)
+	ctx := context.Background()
+	ro := dyn.Resource(argorollouts.Resource).Namespace("argo")
+	spec := rolloutSpec("web", 3)
+	spec["strategy"] = map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(34)}, map[string]any{"pause": map[string]any{}}}}}
+	if _, err := ro.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": argorollouts.APIVersion, "kind": argorollouts.Kind,
+		"metadata": map[string]any{"name": "web", "namespace": "argo"}, "spec": spec}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// waitFor polls until Argo reports phase about the current spec and
+	// the ReplicaSets of revisions 1 and 2 ask for want replicas.
+	waitFor := func(phase string, want map[string]int32) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		var last string
+		for time.Now().Before(deadline) {
+			u, err := ro.Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+			observed, _, _ := unstructured.NestedString(u.Object, "status", "observedGeneration")
+			rss, err := c.AppsV1().ReplicaSets("argo").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byRev := map[string]int32{}
+			for _, rs := range rss.Items {
+				if rs.Status.AvailableReplicas == *rs.Spec.Replicas {
+					byRev[rs.Annotations[argorollouts.RevisionAnnotation]] = *rs.Spec.Replicas
+				}
+			}
+			last = fmt.Sprintf("phase %s (generation %s of %d), ReplicaSets %v", got, observed, u.GetGeneration(), names(rss.Items))
+			if got == phase && observed == fmt.Sprint(u.GetGeneration()) && maps.Equal(byRev, want) {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("want %s with %v: %s", phase, want, last)
+	}
+	waitFor("Healthy", map[string]int32{"1": 3})
+	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"app:2"}]}}}}`)
+	if _, err := ro.Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Paused", map[string]int32{"1": 2, "2": 1})
+
+	w := Workload{Namespace: "argo", Kind: KindRollout, Name: "web"}
+	if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "rollout_not_healthy" {
+		t.Errorf("sleep mid-canary: %v, want skipped (rollout_not_healthy)", res)
+	}
+	// kubectl argo rollouts abort.
+	if _, err := ro.Patch(ctx, "web", types.MergePatchType, []byte(`{"status":{"abort":true}}`), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Degraded", map[string]int32{"1": 3, "2": 0})
+	if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 3 {
+		t.Fatalf("sleep of an aborted Rollout: %v, want success with 3 saved", res)
+	}
+	waitFor("Degraded", map[string]int32{"1": 0, "2": 0})
+	if res := s.Wake(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 3 {
+		t.Fatalf("wake: %v, want success with 3 restored", res)
+	}
+	waitFor("Degraded", map[string]int32{"1": 3, "2": 0})
+	// kubectl argo rollouts retry rollout.
+	if _, err := ro.Patch(ctx, "web", types.MergePatchType, []byte(`{"status":{"abort":false}}`), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Paused", map[string]int32{"1": 2, "2": 1})
 }

@@ -156,7 +156,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		for _, lag := range []struct {
 			phase string
 			lag   int64
-		}{{"Paused", 0}, {"Healthy", 1}} {
+		}{{"Paused", 0}, {"Healthy", 1}, {"Degraded", 0}} { // Degraded, not aborted: a missed progress deadline
 			setPhase(lag.phase, lag.lag)
 			if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "rollout_not_healthy" {
 				t.Errorf("sleep of a Rollout %s %d generation(s) behind: %v, want skipped (rollout_not_healthy)", lag.phase, lag.lag, res)

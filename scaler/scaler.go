@@ -464,10 +464,10 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
 		// while it slept, are the Deployment's.
 		return "workload_ref"
 	}
-	if r := o.rollout; r.phase != "" && (r.phase != "Healthy" || r.observedGeneration != strconv.FormatInt(o.meta.Generation, 10)) {
+	if r := o.rollout; r.phase != "" && (!r.settled() || r.observedGeneration != strconv.FormatInt(o.meta.Generation, 10)) {
 		// Mid-canary (Paused, Progressing) Argo keeps canary pods at zero
 		// replicas (setCanaryScale) and a promotion at zero can wedge:
-		// only a settled Rollout sleeps, one whose Healthy is about its
+		// only a settled Rollout sleeps, one whose state is about its
 		// current spec, not one Argo has yet to see.
 		return "rollout_not_healthy"
 	}

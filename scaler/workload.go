@@ -110,21 +110,35 @@ type object struct {
 	// StatefulSet, nor of a custom resource with a status subresource (a
 	// Rollout). TestAgainstAPIServer pins all three.
 	annotationsBumpGeneration bool
-	// rollout holds what only a Rollout has that sleep must mind.
-	rollout struct {
-		// workloadRef: the Rollout runs a Deployment's template, which
-		// neither the fingerprint nor the Service selection sees.
-		workloadRef bool
-		// phase is Argo's status.phase (Healthy, Progressing, Paused,
-		// Degraded), "" before Argo has written one; it speaks of the
-		// spec of observedGeneration (a string in Argo's status), which
-		// lags an edit until Argo reconciles it.
-		phase, observedGeneration string
-		// hashes are the rollouts-pod-template-hash values of the
-		// Rollout's own revisions, as its status names them: those a
-		// Service managed by Argo selects.
-		hashes []string
-	}
+	rollout                   rolloutState
+}
+
+// rolloutState holds what only a Rollout has that sleep must mind.
+type rolloutState struct {
+	// workloadRef: the Rollout runs a Deployment's template, which
+	// neither the fingerprint nor the Service selection sees.
+	workloadRef bool
+	// phase is Argo's status.phase (Healthy, Progressing, Paused,
+	// Degraded), "" before Argo has written one; it speaks of the
+	// spec of observedGeneration (a string in Argo's status), which
+	// lags an edit until Argo reconciles it.
+	phase, observedGeneration string
+	// aborted: status.abort, a canary or blue-green update the user
+	// aborted; Argo runs the stable revision alone, Degraded.
+	aborted bool
+	// hashes are the rollouts-pod-template-hash values of the
+	// Rollout's own revisions, as its status names them: those a
+	// Service managed by Argo selects.
+	hashes []string
+}
+
+// settled tells whether Argo runs the Rollout at rest: Healthy, or
+// Degraded by an abort, when Argo runs the stable revision alone and
+// scales only it, to zero and back, until the user retries
+// (TestRolloutWithArgo). Degraded otherwise (a missed progress deadline),
+// or mid-update, it is not at rest.
+func (r rolloutState) settled() bool {
+	return r.phase == "Healthy" || (r.phase == "Degraded" && r.aborted)
 }
 
 func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template *corev1.PodTemplateSpec, spec any) *object {
@@ -180,6 +194,7 @@ func wrapRollout(u *unstructured.Unstructured) (*object, error) {
 	_, o.rollout.workloadRef = spec["workloadRef"]
 	o.rollout.phase, _, _ = unstructured.NestedString(u.Object, "status", "phase")
 	o.rollout.observedGeneration, _, _ = unstructured.NestedString(u.Object, "status", "observedGeneration")
+	o.rollout.aborted, _, _ = unstructured.NestedBool(u.Object, "status", "abort")
 	for _, path := range [][]string{{"currentPodHash"}, {"stableRS"}, {"blueGreen", "activeSelector"}, {"blueGreen", "previewSelector"}} {
 		if h, _, _ := unstructured.NestedString(u.Object, append([]string{"status"}, path...)...); h != "" {
 			o.rollout.hashes = append(o.rollout.hashes, h)
