@@ -135,7 +135,7 @@ type rolloutState struct {
 // settled tells whether Argo runs the Rollout at rest: Healthy, or
 // Degraded by an abort, when Argo runs the stable revision alone and
 // scales only it, to zero and back, until the user retries
-// (TestRolloutWithArgo). Degraded otherwise (a missed progress deadline),
+// (TestAbortedRolloutWithArgo). Degraded otherwise (a missed progress deadline),
 // or mid-update, it is not at rest.
 func (r rolloutState) settled() bool {
 	return r.phase == "Healthy" || (r.phase == "Degraded" && r.aborted)
