@@ -351,19 +351,21 @@ or
 			"The API server admitted {{ $value | printf \"%.0f\" }} pod(s) in 10 minutes without calling the UPID webhook {{ $labels.name }} (failurePolicy Ignore): their requests were not rightsized.",
 		),
 		// A sleeping workload's wake needs a running scaler. Its targets
-		// are gone altogether when its pods are (absent), which matters
-		// only while workloads it put to sleep may still be asleep.
+		// are gone altogether when its pods are, which matters only
+		// where workloads it put to sleep may still be asleep: per
+		// cluster, since one Prometheus may hold several (absent() would
+		// miss one cluster's scaler while another's is up).
 		mk("upid.operations", ScalerDown, "critical",
 			"No scaler is up while workloads it put to sleep may be asleep: their traffic and wake windows no longer wake them.",
 			`up{`+o.ScalerSelector+`} == 0
 or
 (
-  absent(up{`+o.ScalerSelector+`})
-  and on () count(max_over_time(upid_scaler_sleeping_workload_saved_dollars_per_hour[7d])) > 0
+  count by (cluster) (max_over_time(upid_scaler_sleeping_workload_saved_dollars_per_hour[7d]))
+  unless on (cluster) up{`+o.ScalerSelector+`}
 )`,
 			5*time.Minute,
 			"The UPID scaler is down",
-			"Prometheus has had no successful scrape of the UPID scaler ({{ $labels.job }}{{ with $labels.instance }} {{ . }}{{ end }}) for 5 minutes: workloads it put to sleep are not woken by their traffic or wake windows. `upid wake NAMESPACE/KIND/NAME` wakes one by hand.",
+			"Prometheus has had no successful scrape of the UPID scaler{{ with $labels.instance }} {{ . }}{{ end }}{{ with $labels.cluster }} in cluster {{ . }}{{ end }} for 5 minutes: workloads it put to sleep are not woken by their traffic or wake windows. `upid wake NAMESPACE/KIND/NAME` wakes one by hand.",
 		),
 		mk("upid.operations", ScalerActionsFailing, "warning",
 			"The scaler failed to put workloads to sleep or to wake them.",
