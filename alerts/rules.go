@@ -354,10 +354,11 @@ or
 		// are gone altogether when its pods are, which matters only
 		// where workloads it put to sleep may still be asleep: per
 		// cluster, since one Prometheus may hold several (absent() would
-		// miss one cluster's scaler while another's is up).
+		// miss one cluster's scaler while another's is up). A standby
+		// replica down while the leader is up is not this alert.
 		mk("upid.operations", ScalerDown, "critical",
 			"No scaler is up while workloads it put to sleep may be asleep: their traffic and wake windows no longer wake them.",
-			`up{`+o.ScalerSelector+`} == 0
+			`(up{`+o.ScalerSelector+`} == 0 unless on (cluster) (up{`+o.ScalerSelector+`} == 1))
 or
 (
   count by (cluster) (max_over_time(upid_scaler_sleeping_workload_saved_dollars_per_hour[7d]))
