@@ -307,10 +307,20 @@ and on (namespace, workload, kind, container) upid_container_recommended_cpu_req
 			"The UPID webhook fails open",
 			"The UPID webhook {{ $labels.instance }} admitted {{ $value | printf \"%.0f\" }} pod(s) unchanged in 10 minutes because it failed; their requests were not rightsized.",
 		),
-		// absent() covers a target that service discovery lost altogether.
+		// absent() covers a target that service discovery lost altogether
+		// in a Prometheus of one cluster; with several clusters it sees
+		// them all at once, so a cluster whose exporter was scraped in the
+		// last 7 days and is gone counts too.
 		mk("upid.operations", ExporterDown, "critical",
 			"Prometheus cannot scrape the exporter, or has no exporter target at all: no UPID metrics, no idle verdicts, no dashboards.",
-			`up{`+o.ExporterSelector+`} == 0 or absent(up{`+o.ExporterSelector+`})`,
+			`up{`+o.ExporterSelector+`} == 0
+or
+absent(up{`+o.ExporterSelector+`})
+or
+(
+  label_replace(count by (cluster) (max_over_time(up{`+o.ExporterSelector+`}[7d])), "job", "upid-exporter", "", "")
+  unless on (cluster) up{`+o.ExporterSelector+`}
+)`,
 			10*time.Minute,
 			"The UPID exporter is down",
 			"Prometheus has had no successful scrape of the UPID exporter ({{ $labels.job }}{{ with $labels.instance }} {{ . }}{{ end }}) for 10 minutes; dashboards and UPID alerts have no data.",
