@@ -355,7 +355,14 @@ or
 		// failurePolicy Ignore admits those pods silently.
 		mk("upid.operations", WebhookUnreachable, "warning",
 			"The API server could not call the webhook (down, unreachable, too slow, or its certificate not trusted) and admitted pods without it: rightsizing is not applied.",
-			fmt.Sprintf(`sum by (cluster, name) (increase(apiserver_admission_webhook_fail_open_count{name=%q,type="admit"}[10m])) > 0`, o.WebhookName),
+			// The API server creates the series at its first fail-open, at
+			// 1, which increase() cannot see: a series new within the
+			// window counts whole.
+			fmt.Sprintf(`sum by (cluster, name) (
+  (%[1]s unless %[1]s offset 10m)
+  or
+  increase(%[1]s[10m])
+) > 0`, fmt.Sprintf(`apiserver_admission_webhook_fail_open_count{name=%q,type="admit"}`, o.WebhookName)),
 			5*time.Minute,
 			"The API server cannot call the UPID webhook",
 			"The API server admitted {{ $value | printf \"%.0f\" }} pod(s) in 10 minutes without calling the UPID webhook {{ $labels.name }} (failurePolicy Ignore): their requests were not rightsized.",
