@@ -36,6 +36,19 @@ type windowServer struct {
 	asked atomic.Int64
 }
 
+// windowAPI serves h over HTTP until t ends and returns a Prometheus API
+// client of it.
+func windowAPI(t testing.TB, h http.Handler) v1.API {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	client, err := api.NewClient(api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.NewAPI(client)
+}
+
 var (
 	nsMatcher = regexp.MustCompile(`namespace=~"([^"]*)"`)
 	rangeSel  = regexp.MustCompile(`\)\[([0-9a-z]+):5m\]`)
@@ -247,13 +260,7 @@ func oldCycle(ctx context.Context, b *testing.B, q v1.API, a *analyzer, inv inve
 func BenchmarkRecommenderCycle(b *testing.B) {
 	const nsCount, perNS = 100, 500
 	ws := &windowServer{perNS: perNS}
-	srv := httptest.NewServer(ws)
-	defer srv.Close()
-	client, err := api.NewClient(api.Config{Address: srv.URL})
-	if err != nil {
-		b.Fatal(err)
-	}
-	q := v1.NewAPI(client)
+	q := windowAPI(b, ws)
 	olds := &oldServer{nsCount: nsCount, perNS: perNS}
 	osrv := httptest.NewServer(olds)
 	defer osrv.Close()

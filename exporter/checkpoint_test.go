@@ -2,13 +2,16 @@ package exporter
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/recommend"
 )
 
@@ -35,7 +38,12 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 		for _, r := range c.States {
 			if s, err := recommend.StateFromRecord(r, p); err == nil {
-				s.Inputs(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+				// What the next cycles do with a loaded state.
+				at := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+				s.Inputs(at)
+				s.Observe(recommend.Sample{Time: at, Duration: 5 * time.Minute, CPU: 0.5, MemoryPeak: 1 << 30})
+				s.Observe(recommend.Sample{Time: at.Add(5 * time.Minute), Duration: 5 * time.Minute, CPU: 1e-6, MemoryPeak: 1})
+				s.Inputs(at.Add(10 * time.Minute))
 			}
 		}
 	})
@@ -75,5 +83,85 @@ func BenchmarkCheckpoint(b *testing.B) {
 	}
 	if fi, err := os.Stat(path); err == nil {
 		b.ReportMetric(float64(fi.Size())/float64(len(r.states)), "bytes/state")
+	}
+}
+
+// TestCheckpointCorruptRefused: a checkpoint changed by one byte anywhere,
+// or cut short, is refused whole; gob alone would decode a flipped bit in
+// a float as another plausible number.
+func TestCheckpointCorruptRefused(t *testing.T) {
+	p := recommend.DefaultPolicy()
+	r := newRecommender(p, p.Window, 24*time.Hour, 0, time.Minute, 2000, nil)
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		s := recommend.NewState(r.policy)
+		s.Observe(recommend.Sample{Time: t0, Duration: 5 * time.Minute, CPU: 0.25, MemoryPeak: 3e8})
+		r.states[history.ContainerKey{Key: history.Key{Namespace: "shop", Kind: "Deployment", Workload: "web" + strconv.Itoa(i)}, Container: "app"}] = s
+	}
+	r.through["shop"] = t0.Add(5 * time.Minute)
+	path := t.TempDir() + "/state"
+	if err := r.save(path); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(data []byte) error {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := newRecommender(p, p.Window, 24*time.Hour, 0, time.Minute, 2000, nil).load(path)
+		return err
+	}
+	if err := load(good); err != nil {
+		t.Fatalf("the saved checkpoint: %v", err)
+	}
+	for _, at := range []int{0, len(good) / 7, len(good) / 3, len(good) / 2, len(good) - 40, len(good) - 5, len(good) - 1} {
+		bad := bytes.Clone(good)
+		bad[at] ^= 0x01
+		if err := load(bad); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("byte %d of %d flipped: %v, want a checksum mismatch", at, len(good), err)
+		}
+	}
+	for _, n := range []int{0, 3, len(good) - 1} {
+		if err := load(good[:n]); err == nil {
+			t.Errorf("cut to %d bytes: loaded", n)
+		}
+	}
+}
+
+// TestCheckpointFromTheFuture: a checkpoint saved while the clock ran two
+// days ahead (NTP corrected the node's clock before the restart) must not
+// stop the namespace from being read, nor serve what it holds as current.
+func TestCheckpointFromTheFuture(t *testing.T) {
+	ws := &windowServer{perNS: 1}
+	q := windowAPI(t, ws)
+	mk := func() *recommender {
+		return newRecommender(recommend.DefaultPolicy(), 7*24*time.Hour, 24*time.Hour, 0, time.Minute, 2000, nil)
+	}
+	inv := inventory.Snapshot{Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "a", Kind: "Deployment", Name: "w0"}, Containers: []inventory.Container{{Name: "app"}}}}}
+	now := time.Date(2026, 3, 20, 12, 3, 0, 0, time.UTC)
+	ahead := mk()
+	if err := ahead.update(context.Background(), q, inv, now.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/state"
+	if err := ahead.save(path); err != nil {
+		t.Fatal(err)
+	}
+	r := mk()
+	if _, _, err := r.load(path); err != nil {
+		t.Fatal(err)
+	}
+	before := ws.asked.Load()
+	if err := r.update(context.Background(), q, inv, now); err != nil {
+		t.Fatal(err)
+	}
+	if ws.asked.Load() == before {
+		t.Errorf("no window read at the right time: the namespace stays read through %v, after now %v", r.through["a"], now)
+	}
+	if th := r.through["a"]; th.After(now) {
+		t.Errorf("the namespace is read through %v, after now %v", th, now)
 	}
 }

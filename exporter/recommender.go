@@ -145,10 +145,31 @@ func (r *recommender) update(ctx context.Context, q history.Querier, inv invento
 		}
 	}
 	r.current = wanted
-	for ns := range r.through {
+	future := map[string]bool{}
+	for ns, t := range r.through {
 		if _, ok := perNS[ns]; !ok {
 			delete(r.through, ns)
 			delete(r.caughtUp, ns)
+		}
+		// Read past now: a checkpoint saved while the clock ran ahead (a
+		// node's clock NTP corrected since). Nothing would be read until
+		// the clock caught up while stale states were served as ready, so
+		// the namespace is read again whole.
+		if t.After(now.Add(history.WindowStep)) {
+			future[ns] = true
+			delete(r.through, ns)
+			delete(r.caughtUp, ns)
+		}
+	}
+	if len(future) > 0 && r.logger != nil {
+		r.logger.Warn("recommender: namespaces read past the current time, read again", "namespaces", len(future), "now", now)
+	}
+	if len(future) > 0 {
+		for k := range r.states {
+			if future[k.Namespace] {
+				delete(r.states, k)
+				delete(r.departed, k)
+			}
 		}
 	}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +29,7 @@ import (
 // TestRecommenderMatchesOfflineState.
 func TestRecommenderLifecycle(t *testing.T) {
 	ws := &windowServer{perNS: 2}
-	srv := httptest.NewServer(ws)
-	defer srv.Close()
-	client, err := api.NewClient(api.Config{Address: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := v1.NewAPI(client)
+	q := windowAPI(t, ws)
 	window := 2 * 24 * time.Hour
 	// A budget of a nanosecond: one backfill chunk (a day) per cycle.
 	r := newRecommender(recommend.DefaultPolicy(), window, 24*time.Hour, time.Nanosecond, time.Minute, 2000, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -76,6 +76,11 @@ func StateFromRecord(r StateRecord, p Policy) (*State, error) {
 				return nil, fmt.Errorf("days[%d]: value %v out of range", i, v)
 			}
 		}
+		// Observe keeps no memory figure past this bound; a record that
+		// has one was not written by it.
+		if d.Peak > MaxMemoryBytes || d.OOMMemory > MaxMemoryBytes {
+			return nil, fmt.Errorf("days[%d]: memory %v or %v above %v bytes", i, d.Peak, d.OOMMemory, float64(MaxMemoryBytes))
+		}
 		if d.OOMs < 0 || d.OOMSec < 0 || d.OOMSec >= 86400 {
 			return nil, fmt.Errorf("days[%d]: OOM kills %d at second %d out of range", i, d.OOMs, d.OOMSec)
 		}
@@ -89,7 +94,9 @@ func (h *Histogram) load(r HistogramRecord) error {
 	if r.Options != h.opts {
 		return fmt.Errorf("options %+v, want %+v", r.Options, h.opts)
 	}
-	if len(r.Weights) > 0 && (r.First < 0 || r.First+len(r.Weights) > h.nb) {
+	// Compared without adding: First near MaxInt would wrap the sum past
+	// the check, and the next Observe would allocate a negative slice.
+	if len(r.Weights) > 0 && (r.First < 0 || r.First > h.nb || len(r.Weights) > h.nb-r.First) {
 		return fmt.Errorf("buckets %d to %d outside 0 to %d", r.First, r.First+len(r.Weights), h.nb)
 	}
 	// The total is kept apart from the buckets (trimmed buckets under

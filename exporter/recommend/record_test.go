@@ -84,6 +84,9 @@ func TestStateFromRecordRefuses(t *testing.T) {
 		{"NaN total", func(r *StateRecord) { r.CPU.Total = math.NaN() }, "total"},
 		{"NaN peak", func(r *StateRecord) { r.Days[0].Peak = math.NaN() }, "days[0]"},
 		{"OOM second", func(r *StateRecord) { r.Days[1].OOMSec = 86400 }, "days[1]"},
+		// First + len would wrap past the check; the next Observe panicked.
+		{"first bucket at MaxInt", func(r *StateRecord) { r.CPU.First = math.MaxInt }, "cpu histogram: buckets"},
+		{"peak past the memory bound", func(r *StateRecord) { r.Days[0].Peak = 2 * MaxMemoryBytes }, "days[0]: memory"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := good()
