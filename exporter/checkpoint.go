@@ -93,6 +93,12 @@ func (r *recommender) save(path string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
+	// The rename is durable only once the directory is: without this, a
+	// power loss could bring the previous checkpoint back.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 	return nil
 }
 
@@ -102,6 +108,13 @@ func (r *recommender) save(path string) error {
 // changed since) is dropped alone, and its namespace read again whole.
 // It returns the states loaded and those dropped.
 func (r *recommender) load(path string) (loaded, dropped int, err error) {
+	// Temporary files of a save cut short (the process killed mid-write)
+	// would otherwise pile up on a size-limited volume, one per crash.
+	if leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(path), filepath.Base(path)+".tmp-*")); err == nil {
+		for _, tmp := range leftovers {
+			_ = os.Remove(tmp)
+		}
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, nil

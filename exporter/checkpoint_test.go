@@ -114,8 +114,16 @@ func TestCheckpointCorruptRefused(t *testing.T) {
 		_, _, err := newRecommender(p, p.Window, 24*time.Hour, 0, time.Minute, 2000, nil).load(path)
 		return err
 	}
+	// A save cut short left its temporary file: the next start removes it.
+	leftover := path + ".tmp-123"
+	if err := os.WriteFile(leftover, good[:len(good)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := load(good); err != nil {
 		t.Fatalf("the saved checkpoint: %v", err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("the temporary file of a save cut short is still there: %v", err)
 	}
 	for _, at := range []int{0, len(good) / 7, len(good) / 3, len(good) / 2, len(good) - 40, len(good) - 5, len(good) - 1} {
 		bad := bytes.Clone(good)
