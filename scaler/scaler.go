@@ -234,7 +234,9 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 	res = Result{Action: ActionSleep, Workload: req.Workload}
 	dry := req.DryRun || s.cfg.DryRun
 	var target *object
-	tookToken := false
+	// token is when this sleep took its place in the rate limit, if it
+	// did; a retry after a conflict keeps it.
+	var token time.Time
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		o, err := s.kube.get(ctx, req.Workload)
 		if err != nil {
@@ -275,12 +277,13 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				res.Result, res.Reason = ResultSkipped, "already_zero"
 				return nil
 			}
-			if !req.Manual && !tookToken {
-				if !s.limiter.allow(s.now()) {
+			if !req.Manual && token.IsZero() {
+				at := s.now()
+				if !s.limiter.allow(at) {
 					res.Result, res.Reason = ResultSkipped, "rate_limited"
 					return nil
 				}
-				tookToken = true
+				token = at
 			}
 			if dry {
 				res.Result, res.Replicas = ResultDryRun, o.replicas
@@ -302,6 +305,12 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 		res.Result, res.Reason, res.Replicas = ResultSuccess, "", st.replicas
 		return nil
 	})
+	if !token.IsZero() && err == nil && res.Result == ResultSkipped {
+		// A retry found nothing to do after all (another replica or a
+		// person scaled it, a policy changed): the place goes back, or
+		// skips that acted on nothing would hold back real sleeps.
+		s.limiter.release(token)
+	}
 	s.finish(ctx, &res, target, req, err)
 	return res
 }
@@ -537,6 +546,15 @@ func (l *limiter) seed(times []time.Time) {
 		}
 	}
 	slices.SortFunc(l.times, func(a, b time.Time) int { return a.Compare(b) })
+}
+
+// release gives back the place allow gave at t.
+func (l *limiter) release(t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.Index(l.times, t); i >= 0 {
+		l.times = slices.Delete(l.times, i, i+1)
+	}
 }
 
 func (l *limiter) allow(now time.Time) bool {

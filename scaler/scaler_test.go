@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
@@ -446,5 +448,38 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
+	}
+}
+
+// TestRateLimitPlaceReturned: a sleep that took its place in the rate limit
+// and then, retrying a conflict, found the workload already at zero (scaled
+// by someone else meanwhile) did nothing, so it holds no place: the next
+// idle workload is put to sleep rather than skipped as rate_limited.
+func TestRateLimitPlaceReturned(t *testing.T) {
+	old := time.Now().Add(-72 * time.Hour)
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
+	cfg := testConfig(t)
+	cfg.MaxActions = 1
+	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+	raced := false
+	apps.fail = func(verb, sub string) error {
+		if verb == "patch" && !raced {
+			// Someone scales web to zero between the scaler's read and
+			// its write (the fake's lock is held here).
+			raced = true
+			d := apps.objects["shop/web"]
+			oldSpec, ann := d.Spec.DeepCopy(), maps.Clone(d.Annotations)
+			zero := int32(0)
+			d.Spec.Replicas = &zero
+			apps.wrote(d, oldSpec, ann)
+			return apierrors.NewConflict(deploymentsGR, "web", errStale)
+		}
+		return nil
+	}
+	if res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "already_zero" {
+		t.Fatalf("sleep of web: %v, want skipped (already_zero) after the race", res)
+	}
+	if res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "api"}, Cause: "test"}); res.Result != ResultSuccess {
+		t.Errorf("sleep of api: %v, want success: web's sleep did nothing and holds no place", res)
 	}
 }
