@@ -259,7 +259,9 @@ func joinReasons(rs []string) string {
 
 func (r *checkResult) judge(maxWaste, maxPercent *float64) {
 	r.MaxWaste, r.MaxWastePercent = maxWaste, maxPercent
-	r.OverThreshold = (maxWaste != nil && r.MonthlyWaste > *maxWaste) || (maxPercent != nil && r.WastePercent > *maxPercent)
+	// Fails closed: a waste that is not a number is not within a threshold.
+	over := func(v float64, max *float64) bool { return max != nil && !(v <= *max) }
+	r.OverThreshold = over(r.MonthlyWaste, maxWaste) || over(r.WastePercent, maxPercent)
 }
 
 func (r *checkResult) verdict() string {

@@ -186,6 +186,11 @@ func TestJudge(t *testing.T) {
 			}
 		})
 	}
+	// A waste that is not a number is not within a threshold.
+	r := &checkResult{MonthlyWaste: math.NaN(), MonthlyCost: 400, WastePercent: math.NaN()}
+	if r.judge(fp(1000), fp(90)); !r.OverThreshold {
+		t.Errorf("NaN waste passed the gate: %q", r.verdict())
+	}
 }
 
 // TestPatchPaths: each kind gets its pod spec where the kind keeps it, and

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -215,7 +216,8 @@ func (p *parser) object(n *yaml.Node, depth int) {
 	}
 	ns, _ := p.scalar(get(n, "metadata", "namespace"), "metadata.namespace")
 	w := Workload{File: p.file, Line: n.Line, Kind: kind, Namespace: ns, Name: name, Containers: []Container{}}
-	if r := get(n, "spec", "replicas"); r != nil && kind != "Pod" {
+	// replicas: null (a Helm value left unset) is no count: the default.
+	if r := get(n, "spec", "replicas"); r != nil && kind != "Pod" && !(r.Kind == yaml.ScalarNode && r.Tag == "!!null") {
 		v, err := strconv.ParseInt(r.Value, 10, 32)
 		if r.Kind != yaml.ScalarNode || err != nil || v < 0 {
 			p.errorf(r.Line, "%s %s: spec.replicas: want a whole number, got %q", kind, name, r.Value)
@@ -305,7 +307,14 @@ func (p *parser) resources(n *yaml.Node, ct *Container, where string) {
 			p.errorf(v.Line, "%s.%s.%s: %q is not a quantity", where, q.section, q.res, v.Value)
 			continue
 		}
+		// The API server refuses these; counted, a negative request hid
+		// the waste of the rest and an infinite one made it NaN, and both
+		// passed the gate.
 		f := qty.AsApproximateFloat64()
+		if qty.Sign() < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			p.errorf(v.Line, "%s.%s.%s: %q is not a quantity a pod can request (negative or too large)", where, q.section, q.res, v.Value)
+			continue
+		}
 		*q.dst = &f
 	}
 }

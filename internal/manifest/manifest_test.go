@@ -79,6 +79,17 @@ func TestParse(t *testing.T) {
 			in:   "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    resources:\n      requests:\n        cpu: lots\n",
 			want: []string{"Pod//a:-:c"}, errs: []string{`m.yaml:8: Pod a: container c: resources.requests.cpu: "lots" is not a quantity`},
 		},
+		{
+			// Counted, a negative request hid the waste of the rest and an
+			// infinite one made it NaN; the API server refuses both.
+			name: "negative and infinite quantities",
+			in:   "kind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    resources:\n      requests: {cpu: '-1000', memory: 1e400}\n",
+			want: []string{"Pod//a:-:c"}, errs: []string{
+				`m.yaml:7: Pod a: container c: resources.requests.cpu: "-1000" is not a quantity a pod can request (negative or too large)`,
+				`m.yaml:7: Pod a: container c: resources.requests.memory: "1e400" is not a quantity a pod can request (negative or too large)`},
+		},
+		// Helm renders an unset value as null; Kubernetes defaults it.
+		{name: "replicas null", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas:\n  template: {spec: {containers: [{name: c}]}}\n", want: []string{"Deployment//a:-:c"}},
 		{name: "bad replicas", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: many\n  template: {spec: {containers: []}}\n", want: []string{"Deployment//a:-:"}, errs: []string{`m.yaml:4: Deployment a: spec.replicas: want a whole number, got "many"`}},
 		{
 			name: "pod-level resources",
