@@ -199,7 +199,7 @@ func (p *parser) object(n *yaml.Node, depth int) {
 			return
 		}
 		for _, it := range items.Content {
-			p.object(it, depth+1)
+			p.object(deref(it), depth+1)
 		}
 		return
 	}
@@ -252,7 +252,7 @@ func (p *parser) object(n *yaml.Node, depth int) {
 		}
 	}
 	for _, c := range append(slices.Clone(cs.Content), sidecars...) {
-		if ct, ok := p.container(c, kind, name); ok {
+		if ct, ok := p.container(deref(c), kind, name); ok {
 			w.Containers = append(w.Containers, ct)
 		}
 	}
@@ -333,27 +333,53 @@ func (p *parser) scalar(n *yaml.Node, field string) (string, bool) {
 }
 
 // get follows keys through nested mappings; nil when any is missing. An
-// alias is followed to what it names.
+// alias is followed to what it names, and a key a mapping lacks is looked
+// up in what it merges (`<<: *base`), as kubectl's YAML reader does.
 func get(n *yaml.Node, keys ...string) *yaml.Node {
 	for _, k := range keys {
-		for n != nil && n.Kind == yaml.AliasNode {
-			n = n.Alias
-		}
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
+		n = lookup(deref(n), k, 0)
 	}
+	return deref(n)
+}
+
+func deref(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	return n
+}
+
+// lookup finds key k in mapping n: its own entry (the last, as kubectl
+// keeps), else the first merged mapping that has it. depth bounds merges
+// of merges, which an alias can make cyclic.
+func lookup(n *yaml.Node, k string, depth int) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode || depth > 8 {
+		return nil
+	}
+	var own *yaml.Node
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch key := n.Content[i]; {
+		case key.Value == k && key.Tag != "!!merge":
+			own = n.Content[i+1]
+		case key.Tag == "!!merge":
+			v := deref(n.Content[i+1])
+			if v != nil && v.Kind == yaml.SequenceNode {
+				merges = append(merges, v.Content...)
+			} else {
+				merges = append(merges, v)
+			}
+		}
+	}
+	if own != nil {
+		return own
+	}
+	for _, m := range merges {
+		if v := lookup(deref(m), k, depth+1); v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 func nodeKind(n *yaml.Node) string {

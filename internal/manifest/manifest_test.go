@@ -256,3 +256,33 @@ spec:
 		t.Errorf("proxy %+v", p)
 	}
 }
+
+// TestMergeKeys: kubectl's YAML reader applies merge keys (`<<: *base`)
+// and aliases of whole containers; read without them, a container lost
+// its requests (priced as none) or was refused.
+func TestMergeKeys(t *testing.T) {
+	in := "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n" +
+		"      - &base {name: b, resources: {requests: {cpu: 100m, memory: 64Mi}}}\n" +
+		"      - <<: *base\n        name: d\n        resources: {requests: {cpu: 300m}}\n" +
+		"      - <<: [*base]\n        name: e\n" +
+		"      - *base\n"
+	ws, _, err := Parse("m.yaml", []byte(in))
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("%v, %v", ws, err)
+	}
+	var got []string
+	for _, c := range ws[0].Containers {
+		cpu, mem := "-", "-"
+		if c.CPURequest != nil {
+			cpu = strconv.FormatFloat(*c.CPURequest, 'g', -1, 64)
+		}
+		if c.MemoryRequest != nil {
+			mem = strconv.FormatFloat(*c.MemoryRequest, 'g', -1, 64)
+		}
+		got = append(got, c.Name+"="+cpu+"/"+mem)
+	}
+	// d's own resources replace base's whole mapping, as a merge does.
+	if want := "b=0.1/6.7108864e+07 d=0.3/- e=0.1/6.7108864e+07 b=0.1/6.7108864e+07"; strings.Join(got, " ") != want {
+		t.Errorf("containers %v, want %s", got, want)
+	}
+}
