@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -76,6 +78,13 @@ func TestDecideEdges(t *testing.T) {
 		overhead: rl("cpu", "250m"), target: Target{CPURequest: f(0.25)}, policy: defaultPolicy,
 		constr:     Constraints{Quotas: []*corev1.ResourceQuota{quota(rl("requests.cpu", "800m"), rl("requests.cpu", "250m"))}},
 		wantChange: true,
+	}, {
+		// Rounded to whole MiB, limit/1000 (1048576.001 bytes) became
+		// 1Mi, a ratio of 1000.000001, which the LimitRanger rejects.
+		name:   "unchanged limit, ratio 1000: rounding does not cross it",
+		res:    corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "10Mi"), Limits: rl("memory", "1048576001")},
+		target: Target{MemoryRequest: f(512 << 10)}, policy: unchanged, wantReason: "below_threshold",
+		constr: Constraints{LimitRanges: []*corev1.LimitRange{limitRange(corev1.LimitTypeContainer, nil, nil, rl("memory", "1000"))}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := webPod(nil)
@@ -132,7 +141,7 @@ func TestDecideEdges(t *testing.T) {
 func TestEdgesThroughAPIServer(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
 	ctx := context.Background()
-	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped"} {
+	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped", "t-annotations"} {
 		createNamespace(t, k, ns, map[string]string{AnnotationMode: ModeEnforce})
 	}
 	if _, err := k.Clientset.CoreV1().LimitRanges("t-ratio").Create(ctx, limitRange(corev1.LimitTypeContainer, nil, nil, rl("cpu", "2")), metav1.CreateOptions{}); err != nil {
@@ -157,7 +166,7 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 	}
 	waitQuotaUsed(t, k, "t-scoped", "batch")
 	var recs []exporter.WorkloadResult
-	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped"} {
+	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped", "t-annotations"} {
 		recs = append(recs, workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1))
 	}
 	cert := testenv.NewServingCert(t)
@@ -202,6 +211,12 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 			p.Spec.PriorityClassName = batch
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
 		}, check: cpuIs("100m")},
+		// 100 bytes under the API server's 256 KiB of annotations:
+		// UPID's own would take the pod past it, and it would be rejected.
+		{ns: "t-annotations", reason: "annotations_too_large", edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"example.com/config": strings.Repeat("x", 256<<10-len("example.com/config")-100)}
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "1Gi")}
+		}, check: cpuIs("100m")},
 		{ns: "t-subunit", reason: "below_threshold", edit: func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "400m", "memory", "100m"), Limits: rl("memory", "500m")}
 		}},
@@ -239,12 +254,36 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, reason := range []string{"resource_quota", "below_threshold"} {
+	for _, reason := range []string{"resource_quota", "below_threshold", "annotations_too_large"} {
 		if n := counterValue(mfs, "upid_webhook_decisions_total", map[string]string{"outcome": OutcomeSkipped, "reason": reason}); n < 1 {
 			t.Errorf("no pod skipped for %s: the webhook did not see it", reason)
 		}
 	}
 	if n := counterValue(mfs, "upid_webhook_decisions_total", map[string]string{"outcome": OutcomeFailedOpen}); n != 0 {
 		t.Errorf("%v admissions failed open", n)
+	}
+}
+
+// TestAnnotationsTooLarge: UPID's annotations are not added, in either
+// mode, when they would take a pod's past the API server's limit, and are
+// when they fit.
+func TestAnnotationsTooLarge(t *testing.T) {
+	const key = "example.com/config"
+	plan := Decide(webPod(nil), &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.4)}}}, Constraints{}, defaultPolicy)
+	if !plan.Changed() {
+		t.Fatalf("no plan: %s", plan.Reason)
+	}
+	for _, tc := range []struct {
+		room    int
+		wantErr bool
+	}{{100, true}, {2000, false}} {
+		for _, mode := range []string{ModeEnforce, ModeRecommend} {
+			pod := webPod(nil)
+			pod.Annotations = map[string]string{key: strings.Repeat("x", 256<<10-len(key)-tc.room)}
+			_, err := plan.Patch(pod, mode)
+			if got := errors.Is(err, errAnnotationsTooLarge); got != tc.wantErr {
+				t.Errorf("%s with %d bytes of room: %v, want too large %v", mode, tc.room, err, tc.wantErr)
+			}
+		}
 	}
 }

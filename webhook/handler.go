@@ -225,6 +225,9 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 		return allowed, OutcomeSkipped, plan.Reason
 	}
 	ops, err := plan.patch(anns, mode)
+	if errors.Is(err, errAnnotationsTooLarge) {
+		return allowed, OutcomeSkipped, "annotations_too_large"
+	}
 	if err != nil {
 		return allowed, OutcomeFailedOpen, "error"
 	}

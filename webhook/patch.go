@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	"github.com/upid-dev/upid/exporter/recommend"
@@ -248,7 +250,32 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 
 // bound is a LimitRange's constraint on one resource of a container; zero
 // values mean no constraint.
-type bound struct{ min, max, ratio float64 }
+type bound struct {
+	min, max, ratio float64
+	// ratioQ is the maxLimitRequestRatio as written, which the
+	// LimitRanger compares exactly (ratioExceeds).
+	ratioQ resource.Quantity
+}
+
+// ratioExceeds is the LimitRanger's limitRequestRatioConstraint: the
+// ratio in milli-units where they do not overflow, compared without
+// tolerance. Rounding a request to whole MiB can leave it a hair under
+// limit/ratio, which a float test with any tolerance lets through and
+// the API server rejects.
+func ratioExceeds(req, lim, enforced resource.Quantity) bool {
+	r, l := req.Value(), lim.Value()
+	if r <= resource.MaxMilliValue && l <= resource.MaxMilliValue && enforced.Value() <= resource.MaxMilliValue {
+		r, l = req.MilliValue(), lim.MilliValue()
+	}
+	if r == 0 || l == 0 {
+		return true
+	}
+	observed, max := float64(l)/float64(r), float64(enforced.Value())
+	if enforced.Value() <= resource.MaxMilliValue {
+		observed, max = observed*1000, float64(enforced.MilliValue())
+	}
+	return observed > max
+}
 
 // admits tells whether the LimitRanger would accept v for this resource.
 func (b bound) admits(v float64) bool {
@@ -276,7 +303,7 @@ func limitBounds(lrs []*corev1.LimitRange, typ corev1.LimitType) map[corev1.Reso
 				}
 				if q, ok := item.MaxLimitRequestRatio[r]; ok {
 					if v := q.AsApproximateFloat64(); b.ratio == 0 || v < b.ratio {
-						b.ratio = v
+						b.ratio, b.ratioQ = v, q
 					}
 				}
 				out[r] = b
@@ -332,7 +359,7 @@ func (s podSums) admits(bounds map[corev1.ResourceName]bound) bool {
 		if b.max > 0 && (!hasLim || lv > b.max*(1+1e-9) || (hasReq && rv > b.max*(1+1e-9))) {
 			return false
 		}
-		if b.ratio > 0 && (!hasReq || !hasLim || rv == 0 || lv == 0 || lv > b.ratio*rv*(1+1e-9)) {
+		if b.ratio > 0 && (!hasReq || !hasLim || rv == 0 || lv == 0 || ratioExceeds(req, lim, b.ratioQ)) {
 			return false
 		}
 	}
@@ -553,7 +580,7 @@ func decideContainer(old corev1.ResourceRequirements, t Target, bounds map[corev
 		if !setLim && hasLim {
 			effLim, limited = old.Limits[r], true
 		}
-		if limited && (reqQ.Cmp(effLim) > 0 || (b.ratio > 0 && effLim.AsApproximateFloat64() > b.ratio*reqQ.AsApproximateFloat64()*(1+1e-9))) {
+		if limited && (reqQ.Cmp(effLim) > 0 || (b.ratio > 0 && ratioExceeds(reqQ, effLim, b.ratioQ))) {
 			continue
 		}
 		if !b.admits(reqQ.AsApproximateFloat64()) || (setLim && !b.admits(limQ.AsApproximateFloat64())) {
@@ -733,6 +760,22 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 			anns[4] = [2]string{AnnotationOriginalPod, orig}
 		}
 	}
+	grow := 0
+	for _, kv := range anns {
+		if kv[0] == "" {
+			continue
+		}
+		if cur, ok := annotations.get(kv[0]); ok {
+			grow += len(kv[1]) - len(cur)
+		} else {
+			grow += len(kv[0]) + len(kv[1])
+		}
+	}
+	if annotations.sizeOr0()+grow > apivalidation.TotalAnnotationSizeLimitB {
+		// The API server validates the annotations after the webhooks,
+		// and a failurePolicy does not cover that rejection.
+		return nil, errAnnotationsTooLarge
+	}
 	if annotations == nil {
 		m := make(map[string]string, len(anns))
 		for _, kv := range anns {
@@ -751,6 +794,17 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		}
 	}
 	return ops, nil
+}
+
+// errAnnotationsTooLarge: UPID's annotations would take the pod's past
+// the API server's limit, which would reject the pod.
+var errAnnotationsTooLarge = errors.New("the pod's annotations would pass the API server's limit")
+
+func (a *podAnnotations) sizeOr0() int {
+	if a == nil {
+		return 0
+	}
+	return a.size
 }
 
 // cpuMemory and resourceValues are what the patch and the annotations write

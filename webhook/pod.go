@@ -64,6 +64,20 @@ type podAnnotations struct {
 	// The pod-level ones.
 	OriginalPod    *string `json:"upid.io/original-pod-resources"`
 	RecommendedPod *string `json:"upid.io/recommended-pod-resources"`
+	// size bounds what the API server counts of all the pod's
+	// annotations, keys and values (ValidateAnnotationsSize): the length
+	// of the object as sent, quotes and escapes included.
+	size int
+}
+
+// UnmarshalJSON decodes UPID's annotations and keeps the size of all.
+func (a *podAnnotations) UnmarshalJSON(b []byte) error {
+	type fields podAnnotations
+	if err := fastJSON.Unmarshal(b, (*fields)(a)); err != nil {
+		return err
+	}
+	a.size = len(b)
+	return nil
 }
 
 // get reads one of the annotations as a map would.
@@ -100,6 +114,9 @@ func annotationsOf(m map[string]string) *podAnnotations {
 		return nil
 	}
 	a := &podAnnotations{OptOut: m[AnnotationOptOut], Mode: m[AnnotationMode]}
+	for k, v := range m {
+		a.size += len(k) + len(v)
+	}
 	if v, ok := m[AnnotationOriginal]; ok {
 		a.Original = &v
 	}
