@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -59,7 +60,33 @@ func Load(paths []string, stdin io.Reader) (Input, error) {
 			errs = append(errs, &Error{File: p, Msg: err.Error()})
 		}
 	}
+	in.resolveRefs()
 	return in, errors.Join(errs...)
+}
+
+// resolveRefs sizes a Rollout with a workloadRef as the cluster does: the
+// referenced Deployment's template, in whichever file it is, becomes the
+// Rollout's, with the Rollout's replicas. Argo scales the Deployment
+// itself down, so it is not counted beside it. A reference to a
+// Deployment not in the input stays skipped.
+func (in *Input) resolveRefs() {
+	kept := in.Skipped[:0]
+	for _, sk := range in.Skipped {
+		i := -1
+		if sk.ref != nil {
+			i = slices.IndexFunc(in.Workloads, func(w Workload) bool {
+				return w.Kind == "Deployment" && w.Namespace == sk.ref.namespace && w.Name == sk.ref.deployment
+			})
+		}
+		if i < 0 {
+			kept = append(kept, sk)
+			continue
+		}
+		// File and lines stay the Deployment's: the template is there.
+		w := &in.Workloads[i]
+		w.Kind, w.Name, w.Replicas = sk.Kind, sk.Name, sk.ref.replicas
+	}
+	in.Skipped = kept
 }
 
 func readFile(path string, read func(string, io.Reader), errs *[]error) {

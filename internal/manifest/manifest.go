@@ -57,6 +57,15 @@ type Skipped struct {
 	Line int    `json:"line"`
 	Kind string `json:"kind"`
 	Name string `json:"name,omitempty"`
+	// ref is a Rollout's workloadRef, which Load resolves.
+	ref *workloadRef
+}
+
+// workloadRef is a Rollout that runs a Deployment's template: Argo makes
+// the pods, and the cluster sizes them under the Rollout.
+type workloadRef struct {
+	namespace, deployment string
+	replicas              *int64
 }
 
 // Error is one problem at one line of one file.
@@ -206,7 +215,17 @@ func (p *parser) object(n *yaml.Node, depth int) {
 	path, known := podSpecPath[kind]
 	// A Rollout with a workloadRef runs the referenced Deployment's
 	// template, which is read where that Deployment is.
-	if !known || (kind == argorollouts.Kind && get(n, "spec", "workloadRef") != nil) {
+	if ref := get(n, "spec", "workloadRef"); kind == argorollouts.Kind && ref != nil {
+		sk := Skipped{File: p.file, Line: n.Line, Kind: kind, Name: name}
+		if k, _ := p.scalar(get(ref, "kind"), "spec.workloadRef.kind"); k == "Deployment" {
+			ns, _ := p.scalar(get(n, "metadata", "namespace"), "metadata.namespace")
+			dep, _ := p.scalar(get(ref, "name"), "spec.workloadRef.name")
+			sk.ref = &workloadRef{namespace: ns, deployment: dep, replicas: p.replicas(n, kind, name)}
+		}
+		p.skipped = append(p.skipped, sk)
+		return
+	}
+	if !known {
 		p.skipped = append(p.skipped, Skipped{File: p.file, Line: n.Line, Kind: kind, Name: name})
 		return
 	}
@@ -216,14 +235,8 @@ func (p *parser) object(n *yaml.Node, depth int) {
 	}
 	ns, _ := p.scalar(get(n, "metadata", "namespace"), "metadata.namespace")
 	w := Workload{File: p.file, Line: n.Line, Kind: kind, Namespace: ns, Name: name, Containers: []Container{}}
-	// replicas: null (a Helm value left unset) is no count: the default.
-	if r := get(n, "spec", "replicas"); r != nil && kind != "Pod" && !(r.Kind == yaml.ScalarNode && r.Tag == "!!null") {
-		v, err := strconv.ParseInt(r.Value, 10, 32)
-		if r.Kind != yaml.ScalarNode || err != nil || v < 0 {
-			p.errorf(r.Line, "%s %s: spec.replicas: want a whole number, got %q", kind, name, r.Value)
-		} else {
-			w.Replicas = &v
-		}
+	if kind != "Pod" {
+		w.Replicas = p.replicas(n, kind, name)
 	}
 	spec := get(n, path...)
 	where := strings.Join(path, ".")
@@ -282,6 +295,21 @@ func (p *parser) container(c *yaml.Node, kind, name string) (Container, bool) {
 	ct := Container{Name: cn, Line: c.Line}
 	p.resources(c, &ct, kind+" "+name+": container "+cn+": resources")
 	return ct, true
+}
+
+// replicas reads spec.replicas; nil when unset, or null (a Helm value
+// left unset), which the cluster defaults.
+func (p *parser) replicas(n *yaml.Node, kind, name string) *int64 {
+	r := get(n, "spec", "replicas")
+	if r == nil || (r.Kind == yaml.ScalarNode && r.Tag == "!!null") {
+		return nil
+	}
+	v, err := strconv.ParseInt(r.Value, 10, 32)
+	if r.Kind != yaml.ScalarNode || err != nil || v < 0 {
+		p.errorf(r.Line, "%s %s: spec.replicas: want a whole number, got %q", kind, name, r.Value)
+		return nil
+	}
+	return &v
 }
 
 // resources reads the CPU and memory requests and limits under n's

@@ -286,3 +286,36 @@ func TestMergeKeys(t *testing.T) {
 		t.Errorf("containers %v, want %s", got, want)
 	}
 }
+
+// TestLoadWorkloadRef: a Rollout with a workloadRef is sized as the
+// cluster sizes it, with its Deployment's template (from another file) and
+// its own replicas, and the Deployment Argo scales down is not counted
+// beside it; a reference to a Deployment not in the input stays skipped.
+func TestLoadWorkloadRef(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"a-rollout.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: web-ro, namespace: shop}\nspec:\n  replicas: 5\n" +
+			"  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n" +
+			"---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: lost, namespace: shop}\nspec:\n  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: elsewhere}\n",
+		"b-deployment.yaml": "kind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  replicas: 0\n  template:\n    spec:\n      containers:\n      - name: app\n        resources: {requests: {cpu: 250m}}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := Load([]string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Workloads) != 1 {
+		t.Fatalf("workloads %+v, want the Rollout alone", in.Workloads)
+	}
+	w := in.Workloads[0]
+	if w.Kind != "Rollout" || w.Namespace != "shop" || w.Name != "web-ro" || w.Replicas == nil || *w.Replicas != 5 ||
+		len(w.Containers) != 1 || w.Containers[0].Name != "app" || *w.Containers[0].CPURequest != 0.25 || !strings.HasSuffix(w.File, "b-deployment.yaml") {
+		t.Errorf("workload %+v, want shop/Rollout/web-ro with 5 replicas of the Deployment's app (250m), at the template's file", w)
+	}
+	if len(in.Skipped) != 1 || in.Skipped[0].Name != "lost" {
+		t.Errorf("skipped %+v, want the Rollout whose Deployment is not in the input", in.Skipped)
+	}
+}
