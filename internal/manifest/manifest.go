@@ -5,6 +5,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +117,20 @@ func Read(file string, r io.Reader) ([]Workload, []Skipped, error) {
 // Parse is Read for input already in memory.
 func Parse(file string, data []byte) ([]Workload, []Skipped, error) {
 	p := &parser{file: file}
+	if objs := jsonStream(data); objs != nil {
+		for _, o := range objs {
+			p.decode(o.data, o.line-1)
+		}
+	} else {
+		p.decode(data, 0)
+	}
+	return p.workloads, p.skipped, errors.Join(p.errs...)
+}
+
+// decode reads YAML documents; offset is the line of data's first line
+// less one, for a JSON object of a stream.
+func (p *parser) decode(data []byte, offset int) {
+	p.offset = offset
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
@@ -127,9 +142,55 @@ func Parse(file string, data []byte) ([]Workload, []Skipped, error) {
 			p.syntax(err)
 			break
 		}
+		if offset > 0 {
+			shiftLines(&doc, offset, map[*yaml.Node]bool{})
+		}
 		p.document(&doc)
 	}
-	return p.workloads, p.skipped, errors.Join(p.errs...)
+}
+
+func shiftLines(n *yaml.Node, by int, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	n.Line += by
+	for _, c := range n.Content {
+		shiftLines(c, by, seen)
+	}
+}
+
+// jsonObject is one object of a JSON stream and the line it starts at.
+type jsonObject struct {
+	data []byte
+	line int
+}
+
+// jsonStream splits a stream of two or more JSON objects, one after
+// another as kubectl reads them, which a YAML decoder refuses. Anything
+// else is nil and read as YAML, which a single JSON object is.
+func jsonStream(data []byte) []jsonObject {
+	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var out []jsonObject
+	for dec.More() {
+		start := int(dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil
+		}
+		for start < len(data) && strings.ContainsRune(" \t\r\n", rune(data[start])) {
+			start++
+		}
+		out = append(out, jsonObject{data: raw, line: 1 + bytes.Count(data[:start], []byte("\n"))})
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
 }
 
 type parser struct {
@@ -137,6 +198,9 @@ type parser struct {
 	workloads []Workload
 	skipped   []Skipped
 	errs      []error
+	// offset is added to the lines of syntax errors, for a JSON object
+	// of a stream (node lines are shifted as decoded).
+	offset int
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -158,13 +222,13 @@ func (p *parser) syntaxLine(msg string) {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	if m := yamlLine.FindStringSubmatch("yaml: " + msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		p.errorf(n, "%s", m[2])
+		p.errorf(n+p.offset, "%s", m[2])
 		return
 	}
 	if strings.HasPrefix(msg, "line ") {
 		if i := strings.Index(msg, ": "); i > 0 {
 			if n, err := strconv.Atoi(msg[len("line "):i]); err == nil {
-				p.errorf(n, "%s", msg[i+2:])
+				p.errorf(n+p.offset, "%s", msg[i+2:])
 				return
 			}
 		}

@@ -88,6 +88,14 @@ func TestParse(t *testing.T) {
 				`m.yaml:7: Pod a: container c: resources.requests.cpu: "-1000" is not a quantity a pod can request (negative or too large)`,
 				`m.yaml:7: Pod a: container c: resources.requests.memory: "1e400" is not a quantity a pod can request (negative or too large)`},
 		},
+		{
+			// kubectl reads JSON objects one after another; lines count
+			// from the file's start.
+			name: "JSON stream",
+			in: `{"kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c"}]}}` + "\n{\n \"kind\": \"Pod\",\n \"metadata\": {\"name\": \"b\"},\n" +
+				` "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "lots"}}}]}` + "\n}\n",
+			want: []string{"Pod//a:-:c", "Pod//b:-:c"}, errs: []string{`m.yaml:5: Pod b: container c: resources.requests.cpu: "lots" is not a quantity`},
+		},
 		// Helm renders an unset value as null; Kubernetes defaults it.
 		{name: "replicas null", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas:\n  template: {spec: {containers: [{name: c}]}}\n", want: []string{"Deployment//a:-:c"}},
 		{name: "bad replicas", in: "kind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: many\n  template: {spec: {containers: []}}\n", want: []string{"Deployment//a:-:"}, errs: []string{`m.yaml:4: Deployment a: spec.replicas: want a whole number, got "many"`}},
