@@ -359,7 +359,7 @@ func (s podSums) admits(bounds map[corev1.ResourceName]bound) bool {
 		if b.max > 0 && (!hasLim || lv > b.max*(1+1e-9) || (hasReq && rv > b.max*(1+1e-9))) {
 			return false
 		}
-		if b.ratio > 0 && (!hasReq || !hasLim || rv == 0 || lv == 0 || ratioExceeds(req, lim, b.ratioQ)) {
+		if b.ratio > 0 && (!hasReq || !hasLim || ratioExceeds(req, lim, b.ratioQ)) {
 			return false
 		}
 	}

@@ -131,16 +131,17 @@ func (p *podFields) bestEffort(created *corev1.Pod) bool {
 	return qosOf(p.Spec.InitContainers, p.Spec.Containers) == corev1.PodQOSBestEffort
 }
 
+var scopeOperators = map[corev1.ScopeSelectorOperator]selection.Operator{
+	corev1.ScopeSelectorOpIn: selection.In, corev1.ScopeSelectorOpNotIn: selection.NotIn,
+	corev1.ScopeSelectorOpExists: selection.Exists, corev1.ScopeSelectorOpDoesNotExist: selection.DoesNotExist,
+}
+
 // priorityClassMatches reads the requirement as a label selector on a set
 // that holds the pod's priority class under the scope's name, and nothing
 // when it has none (ScopedResourceSelectorRequirementsAsSelector and
 // podMatchesSelector).
 func (p *podFields) priorityClassMatches(r corev1.ScopedResourceSelectorRequirement) bool {
-	ops := map[corev1.ScopeSelectorOperator]selection.Operator{
-		corev1.ScopeSelectorOpIn: selection.In, corev1.ScopeSelectorOpNotIn: selection.NotIn,
-		corev1.ScopeSelectorOpExists: selection.Exists, corev1.ScopeSelectorOpDoesNotExist: selection.DoesNotExist,
-	}
-	op, ok := ops[r.Operator]
+	op, ok := scopeOperators[r.Operator]
 	if !ok {
 		return true
 	}

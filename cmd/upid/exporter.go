@@ -26,15 +26,9 @@ import (
 
 const exporterDefaultAddress = ":9847"
 
-// kubeClient builds a client from --kubeconfig/--context, falling back to
-// in-cluster configuration as kubectl does.
-func kubeClient(cfg config.Kubernetes) (kubernetes.Interface, error) {
-	kc, _, err := kubeClients(cfg)
-	return kc, err
-}
-
-// kubeClients is kubeClient and a dynamic client of the same
-// configuration, for custom resources (Argo Rollouts).
+// kubeClients builds a client from --kubeconfig/--context, falling back
+// to in-cluster configuration as kubectl does, and a dynamic client of
+// the same configuration, for custom resources (Argo Rollouts).
 func kubeClients(cfg config.Kubernetes) (kubernetes.Interface, dynamic.Interface, error) {
 	rc, err := kubeRESTConfig(cfg, "upid")
 	if err != nil {
@@ -126,7 +120,7 @@ func runExporter(env *environment, demo bool) int {
 		summary = func(r *exporter.Results) { printDemoSummary(env.stdout, r) }
 	} else {
 		var err error
-		if opts.Kube, err = kubeClient(env.cfg.Kubernetes); err != nil {
+		if opts.Kube, _, err = kubeClients(env.cfg.Kubernetes); err != nil {
 			log.Error("cannot build a Kubernetes client", "err", err)
 			return exitUsage
 		}
