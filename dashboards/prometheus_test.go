@@ -434,6 +434,6 @@ func newExporterServer(svc *exporter.Service) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv.Registry.MustRegister(svc.Collectors()...)
+	srv.Registry.MustRegister(svc.Collector())
 	return srv.Mux, nil
 }

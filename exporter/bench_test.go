@@ -369,7 +369,7 @@ func benchCycle(b *testing.B, pods int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := reg.Stream(svc.Collectors()...); err != nil {
+	if err := reg.Stream(svc.Collectors); err != nil {
 		b.Fatal(err)
 	}
 	self := benchSelfRegistry(b, svc.Collectors())

@@ -85,6 +85,7 @@ func newDescs(cluster string) descs {
 // computed here, so scrapes stay cheap whatever the cycle costs.
 type resultsCollector struct {
 	s *Service
+	r *reading
 	d descs
 	// namespace label names, from the allow-list, for upid_namespace_labels
 	nsDesc *prometheus.Desc
@@ -151,14 +152,14 @@ func (c *resultsCollector) families() []prometheus.Collector {
 	}
 	out := make([]prometheus.Collector, len(all))
 	for i, desc := range all {
-		out[i] = &resultsCollector{s: c.s, d: c.d, nsDesc: c.nsDesc, only: desc}
+		out[i] = &resultsCollector{s: c.s, r: c.r, d: c.d, nsDesc: c.nsDesc, only: desc}
 	}
 	return out
 }
 
 func (c *resultsCollector) Collect(ch chan<- prometheus.Metric) {
 	c.init()
-	res := c.s.Last()
+	res := c.r.results
 	if res == nil {
 		return
 	}

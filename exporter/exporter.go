@@ -345,12 +345,31 @@ func (s *Service) Last() *Results {
 	return s.last
 }
 
-// Collectors are what the exporter registers: workload metrics, forecasts and self metrics.
+// reading is what one scrape reports: the results of one cycle and the
+// forecasts of one run, read once, so that a cycle or a run that ends while
+// a large scrape is being written cannot mix two of them in one exposition.
+type reading struct {
+	results   *Results
+	forecasts forecastRun
+}
+
+func (s *Service) read() *reading {
+	r := &reading{results: s.Last()}
+	s.forecasts.mu.RLock()
+	r.forecasts = s.forecasts.forecastRun
+	s.forecasts.mu.RUnlock()
+	return r
+}
+
+// Collectors are the collectors of one scrape: workload metrics and
+// forecasts, one collector per metric family so that web.Server.Stream
+// can gather and encode them one at a time, all from the same reading of
+// the results, then the self metrics. Call it once per scrape, as Stream
+// does; a plain registry takes Collector instead.
 func (s *Service) Collectors() []prometheus.Collector {
-	// One collector per metric family, so that web.Server.Stream can gather
-	// and encode them one at a time.
-	out := (&resultsCollector{s: s}).families()
-	out = append(out, newForecastCollector(s).families()...)
+	r := s.read()
+	out := (&resultsCollector{s: s, r: r}).families()
+	out = append(out, newForecastCollector(s, r).families()...)
 	self := []prometheus.Collector{s.self, s.rec}
 	if c := s.opts.Exporter.Cluster; c != "" {
 		// The exporter's own metrics carry the cluster its results do, so
@@ -360,4 +379,22 @@ func (s *Service) Collectors() []prometheus.Collector {
 		}
 	}
 	return append(out, self...)
+}
+
+// Collector is Collectors as one collector, for a plain registry: each
+// Collect reads the service once, as a streamed scrape does.
+func (s *Service) Collector() prometheus.Collector { return scrapes{s} }
+
+type scrapes struct{ s *Service }
+
+func (c scrapes) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range c.s.Collectors() {
+		x.Describe(ch)
+	}
+}
+
+func (c scrapes) Collect(ch chan<- prometheus.Metric) {
+	for _, x := range c.s.Collectors() {
+		x.Collect(ch)
+	}
 }

@@ -260,7 +260,7 @@ func TestAgainstRealServers(t *testing.T) {
 	}
 
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(svc.Collectors()...)
+	reg.MustRegister(svc.Collector())
 	golden := filepath.Join("testdata", "exporter.golden.prom")
 	stable := []string{
 		"upid_workload_idle_state", "upid_workload_requested_cpu_cores", "upid_workload_requested_memory_bytes",

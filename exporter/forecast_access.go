@@ -32,16 +32,17 @@ type WorkloadForecast struct {
 // have one, ordered by namespace, kind and name; nil before the first
 // successful forecast run.
 func (s *Service) Forecasts() []WorkloadForecast {
-	res := s.Last()
-	f := &s.forecasts
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if res == nil || f.byKey == nil {
+	return s.read().workloadForecasts()
+}
+
+func (r *reading) workloadForecasts() []WorkloadForecast {
+	res, byKey := r.results, r.forecasts.byKey
+	if res == nil || byKey == nil {
 		return nil
 	}
 	var out []WorkloadForecast
 	for _, w := range res.Workloads {
-		wf, ok := f.byKey[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
+		wf, ok := byKey[history.Key{Namespace: w.Namespace, Kind: w.Kind, Workload: w.Name}]
 		if !ok {
 			continue
 		}

@@ -37,7 +37,14 @@ type workloadForecast struct {
 // in hours of history, and fitting every workload costs about a
 // millisecond each.
 type forecasts struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	forecastRun
+}
+
+// forecastRun is what the last forecast run left. A run replaces byKey
+// whole, never edits it, so a copy of forecastRun is a reading that later
+// runs do not change.
+type forecastRun struct {
 	byKey    map[history.Key]workloadForecast
 	at       time.Time
 	duration time.Duration
@@ -335,7 +342,7 @@ func (s *Service) RunForecasts(ctx context.Context) {
 }
 
 type forecastCollector struct {
-	s                          *Service
+	r                          *reading
 	cpu, memory, cost, anomaly *prometheus.Desc
 	duration, success, at, num *prometheus.Desc
 	// only, when set, is the one family this collector reports (see
@@ -354,7 +361,7 @@ func (c *forecastCollector) families() []prometheus.Collector {
 	return out
 }
 
-func newForecastCollector(s *Service) *forecastCollector {
+func newForecastCollector(s *Service, r *reading) *forecastCollector {
 	var constLabels prometheus.Labels
 	if s.opts.Exporter.Cluster != "" {
 		constLabels = prometheus.Labels{"cluster": s.opts.Exporter.Cluster}
@@ -363,7 +370,7 @@ func newForecastCollector(s *Service) *forecastCollector {
 		return prometheus.NewDesc(name, help, append(append([]string{}, workloadLabels...), extra...), constLabels)
 	}
 	return &forecastCollector{
-		s:        s,
+		r:        r,
 		cpu:      w("upid_workload_forecast_cpu_usage_cores", "Forecast CPU use of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
 		memory:   w("upid_workload_forecast_memory_usage_bytes", "Forecast memory use (working set) of the workload, mean over the next horizon (1d, 7d, 30d), by stat p10, p50 and p90: the mean of each hour's quantile.", "horizon", "stat"),
 		cost:     w("upid_workload_forecast_cost_dollars_per_hour", "Forecast spend per hour over the next horizon: today's request cost, with CPU and memory each grown to its forecast where the forecast exceeds the requests; stat as on the usage forecasts.", "horizon", "stat"),
@@ -391,16 +398,12 @@ func (c *forecastCollector) Describe(ch chan<- *prometheus.Desc) {
 var forecastStats = []string{"p10", "p50", "p90"}
 
 func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
-	f := &c.s.forecasts
-	f.mu.RLock()
-	ran, succeeded, took, at, fitted := f.ran, f.ok, f.duration, f.at, f.byKey != nil
-	n := len(f.byKey)
-	f.mu.RUnlock()
-	if !ran {
+	f := c.r.forecasts
+	if !f.ran {
 		return
 	}
 	ok := 0.0
-	if succeeded {
+	if f.ok {
 		ok = 1
 	}
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -408,19 +411,19 @@ func (c *forecastCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 		}
 	}
-	g(c.duration, took.Seconds())
+	g(c.duration, f.duration.Seconds())
 	g(c.success, ok)
-	if !fitted {
+	if f.byKey == nil {
 		return
 	}
-	g(c.at, float64(at.UnixNano())/1e9)
-	g(c.num, float64(n))
+	g(c.at, float64(f.at.UnixNano())/1e9)
+	g(c.num, float64(len(f.byKey)))
 	if c.only != nil && c.only != c.cpu && c.only != c.memory && c.only != c.cost && c.only != c.anomaly {
 		return
 	}
 	// The same reading the CLI makes: only workloads of the last cycle, as
 	// a forecast of a deleted workload would be a cost nobody will pay.
-	for _, w := range c.s.Forecasts() {
+	for _, w := range c.r.workloadForecasts() {
 		for i, sum := range w.CPU {
 			h := horizonLabel(sum.Horizon)
 			for j, q := range []float64{sum.P10, sum.P50, sum.P90} {

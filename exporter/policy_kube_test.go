@@ -315,7 +315,7 @@ func startShop(t *testing.T, cfg config.Config, logs io.Writer) (*testenv.Kube, 
 		Now:    func() time.Time { return now },
 	})
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(svc.Collectors()...)
+	reg.MustRegister(svc.Collector())
 	return kube, svc, ctx, reg
 }
 

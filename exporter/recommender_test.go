@@ -280,7 +280,7 @@ func createRecCluster(t *testing.T, c kubernetes.Interface, ws []recWorkload) {
 func gatherGauges(t *testing.T, svc *exporter.Service) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(svc.Collectors()...)
+	reg.MustRegister(svc.Collector())
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

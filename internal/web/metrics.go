@@ -8,31 +8,31 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
-// Stream adds collectors that /metrics gathers and encodes one at a time,
-// after the registry's own: give it one collector per metric family and a
-// scrape holds one family's metrics in memory, not all of them. The
-// exporter's 1.4 million series at 150,000 pods made gathering everything
-// at once the process's peak memory. Each collector gets a registry of its
-// own, so a family inconsistent in itself fails as it would in Registry: the
-// metrics that were gathered are served and the error is logged.
-func (s *Server) Stream(cs ...prometheus.Collector) error {
+// Stream adds the collectors of one scrape, which /metrics gathers and
+// encodes one at a time after the registry's: give it one collector per
+// metric family and a scrape holds one family's metrics in memory, not all
+// of them. The exporter's 1.4 million series at 150,000 pods made gathering
+// everything at once the process's peak memory. scrape is called once per
+// scrape, so the collectors it returns can share one reading of their source:
+// the exporter's families all come from the same cycle, even when a cycle
+// ends while a large scrape is being written. Each collector gets a registry
+// of its own, so a family inconsistent in itself fails as it would in
+// Registry: the metrics that were gathered are served and the error is logged.
+func (s *Server) Stream(scrape func() []prometheus.Collector) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range cs {
-		// described holds every collector served, so a family streamed
+	for _, c := range scrape() {
+		// described holds every family served, so a family streamed
 		// twice, or also in the registry, is refused as Register would.
 		if err := s.described.Register(c); err != nil {
 			return err
 		}
-		r := prometheus.NewRegistry()
-		if err := r.Register(c); err != nil {
-			return err
-		}
-		s.streamed = append(s.streamed, r)
 	}
+	s.streamed = append(s.streamed, scrape)
 	return nil
 }
 
@@ -42,7 +42,12 @@ func (s *Server) Stream(cs ...prometheus.Collector) error {
 // served, as promhttp's ContinueOnError does.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	gatherers := append([]prometheus.Gatherer{s.Registry}, s.streamed...)
+	gatherers := []prometheus.Gatherer{s.Registry}
+	for _, scrape := range s.streamed {
+		for _, c := range scrape() {
+			gatherers = append(gatherers, family{c})
+		}
+	}
 	s.mu.Unlock()
 
 	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
@@ -84,4 +89,16 @@ func acceptsGzip(header string) bool {
 		}
 	}
 	return false
+}
+
+// family gathers one streamed collector through a registry of its own,
+// which checks it as Registry checks what it holds.
+type family struct{ prometheus.Collector }
+
+func (f family) Gather() ([]*dto.MetricFamily, error) {
+	r := prometheus.NewRegistry()
+	if err := r.Register(f.Collector); err != nil {
+		return nil, err
+	}
+	return r.Gather()
 }

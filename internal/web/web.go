@@ -43,7 +43,7 @@ type Server struct {
 	ready atomic.Bool
 
 	mu        sync.Mutex
-	streamed  []prometheus.Gatherer
+	streamed  []func() []prometheus.Collector
 	described *prometheus.Registry
 	addr      atomic.Value // net.Addr once listening
 }

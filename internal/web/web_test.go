@@ -237,15 +237,20 @@ func TestStream(t *testing.T) {
 	two := prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_test_two_total", Help: "Two."})
 	two.Add(3)
 	broken := brokenCollector{prometheus.NewDesc("upid_test_broken", "Broken.", nil, nil)}
-	if err := s.Stream(one, broken, two); err != nil {
+	scrapes := 0
+	if err := s.Stream(func() []prometheus.Collector {
+		scrapes++
+		return []prometheus.Collector{one, broken, two}
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Stream(one); err == nil {
+	if err := s.Stream(fixed(one)); err == nil {
 		t.Error("streaming the same collector twice was accepted")
 	}
-	if err := s.Stream(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_build_info", Help: "Clash."})); err == nil {
+	if err := s.Stream(fixed(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_build_info", Help: "Clash."}))); err == nil {
 		t.Error("streaming a family the registry already has was accepted")
 	}
+	scrapes = 0
 	url := "http://" + s.Addr().String() + "/metrics"
 	for _, tc := range []struct {
 		name, accept, encoding, wantType string
@@ -301,4 +306,12 @@ func TestStream(t *testing.T) {
 			}
 		})
 	}
+	// One call per scrape: what it returns is that scrape's reading.
+	if scrapes != 3 {
+		t.Errorf("the scrape function ran %d times for 3 scrapes", scrapes)
+	}
+}
+
+func fixed(cs ...prometheus.Collector) func() []prometheus.Collector {
+	return func() []prometheus.Collector { return cs }
 }
