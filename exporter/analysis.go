@@ -226,7 +226,7 @@ type matchers struct {
 	agents []*regexp.Regexp
 }
 
-func (m matchers) isHealth(rc history.RequestCount, extraPaths map[string]bool) bool {
+func (m matchers) isHealth(rc history.RequestCount) bool {
 	if rc.UserAgent != "" {
 		for _, re := range m.agents {
 			if re.MatchString(rc.UserAgent) {
@@ -237,15 +237,53 @@ func (m matchers) isHealth(rc history.RequestCount, extraPaths map[string]bool) 
 	if rc.Path == "" {
 		return false
 	}
-	if extraPaths[rc.Path] {
-		return true
-	}
 	for _, p := range m.paths {
 		if rc.Path == p || strings.HasPrefix(rc.Path, p+"/") {
 			return true
 		}
 	}
 	return false
+}
+
+// traffic is what a workload's request series say, before the verdict.
+type traffic struct {
+	// own are the series of the workload's pods (an application's or a
+	// mesh's own counters); viaService those counted by a Service in front
+	// of them (an ingress's).
+	own, viaService []history.RequestCount
+	// probes are the requests the kubelet's HTTP probes make over the
+	// window, by path; scrapePaths the workload's prometheus.io/path.
+	probes      map[string]float64
+	scrapePaths map[string]bool
+}
+
+// split counts the requests and those of them that are health checks.
+// Kubelet probes and Prometheus scrapes reach pods directly, never
+// through a Service, so on viaService only user agents and the configured
+// health paths tell. A probe path can be the application's own ("/", an API
+// path): on it at most the requests the probes make are health, the rest
+// real, or a probe on "/" would hide every real request to "/".
+func (m matchers) split(t traffic) (total, health float64) {
+	onProbePath := map[string]float64{}
+	for _, rc := range t.own {
+		total += rc.Count
+		switch {
+		case m.isHealth(rc), rc.Path != "" && t.scrapePaths[rc.Path]:
+			health += rc.Count
+		case rc.Path != "" && t.probes[rc.Path] > 0:
+			onProbePath[rc.Path] += rc.Count
+		}
+	}
+	for path, n := range onProbePath {
+		health += min(n, t.probes[path])
+	}
+	for _, rc := range t.viaService {
+		total += rc.Count
+		if m.isHealth(rc) {
+			health += rc.Count
+		}
+	}
+	return total, health
 }
 
 // analyzer turns one inventory snapshot and one history snapshot into results.
@@ -292,10 +330,11 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 	// Traffic counted per Service counts for every workload it selects: a
 	// Service in front of two workloads makes both look used, which errs on
 	// the side of never calling a used workload idle.
+	viaService := map[[2]string][]history.RequestCount{}
 	for svc, reqs := range hist.ServiceRequests {
 		for _, id := range inv.Selects[svc] {
 			k := [2]string{id.Namespace, id.Name}
-			byName[k] = append(byName[k], reqs...)
+			viaService[k] = append(viaService[k], reqs...)
 		}
 	}
 
@@ -311,7 +350,10 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		if h == nil {
 			h = &history.Workload{}
 		}
-		requests := append(append([]history.RequestCount{}, h.Requests...), byName[[2]string{w.Namespace, w.Name}]...)
+		tr := traffic{
+			own:        append(append([]history.RequestCount{}, h.Requests...), byName[[2]string{w.Namespace, w.Name}]...),
+			viaService: viaService[[2]string{w.Namespace, w.Name}],
+		}
 
 		r := WorkloadResult{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}
 		in := idle.Inputs{
@@ -334,29 +376,26 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			in.DesiredReplicas = &d
 		}
 		perReplica := 0.0
-		extraPaths := map[string]bool{}
+		tr.probes, tr.scrapePaths = map[string]float64{}, map[string]bool{}
 		for _, p := range w.Probes {
 			perReplica += 1 / p.Period.Seconds()
-			if p.Path != "" {
-				extraPaths[p.Path] = true
+			// A startup probe stops at the first success: its few requests
+			// count as real, which errs away from idle.
+			if p.Path != "" && p.Type != "Startup" {
+				tr.probes[p.Path] += in.Replicas * secs / p.Period.Seconds()
 			}
 		}
 		for _, p := range w.MetricsPaths {
-			extraPaths[p] = true
+			tr.scrapePaths[p] = true
 		}
 		in.ExpectedProbesPerSecond = perReplica * in.Replicas
-		if len(requests) > 0 {
-			var total, health float64
-			for _, rc := range requests {
-				total += rc.Count
-				if a.matchers.isHealth(rc, extraPaths) {
-					health += rc.Count
-				}
-			}
+		if len(tr.own)+len(tr.viaService) > 0 {
+			total, health := a.matchers.split(tr)
+			uncountable := func(rc history.RequestCount) bool { return !(rc.Count >= 0) }
 			// One series that cannot be counted (NaN, ±Inf, negative, or
 			// a sum past float64) makes the traffic unknown: the rest may
 			// be only the health checks.
-			if total >= 0 && !math.IsInf(total, 0) && !slices.ContainsFunc(requests, func(rc history.RequestCount) bool { return !(rc.Count >= 0) }) {
+			if total >= 0 && !math.IsInf(total, 0) && !slices.ContainsFunc(tr.own, uncountable) && !slices.ContainsFunc(tr.viaService, uncountable) {
 				in.TotalRequests, in.HealthRequests = &total, &health
 				r.Idle.HasRequestMetrics = true
 			}

@@ -23,7 +23,6 @@ func TestIsHealth(t *testing.T) {
 		paths:  []string{"/healthz", "/metrics"},
 		agents: []*regexp.Regexp{regexp.MustCompile("^kube-probe/"), regexp.MustCompile("^ELB-HealthChecker/")},
 	}
-	probePaths := map[string]bool{"/status/live": true}
 	tests := []struct {
 		path, ua string
 		want     bool
@@ -31,7 +30,6 @@ func TestIsHealth(t *testing.T) {
 		{"/healthz", "", true},
 		{"/healthz/ready", "", true}, // prefix followed by /
 		{"/healthzfoo", "", false},   // not a path prefix
-		{"/status/live", "", true},   // the workload's own probe path
 		{"/api/orders", "", false},   // real traffic
 		{"/api/orders", "kube-probe/1.37", true},
 		{"/", "ELB-HealthChecker/2.0", true},
@@ -39,9 +37,44 @@ func TestIsHealth(t *testing.T) {
 		{"", "", false}, // a request with no path information counts as real
 	}
 	for _, tc := range tests {
-		if got := m.isHealth(history.RequestCount{Path: tc.path, UserAgent: tc.ua}, probePaths); got != tc.want {
+		if got := m.isHealth(history.RequestCount{Path: tc.path, UserAgent: tc.ua}); got != tc.want {
 			t.Errorf("isHealth(%q, %q) = %v, want %v", tc.path, tc.ua, got, tc.want)
 		}
+	}
+}
+
+// TestSplitTraffic checks which requests count as health checks: probe
+// paths only up to the requests the probes make, and only on the pods' own
+// series, which the kubelet's probes and Prometheus's scrapes reach.
+func TestSplitTraffic(t *testing.T) {
+	m := matchers{paths: []string{"/healthz"}, agents: []*regexp.Regexp{regexp.MustCompile("^kube-probe/")}}
+	// A readiness probe on / every 10 s for a day on one replica: 8,640.
+	probes := map[string]float64{"/": 8640, "/status/live": 100}
+	rc := func(path string, n float64) history.RequestCount { return history.RequestCount{Path: path, Count: n} }
+	for _, tc := range []struct {
+		name              string
+		own, viaService   []history.RequestCount
+		wantTotal, health float64
+	}{
+		{"probe path, only probes", []history.RequestCount{rc("/", 8640)}, nil, 8640, 8640},
+		{"probe path, fewer than the probes", []history.RequestCount{rc("/", 5000)}, nil, 5000, 5000},
+		{"probe path shared with real traffic", []history.RequestCount{rc("/", 8640+1440)}, nil, 10080, 8640},
+		{"probe path, two series", []history.RequestCount{rc("/", 6000), rc("/", 4080)}, nil, 10080, 8640},
+		{"own probe path", []history.RequestCount{rc("/status/live", 100), rc("/api", 7)}, nil, 107, 100},
+		{"scrape path", []history.RequestCount{rc("/stats/prometheus", 2880)}, nil, 2880, 2880},
+		{"configured path whole", []history.RequestCount{rc("/healthz", 99999)}, nil, 99999, 99999},
+		{"ingress on a probe path is real", nil, []history.RequestCount{rc("/", 1440)}, 1440, 0},
+		{"ingress on a scrape path is real", nil, []history.RequestCount{rc("/stats/prometheus", 10)}, 10, 0},
+		{"ingress on a configured path", nil, []history.RequestCount{rc("/healthz", 50), rc("/", 5)}, 55, 50},
+		{"ingress from a probe agent", nil, []history.RequestCount{{Path: "/x", UserAgent: "kube-probe/1.37", Count: 3}}, 3, 3},
+		{"both", []history.RequestCount{rc("/", 8640)}, []history.RequestCount{rc("/", 1440)}, 10080, 8640},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			total, health := m.split(traffic{own: tc.own, viaService: tc.viaService, probes: probes, scrapePaths: map[string]bool{"/stats/prometheus": true}})
+			if total != tc.wantTotal || health != tc.health {
+				t.Errorf("split = %v total, %v health; want %v, %v", total, health, tc.wantTotal, tc.health)
+			}
+		})
 	}
 }
 
@@ -182,5 +215,50 @@ func TestServiceTrafficReachesSelectedWorkloads(t *testing.T) {
 	}
 	if s := got["back"].Idle; s.State != "idle" || s.HasRequestMetrics {
 		t.Errorf("back, no traffic and no request metrics: %+v, want idle (low confidence)", s)
+	}
+}
+
+// TestProbeOnRootKeepsRealTraffic: a readiness probe on / must not turn
+// the real requests to / into health checks, whether an ingress counts them
+// or the application does (found in review).
+func TestProbeOnRootKeepsRealTraffic(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	window := 24 * time.Hour
+	secs := window.Seconds()
+	id := inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "front"}
+	probes := []inventory.Probe{{Container: "web", Type: "Readiness", Handler: "http", Path: "/", Period: 10 * time.Second}}
+	for _, tc := range []struct {
+		name      string
+		own, svc  []history.RequestCount
+		wantState string
+	}{
+		// One real request a minute through the Ingress, which the
+		// kubelet's probes never take.
+		{"ingress", nil, []history.RequestCount{{Source: "nginx_ingress_controller_requests", Path: "/", Count: 60 * 24}}, "active"},
+		// The application counts its probes (8,640) and a request a minute.
+		{"application", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640 + 60*24}}, nil, "active"},
+		// Only the probes: the probe path alone does not keep it alive.
+		{"application, probes only", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640}}, nil, "idle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := inventory.Snapshot{
+				Workloads: []inventory.Workload{{ID: id, Replicas: 1, Pods: 1, Probes: probes}},
+				Selects:   map[[2]string][]inventory.ID{{"shop", "front-svc"}: {id}},
+			}
+			hist := &history.Snapshot{
+				Workloads: map[history.Key]*history.Workload{
+					{Namespace: "shop", Kind: "Deployment", Workload: "front"}: {
+						CPUSeconds: f(0.003 * secs), CPUPodP95Cores: f(0.003), Coverage: f(1), NetworkRxBytes: f(500 * secs), Replicas: f(1),
+						Probes: f(0.1 * secs), Requests: tc.own,
+					},
+				},
+				ServiceRequests: map[[2]string][]history.RequestCount{{"shop", "front-svc"}: tc.svc},
+			}
+			a := &analyzer{window: window, recWindow: window, params: idle.DefaultParams()}
+			w := a.analyze(inv, hist, at).Workloads[0]
+			if w.Idle.State != tc.wantState {
+				t.Errorf("state %s (score %.3f, real rps %g, health rps %g), want %s", w.Idle.State, w.Idle.Score, w.Idle.RealRequestsPerSecond, w.Idle.HealthRequestsPerSecond, tc.wantState)
+			}
+		})
 	}
 }

@@ -63,7 +63,7 @@ type Exporter struct {
 	PricingFile     string                  `yaml:"pricing_file" doc:"Pricing file with rates by instance type, region, capacity type or node labels (see docs/pricing.md); OpenCost's metrics win over it, the built-in rates lose."`
 	Shard           int                     `yaml:"shard" min:"0" doc:"This replica's shard, from 0, when workloads are split between replicas by a hash of their namespace: a namespace is never split, so each replica queries Prometheus for its own namespaces only."`
 	TotalShards     int                     `yaml:"total_shards" min:"1" doc:"Number of shards; 1 means no sharding."`
-	HealthPaths     []string                `yaml:"health_paths" doc:"Request paths that are health or scrape traffic in every workload, matched exactly or as a prefix followed by /; each workload's probe paths and prometheus.io/path are added to these."`
+	HealthPaths     []string                `yaml:"health_paths" doc:"Request paths that are health or scrape traffic in every workload, matched exactly or as a prefix followed by /; on a workload's own series its prometheus.io/path is added, and its HTTP probes' paths for as many requests as the probes make (docs/idle-score.md)."`
 	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, Prometheus, load-balancer checkers)."`
 	RequestSources  []history.RequestSource `yaml:"request_sources" doc:"Request counters that tell real from health traffic, and how their labels name a workload."`
 	Idle            IdleThresholds          `yaml:"idle"`
