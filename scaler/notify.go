@@ -72,6 +72,9 @@ type Plan struct {
 	Action  string // sleep, wake or "" for none
 	Request Request
 	Skip    string // why no action, when Action is ""
+	// Detail names the label at fault when an alert that asks for an
+	// action cannot have it.
+	Detail string
 }
 
 // Plan maps one alert to an action by the configured alert names and
@@ -102,20 +105,34 @@ func (s *Scaler) Plan(a Alert) Plan {
 		return Plan{Skip: "no_action_for_alert"}
 	}
 	if c := a.Labels["cluster"]; c != "" && s.cfg.Cluster != "" && c != s.cfg.Cluster {
-		return Plan{Skip: "other_cluster"}
+		return Plan{Skip: "other_cluster", Detail: fmt.Sprintf("labels.cluster: %q is not this scaler's %q", c, s.cfg.Cluster)}
+	}
+	var missing []string
+	for _, l := range []string{"namespace", "kind", "workload"} {
+		if a.Labels[l] == "" {
+			missing = append(missing, "labels."+l)
+		}
+	}
+	if len(missing) > 0 {
+		return Plan{Skip: "missing_workload_labels", Detail: strings.Join(missing, ", ") + " missing"}
 	}
 	kind, ok := normalKind(a.Labels["kind"])
-	if a.Labels["namespace"] == "" || a.Labels["workload"] == "" || a.Labels["kind"] == "" {
-		return Plan{Skip: "missing_workload_labels"}
+	if !ok {
+		return Plan{Skip: "unsupported_kind", Detail: fmt.Sprintf("labels.kind: %q is not Deployment, StatefulSet or Rollout", a.Labels["kind"])}
 	}
-	if !ok || (kind == KindRollout && s.kube.dyn == nil) {
-		return Plan{Action: "", Skip: "unsupported_kind"}
+	if kind == KindRollout && s.kube.dyn == nil {
+		return Plan{Skip: "unsupported_kind", Detail: "labels.kind: Rollout, and this scaler has no client for Argo Rollouts"}
 	}
 	// A name no object can have is no workload of this cluster: skipped
 	// with a 200, since a 5xx would have Alertmanager resend it (and the
 	// alerts grouped with it) for ever.
-	if len(validation.IsDNS1123Label(a.Labels["namespace"])) > 0 || len(validation.IsDNS1123Subdomain(a.Labels["workload"])) > 0 {
-		return Plan{Skip: "invalid_workload_labels"}
+	for _, l := range []struct {
+		name string
+		errs []string
+	}{{"namespace", validation.IsDNS1123Label(a.Labels["namespace"])}, {"workload", validation.IsDNS1123Subdomain(a.Labels["workload"])}} {
+		if len(l.errs) > 0 {
+			return Plan{Skip: "invalid_workload_labels", Detail: fmt.Sprintf("labels.%s: %q: %s", l.name, a.Labels[l.name], strings.Join(l.errs, "; "))}
+		}
 	}
 	saved, _ := strconv.ParseFloat(a.Annotations["dollars_per_hour"], 64)
 	if saved < 0 || math.IsNaN(saved) || math.IsInf(saved, 0) {
@@ -141,7 +158,16 @@ func (s *Scaler) Handle(ctx context.Context, n Notification) []Result {
 		case ActionWake:
 			out = append(out, s.safely(ctx, p, s.Wake))
 		default:
-			out = append(out, Result{Result: ResultSkipped, Reason: p.Skip})
+			if p.Detail != "" {
+				// An alert meant to act that cannot: Alertmanager does not
+				// log a 200's body, so this line is where its sender learns why.
+				lvl := level.Warn
+				if p.Skip == "other_cluster" {
+					lvl = level.Debug // one Alertmanager for many clusters: expected
+				}
+				lvl(s.log).Log("msg", "alert not acted on", "alertname", a.Labels["alertname"], "reason", p.Skip, "detail", p.Detail)
+			}
+			out = append(out, Result{Result: ResultSkipped, Reason: p.Skip, Detail: p.Detail})
 		}
 	}
 	return out
@@ -220,6 +246,7 @@ type resultResponse struct {
 	Result   string `json:"result"`
 	Reason   string `json:"reason,omitempty"`
 	Replicas int32  `json:"replicas,omitempty"`
+	Detail   string `json:"detail,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
 
@@ -285,7 +312,7 @@ func (s *Scaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp := response{Status: "ok"}
 	code := http.StatusOK
 	for _, res := range results {
-		rr := resultResponse{Action: res.Action, Result: res.Result, Reason: res.Reason, Replicas: res.Replicas}
+		rr := resultResponse{Action: res.Action, Result: res.Result, Reason: res.Reason, Replicas: res.Replicas, Detail: res.Detail}
 		if res.Action != "" {
 			rr.Workload = res.Workload.String()
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/record"
@@ -158,7 +159,12 @@ func TestHandlerStatusCodes(t *testing.T) {
 		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
 		cfg := testConfig(t)
 		cfg.Cluster = "prod"
-		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+		var logged bytes.Buffer
+		s, err := New(Options{Kube: c, Config: cfg, Recorder: record.NewFakeRecorder(10), Logger: log.NewLogfmtLogger(&logged)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
 		noKind := alert("UPIDWorkloadIdle", "firing", web)
 		delete(noKind.Labels, "kind")
 		cron := alert("UPIDWorkloadIdle", "firing", Workload{Namespace: "shop", Kind: "CronJob", Name: "web"})
@@ -181,6 +187,16 @@ func TestHandlerStatusCodes(t *testing.T) {
 		}
 		if want := []string{"no_action_for_alert", "missing_workload_labels", "unsupported_kind", "unsupported_kind", "invalid_workload_labels", "invalid_workload_labels", "other_cluster"}; !reflect.DeepEqual(reasons, want) {
 			t.Errorf("reasons %v, want %v", reasons, want)
+		}
+		// Each alert meant to act says which label stopped it, in the body
+		// and, as Alertmanager does not log bodies, in the log.
+		for i, want := range []string{"", "labels.kind missing", `labels.kind: "CronJob" is not`, "labels.kind: Rollout, and this scaler has no client", `labels.workload: "a/b": `, `labels.namespace: "..": `, `labels.cluster: "staging" is not this scaler's "prod"`} {
+			if got := resp.Results[i].Detail; want == "" && got != "" || !strings.HasPrefix(got, want) {
+				t.Errorf("alert %d (%s): detail %q, want %q…", i, reasons[i], got, want)
+			}
+		}
+		if n := strings.Count(logged.String(), `level=warn msg="alert not acted on"`); n != 5 {
+			t.Errorf("%d alerts not acted on logged as warnings, want the 5 that asked for an action of this cluster:\n%s", n, logged.String())
 		}
 		if d := apps.get("shop", "web"); *d.Spec.Replicas != 3 {
 			t.Errorf("replicas changed")

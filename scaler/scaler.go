@@ -214,6 +214,7 @@ type Result struct {
 	Result   string // one of the Result* constants
 	Reason   string // why, in snake_case: already_asleep, opted_out, ...
 	Replicas int32  // the count saved at sleep or restored at wake
+	Detail   string // which alert label made it skip, for an alert that cannot act
 	Err      error  // set with ResultFailure
 }
 
@@ -234,6 +235,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 	res = Result{Action: ActionSleep, Workload: req.Workload}
 	dry := req.DryRun || s.cfg.DryRun
 	var target *object
+	saved := false // this call wrote the state
 	// token is when this sleep took its place in the rate limit, if it
 	// did; a retry after a conflict keeps it.
 	var token time.Time
@@ -256,7 +258,10 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				// Scaled back to the saved count since (by hand, by a
 				// GitOps tool, by a wake that stopped before clearing the
 				// state), it is awake: the default case forgets the state.
-				if reason := s.policy(ctx, o, req); reason != "" {
+				if reason, err := s.policy(ctx, o, req); err != nil {
+					res.Reason = reason
+					return err
+				} else if reason != "" {
 					res.Result, res.Reason = ResultSkipped, reason
 					if dry {
 						return nil
@@ -269,7 +274,10 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				return s.userChanged(ctx, o, &res, dry)
 			}
 		} else {
-			if reason := s.policy(ctx, o, req); reason != "" {
+			if reason, err := s.policy(ctx, o, req); err != nil {
+				res.Reason = reason
+				return err
+			} else if reason != "" {
 				res.Result, res.Reason = ResultSkipped, reason
 				return nil
 			}
@@ -293,6 +301,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 			if o, err = s.kube.update(ctx, o); err != nil {
 				return err
 			}
+			saved = true
 			st, _ = readState(o)
 		}
 		if dry {
@@ -305,10 +314,13 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 		res.Result, res.Reason, res.Replicas = ResultSuccess, "", st.replicas
 		return nil
 	})
-	if !token.IsZero() && err == nil && res.Result == ResultSkipped {
+	if !token.IsZero() && (err == nil && res.Result == ResultSkipped || err != nil && !saved) {
 		// A retry found nothing to do after all (another replica or a
-		// person scaled it, a policy changed): the place goes back, or
-		// skips that acted on nothing would hold back real sleeps.
+		// person scaled it, a policy changed), or a write failed before
+		// anything was saved: the place goes back, or sleeps that acted on
+		// nothing would hold back real ones, and a resend of one failing
+		// workload would take a place each time. A saved state the scale
+		// did not follow keeps it: the resend finishes that sleep.
 		s.limiter.release(token)
 	}
 	s.finish(ctx, &res, target, req, err)
@@ -321,6 +333,10 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 	res = Result{Action: ActionWake, Workload: req.Workload}
 	dry := req.DryRun || s.cfg.DryRun
 	var target *object
+	// restored is the generation this call's own restore left, so that a
+	// retry does not take that write for a user's edit: the generation
+	// proof of unchanged counts only the scale to zero.
+	var restored int64
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		o, err := s.kube.get(ctx, req.Workload)
 		if err != nil {
@@ -332,7 +348,7 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 			res.Result, res.Reason = ResultSkipped, "not_asleep"
 			return nil
 		}
-		matches := st.unchanged(o)
+		matches := st.unchanged(o) || restored != 0 && o.meta.Generation == restored && o.replicas == st.replicas
 		switch {
 		case !matches || (o.replicas != 0 && o.replicas != st.replicas):
 			return s.userChanged(ctx, o, &res, dry)
@@ -353,6 +369,7 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 			if o.replicas != st.replicas {
 				return apierrors.NewConflict(appsResource(req.Workload), req.Workload.Name, errors.New("replicas changed right after the restore"))
 			}
+			restored = o.meta.Generation
 		}
 		// Restored (now or by an earlier attempt): forget the state.
 		clearState(o)
@@ -459,69 +476,71 @@ func gerund(action string) string {
 	return "woken"
 }
 
-// policy returns why the workload may not be put to sleep, or "".
-func (s *Scaler) policy(ctx context.Context, o *object, req Request) string {
+// policy returns why the workload may not be put to sleep, or "". A
+// namespace or HPA it cannot read is an error, with the reason it stands
+// for: the answer is unknown, and a failure is what Alertmanager retries.
+func (s *Scaler) policy(ctx context.Context, o *object, req Request) (string, error) {
 	ns := o.meta.Namespace
 	if slices.Contains(s.cfg.ProtectedNamespaces, ns) {
-		return "protected_namespace"
+		return "protected_namespace", nil
 	}
 	if o.meta.Annotations[AnnotationOptOut] == "disabled" {
-		return "opted_out"
+		return "opted_out", nil
 	}
 	if o.rollout.workloadRef {
 		// Its template, and so the Services of its pods and any edit made
 		// while it slept, are the Deployment's.
-		return "workload_ref"
+		return "workload_ref", nil
 	}
 	if r := o.rollout; r.phase != "" && (!r.settled() || r.observedGeneration != strconv.FormatInt(o.meta.Generation, 10)) {
 		// Mid-canary (Paused, Progressing) Argo keeps canary pods at zero
 		// replicas (setCanaryScale) and a promotion at zero can wedge:
 		// only a settled Rollout sleeps, one whose state is about its
 		// current spec, not one Argo has yet to see.
-		return "rollout_not_healthy"
+		return "rollout_not_healthy", nil
 	}
 	if ss, ok := o.obj.(*appsv1.StatefulSet); ok {
 		if p := ss.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
 			// Scaled to zero, the StatefulSet controller deletes every
 			// claim: a wake would bring the pods back on empty volumes.
-			return "pvc_deleted_when_scaled"
+			return "pvc_deleted_when_scaled", nil
 		}
 	}
 	n, err := s.kube.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
 		// Unknown namespace labels must not count as consent.
-		return "namespace_unreadable"
+		return "namespace_unreadable", fmt.Errorf("reading namespace %s: %w", ns, err)
 	}
 	switch n.Labels[LabelOptIn] {
 	case "disabled":
-		return "namespace_opted_out"
+		return "namespace_opted_out", nil
 	case "enabled":
 	default:
 		if s.cfg.Scope != "cluster" && !req.Manual {
-			return "namespace_not_opted_in"
+			return "namespace_not_opted_in", nil
 		}
 	}
 	if !req.Manual {
 		if age := s.now().Sub(o.meta.CreationTimestamp.Time); age < time.Duration(s.cfg.GracePeriod) {
-			return "grace_period"
+			return "grace_period", nil
 		}
 		if InWindow(s.windows, s.now()) {
-			return "wake_window"
+			return "wake_window", nil
 		}
 	}
 	if !s.cfg.IncludeHPA {
 		hpas, err := s.kube.c.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return "hpa_unreadable"
+			return "hpa_unreadable", fmt.Errorf("listing the HorizontalPodAutoscalers of %s: %w", ns, err)
 		}
 		for _, h := range hpas.Items {
 			ref := h.Spec.ScaleTargetRef
 			if ref.Kind == req.Workload.Kind && ref.Name == o.meta.Name {
-				return "hpa_managed"
+				return "hpa_managed", nil
 			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // limiter allows at most max actions in any interval: a sliding log, so a

@@ -452,34 +452,60 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 // TestRateLimitPlaceReturned: a sleep that took its place in the rate limit
-// and then, retrying a conflict, found the workload already at zero (scaled
-// by someone else meanwhile) did nothing, so it holds no place: the next
-// idle workload is put to sleep rather than skipped as rate_limited.
+// and then slept nothing gives it back, so the next idle workload is put to
+// sleep rather than skipped as rate_limited: one that, retrying a conflict,
+// found the workload already at zero (scaled by someone else meanwhile), and
+// one whose state patch failed (a 500, as from an admission webhook or
+// missing RBAC), which Alertmanager resends, each resend taking another
+// place (found in review). A sleep whose state was saved but whose scale
+// failed keeps its place: the resend finishes it.
 func TestRateLimitPlaceReturned(t *testing.T) {
-	old := time.Now().Add(-72 * time.Hour)
-	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
-	cfg := testConfig(t)
-	cfg.MaxActions = 1
-	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
-	raced := false
-	apps.fail = func(verb, sub string) error {
-		if verb == "patch" && !raced {
+	for _, tc := range []struct {
+		name string
+		// fail answers web's first write of the verb and subresource.
+		verb, sub string
+		fail      func(apps *fakeApps) error
+		webResult string
+		webAsleep bool // its state saved
+		apiResult string
+	}{
+		{"raced to zero", "patch", "", func(apps *fakeApps) error {
 			// Someone scales web to zero between the scaler's read and
 			// its write (the fake's lock is held here).
-			raced = true
 			d := apps.objects["shop/web"]
 			oldSpec, ann := d.Spec.DeepCopy(), maps.Clone(d.Annotations)
 			zero := int32(0)
 			d.Spec.Replicas = &zero
 			apps.wrote(d, oldSpec, ann)
 			return apierrors.NewConflict(deploymentsGR, "web", errStale)
-		}
-		return nil
-	}
-	if res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}, Cause: "test"}); res.Result != ResultSkipped || res.Reason != "already_zero" {
-		t.Fatalf("sleep of web: %v, want skipped (already_zero) after the race", res)
-	}
-	if res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "api"}, Cause: "test"}); res.Result != ResultSuccess {
-		t.Errorf("sleep of api: %v, want success: web's sleep did nothing and holds no place", res)
+		}, ResultSkipped, false, ResultSuccess},
+		{"state patch failed", "patch", "", func(*fakeApps) error { return apierrors.NewInternalError(errStale) }, ResultFailure, false, ResultSuccess},
+		{"scale failed", "update", "scale", func(*fakeApps) error { return apierrors.NewInternalError(errStale) }, ResultFailure, true, ResultSkipped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := time.Now().Add(-72 * time.Hour)
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
+			cfg := testConfig(t)
+			cfg.MaxActions = 1
+			s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+			failed := false
+			apps.fail = func(verb, sub string) error {
+				if verb == tc.verb && sub == tc.sub && !failed {
+					failed = true
+					return tc.fail(apps)
+				}
+				return nil
+			}
+			if res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}, Cause: "test"}); res.Result != tc.webResult {
+				t.Fatalf("sleep of web: %v, want %s", res, tc.webResult)
+			}
+			if _, asleep := readState(&object{meta: &apps.get("shop", "web").ObjectMeta}); asleep != tc.webAsleep {
+				t.Fatalf("web's state saved: %v, want %v", asleep, tc.webAsleep)
+			}
+			res := s.Sleep(context.Background(), Request{Workload: Workload{Namespace: "shop", Kind: KindDeployment, Name: "api"}, Cause: "test"})
+			if res.Result != tc.apiResult || tc.apiResult == ResultSkipped && res.Reason != "rate_limited" {
+				t.Errorf("sleep of api: %v, want %s", res, tc.apiResult)
+			}
+		})
 	}
 }

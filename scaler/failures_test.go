@@ -1,0 +1,87 @@
+package scaler
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+)
+
+// TestPolicyReadFailureIsRetried: a namespace or HPA that cannot be read
+// leaves the policy unknown, a failure Alertmanager retries, not a 200
+// (found in review).
+func TestPolicyReadFailureIsRetried(t *testing.T) {
+	for _, tc := range []struct{ verb, resource string }{{"get", "namespaces"}, {"list", "horizontalpodautoscalers"}} {
+		t.Run(tc.resource, func(t *testing.T) {
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+			c.PrependReactor(tc.verb, tc.resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewServiceUnavailable("etcd is away")
+			})
+			s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
+			code, resp := post(t, s, notification(alert("UPIDWorkloadIdle", "firing", web)), testToken)
+			if code != 500 {
+				t.Errorf("a failed %s %s answered %d %+v; want 500 so that Alertmanager retries", tc.verb, tc.resource, code, resp)
+			}
+			if d := apps.get("shop", "web"); *d.Spec.Replicas != 3 {
+				t.Fatalf("replicas %d", *d.Spec.Replicas)
+			}
+		})
+	}
+}
+
+// TestWakeConflictAfterRestore: a conflict on clearing the state after the
+// wake restored the count, on a workload whose fingerprint no longer proves
+// it unchanged, finishes the wake instead of taking the restore for a
+// user's edit (found in review).
+func TestWakeConflictAfterRestore(t *testing.T) {
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	rec := record.NewFakeRecorder(10)
+	s := newTestScaler(t, c, testConfig(t), rec)
+	if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess {
+		t.Fatal(res)
+	}
+	// The spec now reads differently though nobody wrote it (what
+	// TestAgainstAPIServer's "spec that reads differently after an upgrade"
+	// does with a transport): same generation, another fingerprint.
+	apps.mu.Lock()
+	apps.objects["shop/web"].Annotations[AnnotationState] = "sha256:00000000000000000000000000000000"
+	apps.mu.Unlock()
+	drain(rec)
+	scaled, conflicted := false, false
+	apps.fail = func(verb, sub string) error {
+		if verb == "update" && sub == "scale" {
+			scaled = true
+		}
+		if verb == "patch" && scaled && !conflicted {
+			// The deployment controller updated the status between the
+			// wake's re-read and its clearing patch.
+			conflicted = true
+			d := apps.objects["shop/web"]
+			apps.rv++
+			d.ResourceVersion = strconv.Itoa(apps.rv)
+			return apierrors.NewConflict(deploymentsGR, "web", errStale)
+		}
+		return nil
+	}
+	res := s.Wake(context.Background(), Request{Workload: web})
+	d := apps.get("shop", "web")
+	t.Logf("after wake: replicas %d, annotations %v, events %v", *d.Spec.Replicas, d.Annotations, drain(rec))
+	if *d.Spec.Replicas != 3 {
+		t.Fatalf("replicas %d, want 3", *d.Spec.Replicas)
+	}
+	if res.Result != ResultSuccess {
+		t.Errorf("wake restored 3 replicas itself and nobody edited the workload, but reports %s", res)
+	}
+}
+
+// TestReviewPlanSkipsLeaveNoTrace: an alert the scaler was configured to
+// act on but drops before acting (missing or invalid workload labels,
+// unsupported kind, other cluster) leaves no log line, no Event and no
+// metric: notify.go:143-145 only appends a result to the HTTP body, which
+// Alertmanager does not log on a 200. An operator whose idle alert lacks
+// the kind label sees nothing anywhere.
