@@ -118,9 +118,12 @@ func Queries(p Params) []Query {
 		coverageStep = step
 	}
 	qs := []Query{
-		// A container's CPU is the largest of its series (see WindowQueries:
-		// sources repeat), a pod's the sum of its containers'.
-		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (max by (namespace, pod, container) (increase(%s[%s])))", cpuSel, w), owner)},
+		// A run of a container is the largest of its series (see
+		// WindowQueries: sources repeat), a container's CPU the sum of its
+		// runs (cAdvisor gives each run its own id: the max alone kept only
+		// the longest run of a restarted container), a pod's the sum of its
+		// containers'.
+		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (max by (namespace, pod, container, id) (increase(%s[%s])))", cpuSel, w), owner)},
 		{"cpu_pod_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, sum by (namespace, pod) (max by (namespace, pod, container) (rate(%s[%s])))[%s:%s])", cpuSel, rw, w, step), owner)},
 		// The share of the window in which the workload had any usage sample:
 		// evaluated at each step with the owners of that moment.
