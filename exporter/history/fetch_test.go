@@ -18,9 +18,8 @@ import (
 // id) add up, and a run scraped by two jobs counts once (found in review:
 // the runs were collapsed like the duplicate sources, halving the CPU).
 func TestContainerRunsAndSources(t *testing.T) {
-	at := time.Now().Truncate(time.Minute)
-	from, mid, to := at.Add(-2*time.Hour), at.Add(-time.Hour), at.Add(-time.Minute)
-	ones := func(a, b time.Time) []series.Sample { return series.Generate(a, b, time.Minute, series.Const(1)) }
+	from, mid, to := twoHours()
+	at := to.Add(time.Minute)
 	run := func(id string, a, b time.Time) series.Series {
 		ref := series.PodRef{Namespace: "shop", Pod: "worker-7d9f-a", Container: "app", Node: "n1", ContainerID: strings.Repeat(id, 64)}
 		return series.ContainerCPUUsageSeconds(ref, series.GenerateCounter(a, b, 15*time.Second, series.Const(0.5)))

@@ -19,9 +19,7 @@ import (
 // another controller, a pod by another ReplicaSet) must not fail the join
 // on many-to-many matching, which would fail every query of the cycle.
 func TestOwnerExprAgainstPrometheus(t *testing.T) {
-	now := time.Now().Truncate(time.Minute)
-	from, mid, to := now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(-time.Minute)
-	ones := func(a, b time.Time) []series.Sample { return series.Generate(a, b, time.Minute, series.Const(1)) }
+	from, mid, to := twoHours()
 	pod := func(name string, o series.OwnerRef, a, b time.Time) series.Series {
 		return series.KubePodOwner(series.PodRef{Namespace: "shop", Pod: name}, o, ones(a, b))
 	}
@@ -79,4 +77,16 @@ func TestOwnerExprAgainstPrometheus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// twoHours is the span the tests load into Prometheus: from two hours
+// before now to a minute before, with mid an hour in.
+func twoHours() (from, mid, to time.Time) {
+	now := time.Now().Truncate(time.Minute)
+	return now.Add(-2 * time.Hour), now.Add(-time.Hour), now.Add(-time.Minute)
+}
+
+// ones is an info series' samples (kube-state-metrics' owners) from a to b.
+func ones(a, b time.Time) []series.Sample {
+	return series.Generate(a, b, time.Minute, series.Const(1))
 }
