@@ -87,10 +87,8 @@ func New(opts Options) (*Service, error) {
 		}
 		m.agents = append(m.agents, re)
 	}
-	for i, s := range cfg.RequestSources {
-		if s.Metric == "" {
-			errs = append(errs, fmt.Errorf("exporter.request_sources[%d].metric: must not be empty", i))
-		}
+	for _, p := range history.CheckSources(cfg.RequestSources) {
+		errs = append(errs, fmt.Errorf("exporter.%s: %s", p.Key, p.Msg))
 	}
 	if fi := time.Duration(cfg.Forecast.Interval); fi != 0 && fi < time.Minute {
 		errs = append(errs, fmt.Errorf("exporter.forecast.interval: %s is below 1m; use 0 to turn forecasts off", cfg.Forecast.Interval))

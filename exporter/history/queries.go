@@ -169,3 +169,47 @@ func requestExpr(s RequestSource, w, owner string) string {
 	by := append([]string{"namespace", "pod"}, keep...)
 	return byWorkload("sum", fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w), owner, keep...)
 }
+
+// SourceProblem is what is wrong with one request source: Key is the
+// setting under exporter, as request_sources[1].metric.
+type SourceProblem struct{ Key, Msg string }
+
+// CheckSources finds the request sources whose queries could not parse, or
+// would parse and silently match nothing.
+func CheckSources(srcs []RequestSource) []SourceProblem {
+	var out []SourceProblem
+	first := map[string]int{}
+	for i, s := range srcs {
+		at := fmt.Sprintf("request_sources[%d]", i)
+		add := func(key, format string, args ...any) {
+			if key != "" {
+				key = "." + key
+			}
+			out = append(out, SourceProblem{Key: at + key, Msg: fmt.Sprintf(format, args...)})
+		}
+		switch j, dup := first[s.Metric]; {
+		case s.Metric == "":
+			add("metric", "must not be empty")
+		case !model.IsValidLegacyMetricName(s.Metric):
+			add("metric", "%q is not a metric name", s.Metric)
+		case dup:
+			// Each source is one query, named after its metric.
+			add("metric", "%s is already request_sources[%d]'s; give one source per metric, narrowed with matchers", s.Metric, j)
+		default:
+			first[s.Metric] = i
+		}
+		if s.WorkloadLabel != "" && s.ServiceLabel != "" {
+			add("", "workload_label (%s) and service_label (%s) both set; a series names the workload or the Service it went to, set one", s.WorkloadLabel, s.ServiceLabel)
+		}
+		labels := [][2]string{{"namespace_label", s.NamespaceLabel}, {"workload_label", s.WorkloadLabel}, {"service_label", s.ServiceLabel}, {"user_agent_label", s.UserAgentLabel}}
+		for k, l := range s.PathLabels {
+			labels = append(labels, [2]string{fmt.Sprintf("path_labels[%d]", k), l})
+		}
+		for _, l := range labels {
+			if l[1] != "" && !model.LabelName(l[1]).IsValidLegacy() {
+				add(l[0], "%q is not a label name", l[1])
+			}
+		}
+	}
+	return out
+}

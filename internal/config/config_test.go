@@ -117,6 +117,11 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) { c.Prometheus.Selector = `{cluster="prod"}` },
 		},
 		{
+			name:    "request source naming both a workload and a Service",
+			file:    "exporter:\n  request_sources:\n    - metric: istio_requests_total\n      workload_label: destination_workload\n      service_label: destination_service_name\n",
+			wantErr: []string{`upid.yaml:3: exporter.request_sources[0]: workload_label (destination_workload) and service_label (destination_service_name) both set`},
+		},
+		{
 			name:    "prometheus selector without braces",
 			file:    "prometheus:\n  selector: cluster=prod\n",
 			wantErr: []string{`upid.yaml:2: prometheus.selector: "cluster=prod" is not a label selector like {cluster="prod"}`},

@@ -365,6 +365,9 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 			return "default"
 		}
 		errs = append(errs, cfg.Exporter.Recommend.validate("exporter.recommend", source)...)
+		for _, p := range history.CheckSources(cfg.Exporter.RequestSources) {
+			errs = append(errs, &Error{Source: source("exporter.request_sources"), Key: "exporter." + p.Key, Msg: p.Msg})
+		}
 		if _, err := history.ParseSelector(cfg.Prometheus.Selector); err != nil {
 			errs = append(errs, &Error{Source: source("prometheus.selector"), Key: "prometheus.selector", Msg: err.Error()})
 		}
