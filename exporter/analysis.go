@@ -490,14 +490,17 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			r.Pod = podAdvice(w, current, recs, prices, r.Replicas, policy.ChangeThreshold)
 		}
 		// Waste: what is requested beyond the p95 of use, at the price this
-		// workload pays; headroom under the p95 is needed, not waste.
+		// workload pays; headroom under the p95 is needed, not waste. Only
+		// the requests of containers whose use is known count.
 		pods := math.Max(in.Replicas, 1)
-		if cpuKnown && r.RequestedCPUCores > 0 {
-			wst := math.Max(0, r.RequestedCPUCores-cpuP95*pods) * r.Cost.CPU / r.RequestedCPUCores
+		cpuShare := seenShare(w, "cpu", r.RequestedCPUCores, func(c inventory.Container) float64 { return c.CPURequest }, h.ContainerCPU)
+		if cpuKnown && r.RequestedCPUCores > 0 && cpuShare > 0 {
+			wst := math.Max(0, r.RequestedCPUCores*cpuShare-cpuP95*pods) * r.Cost.CPU / r.RequestedCPUCores
 			r.Waste.CPU = &wst
 		}
-		if memKnown && r.RequestedMemoryBytes > 0 {
-			wst := math.Max(0, r.RequestedMemoryBytes-memP95*pods) * r.Cost.Memory / r.RequestedMemoryBytes
+		memShare := seenShare(w, "memory", r.RequestedMemoryBytes, func(c inventory.Container) float64 { return c.MemoryRequest }, h.ContainerMemory)
+		if memKnown && r.RequestedMemoryBytes > 0 && memShare > 0 {
+			wst := math.Max(0, r.RequestedMemoryBytes*memShare-memP95*pods) * r.Cost.Memory / r.RequestedMemoryBytes
 			r.Waste.Memory = &wst
 		}
 		if v.State == idle.StateIdle {
@@ -512,4 +515,31 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 	res.Objects["node"] = float64(len(inv.Nodes))
 	res.Objects["namespace"] = float64(len(inv.Namespaces))
 	return res
+}
+
+// seenShare is the share of what the workload's pods request of a resource
+// that belongs to containers whose use is known (in used). The rest is
+// neither waste nor known to be used: requests the template does not
+// account for (a sidecar injected at admission, whose use the recommender
+// does not read; a LimitRange's defaults; an init container larger than
+// the rest) and those of a template container without history. Pods that
+// set the resource at pod level share it among all their containers, and
+// count whole. 0 means no request is known to be used: the waste is unknown.
+func seenShare(w inventory.Workload, resource string, requested float64, request func(inventory.Container) float64, used map[string]*history.Usage) float64 {
+	if w.Pod.Sets(resource) || w.Pods == 0 || requested <= 0 {
+		return 1
+	}
+	var template, seen float64
+	for _, c := range w.Containers {
+		if c.Init && !c.Sidecar {
+			continue
+		}
+		template += request(c)
+		if u := used[c.Name]; u != nil && u.P95 != nil {
+			seen += request(c)
+		}
+	}
+	// A pod of an older revision may request less than the template.
+	perPod := math.Max(requested/float64(w.Pods), template)
+	return math.Min(1, seen/perPod)
 }
