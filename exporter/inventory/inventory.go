@@ -80,8 +80,11 @@ type Workload struct {
 	// kubectl annotate puts them and it does not roll the pods.
 	Annotations map[string]string
 	// labels are the pod template's, which Services select; shared with
-	// the cache.
-	labels []label
+	// the cache. A Rollout's are its chosen revision's, and revisions the
+	// others': Argo pins a blue-green's active Service (a canary's stable
+	// one) to one revision's hash, not always the chosen one.
+	labels    []label
+	revisions [][]label
 	// Requests are what the workload's Pending and Running pods request,
 	// by node ("" for pods not scheduled yet), sorted by node.
 	Requests []NodeRequests
@@ -307,6 +310,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	// copies the Rollout's own.
 	type revisions struct {
 		chosen, latest *leanWorkload
+		all            []*leanWorkload
 		replicas       int32
 		created        int64
 	}
@@ -332,6 +336,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 				if argorollouts.Later(int64(o.revision), o.created, int64(r.latest.revision), r.latest.created) {
 					r.latest = o
 				}
+				r.all = append(r.all, o)
 				r.replicas += o.replicas
 				r.created = min(r.created, o.created)
 				return
@@ -358,6 +363,11 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		if _, ok := byID[id]; !ok { // a workload of that name and kind wins
 			w := fromSpec(id, r.created, r.replicas, r.chosen.spec)
 			w.Annotations = r.latest.spec.annotations
+			for _, o := range r.all {
+				if o != r.chosen {
+					w.revisions = append(w.revisions, o.spec.labels)
+				}
+			}
 			byID[id] = &w
 		}
 	}
@@ -456,9 +466,14 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	}
 	byLabel := map[nsLabel][]int{}
 	for i, w := range snap.Workloads {
-		for _, l := range w.labels {
-			k := nsLabel{w.Namespace, l}
-			byLabel[k] = append(byLabel[k], i)
+		for _, ls := range append([][]label{w.labels}, w.revisions...) {
+			for _, l := range ls {
+				k := nsLabel{w.Namespace, l}
+				// Revisions share most labels: one entry a workload.
+				if ix := byLabel[k]; len(ix) == 0 || ix[len(ix)-1] != i {
+					byLabel[k] = append(ix, i)
+				}
+			}
 		}
 	}
 	err = each(inv.services, func(svc *leanService) {
@@ -467,7 +482,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		}
 		for _, i := range byLabel[nsLabel{svc.namespace.String(), svc.selector[0]}] {
 			w := snap.Workloads[i]
-			if selects(svc.selector, w.labels) {
+			if selects(svc.selector, w.labels) || slices.ContainsFunc(w.revisions, func(ls []label) bool { return selects(svc.selector, ls) }) {
 				k := [2]string{svc.namespace.String(), svc.name}
 				snap.Selects[k] = append(snap.Selects[k], w.ID)
 			}

@@ -178,6 +178,21 @@ func TestArgoRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(map[string]int32{"1": 3, "2": 1})
+	// A Service pinned to each revision's hash, as Argo pins a canary's
+	// stable and canary Services (a blue-green's active and preview): both
+	// serve the Rollout, whichever revision its template is taken from.
+	rss, err := c.AppsV1().ReplicaSets("shop").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rss.Items {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-rev" + rs.Annotations[argorollouts.RevisionAnnotation]},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}},
+				Selector: map[string]string{"app": "web", "rollouts-pod-template-hash": rs.Labels["rollouts-pod-template-hash"]}}}
+		if _, err := c.CoreV1().Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	inv := New(c, Options{})
 	if err := inv.Start(ctx); err != nil {
@@ -200,5 +215,10 @@ func TestArgoRollout(t *testing.T) {
 	}
 	if got := w.Annotations["upid.io/recommend-percentile"]; got != "0.9" {
 		t.Errorf("upid.io/recommend-percentile = %q (annotations %v), want the latest revision's 0.9", got, w.Annotations)
+	}
+	for _, svc := range []string{"web-rev1", "web-rev2"} {
+		if got := snap.Selects[[2]string{"shop", svc}]; len(got) != 1 || got[0] != w.ID {
+			t.Errorf("Service %s, pinned to a revision, selects %v; want the Rollout (found in review)", svc, got)
+		}
 	}
 }
