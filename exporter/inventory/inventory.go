@@ -389,10 +389,7 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 		}
 		id := inv.owner(p.namespace.String(), p.name, p.owner)
 		if _, ok := byID[id]; ok {
-			if created, made := byPods[id]; made && p.created < created {
-				byPods[id] = p.created
-			}
-			return
+			return // the oldest pod's creation is found below
 		}
 		spec := p.spec
 		if spec == nil && operator {
@@ -415,9 +412,22 @@ func (inv *Inventory) Snapshot() (Snapshot, error) {
 	pods := 0
 	err = each(inv.pods, func(p *leanPod) {
 		pods++
-		w, ok := byID[inv.owner(p.namespace.String(), p.name, p.owner)]
+		id := inv.owner(p.namespace.String(), p.name, p.owner)
+		w, ok := byID[id]
 		if !ok {
-			return
+			// A watched controller's pod whose controller is gone: deleted
+			// with --cascade=orphan (a Deployment's ReplicaSet keeps its
+			// pods and their pod-template-hash), or not in its cache yet.
+			// Its pods still run and cost: a workload without a template
+			// counts them, under the name the history gives them.
+			if p.spec != nil || p.req.finished || operatorOwned(p.owner.kind.String()) || !inv.inShard(id) {
+				return
+			}
+			o := fromSpec(id, p.created, 0, &podSpec{})
+			w = &o
+			byID[id], byPods[id] = w, p.created
+		} else if created, made := byPods[id]; made && p.created < created {
+			byPods[id] = p.created
 		}
 		if !p.req.finished {
 			// Finished pods (a Job's, an evicted one kept for its
