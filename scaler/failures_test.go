@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,3 +86,39 @@ func TestWakeConflictAfterRestore(t *testing.T) {
 // metric: notify.go:143-145 only appends a result to the HTTP body, which
 // Alertmanager does not log on a 200. An operator whose idle alert lacks
 // the kind label sees nothing anywhere.
+
+// TestLeaseLostMidNotification: a replica that stops leading while it
+// handles a notification acts on none of its remaining alerts and answers
+// 500, so that Alertmanager retries them with the new leader, which may
+// already be acting (found in review).
+func TestLeaseLostMidNotification(t *testing.T) {
+	old := time.Now().Add(-72 * time.Hour)
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
+	cfg := testConfig(t)
+	cfg.LeaderElection.Enabled = true
+	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+	lease, lose := context.WithCancel(context.Background())
+	defer lose()
+	s.lease.Store(&lease)
+	s.leader.Store(true)
+	apps.fail = func(verb, sub string) error {
+		if verb == "update" && sub == "scale" {
+			// The Lease is lost while web is put to sleep; run.go's
+			// OnStartedLeading clears the flag when its context ends.
+			lose()
+			s.leader.Store(false)
+		}
+		return nil
+	}
+	api := Workload{Namespace: "shop", Kind: KindDeployment, Name: "api"}
+	code, resp := post(t, s, notification(alert("UPIDWorkloadIdle", "firing", web), alert("UPIDWorkloadIdle", "firing", api)), testToken)
+	if code != 500 || len(resp.Results) != 2 {
+		t.Fatalf("answered %d %+v, want 500 with both alerts' results", code, resp)
+	}
+	if r := resp.Results[1]; r.Result != ResultFailure || !strings.Contains(r.Error, "stopped leading") {
+		t.Errorf("api's result %+v, want a failure saying this replica stopped leading", r)
+	}
+	if d := apps.get("shop", "api"); *d.Spec.Replicas != 2 || len(d.Annotations) != 0 {
+		t.Errorf("api was acted on after the Lease was lost: replicas %d, annotations %v", *d.Spec.Replicas, d.Annotations)
+	}
+}

@@ -67,6 +67,10 @@ func ParseNotification(body []byte) (Notification, error) {
 	return n, nil
 }
 
+// errLeaseLost ends the notifications a replica handles when it stops
+// leading.
+var errLeaseLost = errors.New("this replica stopped leading; retry")
+
 // Plan is the request an alert asks for, or why it asks for none.
 type Plan struct {
 	Action  string // sleep, wake or "" for none
@@ -152,6 +156,17 @@ func (s *Scaler) Handle(ctx context.Context, n Notification) []Result {
 	var out []Result
 	for _, a := range n.Alerts {
 		p := s.Plan(a)
+		if p.Action != "" && (ctx.Err() != nil || !s.IsLeader()) {
+			// Out of time, or no longer the leader: the rest is left to
+			// Alertmanager's retry, which the failure asks for.
+			err := context.Cause(ctx)
+			if err == nil {
+				err = errLeaseLost
+			}
+			s.actionsTotal.WithLabelValues(p.Action, ResultFailure).Inc()
+			out = append(out, Result{Action: p.Action, Workload: p.Request.Workload, Result: ResultFailure, Reason: "not_attempted", Err: err})
+			continue
+		}
 		switch p.Action {
 		case ActionSleep:
 			out = append(out, s.safely(ctx, p, s.Sleep))
@@ -306,7 +321,15 @@ func (s *Scaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.notificationsTotal.WithLabelValues("accepted").Inc()
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.cfg.RequestTimeout))
+	ctx, lost := context.WithCancelCause(r.Context())
+	defer lost(nil)
+	if l := s.lease.Load(); l != nil {
+		// A replica that stops leading mid-notification stops acting: the
+		// new leader may already act on the same workloads, and its rate
+		// limit counts only the sleeps it can see.
+		defer context.AfterFunc(*l, func() { lost(errLeaseLost) })()
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.RequestTimeout))
 	defer cancel()
 	results := s.Handle(ctx, n)
 	resp := response{Status: "ok"}

@@ -119,6 +119,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 					// start after leadership is already lost; clearing the
 					// flag when ctx ends keeps it from sticking at true.
 					s.countRecentSleeps()
+					s.lease.Store(&ctx)
 					s.leader.Store(true)
 					lead(ctx)
 					<-ctx.Done()

@@ -70,7 +70,10 @@ type Scaler struct {
 	actions  []config.ScalerAction
 	limiter  *limiter
 	leader   atomic.Bool
-	synced   atomic.Bool
+	// lease ends when this replica stops leading; nil without leader
+	// election.
+	lease  atomic.Pointer[context.Context]
+	synced atomic.Bool
 	caches
 
 	actionsTotal       *prometheus.CounterVec
