@@ -298,6 +298,10 @@ type analyzer struct {
 	// exceptions; annotations and labels are read each cycle.
 	policy    recommend.Policy
 	overrides map[string][]policyOverride // by namespace
+	// owns says whether this shard reports a node or a namespace (by its
+	// name): each is reported by one shard, as each workload is, so that
+	// sums over the shards count it once. nil: this exporter is the only one.
+	owns func(name string) bool
 }
 
 func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at time.Time) *Results {
@@ -309,6 +313,9 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		node := pricing.NodeFromObject(n)
 		p := pricer.Price(node)
 		prices[n.Name] = p
+		if a.owns != nil && !a.owns(n.Name) {
+			continue // priced for the pods on it; another shard reports it
+		}
 		res.Nodes = append(res.Nodes, NodeResult{
 			Name: node.Name, InstanceType: node.InstanceType, Region: node.Region, CapacityType: node.CapacityType,
 			Price: p, HourlyCost: p.NodeHourly(node),
@@ -509,7 +516,9 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		res.Workloads = append(res.Workloads, r)
 	}
 	for _, ns := range inv.Namespaces {
-		res.Namespaces = append(res.Namespaces, NamespaceResult{Name: ns.Name, Labels: ns.Labels})
+		if a.owns == nil || a.owns(ns.Name) {
+			res.Namespaces = append(res.Namespaces, NamespaceResult{Name: ns.Name, Labels: ns.Labels})
+		}
 	}
 	res.Objects["pod"] = float64(inv.Pods)
 	res.Objects["node"] = float64(len(inv.Nodes))

@@ -329,3 +329,38 @@ func TestInjectedSidecarIsNotWaste(t *testing.T) {
 		t.Errorf("memory waste %v $/h, want %v: the app's unused 64 MiB only", w.Waste.Memory, want)
 	}
 }
+
+// TestShardsReportNodesAndNamespacesOnce: with shards, each node and
+// namespace is reported by one shard, so sums over shards count it once
+// (found in review: every shard reported every node's cost).
+func TestShardsReportNodesAndNamespacesOnce(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var inv inventory.Snapshot
+	for _, n := range []string{"n1", "n2", "n3", "n4", "n5", "n6"} {
+		inv.Nodes = append(inv.Nodes, node(n, "4", "16Gi"))
+		inv.Namespaces = append(inv.Namespaces, inventory.Namespace{Name: "ns-" + n})
+	}
+	const shards = 2
+	nodes, namespaces := map[string]int{}, map[string]int{}
+	for shard := range shards {
+		a := &analyzer{window: time.Hour, recWindow: time.Hour, params: idle.DefaultParams(),
+			owns: func(name string) bool { return inventory.ShardOf(name, shards) == shard }}
+		res := a.analyze(inv, &history.Snapshot{At: at}, at)
+		for _, n := range res.Nodes {
+			nodes[n.Name]++
+		}
+		for _, ns := range res.Namespaces {
+			namespaces[ns.Name]++
+		}
+	}
+	for _, n := range inv.Nodes {
+		if nodes[n.Name] != 1 {
+			t.Errorf("node %s reported by %d shards, want 1", n.Name, nodes[n.Name])
+		}
+	}
+	for _, ns := range inv.Namespaces {
+		if namespaces[ns.Name] != 1 {
+			t.Errorf("namespace %s reported by %d shards, want 1", ns.Name, namespaces[ns.Name])
+		}
+	}
+}

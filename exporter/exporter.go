@@ -149,6 +149,9 @@ func New(opts Options) (*Service, error) {
 		idleSince: map[inventory.ID]time.Time{},
 		self:      newSelfMetrics(),
 	}
+	if n := cfg.TotalShards; n > 1 {
+		s.analyzer.owns = func(name string) bool { return inventory.ShardOf(name, n) == cfg.Shard }
+	}
 	rc := cfg.Recommender
 	s.rec = newRecommender(s.analyzer.policy, s.analyzer.recWindow, time.Duration(rc.BackfillChunk), time.Duration(rc.BackfillBudget),
 		time.Duration(opts.Prometheus.Timeout), rc.BatchContainers, opts.Logger)
