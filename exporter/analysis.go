@@ -392,6 +392,15 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 				tr.probes[p.Path] += in.Replicas * secs / p.Period.Seconds()
 			}
 		}
+		if h.Probes != nil {
+			// The kubelet's own count of the probes it ran bounds them
+			// too: replicas is an average over the time pods ran, so
+			// pods that ran an hour of the day would otherwise be granted
+			// a day of probes.
+			for path, n := range tr.probes {
+				tr.probes[path] = min(n, *h.Probes)
+			}
+		}
 		for _, p := range w.MetricsPaths {
 			tr.scrapePaths[p] = true
 		}

@@ -232,15 +232,19 @@ func TestProbeOnRootKeepsRealTraffic(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		own, svc  []history.RequestCount
+		probes    float64 // the kubelet ran
 		wantState string
 	}{
 		// One real request a minute through the Ingress, which the
 		// kubelet's probes never take.
-		{"ingress", nil, []history.RequestCount{{Source: "nginx_ingress_controller_requests", Path: "/", Count: 60 * 24}}, "active"},
+		{"ingress", nil, []history.RequestCount{{Source: "nginx_ingress_controller_requests", Path: "/", Count: 60 * 24}}, 8640, "active"},
 		// The application counts its probes (8,640) and a request a minute.
-		{"application", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640 + 60*24}}, nil, "active"},
+		{"application", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640 + 60*24}}, nil, 8640, "active"},
 		// Only the probes: the probe path alone does not keep it alive.
-		{"application, probes only", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640}}, nil, "idle"},
+		{"application, probes only", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 8640}}, nil, 8640, "idle"},
+		// The pod ran an hour of the day (replicas averages the time pods
+		// ran): the kubelet ran 360 probes, and the rest is real.
+		{"application, an hour of probes", []history.RequestCount{{Source: "http_requests_total", Path: "/", Count: 360 + 60*24}}, nil, 360, "active"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inv := inventory.Snapshot{
@@ -251,7 +255,7 @@ func TestProbeOnRootKeepsRealTraffic(t *testing.T) {
 				Workloads: map[history.Key]*history.Workload{
 					{Namespace: "shop", Kind: "Deployment", Workload: "front"}: {
 						CPUSeconds: f(0.003 * secs), CPUPodP95Cores: f(0.003), Coverage: f(1), NetworkRxBytes: f(500 * secs), Replicas: f(1),
-						Probes: f(0.1 * secs), Requests: tc.own,
+						Probes: f(tc.probes), Requests: tc.own,
 					},
 				},
 				ServiceRequests: map[[2]string][]history.RequestCount{{"shop", "front-svc"}: tc.svc},
