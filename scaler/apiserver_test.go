@@ -384,9 +384,30 @@ func TestAgainstAPIServer(t *testing.T) {
 		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
 			t.Fatal(res)
 		}
+		// Put to sleep before the window opened, as every workload the
+		// earlier cases left asleep: a window always open opened, as far
+		// as the loop looks, 8 days ago.
+		ds, err := c.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds.Items {
+			if d.Annotations[AnnotationSince] != "" {
+				d.Annotations[AnnotationSince] = time.Now().Add(-9 * 24 * time.Hour).UTC().Format(time.RFC3339)
+				if _, err := c.AppsV1().Deployments(d.Namespace).Update(ctx, &d, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		win := cfg
 		win.WakeWindows = []string{"* 00:00-24:00"}
 		ws := newTestScaler(t, c, win, record.NewFakeRecorder(10))
+		// An operator's upid sleep inside the window: the window leaves it
+		// asleep (found in review: it was woken within 30 s).
+		kept := create(t, "shop", "kept", 2)
+		if res := ws.Sleep(ctx, Request{Workload: kept, Manual: true}); res.Result != ResultSuccess {
+			t.Fatal(res)
+		}
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { _ = ws.Run(runCtx, RunOptions{WindowCheck: 200 * time.Millisecond}); close(done) }()
@@ -397,6 +418,14 @@ func TestAgainstAPIServer(t *testing.T) {
 		})
 		if res := ws.Sleep(ctx, Request{Workload: w}); res.Reason != "wake_window" {
 			t.Errorf("sleep inside the window: %s", res)
+		}
+		// office was woken by a check after its sleep was seen; kept has
+		// been through the same checks.
+		if d := get(t, kept); *d.Spec.Replicas != 0 || d.Annotations[AnnotationReplicas] != "2" {
+			t.Errorf("kept, put to sleep by an operator inside the window: replicas %d, annotations %v; want asleep", *d.Spec.Replicas, d.Annotations)
+		}
+		if res := ws.Wake(ctx, Request{Workload: kept, Manual: true}); res.Result != ResultSuccess {
+			t.Errorf("waking kept: %s", res)
 		}
 	})
 

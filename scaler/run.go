@@ -215,8 +215,8 @@ func leaseNamespace(configured string) string {
 	return "default"
 }
 
-// windowLoop wakes every sleeping workload whenever now is inside a wake
-// window. It only runs on the leader.
+// windowLoop wakes every workload put to sleep before the wake window now
+// open opened. It only runs on the leader.
 func (s *Scaler) windowLoop(ctx context.Context, every time.Duration) {
 	if len(s.windows) == 0 {
 		<-ctx.Done()
@@ -225,10 +225,15 @@ func (s *Scaler) windowLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if InWindow(s.windows, s.now()) {
+		if opened, ok := OpenedAt(s.windows, s.now()); ok {
 			for _, w := range s.Sleeping() {
 				if ctx.Err() != nil {
 					return
+				}
+				if !w.Since.Before(opened) {
+					// Put to sleep while the window was open, which only
+					// an operator's upid sleep does: their call stands.
+					continue
 				}
 				s.Wake(ctx, Request{Workload: w.Workload, Cause: "wake_window"})
 			}

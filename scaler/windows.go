@@ -124,6 +124,27 @@ func (w Window) Contains(t time.Time) bool {
 	return (w.days[today] && minute >= w.start) || (w.days[yesterday] && minute < w.end)
 }
 
+// maxWindowLookback bounds OpenedAt's walk back: a weekly schedule that
+// has not opened within a week and a day is always open.
+const maxWindowLookback = 8 * 24 * time.Hour
+
+// OpenedAt returns when the windows around t opened: the first minute of
+// the run of in-window minutes that reaches t, across windows that touch
+// or overlap (Mon-Fri 00:00-24:00 is one opening, not five). For windows
+// always open, it is t less maxWindowLookback. ok is false outside every
+// window.
+func OpenedAt(ws []Window, t time.Time) (opened time.Time, ok bool) {
+	t = t.Truncate(time.Minute)
+	if !InWindow(ws, t) {
+		return time.Time{}, false
+	}
+	opened = t
+	for opened.After(t.Add(-maxWindowLookback)) && InWindow(ws, opened.Add(-time.Minute)) {
+		opened = opened.Add(-time.Minute)
+	}
+	return opened, true
+}
+
 // InWindow says whether t falls in any of the windows.
 func InWindow(ws []Window, t time.Time) bool {
 	for _, w := range ws {
