@@ -326,3 +326,81 @@ func TestMetricsDocumented(t *testing.T) {
 		t.Errorf("only %d metrics described", n)
 	}
 }
+
+// reviewAndApply reviews pod as the API server would send it and returns
+// it with the patch applied.
+func reviewAndApply(t *testing.T, h *Handler, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	out, err := h.Review(context.Background(), reviewBody(t, "team", admissionv1.Create, podKind, pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(out, &review); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(pod)
+	if len(review.Response.Patch) == 0 {
+		return pod
+	}
+	p, err := jsonpatch.DecodePatch(review.Response.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := p.Apply(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got corev1.Pod
+	if err := json.Unmarshal(patched, &got); err != nil {
+		t.Fatal(err)
+	}
+	return &got
+}
+
+// TestReinvocationKeepsEveryContainersRecord: a sidecar injector that runs
+// after UPID makes the API server call UPID again (reinvocationPolicy
+// IfNeeded). UPID then changes the injected container too. The pod's
+// upid.io/original-resources must still say what every changed container
+// had before, and upid.io/recommended-resources what UPID set on each.
+// TestReinvocationKeepsEveryContainersRecord: a container another webhook
+// adds after UPID's first call, and which the reinvocation sizes, joins the
+// records of the first call's changes instead of replacing them (found in
+// review: the first container's record and the second's original were lost).
+func TestReinvocationKeepsEveryContainersRecord(t *testing.T) {
+	h, err := NewHandler(HandlerOptions{
+		DefaultMode: ModeEnforce, Policy: defaultPolicy, MaxRequestBytes: 64 << 10,
+		Recommendations: staticRecs{key("team", "Deployment", "web"): {Containers: map[string]Target{
+			"app":   {CPURequest: f(0.25), MemoryRequest: f(128 * mi)},
+			"proxy": {CPURequest: f(0.1), MemoryRequest: f(64 * mi)},
+		}}},
+		Cluster: &staticCluster{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First call: the pod as the ReplicaSet created it.
+	pod := reviewAndApply(t, h, webPod(nil))
+	// A later mutating webhook injects its sidecar; the API server calls UPID again.
+	pod.Spec.Containers = append(pod.Spec.Containers, container("proxy", rl("cpu", "1", "memory", "512Mi"), nil))
+	pod = reviewAndApply(t, h, pod)
+
+	if got := pod.Spec.Containers[1].Resources.Requests[corev1.ResourceCPU]; got.String() != "100m" {
+		t.Fatalf("proxy cpu request %s, want 100m (the reinvocation changed it)", got.String())
+	}
+	var orig, rec map[string]Resources
+	if err := json.Unmarshal([]byte(pod.Annotations[AnnotationOriginal]), &orig); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(pod.Annotations[AnnotationRecommended]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"app", "proxy"} {
+		if _, ok := orig[c]; !ok {
+			t.Errorf("%s: %s lacks container %q, whose resources UPID changed", AnnotationOriginal, pod.Annotations[AnnotationOriginal], c)
+		}
+		if _, ok := rec[c]; !ok {
+			t.Errorf("%s: %s lacks container %q, whose resources UPID changed", AnnotationRecommended, pod.Annotations[AnnotationRecommended], c)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -732,18 +734,31 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 	var anns [5][2]string
 	anns[0] = [2]string{AnnotationMode, mode}
 	if len(p.changes) > 0 {
-		rec, err := annotationJSON(p.Recommended)
+		// A reinvocation adds to the first call's records: every container
+		// UPID changed in either call stays in them, and a container's
+		// original is the first call's.
+		recd, orig := p.Recommended, p.Original
+		if prev, ok := record(annotations, AnnotationRecommended); ok {
+			recd = maps.Clone(prev)
+			maps.Copy(recd, p.Recommended)
+		}
+		if prev, ok := record(annotations, AnnotationOriginal); ok {
+			orig = maps.Clone(p.Original)
+			maps.Copy(orig, prev)
+		} else if _, garbled := annotations.get(AnnotationOriginal); garbled {
+			orig = nil // not UPID's to replace
+		}
+		rec, err := annotationJSON(recd)
 		if err != nil {
 			return nil, err
 		}
 		anns[1] = [2]string{AnnotationRecommended, rec}
-		// A reinvocation must not replace the first call's record of the original.
-		if _, ok := annotations.get(AnnotationOriginal); !ok {
-			orig, err := annotationJSON(p.Original)
+		if orig != nil {
+			o, err := annotationJSON(orig)
 			if err != nil {
 				return nil, err
 			}
-			anns[2] = [2]string{AnnotationOriginal, orig}
+			anns[2] = [2]string{AnnotationOriginal, o}
 		}
 	}
 	if p.RecommendedPod != nil {
@@ -898,6 +913,21 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
 	}
 	return ops
+}
+
+// record reads a record annotation (upid.io/original-resources,
+// upid.io/recommended-resources) an earlier call wrote; ok is false when
+// the pod has none, and a record that does not parse is none.
+func record(annotations *podAnnotations, key string) (map[string]Resources, bool) {
+	v, ok := annotations.get(key)
+	if !ok {
+		return nil, false
+	}
+	var m map[string]Resources
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, false
+	}
+	return m, true
 }
 
 // escape encodes a map key as a JSON pointer segment (RFC 6901).
