@@ -220,7 +220,17 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 	if recs == nil {
 		return allowed, OutcomeSkipped, why
 	}
-	plan := decide(pod, recs, h.opts.Cluster.Constraints(ns), h.opts.Policy)
+	cons := h.opts.Cluster.Constraints(ns)
+	plan := decide(pod, recs, cons, h.opts.Policy)
+	if back := undo(pod, plan, cons); back != nil {
+		ops, err := back.patch(anns, mode)
+		if err != nil {
+			return allowed, OutcomeFailedOpen, "error"
+		}
+		resp := admission.Allowed("")
+		resp.Patches = ops
+		return resp, OutcomeSkipped, back.Reason
+	}
 	if !plan.Changed() {
 		return allowed, OutcomeSkipped, plan.Reason
 	}

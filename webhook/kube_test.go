@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -455,3 +456,86 @@ func waitQuotaUsed(t testing.TB, k *testenv.Kube, ns, name string) {
 }
 
 func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }
+
+// injector is a sidecar injector's webhook: it adds a 200m container once.
+func injector(w http.ResponseWriter, r *http.Request) {
+	var review admissionv1.AdmissionReview
+	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var pod corev1.Pod
+	_ = json.Unmarshal(review.Request.Object.Raw, &pod)
+	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
+	injected := false
+	for _, c := range pod.Spec.Containers {
+		injected = injected || c.Name == "injected"
+	}
+	if !injected {
+		patch, _ := json.Marshal([]map[string]any{{"op": "add", "path": "/spec/containers/-", "value": corev1.Container{
+			Name: "injected", Image: "registry.invalid/agent", Resources: corev1.ResourceRequirements{Requests: rl("cpu", "200m", "memory", "64Mi")}}}})
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
+}
+
+// TestSidecarInjectedAfterUPIDUnderQuota: a pod that fits its namespace's
+// quota with the injected sidecar is admitted when UPID is off, and must be
+// admitted when UPID is on: UPID's raise must never get a pod rejected.
+// TestSidecarInjectedAfterUPIDUnderQuota: a sidecar injector whose
+// configuration sorts after UPID's adds a container once UPID has raised
+// the pod; the reinvocation finds the raise no longer fits the quota and
+// takes it back, so the pod is admitted as it would be without UPID (found
+// in review: the quota admission rejected it).
+func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
+	ctx := context.Background()
+	for ns, mode := range map[string]string{"t-inject": ModeEnforce, "t-inject-off": ModeOff} {
+		createNamespace(t, k, ns, map[string]string{AnnotationMode: mode})
+		if _, err := k.Clientset.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
+			Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "500m")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitQuotaUsed(t, k, ns, "cpu")
+	}
+	var recs []exporter.WorkloadResult
+	for _, ns := range []string{"t-inject", "t-inject-off"} {
+		recs = append(recs, workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1))
+	}
+	cert := testenv.NewServingCert(t)
+	port := testenv.FreePort(t)
+	startWebhook(t, k, testConfig(port, cert.Dir, recsServer(t, recs...)), "upid-system")
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
+	icert := testenv.NewServingCert(t)
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "zz-injector.webhook.example.io", URL: testenv.ServeTLS(t, icert, http.HandlerFunc(injector)) + "/inject", CAPEM: icert.CAPEM})
+
+	yes := true
+	for _, ns := range []string{"t-inject-off", "t-inject"} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "web-abc-", Labels: map[string]string{"pod-template-hash": "abc"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", UID: "0c6b3c3e-1111-4f1e-9c55-000000000001", Controller: &yes}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "128Mi"), nil)}},
+		}
+		got, err := k.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			if strings.Contains(err.Error(), "exceeded quota") {
+				t.Errorf("%s: pod rejected after UPID's change: %v", ns, err)
+				continue
+			}
+			t.Fatalf("%s: %v", ns, err)
+		}
+		if len(got.Spec.Containers) != 2 {
+			t.Fatalf("%s: containers %v, want app and the injected one", ns, got.Spec.Containers)
+		}
+		if cpu := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; cpu.String() != "100m" {
+			t.Errorf("%s: app requests %s, want its own 100m: 400m does not fit the quota beside the sidecar", ns, cpu.String())
+		}
+		for _, a := range []string{AnnotationOriginal, AnnotationRecommended} {
+			if v, ok := got.Annotations[a]; ok {
+				t.Errorf("%s: %s = %s on a pod UPID left as it was", ns, a, v)
+			}
+		}
+	}
+}

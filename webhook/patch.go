@@ -83,6 +83,8 @@ type Plan struct {
 	OriginalPod, RecommendedPod *Resources
 	changes                     []containerChange
 	pod                         *podChange
+	// undone says the changes take back an earlier call's (undo).
+	undone bool
 }
 
 // podChange is a change of the pod-level resources.
@@ -248,6 +250,100 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		plan.Recommended[name] = resourcesOf(ch.new)
 	}
 	return plan
+}
+
+// undo checks, on a reinvocation, that what an earlier call of UPID raised
+// in pod still fits the namespace's quotas together with what plan would
+// change now. Another webhook may have added a container since (a sidecar
+// injector whose configuration sorts after UPID's), which the first call's
+// quota check could not count; the quota admission, after every webhook,
+// would reject the pod. If it does not fit, the returned plan takes back the
+// earlier raises, by the record of the originals, and nothing else: the pod
+// is admitted as its owner and the other webhooks made it. nil when nothing
+// is to be undone.
+func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
+	if len(ns.Quotas) == 0 {
+		return nil
+	}
+	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce {
+		return nil // a recommend-mode call changed no resources
+	}
+	orig, ok := record(pod.Metadata.Annotations, AnnotationOriginal)
+	if !ok || len(orig) == 0 {
+		return nil
+	}
+	// after is the pod once plan is applied, prior the same pod with the
+	// earlier raises taken back.
+	after := &podFields{}
+	after.Spec = pod.Spec
+	after.Spec.InitContainers, after.Spec.Containers = slices.Clone(pod.Spec.InitContainers), slices.Clone(pod.Spec.Containers)
+	for _, ch := range plan.changes {
+		after.list(ch.list)[ch.index].Resources = ch.new
+	}
+	if plan.pod != nil {
+		after.Spec.Resources = &plan.pod.new
+	}
+	prior := &podFields{}
+	prior.Spec = after.Spec
+	prior.Spec.InitContainers, prior.Spec.Containers = slices.Clone(after.Spec.InitContainers), slices.Clone(after.Spec.Containers)
+	back := &Plan{Reason: "resource_quota", undone: true}
+	for _, list := range []string{"initContainers", "containers"} {
+		for i, c := range prior.list(list) {
+			o, ok := orig[c.Name]
+			if !ok {
+				continue
+			}
+			restored := restore(c.Resources, o)
+			prior.list(list)[i].Resources = restored
+			if cur := pod.list(list)[i].Resources; !sameRequirements(cur, restored) {
+				back.changes = append(back.changes, containerChange{list: list, index: i, old: cur, new: restored})
+			}
+		}
+	}
+	createdAfter, createdPrior := after.created(), prior.created()
+	if len(back.changes) == 0 || quotaAdmits(sumsOf(createdPrior, true), sumsOf(createdAfter, true), pod.quotasCounting(ns.Quotas, createdAfter)) {
+		return nil
+	}
+	return back
+}
+
+// restore is r with the CPU and memory requests and limits of the record o:
+// those o lacks were not set before UPID set them.
+func restore(r corev1.ResourceRequirements, o Resources) corev1.ResourceRequirements {
+	out := *r.DeepCopy()
+	set := func(l *corev1.ResourceList, was map[string]string) {
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			v, had := was[string(name)]
+			q, err := resource.ParseQuantity(v)
+			switch {
+			case had && err == nil:
+				if *l == nil {
+					*l = corev1.ResourceList{}
+				}
+				(*l)[name] = q
+			case !had:
+				delete(*l, name)
+			}
+		}
+	}
+	set(&out.Requests, o.Requests)
+	set(&out.Limits, o.Limits)
+	return out
+}
+
+func sameRequirements(a, b corev1.ResourceRequirements) bool {
+	eq := func(x, y corev1.ResourceList) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if w, ok := y[k]; !ok || v.Cmp(w) != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return eq(a.Requests, b.Requests) && eq(a.Limits, b.Limits)
 }
 
 // bound is a LimitRange's constraint on one resource of a container; zero
@@ -730,6 +826,15 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		if p.pod != nil {
 			ops = append(ops, listOps("/spec/resources/requests", p.pod.old.Requests, p.pod.new.Requests)...)
 		}
+	}
+	if p.undone {
+		// The records describe changes no longer made.
+		for _, k := range []string{AnnotationOriginal, AnnotationRecommended} {
+			if _, ok := annotations.get(k); ok {
+				ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+escape(k), nil))
+			}
+		}
+		return ops, nil
 	}
 	var anns [5][2]string
 	anns[0] = [2]string{AnnotationMode, mode}

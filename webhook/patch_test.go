@@ -593,3 +593,31 @@ func TestWorkloadCandidates(t *testing.T) {
 		})
 	}
 }
+
+// TestRestore: taking back UPID's change sets CPU and memory to the record
+// of the originals, removes what the container did not set before, and
+// keeps every other resource.
+func TestRestore(t *testing.T) {
+	now := corev1.ResourceRequirements{Requests: rl("cpu", "400m", "memory", "256Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "512Mi")}
+	for _, tc := range []struct {
+		name string
+		orig Resources
+		want corev1.ResourceRequirements
+	}{
+		{"both recorded", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}, Limits: map[string]string{"memory": "256Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "256Mi")}},
+		{"memory was not requested", Resources{Requests: map[string]string{"cpu": "100m"}, Limits: map[string]string{"memory": "256Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "ephemeral-storage", "1Gi"), Limits: rl("memory", "256Mi")}},
+		{"no limits", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: corev1.ResourceList{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := restore(now, tc.orig); !sameRequirements(got, tc.want) {
+				t.Errorf("restore = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if cpu := now.Requests[corev1.ResourceCPU]; cpu.String() != "400m" {
+		t.Errorf("restore changed its argument: cpu %s", cpu.String())
+	}
+}
