@@ -24,6 +24,10 @@ import (
 type Cluster interface {
 	NamespaceLabels(ns string) map[string]string
 	WorkloadAnnotations(ns string, w Workload) map[string]string
+	// Controller returns the controller of workload w as the cache has
+	// it (the zero Workload when it has none); ok is false when w is not
+	// cached.
+	Controller(ns string, w Workload) (controller Workload, ok bool)
 	Constraints(ns string) Constraints
 }
 
@@ -151,6 +155,27 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 		return map[string]string{} // exists, without annotations
 	}
 	return nil
+}
+
+func (c *InformerCluster) Controller(ns string, w Workload) (Workload, bool) {
+	l, ok := c.workloads[w.Kind]
+	if !ok {
+		return Workload{}, false
+	}
+	obj, err := l.ByNamespace(ns).Get(w.Name)
+	if err != nil {
+		return Workload{}, false
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return Workload{}, false
+	}
+	for _, r := range m.GetOwnerReferences() {
+		if r.Controller != nil && *r.Controller {
+			return Workload{Kind: r.Kind, Name: r.Name}, true
+		}
+	}
+	return Workload{}, true
 }
 
 // rolloutAnnotations are an Argo Rollout's, as Argo copies them to its

@@ -192,6 +192,14 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 	if len(candidates) == 0 {
 		return allowed, OutcomeSkipped, "no_workload"
 	}
+	if len(candidates) == 2 && candidates[0].Kind == "CronJob" {
+		// A Job named like a CronJob's, created by hand, is its own: its
+		// opt-out and recommendations are not the CronJob's. A Job not
+		// cached yet keeps the name's guess.
+		if owner, ok := h.opts.Cluster.Controller(ns, candidates[1]); ok && owner != candidates[0] {
+			candidates = candidates[1:]
+		}
+	}
 	nsLabels := h.opts.Cluster.NamespaceLabels(ns)
 	var wlAnns map[string]string
 	for _, c := range candidates {

@@ -32,7 +32,10 @@ type staticCluster struct {
 	lrs map[string][]*corev1.LimitRange
 	// constraints, when set for a namespace, replace lrs.
 	constraints map[string]Constraints
-	panics      bool
+	// owners are the controllers of workloads (ns/kind/name), as the
+	// cache has them; a workload in wl without one has none.
+	owners map[string]Workload
+	panics bool
 }
 
 func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
@@ -43,6 +46,14 @@ func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
 }
 func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
 	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
+}
+func (c *staticCluster) Controller(ns string, w Workload) (Workload, bool) {
+	k := ns + "/" + w.Kind + "/" + w.Name
+	if o, ok := c.owners[k]; ok {
+		return o, true
+	}
+	_, ok := c.wl[k]
+	return Workload{}, ok
 }
 func (c *staticCluster) Constraints(ns string) Constraints {
 	if cs, ok := c.constraints[ns]; ok {
@@ -402,5 +413,53 @@ func TestReinvocationKeepsEveryContainersRecord(t *testing.T) {
 		if _, ok := rec[c]; !ok {
 			t.Errorf("%s: %s lacks container %q, whose resources UPID changed", AnnotationRecommended, pod.Annotations[AnnotationRecommended], c)
 		}
+	}
+}
+
+// TestJobNamedLikeACronJobs: a Job named <cronjob>-<digits> takes the
+// CronJob's opt-out and recommendations only when the CronJob controls it,
+// or when the cache does not have the Job yet (found in review: a Job
+// created by hand took the CronJob's sizing and ignored its own opt-out).
+func TestJobNamedLikeACronJobs(t *testing.T) {
+	yes := true
+	for _, tc := range []struct {
+		name    string
+		cluster *staticCluster
+		wantCPU string
+		reason  string
+	}{
+		{"by hand, opted out", &staticCluster{wl: map[string]map[string]string{
+			"team/CronJob/report": {}, "team/Job/report-1": {AnnotationOptOut: optOutValue}}}, "1", "opted_out"},
+		{"by hand", &staticCluster{wl: map[string]map[string]string{
+			"team/CronJob/report": {}, "team/Job/report-1": {}}}, "1", "no_recommendation"},
+		{"the CronJob's", &staticCluster{wl: map[string]map[string]string{"team/CronJob/report": {}, "team/Job/report-1": {}},
+			owners: map[string]Workload{"team/Job/report-1": {"CronJob", "report"}}}, "250m", ModeEnforce},
+		{"not cached yet", &staticCluster{wl: map[string]map[string]string{"team/CronJob/report": {}}}, "250m", ModeEnforce},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := NewHandler(HandlerOptions{
+				DefaultMode: ModeEnforce, Policy: defaultPolicy, MaxRequestBytes: 64 << 10,
+				Recommendations: staticRecs{key("team", "CronJob", "report"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}},
+				Cluster:         tc.cluster,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "report-1-", OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "report-1", Controller: &yes}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)}},
+			}
+			got := reviewAndApply(t, h, pod)
+			if r := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; r.String() != tc.wantCPU {
+				t.Errorf("cpu request %s, want %s", r.String(), tc.wantCPU)
+			}
+			outcome := OutcomeSkipped
+			if tc.reason == ModeEnforce {
+				outcome = OutcomeMutated
+			}
+			if n := testutil.ToFloat64(h.decisions.WithLabelValues(outcome, tc.reason)); n != 1 {
+				t.Errorf("decisions{%s,%s} = %g, want 1", outcome, tc.reason, n)
+			}
+		})
 	}
 }

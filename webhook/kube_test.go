@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/metadata"
@@ -536,6 +537,54 @@ func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
 			if v, ok := got.Annotations[a]; ok {
 				t.Errorf("%s: %s = %s on a pod UPID left as it was", ns, a, v)
 			}
+		}
+	}
+}
+
+// TestControllerFromCache reads a Job's controller from the informer cache
+// on a real API server: a Job made by hand has none, a CronJob's names it,
+// and a Job the cache has not got is unknown.
+func TestControllerFromCache(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{})
+	ctx := context.Background()
+	createNamespace(t, k, "jobs", nil)
+	yes := true
+	spec := batchv1.JobSpec{Suspend: &yes, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+		Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app"}}}}}
+	cj, err := k.Clientset.BatchV1().CronJobs("jobs").Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: &yes, JobTemplate: batchv1.JobTemplateSpec{Spec: spec}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []batchv1.Job{
+		{ObjectMeta: metav1.ObjectMeta{Name: "report-1"}, Spec: spec},
+		{ObjectMeta: metav1.ObjectMeta{Name: "report-29000000", OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob",
+			Name: "report", UID: cj.UID, Controller: &yes}}}, Spec: spec},
+	} {
+		if _, err := k.Clientset.BatchV1().Jobs("jobs").Create(ctx, &j, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta, err := metadata.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewInformerCluster(k.Clientset, meta, 0)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	for _, tc := range []struct {
+		job    string
+		want   Workload
+		cached bool
+	}{
+		{"report-1", Workload{}, true},
+		{"report-29000000", Workload{"CronJob", "report"}, true},
+		{"report-2", Workload{}, false},
+	} {
+		if got, ok := c.Controller("jobs", Workload{"Job", tc.job}); got != tc.want || ok != tc.cached {
+			t.Errorf("Controller(Job %s) = %v, %v; want %v, %v", tc.job, got, ok, tc.want, tc.cached)
 		}
 	}
 }
