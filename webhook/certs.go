@@ -165,6 +165,13 @@ func (s *SelfManagedTLS) renew(old map[string][]byte) (map[string][]byte, error)
 	}
 	changed := false
 	caRenewed := false
+	// The CA the published caBundle trusts, while it is valid: a leaf due
+	// in the round that replaces it is signed by it, since the API server
+	// trusts the new CA only once the caBundle carrying it is patched.
+	signer, signerKey := ca, caKey
+	if caErr != nil || ca.NotAfter.Before(now) {
+		signer = nil
+	}
 	if caErr != nil || dueForRenewal(ca, now) {
 		var caPEM, caKeyPEM []byte
 		var err error
@@ -190,8 +197,11 @@ func (s *SelfManagedTLS) renew(old map[string][]byte) (map[string][]byte, error)
 		// Keep serving the old leaf until the new CA is in the caBundle.
 		needLeaf = false
 	}
+	if !caRenewed || signer == nil {
+		signer, signerKey = ca, caKey
+	}
 	if needLeaf {
-		certPEM, keyPEM, err := newLeaf(now, s.CertValidity, s.DNSNames, ca, caKey)
+		certPEM, keyPEM, err := newLeaf(now, s.CertValidity, s.DNSNames, signer, signerKey)
 		if err != nil {
 			return nil, err
 		}

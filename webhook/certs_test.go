@@ -258,3 +258,57 @@ func TestSelfManagedReplicasAgree(t *testing.T) {
 		t.Errorf("serving certificate not trusted by the published caBundle: %v", err)
 	}
 }
+
+// TestRenewLeafAndCADueTogether: a serving certificate due in the round
+// that replaces the CA is signed by the CA the published caBundle trusts,
+// and moves to the new CA the round after, once the bundle carries it
+// (found in review: it was signed by the new CA at once, which the API
+// server did not trust yet).
+func TestRenewLeafAndCADueTogether(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	const name = "upid-webhook.upid-system.svc"
+	s := &SelfManagedTLS{DNSNames: []string{name}, CertValidity: 90 * time.Hour, CAValidity: 90 * time.Hour, Now: func() time.Time { return now }}
+	verifies := func(data map[string][]byte, bundle []byte) error {
+		leaf, err := parseCert(data[secretCert])
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(bundle)
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, CurrentTime: now})
+		return err
+	}
+	data, err := s.renew(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both the CA and the leaf are past two thirds of their 90 hours.
+	now = start.Add(61 * time.Hour)
+	next, err := s.renew(data)
+	if err != nil || next == nil {
+		t.Fatalf("renew: %v, %v", next, err)
+	}
+	if err := verifies(next, data[secretBundle]); err != nil {
+		t.Errorf("the serving certificate written with the new CA does not verify against the caBundle published before: %v", err)
+	}
+	now = now.Add(time.Hour)
+	last, err := s.renew(next)
+	if err != nil || last == nil {
+		t.Fatalf("the round after: %v, %v", last, err)
+	}
+	leaf, err := parseCert(last[secretCert])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := parseCert(last[secretCA])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.CheckSignatureFrom(ca); err != nil {
+		t.Errorf("the round after, the serving certificate is not the new CA's: %v", err)
+	}
+	if err := verifies(last, next[secretBundle]); err != nil {
+		t.Errorf("the round after, the serving certificate does not verify against the published caBundle: %v", err)
+	}
+}
