@@ -463,3 +463,20 @@ func TestJobNamedLikeACronJobs(t *testing.T) {
 		})
 	}
 }
+
+// TestAnnotationKeysAreCaseSensitive: as in Kubernetes, an annotation key
+// in other letters is another key (found in review: upid.io/Webhook opted a
+// pod out and upid.io/WEBHOOK-MODE set its mode).
+func TestAnnotationKeysAreCaseSensitive(t *testing.T) {
+	h := newTestHandler(t, ModeRecommend, &staticCluster{})
+	got := reviewAndApply(t, h, webPod(map[string]string{"upid.io/WEBHOOK-MODE": ModeEnforce}))
+	if r := got.Spec.Containers[0].Resources.Requests["cpu"]; r.String() != "1" {
+		t.Errorf("cpu request %s, want 1 (recommend mode; the pod has no upid.io/webhook-mode annotation); mutated=%g",
+			r.String(), testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeMutated, ModeEnforce)))
+	}
+	h = newTestHandler(t, ModeEnforce, &staticCluster{})
+	got = reviewAndApply(t, h, webPod(map[string]string{"upid.io/Webhook": "disabled"}))
+	if r := got.Spec.Containers[0].Resources.Requests["cpu"]; r.String() != "250m" {
+		t.Errorf("cpu request %s, want 250m: upid.io/Webhook is not the opt-out key upid.io/webhook", r.String())
+	}
+}

@@ -71,9 +71,10 @@ type podAnnotations struct {
 }
 
 // UnmarshalJSON decodes UPID's annotations and keeps the size of all.
+// Annotation keys are case-sensitive: upid.io/Webhook is not the opt-out.
 func (a *podAnnotations) UnmarshalJSON(b []byte) error {
 	type fields podAnnotations
-	if err := fastJSON.Unmarshal(b, (*fields)(a)); err != nil {
+	if err := reviewJSON.Unmarshal(b, (*fields)(a)); err != nil {
 		return err
 	}
 	a.size = len(b)
