@@ -23,7 +23,13 @@ func FuzzReview(f *testing.F) {
 	f.Add([]byte(`{"request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"team","object":{"metadata":{"ownerReferences":[{"kind":"ReplicaSet","name":"web-abc","controller":true}],"labels":{"pod-template-hash":"abc"}},"spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":"1e3"}}}]}}}}`))
 	f.Add([]byte(`{"request":{"object":null}}`))
 	f.Add([]byte(`[]`))
-	h := newTestHandler(f, ModeEnforce, &staticCluster{})
+	// A reinvocation of a pod UPID raised, in a namespace whose quota it
+	// no longer fits: the undo path.
+	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationMode: ModeEnforce,
+		AnnotationOriginal: `{"app":{"requests":{"cpu":"10m","memory":"1Mi"}}}`, AnnotationRecommended: `{"app":{"requests":{"cpu":"1"}}}`})))
+	quota := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100m")},
+		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100m"), Used: rl("requests.cpu", "0")}}
+	h := newTestHandler(f, ModeEnforce, &staticCluster{constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := h.Review(context.Background(), body)
 		if err != nil {

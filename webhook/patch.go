@@ -828,6 +828,13 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		}
 	}
 	if p.undone {
+		// listOps only adds: the originals may lack what UPID added.
+		ops = ops[:0]
+		for _, ch := range p.changes {
+			base := "/spec/" + ch.list + "/" + strconv.Itoa(ch.index) + "/resources"
+			ops = append(ops, restoreOps(base+"/requests", ch.old.Requests, ch.new.Requests)...)
+			ops = append(ops, restoreOps(base+"/limits", ch.old.Limits, ch.new.Limits)...)
+		}
 		// The records describe changes no longer made.
 		for _, k := range []string{AnnotationOriginal, AnnotationRecommended} {
 			if _, ok := annotations.get(k); ok {
@@ -1016,6 +1023,28 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 			continue
 		}
 		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
+	}
+	return ops
+}
+
+// restoreOps sets the CPU and memory of a resource list from old to nw,
+// removing what nw lacks.
+func restoreOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
+	var ops []jsonpatch.Operation
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		o, had := old[r]
+		q, has := nw[r]
+		switch {
+		case has && (!had || o.Cmp(q) != 0):
+			if len(old) == 0 && len(ops) == 0 {
+				// The list is absent, or empty and maybe absent from
+				// the JSON (omitempty): "add" the whole of it.
+				return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, valuesOf(nw))}
+			}
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
+		case had && !has:
+			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+string(r), nil))
+		}
 	}
 	return ops
 }

@@ -621,3 +621,39 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restore changed its argument: cpu %s", cpu.String())
 	}
 }
+
+// TestRestoreOps: the patch that takes a resource list back to its
+// original applies to the container as sent, the list absent included,
+// and removes what the original lacked.
+func TestRestoreOps(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		doc      string // the container's resources as sent
+		old, nw  corev1.ResourceList
+		wantJSON string
+	}{
+		{"replace and remove", `{"requests":{"cpu":"400m","memory":"1Gi","ephemeral-storage":"1Gi"}}`, rl("cpu", "400m", "memory", "1Gi", "ephemeral-storage", "1Gi"), rl("cpu", "100m", "ephemeral-storage", "1Gi"),
+			`{"requests":{"cpu":"100m","ephemeral-storage":"1Gi"}}`},
+		{"absent list", `{}`, nil, rl("cpu", "100m"), `{"requests":{"cpu":"100m"}}`},
+		{"unchanged", `{"requests":{"cpu":"100m"}}`, rl("cpu", "100m"), rl("cpu", "100m"), `{"requests":{"cpu":"100m"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops := restoreOps("/requests", tc.old, tc.nw)
+			raw, err := json.Marshal(ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := jsonpatch.DecodePatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Apply([]byte(tc.doc))
+			if err != nil {
+				t.Fatalf("patch %s does not apply to %s: %v", raw, tc.doc, err)
+			}
+			if !jsonpatch.Equal(got, []byte(tc.wantJSON)) {
+				t.Errorf("patched %s, want %s", got, tc.wantJSON)
+			}
+		})
+	}
+}
