@@ -22,7 +22,9 @@ import (
 // Cluster answers the handler's questions about the cluster from informer
 // caches, so that admission never waits on the API server.
 type Cluster interface {
-	NamespaceLabels(ns string) map[string]string
+	// NamespaceLabels returns the labels of namespace ns; ok is false
+	// when it is not cached (yet).
+	NamespaceLabels(ns string) (labels map[string]string, ok bool)
 	WorkloadAnnotations(ns string, w Workload) map[string]string
 	// Controller returns the controller of workload w as the cache has
 	// it (the zero Workload when it has none); ok is false when w is not
@@ -128,12 +130,12 @@ func (c *InformerCluster) Shutdown() {
 	c.meta.Shutdown()
 }
 
-func (c *InformerCluster) NamespaceLabels(ns string) map[string]string {
+func (c *InformerCluster) NamespaceLabels(ns string) (map[string]string, bool) {
 	n, err := c.namespaces.Get(ns)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	return n.Labels
+	return n.Labels, true
 }
 
 func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {

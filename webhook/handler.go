@@ -200,7 +200,12 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 			candidates = candidates[1:]
 		}
 	}
-	nsLabels := h.opts.Cluster.NamespaceLabels(ns)
+	nsLabels, known := h.opts.Cluster.NamespaceLabels(ns)
+	if !known {
+		// A namespace created an instant ago may carry an opt-out the
+		// cache has not seen: unknown consent is no consent.
+		return allowed, OutcomeSkipped, "namespace_unknown"
+	}
 	var wlAnns map[string]string
 	for _, c := range candidates {
 		// The first candidate that exists: a Job named like a CronJob's may

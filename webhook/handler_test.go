@@ -38,11 +38,16 @@ type staticCluster struct {
 	panics bool
 }
 
-func (c *staticCluster) NamespaceLabels(ns string) map[string]string {
+// NamespaceLabels: without ns every namespace exists, without labels.
+func (c *staticCluster) NamespaceLabels(ns string) (map[string]string, bool) {
 	if c.panics {
 		panic("boom")
 	}
-	return c.ns[ns]
+	if c.ns == nil {
+		return nil, true
+	}
+	l, ok := c.ns[ns]
+	return l, ok
 }
 func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
 	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
@@ -141,6 +146,8 @@ func TestHandlerDecisions(t *testing.T) {
 		{"pod annotation overrides", ModeOff, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationMode: ModeEnforce}), cluster, OutcomeMutated, ModeEnforce, "/spec/containers/0/resources/requests/cpu"},
 		{"pod opt-out", ModeEnforce, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationOptOut: "disabled"}), cluster, OutcomeSkipped, "opted_out", ""},
 		{"namespace opt-out", ModeEnforce, "quiet", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "opted_out", ""},
+		// Created an instant ago: its labels, an opt-out maybe, are not cached yet.
+		{"namespace not cached", ModeEnforce, "brand-new", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "namespace_unknown", ""},
 		{"kube-system", ModeEnforce, "kube-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
 		{"kube-node-lease", ModeEnforce, "kube-node-lease", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
 		{"own namespace", ModeEnforce, "upid-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
