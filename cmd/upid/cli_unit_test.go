@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -496,5 +499,57 @@ kubectl patch deployment/web -n ns --type=strategic -p '{"spec":{"template":{"sp
 		if out := b.String(); !strings.Contains(out, "move HorizontalPodAutoscaler ns/w's cpu target from 50% to 80%") || strings.Contains(out, "webhook") {
 			t.Errorf("%s with an HPA pair, -o patch:\n%s\nwant the HPA's change, and no webhook", kind, out)
 		}
+	}
+}
+
+// TestCommandsHPAPairTogether runs what -o commands prints for an HPA pair
+// through sh with a kubectl that fails one patch: the requests never go in
+// without the HPA's new target, nor the target without the requests (found
+// in review: a failed HPA patch left the requests applied alone).
+func TestCommandsHPAPairTogether(t *testing.T) {
+	ws := []exporter.WorkloadResult{{Namespace: "shop", Kind: "Deployment", Name: "checkout",
+		Containers: []exporter.ContainerResult{{Name: "checkout"}},
+		HPA: []exporter.HPAAdvice{{HPA: "checkout", Resource: "cpu", MetricIndex: 0, CurrentTargetUtilization: 0.7, TargetUtilization: 1.0,
+			Requests: map[string]float64{"checkout": 0.35}, Apply: true, MonthlySavings: 10}}}}
+	pairs, pods := pairsAndPods(ws)
+	var script bytes.Buffer
+	if err := writeCommands(&script, workloadChanges(recommendations(ws), pairs, pods)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		fails string // the kubectl patch that fails: hpa or deployment/checkout
+		want  []string
+	}{
+		{"the HPA moved since", "hpa", []string{"patch hpa checkout"}},
+		{"the requests refused", "deployment/checkout", []string{"patch hpa checkout", "patch deployment/checkout", `patch hpa checkout -n shop --type=json -p [{"op":"test","path":"/spec/metrics/0/resource/target/averageUtilization","value":100},{"op":"replace","path":"/spec/metrics/0/resource/target/averageUtilization","value":70}]`}},
+		{"both applied", "", []string{"patch hpa checkout", "patch deployment/checkout"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			calls := filepath.Join(dir, "calls")
+			// The first patch of the failing kind fails; a later one (the
+			// way back) succeeds.
+			fake := "#!/bin/sh\necho \"$*\" >> " + calls + "\nif [ \"$2\" = \"" + tc.fails + "\" ] && [ ! -e " + calls + ".failed ]; then touch " + calls + ".failed; exit 1; fi\n"
+			if err := os.WriteFile(filepath.Join(dir, "kubectl"), []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			sh := exec.Command("sh")
+			sh.Stdin = bytes.NewReader(script.Bytes())
+			sh.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+			if out, err := sh.CombinedOutput(); err != nil && tc.fails == "" {
+				t.Fatalf("sh: %v %s", err, out)
+			}
+			got, _ := os.ReadFile(calls)
+			lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+			if len(lines) != len(tc.want) {
+				t.Fatalf("kubectl calls:\n%s\nwant %d, starting %q\nscript:\n%s", got, len(tc.want), tc.want, script.String())
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("call %d: %s, want %s…", i, lines[i], w)
+				}
+			}
+		})
 	}
 }

@@ -202,16 +202,29 @@ func pairsAndPods(ws []exporter.WorkloadResult) (pairs []hpaPair, pods []podChan
 // someone changed since; an HPA without metrics gets its default metric
 // spelled out with the new target.
 func hpaJSONPatch(p hpaPair) string {
+	return "[" + strings.Join(hpaOps(p, false), ",") + "]"
+}
+
+// hpaOps are the operations of hpaJSONPatch, or with back those that take
+// its change back, tested against the new target.
+func hpaOps(p hpaPair, back bool) []string {
 	pct := func(x float64) int { return int(math.Round(100 * x)) }
 	if p.MetricIndex < 0 {
-		return fmt.Sprintf(`[{"op":"add","path":"/spec/metrics","value":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":%d}}}]}]`, pct(p.TargetUtilization))
+		if back {
+			return []string{`{"op":"remove","path":"/spec/metrics"}`}
+		}
+		return []string{fmt.Sprintf(`{"op":"add","path":"/spec/metrics","value":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":%d}}}]}`, pct(p.TargetUtilization))}
 	}
 	source := "resource"
 	if p.Container != "" {
 		source = "containerResource"
 	}
 	path := fmt.Sprintf("/spec/metrics/%d/%s/target/averageUtilization", p.MetricIndex, source)
-	return fmt.Sprintf(`[{"op":"test","path":"%s","value":%d},{"op":"replace","path":"%s","value":%d}]`, path, pct(p.CurrentTargetUtilization), path, pct(p.TargetUtilization))
+	from, to := pct(p.CurrentTargetUtilization), pct(p.TargetUtilization)
+	if back {
+		from, to = to, from
+	}
+	return []string{fmt.Sprintf(`{"op":"test","path":"%s","value":%d}`, path, from), fmt.Sprintf(`{"op":"replace","path":"%s","value":%d}`, path, to)}
 }
 
 // formatPaired formats a paired request in its resource's unit.
@@ -677,14 +690,13 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 		return err
 	}
 	for _, c := range changes {
+		if kubectlPatches(c.Kind) {
+			continue // on the workload's own line, below
+		}
 		for _, p := range c.pairs {
-			if !kubectlPatches(c.Kind) {
-				// Without the requests' patch below, the new target alone
-				// would change the replicas: both go in by hand.
-				fmt.Fprintf(w, "# only together with its %s requests from -o patch: kubectl patch hpa %s -n %s --type=json -p '%s'\n", p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p))
-				continue
-			}
-			fmt.Fprintf(w, "kubectl patch hpa %s -n %s --type=json -p '%s'  # with the %s requests below\n", p.HPA, p.Namespace, hpaJSONPatch(p), p.Resource)
+			// Without the requests' patch, the new target alone would
+			// change the replicas: both go in by hand.
+			fmt.Fprintf(w, "# only together with its %s requests from -o patch: kubectl patch hpa %s -n %s --type=json -p '%s'\n", p.Resource, p.HPA, p.Namespace, hpaJSONPatch(p))
 		}
 	}
 	for _, c := range changes {
@@ -729,10 +741,38 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "kubectl patch %s/%s -n %s --type=strategic -p '%s'  # saves %s/month\n",
-			strings.ToLower(c.Kind), c.Name, c.Namespace, patch, cli.Dollars(saves))
+		cmd := fmt.Sprintf("kubectl patch %s/%s -n %s --type=strategic -p '%s'", strings.ToLower(c.Kind), c.Name, c.Namespace, patch)
+		if hpa, fwd, back := hpaPatches(c.pairs); hpa != "" {
+			// The HPA first, so that it never divides the new requests by
+			// the old target, and on one line: the requests only if the
+			// HPA moved (its test fails when someone moved it since), the
+			// HPA back if the requests' patch fails.
+			hpaCmd := func(ops string) string {
+				return fmt.Sprintf("kubectl patch hpa %s -n %s --type=json -p '%s'", hpa, c.Namespace, ops)
+			}
+			cmd = fmt.Sprintf("%s && { %s || %s; }", hpaCmd(fwd), cmd, hpaCmd(back))
+		}
+		fmt.Fprintf(w, "%s  # saves %s/month\n", cmd, cli.Dollars(saves))
 	}
 	return nil
+}
+
+// hpaPatches is one JSON patch of a workload's HPA for all its pairs (one
+// per resource it scales on), and the patch that takes it back; hpa is ""
+// without pairs.
+func hpaPatches(pairs []hpaPair) (hpa, fwd, back string) {
+	var f, b []string
+	for _, p := range pairs {
+		if hpa != "" && p.HPA != hpa {
+			// Two HPAs on one workload fight over its replicas: no pair
+			// is applied by a command.
+			return "", "", ""
+		}
+		hpa = p.HPA
+		f = append(f, hpaOps(p, false)...)
+		b = append(b, hpaOps(p, true)...)
+	}
+	return hpa, "[" + strings.Join(f, ",") + "]", "[" + strings.Join(b, ",") + "]"
 }
 
 func registerRecommend(app *kingpin.Application, add func(*kingpin.CmdClause, command)) {
