@@ -270,32 +270,32 @@ and on (cluster) (max by (cluster) (upid_exporter_results_age_seconds) < %[3]d)`
 			// cAdvisor's OOM events, or kube-state-metrics' restarts while the
 			// last termination was an OOMKill (kills cAdvisor misses); both
 			// tell of the same kill, so the larger counts.
-			fmt.Sprintf(`max by (namespace, workload, kind, container) (
+			fmt.Sprintf(`max by (cluster, namespace, workload, kind, container) (
   (
     label_replace(increase(container_oom_events_total{container!="",container!="POD"}[15m]), "source", "cadvisor", "", "")
     or
     label_replace(
       increase(kube_pod_container_status_restarts_total[15m])
-      and on (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{reason="OOMKilled"} == 1),
+      and on (cluster, namespace, pod, container) (kube_pod_container_status_last_terminated_reason{reason="OOMKilled"} == 1),
       "source", "kube_state_metrics", "", "")
   )
-  * on (namespace, pod) group_left (workload, kind) %s
+  * on (cluster, namespace, pod) group_left (workload, kind) %s
 ) > 0
-and on (namespace, workload, kind, container) upid_container_recommended_memory_request_bytes`, PodOwner),
+and on (cluster, namespace, workload, kind, container) upid_container_recommended_memory_request_bytes`, PodOwner),
 			0,
 			"Container {{ $labels.container }} of "+workload+" was OOM-killed",
 			"Container {{ $labels.container }} of "+workload+" was OOM-killed {{ $value | printf \"%.0f\" }} time(s) in 15 minutes while UPID recommends its memory. If the webhook enforces the recommendation, raise the memory margin or opt the workload out; the next recommendation is bumped after OOM kills.",
 		),
 		mk("upid.rightsizing", RightsizedThrottled, "warning",
 			"A container UPID rightsizes (it has a CPU recommendation) is CPU-throttled in a large share of its CFS periods.",
-			fmt.Sprintf(`max by (namespace, workload, kind, container) (
+			fmt.Sprintf(`max by (cluster, namespace, workload, kind, container) (
   (
-    sum by (namespace, pod, container) (rate(container_cpu_cfs_throttled_periods_total{container!=""}[5m]))
-    / sum by (namespace, pod, container) (rate(container_cpu_cfs_periods_total{container!=""}[5m]) > 0)
+    sum by (cluster, namespace, pod, container) (rate(container_cpu_cfs_throttled_periods_total{container!=""}[5m]))
+    / sum by (cluster, namespace, pod, container) (rate(container_cpu_cfs_periods_total{container!=""}[5m]) > 0)
   )
-  * on (namespace, pod) group_left (workload, kind) %s
+  * on (cluster, namespace, pod) group_left (workload, kind) %s
 ) > %s
-and on (namespace, workload, kind, container) upid_container_recommended_cpu_request_cores`, PodOwner, num(o.ThrottledRatio)),
+and on (cluster, namespace, workload, kind, container) upid_container_recommended_cpu_request_cores`, PodOwner, num(o.ThrottledRatio)),
 			15*time.Minute,
 			"Container {{ $labels.container }} of "+workload+" is CPU-throttled",
 			"Container {{ $labels.container }} of "+workload+" was throttled in {{ $value | humanizePercentage }} of its CFS periods for 15 minutes while UPID recommends its CPU. Check its CPU limit against the recommendation.",

@@ -121,6 +121,9 @@ const (
 	selNS       = `cluster=~"$cluster", namespace=~"$namespace"`
 	selWorkload = `cluster=~"$cluster", namespace=~"$namespace", workload=~"$workload"`
 	selKubeNS   = `namespace=~"$namespace"`
+	// The scaler adds no cluster label: its series carry one only where
+	// Prometheus adds it, and one without is the selected cluster's.
+	selScaler = `cluster=~"$cluster|", namespace=~"$namespace", workload=~"$workload"`
 )
 
 // workloadKeys join upid_ series of one workload.

@@ -26,9 +26,9 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Idle spend per month", "The cost of workloads idle with confidence ≥ 0.8.", unitDollars,
 			month(fmt.Sprintf(`sum(%s{%s})`, alerts.NamespaceIdleCost, selNS)))).
 		WithPanel(statPanel("Sleeping workloads", "Workloads the scaler has scaled to zero.", unitNone,
-			fmt.Sprintf(`count(upid_scaler_sleeping_workload_since_timestamp_seconds{%s}) or vector(0)`, selWorkload))).
+			fmt.Sprintf(`count(upid_scaler_sleeping_workload_since_timestamp_seconds{%s}) or vector(0)`, selScaler))).
 		WithPanel(statPanel("Sleeping workloads save per month", "What the sleeping workloads would cost awake.", unitDollars,
-			month(fmt.Sprintf(`sum(upid_scaler_sleeping_workload_saved_dollars_per_hour{%s}) or vector(0)`, selWorkload))))
+			month(fmt.Sprintf(`sum(upid_scaler_sleeping_workload_saved_dollars_per_hour{%s}) or vector(0)`, selScaler))))
 
 	b = b.WithRow(row("Idle workloads")).
 		WithPanel(tablePanel("Idle workloads", "Idle now, most expensive first. Health share is the share of requests that were probes, scrapes and load-balancer checks: the illusion of traffic. Click a row for the workload's view.", []string{"job", "instance"},
@@ -59,8 +59,8 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 
 	b = b.WithRow(row("Sleeping workloads")).
 		WithPanel(tablePanel("Sleeping workloads", "Workloads the scaler scaled to zero, what they save and since when. The wake alert fires when their Services get requests.", []string{"job", "instance", "pod"},
-			column{"Saves $/month", unitDollars, month(fmt.Sprintf(`max by (namespace, workload, kind) (upid_scaler_sleeping_workload_saved_dollars_per_hour{%s})`, selWorkload))},
-			column{"Asleep for", unitSeconds, fmt.Sprintf(`max by (namespace, workload, kind) (time() - upid_scaler_sleeping_workload_since_timestamp_seconds{%s})`, selWorkload)},
+			column{"Saves $/month", unitDollars, month(fmt.Sprintf(`max by (namespace, workload, kind) (upid_scaler_sleeping_workload_saved_dollars_per_hour{%s})`, selScaler))},
+			column{"Asleep for", unitSeconds, fmt.Sprintf(`max by (namespace, workload, kind) (time() - upid_scaler_sleeping_workload_since_timestamp_seconds{%s})`, selScaler)},
 		)).
 		WithPanel(timeSeries("Sleep and wake actions", "The scaler's actions by result.", "ops",
 			target(`sum by (action, result) (rate(upid_scaler_actions_total[$__rate_interval]))`, "{{action}} {{result}}"),
@@ -68,9 +68,9 @@ func idleWorkloads() *dashboard.DashboardBuilder {
 		WithPanel(timeSeries("Requests to sleeping workloads", "Requests per second reaching the Services of sleeping workloads (ingress-nginx, Istio): the wake signal.", unitReqps,
 			target(fmt.Sprintf(`sum by (namespace, workload) (
 				upid_scaler_sleeping_workload_service_info{%s}
-				* on (namespace, service) group_left ()
+				* on (cluster, namespace, service) group_left ()
 				%s
-			)`, selWorkload, alerts.ServiceRequestRate), "{{namespace}}/{{workload}}"),
+			)`, selScaler, alerts.ServiceRequestRate), "{{namespace}}/{{workload}}"),
 		))
 	return b
 }

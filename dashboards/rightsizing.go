@@ -22,7 +22,7 @@ const hpaKeys = "namespace, workload, kind, hpa, resource, container"
 // selected workloads through the shared pod-owner recording rule.
 func byOwner(perPod string) string {
 	return fmt.Sprintf(`%s
-* on (namespace, pod) group_left (workload, kind)
+* on (cluster, namespace, pod) group_left (workload, kind)
 %s{%s, workload=~"$workload"}`, perPod, alerts.PodOwner, selKubeNS)
 }
 

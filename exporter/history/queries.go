@@ -32,7 +32,11 @@ import (
 //
 // matcher, when not empty, is added to every selector (namespace=~"a|b"), so
 // that a query over some namespaces joins only their pods.
-func ownerExpr(lookback, matcher string) string {
+func ownerExpr(lookback, matcher string) string { return ownerExprBy("namespace", lookback, matcher) }
+
+// ownerExprBy is ownerExpr with ns the labels that hold a pod's namespace:
+// "cluster, namespace" where one Prometheus holds several clusters' series.
+func ownerExprBy(ns, lookback, matcher string) string {
 	over := func(sel string) string {
 		if matcher != "" {
 			sel = sel[:len(sel)-1] + "," + matcher + "}"
@@ -42,28 +46,29 @@ func ownerExpr(lookback, matcher string) string {
 		}
 		return fmt.Sprintf("max_over_time(%s[%s])", sel, lookback)
 	}
-	viaReplicaSet := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
-    label_replace(max by (namespace, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
-    * on (namespace, replicaset) group_left (workload, kind)
-    topk by (namespace, replicaset) (1, label_replace(label_replace(max by (namespace, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))
+	viaReplicaSet := fmt.Sprintf(`max by (NS, pod, workload, kind) (
+    label_replace(max by (NS, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
+    * on (NS, replicaset) group_left (workload, kind)
+    topk by (NS, replicaset) (1, label_replace(label_replace(max by (NS, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))
   )`,
 		over(`kube_pod_owner{owner_kind="ReplicaSet",owner_is_controller="true"}`),
 		over(`kube_replicaset_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
 	viaCronJob := fmt.Sprintf(`label_replace(
-    max by (namespace, pod, workload) (
-      label_replace(max by (namespace, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
-      * on (namespace, job_name) group_left (workload)
-      topk by (namespace, job_name) (1, label_replace(max by (namespace, job_name, owner_name) (%s), "workload", "$1", "owner_name", "(.+)"))
+    max by (NS, pod, workload) (
+      label_replace(max by (NS, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
+      * on (NS, job_name) group_left (workload)
+      topk by (NS, job_name) (1, label_replace(max by (NS, job_name, owner_name) (%s), "workload", "$1", "owner_name", "(.+)"))
     ), "kind", "CronJob", "", "")`,
 		over(`kube_pod_owner{owner_kind="Job",owner_is_controller="true"}`),
 		over(`kube_job_owner{owner_kind="CronJob",owner_is_controller="true"}`))
-	direct := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
+	direct := fmt.Sprintf(`max by (NS, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))`,
 		over(`kube_pod_owner{owner_kind!~"<none>|Node|",owner_is_controller="true"}`))
-	bare := fmt.Sprintf(`max by (namespace, pod, workload, kind) (
+	bare := fmt.Sprintf(`max by (NS, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "pod", "(.+)"), "kind", "Pod", "", ""))`,
 		over(`kube_pod_owner{pod!=""}`))
-	return fmt.Sprintf("topk by (namespace, pod) (1,\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n  or on (namespace, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
+	out := fmt.Sprintf("topk by (NS, pod) (1,\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
+	return strings.ReplaceAll(out, "NS", ns)
 }
 
 // byWorkload aggregates a per-pod expression to workloads with agg (sum, max).
