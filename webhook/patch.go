@@ -253,7 +253,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 }
 
 // undo checks, on a reinvocation, that what an earlier call of UPID raised
-// in pod still fits the namespace's quotas together with what plan would
+// in pod still fits the namespace's quotas and Pod LimitRange items together with what plan would
 // change now. Another webhook may have added a container since (a sidecar
 // injector whose configuration sorts after UPID's), which the first call's
 // quota check could not count; the quota admission, after every webhook,
@@ -262,7 +262,8 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 // is admitted as its owner and the other webhooks made it. nil when nothing
 // is to be undone.
 func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
-	if len(ns.Quotas) == 0 {
+	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
+	if len(ns.Quotas) == 0 && len(pb) == 0 {
 		return nil
 	}
 	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce {
@@ -300,9 +301,20 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 			}
 		}
 	}
-	createdAfter, createdPrior := after.created(), prior.created()
-	if len(back.changes) == 0 || quotaAdmits(sumsOf(createdPrior, true), sumsOf(createdAfter, true), pod.quotasCounting(ns.Quotas, createdAfter)) {
+	if len(back.changes) == 0 {
 		return nil
+	}
+	createdAfter, createdPrior := after.created(), prior.created()
+	quotaFits := len(ns.Quotas) == 0 || quotaAdmits(sumsOf(createdPrior, true), sumsOf(createdAfter, true), pod.quotasCounting(ns.Quotas, createdAfter))
+	// A Pod item of a LimitRange bounds the pod's sums the same way; if
+	// the pod is out of range without UPID's raises too, taking them back
+	// cannot save it.
+	rangeFits := len(pb) == 0 || sumsOf(createdAfter, false).admits(pb) || !sumsOf(createdPrior, false).admits(pb)
+	if quotaFits && rangeFits {
+		return nil
+	}
+	if !rangeFits {
+		back.Reason = "limit_range"
 	}
 	return back
 }

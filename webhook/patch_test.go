@@ -657,3 +657,44 @@ func TestRestoreOps(t *testing.T) {
 		})
 	}
 }
+
+// TestUndoForPodLimitRange: a Pod item of a LimitRange bounds the pod's
+// sums after every webhook, as a quota does: UPID's earlier raise is taken
+// back when a container added since takes the pod out of range, and only
+// when taking it back brings the pod into range.
+func TestUndoForPodLimitRange(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationMode: ModeEnforce,
+			AnnotationOriginal: `{"app":{"requests":{"cpu":"100m"},"limits":{"cpu":"400m"}}}`}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			container("app", rl("cpu", "400m"), rl("cpu", "800m")), // as UPID raised it
+			container("injected", rl("cpu", "200m"), rl("cpu", "300m")),
+		}},
+	}
+	for _, tc := range []struct {
+		max  string // the Pod item's max CPU
+		undo bool
+	}{
+		{"1", true},     // 1100m of limits with the raise, 700m without
+		{"2", false},    // fits either way
+		{"500m", false}, // out of range either way: taking back cannot save it
+	} {
+		t.Run(tc.max, func(t *testing.T) {
+			lr := &corev1.LimitRange{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypePod, Max: rl("cpu", tc.max)}}}}
+			back := undo(fieldsOf(pod), &Plan{}, Constraints{LimitRanges: []*corev1.LimitRange{lr}})
+			if (back != nil) != tc.undo {
+				t.Fatalf("undo = %+v, want taking back %v", back, tc.undo)
+			}
+			if back == nil {
+				return
+			}
+			if back.Reason != "limit_range" || len(back.changes) != 1 {
+				t.Fatalf("undo = %+v, want app taken back for limit_range", back)
+			}
+			got := back.changes[0].new
+			if r, l := got.Requests[corev1.ResourceCPU], got.Limits[corev1.ResourceCPU]; r.String() != "100m" || l.String() != "400m" {
+				t.Errorf("app taken back to %v, want its original 100m/400m", got)
+			}
+		})
+	}
+}
