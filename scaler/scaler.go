@@ -495,6 +495,12 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) (string, er
 		// while it slept, are the Deployment's.
 		return "workload_ref", nil
 	}
+	if ref := metav1.GetControllerOf(o.meta); ref != nil {
+		// An operator's (a database's, a message broker's): it sets the
+		// replicas itself and would undo the sleep, which the next alert
+		// would redo, each round a user change and a rate-limit place.
+		return "controller_owned", nil
+	}
 	if r := o.rollout; r.phase != "" && (!r.settled() || r.observedGeneration != strconv.FormatInt(o.meta.Generation, 10)) {
 		// Mid-canary (Paused, Progressing) Argo keeps canary pods at zero
 		// replicas (setCanaryScale) and a promotion at zero can wedge:

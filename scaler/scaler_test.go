@@ -71,6 +71,14 @@ func TestSleepPolicy(t *testing.T) {
 		{name: "manual ignores grace period", objs: []runtime.Object{namespace("shop", nil)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
 		{name: "manual still honours opt-out", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.Annotations = map[string]string{AnnotationOptOut: "disabled"} }, req: func(r *Request) { r.Manual = true }, result: ResultSkipped, reason: "opted_out"},
 		{name: "HPA-managed skipped", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "Deployment", "web")}, result: ResultSkipped, reason: "hpa_managed"},
+		// An operator sets its Deployment's replicas and would undo the sleep (found in review).
+		{name: "controller-owned skipped", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) {
+			yes := true
+			d.OwnerReferences = []metav1.OwnerReference{{APIVersion: "kafka.strimzi.io/v1beta2", Kind: "KafkaConnect", Name: "connect", UID: "u", Controller: &yes}}
+		}, req: func(r *Request) { r.Manual = true }, result: ResultSkipped, reason: "controller_owned"},
+		{name: "a non-controller owner does not count", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) {
+			d.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "bundle", UID: "u"}}
+		}, result: ResultSuccess, asleep: true},
 		{name: "HPA of another workload does not count", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "StatefulSet", "web")}, result: ResultSuccess, asleep: true},
 		{name: "HPA-managed included", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "Deployment", "web")}, cfg: func(c *cfgT) { c.IncludeHPA = true }, result: ResultSuccess, asleep: true},
 		{name: "inside a wake window", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.WakeWindows = []string{"* 00:00-24:00"} }, result: ResultSkipped, reason: "wake_window"},
