@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,6 +31,8 @@ type Cluster interface {
 	// it (the zero Workload when it has none); ok is false when w is not
 	// cached.
 	Controller(ns string, w Workload) (controller Workload, ok bool)
+	// Reference is the workload object for Events, nil when not cached.
+	Reference(ns string, w Workload) *corev1.ObjectReference
 	Constraints(ns string) Constraints
 }
 
@@ -178,6 +181,23 @@ func (c *InformerCluster) Controller(ns string, w Workload) (Workload, bool) {
 		}
 	}
 	return Workload{}, true
+}
+
+func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
+	l, ok := c.workloads[w.Kind]
+	if !ok {
+		return nil // a Rollout: the webhook watches its ReplicaSets only
+	}
+	obj, err := l.ByNamespace(ns).Get(w.Name)
+	if err != nil {
+		return nil
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil
+	}
+	gvr := workloadResources[w.Kind]
+	return &corev1.ObjectReference{APIVersion: gvr.GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: m.GetUID()}
 }
 
 // rolloutAnnotations are an Argo Rollout's, as Argo copies them to its

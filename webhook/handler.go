@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -46,6 +47,9 @@ type HandlerOptions struct {
 	Cluster         Cluster
 	MaxRequestBytes int64
 	Logger          *slog.Logger
+	// Recorder records the decisions that change a pod, or would in
+	// recommend mode, as Events of the owning workload; nil records none.
+	Recorder record.EventRecorder
 }
 
 // Handler is an admission.Handler that never denies, plus the HTTP endpoint
@@ -143,7 +147,7 @@ func (h *Handler) count(outcome, reason string) {
 
 // Handle decides one admission request. It always allows.
 func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
-	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation},
+	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation, DryRun: req.DryRun},
 		func() (*podFields, error) { return decodePod(req.Object.Raw) })
 }
 
@@ -155,6 +159,14 @@ type requestMeta struct {
 	SubResource string                  `json:"subResource"`
 	Namespace   string                  `json:"namespace"`
 	Operation   admissionv1.Operation   `json:"operation"`
+	// DryRun requests must have no side effects: no Events.
+	DryRun *bool `json:"dryRun"`
+}
+
+// note is an Event to record about a decision.
+type note struct {
+	ref                     *corev1.ObjectReference
+	eventType, reason, text string
 }
 
 func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp admission.Response) {
@@ -169,12 +181,17 @@ func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp 
 		resp.UID = req.UID
 		h.count(outcome, reason)
 	}()
-	r, o, why := h.decide(req, pod)
-	resp, outcome, reason = r, o, why
+	var n *note
+	resp, outcome, reason = h.decide(req, pod, &n)
+	if n != nil && n.ref != nil {
+		// Identical Events of a workload are counted on one by the
+		// recorder's correlator, and a burst of them is rate limited.
+		h.opts.Recorder.Event(n.ref, n.eventType, n.reason, n.text)
+	}
 	return resp
 }
 
-func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (admission.Response, string, string) {
+func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n **note) (admission.Response, string, string) {
 	allowed := admission.Allowed("")
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return allowed, OutcomeSkipped, "not_a_pod"
@@ -207,11 +224,21 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 		return allowed, OutcomeSkipped, "namespace_unknown"
 	}
 	var wlAnns map[string]string
+	owner := candidates[0]
 	for _, c := range candidates {
 		// The first candidate that exists: a Job named like a CronJob's may
 		// have been created by hand.
 		if wlAnns = h.opts.Cluster.WorkloadAnnotations(ns, c); wlAnns != nil {
+			owner = c
 			break
+		}
+	}
+	// Events only where a recorder is, and never for a dry run, which
+	// must have no side effects; the message is built only then.
+	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
+	tell := func(eventType, reason string, text func() string) {
+		if events {
+			*n = &note{h.opts.Cluster.Reference(ns, owner), eventType, reason, text()}
 		}
 	}
 	anns := pod.Metadata.Annotations
@@ -242,6 +269,9 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 		}
 		resp := admission.Allowed("")
 		resp.Patches = ops
+		tell(corev1.EventTypeWarning, "UPIDRightsizingTakenBack", func() string {
+			return "UPID's raises of a pod's requests were taken back (" + back.Reason + "): a container added by another webhook after UPID left no room for them; the pod is admitted as its owner made it"
+		})
 		return resp, OutcomeSkipped, back.Reason
 	}
 	if !plan.Changed() {
@@ -257,8 +287,10 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error)) (a
 	resp := admission.Allowed("")
 	resp.Patches = ops
 	if mode == ModeEnforce {
+		tell(corev1.EventTypeNormal, "UPIDRightsized", func() string { return "Pod admitted with UPID's resources: " + plan.summary() })
 		return resp, OutcomeMutated, ModeEnforce
 	}
+	tell(corev1.EventTypeNormal, "UPIDRecommended", func() string { return "Pod admitted unchanged (mode recommend); enforce would set " + plan.summary() })
 	return resp, OutcomeRecommended, ModeRecommend
 }
 

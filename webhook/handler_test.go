@@ -21,6 +21,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 )
 
 // staticCluster and staticRecs stand in for the informer caches and the
@@ -59,6 +61,12 @@ func (c *staticCluster) Controller(ns string, w Workload) (Workload, bool) {
 	}
 	_, ok := c.wl[k]
 	return Workload{}, ok
+}
+func (c *staticCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
+	if _, ok := c.wl[ns+"/"+w.Kind+"/"+w.Name]; !ok {
+		return nil
+	}
+	return &corev1.ObjectReference{Kind: w.Kind, Namespace: ns, Name: w.Name, UID: types.UID("uid-" + w.Name)}
 }
 func (c *staticCluster) Constraints(ns string) Constraints {
 	if cs, ok := c.constraints[ns]; ok {
@@ -485,5 +493,48 @@ func TestAnnotationKeysAreCaseSensitive(t *testing.T) {
 	got = reviewAndApply(t, h, webPod(map[string]string{"upid.io/Webhook": "disabled"}))
 	if r := got.Spec.Containers[0].Resources.Requests["cpu"]; r.String() != "250m" {
 		t.Errorf("cpu request %s, want 250m: upid.io/Webhook is not the opt-out key upid.io/webhook", r.String())
+	}
+}
+
+// TestDecisionEvents: the decisions that change a pod, would in recommend
+// mode, or take UPID's change back are Events of the workload; the others
+// record none.
+func TestDecisionEvents(t *testing.T) {
+	quota := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100m")},
+		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100m"), Used: rl("requests.cpu", "0")}}
+	raised := map[string]string{AnnotationMode: ModeEnforce,
+		AnnotationOriginal: `{"app":{"requests":{"cpu":"10m","memory":"1Mi"}}}`, AnnotationRecommended: `{"app":{"requests":{"cpu":"1"}}}`}
+	for _, tc := range []struct {
+		name    string
+		mode    string
+		ns      string
+		pod     *corev1.Pod
+		cluster *staticCluster
+		want    string // "" for no Event
+	}{
+		{"enforce", ModeEnforce, "team", webPod(nil), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}},
+			"Normal UPIDRightsized Pod admitted with UPID's resources: app: requests cpu 250m, memory 128Mi (was requests cpu 1, memory 1Gi)"},
+		{"recommend", ModeRecommend, "team", webPod(nil), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}},
+			"Normal UPIDRecommended Pod admitted unchanged (mode recommend); enforce would set app: requests cpu 250m, memory 128Mi (was requests cpu 1, memory 1Gi)"},
+		{"taken back", ModeEnforce, "team", webPod(raised), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
+			constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}}, "Warning UPIDRightsizingTakenBack UPID's raises"},
+		{"opted out", ModeEnforce, "team", webPod(map[string]string{AnnotationOptOut: optOutValue}), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}}, ""},
+		{"workload not cached", ModeEnforce, "team", webPod(nil), &staticCluster{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := record.NewFakeRecorder(10)
+			h := newTestHandler(t, tc.mode, tc.cluster)
+			h.opts.Recorder = rec
+			if _, err := h.Review(context.Background(), reviewBody(t, tc.ns, admissionv1.Create, podKind, tc.pod)); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for len(rec.Events) > 0 {
+				got = append(got, <-rec.Events)
+			}
+			if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.want)) {
+				t.Errorf("Events %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -588,3 +588,75 @@ func TestControllerFromCache(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsOnTheWorkload: what the webhook sets in a pod is recorded as
+// an Event of its Deployment, where kubectl describe shows it; identical
+// ones add up on one Event, and a dry-run admission records none.
+func TestEventsOnTheWorkload(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{})
+	ctx := context.Background()
+	const ns = "t-events"
+	createNamespace(t, k, ns, map[string]string{AnnotationMode: ModeEnforce})
+	labels := map[string]string{"app": "web"}
+	d, err := k.Clientset.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app"}}}}}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := testenv.NewServingCert(t)
+	port := testenv.FreePort(t)
+	startWebhook(t, k, testConfig(port, cert.Dir, recsServer(t, workloadResult(ns, "Deployment", "web", 0.25, 128<<20, 100<<20, 1))), "upid-system")
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
+	yes := true
+	create := func(dryRun bool) {
+		t.Helper()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "web-abc-", Labels: map[string]string{"app": "web", "pod-template-hash": "abc"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", UID: "0c6b3c3e-1111-4f1e-9c55-000000000002", Controller: &yes}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)}},
+		}
+		opts := metav1.CreateOptions{}
+		if dryRun {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		got, err := k.Clientset.CoreV1().Pods(ns).Create(ctx, pod, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cpu := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; cpu.String() != "250m" {
+			t.Fatalf("pod requests cpu %s, want 250m from the webhook", cpu.String())
+		}
+	}
+	// count waits for the Deployment's UPIDRightsized Event to reach want.
+	count := func(want int32) corev1.Event {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			evs, err := k.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Deployment,involvedObject.name=web,reason=UPIDRightsized"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs.Items) == 1 && evs.Items[0].Count >= want {
+				return evs.Items[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Events of the Deployment: %+v, want one UPIDRightsized counted %d times", evs.Items, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	create(false)
+	ev := count(1)
+	if ev.InvolvedObject.UID != d.UID || ev.Type != corev1.EventTypeNormal || !strings.Contains(ev.Message, "app: requests cpu 250m, memory 128Mi") || !strings.Contains(ev.Message, "(was requests cpu 1, memory 1Gi)") {
+		t.Errorf("Event %s %s on %+v: %q", ev.Type, ev.Reason, ev.InvolvedObject, ev.Message)
+	}
+	create(true)
+	create(false)
+	count(2)
+	time.Sleep(time.Second) // what a dry run would have added had time to arrive
+	if ev := count(2); ev.Count != 2 {
+		t.Errorf("the Event counts %d admissions, want the 2 that were not dry runs", ev.Count)
+	}
+}

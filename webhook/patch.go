@@ -269,7 +269,7 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce {
 		return nil // a recommend-mode call changed no resources
 	}
-	orig, ok := record(pod.Metadata.Annotations, AnnotationOriginal)
+	orig, ok := readRecord(pod.Metadata.Annotations, AnnotationOriginal)
 	if !ok || len(orig) == 0 {
 		return nil
 	}
@@ -862,11 +862,11 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		// UPID changed in either call stays in them, and a container's
 		// original is the first call's.
 		recd, orig := p.Recommended, p.Original
-		if prev, ok := record(annotations, AnnotationRecommended); ok {
+		if prev, ok := readRecord(annotations, AnnotationRecommended); ok {
 			recd = maps.Clone(prev)
 			maps.Copy(recd, p.Recommended)
 		}
-		if prev, ok := record(annotations, AnnotationOriginal); ok {
+		if prev, ok := readRecord(annotations, AnnotationOriginal); ok {
 			orig = maps.Clone(p.Original)
 			maps.Copy(orig, prev)
 		} else if _, garbled := annotations.get(AnnotationOriginal); garbled {
@@ -1039,6 +1039,40 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 	return ops
 }
 
+// summary says what the plan sets, container by container, for an Event:
+// "app: requests cpu 250m, memory 128Mi (were cpu 1, memory 1Gi)".
+func (p *Plan) summary() string {
+	say := func(r Resources) string {
+		var parts []string
+		for _, l := range []struct {
+			name string
+			m    map[string]string
+		}{{"requests", r.Requests}, {"limits", r.Limits}} {
+			var kv []string
+			for _, k := range []string{"cpu", "memory"} {
+				if v, ok := l.m[k]; ok {
+					kv = append(kv, k+" "+v)
+				}
+			}
+			if len(kv) > 0 {
+				parts = append(parts, l.name+" "+strings.Join(kv, ", "))
+			}
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, "; ")
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(p.Recommended)) {
+		out = append(out, name+": "+say(p.Recommended[name])+" (was "+say(p.Original[name])+")")
+	}
+	if p.RecommendedPod != nil {
+		out = append(out, "the pod: "+say(*p.RecommendedPod)+" (was "+say(*p.OriginalPod)+")")
+	}
+	return strings.Join(out, "; ")
+}
+
 // restoreOps sets the CPU and memory of a resource list from old to nw,
 // removing what nw lacks.
 func restoreOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
@@ -1061,10 +1095,10 @@ func restoreOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation 
 	return ops
 }
 
-// record reads a record annotation (upid.io/original-resources,
+// readRecord reads a record annotation (upid.io/original-resources,
 // upid.io/recommended-resources) an earlier call wrote; ok is false when
 // the pod has none, and a record that does not parse is none.
-func record(annotations *podAnnotations, key string) (map[string]Resources, bool) {
+func readRecord(annotations *podAnnotations, key string) (map[string]Resources, bool) {
 	v, ok := annotations.get(key)
 	if !ok {
 		return nil, false

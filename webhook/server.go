@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/record"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/upid-dev/upid/internal/config"
@@ -62,6 +66,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	recs := NewRecommendations(c.RecommendationsURL, c.MinConfidence, time.Duration(c.MaxStaleness), log)
 	cluster := NewInformerCluster(opts.Kube, opts.Metadata, 0)
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: opts.Kube.CoreV1().Events("")})
+	defer events.Shutdown()
 	h, err := NewHandler(HandlerOptions{
 		DefaultMode:     c.Mode,
 		Policy:          PolicyOf(c),
@@ -70,6 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 		Cluster:         cluster,
 		MaxRequestBytes: c.MaxRequestBytes,
 		Logger:          log,
+		Recorder:        events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"}),
 	})
 	if err != nil {
 		return err
