@@ -318,7 +318,7 @@ or
 absent(up{`+o.ExporterSelector+`})
 or
 (
-  label_replace(count by (cluster) (max_over_time(up{`+o.ExporterSelector+`}[7d])), "job", "upid-exporter", "", "")
+  count by (cluster, job) (max_over_time(up{`+o.ExporterSelector+`}[7d]))
   unless on (cluster) up{`+o.ExporterSelector+`}
 )`,
 			10*time.Minute,
@@ -345,7 +345,7 @@ or
 			// all (a wrong prometheus.url at install): its uptime stands in.
 			fmt.Sprintf(`upid_exporter_results_age_seconds > %[1]d
 or
-(time() - process_start_time_seconds{job="upid-exporter"} > %[1]d unless on (job, instance) upid_exporter_results_age_seconds)`, int(o.ExporterStaleAfter.Seconds())),
+(time() - process_start_time_seconds{%[2]s} > %[1]d unless on (job, instance) upid_exporter_results_age_seconds)`, int(o.ExporterStaleAfter.Seconds()), o.ExporterSelector),
 			5*time.Minute,
 			"The UPID exporter {{ $labels.instance }} serves stale results",
 			"The UPID exporter {{ $labels.instance }} has served no new results for {{ $value | humanizeDuration }} (its cycles fail); verdicts, costs and recommendations are out of date or missing.",

@@ -241,3 +241,19 @@ func TestScalerContract(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectorsReachEveryRule: the exporter's and scaler's selectors are
+// the only way rules find their targets; none keeps the default's job name
+// when they are changed (found in review: UPIDExporterDataStale and
+// UPIDExporterDown kept job="upid-exporter").
+func TestSelectorsReachEveryRule(t *testing.T) {
+	o := Default()
+	o.ExporterSelector, o.ScalerSelector = `job="costs"`, `job="sleeper"`
+	for _, a := range Alerts(o) {
+		for _, def := range []string{`job="upid-exporter"`, `job="upid-scaler"`, `"upid-exporter"`, `"upid-scaler"`} {
+			if strings.Contains(a.Expr, def) {
+				t.Errorf("%s keeps %s with other selectors:\n%s", a.Alert, def, a.Expr)
+			}
+		}
+	}
+}
