@@ -46,14 +46,19 @@ func ownerExprBy(ns, lookback, matcher string) string {
 		}
 		return fmt.Sprintf("max_over_time(%s[%s])", sel, lookback)
 	}
-	viaReplicaSet := fmt.Sprintf(`max by (NS, pod, workload, kind) (
+	// NS in a format is ns; the arguments, which hold the matcher, are
+	// left as they are.
+	sprintf := func(format string, args ...any) string {
+		return fmt.Sprintf(strings.ReplaceAll(format, "NS", ns), args...)
+	}
+	viaReplicaSet := sprintf(`max by (NS, pod, workload, kind) (
     label_replace(max by (NS, pod, owner_name) (%s), "replicaset", "$1", "owner_name", "(.+)")
     * on (NS, replicaset) group_left (workload, kind)
     topk by (NS, replicaset) (1, label_replace(label_replace(max by (NS, replicaset, owner_name, owner_kind) (%s), "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))
   )`,
 		over(`kube_pod_owner{owner_kind="ReplicaSet",owner_is_controller="true"}`),
 		over(`kube_replicaset_owner{owner_kind!="<none>",owner_kind!="",owner_is_controller="true"}`))
-	viaCronJob := fmt.Sprintf(`label_replace(
+	viaCronJob := sprintf(`label_replace(
     max by (NS, pod, workload) (
       label_replace(max by (NS, pod, owner_name) (%s), "job_name", "$1", "owner_name", "(.+)")
       * on (NS, job_name) group_left (workload)
@@ -61,14 +66,13 @@ func ownerExprBy(ns, lookback, matcher string) string {
     ), "kind", "CronJob", "", "")`,
 		over(`kube_pod_owner{owner_kind="Job",owner_is_controller="true"}`),
 		over(`kube_job_owner{owner_kind="CronJob",owner_is_controller="true"}`))
-	direct := fmt.Sprintf(`max by (NS, pod, workload, kind) (
+	direct := sprintf(`max by (NS, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "owner_name", "(.+)"), "kind", "$1", "owner_kind", "(.+)"))`,
 		over(`kube_pod_owner{owner_kind!~"<none>|Node|",owner_is_controller="true"}`))
-	bare := fmt.Sprintf(`max by (NS, pod, workload, kind) (
+	bare := sprintf(`max by (NS, pod, workload, kind) (
     label_replace(label_replace(%s, "workload", "$1", "pod", "(.+)"), "kind", "Pod", "", ""))`,
 		over(`kube_pod_owner{pod!=""}`))
-	out := fmt.Sprintf("topk by (NS, pod) (1,\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
-	return strings.ReplaceAll(out, "NS", ns)
+	return sprintf("topk by (NS, pod) (1,\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n  or on (NS, pod)\n  %s\n)", viaReplicaSet, viaCronJob, direct, bare)
 }
 
 // byWorkload aggregates a per-pod expression to workloads with agg (sum, max).

@@ -129,3 +129,13 @@ func checkUsageQuery(t *testing.T, r Resource, metric string) {
 		t.Errorf("found %d selectors, want the usage one and every owner one", selectors)
 	}
 }
+
+// TestOwnerExprKeepsTheSelector: the selector's values reach the owner
+// join as written, whatever letters they hold.
+func TestOwnerExprKeepsTheSelector(t *testing.T) {
+	for _, e := range []string{ownerExpr("", `cluster="EU-NS1"`), ownerExpr("7d", `cluster="EU-NS1"`)} {
+		if n := strings.Count(e, `cluster="EU-NS1"`); n != 6 {
+			t.Errorf("the selector appears %d times, want once per kube-state-metrics series (6):\n%s", n, e)
+		}
+	}
+}
