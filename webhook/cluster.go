@@ -145,59 +145,47 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 	if w.Kind == argorollouts.Kind {
 		return c.rolloutAnnotations(ns, w.Name)
 	}
-	l, ok := c.workloads[w.Kind]
+	m, ok := c.object(ns, w)
 	if !ok {
 		return nil
 	}
-	obj, err := l.ByNamespace(ns).Get(w.Name)
-	if err != nil {
-		return nil
+	if a := m.GetAnnotations(); a != nil {
+		return a
 	}
-	if m, ok := obj.(metav1.Object); ok {
-		if a := m.GetAnnotations(); a != nil {
-			return a
-		}
-		return map[string]string{} // exists, without annotations
-	}
-	return nil
+	return map[string]string{} // exists, without annotations
 }
 
 func (c *InformerCluster) Controller(ns string, w Workload) (Workload, bool) {
-	l, ok := c.workloads[w.Kind]
+	m, ok := c.object(ns, w)
 	if !ok {
 		return Workload{}, false
 	}
-	obj, err := l.ByNamespace(ns).Get(w.Name)
-	if err != nil {
-		return Workload{}, false
-	}
-	m, ok := obj.(metav1.Object)
-	if !ok {
-		return Workload{}, false
-	}
-	for _, r := range m.GetOwnerReferences() {
-		if r.Controller != nil && *r.Controller {
-			return Workload{Kind: r.Kind, Name: r.Name}, true
-		}
+	if r := metav1.GetControllerOf(m); r != nil {
+		return Workload{Kind: r.Kind, Name: r.Name}, true
 	}
 	return Workload{}, true
 }
 
 func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
+	m, ok := c.object(ns, w)
+	if !ok {
+		return nil // not cached, or a Rollout: the webhook watches its ReplicaSets only
+	}
+	return &corev1.ObjectReference{APIVersion: workloadResources[w.Kind].GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: m.GetUID()}
+}
+
+// object is workload w's metadata from the cache.
+func (c *InformerCluster) object(ns string, w Workload) (metav1.Object, bool) {
 	l, ok := c.workloads[w.Kind]
 	if !ok {
-		return nil // a Rollout: the webhook watches its ReplicaSets only
+		return nil, false
 	}
 	obj, err := l.ByNamespace(ns).Get(w.Name)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	m, ok := obj.(metav1.Object)
-	if !ok {
-		return nil
-	}
-	gvr := workloadResources[w.Kind]
-	return &corev1.ObjectReference{APIVersion: gvr.GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: m.GetUID()}
+	return m, ok
 }
 
 // rolloutAnnotations are an Argo Rollout's, as Argo copies them to its

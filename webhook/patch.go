@@ -11,6 +11,7 @@ import (
 
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -192,15 +193,7 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 		}
 		return plan
 	}
-	after := &podFields{}
-	after.Spec.InitContainers, after.Spec.Containers = slices.Clone(pod.Spec.InitContainers), slices.Clone(pod.Spec.Containers)
-	for _, ch := range plan.changes {
-		after.list(ch.list)[ch.index].Resources = ch.new
-	}
-	after.Spec.Resources, after.Spec.Overhead = pod.Spec.Resources, pod.Spec.Overhead
-	if plan.pod != nil {
-		after.Spec.Resources = &plan.pod.new
-	}
+	after := pod.with(plan)
 	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
 	if created == nil && len(ns.Quotas) > 0 {
 		created = pod.created()
@@ -262,48 +255,32 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 // is admitted as its owner and the other webhooks made it. nil when nothing
 // is to be undone.
 func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
-	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
-	if len(ns.Quotas) == 0 && len(pb) == 0 {
-		return nil
-	}
-	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce {
-		return nil // a recommend-mode call changed no resources
+	// A pod no call of UPID enforced on has no mode, or no record below.
+	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce || len(ns.Quotas) == 0 && len(ns.LimitRanges) == 0 {
+		return nil // and a recommend-mode call changed no resources
 	}
 	orig, ok := readRecord(pod.Metadata.Annotations, AnnotationOriginal)
 	if !ok || len(orig) == 0 {
 		return nil
 	}
-	// after is the pod once plan is applied, prior the same pod with the
-	// earlier raises taken back.
-	after := &podFields{}
-	after.Spec = pod.Spec
-	after.Spec.InitContainers, after.Spec.Containers = slices.Clone(pod.Spec.InitContainers), slices.Clone(pod.Spec.Containers)
-	for _, ch := range plan.changes {
-		after.list(ch.list)[ch.index].Resources = ch.new
-	}
-	if plan.pod != nil {
-		after.Spec.Resources = &plan.pod.new
-	}
-	prior := &podFields{}
-	prior.Spec = after.Spec
-	prior.Spec.InitContainers, prior.Spec.Containers = slices.Clone(after.Spec.InitContainers), slices.Clone(after.Spec.Containers)
 	back := &Plan{Reason: "resource_quota", undone: true}
 	for _, list := range []string{"initContainers", "containers"} {
-		for i, c := range prior.list(list) {
-			o, ok := orig[c.Name]
-			if !ok {
-				continue
-			}
-			restored := restore(c.Resources, o)
-			prior.list(list)[i].Resources = restored
-			if cur := pod.list(list)[i].Resources; !sameRequirements(cur, restored) {
-				back.changes = append(back.changes, containerChange{list: list, index: i, old: cur, new: restored})
+		for i, c := range pod.list(list) {
+			if o, ok := orig[c.Name]; ok {
+				if restored := restore(c.Resources, o); !equality.Semantic.DeepEqual(c.Resources, restored) {
+					back.changes = append(back.changes, containerChange{list: list, index: i, old: c.Resources, new: restored})
+				}
 			}
 		}
 	}
 	if len(back.changes) == 0 {
 		return nil
 	}
+	// after is the pod once plan is applied, prior the same pod with the
+	// earlier raises taken back (and plan's changes to other containers).
+	after := pod.with(plan)
+	prior := after.with(back)
+	pb := limitBounds(ns.LimitRanges, corev1.LimitTypePod)
 	createdAfter, createdPrior := after.created(), prior.created()
 	quotaFits := len(ns.Quotas) == 0 || quotaAdmits(sumsOf(createdPrior, true), sumsOf(createdAfter, true), pod.quotasCounting(ns.Quotas, createdAfter))
 	// A Pod item of a LimitRange bounds the pod's sums the same way; if
@@ -343,19 +320,19 @@ func restore(r corev1.ResourceRequirements, o Resources) corev1.ResourceRequirem
 	return out
 }
 
-func sameRequirements(a, b corev1.ResourceRequirements) bool {
-	eq := func(x, y corev1.ResourceList) bool {
-		if len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			if w, ok := y[k]; !ok || v.Cmp(w) != 0 {
-				return false
-			}
-		}
-		return true
+// with is the pod with plan's changes applied, sharing nothing that
+// they change with pod.
+func (p *podFields) with(plan *Plan) *podFields {
+	out := &podFields{}
+	out.Spec = p.Spec
+	out.Spec.InitContainers, out.Spec.Containers = slices.Clone(p.Spec.InitContainers), slices.Clone(p.Spec.Containers)
+	for _, ch := range plan.changes {
+		out.list(ch.list)[ch.index].Resources = ch.new
 	}
-	return eq(a.Requests, b.Requests) && eq(a.Limits, b.Limits)
+	if plan.pod != nil {
+		out.Spec.Resources = &plan.pod.new
+	}
+	return out
 }
 
 // bound is a LimitRange's constraint on one resource of a container; zero
@@ -840,13 +817,6 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		}
 	}
 	if p.undone {
-		// listOps only adds: the originals may lack what UPID added.
-		ops = ops[:0]
-		for _, ch := range p.changes {
-			base := "/spec/" + ch.list + "/" + strconv.Itoa(ch.index) + "/resources"
-			ops = append(ops, restoreOps(base+"/requests", ch.old.Requests, ch.new.Requests)...)
-			ops = append(ops, restoreOps(base+"/limits", ch.old.Limits, ch.new.Limits)...)
-		}
 		// The records describe changes no longer made.
 		for _, k := range []string{AnnotationOriginal, AnnotationRecommended} {
 			if _, ok := annotations.get(k); ok {
@@ -1014,12 +984,13 @@ func annotationJSON(m map[string]Resources) (string, error) {
 }
 
 // listOps patches one requests or limits map: the whole map when it did not
-// exist, otherwise each changed entry ("add" replaces an existing member).
+// exist, otherwise each changed entry ("add" replaces an existing member),
+// and removes the CPU or memory nw lacks (taking a change back: undo).
 func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
-	if len(nw) == 0 {
-		return nil
-	}
 	if len(old) == 0 {
+		if len(nw) == 0 {
+			return nil
+		}
 		// Only CPU and memory: a list that did not exist gets no others.
 		// An empty one may be absent from the JSON (omitempty), and "add"
 		// replaces one that is there.
@@ -1028,13 +999,13 @@ func listOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
 	var ops []jsonpatch.Operation
 	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		q, ok := nw[r]
-		if !ok {
-			continue
+		o, had := old[r]
+		switch {
+		case ok && !(had && o.Cmp(q) == 0):
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
+		case had && !ok:
+			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+string(r), nil))
 		}
-		if o, had := old[r]; had && o.Cmp(q) == 0 {
-			continue
-		}
-		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
 	}
 	return ops
 }
@@ -1071,28 +1042,6 @@ func (p *Plan) summary() string {
 		out = append(out, "the pod: "+say(*p.RecommendedPod)+" (was "+say(*p.OriginalPod)+")")
 	}
 	return strings.Join(out, "; ")
-}
-
-// restoreOps sets the CPU and memory of a resource list from old to nw,
-// removing what nw lacks.
-func restoreOps(path string, old, nw corev1.ResourceList) []jsonpatch.Operation {
-	var ops []jsonpatch.Operation
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		o, had := old[r]
-		q, has := nw[r]
-		switch {
-		case has && (!had || o.Cmp(q) != 0):
-			if len(old) == 0 && len(ops) == 0 {
-				// The list is absent, or empty and maybe absent from
-				// the JSON (omitempty): "add" the whole of it.
-				return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, valuesOf(nw))}
-			}
-			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+string(r), q.String()))
-		case had && !has:
-			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+string(r), nil))
-		}
-	}
-	return ops
 }
 
 // readRecord reads a record annotation (upid.io/original-resources,

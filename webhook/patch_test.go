@@ -6,6 +6,7 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -612,7 +613,7 @@ func TestRestore(t *testing.T) {
 			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: corev1.ResourceList{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := restore(now, tc.orig); !sameRequirements(got, tc.want) {
+			if got := restore(now, tc.orig); !equality.Semantic.DeepEqual(got, tc.want) {
 				t.Errorf("restore = %v, want %v", got, tc.want)
 			}
 		})
@@ -622,10 +623,10 @@ func TestRestore(t *testing.T) {
 	}
 }
 
-// TestRestoreOps: the patch that takes a resource list back to its
-// original applies to the container as sent, the list absent included,
-// and removes what the original lacked.
-func TestRestoreOps(t *testing.T) {
+// TestListOps: the patch of a resource list applies to the container as
+// sent, the list absent included, and removes what the new list lacks, as
+// taking a change back to an original needs.
+func TestListOps(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		doc      string // the container's resources as sent
@@ -638,7 +639,7 @@ func TestRestoreOps(t *testing.T) {
 		{"unchanged", `{"requests":{"cpu":"100m"}}`, rl("cpu", "100m"), rl("cpu", "100m"), `{"requests":{"cpu":"100m"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ops := restoreOps("/requests", tc.old, tc.nw)
+			ops := listOps("/requests", tc.old, tc.nw)
 			raw, err := json.Marshal(ops)
 			if err != nil {
 				t.Fatal(err)
