@@ -51,8 +51,16 @@ type Service struct {
 
 	self      selfMetrics
 	forecasts forecasts
-	usage     [history.Resources]usageStore // by history.Resource
-	rec       *recommender
+	// scraped holds what every scrape's collectors share: their Descs
+	// and the self-metric collectors, built once (Collectors).
+	scrapedOnce sync.Once
+	scraped     struct {
+		results   resultsCollector
+		forecasts forecastCollector
+		self      []prometheus.Collector
+	}
+	usage [history.Resources]usageStore // by history.Resource
+	rec   *recommender
 
 	// The recommender's checkpoint (exporter.recommender.state_file).
 	stateFile  string
@@ -352,6 +360,10 @@ func (s *Service) Last() *Results {
 type reading struct {
 	results   *Results
 	forecasts forecastRun
+	// list is workloadForecasts, which the scrape's four forecast
+	// families read: built once.
+	listOnce sync.Once
+	list     []WorkloadForecast
 }
 
 func (s *Service) read() *reading {
@@ -368,18 +380,25 @@ func (s *Service) read() *reading {
 // the results, then the self metrics. Call it once per scrape, as Stream
 // does; a plain registry takes Collector instead.
 func (s *Service) Collectors() []prometheus.Collector {
-	r := s.read()
-	out := (&resultsCollector{s: s, r: r}).families()
-	out = append(out, newForecastCollector(s, r).families()...)
-	self := []prometheus.Collector{s.self, s.rec}
-	if c := s.opts.Exporter.Cluster; c != "" {
-		// The exporter's own metrics carry the cluster its results do, so
-		// that a dashboard filtered to that cluster keeps them.
-		for i := range self {
-			self[i] = prometheus.WrapCollectorWith(prometheus.Labels{"cluster": c}, self[i])
+	sc := &s.scraped
+	s.scrapedOnce.Do(func() {
+		sc.results = resultsCollector{s: s}
+		sc.results.init()
+		sc.forecasts = *newForecastCollector(s, nil)
+		sc.self = []prometheus.Collector{s.self, s.rec}
+		if c := s.opts.Exporter.Cluster; c != "" {
+			// The exporter's own metrics carry the cluster its results do, so
+			// that a dashboard filtered to that cluster keeps them.
+			for i := range sc.self {
+				sc.self[i] = prometheus.WrapCollectorWith(prometheus.Labels{"cluster": c}, sc.self[i])
+			}
 		}
-	}
-	return append(out, self...)
+	})
+	r := s.read()
+	results, forecasts := sc.results, sc.forecasts
+	results.r, forecasts.r = r, r
+	out := append(results.families(), forecasts.families()...)
+	return append(out, sc.self...)
 }
 
 // Collector is Collectors as one collector, for a plain registry: each

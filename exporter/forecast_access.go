@@ -36,6 +36,11 @@ func (s *Service) Forecasts() []WorkloadForecast {
 }
 
 func (r *reading) workloadForecasts() []WorkloadForecast {
+	r.listOnce.Do(func() { r.list = r.forecastsOf() })
+	return r.list
+}
+
+func (r *reading) forecastsOf() []WorkloadForecast {
 	res, byKey := r.results, r.forecasts.byKey
 	if res == nil || byKey == nil {
 		return nil
