@@ -516,6 +516,18 @@ func TestCommandsHPAPairTogether(t *testing.T) {
 	if err := writeCommands(&script, workloadChanges(recommendations(ws), pairs, pods)); err != nil {
 		t.Fatal(err)
 	}
+	// Two HPAs on one workload: no command applies its requests alone.
+	two := append([]exporter.WorkloadResult{}, ws...)
+	two[0].HPA = append(append([]exporter.HPAAdvice{}, ws[0].HPA...), exporter.HPAAdvice{HPA: "checkout-memory", Resource: "memory", MetricIndex: 0,
+		CurrentTargetUtilization: 0.7, TargetUtilization: 0.9, Requests: map[string]float64{"checkout": 300 << 20}, Apply: true, MonthlySavings: 1})
+	twoPairs, twoPods := pairsAndPods(two)
+	var twoScript bytes.Buffer
+	if err := writeCommands(&twoScript, workloadChanges(recommendations(two), twoPairs, twoPods)); err != nil {
+		t.Fatal(err)
+	}
+	if out := twoScript.String(); strings.Contains(out, "kubectl patch") || !strings.Contains(out, "several HPAs target it") {
+		t.Errorf("two HPAs on checkout:\n%s", out)
+	}
 	for _, tc := range []struct {
 		name  string
 		fails string // the kubectl patch that fails: hpa or deployment/checkout

@@ -202,7 +202,8 @@ func pairsAndPods(ws []exporter.WorkloadResult) (pairs []hpaPair, pods []podChan
 // someone changed since; an HPA without metrics gets its default metric
 // spelled out with the new target.
 func hpaJSONPatch(p hpaPair) string {
-	return "[" + strings.Join(hpaOps(p, false), ",") + "]"
+	_, fwd, _ := hpaPatches([]hpaPair{p})
+	return fwd
 }
 
 // hpaOps are the operations of hpaJSONPatch, or with back those that take
@@ -742,7 +743,14 @@ func writeCommands(w io.Writer, changes []*workloadChange) error {
 			return err
 		}
 		cmd := fmt.Sprintf("kubectl patch %s/%s -n %s --type=strategic -p '%s'", strings.ToLower(c.Kind), c.Name, c.Namespace, patch)
-		if hpa, fwd, back := hpaPatches(c.pairs); hpa != "" {
+		hpa, fwd, back := hpaPatches(c.pairs)
+		if hpa == "" && len(c.pairs) > 0 {
+			// Two HPAs on one workload fight over its replicas; the
+			// paired requests alone would change them too.
+			fmt.Fprintf(w, "# %s/%s/%s: several HPAs target it; apply -o patch by hand\n", c.Namespace, strings.ToLower(c.Kind), c.Name)
+			continue
+		}
+		if hpa != "" {
 			// The HPA first, so that it never divides the new requests by
 			// the old target, and on one line: the requests only if the
 			// HPA moved (its test fails when someone moved it since), the
@@ -764,9 +772,7 @@ func hpaPatches(pairs []hpaPair) (hpa, fwd, back string) {
 	var f, b []string
 	for _, p := range pairs {
 		if hpa != "" && p.HPA != hpa {
-			// Two HPAs on one workload fight over its replicas: no pair
-			// is applied by a command.
-			return "", "", ""
+			return "", "", "" // several HPAs: no one patch moves them together
 		}
 		hpa = p.HPA
 		f = append(f, hpaOps(p, false)...)
