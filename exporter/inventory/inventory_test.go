@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	resourcehelper "k8s.io/component-helpers/resource"
 )
@@ -161,7 +162,14 @@ func onNode(s corev1.PodSpec, node string) corev1.PodSpec {
 
 func started(t *testing.T, opts Options) *Inventory {
 	t.Helper()
-	inv := New(fake.NewClientset(objects()...), opts)
+	return startedOn(t, fake.NewClientset(objects()...), opts)
+}
+
+// startedOn is an inventory of client's cluster, synced, shut down when
+// the test ends.
+func startedOn(t *testing.T, client kubernetes.Interface, opts Options) *Inventory {
+	t.Helper()
+	inv := New(client, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	if err := inv.Start(ctx); err != nil {

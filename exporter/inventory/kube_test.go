@@ -111,11 +111,7 @@ func TestAgainstControllers(t *testing.T) {
 		}
 	}
 
-	inv := New(c, Options{})
-	if err := inv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer inv.Shutdown()
+	inv := startedOn(t, c, Options{})
 	if n := len(inv.replicaSets.List()); n != 3 {
 		t.Errorf("the inventory holds %d ReplicaSets, want solo and the Rollout's two (not the Deployment's)", n)
 	}
@@ -235,11 +231,7 @@ func TestArgoRollout(t *testing.T) {
 		}
 	}
 
-	inv := New(c, Options{})
-	if err := inv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer inv.Shutdown()
+	inv := startedOn(t, c, Options{})
 	snap, err := inv.Snapshot()
 	if err != nil {
 		t.Fatal(err)
