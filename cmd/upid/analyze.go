@@ -130,13 +130,10 @@ const forecastHorizon = 30 * 24 * time.Hour
 
 func newAnalysis(s *snapshot, sc *scope, top int) *analysis {
 	a := &analysis{
-		At: s.results.At.UTC(), Window: model.Duration(s.results.Window).String(), Namespace: *sc.namespace,
+		At: s.results.At.UTC(), Window: model.Duration(s.results.Window).String(), Namespace: sc.only(),
 		Idle: []idleRow{}, Rightsizing: []rightsizeRow{},
 		Forecast:   forecastTotal{Horizon: "30d", Outgrowing: []growthRow{}, OutgrowingMemory: []memoryGrowthRow{}, horizonValue: forecastHorizon},
 		byWorkload: map[string]exporter.WorkloadForecast{},
-	}
-	if *sc.all {
-		a.Namespace = ""
 	}
 	a.all = s.workloads(sc)
 	for _, w := range a.all {

@@ -385,7 +385,7 @@ func runCheck(env *environment, sc *scope, files []string, maxWaste, maxPercent 
 	if err != nil {
 		return finish(env, "check", err)
 	}
-	defaultNS := *sc.namespace
+	defaultNS := sc.only()
 	if defaultNS == "" {
 		defaultNS = "default"
 	}

@@ -73,9 +73,17 @@ func addScope(cmd *kingpin.CmdClause, formats []string, def string) *scope {
 	}
 }
 
+// only is the one namespace in scope, or "" for all of them: -A overrides -n.
+func (s *scope) only() string {
+	if *s.all {
+		return ""
+	}
+	return *s.namespace
+}
+
 // includes reports whether namespace ns is in scope.
 func (s *scope) includes(ns string) bool {
-	return *s.all || *s.namespace == "" || ns == *s.namespace
+	return s.only() == "" || ns == s.only()
 }
 
 // snapshot is one analysis of the cluster, made by the exporter's own code:

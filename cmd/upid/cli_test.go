@@ -322,6 +322,19 @@ func TestCheckGolden(t *testing.T) {
 	}
 }
 
+// TestCheckAllNamespaces: -A overrides -n, so a manifest without a namespace
+// is in "default" again, as it is with neither flag.
+func TestCheckAllNamespaces(t *testing.T) {
+	pinDemo(t)
+	manifest := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: email-worker}\nspec:\n  template:\n    spec:\n      containers:\n      - name: worker\n        resources: {requests: {cpu: \"2\", memory: 2Gi}}\n"
+	for _, tc := range []cliCase{
+		{name: "-n", args: []string{"check", "--demo", "-f", "-", "-n", "shop"}, stdin: manifest, code: exitOK, stdout: []string{"shop/Deployment/email-worker"}},
+		{name: "-n -A", args: []string{"check", "--demo", "-f", "-", "-n", "shop", "-A"}, stdin: manifest, code: exitOK, stdout: []string{"default/Deployment/email-worker", "not in the cluster"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runCase(t, tc) })
+	}
+}
+
 // TestCheckFormats runs `upid check --demo` in every format.
 func TestCheckFormats(t *testing.T) {
 	pinDemo(t)
@@ -415,6 +428,7 @@ func TestCLIBadInput(t *testing.T) {
 	for _, tc := range []cliCase{
 		{name: "unknown kind", args: []string{"recommend", "--demo", "shop/Frobnicator/x"}, code: exitFailure, stderr: []string{`upid recommend: shop/Frobnicator/x not found in the cluster (kinds: Deployment,`}},
 		{name: "kind/name without -n", args: append([]string{"recommend", "deploy/x"}, kc...), code: exitUsage, stderr: []string{`"deploy/x": want NAMESPACE/KIND/NAME, or KIND/NAME with -n`}},
+		{name: "kind/name under -A", args: append([]string{"recommend", "-n", "shop", "-A", "deploy/x"}, kc...), code: exitUsage, stderr: []string{`"deploy/x": want NAMESPACE/KIND/NAME, or KIND/NAME with -n and without -A`}},
 		{name: "too many parts", args: append([]string{"recommend", "a/b/c/d"}, kc...), code: exitUsage, stderr: []string{"want NAMESPACE/KIND/NAME"}},
 		{name: "workload not found", args: []string{"recommend", "--demo", "shop/deploy/nope"}, code: exitFailure, stderr: []string{"upid recommend: shop/Deployment/nope not found in the cluster"}},
 		{name: "malformed yaml", args: append([]string{"check", "-f", bad}, kc...), code: exitUsage, stderr: []string{bad + ":5: "}},

@@ -91,7 +91,8 @@ type pairedRequest struct {
 // target is the NAMESPACE/KIND/NAME argument.
 type target struct{ namespace, kind, name string }
 
-// parseTarget reads NAMESPACE/KIND/NAME, or KIND/NAME in -n's namespace.
+// parseTarget reads NAMESPACE/KIND/NAME, or KIND/NAME in namespace (-n's,
+// "" under -A, which names no single namespace).
 func parseTarget(arg, namespace string) (*target, error) {
 	if arg == "" {
 		return nil, nil
@@ -103,7 +104,7 @@ func parseTarget(arg, namespace string) (*target, error) {
 		t = target{namespace: parts[0], kind: parts[1], name: parts[2]}
 	case 2:
 		if namespace == "" {
-			return nil, usageErrorf("%q: want NAMESPACE/KIND/NAME, or KIND/NAME with -n", arg)
+			return nil, usageErrorf("%q: want NAMESPACE/KIND/NAME, or KIND/NAME with -n and without -A", arg)
 		}
 		t = target{namespace: namespace, kind: parts[0], name: parts[1]}
 	default:
@@ -237,7 +238,7 @@ func formatPaired(resource string, v float64) string {
 }
 
 func runRecommend(env *environment, sc *scope, arg string) int {
-	t, err := parseTarget(arg, *sc.namespace)
+	t, err := parseTarget(arg, sc.only())
 	if err != nil {
 		return finish(env, "recommend", err)
 	}

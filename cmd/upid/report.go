@@ -164,8 +164,8 @@ func sortedGroups(m map[string]*group) []group {
 func measureRealised(ctx context.Context, q history.Querier, at time.Time, sc *scope) realised {
 	var r realised
 	sel := ""
-	if !*sc.all && *sc.namespace != "" {
-		sel = fmt.Sprintf("{namespace=%q}", *sc.namespace)
+	if ns := sc.only(); ns != "" {
+		sel = fmt.Sprintf("{namespace=%q}", ns)
 	}
 	scalar := func(query string) (*float64, string) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
