@@ -167,9 +167,19 @@ func (c *InformerCluster) Controller(ns string, w Workload) (Workload, bool) {
 }
 
 func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
+	if w.Kind == argorollouts.Kind {
+		// The webhook watches a Rollout's ReplicaSets only; their
+		// controller reference names the Rollout, with its UID.
+		for _, o := range c.rolloutReplicaSets(ns, w.Name) {
+			if r := metav1.GetControllerOf(o); r != nil { // the index's key: this Rollout
+				return &corev1.ObjectReference{APIVersion: r.APIVersion, Kind: w.Kind, Namespace: ns, Name: w.Name, UID: r.UID}
+			}
+		}
+		return nil
+	}
 	m, ok := c.object(ns, w)
 	if !ok {
-		return nil // not cached, or a Rollout: the webhook watches its ReplicaSets only
+		return nil // not cached
 	}
 	return &corev1.ObjectReference{APIVersion: workloadResources[w.Kind].GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: m.GetUID()}
 }
@@ -194,16 +204,8 @@ func (c *InformerCluster) object(ns string, w Workload) (metav1.Object, bool) {
 // revision's, which keeps the annotations it had when it was the latest.
 // Nil when the Rollout has no ReplicaSet.
 func (c *InformerCluster) rolloutAnnotations(ns, name string) map[string]string {
-	objs, err := c.byRollout.ByIndex(rolloutIndex, ns+"/"+name)
-	if err != nil {
-		return nil
-	}
 	var latest metav1.Object
-	for _, obj := range objs {
-		o, ok := obj.(metav1.Object)
-		if !ok {
-			continue
-		}
+	for _, o := range c.rolloutReplicaSets(ns, name) {
 		if latest == nil || argorollouts.Later(argorollouts.Revision(o.GetAnnotations()), o.GetCreationTimestamp().Unix(),
 			argorollouts.Revision(latest.GetAnnotations()), latest.GetCreationTimestamp().Unix()) {
 			latest = o
@@ -216,6 +218,18 @@ func (c *InformerCluster) rolloutAnnotations(ns, name string) map[string]string 
 		return a
 	}
 	return map[string]string{}
+}
+
+// rolloutReplicaSets are the cached ReplicaSets of Rollout ns/name.
+func (c *InformerCluster) rolloutReplicaSets(ns, name string) []metav1.Object {
+	objs, _ := c.byRollout.ByIndex(rolloutIndex, ns+"/"+name) // fails only for an unknown index
+	out := make([]metav1.Object, 0, len(objs))
+	for _, obj := range objs {
+		if o, ok := obj.(metav1.Object); ok {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (c *InformerCluster) Constraints(ns string) Constraints {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/internal/argorollouts"
 	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/testenv"
 )
@@ -190,6 +191,22 @@ func podOfReplicaSet(t testing.TB, k *testenv.Kube, rs *appsv1.ReplicaSet) *core
 		t.Fatal(err)
 	}
 	return waitPod(t, k, rs.Namespace, rs.Spec.Template.Labels["app"])
+}
+
+// waitEvent waits for an Event in ns matching the field selector.
+func waitEvent(t testing.TB, k *testenv.Kube, ns, selector string) corev1.Event {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		evs, err := k.Clientset.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: selector})
+		if err == nil && len(evs.Items) > 0 {
+			return evs.Items[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Event %s in %s within 20s (err %v)", selector, ns, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitPod waits for a pod labelled app=app in ns.
@@ -401,6 +418,14 @@ func TestThroughAPIServer(t *testing.T) {
 			}
 			if got := requestsOf(podOfReplicaSet(t, k, rs)); got != tt.want {
 				t.Errorf("resources %s, want %s", got, tt.want)
+			}
+			if tt.rollout == "canary" {
+				// Recorded on the Rollout, which the webhook does not
+				// watch: the ReplicaSet's owner reference names it.
+				ev := waitEvent(t, k, "team-enforce", "involvedObject.kind=Rollout,involvedObject.name=canary,reason=UPIDRightsized")
+				if ev.InvolvedObject.UID != r.GetUID() || ev.InvolvedObject.APIVersion != argorollouts.APIVersion {
+					t.Errorf("Event on %+v, want the Rollout %s", ev.InvolvedObject, r.GetUID())
+				}
 			}
 		})
 	}
