@@ -191,6 +191,20 @@ func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp 
 	return resp
 }
 
+// reference is the owning workload's, for its Events: from the cache, or,
+// when the workload is the pod's own controller (a StatefulSet, DaemonSet,
+// Job or bare ReplicaSet the cache does not hold yet), from the pod's owner
+// reference, which carries the UID.
+func (h *Handler) reference(ns string, owner Workload, pod *podFields) *corev1.ObjectReference {
+	if ref := h.opts.Cluster.Reference(ns, owner); ref != nil {
+		return ref
+	}
+	if c := pod.controller(); c != nil && c.Kind == owner.Kind && c.Name == owner.Name && c.UID != "" {
+		return &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: ns, Name: c.Name, UID: c.UID}
+	}
+	return nil
+}
+
 func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n **note) (admission.Response, string, string) {
 	allowed := admission.Allowed("")
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
@@ -238,7 +252,7 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n 
 	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
 	tell := func(eventType, reason string, text func() string) {
 		if events {
-			*n = &note{h.opts.Cluster.Reference(ns, owner), eventType, reason, text()}
+			*n = &note{h.reference(ns, owner, pod), eventType, reason, text()}
 		}
 	}
 	anns := pod.Metadata.Annotations

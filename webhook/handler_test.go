@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // staticCluster and staticRecs stand in for the informer caches and the
@@ -66,7 +66,7 @@ func (c *staticCluster) Reference(ns string, w Workload) *corev1.ObjectReference
 	if _, ok := c.wl[ns+"/"+w.Kind+"/"+w.Name]; !ok {
 		return nil
 	}
-	return &corev1.ObjectReference{Kind: w.Kind, Namespace: ns, Name: w.Name, UID: types.UID("uid-" + w.Name)}
+	return &corev1.ObjectReference{APIVersion: "apps/v1", Kind: w.Kind, Namespace: ns, Name: w.Name, UID: types.UID("uid-" + w.Name)}
 }
 func (c *staticCluster) Constraints(ns string) Constraints {
 	if cs, ok := c.constraints[ns]; ok {
@@ -90,8 +90,11 @@ func newTestHandler(t testing.TB, mode string, cluster Cluster) *Handler {
 	t.Helper()
 	h, err := NewHandler(HandlerOptions{
 		DefaultMode: mode, Policy: defaultPolicy, OwnNamespace: "upid-system", MaxRequestBytes: 64 << 10,
-		Recommendations: staticRecs{key("team", "Deployment", "web"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}},
-		Cluster:         cluster,
+		Recommendations: staticRecs{
+			key("team", "Deployment", "web"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}},
+			key("team", "StatefulSet", "db"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}},
+		},
+		Cluster: cluster,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -496,6 +499,21 @@ func TestAnnotationKeysAreCaseSensitive(t *testing.T) {
 	}
 }
 
+// refRecorder keeps each Event as "type reason message on apiVersion kind
+// namespace/name uid".
+type refRecorder struct{ events []string }
+
+func (r *refRecorder) Event(obj runtime.Object, eventType, reason, message string) {
+	ref := obj.(*corev1.ObjectReference)
+	r.events = append(r.events, fmt.Sprintf("%s %s %s on %s %s %s/%s %s", eventType, reason, message, ref.APIVersion, ref.Kind, ref.Namespace, ref.Name, ref.UID))
+}
+func (r *refRecorder) Eventf(obj runtime.Object, eventType, reason, format string, args ...any) {
+	r.Event(obj, eventType, reason, fmt.Sprintf(format, args...))
+}
+func (r *refRecorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, eventType, reason, format string, args ...any) {
+	r.Eventf(obj, eventType, reason, format, args...)
+}
+
 // TestDecisionEvents: the decisions that change a pod, would in recommend
 // mode, or take UPID's change back are Events of the workload; the others
 // record none.
@@ -504,6 +522,8 @@ func TestDecisionEvents(t *testing.T) {
 		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100m"), Used: rl("requests.cpu", "0")}}
 	raised := map[string]string{AnnotationMode: ModeEnforce,
 		AnnotationOriginal: `{"app":{"requests":{"cpu":"10m","memory":"1Mi"}}}`, AnnotationRecommended: `{"app":{"requests":{"cpu":"1"}}}`}
+	dbPod := webPod(nil)
+	dbPod.OwnerReferences[0] = metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "uid-from-pod", Controller: dbPod.OwnerReferences[0].Controller}
 	for _, tc := range []struct {
 		name    string
 		mode    string
@@ -519,19 +539,20 @@ func TestDecisionEvents(t *testing.T) {
 		{"taken back", ModeEnforce, "team", webPod(raised), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
 			constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}}, "Warning UPIDRightsizingTakenBack UPID's raises"},
 		{"opted out", ModeEnforce, "team", webPod(map[string]string{AnnotationOptOut: optOutValue}), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}}, ""},
-		{"workload not cached", ModeEnforce, "team", webPod(nil), &staticCluster{}, ""},
+		{"deployment not cached", ModeEnforce, "team", webPod(nil), &staticCluster{}, ""},
+		// The pod's own controller: its owner reference names it, with
+		// the UID, before the cache holds it.
+		{"statefulset not cached", ModeEnforce, "team", dbPod, &staticCluster{},
+			"Normal UPIDRightsized Pod admitted with UPID's resources: app: requests cpu 250m, memory 128Mi (was requests cpu 1, memory 1Gi) on apps/v1 StatefulSet team/db uid-from-pod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := record.NewFakeRecorder(10)
+			rec := &refRecorder{}
 			h := newTestHandler(t, tc.mode, tc.cluster)
 			h.opts.Recorder = rec
 			if _, err := h.Review(context.Background(), reviewBody(t, tc.ns, admissionv1.Create, podKind, tc.pod)); err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for len(rec.Events) > 0 {
-				got = append(got, <-rec.Events)
-			}
+			got := rec.events
 			if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.want)) {
 				t.Errorf("Events %q, want %q", got, tc.want)
 			}

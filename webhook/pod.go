@@ -3,6 +3,7 @@ package webhook
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/upid-dev/upid/internal/argorollouts"
 )
@@ -134,9 +135,11 @@ func annotationsOf(m map[string]string) *podAnnotations {
 }
 
 type ownerFields struct {
-	Kind       string `json:"kind"`
-	Name       string `json:"name"`
-	Controller *bool  `json:"controller"`
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Name       string    `json:"name"`
+	UID        types.UID `json:"uid"`
+	Controller *bool     `json:"controller"`
 }
 
 type containerFields struct {
@@ -170,7 +173,7 @@ func fieldsOf(pod *corev1.Pod) *podFields {
 	f.Metadata.Labels.RolloutsPodTemplateHash = pod.Labels[argorollouts.HashLabel]
 	f.Metadata.Annotations = annotationsOf(pod.Annotations)
 	for _, r := range pod.OwnerReferences {
-		f.Metadata.OwnerReferences = append(f.Metadata.OwnerReferences, ownerFields{Kind: r.Kind, Name: r.Name, Controller: r.Controller})
+		f.Metadata.OwnerReferences = append(f.Metadata.OwnerReferences, ownerFields{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name, UID: r.UID, Controller: r.Controller})
 	}
 	conv := func(cs []corev1.Container) []containerFields {
 		if cs == nil {
