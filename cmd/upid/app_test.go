@@ -41,7 +41,7 @@ func TestRun(t *testing.T) {
 		{name: "analyze help", args: []string{"analyze", "--help"}, code: exitOK, stdout: []string{"Examples:", "upid analyze --demo", "--namespace", "all-namespaces", "--output"}},
 		{name: "recommend help", args: []string{"recommend", "--help"}, code: exitOK, stdout: []string{"Examples:", "-o patch", "NAMESPACE/KIND/NAME"}},
 		{name: "check help documents exit 3", args: []string{"check", "--help"}, code: exitOK, stdout: []string{"Examples:", "3  the waste is over --max-waste or --max-waste-percent", "--max-waste-percent"}},
-		{name: "report help", args: []string{"report", "--help"}, code: exitOK, stdout: []string{"Examples:", "not measured", "--format"}},
+		{name: "report help", args: []string{"report", "--help"}, code: exitOK, stdout: []string{"Examples:", "not measured", "--output"}},
 		{name: "scaler without credentials", args: []string{"scaler"}, code: exitUsage, stderr: []string{"scaler.bearer_token_file"}},
 		{name: "sleep bad workload", args: []string{"sleep", "shop/web"}, code: exitUsage, stderr: []string{"want NAMESPACE/KIND/NAME"}},
 		{name: "wake unsupported kind", args: []string{"wake", "shop/CronJob/report"}, code: exitUsage, stderr: []string{`kind "CronJob" is not one of Deployment, StatefulSet`}},

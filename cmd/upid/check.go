@@ -27,7 +27,7 @@ they cost, and fail when the waste is over a threshold. For CI, before merge.
 
 -f takes files, directories (their *.yaml, *.yml and *.json files) or - for
 stdin, e.g. helm template or kustomize build output. Deployments, StatefulSets,
-DaemonSets, ReplicaSets, Jobs, CronJobs and Pods are checked; other kinds are
+DaemonSets, ReplicaSets, Jobs, CronJobs, Pods and Argo Rollouts are checked; other kinds are
 skipped with a note. Waste is a request above the recommendation, priced at
 what the workload pays now, times its replicas (spec.replicas, else the
 cluster's count); a request below the recommendation is shown as a risk and not

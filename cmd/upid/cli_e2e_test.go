@@ -221,7 +221,7 @@ func TestCLIAgainstRealServers(t *testing.T) {
 
 	t.Run("report", func(t *testing.T) {
 		runCase(t, cliCase{args: cmd("report"), stdout: []string{"- Scaler: $3.", "saved in the last 30 days; $36.50/month at the rate of the 1 workloads asleep now", "- Webhook: 2"}})
-		runCase(t, cliCase{args: cmd("report", "--format", "json"), check: func(t *testing.T, out []byte) {
+		runCase(t, cliCase{args: cmd("report", "-o", "json"), check: func(t *testing.T, out []byte) {
 			var r report
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatal(err)

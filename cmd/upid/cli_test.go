@@ -378,8 +378,8 @@ func TestReportGolden(t *testing.T) {
 	pinDemo(t)
 	for _, tc := range []cliCase{
 		{name: "markdown", args: []string{"report", "--demo"}, golden: "report-markdown", stdout: []string{"Savings available", "Scaler: not measured", "Webhook: not measured", "## By team", "| storefront |"}},
-		{name: "html", args: []string{"report", "--demo", "--format", "html"}, golden: "report-html", stdout: []string{"<!DOCTYPE html>", "<td>storefront</td>", "Scaler: not measured"}},
-		{name: "json", args: []string{"report", "--demo", "--format", "json"}, golden: "report-json", check: func(t *testing.T, out []byte) {
+		{name: "html", args: []string{"report", "--demo", "-o", "html"}, golden: "report-html", stdout: []string{"<!DOCTYPE html>", "<td>storefront</td>", "Scaler: not measured"}},
+		{name: "json", args: []string{"report", "--demo", "-o", "json"}, golden: "report-json", check: func(t *testing.T, out []byte) {
 			var r report
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatal(err)

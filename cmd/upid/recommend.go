@@ -30,7 +30,7 @@ confidence and the monthly savings of applying them.
 
 -o patch writes one kustomize strategic-merge patch per workload (only the
 containers whose change is worth a restart, APPLY=yes), ready for a GitOps pull
-request; -o commands prints the equivalent kubectl set resources lines. A
+request; -o commands prints the equivalent kubectl patch commands. A
 recommendation without a CPU limit removes the CPU limit (cpu: null in the
 patch): UPID sizes CPU requests and leaves bursting to the scheduler.
 

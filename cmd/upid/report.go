@@ -27,12 +27,12 @@ measured, never estimated.
 
 Examples:
   upid report --demo
-  upid report --format html > upid-report.html
-  upid report --format json | jq .savings
-  upid report --exporter.namespace-labels team --format markdown
+  upid report -o html > upid-report.html
+  upid report -o json | jq .savings
+  upid report --exporter.namespace-labels team -o markdown
 `
 
-// report is the executive summary; --format json prints it as is.
+// report is the executive summary; -o json prints it as is.
 type report struct {
 	At       time.Time     `json:"at"`
 	Window   string        `json:"window"`
@@ -352,12 +352,7 @@ td.n { text-align: right; }
 
 func registerReport(app *kingpin.Application, add func(*kingpin.CmdClause, command)) {
 	cmd := app.Command("report", reportHelp)
-	sc := &scope{
-		namespace: cmd.Flag("namespace", "Only this namespace (default: all namespaces).").Short('n').PlaceHolder("NAMESPACE").String(),
-		all:       cmd.Flag("all-namespaces", "All namespaces, the default; overrides -n.").Short('A').Bool(),
-		demo:      cmd.Flag("demo", "Use the built-in demo cluster and its history instead of --kubeconfig and --prometheus.url.").Bool(),
-	}
-	format := cmd.Flag("format", "Report format: markdown, html or json.").Default("markdown").Enum("markdown", "html", "json")
+	sc := addScope(cmd, []string{"markdown", "html", "json"}, "markdown")
 	top := cmd.Flag("top", "Rows in each top list; 0 shows all.").Default("10").Int()
-	add(cmd, func(env *environment) int { return runReport(env, sc, *format, *top) })
+	add(cmd, func(env *environment) int { return runReport(env, sc, *sc.output, *top) })
 }

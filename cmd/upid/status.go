@@ -15,8 +15,8 @@ import (
 
 const statusHelp = `List the workloads UPID put to sleep: since when, and what they save.
 
-Reads the scaler's own annotations (upid.io/sleep-*) on Deployments and
-StatefulSets, so it shows what the scaler and upid sleep did, whichever
+Reads the scaler's own annotations (upid.io/sleep-*) on Deployments,
+StatefulSets and Argo Rollouts, so it shows what the scaler and upid sleep did, whichever
 replica or person did it.
 
 Examples:
