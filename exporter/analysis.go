@@ -180,12 +180,10 @@ func (a *analyzer) recommend(h *history.Workload, c string, cur inventory.Contai
 	if inputs, ok := h.ContainerInputs[c]; ok {
 		// The state keeps exporter.window; a shorter policy window reads
 		// only its last days (the CPU histogram decays instead).
+		// The state holds the limit of the pod an OOM kill hit (else its
+		// peak), never the template's now: once UPID's bump is applied,
+		// that would bump again from UPID's own output, every cycle.
 		in := inputs(p.Window)
-		// The state records the peak at an OOM kill; the limit the
-		// container runs with is what it was killed at, when it has one.
-		if in.OOMKills > 0 && cur.MemoryLim > 0 {
-			in.OOMMemory = cur.MemoryLim
-		}
 		in.Current, in.Replicas, in.Prices = current, replicas, prices
 		in.HPACPU, in.HPAMemory = hpaCPU, hpaMemory
 		in.PodCPU, in.PodMemory = podCPU, podMemory

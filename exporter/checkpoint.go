@@ -19,8 +19,9 @@ import (
 
 // checkpointVersion changes whenever the file's layout does; a file of
 // another version is ignored and the state is read from Prometheus.
-// Version 2 added the checksum.
-const checkpointVersion = 2
+// Version 2 added the checksum; version 3 states hold the limit of the pod
+// an OOM kill hit (older ones its peak, which would size memory below it).
+const checkpointVersion = 3
 
 // checksumTable is CRC-32C (Castagnoli), over the gob stream, written as
 // the file's last 4 bytes: gob decodes a flipped bit in a float as

@@ -260,7 +260,7 @@ func sampleOf(w history.Window) recommend.Sample {
 	x := recommend.Sample{
 		Time: w.End.Add(-history.WindowStep), Duration: history.WindowStep,
 		CPU: w.CPU, MemoryPeak: w.MemoryPeak, Start: w.Start,
-		OOMKill: w.OOMKills >= 0.5,
+		OOMKill: w.OOMKills >= 0.5, MemoryLimit: w.OOMMemoryLimit,
 	}
 	if w.Periods > 0 && !math.IsNaN(w.Throttled) {
 		x.Periods, x.ThrottledPeriods = w.Periods, w.Throttled

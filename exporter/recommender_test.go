@@ -38,8 +38,13 @@ type recWorkload struct {
 }
 
 type recContainer struct {
-	name             string
-	cpuReq, memReq   string
+	name           string
+	cpuReq, memReq string
+	memLim         string // the template's memory limit now; "" none
+	// killedLimit is pod 0's memory limit in kube-state-metrics (bytes; 0:
+	// no series): the pod its OOM kill hit, sized before the template's
+	// limit was raised.
+	killedLimit      float64
 	cpu, mem         func(pod int, end time.Time) float64
 	throttled        func(end time.Time) float64 // throttled periods per second; nil: no CPU limit
 	oomAt, restartAt time.Time                   // zero: none; for pod 0 (oom) or pod 1 (restart)
@@ -75,7 +80,7 @@ func recCluster(now time.Time) []recWorkload {
 		}}},
 		{name: "batch", pods: []string{"batch-a"}, containers: []recContainer{
 			{
-				name: "main", cpuReq: "500m", memReq: "512Mi",
+				name: "main", cpuReq: "500m", memReq: "512Mi", memLim: "2Gi", killedLimit: 600 << 20,
 				cpu: func(_ int, e time.Time) float64 { return 0.4 + 0.05*wave(7200, 0, e) },
 				mem: func(_ int, e time.Time) float64 { return 450e6 + 10e6*wave(86400, 1, e) },
 				throttled: func(e time.Time) float64 {
@@ -176,6 +181,9 @@ func recSeries(ws []recWorkload, start, end time.Time) []series.Series {
 						series.KubePodContainerStatusRestartsTotal(ref, series.Generate(scrape, end, step, killed)),
 						series.KubePodContainerStatusLastTerminatedReason(ref, "OOMKilled", reason))
 				}
+				if c.killedLimit > 0 && p == 0 {
+					out = append(out, series.KubePodContainerResourceLimits(ref, "memory", series.Generate(scrape, end, step, series.Const(c.killedLimit))))
+				}
 				if !c.oomAt.IsZero() && p == 0 {
 					out = append(out, series.ContainerOOMEvents(ref, series.Generate(scrape, end, step, func(t time.Time) float64 {
 						if t.After(c.oomAt) {
@@ -226,6 +234,9 @@ func offline(ws []recWorkload, p recommend.Policy, now time.Time, window time.Du
 						x.Periods, x.ThrottledPeriods = 10*300, c.throttled(e)*300
 					}
 					x.OOMKill = (!c.oomAt.IsZero() && windowEnd(c.oomAt).Equal(e)) || (!c.ksmOOMAt.IsZero() && windowEnd(c.ksmOOMAt).Equal(e))
+					if x.OOMKill {
+						x.MemoryLimit = c.killedLimit
+					}
 					x.Start = !c.restartAt.IsZero() && windowEnd(c.restartAt).Equal(e)
 					s.Observe(x)
 				}
@@ -246,8 +257,12 @@ func createRecCluster(t *testing.T, c kubernetes.Interface, ws []recWorkload) {
 	for _, w := range ws {
 		var cs []corev1.Container
 		for _, ct := range w.containers {
-			cs = append(cs, corev1.Container{Name: ct.name, Image: "example/app:1", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-				corev1.ResourceCPU: resource.MustParse(ct.cpuReq), corev1.ResourceMemory: resource.MustParse(ct.memReq)}}})
+			res := corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse(ct.cpuReq), corev1.ResourceMemory: resource.MustParse(ct.memReq)}}
+			if ct.memLim != "" {
+				res.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(ct.memLim)}
+			}
+			cs = append(cs, corev1.Container{Name: ct.name, Image: "example/app:1", Resources: res})
 		}
 		labels := map[string]string{"app": w.name}
 		n := int32(len(w.pods))
@@ -368,6 +383,12 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 				t.Errorf("%s/%s: the offline state saw no OOM kill; the test is broken", w.name, c.name)
 			}
 			in.Current = recommend.Resources{CPURequest: quantity(c.cpuReq), MemoryRequest: quantity(c.memReq)}
+			if c.memLim != "" {
+				in.Current.MemoryLimit = quantity(c.memLim)
+			}
+			if c.killedLimit > 0 && in.OOMMemory != c.killedLimit {
+				t.Errorf("%s/%s: the offline state's OOM memory is %g, want the killed pod's limit %g; the test is broken", w.name, c.name, in.OOMMemory, c.killedLimit)
+			}
 			in.Replicas = replicas[w.name]
 			r := recommend.Recommend(in, p)
 			if !r.OK || !r.CPU.OK || !r.Memory.OK {
@@ -410,8 +431,9 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = gatherGauges(t, svc)
-	if q := got["upid_exporter_recommender_queries_total /"] - queries; q != 6 {
-		t.Errorf("second cycle sent %v window queries, want 6 (one batch, one range)", q)
+	perRange := float64(len(history.WindowQueries([]string{recNS}, history.Range{})))
+	if q := got["upid_exporter_recommender_queries_total /"] - queries; q != perRange {
+		t.Errorf("second cycle sent %v window queries, want %v (one batch, one range)", q, perRange)
 	}
 	if pts := got["upid_exporter_recommender_points_total /"] - first; pts > float64(6*containers*2) {
 		t.Errorf("second cycle read %v points, want at most 2 windows × %d containers × 6 queries", pts, containers)
@@ -440,9 +462,9 @@ func TestRecommenderMatchesOfflineState(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := gatherGauges(t, svc)
-	if q := resumed["upid_exporter_recommender_queries_total /"]; q != 6 || resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"] <= 0 {
-		t.Errorf("the restarted exporter sent %v window queries (want 6: only the windows since the checkpoint), checkpoint at %v",
-			q, resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"])
+	if q := resumed["upid_exporter_recommender_queries_total /"]; q != perRange || resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"] <= 0 {
+		t.Errorf("the restarted exporter sent %v window queries (want %v: only the windows since the checkpoint), checkpoint at %v",
+			q, perRange, resumed["upid_exporter_recommender_checkpoint_timestamp_seconds /"])
 	}
 	compared := 0
 	for k, v := range kept {

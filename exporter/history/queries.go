@@ -76,6 +76,8 @@ func ownerExprBy(ns, lookback, matcher string) string {
 }
 
 // byWorkload aggregates a per-pod expression to workloads with agg (sum, max).
+// perPod is multiplied as written: an and, or or unless in it must be in
+// parentheses, or the join binds to its last operand only.
 func byWorkload(agg, perPod, owner string, extra ...string) string {
 	by := append([]string{"namespace", "workload", "kind"}, extra...)
 	return fmt.Sprintf("%s by (%s) (\n  %s\n  * on (namespace, pod) group_left (workload, kind)\n  %s\n)", agg, strings.Join(by, ", "), perPod, owner)

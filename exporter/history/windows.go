@@ -38,12 +38,17 @@ type Window struct {
 	// without a CPU limit.
 	Throttled, Periods float64
 	OOMKills           float64 // increase of container_oom_events_total since the previous window
-	Start              bool    // a replica's container started in the window
+	// OOMMemoryLimit is the largest memory limit of the pods killed in the
+	// window (kube_pod_container_resource_limits), bytes: what the kill
+	// says was too little, which the template's limit is not once it has
+	// been raised since. NaN without a kill or without the series.
+	OOMMemoryLimit float64
+	Start          bool // a replica's container started in the window
 }
 
 func unknownWindow(end time.Time) *Window {
 	nan := math.NaN()
-	return &Window{End: end, CPU: nan, MemoryPeak: nan, Throttled: nan, Periods: nan, OOMKills: nan}
+	return &Window{End: end, CPU: nan, MemoryPeak: nan, Throttled: nan, Periods: nan, OOMKills: nan, OOMMemoryLimit: nan}
 }
 
 // Range is a span (Start, End] of whole windows, both multiples of WindowStep.
@@ -121,25 +126,16 @@ func windowSubquery(namespaces []string, r Range) (sub func(perPod string) strin
 func WindowQueries(namespaces []string, r Range) []Query {
 	sub, sel := windowSubquery(namespaces, r)
 	step := dur(WindowStep)
-	// One container has one series per source, and sources repeat (the
-	// kubelet's /metrics/resource exports CPU and memory again; a
-	// restarted container's old cgroup lingers): per container it is the
-	// largest, never the sum.
-	return []Query{
-		{"window_cpu_cores", sub(fmt.Sprintf("max by (namespace, pod, container) (rate(%s[%s]))", sel("container_cpu_usage_seconds_total"), step))},
-		{"window_memory_peak_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (max_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
-		{"window_cpu_throttled_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_throttled_periods_total"), step))},
-		{"window_cpu_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_periods_total"), step))},
-		// An OOM kill is one increment of a counter: increase() over
-		// back-to-back windows misses the one between a window's last
-		// scrape and the next window's first, so the delta is taken
-		// between window ends instead. A container new in the window
-		// counts from zero; a reset (a new container) is not a kill.
-		// kube-state-metrics tells of kills cAdvisor may not count (a
-		// runtime without the oom event, a kill of the whole cgroup):
-		// restarts in the window while the last termination was an
-		// OOMKill. Both report the same kill, so the larger counts.
-		{"window_oom_kills", sub(fmt.Sprintf(`max by (namespace, pod, container) (
+	// An OOM kill is one increment of a counter: increase() over
+	// back-to-back windows misses the one between a window's last
+	// scrape and the next window's first, so the delta is taken
+	// between window ends instead. A container new in the window
+	// counts from zero; a reset (a new container) is not a kill.
+	// kube-state-metrics tells of kills cAdvisor may not count (a
+	// runtime without the oom event, a kill of the whole cgroup):
+	// restarts in the window while the last termination was an
+	// OOMKill. Both report the same kill, so the larger counts.
+	oomKills := fmt.Sprintf(`max by (namespace, pod, container) (
   label_replace(clamp_min(
     max by (namespace, pod, container) (%[1]s)
     - (max by (namespace, pod, container) (%[1]s offset %[2]s) or max by (namespace, pod, container) (%[1]s) * 0),
@@ -150,7 +146,20 @@ func WindowQueries(namespaces []string, r Range) []Query {
     0)
     and on (namespace, pod, container) max by (namespace, pod, container) (%[4]s == 1),
     "source", "kube_state_metrics", "", "")
-)`, sel("container_oom_events_total"), step, sel("kube_pod_container_status_restarts_total"), sel(`kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}`)))},
+)`, sel("container_oom_events_total"), step, sel("kube_pod_container_status_restarts_total"), sel(`kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}`))
+	// One container has one series per source, and sources repeat (the
+	// kubelet's /metrics/resource exports CPU and memory again; a
+	// restarted container's old cgroup lingers): per container it is the
+	// largest, never the sum.
+	return []Query{
+		{"window_cpu_cores", sub(fmt.Sprintf("max by (namespace, pod, container) (rate(%s[%s]))", sel("container_cpu_usage_seconds_total"), step))},
+		{"window_memory_peak_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (max_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
+		{"window_cpu_throttled_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_throttled_periods_total"), step))},
+		{"window_cpu_periods", sub(fmt.Sprintf("max by (namespace, pod, container) (increase(%s[%s]))", sel("container_cpu_cfs_periods_total"), step))},
+		{"window_oom_kills", sub(oomKills)},
+		// The pods the kill hit, with their limit then.
+		{"window_oom_memory_limit_bytes", sub(fmt.Sprintf("(max by (namespace, pod, container) (%s) and on (namespace, pod, container) (%s > 0))",
+			sel(`kube_pod_container_resource_limits{resource="memory"}`), oomKills))},
 		// time() inside a subquery is the step's time: a start time within
 		// the step's window marks a start there. One sample per container.
 		{"window_container_starts", sub(fmt.Sprintf("max by (namespace, pod, container) (%s > time() - %d)", sel("container_start_time_seconds"), int(WindowStep.Seconds())))},
@@ -190,6 +199,8 @@ func setWindow(w *Window, query string, x float64) {
 		w.Periods = larger(w.Periods, x)
 	case "window_oom_kills":
 		w.OOMKills = larger(w.OOMKills, x)
+	case "window_oom_memory_limit_bytes":
+		w.OOMMemoryLimit = larger(w.OOMMemoryLimit, x)
 	case "window_container_starts":
 		w.Start = true
 	}

@@ -149,7 +149,7 @@ type matrixQuerier struct {
 }
 
 func (q *matrixQuerier) Query(_ context.Context, query string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
-	for _, name := range []string{"rate(container_cpu_usage", "max_over_time(container_memory", "container_cpu_cfs_throttled", "container_cpu_cfs_periods", "container_oom_events", "container_start_time"} {
+	for _, name := range []string{"rate(container_cpu_usage", "max_over_time(container_memory", "container_cpu_cfs_throttled", "container_cpu_cfs_periods", "kube_pod_container_resource_limits", "container_oom_events", "container_start_time"} {
 		if strings.Contains(query, name) {
 			q.asked = append(q.asked, name)
 			if name == q.fail {
@@ -179,7 +179,9 @@ func TestFetchWindows(t *testing.T) {
 			{Metric: model.Metric{"namespace": "shop", "kind": "Deployment", "workload": "api", "container": "app", "replica": "b"}, Values: []model.SamplePair{pt(1, 50), pt(2, 300)}}},
 		"container_cpu_cfs_periods": {{Metric: lbl, Values: []model.SamplePair{pt(2, 3000)}}},
 		"container_oom_events":      {{Metric: lbl, Values: []model.SamplePair{pt(2, 1)}}},
-		"container_start_time":      {{Metric: lbl, Values: []model.SamplePair{pt(1, 1)}}, {Metric: model.Metric{"namespace": "shop", "workload": "x"}, Values: []model.SamplePair{pt(1, 1)}}},
+		// The limit query holds the kill query too: matched first.
+		"kube_pod_container_resource_limits": {{Metric: lbl, Values: []model.SamplePair{pt(2, 600)}}},
+		"container_start_time":               {{Metric: lbl, Values: []model.SamplePair{pt(1, 1)}}, {Metric: model.Metric{"namespace": "shop", "workload": "x"}, Values: []model.SamplePair{pt(1, 1)}}},
 	}
 	q := &matrixQuerier{answers: answers}
 	got, st, err := FetchWindows(context.Background(), q, []string{"shop"}, rg, time.Second)
@@ -193,20 +195,20 @@ func TestFetchWindows(t *testing.T) {
 	ws := got[k]
 	nan := math.NaN()
 	want := []Window{
-		{End: start.Add(WindowStep), CPU: 0.5, MemoryPeak: 100, Throttled: nan, Periods: nan, OOMKills: nan, Start: true},
-		{End: start.Add(2 * WindowStep), CPU: nan, MemoryPeak: 300, Throttled: nan, Periods: 3000, OOMKills: 1},
-		{End: start.Add(3 * WindowStep), CPU: 0.7, MemoryPeak: nan, Throttled: nan, Periods: nan, OOMKills: nan},
+		{End: start.Add(WindowStep), CPU: 0.5, MemoryPeak: 100, Throttled: nan, Periods: nan, OOMKills: nan, OOMMemoryLimit: nan, Start: true},
+		{End: start.Add(2 * WindowStep), CPU: nan, MemoryPeak: 300, Throttled: nan, Periods: 3000, OOMKills: 1, OOMMemoryLimit: 600},
+		{End: start.Add(3 * WindowStep), CPU: 0.7, MemoryPeak: nan, Throttled: nan, Periods: nan, OOMKills: nan, OOMMemoryLimit: nan},
 	}
 	same := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
 	for i, w := range want {
 		g := ws[i]
 		if !g.End.Equal(w.End) || !same(g.CPU, w.CPU) || !same(g.MemoryPeak, w.MemoryPeak) || !same(g.Throttled, w.Throttled) ||
-			!same(g.Periods, w.Periods) || !same(g.OOMKills, w.OOMKills) || g.Start != w.Start {
+			!same(g.Periods, w.Periods) || !same(g.OOMKills, w.OOMKills) || !same(g.OOMMemoryLimit, w.OOMMemoryLimit) || g.Start != w.Start {
 			t.Errorf("window %d = %+v, want %+v", i, g, w)
 		}
 	}
-	if st.Queries != 6 || st.Series != 7 || st.Points != 12 {
-		t.Errorf("stats %+v, want 6 queries, 7 series and 12 points: all Prometheus sent", st)
+	if st.Queries != 7 || st.Series != 8 || st.Points != 13 {
+		t.Errorf("stats %+v, want 7 queries, 8 series and 13 points: all Prometheus sent", st)
 	}
 
 	// One failed query fails the range: half a window must not be observed.
@@ -225,8 +227,8 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 	rg := Range{time.Unix(0, 0), time.Unix(3600, 0)}
 	qs := WindowQueries([]string{"a.b", "c"}, rg)
 	replay := ReplayQueries([]string{"a.b", "c"}, rg)
-	if len(qs) != 6 || len(replay) != 9 {
-		t.Fatalf("%d and %d queries, want 6 and 9", len(qs), len(replay))
+	if len(qs) != 7 || len(replay) != 10 {
+		t.Fatalf("%d and %d queries, want 7 and 10", len(qs), len(replay))
 	}
 	for i, q := range qs {
 		if replay[i] != q {
