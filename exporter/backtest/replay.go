@@ -390,9 +390,6 @@ func (k *krrRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 		}
 	}
 	in.Points = len(k.samples)
-	if n := len(k.samples); n > 0 {
-		in.Span = k.samples[n-1].Time.Sub(k.samples[0].Time)
-	}
 	r := recommend.KRRSimple(in, k.cfg)
 	var a Applied
 	if r.CPUOK {

@@ -163,37 +163,94 @@ func TestPromQuantile(t *testing.T) {
 	}
 }
 
+// The KRR figures below are worked out from krr's rules: CPU is the p95
+// of the samples (PromQuantile), memory the peak + 15 %; then
+// Runner._round_value rounds CPU up to 1m and memory up to 1 MiB and raises
+// them to cpu_min_value (10m) and memory_min_value (100 MiB).
 func TestKRRSimple(t *testing.T) {
-	cfg := DefaultKRRConfig()
-	cpu := make([]float64, 100)
-	for i := range cpu {
-		cpu[i] = 0.01 * float64(i+1) // 0.01 … 1.00 cores
+	const mibF = float64(mib)
+	ramp := make([]float64, 100)
+	for i := range ramp {
+		ramp[i] = 0.01 * float64(i+1) // 0.01 … 1.00 cores
 	}
-	in := KRRInputs{CPU: cpu, MemoryPeak: gibF, Points: 100, Span: 14 * 24 * time.Hour}
-	// p95: rank 0.95·99 = 94.05 between 0.95 and 0.96: 0.9505 cores.
-	// Memory: 1 GiB + 15 %.
-	r := KRRSimple(in, cfg)
-	if !r.CPUOK || !r.MemoryOK || math.Abs(r.CPU-0.9505) > 1e-12 || r.Memory != 1.15*gibF {
-		t.Errorf("KRR = %+v, want cpu 0.9505, memory 1.15 GiB", r)
+	flat := func(v float64) []float64 {
+		s := make([]float64, 100)
+		for i := range s {
+			s[i] = v
+		}
+		return s
 	}
-	few := in
-	few.Points = 99
-	if r := KRRSimple(few, cfg); r.CPUOK || r.MemoryOK {
-		t.Error("fewer than points_required must be undefined")
-	}
-	short := in
-	short.Span = 2 * time.Hour
-	if r := KRRSimple(short, cfg); r.CPUOK || r.MemoryOK {
-		t.Error("less than three hours of history must be undefined")
-	}
-	// use_oomkill_data (off by default): an OOM at 2 GiB + 25 % wins.
-	oom := in
-	oom.MaxOOMKilledBytes = 2 * gibF
-	if r := KRRSimple(oom, cfg); r.Memory != 1.15*gibF {
-		t.Errorf("OOM data used while off: %v", r.Memory)
-	}
-	cfg.UseOOMKillData = true
-	if r := KRRSimple(oom, cfg); r.Memory != 2.5*gibF {
-		t.Errorf("memory with OOM data = %v, want 2.5 GiB", r.Memory)
+	noMin := DefaultKRRConfig()
+	noMin.CPUMinValue, noMin.MemoryMinValue = 0, 0
+	withOOM := DefaultKRRConfig()
+	withOOM.UseOOMKillData = true
+	cases := []struct {
+		name            string
+		in              KRRInputs
+		cfg             KRRConfig
+		cpu, mem        float64
+		cpuOK, memoryOK bool
+	}{{
+		// p95: rank 0.95·99 = 94.05 between 0.95 and 0.96: 0.9505 cores,
+		// up to 951m. Memory: 1 GiB · 1.15 = 1177.6 MiB, up to 1178 MiB.
+		name: "rounded up",
+		in:   KRRInputs{CPU: ramp, MemoryPeak: gibF, Points: 100},
+		cpu:  0.951, mem: 1178 * mibF, cpuOK: true, memoryOK: true,
+	}, {
+		// 12.3m up to 13m; 200 MiB · 1.15 = 230 MiB, already whole.
+		name: "just above the minimums",
+		in:   KRRInputs{CPU: flat(0.0123), MemoryPeak: 200 * mibF, Points: 100},
+		cpu:  0.013, mem: 230 * mibF, cpuOK: true, memoryOK: true,
+	}, {
+		// 4.2m up to 5m, then 10m; 50 MiB · 1.15 = 57.5 MiB up to 58, then 100.
+		name: "small: the minimums",
+		in:   KRRInputs{CPU: flat(0.0042), MemoryPeak: 50 * mibF, Points: 100},
+		cpu:  0.01, mem: 100 * mibF, cpuOK: true, memoryOK: true,
+	}, {
+		// An idle container's 0 and 0 are data: krr prints its minimums.
+		name: "idle: the minimums",
+		in:   KRRInputs{CPU: flat(0), MemoryPeak: 0, Points: 100},
+		cpu:  0.01, mem: 100 * mibF, cpuOK: true, memoryOK: true,
+	}, {
+		// krr accepts --cpu_min_value 0 (ge=0): then 0 is a figure.
+		name: "idle without minimums",
+		in:   KRRInputs{CPU: flat(0), MemoryPeak: 0, Points: 100},
+		cfg:  noMin,
+		cpu:  0, mem: 0, cpuOK: true, memoryOK: true,
+	}, {
+		name: "fewer than points_required: undefined",
+		in:   KRRInputs{CPU: ramp, MemoryPeak: gibF, Points: 99},
+	}, {
+		name: "no memory data",
+		in:   KRRInputs{CPU: flat(0.5), MemoryPeak: math.NaN(), Points: 100},
+		cpu:  0.5, cpuOK: true,
+	}, {
+		name: "no CPU data",
+		in:   KRRInputs{MemoryPeak: gibF, Points: 100},
+		mem:  1178 * mibF, memoryOK: true,
+	}, {
+		// use_oomkill_data is off by default: the 2 GiB OOM is ignored.
+		name: "OOM data off",
+		in:   KRRInputs{CPU: flat(0.5), MemoryPeak: gibF, Points: 100, MaxOOMKilledBytes: 2 * gibF},
+		cpu:  0.5, mem: 1178 * mibF, cpuOK: true, memoryOK: true,
+	}, {
+		// With it, 2 GiB · 1.25 = 2560 MiB beats 1178 MiB.
+		name: "OOM data on",
+		in:   KRRInputs{CPU: flat(0.5), MemoryPeak: gibF, Points: 100, MaxOOMKilledBytes: 2 * gibF},
+		cfg:  withOOM,
+		cpu:  0.5, mem: 2560 * mibF, cpuOK: true, memoryOK: true,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			if cfg == (KRRConfig{}) {
+				cfg = DefaultKRRConfig()
+			}
+			r := KRRSimple(c.in, cfg)
+			want := KRRResult{CPU: c.cpu, Memory: c.mem, CPUOK: c.cpuOK, MemoryOK: c.memoryOK}
+			if r != want {
+				t.Errorf("KRRSimple = %+v, want %+v", r, want)
+			}
+		})
 	}
 }

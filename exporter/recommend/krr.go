@@ -22,8 +22,16 @@ type KRRConfig struct {
 	PointsRequired int
 	// history_duration: 24·7·2 hours.
 	HistoryDuration time.Duration
-	// history_range_enough: the data must span at least three hours.
-	MinHistoryRange time.Duration
+	// cpu_min_value (millicores) and memory_min_value (MiB), from
+	// robusta_krr/core/models/config.py (Config, defaults 10 and 100): the
+	// runner (robusta_krr/core/runner.py, _round_value) rounds every figure
+	// up, CPU to 1m and memory to 1 MiB (1024², whatever the setting's
+	// "megabytes" comment says; early releases used 10⁶), then raises it
+	// to this minimum. A baseline
+	// without them recommends requests krr never prints: 0 for an idle
+	// container, a few MiB for a small one.
+	CPUMinValue    float64
+	MemoryMinValue float64
 	// use_oomkill_data (off by default) and oom_memory_buffer_percentage:
 	// with it, memory is at least the largest OOM-killed limit plus 25 %.
 	UseOOMKillData            bool
@@ -37,7 +45,8 @@ func DefaultKRRConfig() KRRConfig {
 		MemoryBufferPercentage:    15,
 		PointsRequired:            100,
 		HistoryDuration:           14 * 24 * time.Hour,
-		MinHistoryRange:           3 * time.Hour,
+		CPUMinValue:               10,
+		MemoryMinValue:            100,
 		OOMMemoryBufferPercentage: 25,
 	}
 }
@@ -45,11 +54,10 @@ func DefaultKRRConfig() KRRConfig {
 // KRRInputs are what the simple strategy's Prometheus queries return for one
 // container over HistoryDuration.
 type KRRInputs struct {
-	CPU               []float64     // CPU usage rate samples in cores, one per step
-	MemoryPeak        float64       // max working set in bytes; NaN when unknown
-	Points            int           // usage points counted (CPUAmountLoader, MemoryAmountLoader)
-	Span              time.Duration // from the first to the last point
-	MaxOOMKilledBytes float64       // largest memory limit of an OOM-killed container; 0 when none
+	CPU               []float64 // CPU usage rate samples in cores, one per step
+	MemoryPeak        float64   // max working set in bytes; NaN when unknown
+	Points            int       // usage points counted (CPUAmountLoader, MemoryAmountLoader)
+	MaxOOMKilledBytes float64   // largest memory limit of an OOM-killed container; 0 when none
 }
 
 // KRRResult is the simple strategy's recommendation. CPU has no limit; the
@@ -60,24 +68,44 @@ type KRRResult struct {
 	CPUOK, MemoryOK bool
 }
 
-// KRRSimple runs the simple strategy on aggregated inputs.
+// KRRSimple runs the simple strategy on aggregated inputs, and rounds its
+// figures as krr's runner does before printing them.
+//
+// history_range_enough (three hours) is not checked: krr runs it once per
+// cluster in Runner._check_data_availability, and when it fails only logs
+// "will try to calculate recommendations anyway"; points_required is what
+// leaves a resource undefined.
 func KRRSimple(in KRRInputs, cfg KRRConfig) KRRResult {
 	var r KRRResult
-	if in.Span < cfg.MinHistoryRange || in.Points < cfg.PointsRequired {
+	if in.Points < cfg.PointsRequired {
 		return r
 	}
 	if len(in.CPU) > 0 {
 		r.CPU = PromQuantile(cfg.CPUPercentile/100, in.CPU)
 		r.CPUOK = !math.IsNaN(r.CPU)
 	}
-	if !math.IsNaN(in.MemoryPeak) && in.MemoryPeak > 0 {
+	// A peak of 0 is data (krr then prints its minimum); NaN is none.
+	if in.MemoryPeak >= 0 {
 		r.Memory = in.MemoryPeak * (1 + cfg.MemoryBufferPercentage/100)
 		if cfg.UseOOMKillData {
 			r.Memory = math.Max(r.Memory, in.MaxOOMKilledBytes*(1+cfg.OOMMemoryBufferPercentage/100))
 		}
 		r.MemoryOK = true
 	}
+	if r.CPUOK {
+		r.CPU = krrRound(r.CPU, 1000, 1.0/1000*cfg.CPUMinValue)
+	}
+	if r.MemoryOK {
+		r.Memory = krrRound(r.Memory, 1.0/mib, mib*cfg.MemoryMinValue)
+	}
 	return r
+}
+
+// krrRound is krr's Runner._round_value: ceil(value·precPower)/precPower,
+// then at least minimal. Same operations in the same order and no epsilon
+// (unlike roundUp), so that the float results match krr's to the bit.
+func krrRound(value, precPower, minimal float64) float64 {
+	return math.Max(math.Ceil(value*precPower)/precPower, minimal)
 }
 
 // PromQuantile is Prometheus's quantile (promql/quantile.go, quantile): rank
