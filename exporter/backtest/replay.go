@@ -11,13 +11,19 @@ import (
 	"github.com/upid-dev/upid/exporter/recommend"
 )
 
-// Applied is what a recommender has put in place: requests in cores and
-// bytes, and the memory limit (0: none). CPU limits are not modelled: the
-// traces' CPU is soft-capped (Borg) or a whole VM (Azure), and every
-// recommender here leaves CPU unlimited. A zero request means "not set by
-// the recommender": the trace's own request applies.
+// Applied is what a recommender recommends or has put in place: requests
+// in cores and bytes, and the memory limit (0: none). CPU limits are not
+// modelled: the traces' CPU is soft-capped (Borg) or a whole VM (Azure),
+// and every recommender here leaves CPU unlimited. CPUOK and MemoryOK say
+// which figures are set; where one is false (a recommender with too little
+// history, a trace without memory) the trace's own request applies. Only
+// the flag means "no figure": 0 is a request like any other (krr with
+// --cpu_min_value 0 recommends it for an idle container), and read as
+// "none" it would leave the trace's request in force and score the
+// recommender on figures it never gave.
 type Applied struct {
 	CPU, Memory, MemoryLimit float64
+	CPUOK, MemoryOK          bool
 }
 
 // Rightsizer is a recommender under test. The replay calls Observe with
@@ -30,9 +36,9 @@ type Rightsizer interface {
 	// (an OOM kill in a real cluster).
 	Observe(s Sample, applied Applied, oom bool)
 	// Recommend returns the resources recommended from now on given the
-	// current ones (a zero field means no recommendation for it) and
-	// whether they should be applied now, by the recommender's own update
-	// rule.
+	// current ones (both figures set), with CPUOK and MemoryOK false for a
+	// resource it has no figure for, and whether they should be applied
+	// now, by the recommender's own update rule.
 	Recommend(now time.Time, current Applied) (Applied, bool)
 }
 
@@ -186,11 +192,11 @@ type pendingSample struct {
 // it set one, the trace's own request otherwise. Memory limits follow the
 // request (Borg's memory "limit" is the request the trace records).
 func (r *runner) effective(s Sample) Applied {
-	a := Applied{CPU: s.CPURequest, Memory: s.MemoryRequest, MemoryLimit: s.MemoryRequest}
-	if r.applied.CPU > 0 {
+	a := Applied{CPU: s.CPURequest, Memory: s.MemoryRequest, MemoryLimit: s.MemoryRequest, CPUOK: true, MemoryOK: true}
+	if r.applied.CPUOK {
 		a.CPU = r.applied.CPU
 	}
-	if r.applied.Memory > 0 {
+	if r.applied.MemoryOK {
 		a.Memory = r.applied.Memory
 		a.MemoryLimit = r.applied.MemoryLimit
 	}
@@ -278,15 +284,17 @@ func (r *runner) decide(now time.Time, last Sample) (Decision, bool) {
 	if !apply {
 		return Decision{}, false
 	}
-	if rec.CPU > 0 {
-		r.applied.CPU = rec.CPU
+	d := Decision{Time: now, Recommender: r.name}
+	if rec.CPUOK {
+		r.applied.CPU, r.applied.CPUOK = rec.CPU, true
+		d.CPU = rec.CPU
 	}
-	if rec.Memory > 0 {
-		r.applied.Memory = rec.Memory
-		r.applied.MemoryLimit = rec.MemoryLimit
+	if rec.MemoryOK {
+		r.applied.Memory, r.applied.MemoryLimit, r.applied.MemoryOK = rec.Memory, rec.MemoryLimit, true
+		d.Memory, d.MemoryLimit = rec.Memory, rec.MemoryLimit
 	}
 	r.acc.changes++
-	return Decision{Time: now, Recommender: r.name, CPU: rec.CPU, Memory: rec.Memory, MemoryLimit: rec.MemoryLimit}, true
+	return d, true
 }
 
 // upidRightsizer runs recommend.State and recommend.Recommend as the
@@ -314,7 +322,7 @@ func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 	in := u.state.InputsWithin(now, u.p.Window)
 	in.Current = recommend.Resources{CPURequest: cur.CPU, MemoryRequest: cur.Memory, MemoryLimit: cur.MemoryLimit}
 	rec := recommend.Recommend(in, u.p)
-	var a Applied
+	a := Applied{CPUOK: rec.CPU.OK, MemoryOK: rec.Memory.OK}
 	if rec.CPU.OK {
 		a.CPU = rec.CPU.Request
 	}
@@ -348,9 +356,9 @@ func (v *vpaRightsizer) Recommend(_ time.Time, cur Applied) (Applied, bool) {
 	if !ok {
 		return Applied{}, false
 	}
-	a := Applied{CPU: rec.Target.CPU}
+	a := Applied{CPU: rec.Target.CPU, CPUOK: true}
 	if cur.Memory > 0 {
-		a.Memory = rec.Target.Memory
+		a.Memory, a.MemoryOK = rec.Target.Memory, true
 		a.MemoryLimit = rec.Target.Memory * math.Max(1, cur.MemoryLimit/cur.Memory)
 	} else {
 		// The trace has no memory: leave it out of the updater's decision.
@@ -391,18 +399,20 @@ func (k *krrRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 	}
 	in.Points = len(k.samples)
 	r := recommend.KRRSimple(in, k.cfg)
-	var a Applied
-	if r.CPUOK {
-		a.CPU = r.CPU
-	}
-	if r.MemoryOK {
-		a.Memory, a.MemoryLimit = r.Memory, r.Memory
-	}
-	return a, moved(a.CPU, cur.CPU, k.threshold) || moved(a.Memory, cur.Memory, k.threshold)
+	// KRRResult's fields without a figure are 0, and their flags false.
+	a := Applied{CPU: r.CPU, Memory: r.Memory, MemoryLimit: r.Memory, CPUOK: r.CPUOK, MemoryOK: r.MemoryOK}
+	return a, moved(a.CPU, a.CPUOK, cur.CPU, k.threshold) || moved(a.Memory, a.MemoryOK, cur.Memory, k.threshold)
 }
 
-// moved is the plain threshold rule: a recommended value (v > 0) that
-// differs from the current one by more than the threshold.
-func moved(v, cur, threshold float64) bool {
-	return v > 0 && (cur <= 0 || math.Abs(v-cur)/cur > threshold)
+// moved is the plain threshold rule: a figure (ok) that differs from the
+// current one by more than the threshold. With no current request (0) any
+// figure above 0 moves, and 0 does not: it is what is in force already.
+func moved(v float64, ok bool, cur, threshold float64) bool {
+	switch {
+	case !ok:
+		return false
+	case cur <= 0:
+		return v > 0
+	}
+	return math.Abs(v-cur)/cur > threshold
 }

@@ -52,7 +52,7 @@ func (f *fixed) Recommend(time.Time, Applied) (Applied, bool) {
 func TestScoring(t *testing.T) {
 	opts := DefaultOptions()
 	opts.Extra = []func() Rightsizer{func() Rightsizer {
-		return &fixed{a: Applied{CPU: 0.4, Memory: 1 << 30, MemoryLimit: 1 << 30}}
+		return &fixed{a: Applied{CPU: 0.4, Memory: 1 << 30, MemoryLimit: 1 << 30, CPUOK: true, MemoryOK: true}}
 	}}
 	rep, err := Run([]Trace{synthetic(3)}, opts)
 	if err != nil {
@@ -89,6 +89,92 @@ func TestScoring(t *testing.T) {
 	// KRR needs... nothing more: a day holds 288 ≥ 100 points.
 	if s := scores[NameKRR]; s.Changes != 1 {
 		t.Errorf("krr: %+v", s)
+	}
+}
+
+// TestNoFigure: only CPUOK and MemoryOK say a recommender has no figure; a
+// recommended 0 is applied like any other request, and recorded.
+func TestNoFigure(t *testing.T) {
+	const gib = 1 << 30
+	cases := []struct {
+		name          string
+		rec           Applied
+		coreH, gibH   float64 // requested over the two scored days
+		cpu, mem, lim float64 // the decision
+	}{{
+		// The trace's 1 core and 2 GiB stay: 48 core-hours, 96 GiB-hours.
+		name:  "no figures",
+		rec:   Applied{CPU: 0.4, Memory: gib, MemoryLimit: gib},
+		coreH: 48, gibH: 96,
+	}, {
+		name:  "CPU only",
+		rec:   Applied{CPU: 0.4, Memory: gib, MemoryLimit: gib, CPUOK: true},
+		coreH: 0.4 * 48, gibH: 96, cpu: 0.4,
+	}, {
+		name:  "memory only",
+		rec:   Applied{CPU: 0.4, Memory: gib, MemoryLimit: gib, MemoryOK: true},
+		coreH: 48, gibH: 48, mem: gib, lim: gib,
+	}, {
+		// krr with --cpu_min_value 0 on an idle container.
+		name:  "CPU 0 is a figure",
+		rec:   Applied{CPUOK: true},
+		coreH: 0, gibH: 96,
+	}, {
+		name:  "both",
+		rec:   Applied{CPU: 0.4, Memory: gib, MemoryLimit: gib, CPUOK: true, MemoryOK: true},
+		coreH: 0.4 * 48, gibH: 48, cpu: 0.4, mem: gib, lim: gib,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.KeepDecisions = true
+			opts.Extra = []func() Rightsizer{func() Rightsizer { return &fixed{a: c.rec} }}
+			rep, err := Run([]Trace{synthetic(3)}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range rep.Traces[0].Scores {
+				if s.Recommender == "fixed" &&
+					(math.Abs(s.CPUCoreHours-c.coreH) > 1e-9 || math.Abs(*s.MemoryGiBHours-c.gibH) > 1e-9 || s.Changes != 1) {
+					t.Errorf("requested %v core-h and %v GiB-h in %d changes, want %v and %v in 1",
+						s.CPUCoreHours, *s.MemoryGiBHours, s.Changes, c.coreH, c.gibH)
+				}
+			}
+			want := Decision{Time: origin.Add(24 * time.Hour), Recommender: "fixed", CPU: c.cpu, Memory: c.mem, MemoryLimit: c.lim}
+			var got []Decision
+			for _, d := range rep.Traces[0].Decisions {
+				if d.Recommender == "fixed" {
+					got = append(got, d)
+				}
+			}
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("decisions %+v, want [%+v]", got, want)
+			}
+		})
+	}
+}
+
+// TestMoved is krr's update rule: a figure that moves by more than the
+// threshold, 0 included.
+func TestMoved(t *testing.T) {
+	cases := []struct {
+		name string
+		v    float64
+		ok   bool
+		cur  float64
+		want bool
+	}{
+		{"no figure", 0.5, false, 1, false},
+		{"within the threshold", 1.05, true, 1, false},
+		{"beyond it", 1.2, true, 1, true},
+		{"down to 0", 0, true, 1, true},
+		{"no request, a figure", 0.5, true, 0, true},
+		{"no request, 0", 0, true, 0, false},
+	}
+	for _, c := range cases {
+		if got := moved(c.v, c.ok, c.cur, 0.1); got != c.want {
+			t.Errorf("%s: moved(%v, %v, %v) = %v, want %v", c.name, c.v, c.ok, c.cur, got, c.want)
+		}
 	}
 }
 
