@@ -51,7 +51,12 @@ type Policy struct {
 	FullConfidenceHistory time.Duration
 	// MinConfidence: below it there is no recommendation.
 	MinConfidence float64
-	// MinCPU (cores) and MinMemory (bytes) floor the requests.
+	// MinCPU (cores) and MinMemory (bytes) floor the requests. MinCPU must
+	// be above 0: with 0 an idle container would be recommended a CPU
+	// request of 0, which the scheduler places as needing no CPU and the
+	// kernel gives its minimum CPU weight (2 shares) under contention.
+	// Memory needs no such rule: it is never recommended below the peak,
+	// which is above 0.
 	MinCPU    float64
 	MinMemory float64
 	// OOMBumpRatio and OOMMinBump (bytes): after an OOM kill memory is at
@@ -136,7 +141,7 @@ func (p *Policy) fields() ([12]floatField, [4]durField) {
 			{"MemoryMargin", &p.MemoryMargin, d.MemoryMargin, 0, 0, false},
 			{"ShortHistoryMargin", &p.ShortHistoryMargin, d.ShortHistoryMargin, 0, 0, false},
 			{"MinConfidence", &p.MinConfidence, d.MinConfidence, 0, 1, false},
-			{"MinCPU", &p.MinCPU, d.MinCPU, 0, 0, false},
+			{"MinCPU", &p.MinCPU, d.MinCPU, 0, 0, true},
 			{"MinMemory", &p.MinMemory, d.MinMemory, 0, 0, false},
 			{"OOMBumpRatio", &p.OOMBumpRatio, d.OOMBumpRatio, 1, 0, false},
 			{"OOMMinBump", &p.OOMMinBump, d.OOMMinBump, 0, 0, false},

@@ -405,6 +405,8 @@ func limits(p Policy, cur Resources, cpu, mem float64, throttled bool) (cpuLimit
 
 // roundUp rounds up to a multiple of unit, as quantities are written
 // (millicores, MiB); the tiny epsilon keeps exact multiples from moving.
+// The epsilon also takes 0 to Ceil(−1e-9) = −0, which JSON prints as "-0":
+// math.Max turns it into +0.
 func roundUp(v, unit float64) float64 {
-	return math.Ceil(v/unit-1e-9) * unit
+	return math.Max(0, math.Ceil(v/unit-1e-9)*unit)
 }

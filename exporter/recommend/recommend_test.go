@@ -137,6 +137,13 @@ func TestRecommend(t *testing.T) {
 		name: "HPA, low confidence", in: func(in *Inputs) { in.HPACPU, in.Coverage = true, 0.04 },
 		conf: 0.08, reasons: []string{ReasonLowConfidence},
 	}, {
+		// min_cpu 0 is out of range (Validate says so): the 10m default
+		// floors an idle container's CPU, never a request of 0 (or −0).
+		name: "idle, min_cpu 0", in: func(in *Inputs) { in.CPU = FixedQuantiles{{0.5, 0}, {0.9, 0}, {0.99, 0}} },
+		policy: func(p *Policy) { p.MinCPU = 0 },
+		ok:     true, conf: 1, cpu: 0.01, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
+		reasons: []string{ReasonMinimum},
+	}, {
 		// A broken policy falls back to defaults.
 		name: "bad policy", policy: func(p *Policy) { p.CPUPercentile, p.MemoryMargin, p.Window = math.NaN(), -1, 0 },
 		ok: true, conf: 1, cpu: 1, mem: mem1127, apply: true, cpuChanged: true, memChanged: true,
@@ -254,6 +261,28 @@ func TestBounds(t *testing.T) {
 	}
 }
 
+// TestRoundUp: up to the unit, exact multiples kept, and never −0, which
+// JSON prints as "-0" for an idle container's 0.
+func TestRoundUp(t *testing.T) {
+	cases := []struct {
+		name    string
+		v, unit float64
+		want    float64
+	}{
+		{"zero", 0, 0.001, 0},
+		{"below the epsilon", 1e-13, 0.001, 0},
+		{"up to a millicore", 0.2501, 0.001, 0.251},
+		{"exact multiple kept", 0.25, 0.001, 0.25},
+		{"up to a MiB", 1126.4 * mib, mib, 1127 * mib},
+	}
+	for _, c := range cases {
+		got := roundUp(c.v, c.unit)
+		if got != c.want || math.Signbit(got) {
+			t.Errorf("%s: roundUp(%v, %v) = %v, want %v", c.name, c.v, c.unit, got, c.want)
+		}
+	}
+}
+
 func TestRecommendSavings(t *testing.T) {
 	r := Recommend(base(), DefaultPolicy())
 	// (2 − 1) cores × $0.03 + (2048 − 1127)/1024 GiB × $0.004, per hour,
@@ -294,11 +323,12 @@ func TestPolicyValidate(t *testing.T) {
 	p.OOMBumpRatio = 0.5
 	p.Window = -time.Hour
 	p.Limits = "sometimes"
+	p.MinCPU = 0
 	err := p.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, name := range []string{"CPUPercentile", "OOMBumpRatio", "Window", "Limits"} {
+	for _, name := range []string{"CPUPercentile", "OOMBumpRatio", "Window", "Limits", "MinCPU"} {
 		if !contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
