@@ -27,7 +27,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/config"
@@ -161,6 +164,24 @@ func (f *fakeApps) get(ns, name string) *appsv1.Deployment {
 		return d.DeepCopy()
 	}
 	return nil
+}
+
+// fillCaches gives s informer caches holding the fake's Deployments as
+// they are now, as Run would, for what reads the caches (Sleeping).
+func (f *fakeApps) fillCaches(s *Scaler) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	index := func() cache.Indexer {
+		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	}
+	ds := index()
+	for _, d := range f.objects {
+		_ = ds.Add(d.DeepCopy())
+	}
+	s.deployments = appslisters.NewDeploymentLister(ds)
+	s.statefulSets = appslisters.NewStatefulSetLister(index())
+	s.services = corelisters.NewServiceLister(index())
+	s.synced.Store(true)
 }
 
 // edit changes the stored object as a user would.

@@ -226,23 +226,37 @@ func (s *Scaler) windowLoop(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		if opened, ok := OpenedAt(s.windows, s.now()); ok {
-			for _, w := range s.Sleeping() {
-				if ctx.Err() != nil {
-					return
-				}
-				if !w.Since.Before(opened) {
-					// Put to sleep while the window was open, which only
-					// an operator's upid sleep does: their call stands.
-					continue
-				}
-				s.Wake(ctx, Request{Workload: w.Workload, Cause: "wake_window"})
-			}
+			s.wakeOpened(ctx, opened)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// wakeOpened wakes every workload put to sleep before the wake window
+// that opened at opened.
+func (s *Scaler) wakeOpened(ctx context.Context, opened time.Time) {
+	for _, w := range s.Sleeping() {
+		if ctx.Err() != nil {
+			return
+		}
+		if !w.Since.Before(opened) {
+			// Put to sleep while the window was open, which only
+			// an operator's upid sleep does: their call stands.
+			continue
+		}
+		s.Wake(ctx, Request{Workload: w.Workload, Cause: "wake_window"})
+	}
+	// A dry run's sleeps, which no annotation lists: woken here, they take
+	// a place again when next idle, as real ones would.
+	for _, w := range s.dry.before(opened) {
+		if ctx.Err() != nil {
+			return
+		}
+		s.Wake(ctx, Request{Workload: w, Cause: "wake_window"})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,7 @@ type Scaler struct {
 	windows  []Window
 	actions  []config.ScalerAction
 	limiter  *limiter
+	dry      drySleeps
 	leader   atomic.Bool
 	// lease ends when this replica stops leading; nil without leader
 	// election.
@@ -277,6 +279,10 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				return s.userChanged(ctx, o, &res, dry)
 			}
 		} else {
+			// Before the policy, as a real run's already_asleep is.
+			if dry && s.drySlept(o, &res, false) {
+				return nil
+			}
 			if reason, err := s.policy(ctx, o, req); err != nil {
 				res.Reason = reason
 				return err
@@ -298,6 +304,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 			}
 			if dry {
 				res.Result, res.Replicas = ResultDryRun, o.replicas
+				s.dry.put(req.Workload, o, s.now())
 				return nil
 			}
 			writeState(o, o.replicas, s.now(), req.SavedDollarsPerHour)
@@ -348,6 +355,9 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 		target = o
 		st, asleep := readState(o)
 		if !asleep {
+			if dry && s.drySlept(o, &res, true) {
+				return nil
+			}
 			res.Result, res.Reason = ResultSkipped, "not_asleep"
 			return nil
 		}
@@ -398,6 +408,27 @@ func (s *Scaler) userChanged(ctx context.Context, o *object, res *Result, dry bo
 	clearState(o)
 	_, err := s.kube.update(ctx, o)
 	return err
+}
+
+// drySlept answers for a workload an earlier dry run put to sleep as a
+// real run would find it: asleep (already_asleep to a sleep, restored by a
+// wake), or edited since (edited_while_asleep) and so awake. Only a sleep
+// of it unchanged keeps it asleep in the dry run.
+func (s *Scaler) drySlept(o *object, res *Result, wake bool) bool {
+	d, ok := s.dry.get(res.Workload)
+	if !ok {
+		return false
+	}
+	res.Result, res.Replicas = ResultDryRun, d.replicas
+	switch {
+	case !d.unchanged(o):
+		res.Reason = "edited_while_asleep"
+	case !wake:
+		res.Reason = "already_asleep"
+		return true
+	}
+	s.dry.forget(res.Workload)
+	return true
 }
 
 // finish turns the outcome into a metric, a log line and an Event.
@@ -453,7 +484,9 @@ func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request
 		}
 	case ResultDryRun:
 		reason, msg = "UPIDDryRun", fmt.Sprintf("Dry run: would %s (%s, %d replicas saved or restored)", res.Action, req.Cause, res.Replicas)
-		if res.Reason != "" {
+		if res.Reason == "already_asleep" {
+			msg = fmt.Sprintf("Dry run: asleep since an earlier dry run (%s, %d replicas saved); a real run would do nothing", req.Cause, res.Replicas)
+		} else if res.Reason != "" {
 			msg += "; " + res.Reason
 		}
 	case ResultUserChange:
@@ -598,4 +631,66 @@ func (l *limiter) allow(now time.Time) bool {
 	}
 	l.times = append(l.times, now)
 	return true
+}
+
+// drySleeps are the workloads a dry run would have put to sleep. Nothing
+// records them on the workloads, and their idle alert keeps firing, so
+// without them every resend would take a new rate-limit place where a real
+// run finds the workload asleep and takes none: the dry run would then
+// predict rate_limited for sleeps a real run makes. They are kept until
+// woken (by a wake alert or a wake window) or edited, as a real sleep is,
+// and, like the rate limit, only in this process's memory.
+type drySleeps struct {
+	mu sync.Mutex
+	m  map[Workload]drySleep
+}
+
+// drySleep is what the state of a dry run's sleep would hold.
+type drySleep struct {
+	since       time.Time
+	replicas    int32
+	fingerprint string
+	generation  int64
+}
+
+// unchanged is sleepState.unchanged for a sleep that wrote nothing: the
+// count not scaled since, and the same fingerprint or no write at all.
+func (d drySleep) unchanged(o *object) bool {
+	return o.replicas == d.replicas && (fingerprint(o) == d.fingerprint || o.meta.Generation == d.generation)
+}
+
+func (ds *drySleeps) put(w Workload, o *object, since time.Time) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.m == nil {
+		ds.m = map[Workload]drySleep{}
+	}
+	ds.m[w] = drySleep{since: since, replicas: o.replicas, fingerprint: fingerprint(o), generation: o.meta.Generation}
+}
+
+func (ds *drySleeps) get(w Workload) (drySleep, bool) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	d, ok := ds.m[w]
+	return d, ok
+}
+
+func (ds *drySleeps) forget(w Workload) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	delete(ds.m, w)
+}
+
+// before lists the dry run's sleeps made before t, in a stable order.
+func (ds *drySleeps) before(t time.Time) []Workload {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	var out []Workload
+	for w, d := range ds.m {
+		if d.since.Before(t) {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(a, b Workload) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }

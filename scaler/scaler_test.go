@@ -388,6 +388,100 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// TestDryRunPredictsRealRun: a dry run answers every step as a real run
+// would, with dry_run for what would write and dry_run already_asleep for
+// a sleep a real run would find done. Found in review: a dry run took a
+// rate-limit place for each resend of one workload's idle alert, which
+// keeps firing as nothing sleeps, and predicted rate_limited for the
+// sleeps of others that a real run makes.
+func TestDryRunPredictsRealRun(t *testing.T) {
+	type step struct {
+		advance time.Duration // before the step
+		do      string        // sleep, wake, edit (scaled to 5 by hand) or window (its loop's pass once a wake window is open)
+		name    string
+		want    string // the real run's result and reason
+	}
+	const (
+		success = "success"
+		asleep  = "skipped already_asleep"
+		limited = "skipped rate_limited"
+		edited  = "conflict_user_change edited_while_asleep"
+	)
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"resends of one sleep", []step{{0, "sleep", "web", success}, {0, "sleep", "web", asleep}, {time.Minute, "sleep", "web", asleep}, {0, "sleep", "api", success}}},
+		{"sleeps of others", []step{{0, "sleep", "web", success}, {0, "sleep", "api", success}, {0, "sleep", "db", limited}}},
+		// A real sleep outlasts the interval of its place.
+		{"resend after the interval", []step{{0, "sleep", "web", success}, {0, "sleep", "api", success}, {10 * time.Minute, "sleep", "web", asleep}, {0, "sleep", "db", success}, {0, "sleep", "api", asleep}}},
+		{"edited while asleep", []step{{0, "sleep", "web", success}, {0, "edit", "web", ""}, {0, "sleep", "web", edited}, {0, "sleep", "web", success}, {0, "sleep", "api", limited}}},
+		{"woken by its alert", []step{{0, "sleep", "web", success}, {0, "wake", "web", success}, {0, "wake", "web", "skipped not_asleep"}, {0, "sleep", "web", success}, {0, "sleep", "api", limited}}},
+		{"woken by a wake window", []step{{0, "sleep", "web", success}, {90 * time.Minute, "window", "", ""}, {time.Hour, "sleep", "web", success}, {0, "sleep", "api", success}, {0, "sleep", "db", limited}}},
+	}
+	// A dry run's answer to what a real run does.
+	predicted := map[string]string{success: ResultDryRun, asleep: ResultDryRun + " already_asleep", edited: ResultDryRun + " edited_while_asleep"}
+	monday := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			real := make([]Result, len(tc.steps))
+			for _, dry := range []bool{false, true} {
+				clock := monday
+				objs := []runtime.Object{namespace("shop", optedIn)}
+				for _, n := range []string{"web", "api", "db"} {
+					objs = append(objs, deployment("shop", n, 3, clock.Add(-72*time.Hour)))
+				}
+				c, apps := newFakeCluster(objs...)
+				cfg := testConfig(t)
+				cfg.DryRun = dry
+				cfg.MaxActions = 2
+				cfg.ActionInterval = model.Duration(10 * time.Minute)
+				cfg.WakeWindows = []string{"Mon 08:00-09:00"}
+				s, err := New(Options{Kube: c, Config: cfg, Recorder: record.NewFakeRecorder(100), Now: func() time.Time { return clock }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := context.Background()
+				for i, st := range tc.steps {
+					clock = clock.Add(st.advance)
+					w := Workload{Namespace: "shop", Kind: KindDeployment, Name: st.name}
+					var res Result
+					switch st.do {
+					case "sleep":
+						res = s.Sleep(ctx, Request{Workload: w, Cause: "test"})
+					case "wake":
+						res = s.Wake(ctx, Request{Workload: w, Cause: "test"})
+					case "edit":
+						apps.edit("shop", st.name, func(d *appsv1.Deployment) { five := int32(5); d.Spec.Replicas = &five })
+						continue
+					case "window":
+						apps.fillCaches(s)
+						opened, ok := OpenedAt(s.windows, clock)
+						if !ok {
+							t.Fatalf("step %d: no wake window open at %s", i, clock)
+						}
+						s.wakeOpened(ctx, opened)
+						continue
+					}
+					want := st.want
+					if p, ok := predicted[want]; ok && dry {
+						want = p
+					}
+					if got := strings.TrimSpace(res.Result + " " + res.Reason); got != want {
+						t.Errorf("dry run %v, step %d, %s %s: %s, want %s", dry, i, st.do, st.name, got, want)
+					}
+					if !dry {
+						real[i] = res
+					} else if res.Replicas != real[i].Replicas {
+						t.Errorf("dry run, step %d, %s %s: %d replicas, the real run's %d", i, st.do, st.name, res.Replicas, real[i].Replicas)
+					}
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
 // TestRateLimitHolds: at most max_actions sleeps per interval, over a
 // sliding window; wakes are never held back.
 func TestRateLimitHolds(t *testing.T) {
