@@ -52,6 +52,9 @@ type RunOptions struct {
 // takes part in leader election and, while leader, wakes sleeping
 // workloads inside wake windows. It returns when ctx is cancelled.
 func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
+	if s.ownNS == "" {
+		level.Warn(s.log).Log("msg", "own namespace unknown (set POD_NAMESPACE): only scaler.protected_namespaces keep the scaler from putting itself to sleep")
+	}
 	factory := informers.NewSharedInformerFactory(s.kube.c, 10*time.Minute)
 	s.deployments = factory.Apps().V1().Deployments().Lister()
 	s.statefulSets = factory.Apps().V1().StatefulSets().Lister()
@@ -98,7 +101,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	}
 	le := s.cfg.LeaderElection
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metaNamed(leaseNamespace(le.Namespace), le.Name),
+		LeaseMeta:  metaNamed(leaseNamespace(le.Namespace, s.ownNS), le.Name),
 		Client:     s.kube.c.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
@@ -201,18 +204,26 @@ func (s *Scaler) countRecentSleeps() {
 	}
 }
 
-// leaseNamespace falls back to the pod's namespace, then "default".
-func leaseNamespace(configured string) string {
+// leaseNamespace falls back to the scaler's own namespace, then "default".
+func leaseNamespace(configured, own string) string {
 	if configured != "" {
 		return configured
 	}
+	if own != "" {
+		return own
+	}
+	return "default"
+}
+
+// podNamespace is the namespace of the pod this process runs in, or "".
+func podNamespace() string {
 	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 		return ns
 	}
-	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && strings.TrimSpace(string(b)) != "" {
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
 		return strings.TrimSpace(string(b))
 	}
-	return "default"
+	return ""
 }
 
 // windowLoop wakes every workload put to sleep before the wake window now

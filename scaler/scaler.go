@@ -57,6 +57,11 @@ type Options struct {
 	Recorder record.EventRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Namespace is the one the scaler runs in, never put to sleep: there
+	// it would put itself to sleep, or what its alerts come from, and
+	// nothing would be woken again. Empty means the pod's (POD_NAMESPACE,
+	// else its service account's); outside a pod it is unknown.
+	Namespace string
 }
 
 // Scaler carries out sleep and wake requests.
@@ -67,6 +72,7 @@ type Scaler struct {
 	recorder record.EventRecorder
 	stopRec  func()
 	now      func() time.Time
+	ownNS    string
 	windows  []Window
 	actions  []config.ScalerAction
 	limiter  *limiter
@@ -131,6 +137,7 @@ func New(opts Options) (*Scaler, error) {
 		log:      opts.Logger,
 		recorder: opts.Recorder,
 		now:      opts.Now,
+		ownNS:    opts.Namespace,
 		windows:  windows,
 		actions:  slices.Clone(opts.Config.Actions),
 		limiter:  &limiter{max: opts.Config.MaxActions, interval: time.Duration(opts.Config.ActionInterval)},
@@ -167,6 +174,9 @@ func New(opts Options) (*Scaler, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.ownNS == "" {
+		s.ownNS = podNamespace()
 	}
 	if s.recorder == nil {
 		b := record.NewBroadcaster()
@@ -517,7 +527,9 @@ func gerund(action string) string {
 // for: the answer is unknown, and a failure is what Alertmanager retries.
 func (s *Scaler) policy(ctx context.Context, o *object, req Request) (string, error) {
 	ns := o.meta.Namespace
-	if slices.Contains(s.cfg.ProtectedNamespaces, ns) {
+	// Its own namespace whatever the setting, which lists others' (as the
+	// webhook never mutates its own pods).
+	if ns == s.ownNS || slices.Contains(s.cfg.ProtectedNamespaces, ns) {
 		return "protected_namespace", nil
 	}
 	if o.meta.Annotations[AnnotationOptOut] == "disabled" {

@@ -56,6 +56,7 @@ func TestSleepPolicy(t *testing.T) {
 		mutate  func(*appsv1.Deployment)
 		cfg     func(c *cfgT)
 		req     func(r *Request)
+		podNS   string // POD_NAMESPACE, the scaler's own namespace
 		result  string
 		reason  string
 		asleep  bool
@@ -66,6 +67,10 @@ func TestSleepPolicy(t *testing.T) {
 		{name: "cluster scope needs no label", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, result: ResultSuccess, asleep: true},
 		{name: "namespace opted out under cluster scope", objs: []runtime.Object{namespace("shop", map[string]string{LabelOptIn: "disabled"})}, cfg: func(c *cfgT) { c.Scope = "cluster" }, result: ResultSkipped, reason: "namespace_opted_out"},
 		{name: "protected namespace", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.ProtectedNamespaces = []string{"shop"} }, result: ResultSkipped, reason: "protected_namespace"},
+		// Asleep, it would wake nothing again (found in review).
+		{name: "the scaler's own namespace", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, podNS: "shop", result: ResultSkipped, reason: "protected_namespace"},
+		{name: "own namespace refused to upid sleep", objs: []runtime.Object{namespace("shop", optedIn)}, req: func(r *Request) { r.Manual = true }, podNS: "shop", result: ResultSkipped, reason: "protected_namespace"},
+		{name: "another namespace than its own", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, podNS: "upid", result: ResultSuccess, asleep: true},
 		{name: "workload opted out", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.Annotations = map[string]string{AnnotationOptOut: "disabled"} }, result: ResultSkipped, reason: "opted_out"},
 		{name: "grace period", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, result: ResultSkipped, reason: "grace_period"},
 		{name: "manual ignores grace period", objs: []runtime.Object{namespace("shop", nil)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
@@ -97,6 +102,7 @@ func TestSleepPolicy(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
+			t.Setenv("POD_NAMESPACE", tc.podNS)
 			rec := record.NewFakeRecorder(10)
 			s := newTestScaler(t, c, cfg, rec)
 			req := Request{Workload: web, Cause: "test", SavedDollarsPerHour: 0.5}
