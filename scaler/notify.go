@@ -47,7 +47,9 @@ func ParseNotification(body []byte) (Notification, error) {
 	if err := dec.Decode(&n); err != nil {
 		return Notification{}, fmt.Errorf("not an Alertmanager webhook payload: %v", err)
 	}
-	if dec.More() {
+	// More would stop at a '}' or ']' as at the end of input: only
+	// whitespace may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return Notification{}, errors.New("not an Alertmanager webhook payload: data after the JSON object")
 	}
 	if n.Version != "" && n.Version != "4" {

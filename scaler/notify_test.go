@@ -43,6 +43,10 @@ func TestHandlerRefuses(t *testing.T) {
 		{name: "not JSON", body: []byte("sleep please"), header: auth(), code: 400, counted: "malformed", errText: "not an Alertmanager webhook payload"},
 		{name: "JSON array", body: []byte("[]"), header: auth(), code: 400, counted: "malformed"},
 		{name: "trailing data", body: append(append([]byte{}, sleepBody...), []byte(`{"x":1}`)...), header: auth(), code: 400, counted: "malformed", errText: "data after"},
+		// Decoder.More took these for the end of the input (found in review).
+		{name: "trailing brace", body: append(append([]byte{}, sleepBody...), '}'), header: auth(), code: 400, counted: "malformed", errText: "data after"},
+		{name: "trailing bracket and garbage", body: append(append([]byte{}, sleepBody...), []byte("]garbage")...), header: auth(), code: 400, counted: "malformed", errText: "data after"},
+		{name: "trailing data after whitespace", body: append(append([]byte{}, sleepBody...), []byte(" \n\t}")...), header: auth(), code: 400, counted: "malformed", errText: "data after"},
 		{name: "other version", body: bytes.Replace(sleepBody, []byte(`"version":"4"`), []byte(`"version":"5"`), 1), header: auth(), code: 400, counted: "malformed", errText: "version"},
 		{name: "no alerts", body: []byte(`{"version":"4","status":"firing"}`), header: auth(), code: 400, counted: "malformed", errText: "alerts: missing"},
 		{name: "bad alert status", body: bytes.Replace(sleepBody, []byte(`"status":"firing","labels"`), []byte(`"status":"burning","labels"`), 1), header: auth(), code: 400, counted: "malformed", errText: "alerts[0].status"},
@@ -273,10 +277,14 @@ func TestParseNotificationLenient(t *testing.T) {
 	if _, err := ParseNotification([]byte(`{"alerts":[]}`)); err != nil {
 		t.Errorf("no version and no alerts to act on: %v", err)
 	}
+	// Alertmanager's JSON encoder ends the body with a newline.
+	if _, err := ParseNotification([]byte("{\"alerts\":[]}\n")); err != nil {
+		t.Errorf("a newline after the object: %v", err)
+	}
 }
 
 // FuzzParseNotification: no input panics the parser, and whatever it
-// accepts survives a round trip.
+// accepts is one JSON value and survives a round trip.
 func FuzzParseNotification(f *testing.F) {
 	f.Add(notification(alert("UPIDWorkloadIdle", "firing", web)))
 	f.Add(notification(alert("UPIDSleepingWorkloadRequested", "resolved", web), alert("UPIDWorkloadIdle", "firing", web)))
@@ -285,6 +293,9 @@ func FuzzParseNotification(f *testing.F) {
 	f.Add([]byte(`{"alerts":[{"status":"firing","labels":{"alertname":"\u0000"}}]} `))
 	f.Add([]byte(`[`))
 	f.Add([]byte(``))
+	f.Add([]byte(`{"alerts":[]}}`))
+	f.Add([]byte(`{"alerts":[]}]garbage`))
+	f.Add([]byte("{\"alerts\":[]}\r\n\t "))
 	c, _ := newFakeCluster(namespace("shop", optedIn))
 	s, err := New(Options{Kube: c, Config: testConfig(f), Recorder: record.NewFakeRecorder(1000)})
 	if err != nil {
@@ -297,6 +308,9 @@ func FuzzParseNotification(f *testing.F) {
 				t.Fatalf("error %v with a partial result", err)
 			}
 			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted what is not one JSON value: %q", data)
 		}
 		b, err := json.Marshal(n)
 		if err != nil {
