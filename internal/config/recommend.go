@@ -23,7 +23,7 @@ type Recommend struct {
 	CPUMargin       float64             `yaml:"cpu_margin" doc:"Fraction added to that percentile (0.1 is 10%)."`
 	MemoryMargin    float64             `yaml:"memory_margin" doc:"Fraction added to the window's peak working set; memory is never recommended below peak × (1 + memory_margin)."`
 	Window          model.Duration      `yaml:"window" doc:"History a recommendation rests on, kept by the recommender's incremental state (independent of exporter.window); an override, label or annotation asking for more is clamped to it with a logged warning."`
-	MinCPU          string              `yaml:"min_cpu" doc:"Smallest CPU request recommended, as a Kubernetes quantity (10m, 0.5)."`
+	MinCPU          string              `yaml:"min_cpu" doc:"Smallest CPU request recommended, as a Kubernetes quantity above 0 (10m, 0.5)."`
 	MinMemory       string              `yaml:"min_memory" doc:"Smallest memory request recommended, as a Kubernetes quantity (32Mi, 1Gi)."`
 	LimitPolicy     string              `yaml:"limit_policy" enum:"keep,scale,remove-cpu" doc:"Limits when requests change: keep leaves them (raised to the request if below), scale keeps their ratio to the request, remove-cpu drops CPU limits and scales memory limits."`
 	ChangeThreshold float64             `yaml:"change_threshold" doc:"Relative change of a request below which the recommendation is not worth applying (0.1 is 10%), unless the current request is unsafe."`

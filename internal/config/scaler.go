@@ -13,7 +13,7 @@ type Scaler struct {
 	MaxBodyBytes        int            `yaml:"max_body_bytes" min:"1024" doc:"Largest notification body accepted; larger ones get 413 and change nothing."`
 	Cluster             string         `yaml:"cluster" doc:"This cluster's name, as exporter.cluster labels the alerts: an alert whose cluster label names another cluster is skipped (other_cluster), so that one Alertmanager or central ruler serving several clusters cannot make this scaler act on a same-named workload here. Empty acts on every alert."`
 	Scope               string         `yaml:"scope" enum:"namespaces,cluster" doc:"Which namespaces may be put to sleep: namespaces labelled upid.io/sleep=enabled, or every namespace not protected."`
-	ProtectedNamespaces []string       `yaml:"protected_namespaces" doc:"Namespaces never put to sleep, whatever their labels."`
+	ProtectedNamespaces []string       `yaml:"protected_namespaces" doc:"Namespaces never put to sleep, whatever their labels; the scaler's own namespace is never put to sleep either."`
 	GracePeriod         model.Duration `yaml:"grace_period" doc:"Workloads younger than this (by creationTimestamp) are never put to sleep."`
 	IncludeHPA          bool           `yaml:"include_hpa_workloads" doc:"Also put to sleep workloads that a HorizontalPodAutoscaler targets; the HPA stops acting on a target at zero replicas and resumes at wake."`
 	MaxActions          int            `yaml:"max_actions" min:"1" doc:"At most this many sleeps per action_interval; further ones are skipped (result skipped, reason rate_limited) until the interval has passed."`
