@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	goruntime "runtime"
 	"strings"
@@ -469,12 +470,23 @@ func TestRequestsOf(t *testing.T) {
 			Containers: []corev1.Container{{Resources: req("250m", "256Mi")}, {Resources: req("250m", "256Mi")}},
 			Resources:  &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}},
 			podRequests{cpuMilli: 2000, memory: 512 << 20}},
+		// Found in review: cpu 3M wrapped to -1.29M cores and 40000 GPUs
+		// to -25536, a negative cost any namespace user could add.
+		{"a request no node holds saturates", corev1.PodSpec{Containers: []corev1.Container{
+			{Resources: req("3M", "1e30", "nvidia.com/gpu", "40000")}, {Resources: req("1", "1Gi", "nvidia.com/gpu", "1")}}},
+			podRequests{cpuMilli: math.MaxInt32, memory: math.MaxInt64, gpus: math.MaxInt16}},
+		{"sums saturate too", corev1.PodSpec{Containers: []corev1.Container{
+			{Resources: req("2M", "5Ei", "nvidia.com/gpu", "30000")}, {Resources: req("2M", "5Ei", "nvidia.com/gpu", "30000")}}},
+			podRequests{cpuMilli: math.MaxInt32, memory: math.MaxInt64, gpus: math.MaxInt16}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{Spec: tc.spec}
 			got := requestsOf(pod)
 			if got != tc.want {
 				t.Errorf("requestsOf = %+v, want %+v", got, tc.want)
+			}
+			if got.cpuMilli == math.MaxInt32 {
+				return // beyond what resourcehelper's int64 sums hold exactly
 			}
 			// The plain pods' sum is resourcehelper's figure too.
 			l := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})

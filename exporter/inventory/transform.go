@@ -10,6 +10,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -133,11 +134,11 @@ func podOwner(p *corev1.Pod) owner {
 func requestsOf(pod *corev1.Pod) podRequests {
 	var r podRequests
 	add := func(l corev1.ResourceList) {
-		r.cpuMilli += int32(l.Cpu().MilliValue())
-		r.memory += l.Memory().Value()
+		r.cpuMilli = int32(saturated(int64(r.cpuMilli), l.Cpu(), resource.Milli, math.MaxInt32))
+		r.memory = saturated(r.memory, l.Memory(), 0, math.MaxInt64)
 		for name, q := range l {
 			if strings.HasSuffix(string(name), "/gpu") {
-				r.gpus += int16(q.Value())
+				r.gpus = int16(saturated(int64(r.gpus), &q, 0, math.MaxInt16))
 			}
 		}
 	}
@@ -159,6 +160,20 @@ func requestsOf(pod *corev1.Pod) podRequests {
 		add(spec.InitContainers[i].Resources.Requests)
 	}
 	return r
+}
+
+// saturated is sum plus q in units of 10^scale, at most ceiling: a request
+// no node holds (cpu: 3M, which any namespace user may write on a pod that
+// then stays Pending) counts as the most the field holds, where a plain
+// conversion wraps it negative and turns its cost and waste negative.
+func saturated(sum int64, q *resource.Quantity, scale resource.Scale, ceiling int64) int64 {
+	if q.Sign() <= 0 {
+		return sum
+	}
+	if q.Cmp(*resource.NewScaledQuantity(ceiling-sum, scale)) >= 0 {
+		return ceiling
+	}
+	return sum + q.ScaledValue(scale)
 }
 
 // pricedResources keeps the resources a node is priced by (CPU, memory,
