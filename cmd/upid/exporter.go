@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os/signal"
 	"syscall"
@@ -96,11 +97,50 @@ func promClient(cfg config.Prometheus) (v1.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus.http_client: %w", err)
 	}
-	c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: rt})
+	c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: boundedAnswers{rt, cfg.MaxResponseBytes}})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus.url: %w", err)
 	}
 	return v1.NewAPI(c), nil
+}
+
+// boundedAnswers fails a Prometheus answer larger than max bytes as it is
+// read: the client reads a body whole, and a misbehaving server or proxy
+// could otherwise send more than the exporter's memory.
+type boundedAnswers struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (b boundedAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &boundedBody{ReadCloser: resp.Body, left: b.max, max: b.max}
+	return resp, nil
+}
+
+type boundedBody struct {
+	io.ReadCloser
+	left, max int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Exactly max bytes is an answer; one more is not.
+		var one [1]byte
+		if n, err := b.ReadCloser.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("the answer is larger than prometheus.max_response_bytes (%d bytes)", b.max)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 func runExporter(env *environment, demo bool) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/upid-dev/upid/internal/config"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -238,4 +240,45 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	p.stop(t)
+}
+
+// TestPrometheusAnswersBounded: an answer over prometheus.max_response_bytes
+// fails its query, read from a real Prometheus; one of exactly that size is
+// read (from a server that sends it padded to the byte).
+func TestPrometheusAnswersBounded(t *testing.T) {
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{})
+	answer := `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	exact := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answer+strings.Repeat(" ", 1<<20-len(answer)))
+	}))
+	t.Cleanup(exact.Close)
+	over := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answer+strings.Repeat(" ", 1<<20-len(answer)+1))
+	}))
+	t.Cleanup(over.Close)
+	for _, tc := range []struct {
+		name, url, query string
+		err              string // "" for none
+	}{
+		{"small", prom.URL, "vector(1)", ""},
+		// A day of 1-second points: about 2.5 MB of JSON.
+		{"over", prom.URL, "vector(1)[1d:1s]", "larger than prometheus.max_response_bytes (1048576 bytes)"},
+		{"exactly the bound", exact.URL, "vector(1)", ""},
+		{"a byte over", over.URL, "vector(1)", "larger than prometheus.max_response_bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default().Prometheus
+			cfg.URL, cfg.MaxResponseBytes = tc.url, 1<<20
+			api, err := promClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, _, err = api.Query(context.Background(), tc.query, time.Now())
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("error %v, want %q", err, tc.err)
+			}
+		})
+	}
 }

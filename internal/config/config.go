@@ -45,11 +45,12 @@ type Kubernetes struct {
 // Prometheus says how to read history from any Prometheus HTTP API
 // (Prometheus, Thanos, Mimir, VictoriaMetrics).
 type Prometheus struct {
-	URL         string                      `yaml:"url" flag:"prometheus.url" alias:"prometheus-url" doc:"Base URL of the Prometheus HTTP API."`
-	Timeout     model.Duration              `yaml:"timeout" min:"1s" doc:"Timeout of each query."`
-	Concurrency int                         `yaml:"concurrency" min:"1" doc:"Queries run at once; bounds the load on Prometheus."`
-	HTTPClient  promconfig.HTTPClientConfig `yaml:"http_client" doc:"Authentication and TLS for Prometheus, in Prometheus's own http_config format (bearer_token_file, basic_auth, tls_config, ...)."`
-	Selector    string                      `yaml:"selector" doc:"Label matchers added to every series selector UPID queries, for a Prometheus that holds several clusters (Thanos, Mimir, VictoriaMetrics), e.g. {cluster=\"prod\"}; empty adds none. Set exporter.cluster too, to label UPID's own metrics."`
+	URL              string                      `yaml:"url" flag:"prometheus.url" alias:"prometheus-url" doc:"Base URL of the Prometheus HTTP API."`
+	Timeout          model.Duration              `yaml:"timeout" min:"1s" doc:"Timeout of each query."`
+	Concurrency      int                         `yaml:"concurrency" min:"1" doc:"Queries run at once; bounds the load on Prometheus."`
+	HTTPClient       promconfig.HTTPClientConfig `yaml:"http_client" doc:"Authentication and TLS for Prometheus, in Prometheus's own http_config format (bearer_token_file, basic_auth, tls_config, ...)."`
+	MaxResponseBytes int64                       `yaml:"max_response_bytes" min:"1048576" doc:"Largest answer read from Prometheus; a larger one fails its query, whose data is then unknown for the cycle, rather than exhausting the exporter's memory."`
+	Selector         string                      `yaml:"selector" doc:"Label matchers added to every series selector UPID queries, for a Prometheus that holds several clusters (Thanos, Mimir, VictoriaMetrics), e.g. {cluster=\"prod\"}; empty adds none. Set exporter.cluster too, to label UPID's own metrics."`
 }
 
 // Exporter configures the analysis of upid exporter.
@@ -110,7 +111,10 @@ func Default() Config {
 			URL:         "http://localhost:9090",
 			Timeout:     model.Duration(2 * time.Minute),
 			Concurrency: 4,
-			HTTPClient:  promconfig.DefaultHTTPClientConfig,
+			// As the webhook bounds its reads: UPID's answers are
+			// aggregated per workload, or per batch of containers.
+			MaxResponseBytes: 256 << 20,
+			HTTPClient:       promconfig.DefaultHTTPClientConfig,
 		},
 		Webhook: defaultWebhook(),
 		Exporter: Exporter{
