@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/upid-dev/upid/internal/config"
 )
 
 // Outcomes of upid_webhook_decisions_total.
@@ -76,12 +78,11 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	default:
 		errs = append(errs, fmt.Errorf("webhook.limit_policy: %q is not one of keep_ratio, recommended, unchanged", opts.Policy.LimitPolicy))
 	}
-	if t := opts.Policy.ChangeThreshold; t < 0 || t >= 1 {
-		errs = append(errs, fmt.Errorf("webhook.change_threshold: %g is not in [0, 1)", t))
-	}
-	if m := opts.Policy.MemoryMargin; m < 0 || m > 10 {
-		errs = append(errs, fmt.Errorf("webhook.memory_margin: %g is not in [0, 10]", m))
-	}
+	// The configuration's own ranges, so that code and file cannot
+	// disagree, and NaN, which < and > let through, is refused.
+	errs = append(errs,
+		config.CheckFloat("webhook.change_threshold", opts.Policy.ChangeThreshold),
+		config.CheckFloat("webhook.memory_margin", opts.Policy.MemoryMargin))
 	if opts.Recommendations == nil || opts.Cluster == nil {
 		errs = append(errs, errors.New("webhook: recommendations and cluster are required"))
 	}

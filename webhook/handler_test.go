@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/upid-dev/upid/internal/config"
 )
 
 // staticCluster and staticRecs stand in for the informer caches and the
@@ -286,6 +289,57 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 	for _, want := range []string{"webhook.mode", "webhook.limit_policy", "webhook.change_threshold"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+// TestNewHandlerRejectsNonFinitePolicy: NaN passes a range check written
+// with < and >, and a NaN margin or threshold reaches every pod.
+func TestNewHandlerRejectsNonFinitePolicy(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	tests := []struct {
+		name           string
+		change, margin float64
+		wantErr        []string
+	}{
+		{name: "in range", change: 0.1, margin: 0.1},
+		{name: "bounds", change: 0, margin: 10},
+		{name: "NaNs", change: nan, margin: nan, wantErr: []string{"webhook.change_threshold: invalid value NaN", "webhook.memory_margin: invalid value NaN"}},
+		{name: "infinities", change: inf, margin: -inf, wantErr: []string{"webhook.change_threshold: invalid value +Inf", "webhook.memory_margin: invalid value -Inf"}},
+		{name: "change_threshold 1", change: 1, margin: 0.1, wantErr: []string{"webhook.change_threshold: invalid value 1: must be below 1"}},
+		{name: "negative change_threshold", change: -0.1, margin: 0.1, wantErr: []string{"webhook.change_threshold: invalid value -0.1"}},
+		{name: "memory_margin above 10", change: 0.1, margin: 10.5, wantErr: []string{"webhook.memory_margin: invalid value 10.5: must be at most 10"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewHandler(HandlerOptions{
+				DefaultMode: ModeEnforce, Recommendations: staticRecs{}, Cluster: &staticCluster{},
+				Policy: Policy{LimitPolicy: LimitKeepRatio, ChangeThreshold: tc.change, MemoryMargin: tc.margin},
+			})
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			for _, want := range tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("error %v does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRunRejectsNonFiniteMinConfidence: with NaN no confidence is below
+// the minimum, and every recommendation would be applied.
+func TestRunRejectsNonFiniteMinConfidence(t *testing.T) {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.1, 1.1} {
+		c := config.Default().Webhook
+		c.MinConfidence = v
+		err := Run(context.Background(), Options{Config: c})
+		if err == nil || !strings.Contains(err.Error(), "webhook.min_confidence: invalid value") {
+			t.Errorf("min_confidence %v: error %v, want it refused", v, err)
 		}
 	}
 }

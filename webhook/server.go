@@ -61,8 +61,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.SetReady == nil {
 		opts.SetReady = func(bool) {}
 	}
-	if c.MinConfidence < 0 || c.MinConfidence > 1 {
-		return fmt.Errorf("webhook.min_confidence: %g is not in [0, 1]", c.MinConfidence)
+	// With NaN every recommendation would pass, whatever its confidence.
+	if err := config.CheckFloat("webhook.min_confidence", c.MinConfidence); err != nil {
+		return err
 	}
 	recs := NewRecommendations(c.RecommendationsURL, c.MinConfidence, time.Duration(c.MaxStaleness), log)
 	cluster := NewInformerCluster(opts.Kube, opts.Metadata, 0)

@@ -10,6 +10,10 @@
 //	flag:"name"  overrides the flag name derived from the key path
 //	enum:"a,b"   the only accepted values
 //	min:"N"      the smallest accepted number or duration
+//	max:"N"      the largest accepted float; max:"<N" accepts only less than N
+//
+// A float setting is always finite: NaN compares false with every bound,
+// so a NaN threshold would pass any range check made with < and >.
 package config
 
 import (
@@ -83,10 +87,10 @@ type Forecast struct {
 
 // IdleThresholds are the main knobs of the idle model (docs/idle-score.md).
 type IdleThresholds struct {
-	MinCoverage         float64 `yaml:"min_coverage" doc:"Share of the window that must have usage samples; below it a workload is unknown, never idle."`
-	RealRequestsPerHour float64 `yaml:"real_requests_per_hour" doc:"Real requests per hour, averaged over the window, at or below which traffic counts as none."`
-	CPUBaseCores        float64 `yaml:"cpu_base_cores" doc:"CPU an idle replica burns with no traffic at all, in cores."`
-	CPUPerHealthRequest float64 `yaml:"cpu_per_health_request_seconds" doc:"CPU one health request costs, in core-seconds."`
+	MinCoverage         float64 `yaml:"min_coverage" min:"0" max:"1" doc:"Share of the window that must have usage samples; below it a workload is unknown, never idle."`
+	RealRequestsPerHour float64 `yaml:"real_requests_per_hour" min:"0" doc:"Real requests per hour, averaged over the window, at or below which traffic counts as none."`
+	CPUBaseCores        float64 `yaml:"cpu_base_cores" min:"0" doc:"CPU an idle replica burns with no traffic at all, in cores."`
+	CPUPerHealthRequest float64 `yaml:"cpu_per_health_request_seconds" min:"0" doc:"CPU one health request costs, in core-seconds."`
 }
 
 // Log configures the process logger.

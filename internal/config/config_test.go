@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -349,6 +350,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("&a [*a, *a]\n"))
 	f.Add([]byte("log:\n  level: info\n  level: info\n---\nx: 1\n"))
 	f.Add([]byte("exporter:\n  recommend:\n    min_cpu: 1e400\n    overrides:\n    - {namespace: a, kind: Pod, window: 1d, min_memory: 1Ei}\n    - {cpu_percentile: .nan}\n"))
+	f.Add([]byte("webhook: {min_confidence: .nan, change_threshold: .inf, memory_margin: -.inf}\n"))
+	f.Add([]byte("exporter:\n  idle: {min_coverage: .NaN, cpu_base_cores: .Inf}\n  recommend: {cpu_margin: -.Inf}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data)
 		if err != nil {
@@ -361,6 +364,11 @@ func FuzzParse(f *testing.F) {
 		// Whatever is accepted must be valid.
 		if !contains([]string{"debug", "info", "warn", "error"}, cfg.Log.Level) {
 			t.Fatalf("accepted invalid level %q", cfg.Log.Level)
+		}
+		for _, s := range Settings() {
+			if f := s.field(reflect.ValueOf(&cfg)); f.CanFloat() && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
+				t.Fatalf("accepted %s: %v", s.Key, f.Float())
+			}
 		}
 	})
 }

@@ -94,6 +94,11 @@ flow list (` + "`[a, b]`" + `).
 		if s.Min != "" {
 			desc += " At least " + s.Min + "."
 		}
+		if below, ok := strings.CutPrefix(s.Max, "<"); ok {
+			desc += " Below " + below + "."
+		} else if s.Max != "" {
+			desc += " At most " + s.Max + "."
+		}
 		desc += elementKeys(s.Type)
 		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s | %s |\n", s.Key, s.Flag, s.Env, defaultText(s.field(root)), desc)
 	}

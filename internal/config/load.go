@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -336,10 +337,13 @@ func setRaw(field reflect.Value, raw string) error {
 	return nil
 }
 
-// validate checks enums and minimums; the message names the source of the
+// validate checks enums and ranges; the message names the source of the
 // offending value so the user knows which of file, env or flag to fix.
 func validate(root reflect.Value, settings []Setting, sources map[string]string) error {
 	var errs []error
+	// One bad value makes one error: a key refused here is left out of
+	// the sections' own checks below, which would word it again.
+	refused := map[string]bool{}
 	for _, s := range settings {
 		src := sources[s.Key]
 		if src == "" {
@@ -351,10 +355,9 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 				errs = append(errs, &Error{Source: src, Key: s.Key, Msg: fmt.Sprintf("invalid value %q: want one of %s", f.String(), strings.Join(s.Enum, ", "))})
 			}
 		}
-		if s.Min != "" {
-			if msg := belowMin(f, s.Min); msg != "" {
-				errs = append(errs, &Error{Source: src, Key: s.Key, Msg: msg})
-			}
+		if msg := s.outOfRange(f); msg != "" {
+			errs = append(errs, &Error{Source: src, Key: s.Key, Msg: msg})
+			refused[s.Key] = true
 		}
 	}
 	if cfg, ok := root.Interface().(*Config); ok {
@@ -364,7 +367,13 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 			}
 			return "default"
 		}
-		errs = append(errs, cfg.Exporter.Recommend.validate("exporter.recommend", source)...)
+		for _, err := range cfg.Exporter.Recommend.validate("exporter.recommend", source) {
+			var e *Error
+			if errors.As(err, &e) && refused[e.Key] {
+				continue
+			}
+			errs = append(errs, err)
+		}
 		for _, p := range history.CheckSources(cfg.Exporter.RequestSources) {
 			errs = append(errs, &Error{Source: source("exporter.request_sources"), Key: "exporter." + p.Key, Msg: p.Msg})
 		}
@@ -375,25 +384,57 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 	return errors.Join(errs...)
 }
 
-func belowMin(f reflect.Value, min string) string {
+// outOfRange checks f against the setting's min and max tags, and a float
+// for being finite.
+func (s Setting) outOfRange(f reflect.Value) string {
 	switch {
 	case f.Type() == durationType:
-		m, err := model.ParseDuration(min)
+		m, err := model.ParseDuration(s.Min)
 		if err == nil && time.Duration(f.Int()) < time.Duration(m) {
-			return fmt.Sprintf("invalid value %s: must be at least %s", model.Duration(f.Int()), min)
+			return fmt.Sprintf("invalid value %s: must be at least %s", model.Duration(f.Int()), s.Min)
 		}
 	case f.CanInt():
-		m, err := strconv.ParseInt(min, 10, 64)
+		m, err := strconv.ParseInt(s.Min, 10, 64)
 		if err == nil && f.Int() < m {
-			return fmt.Sprintf("invalid value %d: must be at least %s", f.Int(), min)
+			return fmt.Sprintf("invalid value %d: must be at least %s", f.Int(), s.Min)
 		}
 	case f.CanFloat():
-		m, err := strconv.ParseFloat(min, 64)
-		if err == nil && f.Float() < m {
-			return fmt.Sprintf("invalid value %g: must be at least %s", f.Float(), min)
-		}
+		return s.floatOutOfRange(f.Float())
 	}
 	return ""
+}
+
+// floatOutOfRange writes every comparison so that NaN fails it, besides
+// refusing NaN and infinities outright.
+func (s Setting) floatOutOfRange(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Sprintf("invalid value %g: want a finite number", v)
+	}
+	if m, err := strconv.ParseFloat(s.Min, 64); err == nil && !(v >= m) {
+		return fmt.Sprintf("invalid value %g: must be at least %s", v, s.Min)
+	}
+	if below, ok := strings.CutPrefix(s.Max, "<"); ok {
+		if m, err := strconv.ParseFloat(below, 64); err == nil && !(v < m) {
+			return fmt.Sprintf("invalid value %g: must be below %s", v, below)
+		}
+	} else if m, err := strconv.ParseFloat(s.Max, 64); err == nil && !(v <= m) {
+		return fmt.Sprintf("invalid value %g: must be at most %s", v, s.Max)
+	}
+	return ""
+}
+
+// CheckFloat checks v as the value of the float setting key, by the same
+// rules as a file, for components that take the value from code.
+func CheckFloat(key string, v float64) error {
+	for _, s := range Settings() {
+		if s.Key == key && s.Type.Kind() == reflect.Float64 {
+			if msg := s.floatOutOfRange(v); msg != "" {
+				return fmt.Errorf("%s: %s", key, msg)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: not a float setting", key)
 }
 
 func contains(list []string, s string) bool {

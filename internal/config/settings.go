@@ -19,6 +19,7 @@ type Setting struct {
 	Doc   string
 	Enum  []string
 	Min   string
+	Max   string // "<N" excludes N
 	Type  reflect.Type
 
 	index []int
@@ -60,6 +61,7 @@ func walkSettings(t reflect.Type, path []string, index []int, out *[]Setting) {
 			Env:   "UPID_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key)),
 			Doc:   f.Tag.Get("doc"),
 			Min:   f.Tag.Get("min"),
+			Max:   f.Tag.Get("max"),
 			Type:  f.Type,
 			index: idx,
 		}

@@ -13,9 +13,9 @@ type Webhook struct {
 	RecommendationsURL string         `yaml:"recommendations_url" doc:"Base URL of the exporter whose GET /api/v1/workloads is read in the background; http://localhost:9847 when running as a sidecar of the exporter."`
 	RefreshInterval    model.Duration `yaml:"refresh_interval" min:"5s" doc:"How often recommendations are re-read; admission never waits for them."`
 	MaxStaleness       model.Duration `yaml:"max_staleness" min:"1m" doc:"Recommendations older than this are not applied: the exporter is down or stuck."`
-	MinConfidence      float64        `yaml:"min_confidence" doc:"Smallest recommendation confidence (0-1) that is applied."`
-	ChangeThreshold    float64        `yaml:"change_threshold" doc:"Relative change of a request below which it is left alone (0.1 means 10%)."`
-	MemoryMargin       float64        `yaml:"memory_margin" doc:"Memory is never set below the observed peak times 1 + this margin."`
+	MinConfidence      float64        `yaml:"min_confidence" min:"0" max:"1" doc:"Smallest recommendation confidence (0-1) that is applied."`
+	ChangeThreshold    float64        `yaml:"change_threshold" min:"0" max:"<1" doc:"Relative change of a request below which it is left alone (0.1 means 10%)."`
+	MemoryMargin       float64        `yaml:"memory_margin" min:"0" max:"10" doc:"Memory is never set below the observed peak times 1 + this margin."`
 	LimitPolicy        string         `yaml:"limit_policy" enum:"keep_ratio,recommended,unchanged" doc:"Limits: keep_ratio scales existing limits with the request, recommended uses the exporter's limits, unchanged leaves limits alone (requests are capped at them)."`
 	InitContainers     string         `yaml:"init_containers" enum:"skip,apply" doc:"Whether init containers (not sidecars) get recommendations."`
 	SidecarContainers  string         `yaml:"sidecar_containers" enum:"skip,apply" doc:"Whether sidecar containers (init containers with restartPolicy Always) get recommendations."`
