@@ -41,6 +41,16 @@ func TestPatchSet(t *testing.T) {
 		{key: "change_threshold", raw: "0.2", want: func(p *Policy) { p.ChangeThreshold = 0.2 }},
 		{key: "min_confidence", raw: "0.5", want: func(p *Policy) { p.MinConfidence = 0.5 }},
 		{key: "min_confidence", raw: "1.5", err: "want [0, 1]"},
+		// strconv.ParseFloat reads these spellings of NaN and infinity;
+		// an annotation must not get them past the range check.
+		{key: "min_confidence", raw: "nan", err: "out of range"},
+		{key: "min_confidence", raw: "-inf", err: "out of range"},
+		{key: "change_threshold", raw: "NaN", err: "out of range"},
+		{key: "change_threshold", raw: "inf", err: "out of range"},
+		{key: "cpu_margin", raw: "Infinity", err: "out of range"},
+		{key: "memory_margin", raw: "nan", err: "out of range"},
+		{key: "cpu_percentile", raw: "-Inf", err: "out of range"},
+		{key: "min_cpu", raw: "NaN", err: "not a quantity"},
 		{key: "oom_bump_ratio", raw: "2", err: "unknown knob"},
 	}
 	for _, c := range cases {
