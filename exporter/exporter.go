@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync"
 	"time"
 
@@ -86,15 +85,11 @@ func New(opts Options) (*Service, error) {
 		}
 		seen[sanitize(l)] = i
 	}
-	m := matchers{paths: cfg.HealthPaths}
-	for i, a := range cfg.HealthAgents {
-		re, err := regexp.Compile(a)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("exporter.health_user_agents[%d]: %w", i, err))
-			continue
-		}
-		m.agents = append(m.agents, re)
+	agents, health := cfg.CheckHealthMatchers()
+	for _, p := range health {
+		errs = append(errs, fmt.Errorf("%s: %s", p.Key, p.Msg))
 	}
+	m := matchers{paths: cfg.HealthPaths, agents: agents}
 	for _, p := range history.CheckSources(cfg.RequestSources) {
 		errs = append(errs, fmt.Errorf("exporter.%s: %s", p.Key, p.Msg))
 	}

@@ -50,3 +50,41 @@ func TestRequestSourcesChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthMatchersChecked: an empty health path or user agent pattern
+// makes every request health traffic, so busy workloads would be judged
+// idle and put to sleep; New refuses them for a configuration built in
+// code too.
+func TestHealthMatchersChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		paths  []string
+		agents []string
+		want   []string // none: accepted
+	}{
+		{name: "defaults", paths: config.Default().Exporter.HealthPaths, agents: config.Default().Exporter.HealthAgents},
+		{name: "none", paths: []string{}, agents: []string{}},
+		{name: "empty path", paths: []string{"/healthz", ""}, want: []string{"exporter.health_paths[1]: empty"}},
+		{name: "relative path", paths: []string{"metrics"}, want: []string{`exporter.health_paths[0]: "metrics" does not start with /`}},
+		{name: "empty agent", agents: []string{"^kube-probe/", ""}, want: []string{"exporter.health_user_agents[1]: empty"}},
+		{name: "agent matching all", agents: []string{"x*"}, want: []string{`exporter.health_user_agents[0]: "x*" matches every user agent`}},
+		{name: "bad agent", agents: []string{"["}, want: []string{"exporter.health_user_agents[0]: error parsing regexp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default().Exporter
+			cfg.HealthPaths, cfg.HealthAgents = tc.paths, tc.agents
+			_, err := New(Options{Exporter: cfg, Kube: fake.NewClientset(), Querier: struct{ history.Querier }{}})
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v lacks %q", err, w)
+				}
+			}
+		})
+	}
+}

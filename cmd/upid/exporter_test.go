@@ -192,19 +192,29 @@ func TestExporterProcess(t *testing.T) {
 	}
 }
 
+// TestExporterRejectsBadConfig: what the configuration's check refuses and
+// what only the exporter can tell (shards) both exit with a usage error
+// naming the key.
 func TestExporterRejectsBadConfig(t *testing.T) {
-	var stdout, stderr strings.Builder
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code := run([]string{"exporter", "--kubeconfig", kubeconfig, "--exporter.shard=2", "--exporter.total-shards=2", "--exporter.health-user-agents=[(]"}, &stdout, &stderr)
-	if code != exitUsage {
-		t.Errorf("exit %d, want %d", code, exitUsage)
-	}
-	for _, want := range []string{"exporter.shard", "exporter.health_user_agents[0]"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--exporter.shard=2", "--exporter.total-shards=2"}, "exporter.shard"},
+		{[]string{"--exporter.health-user-agents=[(]"}, "flag --exporter.health-user-agents: exporter.health_user_agents[0]"},
+		{[]string{`--exporter.health-paths=[/healthz, ""]`}, "flag --exporter.health-paths: exporter.health_paths[1]: empty"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append([]string{"exporter", "--kubeconfig", kubeconfig}, tc.args...), &stdout, &stderr)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, exitUsage)
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.want, stderr.String())
 		}
 	}
 }

@@ -352,6 +352,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("exporter:\n  recommend:\n    min_cpu: 1e400\n    overrides:\n    - {namespace: a, kind: Pod, window: 1d, min_memory: 1Ei}\n    - {cpu_percentile: .nan}\n"))
 	f.Add([]byte("webhook: {min_confidence: .nan, change_threshold: .inf, memory_margin: -.inf}\n"))
 	f.Add([]byte("exporter:\n  idle: {min_coverage: .NaN, cpu_base_cores: .Inf}\n  recommend: {cpu_margin: -.Inf}\n"))
+	f.Add([]byte("exporter:\n  health_paths: [/healthz, \"\", x]\n  health_user_agents: [\"\", \".*\", \"(\"]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data)
 		if err != nil {
@@ -364,6 +365,9 @@ func FuzzParse(f *testing.F) {
 		// Whatever is accepted must be valid.
 		if !contains([]string{"debug", "info", "warn", "error"}, cfg.Log.Level) {
 			t.Fatalf("accepted invalid level %q", cfg.Log.Level)
+		}
+		if _, problems := cfg.Exporter.CheckHealthMatchers(); len(problems) > 0 {
+			t.Fatalf("accepted %v", problems[0])
 		}
 		for _, s := range Settings() {
 			if f := s.field(reflect.ValueOf(&cfg)); f.CanFloat() && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {

@@ -374,6 +374,12 @@ func validate(root reflect.Value, settings []Setting, sources map[string]string)
 			}
 			errs = append(errs, err)
 		}
+		_, health := cfg.Exporter.CheckHealthMatchers()
+		for _, p := range health {
+			list, _, _ := strings.Cut(p.Key, "[")
+			p.Source = source(list)
+			errs = append(errs, p)
+		}
 		for _, p := range history.CheckSources(cfg.Exporter.RequestSources) {
 			errs = append(errs, &Error{Source: source("exporter.request_sources"), Key: "exporter." + p.Key, Msg: p.Msg})
 		}
