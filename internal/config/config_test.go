@@ -412,3 +412,24 @@ func checkParseError(t *testing.T, err error, wantErr []string) bool {
 	}
 	return false
 }
+
+// parseCase is a file and the errors it must give, no more: one bad value
+// makes one error.
+type parseCase struct {
+	name    string
+	file    string
+	wantErr []string
+}
+
+func checkParseCases(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("upid.yaml", []byte(tc.file))
+			checkParseError(t, err, tc.wantErr)
+			if n := len(Flatten(err)); n != len(tc.wantErr) {
+				t.Errorf("%d errors, want %d:\n%v", n, len(tc.wantErr), err)
+			}
+		})
+	}
+}

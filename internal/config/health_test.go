@@ -9,11 +9,7 @@ import (
 // path, and an empty user agent pattern matches every agent; either makes
 // all traffic health traffic, so busy workloads look idle.
 func TestHealthMatchers(t *testing.T) {
-	tests := []struct {
-		name    string
-		file    string
-		wantErr []string
-	}{
+	checkParseCases(t, []parseCase{
 		{name: "defaults", file: ""},
 		{name: "root and nested paths", file: "exporter:\n  health_paths: [/, /healthz, /api/v1/health]\n"},
 		{
@@ -54,16 +50,7 @@ func TestHealthMatchers(t *testing.T) {
 			file:    "exporter:\n  health_user_agents: [\"^kube-probe/\", \"(\"]\n",
 			wantErr: []string{"upid.yaml:2: exporter.health_user_agents[1]: error parsing regexp: missing closing )"},
 		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("upid.yaml", []byte(tc.file))
-			checkParseError(t, err, tc.wantErr)
-			if n := len(Flatten(err)); n != len(tc.wantErr) {
-				t.Errorf("%d errors, want %d:\n%v", n, len(tc.wantErr), err)
-			}
-		})
-	}
+	})
 }
 
 func TestHealthMatchersFromOverride(t *testing.T) {
