@@ -278,6 +278,25 @@ func TestUnchangedSpec(t *testing.T) {
 	}
 }
 
+// TestSavedAnnotationIsAFigure: upid.io/sleep-saved is read only as a
+// finite figure of 0 or more; anyone who may edit the workload writes it,
+// and a NaN would poison every sum of savings it is counted in.
+func TestSavedAnnotationIsAFigure(t *testing.T) {
+	for _, tc := range []struct {
+		saved string
+		want  float64
+	}{{"1.5", 1.5}, {"0", 0}, {"NaN", 0}, {"+Inf", 0}, {"-3", 0}, {"lots", 0}} {
+		t.Run(tc.saved, func(t *testing.T) {
+			o := wrapDeployment(&appsv1.Deployment{})
+			writeState(o, 3, time.Now(), 1)
+			o.meta.Annotations[AnnotationSaved] = tc.saved
+			if st, _ := readState(o); st.saved != tc.want {
+				t.Errorf("saved %v, want %v", st.saved, tc.want)
+			}
+		})
+	}
+}
+
 // TestSleepingIsAtZero: the sleeping-workload metrics and wake windows
 // list a workload with UPID's state only while it is at zero with the spec
 // it slept with.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -413,7 +414,9 @@ func readState(o *object) (sleepState, bool) {
 	if t, err := time.Parse(time.RFC3339, a[AnnotationSince]); err == nil {
 		st.since = t
 	}
-	if v, err := strconv.ParseFloat(a[AnnotationSaved], 64); err == nil {
+	// Anyone who may edit the workload writes this one: a NaN or infinite
+	// figure would poison every sum of the savings it is counted in.
+	if v, err := strconv.ParseFloat(a[AnnotationSaved], 64); err == nil && v >= 0 && !math.IsInf(v, 0) {
 		st.saved = v
 	}
 	if g, ok := a[AnnotationGeneration]; ok {
