@@ -16,6 +16,9 @@ type WorkloadsResponse struct {
 	Workloads []WorkloadResult `json:"workloads"`
 }
 
+// maxAPIInFlight is how many answers of the JSON API are built at once.
+const maxAPIInFlight = 4
+
 // ServeHTTP serves GET /api/v1/workloads, filterable by namespace, kind and
 // idle (true: only idle workloads; false: only the others). The CLI and the
 // webhook read the same results as the metrics.
@@ -25,6 +28,16 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	// Each answer is built whole in memory, tens of MB in a large
+	// cluster: a few at once, and the rest told to come back (found in
+	// review: 20 concurrent readers took 1.6 GiB).
+	if s.apiInFlight.Add(1) > maxAPIInFlight {
+		s.apiInFlight.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "busy: too many requests at once; retry", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.apiInFlight.Add(-1)
 	q := r.URL.Query()
 	var wantIdle *bool
 	if v := q.Get("idle"); v != "" {

@@ -45,3 +45,49 @@ func TestAPIAnswersWholeOrFails(t *testing.T) {
 		})
 	}
 }
+
+// blockedWriter is a client that does not read: Write waits for release.
+type blockedWriter struct {
+	httptest.ResponseRecorder
+	release chan struct{}
+}
+
+func (b *blockedWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return b.ResponseRecorder.Write(p)
+}
+
+// TestAPIBuildsFewAnswersAtOnce: each answer is built whole in memory, so
+// past maxAPIInFlight at once a request is told to come back, and served
+// again once one is done.
+func TestAPIBuildsFewAnswersAtOnce(t *testing.T) {
+	s := &Service{}
+	s.last = &Results{At: time.Now(), Workloads: []WorkloadResult{{Namespace: "a", Kind: "Deployment", Name: "web"}}}
+	release := make(chan struct{})
+	done := make(chan struct{})
+	for range maxAPIInFlight {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s.ServeHTTP(&blockedWriter{ResponseRecorder: *httptest.NewRecorder(), release: release}, httptest.NewRequest(http.MethodGet, "/api/v1/workloads", nil))
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.apiInFlight.Load() < maxAPIInFlight; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers in flight, want %d", s.apiInFlight.Load(), maxAPIInFlight)
+		}
+	}
+	rr := httptest.NewRecorder()
+	s.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/api/v1/workloads", nil))
+	if rr.Code != http.StatusServiceUnavailable || rr.Header().Get("Retry-After") == "" {
+		t.Errorf("status %d, Retry-After %q with %d answers in flight, want 503 and a Retry-After", rr.Code, rr.Header().Get("Retry-After"), maxAPIInFlight)
+	}
+	close(release)
+	for range maxAPIInFlight {
+		<-done
+	}
+	rr = httptest.NewRecorder()
+	s.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/api/v1/workloads", nil))
+	if rr.Code != http.StatusOK {
+		t.Errorf("status %d once the others were done, want 200", rr.Code)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,10 +36,12 @@ type Options struct {
 
 // Service is the exporter.
 type Service struct {
-	opts     Options
-	inv      *inventory.Inventory
-	analyzer *analyzer
-	logger   *slog.Logger
+	opts Options
+	// apiInFlight counts the JSON API's answers being built.
+	apiInFlight atomic.Int32
+	inv         *inventory.Inventory
+	analyzer    *analyzer
+	logger      *slog.Logger
 
 	mu        sync.RWMutex
 	last      *Results

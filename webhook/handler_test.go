@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -247,6 +250,36 @@ func TestHandlerHTTPErrorsFailOpen(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStalledBodyIsCut: a client that stops mid-body is answered with a
+// read error and disconnected once admissionReadTimeout passes, instead of
+// holding its buffer for ever (controller-runtime's server sets no read
+// timeout).
+func TestStalledBodyIsCut(t *testing.T) {
+	saved := admissionReadTimeout
+	admissionReadTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { admissionReadTimeout = saved })
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "POST "+Path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"request\":")
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	reply, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("connection still open: %v", err)
+	}
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 400") {
+		t.Errorf("reply %q, want a 400 read error", reply)
+	}
+	if got := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeFailedOpen, "read_error")); got != 1 {
+		t.Errorf("failed_open{read_error} = %g, want 1", got)
 	}
 }
 

@@ -100,6 +100,15 @@ func (s *Server) Addr() net.Addr {
 	return a
 }
 
+// timeouts bound what a client can hold: a client that trickles its body,
+// or keeps a connection it no longer uses, must not keep a goroutine and a
+// connection for ever (found in review: both stayed open without end).
+// Writes get longer than a scrape of a large cluster takes; the idle
+// timeout is controller-runtime's. A variable for the tests.
+var timeouts = struct{ readHeader, read, write, idle, shutdown time.Duration }{
+	readHeader: 10 * time.Second, read: 30 * time.Second, write: 2 * time.Minute, idle: 90 * time.Second, shutdown: 10 * time.Second,
+}
+
 // ListenAddress is the configured address, or the component's default.
 func (s *Server) ListenAddress() string {
 	if s.opts.Web.ListenAddress != "" {
@@ -123,7 +132,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addr.Store(l.Addr())
 	srv := &http.Server{
 		Handler:           s.Mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 	cfgFile := s.opts.Web.ConfigFile
@@ -134,9 +146,15 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeouts.shutdown)
 		defer cancel()
 		err := srv.Shutdown(shutdownCtx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A slow client is no reason to fail the stop: what was
+			// in flight had its time.
+			s.opts.Logger.Warn("shutdown: closing the connections still open", "err", err)
+			err = srv.Close()
+		}
 		if serveErr := <-done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 			return serveErr
 		}

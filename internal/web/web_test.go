@@ -315,3 +315,70 @@ func TestStream(t *testing.T) {
 func fixed(cs ...prometheus.Collector) func() []prometheus.Collector {
 	return func() []prometheus.Collector { return cs }
 }
+
+// TestSlowClientsAreCut: a client that trickles its body, or idles on a
+// kept-alive connection, is disconnected, and one still connected at a
+// stop does not fail it.
+func TestSlowClientsAreCut(t *testing.T) {
+	saved := timeouts
+	timeouts.read, timeouts.idle, timeouts.shutdown = 500*time.Millisecond, 500*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { timeouts = saved })
+	for _, tc := range []struct {
+		name string
+		send func(c net.Conn)
+	}{
+		{"body trickle", func(c net.Conn) {
+			_, _ = io.WriteString(c, "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for range 20 {
+				if _, err := io.WriteString(c, "1\r\na\r\n"); err != nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}},
+		{"idle keep-alive", func(c net.Conn) {
+			_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, config.Web{})
+			c, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			go tc.send(c)
+			// Read until the server closes: a reply, if any, then EOF.
+			_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			_, err = io.Copy(io.Discard, c)
+			if err != nil {
+				t.Fatalf("connection still open after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+		})
+	}
+	t.Run("stop with a client still sending", func(t *testing.T) {
+		s, err := New(Options{Component: "test", Web: config.Web{ListenAddress: "127.0.0.1:0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeouts.read = time.Minute // the client outlives the stop
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		for s.Addr() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v after a stop with a slow client, want nil: the stop closes what is left", err)
+		}
+	})
+}
