@@ -138,6 +138,15 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		"selector": map[string]any{"matchLabels": map[string]any{"app": "canary"}},
 		"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "canary"}},
 			"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/app:1"}}}}})
+	// Their Services, the wake path without which the idle alert does not
+	// put them to sleep; the scaler lists them with the chart's rules.
+	for _, app := range []string{"web", "canary"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": app}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		if _, err := kube.Clientset.CoreV1().Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dyn, err := dynamic.NewForConfig(kube.Config)
 	if err != nil {
 		t.Fatal(err)

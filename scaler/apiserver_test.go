@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -67,6 +66,8 @@ func TestAgainstAPIServer(t *testing.T) {
 		if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name, replicas, time.Time{}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// Requests to it would wake it, so an alert may put it to sleep.
+		createService(ctx, t, c, ns, name)
 		return Workload{Namespace: ns, Kind: KindDeployment, Name: name}
 	}
 	get := func(t *testing.T, w Workload) *appsv1.Deployment {
@@ -174,6 +175,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		if _, err := c.AppsV1().StatefulSets("shop").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		createService(ctx, t, c, "shop", "upgraded-db")
 		read := func(w Workload) (int32, map[string]string, string) {
 			if w.Kind == KindDeployment {
 				o := get(t, w)
@@ -261,6 +263,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		if _, err := c.AppsV1().StatefulSets("shop").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		createService(ctx, t, c, "shop", "db")
 		w := Workload{Namespace: "shop", Kind: KindStatefulSet, Name: "db"}
 		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
 		if res := s.Sleep(ctx, Request{Workload: w}); res.Result != ResultSuccess {
@@ -431,12 +434,6 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	t.Run("sleeping-workload metrics", func(t *testing.T) {
 		w := create(t, "lab", "metered", 2)
-		if _, err := c.CoreV1().Services("lab").Create(ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: "metered-http", Namespace: "lab"},
-			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "metered"}, Ports: []corev1.ServicePort{{Port: 80}}},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -459,7 +456,7 @@ func TestAgainstAPIServer(t *testing.T) {
 upid_scaler_sleeping_workload_saved_dollars_per_hour{kind="Deployment",namespace="lab",workload="metered"} 1.5
 # HELP upid_scaler_sleeping_workload_service_info Always 1: a Service whose selector matches a sleeping workload's pods, to join request rates to it for the wake alert.
 # TYPE upid_scaler_sleeping_workload_service_info gauge
-upid_scaler_sleeping_workload_service_info{kind="Deployment",namespace="lab",service="metered-http",workload="metered"} 1
+upid_scaler_sleeping_workload_service_info{kind="Deployment",namespace="lab",service="metered",workload="metered"} 1
 # HELP upid_scaler_sleeping_workload_since_timestamp_seconds When the workload was put to sleep.
 # TYPE upid_scaler_sleeping_workload_since_timestamp_seconds gauge
 upid_scaler_sleeping_workload_since_timestamp_seconds{kind="Deployment",namespace="lab",workload="metered"} ` + formatFloat(float64(since.Unix())) + `

@@ -216,6 +216,7 @@ func TestAbortedRolloutWithArgo(t *testing.T) {
 	c, dyn, s := argoCluster(t)
 	ctx := context.Background()
 	ro := dyn.Resource(argorollouts.Resource).Namespace("argo")
+	createService(ctx, t, c, "argo", "web")
 	spec := rolloutSpec("web", 3)
 	spec["strategy"] = map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(34)}, map[string]any{"pause": map[string]any{}}}}}
 	if _, err := ro.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": argorollouts.APIVersion, "kind": argorollouts.Kind,

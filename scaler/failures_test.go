@@ -19,7 +19,7 @@ import (
 func TestPolicyReadFailureIsRetried(t *testing.T) {
 	for _, tc := range []struct{ verb, resource string }{{"get", "namespaces"}, {"list", "horizontalpodautoscalers"}} {
 		t.Run(tc.resource, func(t *testing.T) {
-			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 			c.PrependReactor(tc.verb, tc.resource, func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewServiceUnavailable("etcd is away")
 			})
@@ -40,7 +40,7 @@ func TestPolicyReadFailureIsRetried(t *testing.T) {
 // it unchanged, finishes the wake instead of taking the restore for a
 // user's edit (found in review).
 func TestWakeConflictAfterRestore(t *testing.T) {
-	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 	rec := record.NewFakeRecorder(10)
 	s := newTestScaler(t, c, testConfig(t), rec)
 	if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess {
@@ -93,7 +93,7 @@ func TestWakeConflictAfterRestore(t *testing.T) {
 // already be acting (found in review).
 func TestLeaseLostMidNotification(t *testing.T) {
 	old := time.Now().Add(-72 * time.Hour)
-	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old), service("shop", "web"), service("shop", "api"))
 	cfg := testConfig(t)
 	cfg.LeaderElection.Enabled = true
 	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))

@@ -325,3 +325,21 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 var _ = context.Background
+
+// service selects the pods of the test workload called name (its app
+// label). A workload needs one to be put to sleep by an alert: without it
+// no request could raise the wake alert (no_wake_path).
+func service(ns, name string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+}
+
+// createService creates service(ns, name) on a real API server.
+func createService(ctx context.Context, t testing.TB, c kubernetes.Interface, ns, name string) {
+	t.Helper()
+	if _, err := c.CoreV1().Services(ns).Create(ctx, service(ns, name), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -78,7 +78,7 @@ func TestMTLSThroughWebConfig(t *testing.T) {
 		"\n  client_ca_file: "+pki.ca+"\n  client_auth_type: VerifyClientCertIfGiven\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 	s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
 	srv, err := upidweb.New(upidweb.Options{Component: "scaler", Web: config.Web{ListenAddress: "127.0.0.1:0", ConfigFile: webCfg}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

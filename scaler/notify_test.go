@@ -56,7 +56,7 @@ func TestHandlerRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 			cfg := testConfig(t)
 			cfg.MaxBodyBytes = 2048
 			s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
@@ -109,7 +109,7 @@ func auth() map[string]string { return map[string]string{"Authorization": "Beare
 // notifications: what Alertmanager retries (5xx) and what it does not.
 func TestHandlerStatusCodes(t *testing.T) {
 	t.Run("sleep then duplicate then wake", func(t *testing.T) {
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
 		body := notification(alert("UPIDWorkloadIdle", "firing", web))
 		for i, want := range []string{ResultSuccess, ResultSkipped} {
@@ -137,7 +137,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		}
 	})
 	t.Run("kubernetes failure is retried", func(t *testing.T) {
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
 		apps.fail = func(verb, sub string) error {
 			if sub == "scale" {
@@ -160,7 +160,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		}
 	})
 	t.Run("other alerts and incomplete labels are skipped", func(t *testing.T) {
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		cfg := testConfig(t)
 		cfg.Cluster = "prod"
 		var logged bytes.Buffer
@@ -207,7 +207,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		}
 	})
 	t.Run("non-leader answers 503", func(t *testing.T) {
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		cfg := testConfig(t)
 		cfg.LeaderElection.Enabled = true // and never elected: Run is not called
 		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
@@ -220,7 +220,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 		}
 	})
 	t.Run("label matchers choose the action", func(t *testing.T) {
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		cfg := testConfig(t)
 		cfg.Actions = append([]cfgAction{{Alert: "TeamIdle", Labels: map[string]string{"team": "checkout"}, Action: "sleep"}}, cfg.Actions...)
 		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
@@ -243,7 +243,7 @@ func TestHandlerStatusCodes(t *testing.T) {
 // TestMTLSAuthenticates: a client certificate the TLS layer verified is
 // enough, without a token; a plain TLS client without one is not.
 func TestMTLSAuthenticates(t *testing.T) {
-	c, _ := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	c, _ := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 	cfg := testConfig(t)
 	cfg.BearerTokenFile = ""
 	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))

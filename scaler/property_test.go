@@ -190,7 +190,7 @@ func TestPropertyNeverLosesTheCount(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, uint64(run)))
 		w := Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
 		original := int32(1 + rng.IntN(5))
-		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", original, time.Now().Add(-72*time.Hour)))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", original, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 		var faults *faultPlan
 		if run%2 == 1 {
 			faults = &faultPlan{apps: apps, rate: 0.3}

@@ -99,6 +99,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 	t.Run("random histories with restarts", func(t *testing.T) {
 		for run := 0; run < 3; run++ {
 			w := create(t, "prop-"+string(rune('a'+run)), int64(2+run))
+			createService(ctx, t, c, "lab", w.Name)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(run)))
 			h := runHistory(t, rng, rolloutCluster{c: c, dyn: dyn, w: w}, cfg, w, int32(2+run), 20, nil)
 			t.Logf("history %v", h)
@@ -107,6 +108,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 
 	t.Run("a spec edited while asleep is left as edited", func(t *testing.T) {
 		w := create(t, "edited", 2)
+		createService(ctx, t, c, "lab", "edited")
 		s := newScaler(t)
 		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess {
 			t.Fatalf("sleep: %v", res)
@@ -147,6 +149,7 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		// One paused mid-canary, then Healthy about a spec Argo has not
 		// seen since an edit, then settled.
 		w := create(t, "paused", 2)
+		createService(ctx, t, c, "lab", "paused")
 		setPhase := func(phase string, lag int64) {
 			t.Helper()
 			setStatus(t, "paused", func(u *unstructured.Unstructured) map[string]any {

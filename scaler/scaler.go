@@ -229,8 +229,11 @@ type Result struct {
 	Result   string // one of the Result* constants
 	Reason   string // why, in snake_case: already_asleep, opted_out, ...
 	Replicas int32  // the count saved at sleep or restored at wake
-	Detail   string // which alert label made it skip, for an alert that cannot act
-	Err      error  // set with ResultFailure
+	// Detail is which alert label made it skip, for an alert that cannot
+	// act, or a warning about an operator's sleep that went ahead (one
+	// only upid wake will undo: no_wake_path).
+	Detail string
+	Err    error // set with ResultFailure
 }
 
 func (r Result) String() string {
@@ -240,6 +243,9 @@ func (r Result) String() string {
 	}
 	if r.Err != nil {
 		s += ": " + r.Err.Error()
+	}
+	if r.Detail != "" {
+		s += "; " + r.Detail
 	}
 	return s
 }
@@ -255,6 +261,8 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 	// did; a retry after a conflict keeps it.
 	var token time.Time
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		// A retry decides afresh, its warning too.
+		res.Detail = ""
 		o, err := s.kube.get(ctx, req.Workload)
 		if err != nil {
 			return err
@@ -273,7 +281,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				// Scaled back to the saved count since (by hand, by a
 				// GitOps tool, by a wake that stopped before clearing the
 				// state), it is awake: the default case forgets the state.
-				if reason, err := s.policy(ctx, o, req); err != nil {
+				if reason, err := s.policy(ctx, o, req, &res.Detail); err != nil {
 					res.Reason = reason
 					return err
 				} else if reason != "" {
@@ -293,7 +301,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 			if dry && s.drySlept(o, &res, false) {
 				return nil
 			}
-			if reason, err := s.policy(ctx, o, req); err != nil {
+			if reason, err := s.policy(ctx, o, req, &res.Detail); err != nil {
 				res.Reason = reason
 				return err
 			} else if reason != "" {
@@ -455,6 +463,11 @@ func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request
 	if res.Result == "" {
 		res.Result, res.Reason = ResultFailure, "no_outcome"
 	}
+	if res.Result != ResultSuccess && res.Result != ResultDryRun {
+		// The policy's warning is about a sleep made, or that a dry run
+		// would make: one that did nothing has nothing to warn about.
+		res.Detail = ""
+	}
 	s.actionsTotal.WithLabelValues(res.Action, res.Result).Inc()
 	kv := []any{"msg", "scaler action", "action", res.Action, "result", res.Result, "namespace", req.Workload.Namespace,
 		"kind", req.Workload.Kind, "workload", req.Workload.Name, "cause", req.Cause}
@@ -467,17 +480,18 @@ func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request
 	if res.Err != nil {
 		kv = append(kv, "err", res.Err)
 	}
-	switch res.Result {
-	case ResultFailure:
+	if res.Detail != "" {
+		kv = append(kv, "detail", res.Detail)
+	}
+	switch {
+	case res.Result == ResultFailure:
 		level.Error(s.log).Log(kv...)
-	case ResultUserChange:
+	case res.Result == ResultUserChange, res.Detail != "":
+		// A sleep made despite a warning is one to look at, as an edit
+		// that won over a sleep is.
 		level.Warn(s.log).Log(kv...)
-	case ResultSkipped:
-		if quietSkip(res) {
-			level.Debug(s.log).Log(kv...)
-		} else {
-			level.Info(s.log).Log(kv...)
-		}
+	case res.Result == ResultSkipped && quietSkip(res):
+		level.Debug(s.log).Log(kv...)
 	default:
 		level.Info(s.log).Log(kv...)
 	}
@@ -506,6 +520,11 @@ func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request
 	case ResultFailure:
 		typ, reason, msg = corev1.EventTypeWarning, "UPIDFailed", fmt.Sprintf("Could not %s: %v", res.Action, res.Err)
 	}
+	if res.Detail != "" {
+		// The workload's Events are where its owner looks for why it
+		// never came back.
+		typ, msg = corev1.EventTypeWarning, msg+"; "+res.Detail
+	}
 	s.recorder.Event(o.obj, typ, reason, msg)
 }
 
@@ -523,9 +542,11 @@ func gerund(action string) string {
 }
 
 // policy returns why the workload may not be put to sleep, or "". A
-// namespace or HPA it cannot read is an error, with the reason it stands
-// for: the answer is unknown, and a failure is what Alertmanager retries.
-func (s *Scaler) policy(ctx context.Context, o *object, req Request) (string, error) {
+// namespace, HPA or Service list it cannot read is an error, with the
+// reason it stands for: the answer is unknown, and a failure is what
+// Alertmanager retries. An operator's sleep that only the wake-path check
+// would refuse goes ahead with that check's finding in warning.
+func (s *Scaler) policy(ctx context.Context, o *object, req Request, warning *string) (string, error) {
 	ns := o.meta.Namespace
 	// Its own namespace whatever the setting, which lists others' (as the
 	// webhook never mutates its own pods).
@@ -594,7 +615,48 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request) (string, er
 			}
 		}
 	}
+	if s.cfg.SleepWithoutWakePath || len(s.windows) > 0 {
+		// Allowed, or the next wake window wakes every sleeping workload.
+		return "", nil
+	}
+	woken, err := s.wakeableOnDemand(ctx, o)
+	switch {
+	case err != nil && req.Manual:
+		// A person chose this sleep: an unreadable Service list is no
+		// reason to refuse it, but they should know the check was not made.
+		*warning = "wake path unknown: " + err.Error()
+	case err != nil:
+		return "service_unreadable", err
+	case woken:
+	case req.Manual:
+		*warning = noWakePathWarning
+	default:
+		// The wake alert joins request rates through the Services that
+		// select a sleeping workload's pods: without one no request can
+		// raise it, and only upid wake would bring the workload back.
+		return "no_wake_path", nil
+	}
 	return "", nil
+}
+
+// noWakePathWarning is what an operator's sleep of a workload the scaler
+// itself would not put to sleep (no_wake_path) is told.
+const noWakePathWarning = "no_wake_path: no Service selects its pods and no wake window is set, so no request wakes it; only upid wake does"
+
+// wakeableOnDemand says whether a Service selects the workload's pods, so
+// that requests to it raise the wake alert once it sleeps: the same match
+// that upid_scaler_sleeping_workload_service_info reports.
+func (s *Scaler) wakeableOnDemand(ctx context.Context, o *object) (bool, error) {
+	svcs, err := s.kube.c.CoreV1().Services(o.meta.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("listing the Services of %s: %w", o.meta.Namespace, err)
+	}
+	for i := range svcs.Items {
+		if selects(&svcs.Items[i], o.template, o.rollout.hashes) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // limiter allows at most max actions in any interval: a sliding log, so a

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,16 +52,19 @@ func TestSleepPolicy(t *testing.T) {
 	old := time.Now().Add(-72 * time.Hour)
 	now := time.Now()
 	tests := []struct {
-		name    string
-		objs    []runtime.Object
-		mutate  func(*appsv1.Deployment)
-		cfg     func(c *cfgT)
-		req     func(r *Request)
-		podNS   string // POD_NAMESPACE, the scaler's own namespace
-		result  string
-		reason  string
-		asleep  bool
-		noEvent bool
+		name   string
+		objs   []runtime.Object
+		mutate func(*appsv1.Deployment)
+		cfg    func(c *cfgT)
+		req    func(r *Request)
+		podNS  string // POD_NAMESPACE, the scaler's own namespace
+		// noService leaves out the Service that selects web, its wake path.
+		noService bool
+		result    string
+		reason    string
+		detail    string // the warning of a sleep made anyway
+		asleep    bool
+		noEvent   bool
 	}{
 		{name: "opted-in namespace sleeps", objs: []runtime.Object{namespace("shop", optedIn)}, result: ResultSuccess, asleep: true},
 		{name: "namespace not opted in", objs: []runtime.Object{namespace("shop", nil)}, result: ResultSkipped, reason: "namespace_not_opted_in"},
@@ -89,6 +93,18 @@ func TestSleepPolicy(t *testing.T) {
 		{name: "inside a wake window", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.WakeWindows = []string{"* 00:00-24:00"} }, result: ResultSkipped, reason: "wake_window"},
 		{name: "already at zero", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { z := int32(0); d.Spec.Replicas = &z }, result: ResultSkipped, reason: "already_zero", noEvent: true},
 		{name: "dry run", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.DryRun = true }, result: ResultDryRun},
+		// Asleep, nothing but upid wake would wake it: no request can raise
+		// the wake alert without a Service to join (found in review).
+		{name: "no Service selects it", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, result: ResultSkipped, reason: "no_wake_path"},
+		{name: "a Service of other pods does not count", objs: []runtime.Object{namespace("shop", optedIn), service("shop", "api")}, noService: true, result: ResultSkipped, reason: "no_wake_path"},
+		{name: "a Service without a selector does not count", objs: []runtime.Object{namespace("shop", optedIn), selectorless}, noService: true, result: ResultSkipped, reason: "no_wake_path"},
+		{name: "no wake path, dry run", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, cfg: func(c *cfgT) { c.DryRun = true }, result: ResultSkipped, reason: "no_wake_path"},
+		{name: "no wake path but HPA-managed", objs: []runtime.Object{namespace("shop", optedIn), hpaFor("shop", "Deployment", "web")}, noService: true, result: ResultSkipped, reason: "hpa_managed"},
+		{name: "no wake path allowed", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, cfg: func(c *cfgT) { c.SleepWithoutWakePath = true }, result: ResultSuccess, asleep: true},
+		{name: "no Service, a wake window wakes it", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, cfg: func(c *cfgT) { c.WakeWindows = []string{closedWindow} }, result: ResultSuccess, asleep: true},
+		{name: "upid sleep without a wake path warns", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, detail: noWakePathWarning, asleep: true},
+		{name: "upid sleep dry run without a wake path warns", objs: []runtime.Object{namespace("shop", optedIn)}, noService: true, req: func(r *Request) { r.Manual, r.DryRun = true, true }, result: ResultDryRun, detail: noWakePathWarning},
+		{name: "upid sleep with a wake path does not warn", objs: []runtime.Object{namespace("shop", optedIn)}, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +112,11 @@ func TestSleepPolicy(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(d)
 			}
-			c, apps := newFakeCluster(append(tc.objs, d)...)
+			objs := append(tc.objs, d)
+			if !tc.noService {
+				objs = append(objs, service("shop", "web"))
+			}
+			c, apps := newFakeCluster(objs...)
 			before := apps.get("shop", "web")
 			cfg := testConfig(t)
 			if tc.cfg != nil {
@@ -110,8 +130,8 @@ func TestSleepPolicy(t *testing.T) {
 				tc.req(&req)
 			}
 			res := s.Sleep(context.Background(), req)
-			if res.Result != tc.result || res.Reason != tc.reason {
-				t.Fatalf("got %s, want result %s reason %q", res, tc.result, tc.reason)
+			if res.Result != tc.result || res.Reason != tc.reason || res.Detail != tc.detail {
+				t.Fatalf("got %s, want result %s reason %q detail %q", res, tc.result, tc.reason, tc.detail)
 			}
 			after := apps.get("shop", "web")
 			if tc.asleep {
@@ -125,6 +145,11 @@ func TestSleepPolicy(t *testing.T) {
 			if tc.noEvent != (len(events) == 0) {
 				t.Errorf("events %v, want some: %v", events, !tc.noEvent)
 			}
+			// The owner of a workload that only upid wake brings back
+			// reads why in its Events.
+			if tc.detail != "" && (len(events) != 1 || !strings.HasPrefix(events[0], "Warning ") || !strings.Contains(events[0], tc.detail)) {
+				t.Errorf("events %v, want one warning with %q", events, tc.detail)
+			}
 			if got := testutil.ToFloat64(s.actionsTotal.WithLabelValues(ActionSleep, tc.result)); got != 1 {
 				t.Errorf("upid_scaler_actions_total{action=sleep,result=%s} = %g, want 1", tc.result, got)
 			}
@@ -134,13 +159,21 @@ func TestSleepPolicy(t *testing.T) {
 
 type cfgT = config.Scaler
 
+// selectorless is a Service without a selector: it routes to hand-made
+// endpoints, not to any workload's pods.
+var selectorless = &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "external"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+
+// closedWindow is a wake window that is not open now: the day after
+// tomorrow, in UTC.
+var closedWindow = time.Now().UTC().Add(48*time.Hour).Format("Mon") + " 00:00-01:00"
+
 // TestWakeRestoresExactly puts workloads of several sizes to sleep and
 // wakes them, by both paths, and checks nothing of UPID's is left.
 func TestWakeRestoresExactly(t *testing.T) {
 	for _, replicas := range []int32{1, 2, 7} {
 		d := deployment("shop", "web", replicas, time.Now().Add(-72*time.Hour))
 		d.Annotations = map[string]string{"team": "checkout"}
-		c, apps := newFakeCluster(namespace("shop", optedIn), d)
+		c, apps := newFakeCluster(namespace("shop", optedIn), d, service("shop", "web"))
 		rec := record.NewFakeRecorder(10)
 		s := newTestScaler(t, c, testConfig(t), rec)
 		if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess || res.Replicas != replicas {
@@ -184,7 +217,7 @@ func TestUserChangeWhileAsleep(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 			rec := record.NewFakeRecorder(10)
 			s := newTestScaler(t, c, testConfig(t), rec)
 			if res := s.Sleep(context.Background(), Request{Workload: web}); res.Result != ResultSuccess {
@@ -380,7 +413,7 @@ func TestLimiterSeed(t *testing.T) {
 // TestDryRunChangesNothing runs a whole sleep and wake in dry-run mode,
 // including a wake of a workload that really sleeps.
 func TestDryRunChangesNothing(t *testing.T) {
-	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)))
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
 	rec := record.NewFakeRecorder(10)
 	cfg := testConfig(t)
 	cfg.DryRun = true
@@ -454,7 +487,7 @@ func TestDryRunPredictsRealRun(t *testing.T) {
 				clock := monday
 				objs := []runtime.Object{namespace("shop", optedIn)}
 				for _, n := range []string{"web", "api", "db"} {
-					objs = append(objs, deployment("shop", n, 3, clock.Add(-72*time.Hour)))
+					objs = append(objs, deployment("shop", n, 3, clock.Add(-72*time.Hour)), service("shop", n))
 				}
 				c, apps := newFakeCluster(objs...)
 				cfg := testConfig(t)
@@ -512,7 +545,7 @@ func TestDryRunPredictsRealRun(t *testing.T) {
 func TestRateLimitHolds(t *testing.T) {
 	objs := []runtime.Object{namespace("shop", optedIn)}
 	for _, n := range []string{"a", "b", "c", "d"} {
-		objs = append(objs, deployment("shop", n, 2, time.Now().Add(-72*time.Hour)))
+		objs = append(objs, deployment("shop", n, 2, time.Now().Add(-72*time.Hour)), service("shop", n))
 	}
 	c, apps := newFakeCluster(objs...)
 	cfg := testConfig(t)
@@ -611,7 +644,7 @@ func TestRateLimitPlaceReturned(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old := time.Now().Add(-72 * time.Hour)
-			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old))
+			c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, old), deployment("shop", "api", 2, old), service("shop", "web"), service("shop", "api"))
 			cfg := testConfig(t)
 			cfg.MaxActions = 1
 			s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))

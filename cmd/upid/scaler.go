@@ -120,6 +120,11 @@ func runSleepWake(env *environment, action, ref string, dryRun bool) int {
 		res = s.Wake(ctx, req)
 	}
 	fmt.Fprintln(env.stdout, res)
+	if res.Detail != "" {
+		// A sleep the scaler itself would have refused (no_wake_path):
+		// the operator's call, but not a silent one.
+		fmt.Fprintf(env.stderr, "upid %s: warning: %s\n", action, res.Detail)
+	}
 	switch {
 	case res.Result == scaler.ResultSuccess, res.Result == scaler.ResultDryRun:
 		return exitOK

@@ -66,6 +66,14 @@ func TestSleepWakeCommands(t *testing.T) {
 		}
 		checkStatus(t, kube.KubeconfigPath, st.saved != "")
 	}
+	// No Service selects worker, so nothing would wake it on demand: an
+	// operator's sleep goes ahead, but says so.
+	createDeployment(t, kube, "shop", "worker", 1)
+	var wout, werr bytes.Buffer
+	if code := run([]string{"sleep", "--kubeconfig", kube.KubeconfigPath, "shop/Deployment/worker"}, &wout, &werr); code != exitOK ||
+		!strings.Contains(wout.String(), "success; no_wake_path") || !strings.Contains(werr.String(), "upid sleep: warning: no_wake_path") {
+		t.Errorf("sleep without a wake path: exit %d stdout %q stderr %q; want 0 and the no_wake_path warning", code, wout.String(), werr.String())
+	}
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"sleep", "--kubeconfig", kube.KubeconfigPath, "kube-system/Deployment/dns"}, &stdout, &stderr); code != exitFailure || !strings.Contains(stdout.String(), "protected_namespace") {
 		t.Errorf("sleep in kube-system: exit %d %s", code, stdout.String())
@@ -108,6 +116,8 @@ func TestScalerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	createDeployment(t, kube, "shop", "web", 2)
+	// Its wake path: without one the idle alert would not put it to sleep.
+	createService(t, kube, "shop", "web")
 	token := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -155,6 +165,17 @@ func TestScalerProcess(t *testing.T) {
 	}
 	promtoolCheckMetrics(t, metrics)
 	p.stop(t)
+}
+
+// createService creates a Service that selects the pods of
+// createDeployment's workload called name.
+func createService(t *testing.T, kube *testenv.Kube, ns, name string) {
+	t.Helper()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := kube.Clientset.CoreV1().Services(ns).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func createDeployment(t *testing.T, kube *testenv.Kube, ns, name string, replicas int32) {

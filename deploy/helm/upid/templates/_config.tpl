@@ -46,7 +46,7 @@ that reads it, and each Deployment's checksum covers only the files its pods rea
 
 {{- define "upid.config.scaler" -}}
 {{- $p := .Values.scaler.policy -}}
-{{- $sc := dict "bearer_token_file" "/etc/upid/scaler-token/token" "scope" $p.scope "dry_run" $p.dryRun "grace_period" $p.gracePeriod "max_actions" $p.maxActions "action_interval" $p.actionInterval "wake_windows" $p.wakeWindows "protected_namespaces" $p.protectedNamespaces "leader_election" (dict "enabled" true "name" (printf "%s-scaler" (include "upid.fullname" .))) -}}
+{{- $sc := dict "bearer_token_file" "/etc/upid/scaler-token/token" "scope" $p.scope "dry_run" $p.dryRun "grace_period" $p.gracePeriod "max_actions" $p.maxActions "action_interval" $p.actionInterval "wake_windows" $p.wakeWindows "sleep_without_wake_path" $p.sleepWithoutWakePath "protected_namespaces" $p.protectedNamespaces "leader_election" (dict "enabled" true "name" (printf "%s-scaler" (include "upid.fullname" .))) -}}
 {{- with .Values.cluster }}{{ $_ := set $sc "cluster" . }}{{ end -}}
 {{- $sc = mergeOverwrite $sc (deepCopy .Values.scaler.config) -}}
 {{- dict "log" (include "upid.config.log" . | fromJson) "scaler" $sc | toYaml -}}
