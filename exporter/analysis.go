@@ -326,9 +326,18 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 	// Series that name a workload but not its kind (a mesh's
 	// destination_workload) attach to the inventory workload of that name.
 	byName := map[[2]string][]history.RequestCount{}
+	// reqCoverage is the largest coverage of the request series that
+	// reach a workload, by namespace and name, from any source.
+	reqCoverage := map[[2]string]float64{}
+	cover := func(k [2]string, c *float64) {
+		if c != nil {
+			reqCoverage[k] = math.Max(reqCoverage[k], *c)
+		}
+	}
 	for k, w := range hist.Workloads {
 		if k.Kind == "" {
 			byName[[2]string{k.Namespace, k.Workload}] = append(byName[[2]string{k.Namespace, k.Workload}], w.Requests...)
+			cover([2]string{k.Namespace, k.Workload}, w.RequestCoverage)
 		}
 	}
 
@@ -340,6 +349,9 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		for _, id := range inv.Selects[svc] {
 			k := [2]string{id.Namespace, id.Name}
 			viaService[k] = append(viaService[k], reqs...)
+			if c, ok := hist.ServiceRequestCoverage[svc]; ok {
+				cover(k, &c)
+			}
 		}
 	}
 
@@ -412,6 +424,13 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			if total >= 0 && !math.IsInf(total, 0) && !slices.ContainsFunc(tr.own, uncountable) && !slices.ContainsFunc(tr.viaService, uncountable) {
 				in.TotalRequests, in.HealthRequests = &total, &health
 				r.Idle.HasRequestMetrics = true
+				// Counts whose coverage is unknown (its query failed) are
+				// taken as covering nothing: missing data is never idle.
+				c := reqCoverage[[2]string{w.Namespace, w.Name}]
+				if h.RequestCoverage != nil {
+					c = math.Max(c, *h.RequestCoverage)
+				}
+				in.RequestCoverage = &c
 			}
 		}
 		if h.CPUSeconds != nil {

@@ -111,6 +111,7 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 			CPUSeconds: f(0.004 * secs), CPUPodP95Cores: f(0.002), Coverage: f(1), NetworkRxBytes: f(1200 * secs),
 			Probes: f(0.2 * secs), Replicas: f(2),
 			Requests:        []history.RequestCount{{Source: "http_requests_total", Path: "/healthz", Count: 0.2 * secs}},
+			RequestCoverage: f(1),
 			ContainerCPU:    map[string]*history.Usage{"app": {P95: f(0.002)}},
 			ContainerMemory: map[string]*history.Usage{"app": {P95: f(50 << 20)}},
 		},
@@ -121,12 +122,14 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 				{Source: "http_requests_total", Path: "/healthz", Count: 0.1 * secs},
 				{Source: "http_requests_total", Path: "/api/orders", Count: 5 * secs},
 			},
+			RequestCoverage: f(1),
 			ContainerCPU:    map[string]*history.Usage{"app": {P95: f(0.3)}},
 			ContainerMemory: map[string]*history.Usage{"app": {P95: f(300 << 20)}},
 		},
 		// istio names the workload but not its kind.
 		{Namespace: "mesh", Kind: "", Workload: "reviews"}: {
-			Requests: []history.RequestCount{{Source: "istio_requests_total", Count: 3 * secs}},
+			Requests:        []history.RequestCount{{Source: "istio_requests_total", Count: 3 * secs}},
+			RequestCoverage: f(1),
 		},
 	}}
 	a := &analyzer{window: window, recWindow: window, params: idle.DefaultParams(), matchers: matchers{paths: []string{"/healthz"}}}

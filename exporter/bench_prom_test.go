@@ -268,6 +268,24 @@ func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64,
 			v.add(3*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/")
 			v.add(1*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/api")
 		}
+	// Each source's coverage of the window: one series per workload (or
+	// Service) the source sees, all of the window.
+	case "request_coverage_http_requests_total":
+		if w.app == benchHTTP {
+			wl(1)
+		}
+	case "request_coverage_http_server_requests_seconds_count":
+		if w.app == benchSpring {
+			wl(1)
+		}
+	case "request_coverage_istio_requests_total":
+		if w.app == benchIstio {
+			v.add(1, "destination_workload", w.name, "destination_workload_namespace", w.ns)
+		}
+	case "request_coverage_nginx_ingress_controller_requests":
+		if w.app == benchNginx && (w.kind == "Deployment" || w.kind == "StatefulSet") {
+			v.add(1, "exported_namespace", w.ns, "exported_service", w.name)
+		}
 	default:
 		return false
 	}

@@ -56,6 +56,8 @@ func TestUncountableRequestsAreUnknown(t *testing.T) {
 				"coverage":              {{Metric: wl, Value: 1}},
 				"network_receive_bytes": {{Metric: wl, Value: 0}},
 				"replicas":              {{Metric: wl, Value: 1}},
+				// The series cover the whole window.
+				"request_coverage_http_requests_total": {{Metric: wl, Value: 1}},
 				"requests_http_requests_total": {
 					{Metric: path("/healthz"), Value: math.MaxFloat64 / 2},
 					{Metric: path("/api/orders"), Value: model.SampleValue(tc.api)},

@@ -53,3 +53,68 @@ func TestContainerRunsAndSources(t *testing.T) {
 		t.Errorf("CPU seconds over the window = %.0f, want %.0f ± 3 %% (0.5 cores throughout, one restart, one run scraped twice)", *w.CPUSeconds, want)
 	}
 }
+
+// TestRequestCoverage reads how much of the window each source's request
+// series cover from a real Prometheus: the union over a workload's pods at
+// each step (a pod replaced halfway through still covers the window, where
+// the largest coverage of one series would say half), and per workload or
+// Service for sources that name one.
+func TestRequestCoverage(t *testing.T) {
+	from, mid, to := twoHours()
+	at := to.Add(time.Minute)
+	counter := func(name string, labels map[string]string, a, b time.Time) series.Series {
+		typ := series.TypeCounter
+		if !strings.HasSuffix(name, "_total") {
+			typ = series.TypeGauge // OpenMetrics counters end in _total; PromQL does not care
+		}
+		return series.Series{Name: name, Type: typ, Labels: labels, Samples: series.GenerateCounter(a, b, 15*time.Second, series.Const(0.1))}
+	}
+	var ss []series.Series
+	for i, span := range [][2]time.Time{{from, mid}, {mid.Add(time.Minute), to}} {
+		pod := "web-7d9f-" + string(rune('a'+i))
+		ss = append(ss,
+			series.KubePodOwner(series.PodRef{Namespace: "shop", Pod: pod}, series.OwnerRef{Kind: "ReplicaSet", Name: "web-7d9f"}, ones(span[0], span[1])),
+			series.HTTPRequestsTotal(map[string]string{"namespace": "shop", "pod": pod, "path": "/healthz"}, series.GenerateCounter(span[0], span[1], 15*time.Second, series.Const(0.1))),
+		)
+	}
+	ss = append(ss,
+		series.KubeReplicaSetOwner("shop", "web-7d9f", series.OwnerRef{Kind: "Deployment", Name: "web"}, ones(from, to)),
+		// Scraped for the last half hour only.
+		counter("istio_requests_total", map[string]string{"destination_workload_namespace": "mesh", "destination_workload": "reviews", "reporter": "destination"}, to.Add(-30*time.Minute), to),
+		counter("nginx_ingress_controller_requests", map[string]string{"exported_namespace": "shop", "exported_service": "front", "path": "/"}, from, to),
+	)
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: ss})
+	sources := []history.RequestSource{
+		{Metric: "http_requests_total", PathLabels: []string{"path"}},
+		{Metric: "istio_requests_total", NamespaceLabel: "destination_workload_namespace", WorkloadLabel: "destination_workload", Matchers: `reporter="destination"`},
+		{Metric: "nginx_ingress_controller_requests", NamespaceLabel: "exported_namespace", ServiceLabel: "exported_service", PathLabels: []string{"path"}},
+	}
+	snap, err := history.Fetch(context.Background(), prom.API, at, history.Options{
+		Params:  history.Params{Window: 2 * time.Hour, Step: time.Minute, RateWindow: 5 * time.Minute, Sources: sources},
+		Timeout: 30 * time.Second, Concurrency: 2,
+	})
+	if err != nil || len(snap.Errors) > 0 {
+		t.Fatal(err, snap.Errors)
+	}
+	cov := func(k history.Key) float64 {
+		w := snap.Workloads[k]
+		if w == nil || w.RequestCoverage == nil {
+			t.Fatalf("no request coverage for %v: %+v", k, w)
+		}
+		return *w.RequestCoverage
+	}
+	// The window's last minute and the lookback's edges are slack.
+	for _, c := range []struct {
+		what      string
+		got       float64
+		want, tol float64
+	}{
+		{"web, two pods one after the other", cov(history.Key{Namespace: "shop", Kind: "Deployment", Workload: "web"}), 1, 0.05},
+		{"reviews, the last half hour", cov(history.Key{Namespace: "mesh", Workload: "reviews"}), 0.25, 0.06},
+		{"front Service", snap.ServiceRequestCoverage[[2]string{"shop", "front"}], 1, 0.05},
+	} {
+		if math.Abs(c.got-c.want) > c.tol {
+			t.Errorf("%s: request coverage %.3f, want %.2f ± %.2f", c.what, c.got, c.want, c.tol)
+		}
+	}
+}

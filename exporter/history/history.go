@@ -45,6 +45,10 @@ type Workload struct {
 	Probes         *float64 // kubelet probes run over the window
 	Replicas       *float64 // running pods, averaged over the window
 	Requests       []RequestCount
+	// RequestCoverage is the share of the window, 0..1, in which a request
+	// source had a series of the workload, the largest over the sources;
+	// nil when none answered for it.
+	RequestCoverage *float64
 	// ContainerCPU (cores) and ContainerMemory (bytes) are usage quantiles
 	// by container, and ContainerInputs give the recommender's inputs by
 	// container over a window (at most the state's); all three come from
@@ -71,6 +75,8 @@ type Snapshot struct {
 	// ServiceRequests holds request counts by Service (namespace, name), from
 	// sources that name a Service rather than a pod or workload.
 	ServiceRequests map[[2]string][]RequestCount
+	// ServiceRequestCoverage is RequestCoverage for those Services.
+	ServiceRequestCoverage map[[2]string]float64
 	// OpenCost holds per-node hourly prices when Prometheus has OpenCost's metrics.
 	OpenCost pricing.OpenCost
 	// Errors holds the failed queries by name; the data they would have
@@ -182,8 +188,12 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 	}
 	for _, sample := range vec {
 		m := sample.Metric
-		if src, ok := sourceOf(name, sources); ok {
-			s.applyRequests(src, m, float64(sample.Value))
+		if src, coverage, ok := sourceOf(name, sources); ok {
+			if coverage {
+				s.applyRequestCoverage(src, m, val(sample))
+			} else {
+				s.applyRequests(src, m, float64(sample.Value))
+			}
 			continue
 		}
 		v := val(sample)
@@ -212,13 +222,61 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 	}
 }
 
-func sourceOf(name string, sources []RequestSource) (RequestSource, bool) {
+// sourceOf finds the request source a query is about: its counts
+// (requests_<metric>) or their coverage (request_coverage_<metric>).
+func sourceOf(name string, sources []RequestSource) (src RequestSource, coverage, ok bool) {
 	for _, s := range sources {
-		if name == "requests_"+s.Metric {
-			return s, true
+		switch name {
+		case "requests_" + s.Metric:
+			return s, false, true
+		case "request_coverage_" + s.Metric:
+			return s, true, true
 		}
 	}
-	return RequestSource{}, false
+	return RequestSource{}, false, false
+}
+
+// requestTarget is what a request source's series counts for: a Service
+// (namespace, name) for sources that name one, else a workload; neither
+// when the labels are empty.
+func (s *Snapshot) requestTarget(src RequestSource, m model.Metric) (svc [2]string, w *Workload) {
+	ns := src.NamespaceLabel
+	if ns == "" {
+		ns = "namespace"
+	}
+	switch {
+	case src.ServiceLabel != "":
+		k := [2]string{string(m[model.LabelName(ns)]), string(m[model.LabelName(src.ServiceLabel)])}
+		if k[0] == "" || k[1] == "" {
+			return svc, nil
+		}
+		return k, nil
+	case src.WorkloadLabel != "":
+		// Such series name a workload but not its kind; the analysis
+		// matches them to the inventory by namespace and name.
+		return svc, s.workload(m, ns, src.WorkloadLabel)
+	}
+	return svc, s.workload(m, "namespace", "workload")
+}
+
+// applyRequestCoverage keeps the largest coverage of the workload's (or the
+// Service's) request series over the sources: one source that saw it over
+// the whole window is enough to know its traffic there.
+func (s *Snapshot) applyRequestCoverage(src RequestSource, m model.Metric, v *float64) {
+	if v == nil {
+		return
+	}
+	c := math.Min(1, math.Max(0, *v))
+	svc, w := s.requestTarget(src, m)
+	switch {
+	case svc[1] != "":
+		if s.ServiceRequestCoverage == nil {
+			s.ServiceRequestCoverage = map[[2]string]float64{}
+		}
+		s.ServiceRequestCoverage[svc] = math.Max(s.ServiceRequestCoverage[svc], c)
+	case w != nil && (w.RequestCoverage == nil || c > *w.RequestCoverage):
+		w.RequestCoverage = &c
+	}
 }
 
 func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float64) {
@@ -232,31 +290,14 @@ func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float6
 	if src.UserAgentLabel != "" {
 		rc.UserAgent = string(m[model.LabelName(src.UserAgentLabel)])
 	}
-	ns := src.NamespaceLabel
-	if ns == "" {
-		ns = "namespace"
-	}
-	if src.ServiceLabel != "" {
-		k := [2]string{string(m[model.LabelName(ns)]), string(m[model.LabelName(src.ServiceLabel)])}
-		if k[0] == "" || k[1] == "" {
-			return
-		}
+	svc, w := s.requestTarget(src, m)
+	switch {
+	case svc[1] != "":
 		if s.ServiceRequests == nil {
 			s.ServiceRequests = map[[2]string][]RequestCount{}
 		}
-		s.ServiceRequests[k] = append(s.ServiceRequests[k], rc)
-		return
+		s.ServiceRequests[svc] = append(s.ServiceRequests[svc], rc)
+	case w != nil:
+		w.Requests = append(w.Requests, rc)
 	}
-	var w *Workload
-	if src.WorkloadLabel != "" {
-		// Such series name a workload but not its kind; the analysis
-		// matches them to the inventory by namespace and name.
-		w = s.workload(m, ns, src.WorkloadLabel)
-	} else {
-		w = s.workload(m, "namespace", "workload")
-	}
-	if w == nil {
-		return
-	}
-	w.Requests = append(w.Requests, rc)
 }

@@ -144,10 +144,42 @@ func Queries(p Params) []Query {
 		{"replicas", fmt.Sprintf("avg_over_time(\n  (%s)[%s:%s]\n)", byWorkload("count", fmt.Sprintf(`max by (namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)`), ownerNow), w, "1h")},
 		{"opencost", pricing.OpenCostQuery},
 	}
+	steps := int(p.Window / stepOr(coverageStep, p.Step))
 	for _, s := range p.Sources {
 		qs = append(qs, Query{Name: "requests_" + s.Metric, Expr: requestExpr(s, w, owner)})
 	}
+	// The request counts are increases over the window, which say nothing
+	// of how much of it the series cover: a counter scraped for the last
+	// 6 hours of a week reads as a quiet week. Each source's coverage is a
+	// query of its own, at the CPU coverage's step, so that a workload
+	// whose request data is partial is not judged idle on it.
+	for _, s := range p.Sources {
+		qs = append(qs, Query{Name: "request_coverage_" + s.Metric, Expr: requestCoverageExpr(s, w, coverageStep, steps, ownerNow)})
+	}
 	return qs
+}
+
+// requestCoverageExpr returns the share of the window's steps at which the
+// source had a series of the workload (or of the Service), whatever it
+// counted: the union over the workload's series, evaluated at each step
+// with the owners of that moment, so that pods replaced daily still cover
+// the week.
+func requestCoverageExpr(s RequestSource, w, step string, steps int, ownerNow string) string {
+	sel := s.Metric
+	if s.Matchers != "" {
+		sel += "{" + s.Matchers + "}"
+	}
+	var perStep string
+	if named := s.WorkloadLabel + s.ServiceLabel; named != "" {
+		ns := s.NamespaceLabel
+		if ns == "" {
+			ns = "namespace"
+		}
+		perStep = fmt.Sprintf("max by (%s, %s) (%s)", ns, named, sel)
+	} else {
+		perStep = byWorkload("max", fmt.Sprintf("max by (namespace, pod) (%s)", sel), ownerNow)
+	}
+	return fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", perStep, w, step, max(steps, 1))
 }
 
 func stepOr(s string, d time.Duration) time.Duration {

@@ -36,7 +36,7 @@ func TestQueriesParse(t *testing.T) {
 			t.Errorf("%s returns %s, want an instant vector", q.Name, expr.Type())
 		}
 		top, ok := expr.(*parser.AggregateExpr)
-		if q.Name == "coverage" || q.Name == "replicas" || q.Name == "opencost" || strings.HasPrefix(q.Name, "requests_") && !ok {
+		if q.Name == "coverage" || q.Name == "replicas" || q.Name == "opencost" || strings.HasPrefix(q.Name, "request_coverage_") || strings.HasPrefix(q.Name, "requests_") && !ok {
 			continue // wrapped in *_over_time or grouped by their own labels
 		}
 		if !ok {
@@ -50,8 +50,8 @@ func TestQueriesParse(t *testing.T) {
 		}
 	}
 	// The number of queries depends on the request sources only, never on
-	// the size of the cluster.
-	if got, want := len(qs), len(Queries(params()))+len(sources); got != want {
+	// the size of the cluster: two a source, its counts and their coverage.
+	if got, want := len(qs), len(Queries(params()))+2*len(sources); got != want {
 		t.Errorf("%d queries with %d sources, want %d", got, len(sources), want)
 	}
 }

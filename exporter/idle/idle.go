@@ -30,7 +30,14 @@ type Inputs struct {
 
 	TotalRequests  *float64 // all requests over the window (app, ingress or mesh metrics)
 	HealthRequests *float64 // the subset matched by health, scrape and LB matchers
-	ProbeRequests  *float64 // kubelet prober_probe_total increase over the window
+	// RequestCoverage is the fraction 0..1 of the window in which the
+	// request series were scraped. Counts over a sliver of the window say
+	// nothing of the rest: below MinCoverage they prove no idleness (real
+	// requests in them still prove activity), above it they scale the
+	// confidence. nil means not measured and is taken as 1; a caller with
+	// request counts but no coverage for them passes 0.
+	RequestCoverage *float64
+	ProbeRequests   *float64 // kubelet prober_probe_total increase over the window
 	// ExpectedProbesPerSecond is, from the pod spec, the sum over containers
 	// and probe kinds of 1/periodSeconds, times replicas.
 	ExpectedProbesPerSecond float64
@@ -65,6 +72,7 @@ const (
 	ReasonNoCPUData            = "no_cpu_data"
 	ReasonLowCoverage          = "low_coverage"
 	ReasonNoRequestMetrics     = "no_request_metrics"
+	ReasonLowRequestCoverage   = "low_request_coverage" // request series cover less than MinCoverage of the window
 	ReasonNoHealthBreakdown    = "no_health_breakdown"
 	ReasonNoNetworkData        = "no_network_data"
 	ReasonProbeMismatch        = "probe_mismatch"
@@ -99,6 +107,11 @@ type Result struct {
 // inconsistencySlack is how far health requests may exceed total requests
 // before the data is called broken: separately extrapolated increase()
 // results differ by a few percent and fractions of a request.
+// spansWindow is the request coverage at or above which the request series
+// span the window: coverage is counted in steps (an hour over a week), and
+// a series that started in the window's first step can miss it.
+const spansWindow = 0.99
+
 const (
 	inconsistencyRelSlack = 0.05
 	inconsistencyAbsSlack = 1
@@ -155,7 +168,20 @@ func Score(in Inputs, p Params) Result {
 			}
 		}
 	}
+	reqCoverage := 1.0
+	if in.RequestCoverage != nil {
+		reqCoverage = 0 // NaN and negative values are no coverage
+		if c := *in.RequestCoverage; c > 0 {
+			reqCoverage = math.Min(c, 1)
+		}
+	}
+	// The real requests seen are counted at their rate over the time the
+	// series covered: 10 requests in the 6 hours scraped are 10 in 6 hours,
+	// not in the week, which errs away from idle.
 	r.RealRequestsPerSecond = realCount / secs
+	if total != nil && reqCoverage > 0 && reqCoverage < 1 {
+		r.RealRequestsPerSecond = realCount / (secs * reqCoverage)
+	}
 	r.HealthRequestsPerSecond = healthCount / secs
 	// Health traffic the request metrics cannot see (probes against an app
 	// whose metrics come from the ingress) still costs CPU, so the floor uses
@@ -215,7 +241,8 @@ func Score(in Inputs, p Params) Result {
 	} else {
 		r.State = StateIdle
 		switch {
-		case total == nil:
+		case total == nil, reqCoverage < p.MinCoverage:
+			// Too little request data to say what the traffic was.
 		case realCount > 0:
 			reasons = append(reasons, ReasonNegligibleTraffic)
 		case healthCount > 0:
@@ -230,9 +257,17 @@ func Score(in Inputs, p Params) Result {
 	case total == nil:
 		conf *= p.NoRequestMetricsConfidence
 		reasons = append(reasons, ReasonNoRequestMetrics)
+	case reqCoverage < p.MinCoverage:
+		// As good as no request metrics: the traffic of most of the window
+		// is unknown.
+		conf *= p.NoRequestMetricsConfidence
+		reasons = append(reasons, ReasonLowRequestCoverage)
 	case health == nil:
+		conf *= reqCoverage
 		conf *= p.NoHealthBreakdownConfidence
 		reasons = append(reasons, ReasonNoHealthBreakdown)
+	default:
+		conf *= reqCoverage
 	}
 	if rx == nil {
 		conf *= p.NoNetworkConfidence
@@ -256,6 +291,9 @@ func Score(in Inputs, p Params) Result {
 			if !in.End.IsZero() && since.After(in.End) {
 				since = in.End // clock skew between Prometheus and us
 			}
+		case total != nil && reqCoverage < spansWindow:
+			// The request series do not span the window: what happened
+			// before they start is unknown, so no start is claimed.
 		case !in.End.IsZero():
 			// Nothing active in the range the exporter looked at, which
 			// covers at least the window: idle at least since its start.

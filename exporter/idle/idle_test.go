@@ -106,6 +106,46 @@ func TestScore(t *testing.T) {
 			reasons:   []string{ReasonHealthTrafficOnly, ReasonIdleSinceWindowStart},
 			idleSince: at(end.Add(-week)),
 		},
+		// Request counts are increases over the window: a counter scraped
+		// for its last 6 hours (a ServiceMonitor just added) reads as a
+		// quiet week. Below MinCoverage it proves nothing idle and caps the
+		// confidence as no request metrics do; a start of idleness is
+		// claimed only when the series span the window.
+		{
+			name: "request series over 6 h of the week", in: with(probeOnly(), func(in *Inputs) { in.RequestCoverage = f(6.0 / 168) }),
+			state: StateIdle, score: 0.928367, conf: 0.495,
+			reasons: []string{ReasonLowRequestCoverage},
+		},
+		{
+			name: "request coverage NaN is none", in: with(probeOnly(), func(in *Inputs) { in.RequestCoverage = f(math.NaN()) }),
+			state: StateIdle, score: 0.928367, conf: 0.495,
+			reasons: []string{ReasonLowRequestCoverage},
+		},
+		{
+			// At the minimum the counts count, scaled by their coverage
+			// (0.99 × 0.5), but they do not span the window: no start.
+			name: "request coverage at minimum", in: with(probeOnly(), func(in *Inputs) { in.RequestCoverage = f(0.5) }),
+			state: StateIdle, score: 0.928367, conf: 0.495,
+			reasons: []string{ReasonHealthTrafficOnly},
+		},
+		{
+			name: "request coverage full", in: with(probeOnly(), func(in *Inputs) { in.RequestCoverage = f(1) }),
+			state: StateIdle, score: 0.928367, conf: 0.99,
+			reasons:   []string{ReasonHealthTrafficOnly, ReasonIdleSinceWindowStart},
+			idleSince: at(end.Add(-week)),
+		},
+		{
+			// 10 real requests in the 6 hours scraped are 1.67 an hour, not
+			// 0.06 (10 a week): real traffic seen in a sliver still proves
+			// activity. x = 1.6667/0.1 = 16.667, s = 1/(1+277.78).
+			name: "low request coverage, real requests in it",
+			in: with(probeOnly(), func(in *Inputs) {
+				in.RequestCoverage, in.TotalRequests = f(6.0/168), f(241920+10)
+			}),
+			state: StateActive, score: 0.00358709, conf: 0.495,
+			reasons: []string{ReasonRealTraffic, ReasonLowRequestCoverage},
+			nums:    &numbers{real: 10.0 / 21600, health: 0.4, share: 241920.0 / 241930, floor: 0.0108},
+		},
 		{
 			name: "zero replicas and no data",
 			in: Inputs{

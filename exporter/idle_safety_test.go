@@ -1,0 +1,60 @@
+package exporter
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/upid-dev/upid/exporter/history"
+	"github.com/upid-dev/upid/exporter/idle"
+	"github.com/upid-dev/upid/exporter/inventory"
+	"github.com/upid-dev/upid/exporter/recommend"
+	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/series"
+	"github.com/upid-dev/upid/internal/testenv"
+)
+
+// TestIdleRequestSeriesCoverLittleOfWindow: the app's request counter has been
+// scraped for the last 6 hours only (a ServiceMonitor just added, or a scrape
+// broken for 7 days by a NetworkPolicy and fixed); CPU history covers the
+// whole week. 6 quiet hours (probes only) are 3.6 % of the window: the week's
+// real traffic is unknown, so the verdict must not be idle at the confidence
+// automation acts on (>= 0.8).
+func TestIdleRequestSeriesCoverLittleOfWindow(t *testing.T) {
+	window := 7 * 24 * time.Hour
+	now := time.Now().Truncate(time.Minute)
+	to := now.Add(-time.Minute)
+	from := to.Add(-window - time.Hour)
+	scraped := to.Add(-6 * time.Hour)
+	pod := series.PodRef{Namespace: "shop", Pod: "orders-7d9f-a", Container: "app", Node: "n1"}
+	ones := series.Generate(from, to, time.Minute, series.Const(1))
+	ss := []series.Series{
+		series.KubePodOwner(pod, series.OwnerRef{Kind: "ReplicaSet", Name: "orders-7d9f"}, ones),
+		series.KubeReplicaSetOwner("shop", "orders-7d9f", series.OwnerRef{Kind: "Deployment", Name: "orders"}, ones),
+		series.KubePodStatusPhase(pod, "Running", ones),
+		series.ContainerCPUUsageSeconds(pod, series.GenerateCounter(from, to, time.Minute, series.Const(0.002))),
+		series.ContainerNetworkReceiveBytes(pod, series.GenerateCounter(from, to, time.Minute, series.Const(300))),
+		// Only the kubelet's liveness probe (every 10 s) in the 6 hours seen.
+		series.HTTPRequestsTotal(map[string]string{"namespace": "shop", "pod": pod.Pod, "path": "/healthz", "code": "200"},
+			series.GenerateCounter(scraped, to, 15*time.Second, series.Const(0.1))),
+	}
+	prom := testenv.StartPrometheus(t, testenv.PrometheusOptions{Series: ss})
+	params := history.Params{Window: window, Step: 5 * time.Minute, RateWindow: 5 * time.Minute, Sources: config.Default().Exporter.RequestSources}
+	hist, err := history.Fetch(context.Background(), prom.API, now, history.Options{Params: params, Timeout: time.Minute, Concurrency: 2})
+	if err != nil || len(hist.Errors) > 0 {
+		t.Fatal(err, hist.Errors)
+	}
+	a := &analyzer{window: window, recWindow: 14 * 24 * time.Hour, params: idle.DefaultParams(),
+		matchers: matchers{paths: []string{"/healthz"}}, policy: recommend.DefaultPolicy()}
+	inv := inventory.Snapshot{Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "orders"}, Replicas: 1, Pods: 1,
+		Probes: []inventory.Probe{{Container: "app", Type: "Liveness", Period: 10 * time.Second, Path: "/healthz"}}}}}
+	v := a.analyze(inv, hist, now).Workloads[0].Idle
+	t.Logf("verdict %s score %.3f confidence %.3f reasons %v", v.State, v.Score, v.Confidence, v.Reasons)
+	if v.State == "idle" && v.Confidence >= 0.8 {
+		t.Errorf("idle at confidence %.2f on 6 h of request data out of 7 d: the alert fires and the scaler sleeps it", v.Confidence)
+	}
+	if slices.Contains(v.Reasons, idle.ReasonHealthTrafficOnly) || v.Since != nil {
+		t.Errorf("6 h of probes claimed as the week's traffic: reasons %v, since %v", v.Reasons, v.Since)
+	}
+}
