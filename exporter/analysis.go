@@ -224,24 +224,33 @@ type matchers struct {
 	agents []*regexp.Regexp
 }
 
-func (m matchers) isHealth(rc history.RequestCount) bool {
-	if rc.UserAgent != "" {
-		for _, re := range m.agents {
-			if re.MatchString(rc.UserAgent) {
-				return true
-			}
-		}
+// scraperAgent matches the user agents of metric scrapers. Their requests
+// are health traffic only where they scrape or check (a health path, the
+// workload's prometheus.io/path, /metrics): Prometheus also POSTs alerts to
+// Alertmanager and remote-writes to receivers, which is those workloads'
+// real work. A probe's or load balancer's agent is health on any path.
+var scraperAgent = regexp.MustCompile(`^(Prometheus|GrafanaAgent|Alloy)/|^vm_promscrape`)
+
+// isHealth says whether a request is health traffic by the global matchers;
+// scrapePaths are the workload's prometheus.io/path, nil for requests
+// counted per Service.
+func (m matchers) isHealth(rc history.RequestCount, scrapePaths map[string]bool) bool {
+	if rc.UserAgent != "" && slices.ContainsFunc(m.agents, func(re *regexp.Regexp) bool { return re.MatchString(rc.UserAgent) }) {
+		// A scraper on an unknown path (a source without path labels)
+		// counts as real: that errs away from idle.
+		return !scraperAgent.MatchString(rc.UserAgent) || m.isHealthPath(rc.Path) ||
+			rc.Path != "" && (underPath(rc.Path, "/metrics") || scrapePaths[rc.Path])
 	}
-	if rc.Path == "" {
-		return false
-	}
-	for _, p := range m.paths {
-		if rc.Path == p || strings.HasPrefix(rc.Path, p+"/") {
-			return true
-		}
-	}
-	return false
+	return m.isHealthPath(rc.Path)
 }
+
+// isHealthPath says whether path is one of the health paths, or under one.
+func (m matchers) isHealthPath(path string) bool {
+	return path != "" && slices.ContainsFunc(m.paths, func(p string) bool { return underPath(path, p) })
+}
+
+// underPath is path equal to p or below it (p followed by /).
+func underPath(path, p string) bool { return path == p || strings.HasPrefix(path, p+"/") }
 
 // traffic is what a workload's request series say, before the verdict.
 type traffic struct {
@@ -266,7 +275,7 @@ func (m matchers) split(t traffic) (total, health float64) {
 	for _, rc := range t.own {
 		total += rc.Count
 		switch {
-		case m.isHealth(rc), rc.Path != "" && t.scrapePaths[rc.Path]:
+		case m.isHealth(rc, t.scrapePaths), rc.Path != "" && t.scrapePaths[rc.Path]:
 			health += rc.Count
 		case rc.Path != "" && t.probes[rc.Path] > 0:
 			onProbePath[rc.Path] += rc.Count
@@ -277,7 +286,7 @@ func (m matchers) split(t traffic) (total, health float64) {
 	}
 	for _, rc := range t.viaService {
 		total += rc.Count
-		if m.isHealth(rc) {
+		if m.isHealth(rc, nil) {
 			health += rc.Count
 		}
 	}

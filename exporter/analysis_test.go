@@ -20,9 +20,11 @@ func f(v float64) *float64 { return &v }
 
 func TestIsHealth(t *testing.T) {
 	m := matchers{
-		paths:  []string{"/healthz", "/metrics"},
-		agents: []*regexp.Regexp{regexp.MustCompile("^kube-probe/"), regexp.MustCompile("^ELB-HealthChecker/")},
+		// Not /metrics: a scraper's agent makes it health anyway.
+		paths:  []string{"/healthz"},
+		agents: []*regexp.Regexp{regexp.MustCompile("^kube-probe/"), regexp.MustCompile("^ELB-HealthChecker/"), regexp.MustCompile("^Prometheus/")},
 	}
+	scrapes := map[string]bool{"/stats/prometheus": true}
 	tests := []struct {
 		path, ua string
 		want     bool
@@ -35,9 +37,20 @@ func TestIsHealth(t *testing.T) {
 		{"/", "ELB-HealthChecker/2.0", true},
 		{"/", "Mozilla/5.0", false},
 		{"", "", false}, // a request with no path information counts as real
+		// A scraper's agent is health only where it scrapes or checks:
+		// Prometheus POSTs alerts to Alertmanager and remote-writes to
+		// receivers, their real work.
+		{"/metrics", "Prometheus/2.53.0", true},
+		{"/metrics/cadvisor", "Prometheus/2.53.0", true},
+		{"/stats/prometheus", "Prometheus/2.53.0", true}, // the workload's prometheus.io/path
+		{"/healthz", "Prometheus/2.53.0", true},
+		{"/api/v2/alerts", "Prometheus/2.53.0", false},
+		{"/api/v1/write", "Prometheus/2.53.0", false},
+		{"", "Prometheus/2.53.0", false}, // no path label: not known to be a scrape
+		{"", "kube-probe/1.37", true},    // a probe's agent is health anywhere
 	}
 	for _, tc := range tests {
-		if got := m.isHealth(history.RequestCount{Path: tc.path, UserAgent: tc.ua}); got != tc.want {
+		if got := m.isHealth(history.RequestCount{Path: tc.path, UserAgent: tc.ua}, scrapes); got != tc.want {
 			t.Errorf("isHealth(%q, %q) = %v, want %v", tc.path, tc.ua, got, tc.want)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/exporter/idle"
 	"github.com/upid-dev/upid/exporter/inventory"
@@ -57,4 +59,59 @@ func TestIdleRequestSeriesCoverLittleOfWindow(t *testing.T) {
 	if slices.Contains(v.Reasons, idle.ReasonHealthTrafficOnly) || v.Since != nil {
 		t.Errorf("6 h of probes claimed as the week's traffic: reasons %v, since %v", v.Reasons, v.Since)
 	}
+}
+
+// TestIdlePrometheusAgentIsNotAlwaysHealth: an Alertmanager StatefulSet in
+// an Istio mesh (request_user_agent added, as the default source expects).
+// Its real work is the alerts Prometheus POSTs to /api/v2/alerts every
+// minute (Watchdog always fires), with User-Agent Prometheus/2.x. The
+// agent matcher counts every request from Prometheus as health, on any
+// path, so Alertmanager is "health_traffic_only": asleep, it delivers no
+// alert, including the scaler's own wake alerts.
+func TestIdlePrometheusAgentIsNotAlwaysHealth(t *testing.T) {
+	window := 7 * 24 * time.Hour
+	params := history.Params{Window: window, Step: 5 * time.Minute, RateWindow: 5 * time.Minute, Sources: config.Default().Exporter.RequestSources}
+	secs := window.Seconds()
+	wl := model.Metric{"namespace": "monitoring", "workload": "alertmanager", "kind": "StatefulSet"}
+	mesh := model.Metric{"destination_workload_namespace": "monitoring", "destination_workload": "alertmanager", "request_user_agent": "Prometheus/2.53.0"}
+	vals := map[string]model.Vector{
+		"cpu_usage_seconds":             {{Metric: wl, Value: model.SampleValue(0.003 * secs)}},
+		"cpu_pod_p95_cores":             {{Metric: wl, Value: 0.004}},
+		"coverage":                      {{Metric: wl, Value: 1}},
+		"network_receive_bytes":         {{Metric: wl, Value: model.SampleValue(600 * secs)}},
+		"replicas":                      {{Metric: wl, Value: 1}},
+		"requests_istio_requests_total": {{Metric: mesh, Value: model.SampleValue(secs / 60)}}, // alert POSTs, 1 a minute
+		// Scraped all week: only the user agent can make it look idle.
+		"request_coverage_istio_requests_total": {{Metric: model.Metric{"destination_workload_namespace": "monitoring", "destination_workload": "alertmanager"}, Value: 1}},
+	}
+	at := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	hist := fetchAnswers(t, params, vals, at)
+	agents, _ := config.Default().Exporter.CheckHealthMatchers()
+	a := &analyzer{window: window, recWindow: 14 * 24 * time.Hour, params: idle.DefaultParams(),
+		matchers: matchers{paths: config.Default().Exporter.HealthPaths, agents: agents}, policy: recommend.DefaultPolicy()}
+	inv := inventory.Snapshot{Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "monitoring", Kind: "StatefulSet", Name: "alertmanager"}, Replicas: 1, Pods: 1,
+		Probes: []inventory.Probe{{Container: "alertmanager", Type: "Liveness", Period: 10 * time.Second, Path: "/-/healthy"}}}}}
+	v := a.analyze(inv, hist, at).Workloads[0].Idle
+	t.Logf("verdict %s score %.3f confidence %.3f reasons %v", v.State, v.Score, v.Confidence, v.Reasons)
+	if v.State != "active" || !slices.Contains(v.Reasons, idle.ReasonRealTraffic) {
+		t.Errorf("10,080 alert deliveries a week from Prometheus counted as health checks: %s at confidence %.2f, reasons %v", v.State, v.Confidence, v.Reasons)
+	}
+}
+
+// fetchAnswers runs a cycle's queries against answers by query name (an
+// empty vector for the others).
+func fetchAnswers(t *testing.T, params history.Params, vals map[string]model.Vector, at time.Time) *history.Snapshot {
+	t.Helper()
+	q := exprQuerier{}
+	for _, qu := range history.Queries(params) {
+		q[qu.Expr] = vals[qu.Name]
+		if q[qu.Expr] == nil {
+			q[qu.Expr] = model.Vector{}
+		}
+	}
+	hist, err := history.Fetch(context.Background(), q, at, history.Options{Params: params, Timeout: time.Minute, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hist
 }

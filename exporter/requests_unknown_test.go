@@ -66,18 +66,8 @@ func TestUncountableRequestsAreUnknown(t *testing.T) {
 			if tc.name != "sum past float64" {
 				vals["requests_http_requests_total"][0].Value = 60480 // a probe every 10 s for a week
 			}
-			q := exprQuerier{}
-			for _, qu := range history.Queries(params) {
-				q[qu.Expr] = vals[qu.Name]
-				if q[qu.Expr] == nil {
-					q[qu.Expr] = model.Vector{}
-				}
-			}
 			at := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
-			hist, err := history.Fetch(context.Background(), q, at, history.Options{Params: params, Timeout: time.Minute, Concurrency: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			hist := fetchAnswers(t, params, vals, at)
 			a := &analyzer{window: window, recWindow: 14 * 24 * time.Hour, params: idle.DefaultParams(), matchers: matchers{paths: []string{"/healthz"}}, policy: recommend.DefaultPolicy()}
 			inv := inventory.Snapshot{Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "a", Kind: "Deployment", Name: "w"}, Replicas: 1, Pods: 1,
 				Probes: []inventory.Probe{{Container: "app", Type: "Liveness", Period: 10 * time.Second, Path: "/healthz"}}}}}
