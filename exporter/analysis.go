@@ -354,6 +354,14 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 	// Service in front of two workloads makes both look used, which errs on
 	// the side of never calling a used workload idle.
 	viaService := map[[2]string][]history.RequestCount{}
+	// selected are the workloads some Service selects: the others' work
+	// does not come as requests any source counts.
+	selected := map[inventory.ID]bool{}
+	for _, ids := range inv.Selects {
+		for _, id := range ids {
+			selected[id] = true
+		}
+	}
 	for svc, reqs := range hist.ServiceRequests {
 		for _, id := range inv.Selects[svc] {
 			k := [2]string{id.Namespace, id.Name}
@@ -386,6 +394,7 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 			Kind: w.Kind, Window: a.window, End: at,
 			Coverage:      h.Coverage,
 			ProbeRequests: h.Probes,
+			NoService:     !selected[w.ID],
 		}
 		switch {
 		case h.Replicas != nil:

@@ -104,6 +104,9 @@ func TestAnalyzeCostsAndVerdicts(t *testing.T) {
 	secs := window.Seconds()
 	probes := []inventory.Probe{{Type: "Liveness", Handler: "http", Path: "/healthz", Period: 10 * time.Second}}
 	inv := inventory.Snapshot{
+		// A Service in front of idle-api: its probe-only traffic is the
+		// health-check illusion, idle at full confidence.
+		Selects: map[[2]string][]inventory.ID{{"shop", "idle-api"}: {{Namespace: "shop", Kind: "Deployment", Name: "idle-api"}}},
 		Workloads: []inventory.Workload{
 			{ID: inventory.ID{Namespace: "shop", Kind: "Deployment", Name: "idle-api"}, Replicas: 2, Pods: 2, Probes: probes,
 				Containers: []inventory.Container{{Name: "app", CPURequest: 0.25, MemoryRequest: 0.25 * (1 << 30)}},

@@ -104,6 +104,12 @@ func createCluster(t *testing.T, c kubernetes.Interface) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each serves HTTP behind a Service: without one its requests
+			// could only be health checks (no_service).
+			must(c.CoreV1().Services("shop").Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: p.deployment},
+				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}},
+			}, metav1.CreateOptions{}))
 			yes := true
 			must(c.AppsV1().ReplicaSets("shop").Create(ctx, &appsv1.ReplicaSet{
 				ObjectMeta: metav1.ObjectMeta{Name: rsName(p), OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},

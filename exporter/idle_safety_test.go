@@ -61,6 +61,69 @@ func TestIdleRequestSeriesCoverLittleOfWindow(t *testing.T) {
 	}
 }
 
+// TestIdleInvisibleWork: a Spring Boot Kafka consumer (2 replicas, no
+// Service) whose only HTTP endpoints are actuator health and prometheus. It
+// processes ~80 messages an hour, which no request source can see; a JVM
+// consumer at that rate stays under the CPU floor (2 x 5 m + probes, x2).
+// Its request series hold only health checks, which prove nothing of its
+// work: not idle at the confidence automation acts on. The same figures
+// behind a Service are the health-check illusion UPID is for: a web service
+// that only probes reach, idle at full confidence.
+func TestIdleInvisibleWork(t *testing.T) {
+	window := 7 * 24 * time.Hour
+	src := config.Default().Exporter.RequestSources
+	params := history.Params{Window: window, Step: 5 * time.Minute, RateWindow: 5 * time.Minute, Sources: src}
+	wl := model.Metric{"namespace": "orders", "workload": "payment-consumer", "kind": "Deployment"}
+	uri := func(p string) model.Metric { m := wl.Clone(); m["uri"] = model.LabelValue(p); return m }
+	secs := window.Seconds()
+	vals := map[string]model.Vector{
+		"cpu_usage_seconds":     {{Metric: wl, Value: model.SampleValue(0.012 * secs)}}, // 6 m a pod on average
+		"cpu_pod_p95_cores":     {{Metric: wl, Value: 0.009}},                           // p95 9 m a pod
+		"coverage":              {{Metric: wl, Value: 1}},
+		"network_receive_bytes": {{Metric: wl, Value: model.SampleValue(800 * secs)}}, // fetches, heartbeats, messages
+		"replicas":              {{Metric: wl, Value: 2}},
+		"requests_http_server_requests_seconds_count": {
+			{Metric: uri("/actuator/health/{*path}"), Value: model.SampleValue(2 * 2 * secs / 10)}, // liveness+readiness
+			{Metric: uri("/actuator/prometheus"), Value: model.SampleValue(2 * secs / 30)},
+		},
+		"request_coverage_http_server_requests_seconds_count": {{Metric: wl, Value: 1}},
+	}
+	at := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	hist := fetchAnswers(t, params, vals, at)
+	agents, probs := config.Default().Exporter.CheckHealthMatchers()
+	if len(probs) > 0 {
+		t.Fatal(probs)
+	}
+	m := matchers{paths: config.Default().Exporter.HealthPaths, agents: agents}
+	a := &analyzer{window: window, recWindow: 14 * 24 * time.Hour, params: idle.DefaultParams(), matchers: m, policy: recommend.DefaultPolicy()}
+	id := inventory.ID{Namespace: "orders", Kind: "Deployment", Name: "payment-consumer"}
+	for _, tc := range []struct {
+		name      string
+		selects   map[[2]string][]inventory.ID
+		confident bool
+	}{
+		{name: "no Service"},
+		{name: "no Service, another selected", selects: map[[2]string][]inventory.ID{{"orders", "api"}: {{Namespace: "orders", Kind: "Deployment", Name: "api"}}}},
+		{name: "behind a Service", selects: map[[2]string][]inventory.ID{{"orders", "payment"}: {id}}, confident: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := inventory.Snapshot{Selects: tc.selects, Workloads: []inventory.Workload{{ID: id, Replicas: 2, Pods: 2,
+				Probes: []inventory.Probe{
+					{Container: "app", Type: "Liveness", Period: 10 * time.Second, Path: "/actuator/health/liveness"},
+					{Container: "app", Type: "Readiness", Period: 10 * time.Second, Path: "/actuator/health/readiness"},
+				}}}}
+			v := a.analyze(inv, hist, at).Workloads[0].Idle
+			t.Logf("verdict %s score %.3f confidence %.3f reasons %v", v.State, v.Score, v.Confidence, v.Reasons)
+			if confident := v.State == "idle" && v.Confidence >= 0.8; confident != tc.confident {
+				t.Errorf("idle at confidence >= 0.8: %v, want %v", confident, tc.confident)
+			}
+			if noService := slices.Contains(v.Reasons, idle.ReasonNoService); noService == tc.confident {
+				t.Errorf("reasons %v: no_service %v, want %v", v.Reasons, noService, !tc.confident)
+			}
+		})
+	}
+}
+
 // TestIdlePrometheusAgentIsNotAlwaysHealth: an Alertmanager StatefulSet in
 // an Istio mesh (request_user_agent added, as the default source expects).
 // Its real work is the alerts Prometheus POSTs to /api/v2/alerts every

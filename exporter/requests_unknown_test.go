@@ -69,7 +69,7 @@ func TestUncountableRequestsAreUnknown(t *testing.T) {
 			at := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
 			hist := fetchAnswers(t, params, vals, at)
 			a := &analyzer{window: window, recWindow: 14 * 24 * time.Hour, params: idle.DefaultParams(), matchers: matchers{paths: []string{"/healthz"}}, policy: recommend.DefaultPolicy()}
-			inv := inventory.Snapshot{Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "a", Kind: "Deployment", Name: "w"}, Replicas: 1, Pods: 1,
+			inv := inventory.Snapshot{Selects: map[[2]string][]inventory.ID{{"a", "w"}: {{Namespace: "a", Kind: "Deployment", Name: "w"}}}, Workloads: []inventory.Workload{{ID: inventory.ID{Namespace: "a", Kind: "Deployment", Name: "w"}, Replicas: 1, Pods: 1,
 				Probes: []inventory.Probe{{Container: "app", Type: "Liveness", Period: 10 * time.Second, Path: "/healthz"}}}}}
 			v := a.analyze(inv, hist, at).Workloads[0].Idle
 			if v.HasRequestMetrics != tc.counted {

@@ -256,6 +256,15 @@ func (pl *plan) workloadObjects(w *workload) []runtime.Object {
 			})
 		}
 	}
+	if w.cron == nil && w.port > 0 {
+		// A workload that serves HTTP has a Service in front of it: without
+		// one, UPID takes its requests for health checks only and caps its
+		// confidence (no_service).
+		out = append(out, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name, UID: uid("Service", w.Namespace, w.Name), CreationTimestamp: created},
+			Spec:       corev1.ServiceSpec{Selector: w.labels(), Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(w.port), Protocol: corev1.ProtocolTCP}}},
+		})
+	}
 	return out
 }
 

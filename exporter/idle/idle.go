@@ -37,7 +37,12 @@ type Inputs struct {
 	// confidence. nil means not measured and is taken as 1; a caller with
 	// request counts but no coverage for them passes 0.
 	RequestCoverage *float64
-	ProbeRequests   *float64 // kubelet prober_probe_total increase over the window
+	// NoService is true when no Service selects the workload's pods: its
+	// work (a queue consumer's, a node agent's) reaches it some other way,
+	// and its request series see only what reaches pods directly (probes,
+	// scrapes). Its request counts then prove no idleness, as if missing.
+	NoService     bool
+	ProbeRequests *float64 // kubelet prober_probe_total increase over the window
 	// ExpectedProbesPerSecond is, from the pod spec, the sum over containers
 	// and probe kinds of 1/periodSeconds, times replicas.
 	ExpectedProbesPerSecond float64
@@ -73,6 +78,7 @@ const (
 	ReasonLowCoverage          = "low_coverage"
 	ReasonNoRequestMetrics     = "no_request_metrics"
 	ReasonLowRequestCoverage   = "low_request_coverage" // request series cover less than MinCoverage of the window
+	ReasonNoService            = "no_service"           // no Service selects it: request sources cannot see its work
 	ReasonNoHealthBreakdown    = "no_health_breakdown"
 	ReasonNoNetworkData        = "no_network_data"
 	ReasonProbeMismatch        = "probe_mismatch"
@@ -262,9 +268,13 @@ func Score(in Inputs, p Params) Result {
 		// is unknown.
 		conf *= p.NoRequestMetricsConfidence
 		reasons = append(reasons, ReasonLowRequestCoverage)
+	case in.NoService:
+		// Request counts of work no request source can see: health
+		// checks only, whatever the workload does.
+		conf *= reqCoverage * p.NoRequestMetricsConfidence
+		reasons = append(reasons, ReasonNoService)
 	case health == nil:
-		conf *= reqCoverage
-		conf *= p.NoHealthBreakdownConfidence
+		conf *= reqCoverage * p.NoHealthBreakdownConfidence
 		reasons = append(reasons, ReasonNoHealthBreakdown)
 	default:
 		conf *= reqCoverage

@@ -146,6 +146,25 @@ func TestScore(t *testing.T) {
 			reasons: []string{ReasonRealTraffic, ReasonLowRequestCoverage},
 			nums:    &numbers{real: 10.0 / 21600, health: 0.4, share: 241920.0 / 241930, floor: 0.0108},
 		},
+		// No Service selects the workload (a queue consumer): its request
+		// series hold only what reaches pods directly, probes and scrapes,
+		// never its work. They prove no idleness: capped as no request
+		// metrics. Once only: without request metrics the cap is there.
+		{
+			name: "no Service, probes only", in: with(probeOnly(), func(in *Inputs) { in.NoService = true }),
+			state: StateIdle, score: 0.928367, conf: 0.495,
+			reasons:   []string{ReasonHealthTrafficOnly, ReasonNoService, ReasonIdleSinceWindowStart},
+			idleSince: at(end.Add(-week)),
+		},
+		{
+			name: "no Service, no request metrics",
+			in: with(probeOnly(), func(in *Inputs) {
+				in.NoService, in.TotalRequests, in.HealthRequests = true, nil, nil
+			}),
+			state: StateIdle, score: 0.928367, conf: 0.495,
+			reasons:   []string{ReasonNoRequestMetrics, ReasonIdleSinceWindowStart},
+			idleSince: at(end.Add(-week)),
+		},
 		{
 			name: "zero replicas and no data",
 			in: Inputs{
