@@ -69,7 +69,7 @@ type Exporter struct {
 	Shard           int                     `yaml:"shard" min:"0" doc:"This replica's shard, from 0, when workloads are split between replicas by a hash of their namespace: a namespace is never split, so each replica queries Prometheus for its own namespaces only; nodes (upid_node_*) and namespaces (upid_namespace_labels) are split the same way, by name, so sums over the replicas count each once."`
 	TotalShards     int                     `yaml:"total_shards" min:"1" doc:"Number of shards; 1 means no sharding."`
 	HealthPaths     []string                `yaml:"health_paths" doc:"Request paths, each starting with /, that are health or scrape traffic in every workload, matched exactly or as a prefix followed by /; on a workload's own series its prometheus.io/path is added, and its HTTP probes' paths for as many requests as the probes make (docs/idle-score.md)."`
-	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, Prometheus, load-balancer checkers); one that matches every user agent, as an empty one does, is refused."`
+	HealthAgents    []string                `yaml:"health_user_agents" doc:"Regular expressions of user agents that are health traffic (kubelet probes, load-balancer checkers, and scrapers such as Prometheus on scrape and health paths only, docs/idle-score.md); one that matches every user agent, as an empty one does, is refused."`
 	RequestSources  []history.RequestSource `yaml:"request_sources" doc:"Request counters that tell real from health traffic, and how their labels name a workload."`
 	Idle            IdleThresholds          `yaml:"idle"`
 	Forecast        Forecast                `yaml:"forecast"`
