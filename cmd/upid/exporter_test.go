@@ -112,8 +112,9 @@ func startUpid(t *testing.T, bin string, args ...string) *process {
 	}
 }
 
-// stop sends SIGTERM and expects a clean exit.
-func (p *process) stop(t *testing.T) {
+// stop sends SIGTERM and expects a clean exit. It reports whether upid
+// exited: only then may p.stdout be read (see TestDemo).
+func (p *process) stop(t *testing.T) bool {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -122,8 +123,10 @@ func (p *process) stop(t *testing.T) {
 			t.Errorf("upid exited with %v after SIGTERM, want 0", err)
 		}
 		p.done <- nil // for the cleanup
+		return true
 	case <-time.After(30 * time.Second):
 		t.Error("upid did not exit within 30s of SIGTERM")
+		return false
 	}
 }
 
@@ -243,13 +246,19 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	promtoolCheckMetrics(t, body)
+	// p.stdout is written by os/exec's copying goroutine for as long as upid
+	// runs (a data race under -race if read before), and upid prints the
+	// summary only after /readyz turns 200; Wait, reported through p.done,
+	// returns once that goroutine has copied everything, so read it after.
+	if !p.stop(t) {
+		return
+	}
 	out := p.stdout.String()
 	for _, want := range []string{"UPID demo: metrics at http://", "shop/Deployment/legacy-coupons", "Total: $"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo summary lacks %q:\n%s", want, out)
 		}
 	}
-	p.stop(t)
 }
 
 // TestPrometheusAnswersBounded: an answer over prometheus.max_response_bytes
