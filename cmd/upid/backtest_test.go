@@ -59,9 +59,10 @@ func gridTrace(t *testing.T, name string) backtest.Trace {
 // renderTrace writes what cAdvisor and kube-state-metrics would have scraped
 // every 15 s (7 s past each minute) for a trace's windows: a CPU counter
 // whose rate over each window is its mean, a working set whose first scrape
-// in the window is the peak and whose mean is the mean, the requests, the
-// owners, and a container start time that moves in the windows marked as
-// starts.
+// in the window is the peak and whose mean is the mean, the requests, a
+// memory limit equal to the request (what the replay of a CSV trace takes
+// it to be), the owners, and a container start time that moves in the
+// windows marked as starts.
 func renderTrace(tr backtest.Trace, ns, workload string) []series.Series {
 	first := tr.Samples[0].Time
 	last := tr.Samples[len(tr.Samples)-1].Time.Add(5 * time.Minute)
@@ -125,6 +126,7 @@ func renderTrace(tr backtest.Trace, ns, workload string) []series.Series {
 		series.ContainerMemoryWorkingSet(ref, inWindows(mem)),
 		series.KubePodContainerResourceRequests(ref, "cpu", request(true)),
 		series.KubePodContainerResourceRequests(ref, "memory", request(false)),
+		series.KubePodContainerResourceLimits(ref, "memory", request(false)),
 		{Name: "container_start_time_seconds", Type: series.TypeGauge, Help: "Start time of the container since unix epoch in seconds.",
 			Labels: map[string]string{"namespace": ns, "pod": pod, "container": "task"}, Samples: inWindows(startTimes)},
 	}
@@ -267,8 +269,14 @@ func sameReplay(t *testing.T, got, want backtest.TraceResult) {
 		near("cpu slack", s.CPUSlack, ws.CPUSlack)
 		near("cpu over request", s.CPUOverCoreSeconds, ws.CPUOverCoreSeconds)
 		near("memory slack", *s.MemorySlack, *ws.MemorySlack)
-		if *s.MemoryOverRequest != *ws.MemoryOverRequest {
-			t.Errorf("%s %s: %d samples over the memory request, want %d", got.Name, s.Recommender, *s.MemoryOverRequest, *ws.MemoryOverRequest)
+		if *s.MemoryOverRequest != *ws.MemoryOverRequest || *s.MemoryOverLimit != *ws.MemoryOverLimit {
+			t.Errorf("%s %s: %d and %d samples over the memory request and limit, want %d and %d", got.Name, s.Recommender,
+				*s.MemoryOverRequest, *s.MemoryOverLimit, *ws.MemoryOverRequest, *ws.MemoryOverLimit)
+		}
+		// The hand-set of a trace from Prometheus shows the kills the
+		// cluster recorded: none here.
+		if (s.OOMKillsObserved != nil) != (j == 0) || (j == 0 && *s.OOMKillsObserved != 0) {
+			t.Errorf("%s %s: recorded kills %v, want 0 for the hand-set alone", got.Name, s.Recommender, s.OOMKillsObserved)
 		}
 	}
 }

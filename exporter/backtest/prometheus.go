@@ -136,7 +136,9 @@ func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions
 // in which a container started, mark a start (the recommenders leave
 // start-up out). A window has only its mean CPU, so CPUMax is that mean; a
 // missing mean working set falls back on the peak. Requests not in
-// Prometheus are 0: unknown.
+// Prometheus are 0: unknown; limits not in it are 0: none. The OOM kills
+// and throttling are the exporter's reading of the same windows
+// (exporter.sampleOf), so that UPID's state is fed what it would be.
 type traceBuilder struct {
 	byKey map[history.ContainerKey]*Trace
 }
@@ -151,7 +153,7 @@ func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
 			continue
 		}
 		if tr == nil {
-			tr = &Trace{Name: k.Namespace + "/" + k.Kind + "/" + k.Workload + "/" + k.Container, Source: SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1, Workload: k.Key}
+			tr = &Trace{Name: k.Namespace + "/" + k.Kind + "/" + k.Workload + "/" + k.Container, Source: SourcePrometheus, CoresPerUnit: 1, BytesPerUnit: 1, Workload: k.Key, Observed: true}
 			b.byKey[k] = tr
 		}
 		start := w.End.Add(-history.WindowStep)
@@ -163,12 +165,20 @@ func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
 		if math.IsNaN(mean) || mean > w.MemoryPeak {
 			mean = w.MemoryPeak
 		}
-		tr.Samples = append(tr.Samples, Sample{
+		s := Sample{
 			Time: start, Duration: history.WindowStep,
 			CPU: w.CPU, CPUMax: w.CPU, Memory: mean, MemoryMax: w.MemoryPeak,
 			CPURequest: known(w.CPURequest), MemoryRequest: known(w.MemoryRequest),
-			Start: w.Start || gap,
-		})
+			CPULimit: known(w.CPULimit), MemoryLimit: known(w.MemoryLimit),
+			OOMKill: w.OOMKills >= 0.5, Start: w.Start || gap,
+		}
+		if s.OOMKill {
+			s.OOMMemoryLimit = known(w.OOMMemoryLimit)
+		}
+		if w.Periods > 0 && w.Throttled >= 0 {
+			s.ThrottledPeriods, s.Periods = w.Throttled, w.Periods
+		}
+		tr.Samples = append(tr.Samples, s)
 	}
 }
 

@@ -12,18 +12,20 @@ import (
 )
 
 // Applied is what a recommender recommends or has put in place: requests
-// in cores and bytes, and the memory limit (0: none). CPU limits are not
-// modelled: the traces' CPU is soft-capped (Borg) or a whole VM (Azure),
-// and every recommender here leaves CPU unlimited. CPUOK and MemoryOK say
-// which figures are set; where one is false (a recommender with too little
-// history, a trace without memory) the trace's own request applies. Only
+// in cores and bytes, and the limits (0: none). CPU limits are not scored:
+// the CSV traces' CPU is soft-capped (Borg) or a whole VM (Azure), and a
+// trace from Prometheus has its own CPU limit only so that UPID reads the
+// throttling under it as the exporter does (the VPA scales it with the
+// request, krr sets none). CPUOK and MemoryOK say which figures are set
+// (with their limits); where one is false (a recommender with too little
+// history, a trace without memory) the trace's own applies. Only
 // the flag means "no figure": 0 is a request like any other (krr with
 // --cpu_min_value 0 recommends it for an idle container), and read as
 // "none" it would leave the trace's request in force and score the
 // recommender on figures it never gave.
 type Applied struct {
-	CPU, Memory, MemoryLimit float64
-	CPUOK, MemoryOK          bool
+	CPU, CPULimit, Memory, MemoryLimit float64
+	CPUOK, MemoryOK                    bool
 }
 
 // Rightsizer is a recommender under test. The replay calls Observe with
@@ -32,8 +34,10 @@ type Applied struct {
 type Rightsizer interface {
 	Name() string
 	// Observe receives a finished sample, what was applied while it ran,
-	// and whether its peak memory crossed the memory limit then in force
-	// (an OOM kill in a real cluster).
+	// and whether it was OOM-killed under that: its peak memory crossed
+	// the memory limit then in force, or the cluster recorded a kill
+	// (s.OOMKill) that this limit would not have prevented (see
+	// killedUnder).
 	Observe(s Sample, applied Applied, oom bool)
 	// Recommend returns the resources recommended from now on given the
 	// current ones (both figures set), with CPUOK and MemoryOK false for a
@@ -175,11 +179,12 @@ func checkTrace(tr Trace) error {
 
 // runner is one recommender's replay state on one trace.
 type runner struct {
-	r       Rightsizer // nil for hand-set
-	name    string
-	applied Applied
-	acc     scoreAcc
-	pending []pendingSample
+	r        Rightsizer // nil for hand-set
+	name     string
+	observed bool // the trace holds its own limits (Trace.Observed)
+	applied  Applied
+	acc      scoreAcc
+	pending  []pendingSample
 }
 
 type pendingSample struct {
@@ -188,13 +193,18 @@ type pendingSample struct {
 	oom     bool
 }
 
-// effective is what is in force for sample s: the recommender's value where
-// it set one, the trace's own request otherwise. Memory limits follow the
-// request (Borg's memory "limit" is the request the trace records).
+// effective is what is in force for sample s: the recommender's values where
+// it set them, the trace's own otherwise. A trace's own limits are those it
+// records (from Prometheus); a CSV trace's memory limit is its request
+// (Borg's memory "limit" is the request the trace records), and its CPU is
+// unlimited.
 func (r *runner) effective(s Sample) Applied {
 	a := Applied{CPU: s.CPURequest, Memory: s.MemoryRequest, MemoryLimit: s.MemoryRequest, CPUOK: true, MemoryOK: true}
+	if r.observed {
+		a.CPULimit, a.MemoryLimit = s.CPULimit, s.MemoryLimit
+	}
 	if r.applied.CPUOK {
-		a.CPU = r.applied.CPU
+		a.CPU, a.CPULimit = r.applied.CPU, r.applied.CPULimit
 	}
 	if r.applied.MemoryOK {
 		a.Memory = r.applied.Memory
@@ -209,7 +219,8 @@ func replay(tr Trace, opts Options) TraceResult {
 		p = *tr.Policy
 	}
 	runners := []*runner{
-		{name: NameHandSet},
+		// The hand-set is what ran: the kills the cluster recorded are its.
+		{name: NameHandSet, acc: scoreAcc{observed: tr.Observed}},
 		{name: NameUPID, r: newUPID(opts.Policy, p)},
 		{name: NameVPA, r: newVPA(opts.VPA)},
 		{name: NameKRR, r: newKRR(opts.KRR, opts.ChangeThreshold)},
@@ -217,6 +228,9 @@ func replay(tr Trace, opts Options) TraceResult {
 	for _, f := range opts.Extra {
 		r := f()
 		runners = append(runners, &runner{name: r.Name(), r: r})
+	}
+	for _, r := range runners {
+		r.observed = tr.Observed
 	}
 	res := TraceResult{Name: tr.Name, Source: tr.Source, PolicyFrom: tr.PolicyFrom}
 	start := tr.Samples[0].Time
@@ -247,12 +261,16 @@ func replay(tr Trace, opts Options) TraceResult {
 		}
 		for _, r := range runners {
 			a := r.effective(s)
-			oom := a.MemoryLimit > 0 && s.MemoryMax > a.MemoryLimit
+			// The risk scored is the peak over the limit in force, the
+			// same test for every recommender; the kills the cluster
+			// recorded are counted apart (the hand-set's), and fed to
+			// the recommenders they would have hit.
+			oom := overLimit(s, a)
 			if scored {
 				r.acc.add(s, a, oom)
 			}
 			if r.r != nil {
-				r.pending = append(r.pending, pendingSample{s, a, oom})
+				r.pending = append(r.pending, pendingSample{s, a, oom || killedUnder(s, a)})
 			}
 		}
 	}
@@ -261,6 +279,22 @@ func replay(tr Trace, opts Options) TraceResult {
 		res.acc = append(res.acc, r.acc)
 	}
 	return res
+}
+
+// overLimit: the sample's peak memory crossed the memory limit in force, an
+// OOM kill the replay simulates.
+func overLimit(s Sample, a Applied) bool { return a.MemoryLimit > 0 && s.MemoryMax > a.MemoryLimit }
+
+// killedUnder: the cluster recorded an OOM kill in s that would have
+// happened under a too: the killed pod had no known limit (the node ran
+// out of memory, whatever the limits), or a limit no lower than a's. Under
+// a higher limit, or none, the pod might have lived: the peak, which
+// overLimit tests, is all the history says.
+func killedUnder(s Sample, a Applied) bool {
+	if !s.OOMKill {
+		return false
+	}
+	return !(s.OOMMemoryLimit > 0) || (a.MemoryLimit > 0 && a.MemoryLimit <= s.OOMMemoryLimit)
 }
 
 // decide feeds the samples that ended by now, asks for a recommendation and
@@ -286,8 +320,8 @@ func (r *runner) decide(now time.Time, last Sample) (Decision, bool) {
 	}
 	d := Decision{Time: now, Recommender: r.name}
 	if rec.CPUOK {
-		r.applied.CPU, r.applied.CPUOK = rec.CPU, true
-		d.CPU = rec.CPU
+		r.applied.CPU, r.applied.CPULimit, r.applied.CPUOK = rec.CPU, rec.CPULimit, true
+		d.CPU, d.CPULimit = rec.CPU, rec.CPULimit
 	}
 	if rec.MemoryOK {
 		r.applied.Memory, r.applied.MemoryLimit, r.applied.MemoryOK = rec.Memory, rec.MemoryLimit, true
@@ -312,19 +346,31 @@ func newUPID(cluster, p recommend.Policy) *upidRightsizer {
 func (u *upidRightsizer) Name() string { return NameUPID }
 
 func (u *upidRightsizer) Observe(s Sample, a Applied, oom bool) {
-	u.state.Observe(recommend.Sample{
+	x := recommend.Sample{
 		Time: s.Time, Duration: s.Duration, CPU: s.CPU, MemoryPeak: s.MemoryMax,
-		Start: s.Start, OOMKill: oom, MemoryLimit: a.MemoryLimit,
-	})
+		Start: s.Start, OOMKill: oom,
+		ThrottledPeriods: s.ThrottledPeriods, Periods: s.Periods,
+	}
+	// The limit a kill proved too little: the replay's own when the peak
+	// crossed it, the killed pod's when the cluster recorded the kill (the
+	// larger when both), as the exporter reads it; none known (a node out
+	// of memory) leaves the state the peak.
+	if overLimit(s, a) {
+		x.MemoryLimit = a.MemoryLimit
+	}
+	if s.OOMKill {
+		x.MemoryLimit = math.Max(x.MemoryLimit, s.OOMMemoryLimit)
+	}
+	u.state.Observe(x)
 }
 
 func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 	in := u.state.InputsWithin(now, u.p.Window)
-	in.Current = recommend.Resources{CPURequest: cur.CPU, MemoryRequest: cur.Memory, MemoryLimit: cur.MemoryLimit}
+	in.Current = recommend.Resources{CPURequest: cur.CPU, CPULimit: cur.CPULimit, MemoryRequest: cur.Memory, MemoryLimit: cur.MemoryLimit}
 	rec := recommend.Recommend(in, u.p)
 	a := Applied{CPUOK: rec.CPU.OK, MemoryOK: rec.Memory.OK}
 	if rec.CPU.OK {
-		a.CPU = rec.CPU.Request
+		a.CPU, a.CPULimit = rec.CPU.Request, rec.CPU.Limit
 	}
 	if rec.Memory.OK {
 		a.Memory, a.MemoryLimit = rec.Memory.Request, rec.Memory.Limit
@@ -333,8 +379,8 @@ func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 }
 
 // vpaRightsizer runs recommend.VPA; the VPA sets limits in proportion to
-// requests by default (controlledValues RequestsAndLimits), so the memory
-// limit keeps its ratio to the request.
+// requests by default (controlledValues RequestsAndLimits), so a limit
+// keeps its ratio to the request, and a container without one gets none.
 type vpaRightsizer struct{ v *recommend.VPA }
 
 func newVPA(cfg recommend.VPAConfig) *vpaRightsizer { return &vpaRightsizer{recommend.NewVPA(cfg)} }
@@ -357,9 +403,14 @@ func (v *vpaRightsizer) Recommend(_ time.Time, cur Applied) (Applied, bool) {
 		return Applied{}, false
 	}
 	a := Applied{CPU: rec.Target.CPU, CPUOK: true}
+	if cur.CPULimit > 0 && cur.CPU > 0 {
+		a.CPULimit = rec.Target.CPU * math.Max(1, cur.CPULimit/cur.CPU)
+	}
 	if cur.Memory > 0 {
 		a.Memory, a.MemoryOK = rec.Target.Memory, true
-		a.MemoryLimit = rec.Target.Memory * math.Max(1, cur.MemoryLimit/cur.Memory)
+		if cur.MemoryLimit > 0 {
+			a.MemoryLimit = rec.Target.Memory * math.Max(1, cur.MemoryLimit/cur.Memory)
+		}
 	} else {
 		// The trace has no memory: leave it out of the updater's decision.
 		rec.Target.Memory = 0
@@ -400,6 +451,8 @@ func (k *krrRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 	in.Points = len(k.samples)
 	r := recommend.KRRSimple(in, k.cfg)
 	// KRRResult's fields without a figure are 0, and their flags false.
+	// krr's simple strategy sets the memory limit to the request and no
+	// CPU limit.
 	a := Applied{CPU: r.CPU, Memory: r.Memory, MemoryLimit: r.Memory, CPUOK: r.CPUOK, MemoryOK: r.MemoryOK}
 	return a, moved(a.CPU, a.CPUOK, cur.CPU, k.threshold) || moved(a.Memory, a.MemoryOK, cur.Memory, k.threshold)
 }

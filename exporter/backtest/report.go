@@ -53,6 +53,7 @@ type Decision struct {
 	Time        time.Time `json:"time"`
 	Recommender string    `json:"recommender"`
 	CPU         float64   `json:"cpu_cores,omitempty"`
+	CPULimit    float64   `json:"cpu_limit_cores,omitempty"`
 	Memory      float64   `json:"memory_bytes,omitempty"`
 	MemoryLimit float64   `json:"memory_limit_bytes,omitempty"`
 }
@@ -78,6 +79,12 @@ type Score struct {
 	// request; MemoryOverLimit those over the memory limit (an OOM kill).
 	MemoryOverRequest *int `json:"memory_over_request_samples,omitempty"`
 	MemoryOverLimit   *int `json:"memory_over_limit_samples,omitempty"`
+	// OOMKillsObserved counts the samples in which the cluster recorded
+	// an OOM kill: the hand-set's of a trace read from Prometheus, which
+	// is what ran. A kill needs no peak over the limit in the history (the
+	// kernel kills before a scrape sees it; a node out of memory kills
+	// below any limit), so MemoryOverLimit can miss it.
+	OOMKillsObserved *int `json:"oom_kills_observed,omitempty"`
 	// Slack is the mean of CPUSlack and MemorySlack (CPUSlack alone for
 	// CPU-only traces).
 	Slack float64 `json:"slack"`
@@ -99,10 +106,16 @@ type scoreAcc struct {
 	memOverReq         int
 	memOverLimit       int
 	changes            int
+	// observed: the hand-set of a trace with the cluster's OOM kills.
+	observed    bool
+	oomObserved int
 }
 
 func (a *scoreAcc) add(s Sample, ap Applied, oom bool) {
 	a.samples++
+	if s.OOMKill { // shown for the hand-set of an observed trace only
+		a.oomObserved++
+	}
 	sec := s.Duration.Seconds()
 	if ap.CPU > 0 && !math.IsNaN(s.CPU) {
 		a.cpuN++
@@ -139,6 +152,8 @@ func (a *scoreAcc) merge(b scoreAcc) {
 	a.memOverReq += b.memOverReq
 	a.memOverLimit += b.memOverLimit
 	a.changes += b.changes
+	a.observed = a.observed || b.observed
+	a.oomObserved += b.oomObserved
 }
 
 func (a *scoreAcc) score(name string) Score {
@@ -160,6 +175,10 @@ func (a *scoreAcc) score(name string) Score {
 		s.Slack = sig6(s.Slack)
 	}
 	s.CPUSlack = sig6(s.CPUSlack)
+	if a.observed {
+		n := a.oomObserved
+		s.OOMKillsObserved = &n
+	}
 	return s
 }
 
@@ -229,12 +248,22 @@ func fmtPtr[T int | float64](p *T, format string) string {
 func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "rightsizing replay: decisions every %s, change threshold %.0f%%\n\n", r.Cadence, r.ChangeThreshold*100)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := "source\ttrace\trecommender\tsamples\tslack\tcpu_slack\tcpu_over_core_h\tcpu_over_share\tmem_slack\tmem_over_req\tmem_over_limit\tchanges\tcpu_core_h\tmem_gib_h\t\n"
+	// The column of the kills the cluster recorded only with traces that
+	// hold them (from Prometheus); CSV traces have none to show.
+	oomCol := r.observed()
+	header := "source\ttrace\trecommender\tsamples\tslack\tcpu_slack\tcpu_over_core_h\tcpu_over_share\tmem_slack\tmem_over_req\tmem_over_limit\t"
+	if oomCol {
+		header += "oom_observed\t"
+	}
+	header += "changes\tcpu_core_h\tmem_gib_h\t\n"
 	row := func(src, trace string, s Score) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.4f\t%s\t%s\t%s\t%d\t%.1f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.4f\t%s\t%s\t%s\t",
 			src, trace, s.Recommender, s.Samples, s.Slack, s.CPUSlack, s.CPUOverCoreSeconds/3600, s.CPUOverShare,
-			fmtPtr(s.MemorySlack, "%.3f"), fmtPtr(s.MemoryOverRequest, "%d"), fmtPtr(s.MemoryOverLimit, "%d"),
-			s.Changes, s.CPUCoreHours, fmtPtr(s.MemoryGiBHours, "%.1f"))
+			fmtPtr(s.MemorySlack, "%.3f"), fmtPtr(s.MemoryOverRequest, "%d"), fmtPtr(s.MemoryOverLimit, "%d"))
+		if oomCol {
+			fmt.Fprintf(tw, "%s\t", fmtPtr(s.OOMKillsObserved, "%d"))
+		}
+		fmt.Fprintf(tw, "%d\t%.1f\t%s\t\n", s.Changes, s.CPUCoreHours, fmtPtr(s.MemoryGiBHours, "%.1f"))
 	}
 	fmt.Fprint(tw, header)
 	for _, g := range r.Groups {
@@ -267,6 +296,18 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	tw.Flush()
+}
+
+// observed: some trace holds the cluster's OOM kills.
+func (r *Report) observed() bool {
+	for _, g := range r.Groups {
+		for _, s := range g.Scores {
+			if s.OOMKillsObserved != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // WriteJSON writes the report as indented JSON.

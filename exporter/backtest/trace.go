@@ -35,6 +35,21 @@ type Sample struct {
 	// CPURequest and MemoryRequest are the trace's own (hand-set) requests;
 	// 0 when unknown.
 	CPURequest, MemoryRequest float64
+	// CPULimit and MemoryLimit are the trace's own limits, cores and
+	// bytes, 0 for none, in a trace that records them (Trace.Observed). A
+	// CSV trace does not: its memory limit is taken as its request
+	// (Borg's memory_limit is the request the trace records) and its CPU
+	// as unlimited.
+	CPULimit, MemoryLimit float64
+	// OOMKill: the cluster recorded an OOM kill in the window, of a pod
+	// whose memory limit was OOMMemoryLimit (bytes; 0 when it had none or
+	// it is unknown: the node ran out). Observed traces only: a CSV trace
+	// records no kills, and the replay simulates them from the peak.
+	OOMKill        bool
+	OOMMemoryLimit float64
+	// ThrottledPeriods and Periods are the increases of the CFS counters in
+	// the window (Observed traces); both 0 when unknown or unlimited.
+	ThrottledPeriods, Periods float64
 	// Start: the instance (re)started in this window: the first window of an
 	// instance not running at the trace's start, a window off the 300 s
 	// grid, after a gap, on a new machine, or after a window cut short.
@@ -52,6 +67,9 @@ type Trace struct {
 	// Workload is the workload of a trace read from Prometheus; zero for
 	// CSV traces.
 	Workload history.Key
+	// Observed: the samples hold the limits in force and the OOM kills and
+	// throttling the cluster recorded (a trace read from Prometheus).
+	Observed bool
 	// Policy, when set, is what UPID replays this trace with instead of
 	// Options.Policy (the workload's own, from overrides, labels or
 	// annotations), and PolicyFrom says where it came from, for the report.
@@ -67,9 +85,12 @@ func (t *Trace) Rescale(cpu, mem float64) {
 		s.CPU *= cpu
 		s.CPUMax *= cpu
 		s.CPURequest *= cpu
+		s.CPULimit *= cpu
 		s.Memory *= mem
 		s.MemoryMax *= mem
 		s.MemoryRequest *= mem
+		s.MemoryLimit *= mem
+		s.OOMMemoryLimit *= mem
 	}
 	t.CoresPerUnit *= cpu
 	t.BytesPerUnit *= mem

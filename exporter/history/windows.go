@@ -216,11 +216,18 @@ func larger(v, x float64) float64 {
 
 // ReplayWindow is a Window with what a replay of the history (upid
 // backtest) needs besides: the mean working set, for memory slack, and
-// the requests in force, the "hand-set" baseline. NaN means no series.
+// the requests and limits in force, the "hand-set" baseline. NaN means no
+// series: for a limit, no limit when the requests are known (kube-state-
+// metrics exports no series for a resource without one), unknown when
+// they are not either.
 type ReplayWindow struct {
 	Window
 	MemoryMean                float64 // mean working set, bytes
 	CPURequest, MemoryRequest float64 // the largest over the pods, cores and bytes
+	// The memory limit decides whether a peak is an OOM kill for the
+	// hand-set; the CPU limit whether throttling censored the usage UPID
+	// sizes from. The largest over the pods, cores and bytes.
+	CPULimit, MemoryLimit float64
 }
 
 // ReplayQueries are WindowQueries and the queries of ReplayWindow's extra
@@ -229,13 +236,15 @@ func ReplayQueries(namespaces []string, r Range) []Query {
 	qs := WindowQueries(namespaces, r)
 	sub, sel := windowSubquery(namespaces, r)
 	step := dur(WindowStep)
-	request := func(resource string) string {
-		return sub(fmt.Sprintf("max by (namespace, pod, container) (%s)", sel(fmt.Sprintf(`kube_pod_container_resource_requests{resource=%q}`, resource))))
+	spec := func(metric, resource string) string {
+		return sub(fmt.Sprintf("max by (namespace, pod, container) (%s)", sel(fmt.Sprintf(`%s{resource=%q}`, metric, resource))))
 	}
 	return append(qs,
 		Query{"window_memory_mean_bytes", sub(fmt.Sprintf("max by (namespace, pod, container) (avg_over_time(%s[%s]))", sel("container_memory_working_set_bytes"), step))},
-		Query{"window_cpu_request_cores", request("cpu")},
-		Query{"window_memory_request_bytes", request("memory")},
+		Query{"window_cpu_request_cores", spec("kube_pod_container_resource_requests", "cpu")},
+		Query{"window_memory_request_bytes", spec("kube_pod_container_resource_requests", "memory")},
+		Query{"window_cpu_limit_cores", spec("kube_pod_container_resource_limits", "cpu")},
+		Query{"window_memory_limit_bytes", spec("kube_pod_container_resource_limits", "memory")},
 	)
 }
 
@@ -243,7 +252,7 @@ func ReplayQueries(namespaces []string, r Range) []Query {
 func FetchReplayWindows(ctx context.Context, q Querier, namespaces []string, r Range, timeout time.Duration) (map[ContainerKey][]ReplayWindow, WindowStats, error) {
 	unknown := func(end time.Time) *ReplayWindow {
 		nan := math.NaN()
-		return &ReplayWindow{Window: *unknownWindow(end), MemoryMean: nan, CPURequest: nan, MemoryRequest: nan}
+		return &ReplayWindow{Window: *unknownWindow(end), MemoryMean: nan, CPURequest: nan, MemoryRequest: nan, CPULimit: nan, MemoryLimit: nan}
 	}
 	set := func(w *ReplayWindow, query string, x float64) {
 		switch query {
@@ -253,6 +262,11 @@ func FetchReplayWindows(ctx context.Context, q Querier, namespaces []string, r R
 			w.CPURequest = x
 		case "window_memory_request_bytes":
 			w.MemoryRequest = x
+		case "window_cpu_limit_cores":
+			// The larger of two answers, as setWindow keeps it.
+			w.CPULimit = larger(w.CPULimit, x)
+		case "window_memory_limit_bytes":
+			w.MemoryLimit = larger(w.MemoryLimit, x)
 		default:
 			setWindow(&w.Window, query, x)
 		}

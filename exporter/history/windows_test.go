@@ -227,8 +227,8 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 	rg := Range{time.Unix(0, 0), time.Unix(3600, 0)}
 	qs := WindowQueries([]string{"a.b", "c"}, rg)
 	replay := ReplayQueries([]string{"a.b", "c"}, rg)
-	if len(qs) != 7 || len(replay) != 10 {
-		t.Fatalf("%d and %d queries, want 7 and 10", len(qs), len(replay))
+	if len(qs) != 7 || len(replay) != 12 {
+		t.Fatalf("%d and %d queries, want 7 and 12", len(qs), len(replay))
 	}
 	for i, q := range qs {
 		if replay[i] != q {
@@ -247,6 +247,61 @@ func TestWindowQueriesBatchNamespaces(t *testing.T) {
 		if sq, ok := expr.(*parser.SubqueryExpr); !ok || sq.Step != WindowStep || sq.Range != time.Hour-time.Second {
 			t.Errorf("%s is not a subquery of the range at 5m: %s", q.Name, q.Expr)
 		}
+	}
+}
+
+// exprQuerier answers each query by its exact expression.
+type exprQuerier map[string]model.Matrix
+
+func (q exprQuerier) Query(_ context.Context, query string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	m, ok := q[query]
+	if !ok {
+		return nil, nil, nil, errors.New("unexpected query " + query)
+	}
+	return m, nil, nil, nil
+}
+
+// TestFetchReplayWindowsUsesEveryAnswer: each replay query's answer lands
+// in a field of its own, so no query is sent for an answer thrown away.
+func TestFetchReplayWindowsUsesEveryAnswer(t *testing.T) {
+	start := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	rg := Range{start, start.Add(WindowStep)}
+	lbl := model.Metric{"namespace": "shop", "kind": "Deployment", "workload": "api", "container": "app"}
+	q := exprQuerier{}
+	value := map[string]float64{}
+	for i, qu := range ReplayQueries([]string{"shop"}, rg) {
+		// Distinct values, so that each field tells which answer it holds.
+		value[qu.Name] = float64(i + 1)
+		q[qu.Expr] = model.Matrix{{Metric: lbl, Values: []model.SamplePair{{Timestamp: model.TimeFromUnixNano(rg.End.UnixNano()), Value: model.SampleValue(i + 1)}}}}
+	}
+	got, _, err := FetchReplayWindows(context.Background(), q, []string{"shop"}, rg, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := got[ContainerKey{Key{"shop", "Deployment", "api"}, "app"}]
+	if len(ws) != 1 {
+		t.Fatalf("windows %+v, want one", got)
+	}
+	w := ws[0]
+	fields := map[string]float64{
+		"window_cpu_cores": w.CPU, "window_memory_peak_bytes": w.MemoryPeak, "window_cpu_throttled_periods": w.Throttled,
+		"window_cpu_periods": w.Periods, "window_oom_kills": w.OOMKills, "window_oom_memory_limit_bytes": w.OOMMemoryLimit,
+		"window_memory_mean_bytes": w.MemoryMean, "window_cpu_request_cores": w.CPURequest, "window_memory_request_bytes": w.MemoryRequest,
+		"window_cpu_limit_cores": w.CPULimit, "window_memory_limit_bytes": w.MemoryLimit,
+	}
+	for name, v := range value {
+		if name == "window_container_starts" {
+			if !w.Start {
+				t.Errorf("%s answered, the window is not a start", name)
+			}
+			continue
+		}
+		if f, ok := fields[name]; !ok || f != v {
+			t.Errorf("%s answered %v; the window holds %v (a field of its own: %v)", name, v, f, ok)
+		}
+	}
+	if len(value) != len(fields)+1 {
+		t.Errorf("%d replay queries for %d window fields and the start", len(value), len(fields))
 	}
 }
 
