@@ -136,16 +136,34 @@ func containerCounts(ctx context.Context, q history.Querier, o PrometheusOptions
 // in which a container started, mark a start (the recommenders leave
 // start-up out). A window has only its mean CPU, so CPUMax is that mean; a
 // missing mean working set falls back on the peak. Requests not in
-// Prometheus are 0: unknown; limits not in it are 0: none. The OOM kills
-// and throttling are the exporter's reading of the same windows
+// Prometheus are 0: unknown; limits not in it are 0: none. A window without
+// any request or limit series while kube-state-metrics has them in others
+// is a gap in kube-state-metrics (a restart, a missed scrape), not a
+// resize: it keeps the last known ones (none known yet: unknown). The OOM
+// kills and throttling are the exporter's reading of the same windows
 // (exporter.sampleOf), so that UPID's state is fed what it would be.
 type traceBuilder struct {
 	byKey map[history.ContainerKey]*Trace
+	spec  map[history.ContainerKey]podSpec
+}
+
+// podSpec is what a container last had from kube-state-metrics.
+type podSpec struct{ cpuReq, memReq, cpuLim, memLim float64 }
+
+// specOf is w's requests and limits, or last's when kube-state-metrics
+// has none of them in w. kube-state-metrics exports a container's requests
+// and limits in the same scrape, so with one of them present a missing one
+// is not set. A container without any (BestEffort) keeps none.
+func specOf(w history.ReplayWindow, last podSpec) podSpec {
+	if math.IsNaN(w.CPURequest) && math.IsNaN(w.MemoryRequest) && math.IsNaN(w.CPULimit) && math.IsNaN(w.MemoryLimit) {
+		return last
+	}
+	return podSpec{known(w.CPURequest), known(w.MemoryRequest), known(w.CPULimit), known(w.MemoryLimit)}
 }
 
 func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
 	if b.byKey == nil {
-		b.byKey = map[history.ContainerKey]*Trace{}
+		b.byKey, b.spec = map[history.ContainerKey]*Trace{}, map[history.ContainerKey]podSpec{}
 	}
 	tr := b.byKey[k]
 	for _, w := range ws {
@@ -165,11 +183,12 @@ func (b *traceBuilder) add(k history.ContainerKey, ws []history.ReplayWindow) {
 		if math.IsNaN(mean) || mean > w.MemoryPeak {
 			mean = w.MemoryPeak
 		}
+		sp := specOf(w, b.spec[k])
+		b.spec[k] = sp
 		s := Sample{
 			Time: start, Duration: history.WindowStep,
 			CPU: w.CPU, CPUMax: w.CPU, Memory: mean, MemoryMax: w.MemoryPeak,
-			CPURequest: known(w.CPURequest), MemoryRequest: known(w.MemoryRequest),
-			CPULimit: known(w.CPULimit), MemoryLimit: known(w.MemoryLimit),
+			CPURequest: sp.cpuReq, MemoryRequest: sp.memReq, CPULimit: sp.cpuLim, MemoryLimit: sp.memLim,
 			OOMKill: w.OOMKills >= 0.5, Start: w.Start || gap,
 		}
 		if s.OOMKill {

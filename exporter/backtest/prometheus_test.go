@@ -190,3 +190,26 @@ func TestPrometheusLimitsAndKills(t *testing.T) {
 		t.Errorf("capped: UPID's CPU %v, want 1.5 × %v", d.CPU, base.CPU)
 	}
 }
+
+// TestPrometheusKSMGap: kube-state-metrics missing 20 minutes (a restart)
+// is neither a resize of the hand-set nor windows without requests.
+func TestPrometheusKSMGap(t *testing.T) {
+	end := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	begin := end.Add(-3 * 24 * time.Hour)
+	p := promPod{ns: "k", workload: "api", from: begin, to: end.Add(time.Hour),
+		cpu: 0.2, mem: 100 * mib, cpuReq: 0.5, memReq: 256 * mib, memLimit: 512 * mib,
+		ksmGapFrom: begin.Add(40 * time.Hour), ksmGapTo: begin.Add(40*time.Hour + 20*time.Minute)}
+	tr := readProm(t, end, p)["api"]
+	for _, s := range tr.Samples {
+		if s.CPURequest != 0.5 || s.MemoryRequest != 256*mib || s.MemoryLimit != 512*mib {
+			t.Fatalf("at %v: requests %v and %v, limit %v; want 0.5, 256 MiB and 512 MiB throughout", s.Time.Sub(begin), s.CPURequest, s.MemoryRequest, s.MemoryLimit)
+		}
+	}
+	rep, err := Run([]Trace{tr}, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs := rep.Traces[0].Scores[0]; hs.Changes != 0 {
+		t.Errorf("hand-set changes %d, want 0: kube-state-metrics only missed 20 minutes", hs.Changes)
+	}
+}

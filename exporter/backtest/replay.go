@@ -233,6 +233,9 @@ func replay(tr Trace, opts Options) TraceResult {
 		r.observed = tr.Observed
 	}
 	res := TraceResult{Name: tr.Name, Source: tr.Source, PolicyFrom: tr.PolicyFrom}
+	// The trace's requests last known, for its own changes: a request
+	// unknown (0) for a while is no change, to it or back.
+	var cpuReq, memReq float64
 	start := tr.Samples[0].Time
 	next := start.Add(opts.Cadence)
 	for i, s := range tr.Samples {
@@ -251,13 +254,13 @@ func replay(tr Trace, opts Options) TraceResult {
 			next = next.Add(opts.Cadence)
 		}
 		scored := !s.Time.Before(start.Add(opts.Cadence))
-		if scored && i > 0 {
-			// The trace's own request changes are the hand-set's changes
-			// (a user, or Borg's own autoscaler, resized the instance).
-			p := tr.Samples[i-1]
-			if p.CPURequest != s.CPURequest || p.MemoryRequest != s.MemoryRequest {
-				runners[0].acc.changes++
-			}
+		// The trace's own request changes are the hand-set's changes (a
+		// user, or Borg's own autoscaler, resized the instance).
+		// Both are recorded whether scored or not: the first scored
+		// sample compares with the requests before it.
+		cpuMoved, memMoved := resized(&cpuReq, s.CPURequest), resized(&memReq, s.MemoryRequest)
+		if scored && (cpuMoved || memMoved) {
+			runners[0].acc.changes++
 		}
 		for _, r := range runners {
 			a := r.effective(s)
@@ -279,6 +282,17 @@ func replay(tr Trace, opts Options) TraceResult {
 		res.acc = append(res.acc, r.acc)
 	}
 	return res
+}
+
+// resized records a request r if known (above 0) in *last, and reports
+// whether it differs from the one known before, if any.
+func resized(last *float64, r float64) bool {
+	if !(r > 0) {
+		return false
+	}
+	changed := *last > 0 && *last != r
+	*last = r
+	return changed
 }
 
 // overLimit: the sample's peak memory crossed the memory limit in force, an

@@ -418,7 +418,7 @@ func TestTraceBuilder(t *testing.T) {
 	w := func(i int, cpu, peak, mean, cpuReq float64, start bool) history.ReplayWindow {
 		return history.ReplayWindow{
 			Window:     history.Window{End: end.Add(time.Duration(i) * history.WindowStep), CPU: cpu, MemoryPeak: peak, Throttled: nan, Periods: nan, OOMKills: nan, Start: start},
-			MemoryMean: mean, CPURequest: cpuReq, MemoryRequest: nan,
+			MemoryMean: mean, CPURequest: cpuReq, MemoryRequest: nan, CPULimit: nan, MemoryLimit: nan,
 		}
 	}
 	key := func(ns string) history.ContainerKey {
@@ -444,8 +444,8 @@ func TestTraceBuilder(t *testing.T) {
 	want := []Sample{
 		{Time: origin, CPU: 0.5, CPUMax: 0.5, Memory: 80, MemoryMax: 100, CPURequest: 1},
 		// After the gap: a start; the missing mean falls back on the peak,
-		// the missing request on 0 (unknown).
-		{Time: origin.Add(10 * time.Minute), CPU: 0.4, CPUMax: 0.4, Memory: 100, MemoryMax: 100, Start: true},
+		// the missing request (kube-state-metrics missed it) on the last.
+		{Time: origin.Add(10 * time.Minute), CPU: 0.4, CPUMax: 0.4, Memory: 100, MemoryMax: 100, CPURequest: 1, Start: true},
 		// A mean above the peak (scrapes out of step) is cut to it.
 		{Time: origin.Add(15 * time.Minute), CPU: 0.3, CPUMax: 0.3, Memory: 90, MemoryMax: 90, CPURequest: 1, Start: true},
 	}
