@@ -44,6 +44,13 @@ func runBacktest(env *environment, f backtestFlags) int {
 		return exitUsage
 	}
 	opts := backtest.DefaultOptions()
+	if f.data == "" && f.history <= opts.Cadence {
+		// The scores start at the first decision, a period into each
+		// container's history: a shorter history would read Prometheus
+		// for nothing.
+		return finish(env, "backtest", usageErrorf("--history: %s is not longer than the decision period (%s): the scores start at the first decision, one period into each container's history, so nothing would be scored",
+			model.Duration(f.history), model.Duration(opts.Cadence)))
+	}
 	policies, err := exporter.NewConfigPolicies(env.cfg.Exporter.Recommend)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "upid backtest: %v\n", oneLine(err))
@@ -82,19 +89,35 @@ func runBacktest(env *environment, f backtestFlags) int {
 		}
 	}
 	rs := rp.Report()
+	if !scored(rs) {
+		// Every score would be "-": say why rather than print them.
+		what := "no container ran"
+		if f.data != "" {
+			what = "no trace in " + f.data + " is"
+		}
+		return finish(env, "backtest", failuref("nothing to score: %s longer than the decision period (%s); the scores start at the first decision, one period into each one's history",
+			what, model.Duration(opts.Cadence)))
+	}
 
 	// Forecasting is scored per source and resource: UPID's forecaster
-	// against the baselines on held-out days of the same traces.
+	// against the baselines on held-out days of the same traces. A group
+	// without a forecast scored has no report, whose zeros would read as
+	// perfect scores, but the reason.
 	type forecasting struct {
-		Source    string              `json:"source"`
-		Resource  string              `json:"resource"`
-		TrainDays int                 `json:"train_days"`
-		Report    forecast.EvalReport `json:"report"`
+		Source    string               `json:"source"`
+		Resource  string               `json:"resource"`
+		TrainDays int                  `json:"train_days"`
+		Report    *forecast.EvalReport `json:"report,omitempty"`
+		NotScored string               `json:"not_scored,omitempty"`
 	}
 	var fr []forecasting
 	for _, g := range fs.Groups() {
 		r := forecast.Evaluate(g.Series, forecast.EvalOptions{TrainDays: g.TrainDays, Max: g.Max})
-		fr = append(fr, forecasting{g.Source, g.Resource, g.TrainDays, r})
+		fg := forecasting{Source: g.Source, Resource: g.Resource, TrainDays: g.TrainDays, NotScored: r.NotScored()}
+		if fg.NotScored == "" {
+			fg.Report = &r
+		}
+		fr = append(fr, fg)
 	}
 
 	switch f.output {
@@ -117,6 +140,10 @@ func runBacktest(env *environment, f backtestFlags) int {
 		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", traces)
 		rs.WriteTable(env.stdout)
 		for _, f := range fr {
+			if f.Report == nil {
+				fmt.Fprintf(env.stdout, "\n# Forecasting: %s %s (first held-out day after %d days): %s\n", f.Source, f.Resource, f.TrainDays, f.NotScored)
+				continue
+			}
 			fmt.Fprintf(env.stdout, "\n# Forecasting: %s %s (%d series, first held-out day after %d days)\n\n", f.Source, f.Resource, f.Report.Series, f.TrainDays)
 			if err := f.Report.WriteTable(env.stdout); err != nil {
 				fmt.Fprintf(env.stderr, "upid backtest: %v\n", err)
@@ -125,6 +152,18 @@ func runBacktest(env *environment, f backtestFlags) int {
 		}
 	}
 	return exitOK
+}
+
+// scored: some sample of the report was scored.
+func scored(r *backtest.Report) bool {
+	for _, g := range r.Groups {
+		for _, s := range g.Scores {
+			if s.Samples > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // backtestPrometheus replays the containers in Prometheus batch by batch:

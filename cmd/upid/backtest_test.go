@@ -223,8 +223,8 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Errorf("zoo's policy from %q, want the override", tr[2].PolicyFrom)
 	} else {
 		sameReplay(t, tr[2], wantZoo.Traces[0])
-		if u, d := tr[2].Scores[1], got.Rightsizing.Traces[2].Scores[1]; u.Recommender != backtest.NameUPID || u.CPUSlack <= d.CPUSlack {
-			t.Errorf("zoo's UPID CPU slack %v at p0.95, want more than %v at p0.9", u.CPUSlack, d.CPUSlack)
+		if u, d := tr[2].Scores[1], got.Rightsizing.Traces[2].Scores[1]; u.Recommender != backtest.NameUPID || *u.CPUSlack <= *d.CPUSlack {
+			t.Errorf("zoo's UPID CPU slack %v at p0.95, want more than %v at p0.9", *u.CPUSlack, *d.CPUSlack)
 		}
 	}
 
@@ -265,9 +265,9 @@ func sameReplay(t *testing.T, got, want backtest.TraceResult) {
 		if s.Recommender != ws.Recommender || s.Samples != ws.Samples || s.Changes != ws.Changes {
 			t.Errorf("%s: %s with %d samples and %d changes, want %s with %d and %d", got.Name, s.Recommender, s.Samples, s.Changes, ws.Recommender, ws.Samples, ws.Changes)
 		}
-		near("slack", s.Slack, ws.Slack)
-		near("cpu slack", s.CPUSlack, ws.CPUSlack)
-		near("cpu over request", s.CPUOverCoreSeconds, ws.CPUOverCoreSeconds)
+		near("slack", *s.Slack, *ws.Slack)
+		near("cpu slack", *s.CPUSlack, *ws.CPUSlack)
+		near("cpu over request", *s.CPUOverCoreSeconds, *ws.CPUOverCoreSeconds)
 		near("memory slack", *s.MemorySlack, *ws.MemorySlack)
 		if *s.MemoryOverRequest != *ws.MemoryOverRequest || *s.MemoryOverLimit != *ws.MemoryOverLimit {
 			t.Errorf("%s %s: %d and %d samples over the memory request and limit, want %d and %d", got.Name, s.Recommender,
@@ -299,7 +299,7 @@ func TestBacktestDemo(t *testing.T) {
 		t.Fatalf("groups %+v", out.Rightsizing.Groups)
 	}
 	for _, s := range out.Rightsizing.Groups[0].Scores {
-		if s.Samples < 1000 || s.CPUCoreHours <= 0 || s.MemorySlack == nil {
+		if s.Samples < 1000 || s.CPUCoreHours == nil || *s.CPUCoreHours <= 0 || s.MemorySlack == nil {
 			t.Errorf("%s: %d samples, %v core-hours requested, memory slack %v", s.Recommender, s.Samples, s.CPUCoreHours, s.MemorySlack)
 		}
 	}
@@ -325,7 +325,7 @@ func TestBacktestUsesConfiguredPolicy(t *testing.T) {
 		for _, g := range out.Rightsizing.Groups {
 			for _, s := range g.Scores {
 				if g.Source == "borg" && s.Recommender == backtest.NameUPID {
-					return s.CPUSlack
+					return *s.CPUSlack
 				}
 			}
 		}
@@ -346,7 +346,7 @@ func TestBacktestUsesConfiguredPolicy(t *testing.T) {
 		for _, g := range rep.Groups {
 			for _, s := range g.Scores {
 				if g.Source == "borg" && s.Recommender == backtest.NameUPID {
-					return s.CPUSlack
+					return *s.CPUSlack
 				}
 			}
 		}
@@ -444,5 +444,66 @@ func TestBacktestClusterPolicy(t *testing.T) {
 		if code := run(append([]string{"backtest"}, c.args...), &stdout, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: %d %q, want %d saying %q", c.args, code, stderr.String(), c.code, c.want)
 		}
+	}
+}
+
+// TestBacktestNothingToScore: a history that cannot be scored is refused
+// naming --history before Prometheus is read, one that could but was not
+// (every trace shorter than a decision period) fails saying so, and a
+// forecasting group without a forecast scored says why instead of a table
+// of zeros.
+func TestBacktestNothingToScore(t *testing.T) {
+	short := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "..", "exporter", "backtest", "testdata", "borg_113_81.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(filepath.Join(short, "borg.csv"), []byte(strings.Join(lines[:101], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--demo", "--history", "1h"}, exitUsage, "upid backtest: --history: 1h is not longer than the decision period (1d)"},
+		{[]string{"--demo", "--history", "1d"}, exitUsage, "upid backtest: --history: 1d is not longer than the decision period (1d)"},
+		{[]string{"--data", short}, exitFailure, "upid backtest: nothing to score: no trace in " + short + " is longer than the decision period (1d)"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"backtest"}, c.args...), &stdout, &stderr); code != c.code || !strings.HasPrefix(stderr.String(), c.want) || stdout.Len() != 0 {
+			t.Errorf("%v: %d %q, stdout %q; want %d saying %q", c.args, code, stderr.String(), stdout.String(), c.code, c.want)
+		}
+	}
+
+	// Two days score a day of rightsizing, and no forecast: each needs two
+	// days of training and a held-out day.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"backtest", "--demo", "--history", "2d"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--history 2d: %d %s", code, stderr.String())
+	}
+	const why = "no forecast scored: no series spans 2 days of training and 1 held-out day(s)"
+	if out := stdout.String(); strings.Count(out, "# Forecasting: prometheus cpu (first held-out day after 2 days): "+why+"\n") != 1 ||
+		strings.Contains(out, "MASE") || !strings.Contains(out, "# Rightsizing") {
+		t.Errorf("--history 2d: rightsizing and a line for each forecasting group saying why, got\n%s", out)
+	}
+	stdout.Reset()
+	if code := run([]string{"backtest", "--demo", "--history", "2d", "-o", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--history 2d -o json: %d %s", code, stderr.String())
+	}
+	var got struct {
+		Forecasting []map[string]any
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range got.Forecasting {
+		if _, report := f["report"]; report || f["not_scored"] != why {
+			t.Errorf("forecasting %v, want no report and not_scored %q", f, why)
+		}
+	}
+	if len(got.Forecasting) != 2 {
+		t.Errorf("forecasting %v, want cpu and memory", got.Forecasting)
 	}
 }

@@ -106,8 +106,8 @@ func TestFullDataSensitivity(t *testing.T) {
 				if s.Recommender == NameHandSet || (s.Recommender != NameUPID && v.opts != nil) {
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.3f\t%.1f\t%.4f\t%s\t%s\t%d\t\n", v.name, g.Source, s.Recommender,
-					s.Slack, s.CPUSlack, s.CPUOverCoreSeconds/3600, s.CPUOverShare,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", v.name, g.Source, s.Recommender,
+					fmtPtr(s.Slack, "%.3f"), fmtPtr(s.CPUSlack, "%.3f"), fmtPtr(hours(s.CPUOverCoreSeconds), "%.1f"), fmtPtr(s.CPUOverShare, "%.4f"),
 					fmtPtr(s.MemorySlack, "%.3f"), fmtPtr(s.MemoryOverRequest, "%d"), s.Changes)
 			}
 		}

@@ -270,7 +270,7 @@ func replay(tr Trace, opts Options) TraceResult {
 			// the recommenders they would have hit.
 			oom := overLimit(s, a)
 			if scored {
-				r.acc.add(s, a, oom)
+				r.acc.add(s, a, r.applied, oom)
 			}
 			if r.r != nil {
 				r.pending = append(r.pending, pendingSample{s, a, oom || killedUnder(s, a)})
@@ -395,9 +395,14 @@ func (u *upidRightsizer) Recommend(now time.Time, cur Applied) (Applied, bool) {
 // vpaRightsizer runs recommend.VPA; the VPA sets limits in proportion to
 // requests by default (controlledValues RequestsAndLimits), so a limit
 // keeps its ratio to the request, and a container without one gets none.
-type vpaRightsizer struct{ v *recommend.VPA }
+type vpaRightsizer struct {
+	v *recommend.VPA
+	// memory: the trace has memory. Its request is no sign of it: a
+	// container without one (BestEffort) gets the VPA's figure too.
+	memory bool
+}
 
-func newVPA(cfg recommend.VPAConfig) *vpaRightsizer { return &vpaRightsizer{recommend.NewVPA(cfg)} }
+func newVPA(cfg recommend.VPAConfig) *vpaRightsizer { return &vpaRightsizer{v: recommend.NewVPA(cfg)} }
 
 func (v *vpaRightsizer) Name() string { return NameVPA }
 
@@ -405,6 +410,7 @@ func (v *vpaRightsizer) Observe(s Sample, a Applied, oom bool) {
 	v.v.AddCPU(s.Time, s.CPU, a.CPU)
 	if !math.IsNaN(s.MemoryMax) {
 		v.v.AddMemory(s.Time, s.MemoryMax)
+		v.memory = true
 	}
 	if oom {
 		v.v.RecordOOM(s.Time, a.Memory)
@@ -420,9 +426,9 @@ func (v *vpaRightsizer) Recommend(_ time.Time, cur Applied) (Applied, bool) {
 	if cur.CPULimit > 0 && cur.CPU > 0 {
 		a.CPULimit = rec.Target.CPU * math.Max(1, cur.CPULimit/cur.CPU)
 	}
-	if cur.Memory > 0 {
+	if v.memory {
 		a.Memory, a.MemoryOK = rec.Target.Memory, true
-		if cur.MemoryLimit > 0 {
+		if cur.MemoryLimit > 0 && cur.Memory > 0 {
 			a.MemoryLimit = rec.Target.Memory * math.Max(1, cur.MemoryLimit/cur.Memory)
 		}
 	} else {

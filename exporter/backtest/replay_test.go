@@ -68,16 +68,16 @@ func TestScoring(t *testing.T) {
 		t.Fatalf("scored %d and %d samples, want 576", hand.Samples, fx.Samples)
 	}
 	// Hand-set: (1 − 0.5)/1 and (2 − 1)/2 GiB: slack 0.5 each, no risk.
-	if hand.CPUSlack != 0.5 || *hand.MemorySlack != 0.5 || hand.Slack != 0.5 || hand.CPUOverCoreSeconds != 0 ||
-		*hand.MemoryOverRequest != 0 || hand.Changes != 0 || math.Abs(hand.CPUCoreHours-48) > 1e-9 {
+	if *hand.CPUSlack != 0.5 || *hand.MemorySlack != 0.5 || *hand.Slack != 0.5 || *hand.CPUOverCoreSeconds != 0 ||
+		*hand.MemoryOverRequest != 0 || hand.Changes != 0 || math.Abs(*hand.CPUCoreHours-48) > 1e-9 {
 		t.Errorf("hand-set %+v", hand)
 	}
 	// Fixed at 0.4 core and 1 GiB: no slack, 0.1 core over for 300 s in
 	// every sample, and every 1.2 GiB peak over the 1 GiB request and
 	// limit.
-	if fx.CPUSlack != 0 || *fx.MemorySlack != 0 || math.Abs(fx.CPUOverCoreSeconds-576*0.1*300) > 1e-6 ||
-		fx.CPUOverShare != 1 || *fx.MemoryOverRequest != 576 || *fx.MemoryOverLimit != 576 || fx.Changes != 1 ||
-		math.Abs(fx.CPUCoreHours-0.4*48) > 1e-9 || math.Abs(*fx.MemoryGiBHours-48) > 1e-9 {
+	if *fx.CPUSlack != 0 || *fx.MemorySlack != 0 || math.Abs(*fx.CPUOverCoreSeconds-576*0.1*300) > 1e-6 ||
+		*fx.CPUOverShare != 1 || *fx.MemoryOverRequest != 576 || *fx.MemoryOverLimit != 576 || fx.Changes != 1 ||
+		math.Abs(*fx.CPUCoreHours-0.4*48) > 1e-9 || math.Abs(*fx.MemoryGiBHours-48) > 1e-9 {
 		t.Errorf("fixed %+v", fx)
 	}
 	// On a flat trace UPID and the VPA recommend once and never move.
@@ -135,9 +135,9 @@ func TestNoFigure(t *testing.T) {
 			}
 			for _, s := range rep.Traces[0].Scores {
 				if s.Recommender == "fixed" &&
-					(math.Abs(s.CPUCoreHours-c.coreH) > 1e-9 || math.Abs(*s.MemoryGiBHours-c.gibH) > 1e-9 || s.Changes != 1) {
+					(math.Abs(*s.CPUCoreHours-c.coreH) > 1e-9 || math.Abs(*s.MemoryGiBHours-c.gibH) > 1e-9 || s.Changes != 1) {
 					t.Errorf("requested %v core-h and %v GiB-h in %d changes, want %v and %v in 1",
-						s.CPUCoreHours, *s.MemoryGiBHours, s.Changes, c.coreH, c.gibH)
+						*s.CPUCoreHours, *s.MemoryGiBHours, s.Changes, c.coreH, c.gibH)
 				}
 			}
 			want := Decision{Time: origin.Add(24 * time.Hour), Recommender: "fixed", CPU: c.cpu, Memory: c.mem, MemoryLimit: c.lim}

@@ -59,20 +59,23 @@ type Decision struct {
 }
 
 // Score is one recommender's result over the scored samples (from the
-// first decision on). Memory fields are absent for CPU-only traces.
+// first decision on). A figure is absent (nil; "-" in the table) when no
+// sample scored it: CPU ones without a CPU request in force (unknown, or a
+// BestEffort container), memory ones likewise and for CPU-only traces, all
+// of them when no sample was scored. 0 is a measured 0, never "nothing".
 type Score struct {
 	Recommender string `json:"recommender"`
 	Samples     int    `json:"samples"`
 	// CPUSlack is the mean over samples of max(0, request − usage)/request
 	// with usage the window's mean CPU. Under-provisioning is not negative
 	// slack: it is counted by the CPU-over-request fields instead.
-	CPUSlack float64 `json:"cpu_slack"`
+	CPUSlack *float64 `json:"cpu_slack,omitempty"`
 	// CPUOverCoreSeconds sums max(0, usage − request) × window length: CPU
 	// time above the request, which a CPU limit at the request would have
 	// throttled and a soft cap serves from idle capacity.
-	CPUOverCoreSeconds float64 `json:"cpu_over_request_core_seconds"`
+	CPUOverCoreSeconds *float64 `json:"cpu_over_request_core_seconds,omitempty"`
 	// CPUOverShare is the fraction of samples whose mean is above the request.
-	CPUOverShare float64 `json:"cpu_over_request_share"`
+	CPUOverShare *float64 `json:"cpu_over_request_share,omitempty"`
 	// MemorySlack is like CPUSlack with the window's mean memory.
 	MemorySlack *float64 `json:"memory_slack,omitempty"`
 	// MemoryOverRequest counts samples whose peak memory exceeds the
@@ -85,14 +88,13 @@ type Score struct {
 	// kernel kills before a scrape sees it; a node out of memory kills
 	// below any limit), so MemoryOverLimit can miss it.
 	OOMKillsObserved *int `json:"oom_kills_observed,omitempty"`
-	// Slack is the mean of CPUSlack and MemorySlack (CPUSlack alone for
-	// CPU-only traces).
-	Slack float64 `json:"slack"`
+	// Slack is the mean of CPUSlack and MemorySlack, or the one scored.
+	Slack *float64 `json:"slack,omitempty"`
 	// Changes is the number of decisions applied (a restart each); for the
 	// hand-set, the number of times the trace's own requests changed.
 	Changes int `json:"changes"`
 	// CPUCoreHours and MemoryGiBHours are what was requested in total.
-	CPUCoreHours   float64  `json:"cpu_request_core_hours"`
+	CPUCoreHours   *float64 `json:"cpu_request_core_hours,omitempty"`
 	MemoryGiBHours *float64 `json:"memory_request_gib_hours,omitempty"`
 }
 
@@ -100,8 +102,9 @@ type scoreAcc struct {
 	samples            int
 	cpuN, cpuOverN     int
 	cpuSlack, cpuOverS float64
+	cpuSetN            int // samples with a CPU request in force, 0 included
 	cpuCoreS           float64
-	memN               int
+	memN, memSetN      int
 	memSlack, memByteS float64
 	memOverReq         int
 	memOverLimit       int
@@ -111,12 +114,24 @@ type scoreAcc struct {
 	oomObserved int
 }
 
-func (a *scoreAcc) add(s Sample, ap Applied, oom bool) {
+// add scores sample s under ap, which holds the recommender's figures where
+// rec says it set them. A request is in force where the recommender set
+// one (0 included: a figure like any other) or the trace's own is known
+// (above 0); slack and the figures over the request need one above 0.
+func (a *scoreAcc) add(s Sample, ap, rec Applied, oom bool) {
 	a.samples++
 	if s.OOMKill { // shown for the hand-set of an observed trace only
 		a.oomObserved++
 	}
 	sec := s.Duration.Seconds()
+	if (rec.CPUOK || ap.CPU > 0) && !math.IsNaN(s.CPU) {
+		a.cpuSetN++
+		a.cpuCoreS += ap.CPU * sec
+	}
+	if (rec.MemoryOK || ap.Memory > 0) && !math.IsNaN(s.Memory) {
+		a.memSetN++
+		a.memByteS += ap.Memory * sec
+	}
 	if ap.CPU > 0 && !math.IsNaN(s.CPU) {
 		a.cpuN++
 		a.cpuSlack += math.Max(0, ap.CPU-s.CPU) / ap.CPU
@@ -124,7 +139,6 @@ func (a *scoreAcc) add(s Sample, ap Applied, oom bool) {
 			a.cpuOverN++
 			a.cpuOverS += (s.CPU - ap.CPU) * sec
 		}
-		a.cpuCoreS += ap.CPU * sec
 	}
 	if ap.Memory > 0 && !math.IsNaN(s.Memory) {
 		a.memN++
@@ -135,7 +149,6 @@ func (a *scoreAcc) add(s Sample, ap Applied, oom bool) {
 		if oom {
 			a.memOverLimit++
 		}
-		a.memByteS += ap.Memory * sec
 	}
 }
 
@@ -145,7 +158,9 @@ func (a *scoreAcc) merge(b scoreAcc) {
 	a.cpuOverN += b.cpuOverN
 	a.cpuSlack += b.cpuSlack
 	a.cpuOverS += b.cpuOverS
+	a.cpuSetN += b.cpuSetN
 	a.cpuCoreS += b.cpuCoreS
+	a.memSetN += b.memSetN
 	a.memN += b.memN
 	a.memSlack += b.memSlack
 	a.memByteS += b.memByteS
@@ -157,24 +172,32 @@ func (a *scoreAcc) merge(b scoreAcc) {
 }
 
 func (a *scoreAcc) score(name string) Score {
-	s := Score{Recommender: name, Samples: a.samples, Changes: a.changes,
-		CPUOverCoreSeconds: sig6(a.cpuOverS), CPUCoreHours: sig6(a.cpuCoreS / 3600)}
+	s := Score{Recommender: name, Samples: a.samples, Changes: a.changes}
+	sig := func(v float64) *float64 { v = sig6(v); return &v }
+	var cs, ms float64 // unrounded, for Slack
 	if a.cpuN > 0 {
-		s.CPUSlack = a.cpuSlack / float64(a.cpuN)
-		s.CPUOverShare = sig6(float64(a.cpuOverN) / float64(a.cpuN))
+		cs = a.cpuSlack / float64(a.cpuN)
+		s.CPUSlack, s.CPUOverShare, s.CPUOverCoreSeconds = sig(cs), sig(float64(a.cpuOverN)/float64(a.cpuN)), sig(a.cpuOverS)
 	}
-	s.Slack = s.CPUSlack
+	if a.cpuSetN > 0 {
+		s.CPUCoreHours = sig(a.cpuCoreS / 3600)
+	}
 	if a.memN > 0 {
-		ms := a.memSlack / float64(a.memN)
-		gh := sig6(a.memByteS / 3600 / (1 << 30))
+		ms = a.memSlack / float64(a.memN)
 		or, ol := a.memOverReq, a.memOverLimit
-		s.Slack = sig6((s.CPUSlack + ms) / 2)
-		ms = sig6(ms)
-		s.MemorySlack, s.MemoryGiBHours, s.MemoryOverRequest, s.MemoryOverLimit = &ms, &gh, &or, &ol
-	} else {
-		s.Slack = sig6(s.Slack)
+		s.MemorySlack, s.MemoryOverRequest, s.MemoryOverLimit = sig(ms), &or, &ol
 	}
-	s.CPUSlack = sig6(s.CPUSlack)
+	if a.memSetN > 0 {
+		s.MemoryGiBHours = sig(a.memByteS / 3600 / (1 << 30))
+	}
+	switch {
+	case a.cpuN > 0 && a.memN > 0:
+		s.Slack = sig((cs + ms) / 2)
+	case a.cpuN > 0:
+		s.Slack = sig(cs)
+	case a.memN > 0:
+		s.Slack = sig(ms)
+	}
 	if a.observed {
 		n := a.oomObserved
 		s.OOMKillsObserved = &n
@@ -235,6 +258,15 @@ func pool(results []TraceResult, key func(TraceResult) (Group, bool)) []Group {
 	return out
 }
 
+// hours turns seconds into hours; nil stays nil.
+func hours(sec *float64) *float64 {
+	if sec == nil {
+		return nil
+	}
+	h := *sec / 3600
+	return &h
+}
+
 func fmtPtr[T int | float64](p *T, format string) string {
 	if p == nil {
 		return "-"
@@ -257,13 +289,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	header += "changes\tcpu_core_h\tmem_gib_h\t\n"
 	row := func(src, trace string, s Score) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.4f\t%s\t%s\t%s\t",
-			src, trace, s.Recommender, s.Samples, s.Slack, s.CPUSlack, s.CPUOverCoreSeconds/3600, s.CPUOverShare,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t",
+			src, trace, s.Recommender, s.Samples, fmtPtr(s.Slack, "%.3f"), fmtPtr(s.CPUSlack, "%.3f"),
+			fmtPtr(hours(s.CPUOverCoreSeconds), "%.3f"), fmtPtr(s.CPUOverShare, "%.4f"),
 			fmtPtr(s.MemorySlack, "%.3f"), fmtPtr(s.MemoryOverRequest, "%d"), fmtPtr(s.MemoryOverLimit, "%d"))
 		if oomCol {
 			fmt.Fprintf(tw, "%s\t", fmtPtr(s.OOMKillsObserved, "%d"))
 		}
-		fmt.Fprintf(tw, "%d\t%.1f\t%s\t\n", s.Changes, s.CPUCoreHours, fmtPtr(s.MemoryGiBHours, "%.1f"))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", s.Changes, fmtPtr(s.CPUCoreHours, "%.1f"), fmtPtr(s.MemoryGiBHours, "%.1f"))
 	}
 	fmt.Fprint(tw, header)
 	for _, g := range r.Groups {

@@ -328,12 +328,29 @@ func anyFinite(y []float64) bool {
 	return false
 }
 
-// WriteTable writes the report as an aligned text table.
+// NotScored says why no forecast was scored, or "" when some were: the
+// methods' figures are then zeros that mean nothing, not perfect scores.
+func (r EvalReport) NotScored() string {
+	switch {
+	case r.Forecasts > 0:
+		return ""
+	case r.Skipped > 0:
+		return fmt.Sprintf("no forecast scored: the %d held-out days had a zero or undefined MASE scale (no day-to-day variation in their training days) or no values", r.Skipped)
+	}
+	return fmt.Sprintf("no forecast scored: no series spans %d days of training and %d held-out day(s)", r.TrainDays, r.HorizonDays)
+}
+
+// WriteTable writes the report as an aligned text table; without a
+// forecast scored, a line saying why instead of the methods' rows.
 func (r EvalReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d series, step %s, first origin after %d days, horizon %d day(s), sliding %d day(s)",
 		r.Series, r.Step, r.TrainDays, r.HorizonDays, r.SlideDays)
 	if r.MaxTrainDays > 0 {
 		fmt.Fprintf(w, ", training window %d days", r.MaxTrainDays)
+	}
+	if why := r.NotScored(); why != "" {
+		_, err := fmt.Fprintf(w, "\n%s\n", why)
+		return err
 	}
 	fmt.Fprintf(w, "\n%d forecasts scored, %d skipped; relative columns are ÷ %s\n\n", r.Forecasts, r.Skipped, r.Reference)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -204,3 +204,36 @@ func TestEvaluateOddInputs(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWriteTableNotScored: a report without a forecast scored says why in
+// place of the methods' rows, whose zeros would read as perfect scores.
+func TestWriteTableNotScored(t *testing.T) {
+	methods := []Forecaster{constant{0}}
+	cases := []struct {
+		name   string
+		series Series
+		why    string // "" when scored
+	}{
+		{name: "scored", series: mk(monday, time.Hour, 15*24, func(i int) float64 { return noise(i) + 1 })},
+		{name: "too short", series: mk(monday, time.Hour, 48, func(i int) float64 { return noise(i) + 1 }),
+			why: "no forecast scored: no series spans 14 days of training and 1 held-out day(s)"},
+		{name: "no variation", series: mk(monday, time.Hour, 15*24, func(int) float64 { return 1 }),
+			why: "no forecast scored: the 1 held-out days had a zero or undefined MASE scale"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep := Evaluate([]Series{c.series}, EvalOptions{Methods: methods})
+			var b strings.Builder
+			if err := rep.WriteTable(&b); err != nil {
+				t.Fatal(err)
+			}
+			rows := strings.Contains(b.String(), "constant")
+			if got := rep.NotScored(); !strings.HasPrefix(got, c.why) || (got == "") != (c.why == "") {
+				t.Errorf("NotScored() = %q, want %q", got, c.why)
+			}
+			if rows != (c.why == "") || !strings.Contains(b.String(), c.why) {
+				t.Errorf("table with rows %v, want %v, saying %q:\n%s", rows, c.why == "", c.why, b.String())
+			}
+		})
+	}
+}
