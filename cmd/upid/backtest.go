@@ -65,7 +65,7 @@ func runBacktest(env *environment, f backtestFlags) int {
 	}
 	var fs backtest.ForecastSet
 	var traces int
-	var load *history.WindowStats // what reading Prometheus cost it
+	var read *promRead // what reading Prometheus cost it and found
 	if f.data != "" {
 		all, err := backtest.LoadDir(f.data)
 		if err != nil {
@@ -83,8 +83,8 @@ func runBacktest(env *environment, f backtestFlags) int {
 		_ = fs.Add(all) // the 5-minute grid: nothing to resample
 		traces = len(all)
 	} else {
-		load = &history.WindowStats{}
-		if code := backtestPrometheus(env, f, policies, rp, &fs, &traces, load); code != exitOK {
+		read = &promRead{}
+		if code := backtestPrometheus(env, f, policies, rp, &fs, &traces, read); code != exitOK {
 			return code
 		}
 	}
@@ -124,9 +124,13 @@ func runBacktest(env *environment, f backtestFlags) int {
 	case "json":
 		out := struct {
 			PrometheusLoad *history.WindowStats `json:"prometheus_load,omitempty"`
+			History        *historySpan         `json:"history,omitempty"`
 			Rightsizing    *backtest.Report     `json:"rightsizing"`
 			Forecasting    []forecasting        `json:"forecasting"`
-		}{load, rs, fr}
+		}{Rightsizing: rs, Forecasting: fr}
+		if read != nil {
+			out.PrometheusLoad, out.History = &read.Load, &read.History
+		}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -134,8 +138,10 @@ func runBacktest(env *environment, f backtestFlags) int {
 			return exitFailure
 		}
 	default:
-		if load != nil {
-			fmt.Fprintf(env.stdout, "# Read from Prometheus: %d queries answered with %d series and %d points\n\n", load.Queries, load.Series, load.Points)
+		if read != nil {
+			l, h := read.Load, read.History
+			fmt.Fprintf(env.stdout, "# Read from Prometheus: %d queries answered with %d series and %d points\n", l.Queries, l.Series, l.Points)
+			fmt.Fprintf(env.stdout, "# History found: %s to %s, %s of the %s asked\n\n", h.Start.Format(time.RFC3339), h.End.Format(time.RFC3339), h.found(), h.Asked)
 		}
 		fmt.Fprintf(env.stdout, "# Rightsizing (%d traces)\n\n", traces)
 		rs.WriteTable(env.stdout)
@@ -169,7 +175,45 @@ func scored(r *backtest.Report) bool {
 // backtestPrometheus replays the containers in Prometheus batch by batch:
 // each batch of namespaces is read, replayed and kept only as scores and
 // hourly forecast series.
-func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.ConfigPolicies, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int, load *history.WindowStats) int {
+// promRead is what reading Prometheus cost it and found.
+type promRead struct {
+	Load    history.WindowStats
+	History historySpan
+}
+
+// historySpan is the history asked for and the span Prometheus held of it:
+// from the start of the first window of any container to the end of the
+// last, in UTC.
+type historySpan struct {
+	Asked string    `json:"asked"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// found is the length of the span found.
+func (h historySpan) found() model.Duration { return model.Duration(h.End.Sub(h.Start)) }
+
+// add widens the span to tr's windows.
+func (h *historySpan) add(tr backtest.Trace) {
+	first, last := tr.Samples[0], tr.Samples[len(tr.Samples)-1]
+	if h.Start.IsZero() || first.Time.Before(h.Start) {
+		h.Start = first.Time.UTC()
+	}
+	if end := last.Time.Add(last.Duration); end.After(h.End) {
+		h.End = end.UTC()
+	}
+}
+
+// maxClockSkew is how far past this machine's clock --end may be: a
+// Prometheus clock a little ahead holds a little more.
+const maxClockSkew = 5 * time.Minute
+
+// historyShortfall is how much less than --history the history found may
+// be without a warning: a window or two at either end without a rate
+// (fewer than two scrapes in it) is not missing history.
+const historyShortfall = 15 * time.Minute
+
+func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.ConfigPolicies, rp *backtest.Replay, fs *backtest.ForecastSet, traces *int, read *promRead) int {
 	o := backtest.PrometheusOptions{
 		History:         f.history,
 		Namespaces:      f.namespaces,
@@ -182,6 +226,11 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 		if err != nil {
 			fmt.Fprintf(env.stderr, "upid backtest: --end %q: want a time like 2026-11-01T00:00:00Z\n", f.end)
 			return exitUsage
+		}
+		// Prometheus holds nothing after now: a later end would read an
+		// empty stretch and score the history before it as if it were all.
+		if now := clock(); t.After(now.Add(maxClockSkew)) {
+			return finish(env, "backtest", usageErrorf("--end: %s is later than now (%s)", f.end, now.UTC().Format(time.RFC3339)))
 		}
 		o.End = t
 	}
@@ -220,9 +269,11 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 	}
 	// A step of forecast.Evaluate's resolution keeps a long history small.
 	fs.Step = time.Hour
+	read.History.Asked = model.Duration(f.history).String()
 	st, err := backtest.ReadPrometheus(context.Background(), q, o, func(batch []backtest.Trace) error {
 		*traces += len(batch)
 		for i := range batch {
+			read.History.add(batch[i])
 			w := batch[i].Workload
 			if p, from := policies.Policy(w.Namespace, w.Kind, w.Workload); len(from) > 0 {
 				batch[i].Policy, batch[i].PolicyFrom = &p, from
@@ -242,7 +293,11 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 			model.Duration(f.history), source)
 		return exitFailure
 	}
-	*load = st
+	read.Load = st
+	if h := read.History; h.End.Sub(h.Start) < f.history-historyShortfall {
+		fmt.Fprintf(env.stderr, "upid backtest: warning: %s holds %s of the %s of history asked (%s to %s); the scores cover that\n",
+			source, h.found(), h.Asked, h.Start.Format(time.RFC3339), h.End.Format(time.RFC3339))
+	}
 	return exitOK
 }
 

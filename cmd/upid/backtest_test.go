@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/upid-dev/upid/exporter/backtest"
 	"github.com/upid-dev/upid/exporter/history"
@@ -141,11 +144,22 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	end := a.Samples[len(a.Samples)-1].Time.Add(5 * time.Minute)
 	span := end.Sub(a.Samples[0].Time)
 	// gone's workload was deleted a day and a half before the end: no
-	// container of its namespace is left at the end of the history.
+	// container of its namespace is left at the end of the history. It
+	// started six hours after the others, and is read first (namespaces
+	// are batched in order): the history found spans every batch.
 	gone := gridTrace(t, "gone/Deployment/borg-c/task")
-	for i, s := range gone.Samples {
-		if !s.Time.Before(end.Add(-36 * time.Hour)) {
-			gone.Samples = gone.Samples[:i]
+	var kept []backtest.Sample
+	for _, s := range gone.Samples {
+		if !s.Time.Before(a.Samples[0].Time.Add(6*time.Hour)) && s.Time.Before(end.Add(-36*time.Hour)) {
+			kept = append(kept, s)
+		}
+	}
+	gone.Samples = kept
+	gone.Samples[0].Start = true
+	// zoo, read last, ends ten minutes before the others.
+	for i, s := range b.Samples {
+		if !s.Time.Before(end.Add(-10 * time.Minute)) {
+			b.Samples = b.Samples[:i]
 			break
 		}
 	}
@@ -157,14 +171,18 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}
 	backtestJSON := func(extra ...string) (report struct {
 		PrometheusLoad history.WindowStats `json:"prometheus_load"`
-		Rightsizing    backtest.Report
-		Forecasting    []struct{ Source, Resource string }
+		History        struct {
+			Asked      string
+			Start, End time.Time
+		}
+		Rightsizing backtest.Report
+		Forecasting []struct{ Source, Resource string }
 	}) {
 		t.Helper()
 		args := append([]string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339),
 			"--history", span.String(), "--batch-containers=1", "-o", "json"}, extra...)
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != exitOK {
+		if code := run(args, &stdout, &stderr); code != exitOK || stderr.Len() != 0 {
 			t.Fatalf("upid %s: %d\n%s", strings.Join(args, " "), code, stderr.String())
 		}
 		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
@@ -176,6 +194,9 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	got := backtestJSON()
 	if len(got.Rightsizing.Traces) != 3 {
 		t.Fatalf("%d traces from Prometheus, want 3", len(got.Rightsizing.Traces))
+	}
+	if h := got.History; h.Asked != model.Duration(span).String() || !h.Start.Equal(a.Samples[0].Time) || !h.End.Equal(end) {
+		t.Errorf("history %+v, want %s asked and found from %v to %v", h, model.Duration(span), a.Samples[0].Time, end)
 	}
 	// One query a day lists the namespaces; then each batch (one container
 	// each here) reads each day of history with every replay query.
@@ -231,6 +252,28 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	one := backtestJSON("-n", "zoo")
 	if len(one.Rightsizing.Traces) != 1 || one.Rightsizing.Traces[0].Name != b.Name {
 		t.Errorf("-n zoo replayed %+v", one.Rightsizing.Traces)
+	}
+
+	// More history asked than Prometheus holds: the span found is in the
+	// header, and a warning says so.
+	var stdout, stderr bytes.Buffer
+	// Ten minutes more is a window or two without a rate at the edges,
+	// not missing history: no warning.
+	if code := run([]string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339), "--history", model.Duration(span + 10*time.Minute).String()}, &stdout, &stderr); code != exitOK || stderr.Len() != 0 {
+		t.Errorf("--history 10 minutes more than held: %d %q, want no warning", code, stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	longer := model.Duration(span + 48*time.Hour)
+	if code := run([]string{"backtest", "--prometheus.url", prom.URL, "--end", end.Format(time.RFC3339), "--history", longer.String()}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--history %s: %d %s", longer, code, stderr.String())
+	}
+	found := fmt.Sprintf("%s to %s", a.Samples[0].Time.Format(time.RFC3339), end.Format(time.RFC3339))
+	if want := fmt.Sprintf("upid backtest: warning: --prometheus.url %s holds %s of the %s of history asked (%s); the scores cover that\n", prom.URL, model.Duration(span), longer, found); stderr.String() != want {
+		t.Errorf("--history %s: stderr %q, want %q", longer, stderr.String(), want)
+	}
+	if want := fmt.Sprintf("# History found: %s, %s of the %s asked\n", found, model.Duration(span), longer); !strings.Contains(stdout.String(), want) {
+		t.Errorf("--history %s: no header %q in\n%s", longer, want, stdout.String())
 	}
 
 	// Nothing to replay is an error that says what is missing.
@@ -505,5 +548,29 @@ func TestBacktestNothingToScore(t *testing.T) {
 	}
 	if len(got.Forecasting) != 2 {
 		t.Errorf("forecasting %v, want cpu and memory", got.Forecasting)
+	}
+}
+
+// TestBacktestFlagErrors: a flag out of range is a usage error (exit 2)
+// naming it, before anything is read.
+func TestBacktestFlagErrors(t *testing.T) {
+	pinDemo(t) // clock() is goldenNow
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--end", "2026-11-02T14:06:00Z"}, "upid backtest: --end: 2026-11-02T14:06:00Z is later than now (2026-11-02T14:00:00Z)\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		// An unreachable Prometheus: any read would fail with exit 1.
+		args := append([]string{"backtest", "--prometheus.url", "http://127.0.0.1:1"}, c.args...)
+		if code := run(args, &stdout, &stderr); code != exitUsage || stderr.String() != c.want {
+			t.Errorf("%v: %d %q, want %d saying %q", c.args, code, stderr.String(), exitUsage, c.want)
+		}
+	}
+	// Within the clock skew allowed, --end is taken.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"backtest", "--prometheus.url", "http://127.0.0.1:1", "--prometheus.timeout", "1s", "--end", "2026-11-02T14:04:00Z"}, &stdout, &stderr); code != exitFailure {
+		t.Errorf("--end 4 minutes ahead: %d %s, want the read to fail (exit 1)", code, stderr.String())
 	}
 }
