@@ -63,17 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	registerCheck(app, add)
 	registerReport(app, add)
 	registerStatus(app, add)
-	bt := app.Command("backtest", "Replay history from Prometheus (--prometheus.url) or CSV traces (--data: Google Borg 2019, Azure VM CPU): UPID's rightsizing against VPA, krr and the current requests, its forecasts against seasonal naive and predict_linear.")
-	var btf backtestFlags
-	bt.Flag("data", "Directory of traces: Borg instance CSVs and Azure avg/max CSV pairs, in any subdirectory. Without it, the history comes from Prometheus.").ExistingDirVar(&btf.data)
-	bt.Flag("output", "Output format: table or json.").Short('o').Default("table").EnumVar(&btf.output, "table", "json")
-	bt.Flag("history", "From Prometheus: how much history to replay, ending at --end.").Default("14d").SetValue(durationValue{&btf.history})
-	bt.Flag("end", "From Prometheus: the end of the history, RFC 3339 (default: now).").PlaceHolder("TIME").StringVar(&btf.end)
-	bt.Flag("namespace", "From Prometheus: only this namespace; repeat for more (default: every namespace with containers).").Short('n').PlaceHolder("NAMESPACE").StringsVar(&btf.namespaces)
-	bt.Flag("demo", "Replay the built-in demo cluster's history instead of Prometheus's.").BoolVar(&btf.demo)
-	bt.Flag("cluster-policy", "From Prometheus: also replay the upid.io/ labels and annotations the cluster's namespaces and workloads carry now (--kubeconfig, --context; the demo's with --demo), as the exporter applies them.").BoolVar(&btf.clusterPolicy)
-	bt.Flag("batch-containers", "From Prometheus: containers read and replayed at once; each holds about 25 KB per day of history.").Default("200").IntVar(&btf.batch)
-	add(bt, func(env *environment) int { return runBacktest(env, btf) })
+	registerBacktest(app, add)
 	add(app.Command("version", "Print the version and build information."), func(env *environment) int {
 		fmt.Fprintln(env.stdout, version.Print("upid"))
 		return exitOK

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
@@ -29,6 +30,21 @@ type backtestFlags struct {
 	clusterPolicy bool
 }
 
+// registerBacktest adds `upid backtest` and its flags.
+func registerBacktest(app *kingpin.Application, add func(*kingpin.CmdClause, command)) {
+	bt := app.Command("backtest", "Replay history from Prometheus (--prometheus.url) or CSV traces (--data: Google Borg 2019, Azure VM CPU): UPID's rightsizing against VPA, krr and the current requests, its forecasts against seasonal naive and predict_linear.")
+	var f backtestFlags
+	bt.Flag("data", "Directory of traces: Borg instance CSVs and Azure avg/max CSV pairs, in any subdirectory. Without it, the history comes from Prometheus.").ExistingDirVar(&f.data)
+	bt.Flag("output", "Output format: table or json.").Short('o').Default("table").EnumVar(&f.output, "table", "json")
+	bt.Flag("history", "From Prometheus: how much history to replay, ending at --end.").Default("14d").SetValue(durationValue{"--history", &f.history})
+	bt.Flag("end", "From Prometheus: the end of the history, RFC 3339 (default: now).").PlaceHolder("TIME").StringVar(&f.end)
+	bt.Flag("namespace", "From Prometheus: only this namespace; repeat for more (default: every namespace with containers).").Short('n').PlaceHolder("NAMESPACE").StringsVar(&f.namespaces)
+	bt.Flag("demo", "Replay the built-in demo cluster's history instead of Prometheus's.").BoolVar(&f.demo)
+	bt.Flag("cluster-policy", "From Prometheus: also replay the upid.io/ labels and annotations the cluster's namespaces and workloads carry now (--kubeconfig, --context; the demo's with --demo), as the exporter applies them.").BoolVar(&f.clusterPolicy)
+	bt.Flag("batch-containers", "From Prometheus: containers read and replayed at once; each holds about 25 KB per day of history.").Default("200").IntVar(&f.batch)
+	add(bt, func(env *environment) int { return runBacktest(env, f) })
+}
+
 // runBacktest replays history, from CSV traces (--data) or from Prometheus:
 // rightsizing for UPID, VPA, krr and the traces' own requests, and
 // forecasting for UPID and its baselines. Every decision and forecast
@@ -44,12 +60,10 @@ func runBacktest(env *environment, f backtestFlags) int {
 		return exitUsage
 	}
 	opts := backtest.DefaultOptions()
-	if f.data == "" && f.history <= opts.Cadence {
-		// The scores start at the first decision, a period into each
-		// container's history: a shorter history would read Prometheus
-		// for nothing.
-		return finish(env, "backtest", usageErrorf("--history: %s is not longer than the decision period (%s): the scores start at the first decision, one period into each container's history, so nothing would be scored",
-			model.Duration(f.history), model.Duration(opts.Cadence)))
+	if f.data == "" {
+		if err := checkPrometheusFlags(f, opts.Cadence); err != nil {
+			return finish(env, "backtest", err)
+		}
 	}
 	policies, err := exporter.NewConfigPolicies(env.cfg.Exporter.Recommend)
 	if err != nil {
@@ -158,6 +172,24 @@ func runBacktest(env *environment, f backtestFlags) int {
 		}
 	}
 	return exitOK
+}
+
+// checkPrometheusFlags refuses the flags of a replay from Prometheus that
+// are out of range, naming them, before anything is read.
+func checkPrometheusFlags(f backtestFlags, cadence time.Duration) error {
+	switch {
+	case f.history <= cadence:
+		// The scores start at the first decision, a period into each
+		// container's history: a shorter history would read Prometheus
+		// for nothing.
+		return usageErrorf("--history: %s is not longer than the decision period (%s): the scores start at the first decision, one period into each container's history, so nothing would be scored",
+			model.Duration(f.history), model.Duration(cadence))
+	case f.batch < 1:
+		// ReadPrometheus would take 0 as its default, which the flag's
+		// default already is.
+		return usageErrorf("--batch-containers: %d is not a positive number of containers", f.batch)
+	}
+	return nil
 }
 
 // scored: some sample of the report was scored.
@@ -326,16 +358,18 @@ func clusterPolicies(env *environment, policies *exporter.ConfigPolicies, kube k
 }
 
 // durationValue is a flag in Prometheus's duration syntax ("14d", "1h30m"),
-// as the configuration's durations are.
-type durationValue struct{ d *time.Duration }
+// as the configuration's durations are. Its errors name the flag: kingpin
+// prints a value's error as it is.
+type durationValue struct {
+	name string
+	d    *time.Duration
+}
 
 func (v durationValue) Set(s string) error {
+	// model.ParseDuration refuses a sign: "-1d" is as wrong as "0".
 	d, err := model.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if d <= 0 {
-		return fmt.Errorf("%q is not a positive duration", s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s: %q is not a positive duration like 14d or 36h", v.name, s)
 	}
 	*v.d = time.Duration(d)
 	return nil

@@ -560,11 +560,17 @@ func TestBacktestFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--end", "2026-11-02T14:06:00Z"}, "upid backtest: --end: 2026-11-02T14:06:00Z is later than now (2026-11-02T14:00:00Z)\n"},
+		{[]string{"--history", "0"}, "upid: error: --history: \"0\" is not a positive duration like 14d or 36h, try --help\n"},
+		{[]string{"--history=-1d"}, "upid: error: --history: \"-1d\" is not a positive duration like 14d or 36h, try --help\n"},
+		{[]string{"--history", "fortnight"}, "upid: error: --history: \"fortnight\" is not a positive duration like 14d or 36h, try --help\n"},
+		{[]string{"--history", "4m"}, "upid backtest: --history: 4m is not longer than the decision period (1d): "},
+		{[]string{"--batch-containers=-5"}, "upid backtest: --batch-containers: -5 is not a positive number of containers\n"},
+		{[]string{"--batch-containers", "0"}, "upid backtest: --batch-containers: 0 is not a positive number of containers\n"},
 	} {
 		var stdout, stderr bytes.Buffer
 		// An unreachable Prometheus: any read would fail with exit 1.
 		args := append([]string{"backtest", "--prometheus.url", "http://127.0.0.1:1"}, c.args...)
-		if code := run(args, &stdout, &stderr); code != exitUsage || stderr.String() != c.want {
+		if code := run(args, &stdout, &stderr); code != exitUsage || !strings.HasPrefix(stderr.String(), c.want) || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%v: %d %q, want %d saying %q", c.args, code, stderr.String(), exitUsage, c.want)
 		}
 	}

@@ -53,8 +53,15 @@ func ReadPrometheus(ctx context.Context, q history.Querier, o PrometheusOptions,
 	o.BatchContainers = cmp.Or(o.BatchContainers, 200)
 	o.Chunk = cmp.Or(o.Chunk, 24*time.Hour)
 	o.Timeout = cmp.Or(o.Timeout, 2*time.Minute)
-	if o.History < history.WindowStep || o.BatchContainers < 1 || o.Chunk < history.WindowStep || o.Timeout < 0 {
-		return st, fmt.Errorf("backtest: history %v, chunk %v, batch %d, timeout %v out of range", o.History, o.Chunk, o.BatchContainers, o.Timeout)
+	switch {
+	case o.History < history.WindowStep:
+		return st, fmt.Errorf("backtest: History %v is shorter than a window (%v)", o.History, history.WindowStep)
+	case o.BatchContainers < 1:
+		return st, fmt.Errorf("backtest: BatchContainers %d is not positive", o.BatchContainers)
+	case o.Chunk < history.WindowStep:
+		return st, fmt.Errorf("backtest: Chunk %v is shorter than a window (%v)", o.Chunk, history.WindowStep)
+	case o.Timeout < 0:
+		return st, fmt.Errorf("backtest: Timeout %v is negative", o.Timeout)
 	}
 	// PlanWindows's "now" leaves a minute for the last scrape to land.
 	ranges := history.PlanWindows(time.Time{}, o.End.Add(history.Settle), o.History, o.Chunk, history.Settle)

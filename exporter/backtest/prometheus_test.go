@@ -213,3 +213,22 @@ func TestPrometheusKSMGap(t *testing.T) {
 		t.Errorf("hand-set changes %d, want 0: kube-state-metrics only missed 20 minutes", hs.Changes)
 	}
 }
+
+// TestReadPrometheusOptionErrors: an option out of range is refused naming
+// it, before Prometheus is asked anything.
+func TestReadPrometheusOptionErrors(t *testing.T) {
+	for _, c := range []struct {
+		o    PrometheusOptions
+		want string
+	}{
+		{PrometheusOptions{History: time.Minute}, "backtest: History 1m0s is shorter than a window (5m0s)"},
+		{PrometheusOptions{BatchContainers: -5}, "backtest: BatchContainers -5 is not positive"},
+		{PrometheusOptions{Chunk: time.Minute}, "backtest: Chunk 1m0s is shorter than a window (5m0s)"},
+		{PrometheusOptions{Timeout: -time.Second}, "backtest: Timeout -1s is negative"},
+	} {
+		// A nil Querier: asking it anything would panic.
+		if _, err := ReadPrometheus(context.Background(), nil, c.o, nil); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+}
