@@ -289,6 +289,11 @@ func backtestPrometheus(env *environment, f backtestFlags, policies *exporter.Co
 			return exitUsage
 		}
 		q = scopedQuerier(pq, env.cfg.Prometheus)
+		if sel := env.cfg.Prometheus.Selector; sel != "" {
+			// Every read is scoped: a selector that matches nothing reads
+			// as an empty Prometheus unless the message says so.
+			source += " matching prometheus.selector " + sel
+		}
 		if f.clusterPolicy {
 			kube, _, err := reachKube(env.cfg.Kubernetes)
 			if err != nil {

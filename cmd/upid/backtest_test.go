@@ -283,6 +283,9 @@ func TestBacktestFromPrometheus(t *testing.T) {
 	}{
 		{[]string{"--end", "2018-01-01T00:00:00Z"}, "no container_cpu_usage_seconds_total series"},
 		{[]string{"--end", end.Format(time.RFC3339), "-n", "nosuch"}, "no workload containers with usage in 2w of history"},
+		// A selector that matches nothing is named.
+		{[]string{"--end", end.Format(time.RFC3339), "--prometheus.selector", `{cluster="other"}`},
+			`no container_cpu_usage_seconds_total series with a container label in the history (--prometheus.url ` + prom.URL + ` matching prometheus.selector {cluster="other"})`},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(append([]string{"backtest", "--prometheus.url", prom.URL}, c.args...), &stdout, &stderr); code != exitFailure || !strings.Contains(stderr.String(), c.want) {
