@@ -231,17 +231,19 @@ type matchers struct {
 // real work. A probe's or load balancer's agent is health on any path.
 var scraperAgent = regexp.MustCompile(`^(Prometheus|GrafanaAgent|Alloy)/|^vm_promscrape`)
 
-// isHealth says whether a request is health traffic by the global matchers;
-// scrapePaths are the workload's prometheus.io/path, nil for requests
-// counted per Service.
+// isHealth says whether a request is health traffic: on a health path or
+// one of scrapePaths (the workload's prometheus.io/path, nil for requests
+// counted per Service), or from a health agent where it checks.
 func (m matchers) isHealth(rc history.RequestCount, scrapePaths map[string]bool) bool {
+	if m.isHealthPath(rc.Path) || rc.Path != "" && scrapePaths[rc.Path] {
+		return true
+	}
 	if rc.UserAgent != "" && slices.ContainsFunc(m.agents, func(re *regexp.Regexp) bool { return re.MatchString(rc.UserAgent) }) {
 		// A scraper on an unknown path (a source without path labels)
 		// counts as real: that errs away from idle.
-		return !scraperAgent.MatchString(rc.UserAgent) || m.isHealthPath(rc.Path) ||
-			rc.Path != "" && (underPath(rc.Path, "/metrics") || scrapePaths[rc.Path])
+		return !scraperAgent.MatchString(rc.UserAgent) || underPath(rc.Path, "/metrics")
 	}
-	return m.isHealthPath(rc.Path)
+	return false
 }
 
 // isHealthPath says whether path is one of the health paths, or under one.
@@ -275,7 +277,7 @@ func (m matchers) split(t traffic) (total, health float64) {
 	for _, rc := range t.own {
 		total += rc.Count
 		switch {
-		case m.isHealth(rc, t.scrapePaths), rc.Path != "" && t.scrapePaths[rc.Path]:
+		case m.isHealth(rc, t.scrapePaths):
 			health += rc.Count
 		case rc.Path != "" && t.probes[rc.Path] > 0:
 			onProbePath[rc.Path] += rc.Count

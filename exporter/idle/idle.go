@@ -110,14 +110,14 @@ type Result struct {
 	Reasons   []string
 }
 
-// inconsistencySlack is how far health requests may exceed total requests
-// before the data is called broken: separately extrapolated increase()
-// results differ by a few percent and fractions of a request.
 // spansWindow is the request coverage at or above which the request series
 // span the window: coverage is counted in steps (an hour over a week), and
 // a series that started in the window's first step can miss it.
 const spansWindow = 0.99
 
+// inconsistencySlack is how far health requests may exceed total requests
+// before the data is called broken: separately extrapolated increase()
+// results differ by a few percent and fractions of a request.
 const (
 	inconsistencyRelSlack = 0.05
 	inconsistencyAbsSlack = 1
