@@ -240,10 +240,7 @@ func sourceOf(name string, sources []RequestSource) (src RequestSource, coverage
 // (namespace, name) for sources that name one, else a workload; neither
 // when the labels are empty.
 func (s *Snapshot) requestTarget(src RequestSource, m model.Metric) (svc [2]string, w *Workload) {
-	ns := src.NamespaceLabel
-	if ns == "" {
-		ns = "namespace"
-	}
+	ns, _ := src.names()
 	switch {
 	case src.ServiceLabel != "":
 		k := [2]string{string(m[model.LabelName(ns)]), string(m[model.LabelName(src.ServiceLabel)])}

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -128,6 +129,13 @@ func Queries(p Params) []Query {
 	if p.Window < 24*time.Hour {
 		coverageStep = step
 	}
+	// coverage is the share of the window's steps at which perStep had a
+	// series: evaluated at each step with the owners of that moment, so
+	// that pods replaced daily still cover the week.
+	steps := max(int(p.Window/stepOr(coverageStep, p.Step)), 1)
+	coverage := func(perStep string) string {
+		return fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", perStep, w, coverageStep, steps)
+	}
 	qs := []Query{
 		// A run of a container is the largest of its series (see
 		// WindowQueries: sources repeat), a container's CPU the sum of its
@@ -136,15 +144,13 @@ func Queries(p Params) []Query {
 		// containers'.
 		{"cpu_usage_seconds", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (max by (namespace, pod, container, id) (increase(%s[%s])))", cpuSel, w), owner)},
 		{"cpu_pod_p95_cores", byWorkload("max", fmt.Sprintf("quantile_over_time(0.95, sum by (namespace, pod) (max by (namespace, pod, container) (rate(%s[%s])))[%s:%s])", cpuSel, rw, w, step), owner)},
-		// The share of the window in which the workload had any usage sample:
-		// evaluated at each step with the owners of that moment.
-		{"coverage", fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", byWorkload("max", fmt.Sprintf("max by (namespace, pod) (rate(%s[%s]))", cpuSel, rw), ownerNow), w, coverageStep, int(p.Window/stepOr(coverageStep, p.Step)))},
+		// The share of the window in which the workload had any usage sample.
+		{"coverage", coverage(byWorkload("max", fmt.Sprintf("max by (namespace, pod) (rate(%s[%s]))", cpuSel, rw), ownerNow))},
 		{"network_receive_bytes", byWorkload("sum", fmt.Sprintf(`sum by (namespace, pod) (increase(container_network_receive_bytes_total{pod!=""}[%s]))`, w), owner)},
 		{"probes", byWorkload("sum", fmt.Sprintf("sum by (namespace, pod) (increase(prober_probe_total[%s]))", w), owner)},
 		{"replicas", fmt.Sprintf("avg_over_time(\n  (%s)[%s:%s]\n)", byWorkload("count", fmt.Sprintf(`max by (namespace, pod) (kube_pod_status_phase{phase="Running"} == 1)`), ownerNow), w, "1h")},
 		{"opencost", pricing.OpenCostQuery},
 	}
-	steps := int(p.Window / stepOr(coverageStep, p.Step))
 	for _, s := range p.Sources {
 		qs = append(qs, Query{Name: "requests_" + s.Metric, Expr: requestExpr(s, w, owner)})
 	}
@@ -152,34 +158,32 @@ func Queries(p Params) []Query {
 	// of how much of it the series cover: a counter scraped for the last
 	// 6 hours of a week reads as a quiet week. Each source's coverage is a
 	// query of its own, at the CPU coverage's step, so that a workload
-	// whose request data is partial is not judged idle on it.
+	// whose request data is partial is not judged idle on it: the union
+	// over the workload's (or the Service's) series, whatever they counted.
 	for _, s := range p.Sources {
-		qs = append(qs, Query{Name: "request_coverage_" + s.Metric, Expr: requestCoverageExpr(s, w, coverageStep, steps, ownerNow)})
+		perStep := byWorkload("max", fmt.Sprintf("max by (namespace, pod) (%s)", s.selector()), ownerNow)
+		if ns, named := s.names(); named != "" {
+			perStep = fmt.Sprintf("max by (%s, %s) (%s)", ns, named, s.selector())
+		}
+		qs = append(qs, Query{Name: "request_coverage_" + s.Metric, Expr: coverage(perStep)})
 	}
 	return qs
 }
 
-// requestCoverageExpr returns the share of the window's steps at which the
-// source had a series of the workload (or of the Service), whatever it
-// counted: the union over the workload's series, evaluated at each step
-// with the owners of that moment, so that pods replaced daily still cover
-// the week.
-func requestCoverageExpr(s RequestSource, w, step string, steps int, ownerNow string) string {
-	sel := s.Metric
+// selector is the source's series selector.
+func (s RequestSource) selector() string {
 	if s.Matchers != "" {
-		sel += "{" + s.Matchers + "}"
+		return s.Metric + "{" + s.Matchers + "}"
 	}
-	var perStep string
-	if named := s.WorkloadLabel + s.ServiceLabel; named != "" {
-		ns := s.NamespaceLabel
-		if ns == "" {
-			ns = "namespace"
-		}
-		perStep = fmt.Sprintf("max by (%s, %s) (%s)", ns, named, sel)
-	} else {
-		perStep = byWorkload("max", fmt.Sprintf("max by (namespace, pod) (%s)", sel), ownerNow)
-	}
-	return fmt.Sprintf("count_over_time(\n  (%s)[%s:%s]\n) / %d", perStep, w, step, max(steps, 1))
+	return s.Metric
+}
+
+// names are the labels of a source whose series name their workload or
+// Service: the namespace label and the naming one; named is "" for a
+// source joined to workloads through its pod label.
+func (s RequestSource) names() (ns, named string) {
+	ns = cmp.Or(s.NamespaceLabel, "namespace")
+	return ns, cmp.Or(s.ServiceLabel, s.WorkloadLabel)
 }
 
 func stepOr(s string, d time.Duration) time.Duration {
@@ -197,20 +201,12 @@ func requestExpr(s RequestSource, w, owner string) string {
 	if s.UserAgentLabel != "" {
 		keep = append(keep, s.UserAgentLabel)
 	}
-	sel := s.Metric
-	if s.Matchers != "" {
-		sel += "{" + s.Matchers + "}"
-	}
-	if named := s.WorkloadLabel + s.ServiceLabel; named != "" {
-		ns := s.NamespaceLabel
-		if ns == "" {
-			ns = "namespace"
-		}
+	if ns, named := s.names(); named != "" {
 		by := append([]string{ns, named}, keep...)
-		return fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w)
+		return fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), s.selector(), w)
 	}
 	by := append([]string{"namespace", "pod"}, keep...)
-	return byWorkload("sum", fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), sel, w), owner, keep...)
+	return byWorkload("sum", fmt.Sprintf("sum by (%s) (increase(%s[%s]))", strings.Join(by, ", "), s.selector(), w), owner, keep...)
 }
 
 // SourceProblem is what is wrong with one request source: Key is the
