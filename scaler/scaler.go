@@ -439,7 +439,7 @@ func (s *Scaler) drySlept(o *object, res *Result, wake bool) bool {
 	}
 	res.Result, res.Replicas = ResultDryRun, d.replicas
 	switch {
-	case !d.unchanged(o):
+	case !dryUnchanged(d, o):
 		res.Reason = "edited_while_asleep"
 	case !wake:
 		res.Reason = "already_asleep"
@@ -716,33 +716,25 @@ func (l *limiter) allow(now time.Time) bool {
 // and, like the rate limit, only in this process's memory.
 type drySleeps struct {
 	mu sync.Mutex
-	m  map[Workload]drySleep
+	m  map[Workload]sleepState // what a real sleep's state would hold
 }
 
-// drySleep is what the state of a dry run's sleep would hold.
-type drySleep struct {
-	since       time.Time
-	replicas    int32
-	fingerprint string
-	generation  int64
-}
-
-// unchanged is sleepState.unchanged for a sleep that wrote nothing: the
-// count not scaled since, and the same fingerprint or no write at all.
-func (d drySleep) unchanged(o *object) bool {
-	return o.replicas == d.replicas && (fingerprint(o) == d.fingerprint || o.meta.Generation == d.generation)
+// dryUnchanged is sleepState.unchanged for a sleep that wrote nothing:
+// the count not scaled since, and the same fingerprint or no write at all.
+func dryUnchanged(st sleepState, o *object) bool {
+	return o.replicas == st.replicas && (fingerprint(o) == st.fingerprint || o.meta.Generation == st.generation)
 }
 
 func (ds *drySleeps) put(w Workload, o *object, since time.Time) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	if ds.m == nil {
-		ds.m = map[Workload]drySleep{}
+		ds.m = map[Workload]sleepState{}
 	}
-	ds.m[w] = drySleep{since: since, replicas: o.replicas, fingerprint: fingerprint(o), generation: o.meta.Generation}
+	ds.m[w] = sleepState{since: since, replicas: o.replicas, fingerprint: fingerprint(o), generation: o.meta.Generation, valid: true}
 }
 
-func (ds *drySleeps) get(w Workload) (drySleep, bool) {
+func (ds *drySleeps) get(w Workload) (sleepState, bool) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	d, ok := ds.m[w]
