@@ -53,7 +53,7 @@ type RunOptions struct {
 // workloads inside wake windows. It returns when ctx is cancelled.
 func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	if s.ownNS == "" {
-		level.Warn(s.log).Log("msg", "own namespace unknown (set POD_NAMESPACE): only scaler.protected_namespaces keep the scaler from putting itself to sleep")
+		level.Warn(s.log).Log("msg", "own namespace unknown (set POD_NAMESPACE): only scaler.protected_namespaces and the namespace holding its Lease keep the scaler from putting itself to sleep")
 	}
 	factory := informers.NewSharedInformerFactory(s.kube.c, 10*time.Minute)
 	s.deployments = factory.Apps().V1().Deployments().Lister()

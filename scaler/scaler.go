@@ -541,6 +541,30 @@ func gerund(action string) string {
 	return "woken"
 }
 
+// holdsLease reports whether ns is the scaler's own namespace by the only
+// sign left when the process cannot know it (`upid sleep` on a laptop, a
+// pod without POD_NAMESPACE): the leader election Lease is there. Only a
+// Lease that is found counts; one that cannot be read (a user or replica
+// without access to Leases there) proves nothing either way, and the
+// configured protected namespaces still apply.
+func (s *Scaler) holdsLease(ctx context.Context, ns string) bool {
+	if s.ownNS != "" {
+		return false
+	}
+	le := s.cfg.LeaderElection
+	if le.Namespace != "" {
+		return ns == le.Namespace
+	}
+	if le.Name == "" {
+		return false
+	}
+	_, err := s.kube.c.CoordinationV1().Leases(ns).Get(ctx, le.Name, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		level.Debug(s.log).Log("msg", "cannot tell whether the namespace holds the scaler's Lease", "namespace", ns, "err", err)
+	}
+	return err == nil
+}
+
 // policy returns why the workload may not be put to sleep, or "". A
 // namespace, HPA or Service list it cannot read is an error, with the
 // reason it stands for: the answer is unknown, and a failure is what
@@ -550,7 +574,7 @@ func (s *Scaler) policy(ctx context.Context, o *object, req Request, warning *st
 	ns := o.meta.Namespace
 	// Its own namespace whatever the setting, which lists others' (as the
 	// webhook never mutates its own pods).
-	if ns == s.ownNS || slices.Contains(s.cfg.ProtectedNamespaces, ns) {
+	if ns == s.ownNS || slices.Contains(s.cfg.ProtectedNamespaces, ns) || s.holdsLease(ctx, ns) {
 		return "protected_namespace", nil
 	}
 	if o.meta.Annotations[AnnotationOptOut] == "disabled" {

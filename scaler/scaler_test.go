@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,6 +75,12 @@ func TestSleepPolicy(t *testing.T) {
 		// Asleep, it would wake nothing again (found in review).
 		{name: "the scaler's own namespace", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, podNS: "shop", result: ResultSkipped, reason: "protected_namespace"},
 		{name: "own namespace refused to upid sleep", objs: []runtime.Object{namespace("shop", optedIn)}, req: func(r *Request) { r.Manual = true }, podNS: "shop", result: ResultSkipped, reason: "protected_namespace"},
+		// From a laptop (no POD_NAMESPACE) only the Lease tells where the
+		// scaler runs.
+		{name: "own namespace unknown, the scaler's Lease is there", objs: []runtime.Object{namespace("shop", optedIn), lease("shop", "upid-scaler")}, req: func(r *Request) { r.Manual = true }, result: ResultSkipped, reason: "protected_namespace"},
+		{name: "own namespace unknown, another Lease is there", objs: []runtime.Object{namespace("shop", optedIn), lease("shop", "other")}, req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
+		{name: "own namespace unknown, the Lease's configured namespace", objs: []runtime.Object{namespace("shop", optedIn)}, cfg: func(c *cfgT) { c.LeaderElection.Namespace = "shop" }, req: func(r *Request) { r.Manual = true }, result: ResultSkipped, reason: "protected_namespace"},
+		{name: "own namespace known, the Lease elsewhere does not count", objs: []runtime.Object{namespace("shop", optedIn), lease("shop", "upid-scaler")}, podNS: "upid", req: func(r *Request) { r.Manual = true }, result: ResultSuccess, asleep: true},
 		{name: "another namespace than its own", objs: []runtime.Object{namespace("shop", nil)}, cfg: func(c *cfgT) { c.Scope = "cluster" }, podNS: "upid", result: ResultSuccess, asleep: true},
 		{name: "workload opted out", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.Annotations = map[string]string{AnnotationOptOut: "disabled"} }, result: ResultSkipped, reason: "opted_out"},
 		{name: "grace period", objs: []runtime.Object{namespace("shop", optedIn)}, mutate: func(d *appsv1.Deployment) { d.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour)) }, result: ResultSkipped, reason: "grace_period"},
@@ -668,4 +675,8 @@ func TestRateLimitPlaceReturned(t *testing.T) {
 			}
 		})
 	}
+}
+
+func lease(ns, name string) *coordinationv1.Lease {
+	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -77,6 +78,23 @@ func TestSleepWakeCommands(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"sleep", "--kubeconfig", kube.KubeconfigPath, "kube-system/Deployment/dns"}, &stdout, &stderr); code != exitFailure || !strings.Contains(stdout.String(), "protected_namespace") {
 		t.Errorf("sleep in kube-system: exit %d %s", code, stdout.String())
+	}
+	// From a laptop the scaler's namespace is unknown but for its Lease:
+	// asleep, the scaler would wake nothing again.
+	t.Setenv("POD_NAMESPACE", "")
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "upid"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoordinationV1().Leases("upid").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "upid-scaler"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createDeployment(t, kube, "upid", "upid-scaler", 2)
+	var lout, lerr bytes.Buffer
+	if code := run([]string{"sleep", "--kubeconfig", kube.KubeconfigPath, "upid/Deployment/upid-scaler"}, &lout, &lerr); code != exitFailure || !strings.Contains(lout.String(), "protected_namespace") {
+		t.Errorf("sleep in the namespace of the scaler's Lease: exit %d %s %s", code, lout.String(), lerr.String())
+	}
+	if r, _ := replicas("upid", "upid-scaler"); r != 2 {
+		t.Errorf("the scaler's namespace: replicas %d, want 2", r)
 	}
 	// The commands leave Events synchronously, before they exit.
 	evs, err := c.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web"})
