@@ -20,6 +20,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -52,6 +53,10 @@ type HandlerOptions struct {
 	// Recorder records the decisions that change a pod, or would in
 	// recommend mode, as Events of the owning workload; nil records none.
 	Recorder record.EventRecorder
+	// GetWorkload finds the UID of a workload the cache does not hold yet
+	// (a Deployment created an instant before its first pod) for its
+	// Events, after the admission has been answered; nil drops them.
+	GetWorkload GetWorkload
 }
 
 // Handler is an admission.Handler that never denies, plus the HTTP endpoint
@@ -61,6 +66,7 @@ type Handler struct {
 	protected map[string]bool
 	duration  prometheus.Histogram
 	decisions *prometheus.CounterVec
+	owners    *ownerEvents
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -108,6 +114,7 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 			Help: "Admission decisions by outcome (mutated, recommended, skipped, failed_open) and reason.",
 		}, []string{"outcome", "reason"}),
 	}
+	h.owners = newOwnerEvents(&h.opts)
 	if opts.OwnNamespace != "" {
 		h.protected[opts.OwnNamespace] = true
 	}
@@ -139,7 +146,7 @@ func firstReason(outcome string) string {
 
 // Collectors are the handler's self metrics.
 func (h *Handler) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.duration, h.decisions}
+	return []prometheus.Collector{h.duration, h.decisions, h.owners.lookups}
 }
 
 func (h *Handler) count(outcome, reason string) {
@@ -164,9 +171,14 @@ type requestMeta struct {
 	DryRun *bool `json:"dryRun"`
 }
 
-// note is an Event to record about a decision.
+// note is an Event to record about a decision: on ref, or, when the
+// cache does not know the workload, on owner once its UID is found
+// through via, the pod's controller.
 type note struct {
 	ref                     *corev1.ObjectReference
+	ns                      string
+	owner                   Workload
+	via                     *ownerFields
 	eventType, reason, text string
 }
 
@@ -184,26 +196,42 @@ func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp 
 	}()
 	var n *note
 	resp, outcome, reason = h.decide(req, pod, &n)
-	if n != nil && n.ref != nil {
+	switch {
+	case n == nil:
+	case n.ref != nil:
 		// Identical Events of a workload are counted on one by the
 		// recorder's correlator, and a burst of them is rate limited.
 		h.opts.Recorder.Event(n.ref, n.eventType, n.reason, n.text)
+	case n.via != nil && h.opts.GetWorkload != nil:
+		// Only queued here: the lookup is a call to the API server,
+		// which the response must not wait for.
+		h.owners.add(pendingEvent{ns: n.ns, owner: n.owner, via: *n.via, eventType: n.eventType, reason: n.reason, text: n.text})
 	}
 	return resp
 }
 
-// reference is the owning workload's, for its Events: from the cache, or,
-// when the workload is the pod's own controller (a StatefulSet, DaemonSet,
-// Job or bare ReplicaSet the cache does not hold yet), from the pod's owner
-// reference, which carries the UID.
-func (h *Handler) reference(ns string, owner Workload, pod *podFields) *corev1.ObjectReference {
-	if ref := h.opts.Cluster.Reference(ns, owner); ref != nil {
-		return ref
+// note is the Event about the owning workload: on the cache's reference,
+// or, when the workload is the pod's own controller (a StatefulSet,
+// DaemonSet, Job or bare ReplicaSet the cache does not hold yet), on the
+// pod's owner reference, which carries the UID. Otherwise the workload
+// owns the pod's controller (a Deployment's ReplicaSet, a CronJob's Job),
+// which names it with its UID: the note says to read it there.
+func (h *Handler) note(ns string, owner Workload, pod *podFields, eventType, reason, text string) *note {
+	n := &note{ns: ns, owner: owner, eventType: eventType, reason: reason, text: text}
+	if n.ref = h.opts.Cluster.Reference(ns, owner); n.ref != nil {
+		return n
 	}
-	if c := pod.controller(); c != nil && c.Kind == owner.Kind && c.Name == owner.Name && c.UID != "" {
-		return &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: ns, Name: c.Name, UID: c.UID}
+	c := pod.controller()
+	switch {
+	case c == nil:
+	case c.Kind == owner.Kind && c.Name == owner.Name:
+		if c.UID != "" {
+			n.ref = &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: ns, Name: c.Name, UID: c.UID}
+		}
+	case workloadResources[c.Kind] != (schema.GroupVersionResource{}):
+		n.via = c
 	}
-	return nil
+	return n
 }
 
 func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n **note) (admission.Response, string, string) {
@@ -253,7 +281,7 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n 
 	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
 	tell := func(eventType, reason string, text func() string) {
 		if events {
-			*n = &note{h.reference(ns, owner, pod), eventType, reason, text()}
+			*n = h.note(ns, owner, pod, eventType, reason, text())
 		}
 	}
 	anns := pod.Metadata.Annotations

@@ -626,6 +626,7 @@ func TestDecisionEvents(t *testing.T) {
 		{"taken back", ModeEnforce, "team", webPod(raised), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
 			constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}}, "Warning UPIDRightsizingTakenBack UPID's raises"},
 		{"opted out", ModeEnforce, "team", webPod(map[string]string{AnnotationOptOut: optOutValue}), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}}, ""},
+		// Without GetWorkload; TestEventsOfUncachedOwners has one.
 		{"deployment not cached", ModeEnforce, "team", webPod(nil), &staticCluster{}, ""},
 		// The pod's own controller: its owner reference names it, with
 		// the UID, before the cache holds it.

@@ -21,7 +21,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	krt "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/history"
@@ -683,5 +688,108 @@ func TestEventsOnTheWorkload(t *testing.T) {
 	time.Sleep(time.Second) // what a dry run would have added had time to arrive
 	if ev := count(2); ev.Count != 2 {
 		t.Errorf("the Event counts %d admissions, want the 2 that were not dry runs", ev.Count)
+	}
+}
+
+// TestEventsOfUncachedWorkloadsThroughAPIServer: a Deployment or CronJob
+// created an instant before its first pod, which the cache (here one that
+// holds nothing) does not have at admission, gets the Event of what the
+// webhook set, with its UID, as kubectl describe searches for it: read
+// after the admission from the pod's ReplicaSet or Job on a real API
+// server, through the recorder that Run uses.
+func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
+	k := testenv.StartKube(t, testenv.KubeOptions{})
+	ctx := context.Background()
+	const ns = "t-uncached"
+	createNamespace(t, k, ns, nil)
+	yes := true
+	podSpec := corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app"}}}
+	jobPodSpec := *podSpec.DeepCopy()
+	jobPodSpec.RestartPolicy = corev1.RestartPolicyNever
+	labels := map[string]string{"app": "web"}
+	d, err := k.Clientset.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec}}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int32(0)
+	rsLabels := map[string]string{"app": "web", "pod-template-hash": "abc"}
+	rs, err := k.Clientset.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Labels: rsLabels,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: rsLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: rsLabels}, Spec: podSpec}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj, err := k.Clientset.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: &yes, JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Suspend: &yes,
+			Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := k.Clientset.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "report-29000000",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID, Controller: &yes}}},
+		Spec: batchv1.JobSpec{Suspend: &yes, Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := metadata.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.Clientset.CoreV1().Events("")})
+	defer events.Shutdown()
+	target := &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}
+	h, err := NewHandler(HandlerOptions{
+		DefaultMode: ModeEnforce, Policy: defaultPolicy,
+		Recommendations: staticRecs{key(ns, "Deployment", "web"): target, key(ns, "CronJob", "report"): target},
+		Cluster:         &staticCluster{},
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Recorder:        events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"}),
+		GetWorkload:     MetadataGetter(meta),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		workload krt.Object
+		uid      types.UID
+		owner    metav1.OwnerReference
+		labels   map[string]string
+	}{
+		{"deployment", d, d.UID, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, rsLabels},
+		{"cronjob", cj, cj.UID, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: &yes}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: tc.owner.Name + "-", Labels: tc.labels, OwnerReferences: []metav1.OwnerReference{tc.owner}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)}}}
+			if _, err := h.Review(ctx, reviewBody(t, ns, admissionv1.Create, podKind, pod)); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				// kubectl describe's search: name, namespace, kind and UID.
+				evs, err := k.Clientset.CoreV1().Events(ns).Search(scheme.Scheme, tc.workload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs.Items) == 1 {
+					ev := evs.Items[0]
+					if ev.InvolvedObject.UID != tc.uid || ev.Reason != "UPIDRightsized" || !strings.Contains(ev.Message, "app: requests cpu 250m, memory 128Mi") {
+						t.Errorf("Event %s on %+v: %q", ev.Reason, ev.InvolvedObject, ev.Message)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Events kubectl describe finds: %+v, want one UPIDRightsized (lookups found %g, error %g, not_found %g)", evs.Items,
+						testutil.ToFloat64(h.owners.lookups.WithLabelValues("found")), testutil.ToFloat64(h.owners.lookups.WithLabelValues("error")),
+						testutil.ToFloat64(h.owners.lookups.WithLabelValues("not_found")))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 }

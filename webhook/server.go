@@ -79,6 +79,7 @@ func Run(ctx context.Context, opts Options) error {
 		MaxRequestBytes: c.MaxRequestBytes,
 		Logger:          log,
 		Recorder:        events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"}),
+		GetWorkload:     MetadataGetter(opts.Metadata),
 	})
 	if err != nil {
 		return err
