@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	krt "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -488,7 +489,10 @@ func waitQuotaUsed(t testing.TB, k *testenv.Kube, ns, name string) {
 
 func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }
 
-// injector is a sidecar injector's webhook: it adds a 200m container once.
+// injector is a sidecar injector's webhook: it adds a container once, of
+// 200m. A pod that requests CPU at pod level gets a 30m one, and the pod's
+// request grows by as much, as an injector must do for the API server to
+// admit the pod (its containers may not request more than it does).
 func injector(w http.ResponseWriter, r *http.Request) {
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
@@ -503,8 +507,18 @@ func injector(w http.ResponseWriter, r *http.Request) {
 		injected = injected || c.Name == "injected"
 	}
 	if !injected {
-		patch, _ := json.Marshal([]map[string]any{{"op": "add", "path": "/spec/containers/-", "value": corev1.Container{
-			Name: "injected", Image: "registry.invalid/agent", Resources: corev1.ResourceRequirements{Requests: rl("cpu", "200m", "memory", "64Mi")}}}})
+		cpu := resource.MustParse("200m")
+		ops := []map[string]any{}
+		if pr := pod.Spec.Resources; pr != nil {
+			if q, ok := pr.Requests[corev1.ResourceCPU]; ok {
+				cpu = resource.MustParse("30m")
+				q.Add(cpu)
+				ops = append(ops, map[string]any{"op": "add", "path": "/spec/resources/requests/cpu", "value": q.String()})
+			}
+		}
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/containers/-", "value": corev1.Container{
+			Name: "injected", Image: "registry.invalid/agent", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("64Mi")}}}})
+		patch, _ := json.Marshal(ops)
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.Patch, resp.PatchType = patch, &pt
 	}
@@ -512,28 +526,45 @@ func injector(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
 }
 
-// TestSidecarInjectedAfterUPIDUnderQuota: a pod that fits its namespace's
-// quota with the injected sidecar is admitted when UPID is off, and must be
-// admitted when UPID is on: UPID's raise must never get a pod rejected.
 // TestSidecarInjectedAfterUPIDUnderQuota: a sidecar injector whose
 // configuration sorts after UPID's adds a container once UPID has raised
 // the pod; the reinvocation finds the raise no longer fits the quota and
 // takes it back, so the pod is admitted as it would be without UPID (found
-// in review: the quota admission rejected it).
+// in review: the quota admission rejected it). The same holds for a raise
+// of the pod-level request, which the injector raises further (found in
+// review: only the containers' raises were taken back). Each pod is also
+// created where UPID is off, which admits it.
 func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
 	ctx := context.Background()
-	for ns, mode := range map[string]string{"t-inject": ModeEnforce, "t-inject-off": ModeOff} {
-		createNamespace(t, k, ns, map[string]string{AnnotationMode: mode})
-		if _, err := k.Clientset.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
-			Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "500m")}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		waitQuotaUsed(t, k, ns, "cpu")
+	tests := []struct {
+		ns       string
+		quotaCPU string
+		podLevel *corev1.ResourceRequirements
+		// want is app's CPU request, or with pod-level resources the pod's.
+		want    string
+		records []string
+	}{
+		// 400m does not fit beside the 200m sidecar under 500m.
+		{"t-inject", "500m", nil, "100m", []string{AnnotationOriginal, AnnotationRecommended}},
+		// UPID sets the pod's 400m, the injector adds 30m: 430m does not
+		// fit under 420m; without UPID the pod requests 230m.
+		{"t-inject-pod", "420m", &corev1.ResourceRequirements{Requests: rl("cpu", "200m"), Limits: rl("cpu", "2")}, "230m",
+			[]string{AnnotationOriginalPod, AnnotationRecommendedPod}},
 	}
 	var recs []exporter.WorkloadResult
-	for _, ns := range []string{"t-inject", "t-inject-off"} {
-		recs = append(recs, workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1))
+	for _, tc := range tests {
+		for ns, mode := range map[string]string{tc.ns: ModeEnforce, tc.ns + "-off": ModeOff} {
+			createNamespace(t, k, ns, map[string]string{AnnotationMode: mode})
+			if _, err := k.Clientset.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
+				Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", tc.quotaCPU)}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitQuotaUsed(t, k, ns, "cpu")
+			r := workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1)
+			r.Pod = []exporter.PodAdvice{{Resource: "cpu", Request: 0.4, Confidence: 1}}
+			recs = append(recs, r)
+		}
 	}
 	cert := testenv.NewServingCert(t)
 	port := testenv.FreePort(t)
@@ -543,30 +574,37 @@ func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
 	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "zz-injector.webhook.example.io", URL: testenv.ServeTLS(t, icert, http.HandlerFunc(injector)) + "/inject", CAPEM: icert.CAPEM})
 
 	yes := true
-	for _, ns := range []string{"t-inject-off", "t-inject"} {
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "web-abc-", Labels: map[string]string{"pod-template-hash": "abc"},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", UID: "0c6b3c3e-1111-4f1e-9c55-000000000001", Controller: &yes}}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "128Mi"), nil)}},
-		}
-		got, err := k.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-		if err != nil {
-			if strings.Contains(err.Error(), "exceeded quota") {
-				t.Errorf("%s: pod rejected after UPID's change: %v", ns, err)
-				continue
-			}
-			t.Fatalf("%s: %v", ns, err)
-		}
-		if len(got.Spec.Containers) != 2 {
-			t.Fatalf("%s: containers %v, want app and the injected one", ns, got.Spec.Containers)
-		}
-		if cpu := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; cpu.String() != "100m" {
-			t.Errorf("%s: app requests %s, want its own 100m: 400m does not fit the quota beside the sidecar", ns, cpu.String())
-		}
-		for _, a := range []string{AnnotationOriginal, AnnotationRecommended} {
-			if v, ok := got.Annotations[a]; ok {
-				t.Errorf("%s: %s = %s on a pod UPID left as it was", ns, a, v)
-			}
+	for _, tc := range tests {
+		for _, ns := range []string{tc.ns + "-off", tc.ns} {
+			t.Run(ns, func(t *testing.T) {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{GenerateName: "web-abc-", Labels: map[string]string{"pod-template-hash": "abc"},
+						OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", UID: "0c6b3c3e-1111-4f1e-9c55-000000000001", Controller: &yes}}},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "100m", "memory", "128Mi"), nil)}, Resources: tc.podLevel},
+				}
+				got, err := k.Clientset.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+				if err != nil {
+					if strings.Contains(err.Error(), "exceeded quota") {
+						t.Fatalf("pod rejected after UPID's change: %v", err)
+					}
+					t.Fatal(err)
+				}
+				if len(got.Spec.Containers) != 2 {
+					t.Fatalf("containers %v, want app and the injected one", got.Spec.Containers)
+				}
+				cpu := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
+				if tc.podLevel != nil {
+					cpu = got.Spec.Resources.Requests[corev1.ResourceCPU]
+				}
+				if cpu.String() != tc.want {
+					t.Errorf("cpu request %s, want %s, as without UPID", cpu.String(), tc.want)
+				}
+				for _, a := range tc.records {
+					if v, ok := got.Annotations[a]; ok {
+						t.Errorf("%s = %s on a pod UPID left as it was", a, v)
+					}
+				}
+			})
 		}
 	}
 }

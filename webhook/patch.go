@@ -251,19 +251,16 @@ func decide(pod *podFields, recs *WorkloadRecs, ns Constraints, p Policy) *Plan 
 // injector whose configuration sorts after UPID's), which the first call's
 // quota check could not count; the quota admission, after every webhook,
 // would reject the pod. If it does not fit, the returned plan takes back the
-// earlier raises, by the record of the originals, and nothing else: the pod
-// is admitted as its owner and the other webhooks made it. nil when nothing
-// is to be undone.
+// earlier changes, the containers' and the pod-level requests', by the
+// records of the originals, and nothing else: the pod is admitted as its
+// owner and the other webhooks made it. nil when nothing is to be undone.
 func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 	// A pod no call of UPID enforced on has no mode, or no record below.
 	if mode, _ := pod.Metadata.Annotations.get(AnnotationMode); mode != ModeEnforce || len(ns.Quotas) == 0 && len(ns.LimitRanges) == 0 {
 		return nil // and a recommend-mode call changed no resources
 	}
-	orig, ok := readRecord(pod.Metadata.Annotations, AnnotationOriginal)
-	if !ok || len(orig) == 0 {
-		return nil
-	}
 	back := &Plan{Reason: "resource_quota", undone: true}
+	orig, _ := readRecord[map[string]Resources](pod.Metadata.Annotations, AnnotationOriginal)
 	for _, list := range []string{"initContainers", "containers"} {
 		for i, c := range pod.list(list) {
 			if o, ok := orig[c.Name]; ok {
@@ -273,7 +270,17 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 			}
 		}
 	}
-	if len(back.changes) == 0 {
+	origPod, okOrig := readRecord[Resources](pod.Metadata.Annotations, AnnotationOriginalPod)
+	recPod, okRec := readRecord[Resources](pod.Metadata.Annotations, AnnotationRecommendedPod)
+	if pr := pod.Spec.Resources; okOrig && okRec && pr != nil {
+		// The floor is what the containers request once theirs are taken
+		// back too: the API server rejects a pod that requests less.
+		floor := resourcehelper.AggregateContainerRequests(pod.with(back).created(), resourcehelper.PodResourcesOptions{})
+		if nr := takeBackPod(*pr, origPod, recPod, floor); !equality.Semantic.DeepEqual(*pr, nr) {
+			back.pod = &podChange{old: *pr, new: nr}
+		}
+	}
+	if !back.Changed() {
 		return nil
 	}
 	// after is the pod once plan is applied, prior the same pod with the
@@ -300,23 +307,59 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 // those o lacks were not set before UPID set them.
 func restore(r corev1.ResourceRequirements, o Resources) corev1.ResourceRequirements {
 	out := *r.DeepCopy()
-	set := func(l *corev1.ResourceList, was map[string]string) {
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			v, had := was[string(name)]
-			q, err := resource.ParseQuantity(v)
-			switch {
-			case had && err == nil:
-				if *l == nil {
-					*l = corev1.ResourceList{}
+	restoreList(&out.Requests, o.Requests, nil, nil)
+	restoreList(&out.Limits, o.Limits, nil, nil)
+	return out
+}
+
+// restoreList sets CPU and memory in *l to the recorded was, removing
+// those was lacks. With rec, UPID's record of what it set, what another
+// webhook has added since stays: was + (now − rec). floor bounds what is
+// restored from below, but never above what *l has now: a pod already
+// under its floor is not UPID's to raise.
+func restoreList(l *corev1.ResourceList, was, rec map[string]string, floor corev1.ResourceList) {
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		v, had := was[string(name)]
+		q, err := resource.ParseQuantity(v)
+		switch {
+		case had && err == nil:
+			now, has := (*l)[name]
+			if set, err := resource.ParseQuantity(rec[string(name)]); err == nil && has && now.Cmp(set) != 0 {
+				q.Add(now)
+				q.Sub(set)
+				if q.Sign() <= 0 {
+					continue // another webhook took away more than UPID added: its value stands
 				}
-				(*l)[name] = q
-			case !had:
-				delete(*l, name)
 			}
+			if f, ok := floor[name]; ok {
+				if has && now.Cmp(f) < 0 {
+					f = now
+				}
+				if q.Cmp(f) < 0 {
+					q = f
+				}
+			}
+			if *l == nil {
+				*l = corev1.ResourceList{}
+			}
+			(*l)[name] = q
+		case !had:
+			delete(*l, name)
 		}
 	}
-	set(&out.Requests, o.Requests)
-	set(&out.Limits, o.Limits)
+}
+
+// takeBackPod is the pod-level resources pr with UPID's change of their
+// requests taken back to the record orig (UPID never changes their
+// limits). Unlike a container's, the pod's request may have been raised
+// since UPID set it, as rec records, by a sidecar injector that adds its
+// container's request to the pod's (without it the API server rejects a pod
+// whose containers request more than it does): that raise stays, and the
+// pod gets what it would have got without UPID. A request the pod did not
+// have is removed, for the API server to complete as it would have.
+func takeBackPod(pr corev1.ResourceRequirements, orig, rec Resources, floor corev1.ResourceList) corev1.ResourceRequirements {
+	out := *pr.DeepCopy()
+	restoreList(&out.Requests, orig.Requests, rec.Requests, floor)
 	return out
 }
 
@@ -818,7 +861,7 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 	}
 	if p.undone {
 		// The records describe changes no longer made.
-		for _, k := range []string{AnnotationOriginal, AnnotationRecommended} {
+		for _, k := range []string{AnnotationOriginal, AnnotationRecommended, AnnotationOriginalPod, AnnotationRecommendedPod} {
 			if _, ok := annotations.get(k); ok {
 				ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+escape(k), nil))
 			}
@@ -832,11 +875,11 @@ func (p *Plan) patch(annotations *podAnnotations, mode string) ([]jsonpatch.Oper
 		// UPID changed in either call stays in them, and a container's
 		// original is the first call's.
 		recd, orig := p.Recommended, p.Original
-		if prev, ok := readRecord(annotations, AnnotationRecommended); ok {
+		if prev, ok := readRecord[map[string]Resources](annotations, AnnotationRecommended); ok {
 			recd = maps.Clone(prev)
 			maps.Copy(recd, p.Recommended)
 		}
-		if prev, ok := readRecord(annotations, AnnotationOriginal); ok {
+		if prev, ok := readRecord[map[string]Resources](annotations, AnnotationOriginal); ok {
 			orig = maps.Clone(p.Original)
 			maps.Copy(orig, prev)
 		} else if _, garbled := annotations.get(AnnotationOriginal); garbled {
@@ -1044,17 +1087,20 @@ func (p *Plan) summary() string {
 	return strings.Join(out, "; ")
 }
 
-// readRecord reads a record annotation (upid.io/original-resources,
-// upid.io/recommended-resources) an earlier call wrote; ok is false when
-// the pod has none, and a record that does not parse is none.
-func readRecord(annotations *podAnnotations, key string) (map[string]Resources, bool) {
+// readRecord reads a record annotation an earlier call wrote: a
+// map[string]Resources of containers (upid.io/original-resources,
+// upid.io/recommended-resources) or the pod's Resources
+// (upid.io/original-pod-resources, upid.io/recommended-pod-resources); ok is
+// false when the pod has none, and a record that does not parse is none.
+func readRecord[T any](annotations *podAnnotations, key string) (T, bool) {
+	var m T
 	v, ok := annotations.get(key)
 	if !ok {
-		return nil, false
+		return m, false
 	}
-	var m map[string]Resources
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		return nil, false
+		var none T
+		return none, false
 	}
 	return m, true
 }

@@ -2,9 +2,12 @@ package webhook
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -695,6 +698,81 @@ func TestUndoForPodLimitRange(t *testing.T) {
 			got := back.changes[0].new
 			if r, l := got.Requests[corev1.ResourceCPU], got.Limits[corev1.ResourceCPU]; r.String() != "100m" || l.String() != "400m" {
 				t.Errorf("app taken back to %v, want its original 100m/400m", got)
+			}
+		})
+	}
+}
+
+// TestPodLevelTakenBack: a reinvocation takes back UPID's change of the
+// pod-level requests as it does the containers' when the pod no longer
+// fits its quota with it: to the recorded original, plus what a sidecar
+// injector added to the pod's request since (the pod as it would be
+// without UPID), never under what the containers request together, with
+// the same records removed, reason and Event (found in review: the
+// pod-level raise stayed, and the quota admission rejected the pod).
+func TestPodLevelTakenBack(t *testing.T) {
+	const (
+		orig200 = `{"requests":{"cpu":"200m"},"limits":{"cpu":"2"}}`
+		rec400  = `{"requests":{"cpu":"400m"},"limits":{"cpu":"2"}}`
+	)
+	records := []string{AnnotationOriginal, AnnotationRecommended, AnnotationOriginalPod, AnnotationRecommendedPod}
+	for _, tc := range []struct {
+		name         string
+		podCPU       string // the pod's cpu request as the reinvocation finds it
+		injected     string // the cpu request of a container injected after UPID, "" for none
+		orig, rec    string // the pod-level records
+		appRecord    bool   // the first call also changed app's memory
+		quotaCPU     string
+		wantCPU      string // "" for no pod-level cpu request
+		wantAppMem   string
+		takenBack    bool
+		wantRecorded []string
+	}{
+		{"untouched since", "400m", "", orig200, rec400, false, "300m", "200m", "128Mi", true, nil},
+		{"injector added its share", "430m", "30m", orig200, rec400, false, "420m", "230m", "128Mi", true, nil},
+		{"fits", "400m", "", orig200, rec400, false, "1", "400m", "128Mi", false, []string{AnnotationOriginalPod, AnnotationRecommendedPod}},
+		{"no request before", "400m", "", `{"limits":{"cpu":"2"}}`, rec400, false, "300m", "", "128Mi", true, nil},
+		// An injector that left the pod's request alone: 200m would be
+		// under app's 100m and its 200m.
+		{"containers' floor", "400m", "200m", `{"requests":{"cpu":"100m"},"limits":{"cpu":"2"}}`, rec400, false, "350m", "300m", "128Mi", true, nil},
+		{"containers and pod", "400m", "", orig200, rec400, true, "300m", "200m", "64Mi", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			anns := map[string]string{AnnotationMode: ModeEnforce, AnnotationOriginalPod: tc.orig, AnnotationRecommendedPod: tc.rec}
+			if tc.appRecord {
+				anns[AnnotationOriginal] = `{"app":{"requests":{"memory":"64Mi"}}}`
+				anns[AnnotationRecommended] = `{"app":{"requests":{"memory":"128Mi"}}}`
+			}
+			pod := webPod(anns)
+			pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi")}
+			if tc.injected != "" {
+				pod.Spec.Containers = append(pod.Spec.Containers, container("injected", rl("cpu", tc.injected), nil))
+			}
+			pod.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", tc.podCPU), Limits: rl("cpu", "2")}
+			rec := &refRecorder{}
+			h := newTestHandler(t, ModeEnforce, &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
+				constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota(rl("requests.cpu", tc.quotaCPU), rl("requests.cpu", "0"))}}}})
+			h.opts.Recorder = rec
+			got := reviewAndApply(t, h, pod)
+			cpu, ok := got.Spec.Resources.Requests[corev1.ResourceCPU]
+			if gotCPU := map[bool]string{true: cpu.String()}[ok]; gotCPU != tc.wantCPU {
+				t.Errorf("pod-level cpu request %q, want %q", gotCPU, tc.wantCPU)
+			}
+			if mem := got.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory]; mem.String() != tc.wantAppMem {
+				t.Errorf("app memory request %s, want %s", mem.String(), tc.wantAppMem)
+			}
+			var kept []string
+			for _, k := range records {
+				if _, ok := got.Annotations[k]; ok {
+					kept = append(kept, k)
+				}
+			}
+			if !slices.Equal(kept, tc.wantRecorded) {
+				t.Errorf("records %v kept, want %v", kept, tc.wantRecorded)
+			}
+			taken := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeSkipped, "resource_quota")) == 1
+			if evs := rec.events; taken != tc.takenBack || tc.takenBack != (len(evs) == 1 && strings.HasPrefix(evs[0], "Warning UPIDRightsizingTakenBack ")) {
+				t.Errorf("taken back %v with Events %q, want %v", taken, evs, tc.takenBack)
 			}
 		})
 	}
