@@ -27,6 +27,12 @@ func FuzzReview(f *testing.F) {
 	// no longer fits: the undo path.
 	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, webPod(map[string]string{AnnotationMode: ModeEnforce,
 		AnnotationOriginal: `{"app":{"requests":{"cpu":"10m","memory":"1Mi"}}}`, AnnotationRecommended: `{"app":{"requests":{"cpu":"1"}}}`})))
+	// The same with pod-level resources: their take-back.
+	podLevel := webPod(map[string]string{AnnotationMode: ModeEnforce,
+		AnnotationOriginalPod: `{"requests":{"cpu":"10m"},"limits":{"cpu":"2"}}`, AnnotationRecommendedPod: `{"requests":{"cpu":"1"},"limits":{"cpu":"2"}}`})
+	podLevel.Spec.Resources = &corev1.ResourceRequirements{Requests: rl("cpu", "1"), Limits: rl("cpu", "2")}
+	podLevel.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: rl("memory", "1Gi")}
+	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, podLevel))
 	quota := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100m")},
 		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100m"), Used: rl("requests.cpu", "0")}}
 	h := newTestHandler(f, ModeEnforce, &staticCluster{constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}})
