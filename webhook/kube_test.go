@@ -25,9 +25,7 @@ import (
 	krt "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/exporter"
 	"github.com/upid-dev/upid/exporter/history"
@@ -734,7 +732,7 @@ func TestEventsOnTheWorkload(t *testing.T) {
 // holds nothing) does not have at admission, gets the Event of what the
 // webhook set, with its UID, as kubectl describe searches for it: read
 // after the admission from the pod's ReplicaSet or Job on a real API
-// server, through the recorder that Run uses.
+// server, through the recording that Run sets up.
 func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{})
 	ctx := context.Background()
@@ -776,18 +774,16 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := record.NewBroadcaster()
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.Clientset.CoreV1().Events("")})
-	defer events.Shutdown()
 	target := &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}
-	h, err := NewHandler(HandlerOptions{
+	// Run's recording, with a cache that holds nothing.
+	opts, stopEvents := withEvents(HandlerOptions{
 		DefaultMode: ModeEnforce, Policy: defaultPolicy,
 		Recommendations: staticRecs{key(ns, "Deployment", "web"): target, key(ns, "CronJob", "report"): target},
 		Cluster:         &staticCluster{},
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Recorder:        events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"}),
-		GetWorkload:     MetadataGetter(meta),
-	})
+	}, k.Clientset, meta)
+	defer stopEvents()
+	h, err := NewHandler(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

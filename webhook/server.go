@@ -67,10 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	recs := NewRecommendations(c.RecommendationsURL, c.MinConfidence, time.Duration(c.MaxStaleness), log)
 	cluster := NewInformerCluster(opts.Kube, opts.Metadata, 0)
-	events := record.NewBroadcaster()
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: opts.Kube.CoreV1().Events("")})
-	defer events.Shutdown()
-	h, err := NewHandler(HandlerOptions{
+	hopts, stopEvents := withEvents(HandlerOptions{
 		DefaultMode:     c.Mode,
 		Policy:          PolicyOf(c),
 		OwnNamespace:    opts.Namespace,
@@ -78,9 +75,9 @@ func Run(ctx context.Context, opts Options) error {
 		Cluster:         cluster,
 		MaxRequestBytes: c.MaxRequestBytes,
 		Logger:          log,
-		Recorder:        events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"}),
-		GetWorkload:     MetadataGetter(opts.Metadata),
-	})
+	}, opts.Kube, opts.Metadata)
+	defer stopEvents()
+	h, err := NewHandler(hopts)
 	if err != nil {
 		return err
 	}
@@ -154,6 +151,17 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	log.Info("serving admission", "port", c.Port, "path", Path, "mode", c.Mode, "tls", c.TLS.Mode, "recommendations", c.RecommendationsURL)
 	return <-errc
+}
+
+// withEvents is o recording its Events on the API server: client-go's
+// recorder, and the uncached reads that name a workload the cache does not
+// hold yet. stop ends the recording.
+func withEvents(o HandlerOptions, kube kubernetes.Interface, meta metadata.Interface) (_ HandlerOptions, stop func()) {
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	o.Recorder = events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"})
+	o.GetWorkload = MetadataGetter(meta)
+	return o, events.Shutdown
 }
 
 // newAdmissionServer is controller-runtime's webhook server with our TLS
