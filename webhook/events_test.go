@@ -181,7 +181,10 @@ func TestOwnerLookupsBounded(t *testing.T) {
 	if took := time.Since(began); took > 20*time.Second {
 		t.Errorf("%d admissions took %s while the API server did not answer", pods, took)
 	}
-	if most > before+ownerWorkers {
+	// A few goroutines of the runtime or of earlier tests' timers may
+	// start meanwhile; one a lookup would be thousands.
+	const others = 4
+	if most > before+ownerWorkers+others {
 		t.Errorf("%d goroutines during the flood, %d before: more than %d lookups at once", most, before, ownerWorkers)
 	}
 	dropped := testutil.ToFloat64(h.owners.lookups.WithLabelValues("dropped"))
@@ -190,7 +193,7 @@ func TestOwnerLookupsBounded(t *testing.T) {
 	}
 	close(release)
 	deadline := time.Now().Add(10 * time.Second)
-	for lookups(h)+dropped < pods || runtime.NumGoroutine() > before {
+	for lookups(h)+dropped < pods || len(h.owners.workers) > 0 || runtime.NumGoroutine() > before+others {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the API server answered: %g lookups ended, %d goroutines (%d before)", lookups(h), runtime.NumGoroutine(), before)
 		}
