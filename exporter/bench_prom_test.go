@@ -3,7 +3,9 @@ package exporter_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	upidhistory "github.com/upid-dev/upid/exporter/history"
@@ -21,7 +24,8 @@ import (
 // cluster's answer: one series per workload for the workload queries, per
 // workload and container for the container queries, per workload, node and
 // resource for resource_requests, per workload and path or user agent for
-// the request counters, per node and rate for OpenCost.
+// the request counters, per workload (or Service) for the request
+// counters' coverage, per node and rate for OpenCost.
 //
 // Answers are rendered once, gzipped (about a tenth of their size), and
 // decompressed while served to a client that does not accept gzip, as the
@@ -32,13 +36,14 @@ type benchProm struct {
 	*httptest.Server
 	bodies  map[string][]byte // query expression → gzipped JSON answer
 	series  map[string]int    // query name → series in the answer
+	bytes   map[string]int64  // query name → bytes of the answer, uncompressed
 	raw     int64             // bytes of all answers, uncompressed
 	missing []string          // queries the fixture has no data for; they answer an empty vector
 	busy    atomic.Int64      // nanoseconds spent serving
 }
 
 func newBenchProm(c *benchCluster, p upidhistory.Params, at time.Time) *benchProm {
-	bp := &benchProm{bodies: map[string][]byte{}, series: map[string]int{}}
+	bp := &benchProm{bodies: map[string][]byte{}, series: map[string]int{}, bytes: map[string]int64{}}
 	ts := strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
 	secs := p.Window.Seconds()
 	for _, qu := range upidhistory.Queries(p) {
@@ -55,6 +60,7 @@ func newBenchProm(c *benchCluster, p upidhistory.Params, at time.Time) *benchPro
 		_ = zw.Close()
 		bp.bodies[qu.Expr] = buf.Bytes()
 		bp.series[qu.Name] = v.n
+		bp.bytes[qu.Name] = cw.n
 		bp.raw += cw.n
 	}
 	bp.Server = httptest.NewServer(bp)
@@ -67,6 +73,18 @@ func (bp *benchProm) totalSeries() int {
 		n += s
 	}
 	return n
+}
+
+// requestCoverage is the series and uncompressed bytes of the request
+// sources' coverage queries, the cycle's newest, to tell their share.
+func (bp *benchProm) requestCoverage() (series int, bytes int64) {
+	for name, n := range bp.series {
+		if strings.HasPrefix(name, "request_coverage_") {
+			series += n
+			bytes += bp.bytes[name]
+		}
+	}
+	return series, bytes
 }
 
 func (bp *benchProm) gzipped() int {
@@ -193,40 +211,13 @@ func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64,
 	case "cpu_pod_p95_cores":
 		wl(pick(0.25, 0.003))
 	case "coverage":
-		cov := 1.0
-		if w.verdict == benchUnknown {
-			cov = 0.2
-		}
-		wl(cov)
+		wl(w.coverage())
 	case "network_receive_bytes":
 		wl(pick(40000, 150) * reps * secs)
 	case "probes":
 		wl((0.1 + 0.2 + 1.0/15) * reps * secs)
 	case "replicas":
 		wl(reps)
-	case "resource_requests":
-		if !w.running() {
-			return true
-		}
-		var cpu, mem float64
-		spec := c.podSpec(w)
-		for _, ct := range append(spec.Containers, spec.InitContainers...) {
-			cpu += ct.Resources.Requests.Cpu().AsApproximateFloat64()
-			mem += ct.Resources.Requests.Memory().AsApproximateFloat64()
-		}
-		perNode := map[int]float64{}
-		for j := range w.replicas {
-			perNode[c.nodeOfPod(w, w.firstPod+j, j)]++
-		}
-		nodes := make([]int, 0, len(perNode))
-		for n := range perNode {
-			nodes = append(nodes, n)
-		}
-		sort.Ints(nodes)
-		for _, n := range nodes {
-			wl(cpu*perNode[n], "node", c.nodeName(n), "resource", "cpu")
-			wl(mem*perNode[n], "node", c.nodeName(n), "resource", "memory")
-		}
 	case "requests_http_requests_total":
 		if w.app != benchHTTP {
 			return true
@@ -269,25 +260,128 @@ func (c *benchCluster) renderWorkload(v *benchVector, name string, secs float64,
 			v.add(1*secs, "exported_namespace", w.ns, "exported_service", w.name, "path", "/api")
 		}
 	// Each source's coverage of the window: one series per workload (or
-	// Service) the source sees, all of the window.
+	// Service) the source has series for. The request series live as long
+	// as the pods that expose them, so they cover what the CPU series do:
+	// a workload seen a fifth of the window has requests for that fifth.
 	case "request_coverage_http_requests_total":
 		if w.app == benchHTTP {
-			wl(1)
+			wl(w.coverage())
 		}
 	case "request_coverage_http_server_requests_seconds_count":
 		if w.app == benchSpring {
-			wl(1)
+			wl(w.coverage())
 		}
 	case "request_coverage_istio_requests_total":
 		if w.app == benchIstio {
-			v.add(1, "destination_workload", w.name, "destination_workload_namespace", w.ns)
+			v.add(w.coverage(), "destination_workload", w.name, "destination_workload_namespace", w.ns)
 		}
 	case "request_coverage_nginx_ingress_controller_requests":
 		if w.app == benchNginx && (w.kind == "Deployment" || w.kind == "StatefulSet") {
-			v.add(1, "exported_namespace", w.ns, "exported_service", w.name)
+			v.add(w.coverage(), "exported_namespace", w.ns, "exported_service", w.name)
 		}
 	default:
 		return false
 	}
 	return true
+}
+
+// coverage is the share of the window the workload's series cover: too
+// little for a verdict when it is steered to unknown.
+func (w *benchWorkload) coverage() float64 {
+	if w.verdict == benchUnknown {
+		return 0.2
+	}
+	return 1
+}
+
+// TestBenchPromRequestCoverage holds the fake to what a real Prometheus
+// answers the request sources' coverage queries with: a series for each
+// workload (or Service) the source's count query has series for and no
+// other, since both read the same series, covering no more of the window
+// than the workload's CPU series do. Else BenchmarkCycle and
+// BenchmarkFetch would measure another load than the exporter's.
+func TestBenchPromRequestCoverage(t *testing.T) {
+	cl := newBenchCluster(3000)
+	p := benchParams(benchConfig())
+	prom := newBenchProm(cl, p, cl.created.Add(30*24*time.Hour))
+	defer prom.Close()
+	if len(prom.missing) > 0 {
+		t.Fatalf("the fake has no answer for %v", prom.missing)
+	}
+	exprs := map[string]string{}
+	for _, q := range upidhistory.Queries(p) {
+		exprs[q.Name] = q.Expr
+	}
+	cpu := map[string]float64{} // namespace/workload → coverage
+	for _, s := range benchAnswer(t, prom, exprs["coverage"]) {
+		cpu[s.Metric["namespace"]+"/"+s.Metric["workload"]] = s.value(t)
+	}
+	partial := 0
+	for _, src := range p.Sources {
+		// The fake names each Service after its workload.
+		ns, named := cmp.Or(src.NamespaceLabel, "namespace"), cmp.Or(src.ServiceLabel, src.WorkloadLabel, "workload")
+		counted := map[string]bool{}
+		for _, s := range benchAnswer(t, prom, exprs["requests_"+src.Metric]) {
+			counted[s.Metric[ns]+"/"+s.Metric[named]] = true
+		}
+		covered := map[string]bool{}
+		for _, s := range benchAnswer(t, prom, exprs["request_coverage_"+src.Metric]) {
+			k, v := s.Metric[ns]+"/"+s.Metric[named], s.value(t)
+			switch {
+			case !counted[k]:
+				t.Errorf("%s: coverage for %s, which has no request series", src.Metric, k)
+			case covered[k]:
+				t.Errorf("%s: two coverage series for %s", src.Metric, k)
+			case v <= 0 || v > cpu[k]:
+				t.Errorf("%s: %s covers %v of the window, its CPU series %v", src.Metric, k, v, cpu[k])
+			}
+			covered[k] = true
+			if v < 1 {
+				partial++
+			}
+		}
+		if len(covered) != len(counted) || len(covered) == 0 {
+			t.Errorf("%s: coverage for %d workloads or Services, request series for %d", src.Metric, len(covered), len(counted))
+		}
+	}
+	if partial == 0 {
+		t.Error("every request series covers the whole window: the benchmarks never take the partial coverage path")
+	}
+}
+
+type benchSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s benchSample) value(t *testing.T) float64 {
+	t.Helper()
+	str, _ := s.Value[1].(string)
+	v, err := strconv.ParseFloat(str, 64)
+	if err != nil {
+		t.Fatalf("value %v of %v: %v", s.Value[1], s.Metric, err)
+	}
+	return v
+}
+
+// benchAnswer decodes the fake's answer to expr.
+func benchAnswer(t *testing.T, bp *benchProm, expr string) []benchSample {
+	t.Helper()
+	body, ok := bp.bodies[expr]
+	if !ok {
+		t.Fatalf("no answer for %q", expr)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Data struct {
+			Result []benchSample `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(zr).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r.Data.Result
 }

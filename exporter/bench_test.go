@@ -156,17 +156,16 @@ func BenchmarkSync(b *testing.B) {
 // BenchmarkFetch isolates the prometheus stage of a cycle: history.Fetch
 // through client_golang against the fake Prometheus, with the exporter's
 // query options. Reports fetch-s, series and peak-RSS-MiB (reset before the
-// first fetch: the decoded answers, nothing of the inventory).
+// first fetch: the decoded answers, nothing of the inventory), and the
+// JSON answered: json-MB in all, req-coverage-series and
+// req-coverage-json-MB for the request sources' coverage queries.
 func BenchmarkFetch(b *testing.B) {
 	for _, pods := range benchSizes(b) {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
 			cl := newBenchCluster(pods)
 			cfg := benchConfig()
 			at := cl.created.Add(30 * 24 * time.Hour)
-			params := upidhistory.Params{
-				Window: time.Duration(cfg.Exporter.Window), Step: time.Duration(cfg.Exporter.Step),
-				RateWindow: time.Duration(cfg.Exporter.RateWindow), Sources: cfg.Exporter.RequestSources,
-			}
+			params := benchParams(cfg)
 			prom := newBenchProm(cl, params, at)
 			defer prom.Close()
 			pq := benchPromClient(b, prom.URL)
@@ -184,6 +183,10 @@ func BenchmarkFetch(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "fetch-s")
 			b.ReportMetric(float64(prom.totalSeries()), "series")
+			b.ReportMetric(float64(prom.raw)/1e6, "json-MB")
+			covSeries, covBytes := prom.requestCoverage()
+			b.ReportMetric(float64(covSeries), "req-coverage-series")
+			b.ReportMetric(float64(covBytes)/1e6, "req-coverage-json-MB")
 			b.ReportMetric(float64(workloads), "workloads")
 			b.ReportMetric(benchPeakRSSMiB(), "peak-RSS-MiB")
 			b.ReportMetric(m.harnessRSS, "harness-RSS-MiB")
@@ -230,6 +233,14 @@ func benchConfig() config.Config {
 	cfg := config.Default()
 	cfg.Exporter.NamespaceLabels = []string{"team"}
 	return cfg
+}
+
+// benchParams shape the cycle's queries as the exporter does from cfg.
+func benchParams(cfg config.Config) upidhistory.Params {
+	return upidhistory.Params{
+		Window: time.Duration(cfg.Exporter.Window), Step: time.Duration(cfg.Exporter.Step),
+		RateWindow: time.Duration(cfg.Exporter.RateWindow), Sources: cfg.Exporter.RequestSources,
+	}
 }
 
 // benchKubeClient and benchPromClient build clients as cmd/upid does.
@@ -330,10 +341,7 @@ func benchCycle(b *testing.B, pods int) {
 	cl := newBenchCluster(pods)
 	cfg := benchConfig()
 	at := cl.created.Add(30 * 24 * time.Hour)
-	prom := newBenchProm(cl, upidhistory.Params{
-		Window: time.Duration(cfg.Exporter.Window), Step: time.Duration(cfg.Exporter.Step),
-		RateWindow: time.Duration(cfg.Exporter.RateWindow), Sources: cfg.Exporter.RequestSources,
-	}, at)
+	prom := newBenchProm(cl, benchParams(cfg), at)
 	defer prom.Close()
 	if len(prom.missing) > 0 {
 		b.Logf("the fake Prometheus has no data for %v: they answer empty vectors; extend bench_prom_test.go", prom.missing)
@@ -415,8 +423,9 @@ func benchCycle(b *testing.B, pods int) {
 	for _, w := range res.Workloads {
 		verdicts[w.Idle.State]++
 	}
-	b.Logf("%d workloads %v; %d series (%.1f MB of JSON, %.1f MB gzipped) from the fake Prometheus; pods sent as %.0f B on average",
-		len(res.Workloads), verdicts, prom.totalSeries(), float64(prom.raw)/1e6, float64(prom.gzipped())/1e6,
+	covSeries, covBytes := prom.requestCoverage()
+	b.Logf("%d workloads %v; %d series (%.1f MB of JSON, %.1f MB gzipped; request coverage %d series, %.1f MB) from the fake Prometheus; pods sent as %.0f B on average",
+		len(res.Workloads), verdicts, prom.totalSeries(), float64(prom.raw)/1e6, float64(prom.gzipped())/1e6, covSeries, float64(covBytes)/1e6,
 		float64(kube.resources["/api/v1/pods"].bytes.Load())/float64(kube.resources["/api/v1/pods"].items.Load()))
 	b.Logf("largest metric families of %d: %v", len(families), benchTop(families, 10))
 	res = nil
