@@ -86,12 +86,18 @@ func loadSeriesFor(start, end time.Time) (out []series.Series, namespaces []stri
 }
 
 // queryStats is what Prometheus says a query cost: the samples it read
-// (stats=all, totalQueryableSamples) and the series it answered.
+// (stats=all, totalQueryableSamples), the series it answered and the
+// seconds it evaluated for (evalTotalTime).
 type queryStats struct {
 	Samples, Series int64
+	Seconds         float64
 }
 
-func (a *queryStats) add(b queryStats) { a.Samples += b.Samples; a.Series += b.Series }
+func (a *queryStats) add(b queryStats) {
+	a.Samples += b.Samples
+	a.Series += b.Series
+	a.Seconds += b.Seconds
+}
 
 func promQueryStats(b *testing.B, base, query string, at time.Time) queryStats {
 	b.Helper()
@@ -110,6 +116,9 @@ func promQueryStats(b *testing.B, base, query string, at time.Time) queryStats {
 				Samples struct {
 					TotalQueryableSamples int64 `json:"totalQueryableSamples"`
 				} `json:"samples"`
+				Timings struct {
+					EvalTotalTime float64 `json:"evalTotalTime"`
+				} `json:"timings"`
 			} `json:"stats"`
 		} `json:"data"`
 	}
@@ -119,7 +128,7 @@ func promQueryStats(b *testing.B, base, query string, at time.Time) queryStats {
 	if body.Status != "success" {
 		b.Fatalf("%s: %s", strings.SplitN(query, "\n", 2)[0], body.Error)
 	}
-	return queryStats{Samples: body.Data.Stats.Samples.TotalQueryableSamples, Series: int64(len(body.Data.Result))}
+	return queryStats{Samples: body.Data.Stats.Samples.TotalQueryableSamples, Series: int64(len(body.Data.Result)), Seconds: body.Data.Stats.Timings.EvalTotalTime}
 }
 
 // BenchmarkRecommenderLoad measures, on a real Prometheus holding a day of
