@@ -22,10 +22,9 @@ import (
 // benchProm is a fake Prometheus HTTP API that answers every query of a
 // cycle (history.Queries) with a canned instant vector sized like a real
 // cluster's answer: one series per workload for the workload queries, per
-// workload and container for the container queries, per workload, node and
-// resource for resource_requests, per workload and path or user agent for
-// the request counters, per workload (or Service) for the request
-// counters' coverage, per node and rate for OpenCost.
+// workload and path or user agent for the request counters, per workload
+// (or Service) for the request counters' coverage, per node and rate for
+// OpenCost.
 //
 // Answers are rendered once, gzipped (about a tenth of their size), and
 // decompressed while served to a client that does not accept gzip, as the
