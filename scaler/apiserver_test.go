@@ -63,20 +63,11 @@ func TestAgainstAPIServer(t *testing.T) {
 	cfg.GracePeriod = 0
 	create := func(t *testing.T, ns, name string, replicas int32) Workload {
 		t.Helper()
-		if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name, replicas, time.Time{}), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		// Requests to it would wake it, so an alert may put it to sleep.
-		createService(ctx, t, c, ns, name)
-		return Workload{Namespace: ns, Kind: KindDeployment, Name: name}
+		return createDeployment(t, c, ns, name, replicas)
 	}
 	get := func(t *testing.T, w Workload) *appsv1.Deployment {
 		t.Helper()
-		d, err := c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return getDeployment(t, c, w)
 	}
 
 	t.Run("random histories with restarts", func(t *testing.T) {
@@ -342,6 +333,12 @@ func TestAgainstAPIServer(t *testing.T) {
 		stopA()
 		if a.IsLeader() {
 			t.Error("a still leads after stopping")
+		}
+		// Given up on the way out, so that b need not wait for it to expire.
+		if l, err := c.CoordinationV1().Leases("default").Get(ctx, "upid-scaler-test", metav1.GetOptions{}); err != nil {
+			t.Fatal(err)
+		} else if h := l.Spec.HolderIdentity; h != nil && *h != "" && *h != "b" {
+			t.Errorf("a stopped and the Lease is still %s's", *h)
 		}
 		waitFor(t, 15*time.Second, "b to take over", b.IsLeader)
 		if code, resp := post(t, b, body, testToken); code != 200 || resp.Results[0].Result != ResultSuccess {

@@ -343,3 +343,26 @@ func createService(ctx context.Context, t testing.TB, c kubernetes.Interface, ns
 		t.Fatal(err)
 	}
 }
+
+// createDeployment creates deployment(ns, name, replicas) and its Service on
+// a real API server: requests to it would wake it, so an alert may put it
+// to sleep.
+func createDeployment(t testing.TB, c kubernetes.Interface, ns, name string, replicas int32) Workload {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, deployment(ns, name, replicas, time.Time{}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createService(ctx, t, c, ns, name)
+	return Workload{Namespace: ns, Kind: KindDeployment, Name: name}
+}
+
+// getDeployment reads the Deployment w from a real API server.
+func getDeployment(t testing.TB, c kubernetes.Interface, w Workload) *appsv1.Deployment {
+	t.Helper()
+	d, err := c.AppsV1().Deployments(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -109,11 +109,18 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 	// rather than exiting: it holds no state that could be stale.
 	for ctx.Err() == nil {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   time.Duration(le.LeaseDuration),
-			RenewDeadline:   time.Duration(le.RenewDeadline),
-			RetryPeriod:     time.Duration(le.RetryPeriod),
-			ReleaseOnCancel: true,
+			Lock:          lock,
+			LeaseDuration: time.Duration(le.LeaseDuration),
+			RenewDeadline: time.Duration(le.RenewDeadline),
+			RetryPeriod:   time.Duration(le.RetryPeriod),
+			// Not ReleaseOnCancel: client-go releases the Lease before it
+			// ends the leading context, and a release waits up to
+			// renew_deadline for an API server that may not answer, so
+			// this replica would go on acting past the moment another may
+			// take the Lease over (TestLeaseLostMidActionAgainstAPIServer).
+			// releaseLease gives it up on shutdown instead, once the
+			// leading context has cancelled what this replica was doing.
+			ReleaseOnCancel: false,
 			Name:            le.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
@@ -139,7 +146,32 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 		}
 		elector.Run(ctx)
 	}
+	if err := releaseLease(lock, id, time.Duration(le.RenewDeadline)); err != nil {
+		level.Warn(s.log).Log("msg", "cannot release the leader Lease; another replica leads once it expires", "err", err)
+	}
 	return nil
+}
+
+// releaseLease gives the Lease up if it names this replica, so that
+// another leads at once rather than after lease_duration; as client-go's
+// own release, it leaves no holder and a duration of a second. The
+// update is guarded by the resourceVersion just read: a Lease another
+// replica took meanwhile is left alone.
+func releaseLease(lock *resourcelock.LeaseLock, id string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rec, _, err := lock.Get(ctx)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.HolderIdentity != id {
+		return nil
+	}
+	now := metav1.Now()
+	return lock.Update(ctx, resourcelock.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now})
 }
 
 // watchRollouts starts the informer of Argo Rollouts once the scaler may
