@@ -147,7 +147,7 @@ func TestEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.GracePeriod = 0 // the Deployment was created a moment ago
 	cfg.LeaderElection = config.LeaderElection{Enabled: true, Namespace: "default", Name: "upid-scaler",
-		LeaseDuration: model.Duration(4 * time.Second), RenewDeadline: model.Duration(3 * time.Second), RetryPeriod: model.Duration(time.Second)}
+		LeaseDuration: model.Duration(5 * time.Second), RenewDeadline: model.Duration(3 * time.Second), RetryPeriod: model.Duration(time.Second)}
 	s, err := New(Options{Kube: c, Config: cfg})
 	if err != nil {
 		t.Fatal(err)

@@ -109,8 +109,13 @@ func New(opts Options) (*Scaler, error) {
 		}
 	}
 	if le := opts.Config.LeaderElection; le.Enabled {
-		if le.RenewDeadline >= le.LeaseDuration {
-			errs = append(errs, fmt.Errorf("scaler.leader_election.renew_deadline: %s must be below lease_duration %s", le.RenewDeadline, le.LeaseDuration))
+		// A leader cut off from the Lease tries to renew a retry period
+		// after its last renewal and gives up, cancelling what it does,
+		// renew_deadline later; another replica may take the Lease over
+		// lease_duration after that last renewal.
+		if le.RenewDeadline+le.RetryPeriod >= le.LeaseDuration {
+			errs = append(errs, fmt.Errorf("scaler.leader_election.renew_deadline: %s plus retry_period %s must be below lease_duration %s, or a leader that cannot renew may still act when another leads",
+				le.RenewDeadline, le.RetryPeriod, le.LeaseDuration))
 		}
 		// client-go's own rule: renewals must fit retries with jitter.
 		if float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod) {

@@ -618,6 +618,24 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestLeaseTimingsStopTheLeaderFirst: a leader cut off from its Lease gives
+// up a retry period and a renew deadline after its last renewal; timings
+// where that comes as late as lease_duration, when another replica may
+// lead, are refused (10s + 5s against 15s), the defaults are not.
+func TestLeaseTimingsStopTheLeaderFirst(t *testing.T) {
+	c, _ := newFakeCluster()
+	cfg := testConfig(t)
+	cfg.LeaderElection = config.Default().Scaler.LeaderElection
+	if _, err := New(Options{Kube: c, Config: cfg}); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	cfg.LeaderElection.RetryPeriod = model.Duration(5 * time.Second)
+	_, err := New(Options{Kube: c, Config: cfg})
+	if err == nil || !strings.Contains(err.Error(), "scaler.leader_election.renew_deadline: 10s plus retry_period 5s must be below lease_duration 15s") {
+		t.Errorf("renew_deadline + retry_period = lease_duration: %v", err)
+	}
+}
+
 // TestRateLimitPlaceReturned: a sleep that took its place in the rate limit
 // and then slept nothing gives it back, so the next idle workload is put to
 // sleep rather than skipped as rate_limited: one that, retrying a conflict,

@@ -39,7 +39,7 @@ type LeaderElection struct {
 	Namespace     string         `yaml:"namespace" doc:"Namespace of the Lease; empty means the pod's own namespace (POD_NAMESPACE or the service account's), else default."`
 	Name          string         `yaml:"name" doc:"Name of the Lease."`
 	LeaseDuration model.Duration `yaml:"lease_duration" min:"2s" doc:"How long a Lease is valid without renewal; a failed leader is replaced after at most this."`
-	RenewDeadline model.Duration `yaml:"renew_deadline" min:"1s" doc:"How long the leader keeps trying to renew before it gives up leadership; below lease_duration."`
+	RenewDeadline model.Duration `yaml:"renew_deadline" min:"1s" doc:"How long the leader keeps trying to renew before it gives up leadership and stops acting; with retry_period, below lease_duration."`
 	RetryPeriod   model.Duration `yaml:"retry_period" min:"1s" doc:"How often candidates try to acquire or renew the Lease."`
 }
 
