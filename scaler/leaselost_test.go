@@ -255,8 +255,8 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 			if ans.code != http.StatusInternalServerError || len(ans.resp.Results) != 2 {
 				t.Fatalf("a answered %d %+v, want 500 with both alerts' results", ans.code, ans.resp)
 			}
-			if r := ans.resp.Results[0]; r.Workload != web.String() || r.Result != ResultFailure {
-				t.Errorf("the alert in flight: %+v, want a failure of %s", r, web)
+			if r := ans.resp.Results[0]; r.Workload != web.String() || r.Result != ResultFailure || !strings.Contains(r.Error, errLeaseLost.Error()) {
+				t.Errorf("the alert in flight: %+v, want a failure of %s saying the Lease was lost", r, web)
 			}
 			if r := ans.resp.Results[1]; r.Workload != api.String() || r.Result != ResultFailure || r.Reason != "not_attempted" || !strings.Contains(r.Error, errLeaseLost.Error()) {
 				t.Errorf("the alert not reached: %+v, want %s failed as not_attempted, saying the Lease was lost", r, api)

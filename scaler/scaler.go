@@ -456,6 +456,11 @@ func (s *Scaler) drySlept(o *object, res *Result, wake bool) bool {
 
 // finish turns the outcome into a metric, a log line and an Event.
 func (s *Scaler) finish(ctx context.Context, res *Result, o *object, req Request, err error) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(err, context.Cause(ctx)) {
+		// Cut short for a reason (the Lease lost): the cancelled call
+		// says only "context canceled".
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		res.Result, res.Reason, err = ResultSkipped, "not_found", nil
