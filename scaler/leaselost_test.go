@@ -319,10 +319,8 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 				if *d.Spec.Replicas != n {
 					t.Errorf("%s woken to %d replicas, want %d", w, *d.Spec.Replicas, n)
 				}
-				for _, k := range stateAnnotations {
-					if _, ok := d.Annotations[k]; ok {
-						t.Errorf("%s woken with %s left", w, k)
-					}
+				if left := stateLeft(d.Annotations); len(left) > 0 {
+					t.Errorf("%s woken with %v left", w, left)
 				}
 			}
 			if n := g.lateWrites.Load(); n != 0 {
@@ -331,42 +329,73 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 		})
 	}
 
-	// The wake-window loop runs on the leader's Lease: cut short, its wake
-	// leaves the workload asleep with its count, and the new leader's loop
-	// wakes it.
-	t.Run("wake window", func(t *testing.T) {
-		w := create(t, "office", 2)
-		s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
-		if res := s.Sleep(ctx, Request{Workload: w, Manual: true}); res.Result != ResultSuccess {
-			t.Fatal(res)
-		}
-		// Put to sleep before the window opened (an always-open window
-		// opened, as far as the loop looks, 8 days ago).
-		since := time.Now().Add(-9 * 24 * time.Hour).UTC().Format(time.RFC3339)
-		patch := []byte(`{"metadata":{"annotations":{"` + AnnotationSince + `":"` + since + `"}}}`)
-		if _, err := c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		le := leaseTimings(cfg, "upid-scaler-window")
-		le.WakeWindows = []string{"* 00:00-24:00"}
-		g := newLeaseGate(scalePath(w), false, true)
-		_, b := replicas(t, le, g)
-		end := loseLease(t, g, b)
-		if !errors.Is(end.cause, context.Canceled) {
-			t.Errorf("the held wake ended by %v, want cancelled", end.cause)
-		}
-		// Read before b leads, which loseLease leaves seconds away: b's
-		// window wakes it as soon as it does.
-		if d := get(t, w); !b.IsLeader() && (*d.Spec.Replicas != 0 || d.Annotations[AnnotationReplicas] != "2") {
-			t.Errorf("after a's wake was cut short: replicas %d, annotations %v; want asleep with 2 recorded", *d.Spec.Replicas, d.Annotations)
-		}
-		waitFor(t, 30*time.Second, "b to lead", b.IsLeader)
-		waitFor(t, 30*time.Second, "b's window to wake it", func() bool {
-			d := get(t, w)
-			return *d.Spec.Replicas == 2 && d.Annotations[AnnotationReplicas] == ""
+	// The wake-window loop runs on the leader's Lease and stops with it. A
+	// wake cut before its restore leaves the workload asleep, for the new
+	// leader's loop to wake; one cut after leaves it restored with its
+	// state, which is no longer asleep to the new leader and which a wake
+	// (upid wake) clears.
+	for _, through := range []bool{false, true} {
+		name := map[bool]string{false: "office", true: "office-restored"}[through]
+		t.Run("wake window, "+name, func(t *testing.T) {
+			w := create(t, name, 2)
+			s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+			if res := s.Sleep(ctx, Request{Workload: w, Manual: true}); res.Result != ResultSuccess {
+				t.Fatal(res)
+			}
+			// Put to sleep before the window opened (an always-open window
+			// opened, as far as the loop looks, 8 days ago).
+			since := time.Now().Add(-9 * 24 * time.Hour).UTC().Format(time.RFC3339)
+			patch := []byte(`{"metadata":{"annotations":{"` + AnnotationSince + `":"` + since + `"}}}`)
+			if _, err := c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			le := leaseTimings(cfg, "upid-scaler-"+name)
+			le.WakeWindows = []string{"* 00:00-24:00"}
+			g := newLeaseGate(scalePath(w), through, true)
+			_, b := replicas(t, le, g)
+			end := loseLease(t, g, b)
+			if !errors.Is(end.cause, context.Canceled) {
+				t.Errorf("the held wake ended by %v, want cancelled", end.cause)
+			}
+			// Read before b leads, which loseLease leaves seconds away: b's
+			// window wakes it as soon as it does.
+			want := map[bool]int32{false: 0, true: 2}[through]
+			if d := get(t, w); !b.IsLeader() && (*d.Spec.Replicas != want || d.Annotations[AnnotationReplicas] != "2") {
+				t.Errorf("after a's wake was cut short: replicas %d, annotations %v; want %d with 2 recorded", *d.Spec.Replicas, d.Annotations, want)
+			}
+			waitFor(t, 30*time.Second, "b to lead", b.IsLeader)
+			if through {
+				waitFor(t, 30*time.Second, "b to see it restored", func() bool {
+					d, err := b.deployments.Deployments(w.Namespace).Get(w.Name)
+					return err == nil && *d.Spec.Replicas == 2
+				})
+				for _, sw := range b.Sleeping() {
+					if sw.Workload == w {
+						t.Errorf("restored, %s is listed asleep: %+v", w, sw)
+					}
+				}
+				if res := b.Wake(ctx, Request{Workload: w, Manual: true}); res.Result != ResultSuccess || res.Replicas != 2 {
+					t.Errorf("wake of the restored workload: %s", res)
+				}
+			}
+			waitFor(t, 30*time.Second, "it to be awake with no state", func() bool {
+				d := get(t, w)
+				return *d.Spec.Replicas == 2 && len(stateLeft(d.Annotations)) == 0
+			})
+			if n := g.lateWrites.Load(); n != 0 {
+				t.Errorf("a wrote %d times to workloads after it was cut off from its Lease", n)
+			}
 		})
-		if n := g.lateWrites.Load(); n != 0 {
-			t.Errorf("a wrote %d times to workloads after it was cut off from its Lease", n)
+	}
+}
+
+// stateLeft lists the scaler's state annotations among a.
+func stateLeft(a map[string]string) []string {
+	var left []string
+	for _, k := range stateAnnotations {
+		if _, ok := a[k]; ok {
+			left = append(left, k)
 		}
-	})
+	}
+	return left
 }
