@@ -122,3 +122,40 @@ func TestLeaseLostMidNotification(t *testing.T) {
 		t.Errorf("api was acted on after the Lease was lost: replicas %d, annotations %v", *d.Spec.Replicas, d.Annotations)
 	}
 }
+
+// TestLeaderTermsDoNotOverlap: client-go runs each term as leader in a
+// goroutine of its own. One that ends after the next term began (its
+// lead still returning from a cancelled call when the Lease, still this
+// replica's, was taken again at once), or that starts after its term was
+// over, must leave the next term marked the leader with its own context:
+// unmarked, it would answer 503 while holding the Lease; with the ended
+// context, every notification would fail as not_attempted.
+func TestLeaderTermsDoNotOverlap(t *testing.T) {
+	c, _ := newFakeCluster()
+	cfg := testConfig(t)
+	cfg.LeaderElection.Enabled = true
+	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+	first, endFirst := context.WithCancel(context.Background())
+	second, endSecond := context.WithCancel(context.Background())
+	defer endSecond()
+	leading, returning := make(chan struct{}), make(chan struct{})
+	firstOver := make(chan struct{})
+	go func() {
+		s.leadTerm(first, func(context.Context) { close(leading); <-returning })
+		close(firstOver)
+	}()
+	<-leading
+	endFirst()
+	secondLeads := make(chan struct{})
+	go s.leadTerm(second, func(context.Context) { close(secondLeads) })
+	<-secondLeads
+	close(returning)
+	<-firstOver
+	if !s.IsLeader() || *s.lease.Load() != second {
+		t.Errorf("the first term, ending late, unmarked the second: leader %v, its context the second's %v", s.IsLeader(), *s.lease.Load() == second)
+	}
+	s.leadTerm(first, func(context.Context) { t.Error("a term started after its end leads") })
+	if !s.IsLeader() || *s.lease.Load() != second {
+		t.Errorf("the first term, starting late, took the second's place: leader %v, its context the second's %v", s.IsLeader(), *s.lease.Load() == second)
+	}
+}

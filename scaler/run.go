@@ -125,15 +125,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
 					level.Info(s.log).Log("msg", "leading: acting on notifications", "identity", id)
-					// client-go runs this in its own goroutine, which may
-					// start after leadership is already lost; clearing the
-					// flag when ctx ends keeps it from sticking at true.
-					s.countRecentSleeps()
-					s.lease.Store(&ctx)
-					s.leader.Store(true)
-					lead(ctx)
-					<-ctx.Done()
-					s.leader.Store(false)
+					s.leadTerm(ctx, lead)
 				},
 				OnStoppedLeading: func() {
 					s.leader.Store(false)
@@ -172,6 +164,36 @@ func releaseLease(lock *resourcelock.LeaseLock, id string, timeout time.Duration
 	}
 	now := metav1.Now()
 	return lock.Update(ctx, resourcelock.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now})
+}
+
+// leadTerm is one term as leader, ctx the term's: it marks this replica
+// the leader, runs lead and unmarks it once the term is over. client-go
+// runs it in a goroutine of its own, which may start after the term is
+// over, or end after the next has begun (lead still returning from a
+// cancelled call when the Lease, still this replica's, is taken again at
+// once). Either would leave the next term with this one's ended context,
+// every notification failing with errLeaseLost, or unmarked, answering
+// 503 while it holds the Lease: a term only marks while its context is
+// live and only unmarks its own.
+func (s *Scaler) leadTerm(ctx context.Context, lead func(context.Context)) {
+	s.term.Lock()
+	live := ctx.Err() == nil
+	if live {
+		s.countRecentSleeps()
+		s.lease.Store(&ctx)
+		s.leader.Store(true)
+	}
+	s.term.Unlock()
+	if !live {
+		return
+	}
+	lead(ctx)
+	<-ctx.Done()
+	s.term.Lock()
+	defer s.term.Unlock()
+	if s.lease.Load() == &ctx {
+		s.leader.Store(false)
+	}
 }
 
 // watchRollouts starts the informer of Argo Rollouts once the scaler may

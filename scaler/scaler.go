@@ -80,7 +80,9 @@ type Scaler struct {
 	leader   atomic.Bool
 	// lease ends when this replica stops leading; nil without leader
 	// election.
-	lease  atomic.Pointer[context.Context]
+	lease atomic.Pointer[context.Context]
+	// term orders the start and end of terms as leader (leadTerm).
+	term   sync.Mutex
 	synced atomic.Bool
 	caches
 
