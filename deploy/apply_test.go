@@ -90,8 +90,13 @@ func crdFiles(t *testing.T) []string {
 // startCluster starts a kube-apiserver with the CRDs that UPID's manifests use.
 func startCluster(t *testing.T) (*testenv.Kube, client.Client) {
 	t.Helper()
+	return startClusterWith(t, testenv.KubeOptions{})
+}
+
+func startClusterWith(t *testing.T, opts testenv.KubeOptions) (*testenv.Kube, client.Client) {
+	t.Helper()
 	files := crdFiles(t)
-	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	kube := testenv.StartKube(t, opts)
 	start := time.Now()
 	crds, err := envtest.InstallCRDs(kube.Config, envtest.CRDInstallOptions{Paths: files, ErrorIfPathMissing: true, MaxTime: time.Minute})
 	if err != nil {

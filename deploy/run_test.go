@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,15 +20,19 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/exporter/history"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -38,9 +44,11 @@ import (
 // shows up here as a component that never gets there.
 func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	bin := buildUpid(t)
-	kube, c := startCluster(t)
+	audit, auditLog := auditArgs(t)
+	kube, c := startClusterWith(t, testenv.KubeOptions{APIServerArgs: audit})
 	ctx := context.Background()
 	const ns = releaseNamespace
+	sa := func(name string) string { return "system:serviceaccount:" + ns + ":" + name }
 	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true, policy: {dryRun: false, gracePeriod: 0s}}")...)
 	for _, err := range apply(ctx, c, ms, false) {
 		t.Fatal(err)
@@ -60,11 +68,13 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The webhook, with the paths and ports a pod has replaced by the test's own.
+	// The webhook, with the paths and ports a pod has replaced by the test's own, and the
+	// exporter's recommendations replaced by one for the StatefulSet admitted below.
 	certDir := filepath.Join(dir, "certs")
 	admissionPort, metricsPort := freePort(t), freePort(t)
-	startComponent(t, bin, "webhook", kubeconfigAs(t, kube, "system:serviceaccount:"+ns+":upid-webhook"),
-		"--config="+files["webhook.yaml"], "--webhook.cert-dir="+certDir,
+	recs := recommendationsServer(t, "shop", "StatefulSet", "db")
+	startComponent(t, bin, "webhook", kubeconfigAs(t, kube, sa("upid-webhook")),
+		"--config="+files["webhook.yaml"], "--webhook.cert-dir="+certDir, "--webhook.recommendations-url="+recs,
 		"--webhook.port="+strconv.Itoa(admissionPort), "--web.listen-address=127.0.0.1:"+strconv.Itoa(metricsPort))
 
 	var caBundle []byte
@@ -98,9 +108,46 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		return true, ""
 	})
 
+	// The workloads the scaler puts to sleep and wakes below, there before it starts so that its
+	// informers (the Rollouts' included) list and watch them from the start.
+	shop := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"upid.io/sleep": "enabled"}}}
+	if _, err := kube.Clientset.CoreV1().Namespaces().Create(ctx, shop, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int32(3)
+	labels := map[string]string{"app": "web"}
+	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}},
+	}}
+	if _, err := kube.Clientset.AppsV1().Deployments("shop").Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// An Argo Rollout too, through the chart's argoproj.io rules (a CRD shaped as Argo's).
+	kube.CreateRollout(ctx, t, "shop", "canary", map[string]any{"replicas": int64(3),
+		"selector": map[string]any{"matchLabels": map[string]any{"app": "canary"}},
+		"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "canary"}},
+			"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/app:1"}}}}})
+	dbLabels := map[string]string{"app": "db"}
+	db, err := kube.Clientset.AppsV1().StatefulSets("shop").Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"}, Spec: appsv1.StatefulSetSpec{
+		Replicas: &replicas, ServiceName: "db", Selector: &metav1.LabelSelector{MatchLabels: dbLabels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: dbLabels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/db:1"}}}},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Their Services, the wake path without which the idle alert does not
+	// put them to sleep; the scaler lists them with the chart's rules.
+	for _, app := range []string{"web", "canary", "db"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": app}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		if _, err := kube.Clientset.CoreV1().Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The scaler, as its service account, with leader election in the release namespace.
 	scalerPort := freePort(t)
-	startComponent(t, bin, "scaler", kubeconfigAs(t, kube, "system:serviceaccount:"+ns+":upid-scaler"),
+	startComponent(t, bin, "scaler", kubeconfigAs(t, kube, sa("upid-scaler")),
 		"--config="+files["scaler.yaml"], "--scaler.bearer-token-file="+token,
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(scalerPort))
 	waitFor(t, 60*time.Second, "the scaler's Lease", func() (bool, string) {
@@ -120,33 +167,6 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	})
 	// A sleep and a wake, as Alertmanager would ask: the scaler records its state and scales with
 	// the chart's permissions alone.
-	shop := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"upid.io/sleep": "enabled"}}}
-	if _, err := kube.Clientset.CoreV1().Namespaces().Create(ctx, shop, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	replicas := int32(3)
-	labels := map[string]string{"app": "web"}
-	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{
-		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}},
-	}}
-	if _, err := kube.Clientset.AppsV1().Deployments("shop").Create(ctx, web, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// An Argo Rollout too, through the chart's argoproj.io rules (a CRD shaped as Argo's).
-	kube.CreateRollout(ctx, t, "shop", "canary", map[string]any{"replicas": int64(3),
-		"selector": map[string]any{"matchLabels": map[string]any{"app": "canary"}},
-		"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "canary"}},
-			"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/app:1"}}}}})
-	// Their Services, the wake path without which the idle alert does not
-	// put them to sleep; the scaler lists them with the chart's rules.
-	for _, app := range []string{"web", "canary"} {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: "shop"},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": app}, Ports: []corev1.ServicePort{{Port: 80}}}}
-		if _, err := kube.Clientset.CoreV1().Services("shop").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dyn, err := dynamic.NewForConfig(kube.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +178,13 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 				t.Fatal(err)
 			}
 			return int64(*d.Spec.Replicas), d.Annotations
+		},
+		"StatefulSet": func() (int64, map[string]string) {
+			s, err := kube.Clientset.AppsV1().StatefulSets("shop").Get(ctx, "db", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int64(*s.Spec.Replicas), s.Annotations
 		},
 		"Rollout": func() (int64, map[string]string) {
 			r, err := dyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}).Namespace("shop").Get(ctx, "canary", metav1.GetOptions{})
@@ -174,6 +201,7 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 		saved                 string
 	}{
 		{"Deployment", "web", "UPIDWorkloadIdle", 0, "3"}, {"Deployment", "web", "UPIDSleepingWorkloadRequested", 3, ""},
+		{"StatefulSet", "db", "UPIDWorkloadIdle", 0, "3"}, {"StatefulSet", "db", "UPIDSleepingWorkloadRequested", 3, ""},
 		{"Rollout", "canary", "UPIDWorkloadIdle", 0, "3"}, {"Rollout", "canary", "UPIDSleepingWorkloadRequested", 3, ""},
 	} {
 		body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"upid-scaler","alerts":[{"status":"firing","labels":{"alertname":%q,"namespace":"shop","kind":%q,"workload":%q},"annotations":{"dollars_per_hour":"0.1"}}]}`, step.alert, step.kind, step.workload)
@@ -204,6 +232,105 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	if _, err := kube.Clientset.CoreV1().Secrets("default").Get(ctx, "upid-webhook-tls", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Secret outside the release namespace: %v", err)
 	}
+
+	// A pod of the StatefulSet admitted as the API server would send it: the webhook recommends
+	// and says so in an Event on the StatefulSet.
+	admitted := admitPod(t, admissionPort, pool, db)
+	if !strings.Contains(admitted, "upid.io/") {
+		t.Errorf("the webhook did not annotate the pod: %s", admitted)
+	}
+	for _, e := range []struct{ component, reason string }{{"upid-webhook", "UPIDRecommended"}, {"upid-scaler", "UPIDSleep"}} {
+		waitFor(t, 30*time.Second, e.component+"'s Event", func() (bool, string) {
+			evs, err := kube.Clientset.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			var seen []string
+			for _, ev := range evs.Items {
+				if ev.Source.Component == e.component && strings.HasPrefix(ev.Reason, e.reason) {
+					return true, ""
+				}
+				seen = append(seen, ev.Source.Component+"/"+ev.Reason)
+			}
+			return false, fmt.Sprintf("Events in shop: %v", seen)
+		})
+	}
+
+	// The exporter's informers too, as its service account.
+	exporterSyncs(t, kube, ms, sa("upid-exporter"), true)
+
+	// Every call the three components made, from the API server's audit log, against what the
+	// chart grants them.
+	allowed, forbidden := auditedCalls(t, auditLog, []string{sa("upid-exporter"), sa("upid-webhook"), sa("upid-scaler")})
+	checkGrantsMatchCalls(t, granted(t, ms), allowed, forbidden, map[string]map[apiCall]string{
+		// client-go's recorder patches an Event it has already written when the same one recurs
+		// (its count and last time), which this run does not do.
+		sa("upid-webhook"): {{"patch", "", "events"}: "a repeated Event"},
+		sa("upid-scaler"):  {{"patch", "", "events"}: "a repeated Event"},
+	})
+}
+
+// recommendationsServer serves GET /api/v1/workloads as the exporter does, with one confident
+// recommendation for the container "app" of the given workload.
+func recommendationsServer(t *testing.T, ns, kind, name string) string {
+	t.Helper()
+	cpu, mem := 0.25, float64(256<<20)
+	body := exporter.WorkloadsResponse{At: time.Now(), Window: "7d", Workloads: []exporter.WorkloadResult{{
+		Namespace: ns, Kind: kind, Name: name,
+		Containers: []exporter.ContainerResult{{
+			Name:           "app",
+			MemoryBytes:    &history.Usage{Max: &mem},
+			Recommendation: &exporter.Recommendation{OK: true, Confidence: 0.9, CPURequestCores: &cpu, MemoryRequestBytes: &mem},
+		}},
+	}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/workloads" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// admitPod sends the webhook, over TLS verified by pool, the AdmissionReview of a new pod of s,
+// until the webhook has the recommendation (it reads them in the background), and returns the
+// JSON patch of its last answer.
+func admitPod(t *testing.T, port int, pool *x509.CertPool, s *appsv1.StatefulSet) string {
+	t.Helper()
+	controller := true
+	pod := &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-0", Namespace: s.Namespace, Labels: s.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: s.Name, UID: s.UID, Controller: &controller}}},
+		Spec: *s.Spec.Template.Spec.DeepCopy(),
+	}
+	pod.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review := []byte(fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deploy-test",`+
+		`"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":%q,"name":%q,`+
+		`"operation":"CREATE","userInfo":{"username":"system:serviceaccount:kube-system:statefulset-controller"},"object":%s}}`, s.Namespace, pod.Name, raw))
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "upid-webhook.upid-system.svc", MinVersion: tls.VersionTLS12}}}
+	var patch string
+	waitFor(t, 30*time.Second, "an admission answer with a patch", func() (bool, string) {
+		resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate-v1-pod", port), "application/json", bytes.NewReader(review))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var answer admissionv1.AdmissionReview
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || answer.Response == nil {
+			return false, fmt.Sprintf("%s: %v", resp.Status, err)
+		}
+		patch = string(answer.Response.Patch)
+		return patch != "", fmt.Sprintf("allowed %v, no patch (%+v)", answer.Response.Allowed, answer.Response.Result)
+	})
+	return patch
 }
 
 // buildUpid builds the binary under test, as the Makefile does but without version stamps and
