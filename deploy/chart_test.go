@@ -835,3 +835,40 @@ func TestConfigChecksums(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsScrapeJob checks that the scrape job docs/deploy.md gives to copy is the one the chart's
+// ConfigMap holds (monitoring.scrapeConfig.enabled), which TestScrapeConfigSnippet runs through
+// Prometheus's relabeling: the docs offer the two as alternatives.
+func TestDocsScrapeJob(t *testing.T) {
+	doc, err := os.ReadFile("../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Plain Prometheus")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/deploy.md: no yaml block under ## Plain Prometheus")
+	}
+	var docs struct {
+		ScrapeConfigs []any `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &docs); err != nil {
+		t.Fatalf("docs/deploy.md scrape job: %v", err)
+	}
+	ms, _ := renderHelm(t, releaseName, releaseNamespace, valuesFile(t, "monitoring: {scrapeConfig: {enabled: true}}")...)
+	cm := ms.Get("", "ConfigMap", releaseNamespace, "upid-scrape-config")
+	if cm == nil {
+		t.Fatal("no ConfigMap upid-scrape-config")
+	}
+	text, _, _ := unstructured.NestedString(cm.Object, "data", "upid-scrape-config.yaml")
+	var chart []any
+	if err := yaml.Unmarshal([]byte(text), &chart); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(docs.ScrapeConfigs, chart) {
+		want, _ := yaml.Marshal(chart)
+		got, _ := yaml.Marshal(docs.ScrapeConfigs)
+		t.Errorf("docs/deploy.md's scrape job differs from the chart's ConfigMap upid-scrape-config:\ndocs:\n%s\nchart:\n%s", got, want)
+	}
+}
