@@ -53,6 +53,19 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	for _, err := range apply(ctx, c, ms, false) {
 		t.Fatal(err)
 	}
+	// Every call the three components made, from the API server's audit log, against what the
+	// chart grants them; deferred so that a step that stops the test still shows the calls
+	// RBAC refused, which are often why it stopped.
+	ranThrough := false
+	defer func() {
+		allowed, forbidden := auditedCalls(t, auditLog, []string{sa("upid-exporter"), sa("upid-webhook"), sa("upid-scaler")})
+		checkGrantsMatchCalls(t, granted(t, ms), allowed, forbidden, ranThrough, map[string]map[apiCall]string{
+			// client-go's recorder patches an Event it has already written when the same one
+			// recurs (its count and last time), which this run does not do.
+			sa("upid-webhook"): {{"patch", "", "events"}: "a repeated Event"},
+			sa("upid-scaler"):  {{"patch", "", "events"}: "a repeated Event"},
+		})
+	}()
 	dir := t.TempDir()
 	files := map[string]string{}
 	cm := ms.Get("", "ConfigMap", ns, "upid-config")
@@ -258,16 +271,7 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 
 	// The exporter's informers too, as its service account.
 	exporterSyncs(t, kube, ms, sa("upid-exporter"), true)
-
-	// Every call the three components made, from the API server's audit log, against what the
-	// chart grants them.
-	allowed, forbidden := auditedCalls(t, auditLog, []string{sa("upid-exporter"), sa("upid-webhook"), sa("upid-scaler")})
-	checkGrantsMatchCalls(t, granted(t, ms), allowed, forbidden, map[string]map[apiCall]string{
-		// client-go's recorder patches an Event it has already written when the same one recurs
-		// (its count and last time), which this run does not do.
-		sa("upid-webhook"): {{"patch", "", "events"}: "a repeated Event"},
-		sa("upid-scaler"):  {{"patch", "", "events"}: "a repeated Event"},
-	})
+	ranThrough = true
 }
 
 // recommendationsServer serves GET /api/v1/workloads as the exporter does, with one confident
