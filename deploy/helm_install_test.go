@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -21,9 +23,10 @@ import (
 )
 
 // TestHelmInstallAndUpgrade installs the chart with the real helm into a real kube-apiserver,
-// plays the webhook's certificate bootstrap as its service account, and upgrades twice: a values
-// change must keep what the webhook wrote (Helm's three-way merge leaves fields it never set), and
-// a switch to cert-manager must hand the caBundle over to cert-manager's annotation.
+// plays the webhook's certificate bootstrap as its service account, and upgrades: a values change
+// must keep what the webhook wrote (Helm's three-way merge leaves fields it never set), a switch to
+// cert-manager must hand the caBundle over to cert-manager's annotation, and the switch back must
+// work the way docs/deploy.md says.
 func TestHelmInstallAndUpgrade(t *testing.T) {
 	kube, _ := startCluster(t)
 	ctx := context.Background()
@@ -79,6 +82,33 @@ func TestHelmInstallAndUpgrade(t *testing.T) {
 		{sa, "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "upid-webhook", false},
 		{sa, "get", "", "secrets", "", ns, "upid-webhook-tls", false},
 	})
+
+	// And back, as docs/deploy.md says: the Secret cert-manager wrote outlives its Certificate, and
+	// Helm will not take over an object it did not create, so it has to be deleted first.
+	certManagers := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "upid-webhook-tls", Annotations: map[string]string{"cert-manager.io/certificate-name": "upid-webhook"}},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": []byte("cert"), "tls.key": []byte("key"), "ca.crt": []byte("ca")}}
+	if _, err := kube.Clientset.CoreV1().Secrets(ns).Create(ctx, certManagers, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	back := []string{"upgrade", releaseName, chartDir, "--reuse-values", "--set", "webhook.tls.mode=self-managed"}
+	if out, err := exec.Command(toolPath(t, "helm"), append(back, "--kubeconfig", kube.KubeconfigPath, "--namespace", ns)...).CombinedOutput(); err == nil || !strings.Contains(string(out), "cannot be imported into the current release") {
+		t.Errorf("helm upgrade back to self-managed over cert-manager's Secret: %v %s; docs/deploy.md says it fails until the Secret is deleted", err, out)
+	}
+	if err := kube.Clientset.CoreV1().Secrets(ns).Delete(ctx, "upid-webhook-tls", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	helm(back...)
+	mwc = checkWebhookWiring(t, kube, ns, "upid-webhook")
+	if _, ok := mwc.Annotations["cert-manager.io/inject-ca-from"]; ok {
+		t.Errorf("back to self-managed, the configuration still asks cert-manager for its caBundle")
+	}
+	checkAccess(t, kube, []accessCheck{
+		{sa, "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "upid-webhook", true},
+		{sa, "update", "", "secrets", "", ns, "upid-webhook-tls", true},
+	})
+	if _, err := kube.Clientset.CoreV1().Secrets(ns).Get(ctx, "upid-webhook-tls", metav1.GetOptions{}); err != nil {
+		t.Errorf("back to self-managed, no Secret for the webhook to fill: %v", err)
+	}
 	// Turning persistence on in place: the API server must take the switch from a rolling update
 	// to Recreate (Helm's patch has to drop rollingUpdate) and the claim the pod mounts.
 	helm("upgrade", releaseName, chartDir, "--reuse-values", "--set", "exporter.persistence.enabled=true")
