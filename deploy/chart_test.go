@@ -191,11 +191,12 @@ var chartCases = []chartCase{
 		if got := r.section(t, "webhook.yaml", "webhook")["recommendations_url"]; got != "http://localhost:9847" {
 			t.Errorf("sidecar reads recommendations from %v, want localhost", got)
 		}
-		// The webhook's permissions go to the pod's service account, the exporter's.
-		for _, name := range []string{"upid-webhook"} {
-			b := r.mustHave(t, "rbac.authorization.k8s.io", "ClusterRoleBinding", name)
+		// The webhook's permissions go to the pod's service account, the exporter's: the cluster-wide
+		// reads and, for its self-managed certificate, its Secret.
+		for kind, name := range map[string]string{"ClusterRoleBinding": "upid-webhook", "RoleBinding": "upid-webhook-tls"} {
+			b := r.mustHave(t, "rbac.authorization.k8s.io", kind, name)
 			if s := subjects(b); !reflect.DeepEqual(s, []string{"upid-system/upid-exporter"}) {
-				t.Errorf("%s binds %v", name, s)
+				t.Errorf("%s %s binds %v", kind, name, s)
 			}
 		}
 		r.webhookConfigLoads(t)
