@@ -37,19 +37,29 @@ import (
 )
 
 // TestComponentsRunWithTheirPermissions runs the real `upid webhook` and `upid scaler` with the
-// config files the chart renders, each as its own service account (impersonated), against a real
-// kube-apiserver holding the chart's RBAC: the webhook must bootstrap its self-managed certificate
-// into the pre-created Secret and the caBundle and serve TLS that the caBundle verifies under the
-// Service's name; the scaler must sync its caches and win its Lease. A permission the chart forgot
-// shows up here as a component that never gets there.
+// config files the chart renders, each as the service account its pod runs as (impersonated),
+// against a real kube-apiserver holding the chart's RBAC: the webhook must bootstrap its
+// self-managed certificate into the pre-created Secret and the caBundle and serve TLS that the
+// caBundle verifies under the Service's name; the scaler must sync its caches and win its Lease. A
+// permission the chart forgot shows up here as a component that never gets there. In the sidecar
+// suite the webhook runs in the exporter's pod, as its service account.
 func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	bin := buildUpid(t)
+	for _, layout := range []struct{ name, values, webhookSA string }{
+		{"standalone", "", "upid-webhook"},
+		{"sidecar-suite", "sidecarSuite: {enabled: true}", "upid-exporter"},
+	} {
+		t.Run(layout.name, func(t *testing.T) { runWithPermissions(t, bin, layout.values, layout.webhookSA) })
+	}
+}
+
+func runWithPermissions(t *testing.T, bin, values, webhookSA string) {
 	audit, auditLog := auditArgs(t)
 	kube, c := startClusterWith(t, testenv.KubeOptions{APIServerArgs: audit})
 	ctx := context.Background()
 	const ns = releaseNamespace
 	sa := func(name string) string { return "system:serviceaccount:" + ns + ":" + name }
-	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true, policy: {dryRun: false, gracePeriod: 0s}}")...)
+	ms, _ := renderHelm(t, releaseName, ns, valuesFile(t, "namespace: {create: true}\nwebhook: {enabled: true}\nscaler: {enabled: true, policy: {dryRun: false, gracePeriod: 0s}}\n"+values)...)
 	for _, err := range apply(ctx, c, ms, false) {
 		t.Fatal(err)
 	}
@@ -58,12 +68,12 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	// RBAC refused, which are often why it stopped.
 	ranThrough := false
 	defer func() {
-		allowed, forbidden := auditedCalls(t, auditLog, []string{sa("upid-exporter"), sa("upid-webhook"), sa("upid-scaler")})
+		allowed, forbidden := auditedCalls(t, auditLog, []string{sa("upid-exporter"), sa(webhookSA), sa("upid-scaler")})
 		checkGrantsMatchCalls(t, granted(t, ms), allowed, forbidden, ranThrough, map[string]map[apiCall]string{
 			// client-go's recorder patches an Event it has already written when the same one
 			// recurs (its count and last time), which this run does not do.
-			sa("upid-webhook"): {{"patch", "", "events"}: "a repeated Event"},
-			sa("upid-scaler"):  {{"patch", "", "events"}: "a repeated Event"},
+			sa(webhookSA):     {{"patch", "", "events"}: "a repeated Event"},
+			sa("upid-scaler"): {{"patch", "", "events"}: "a repeated Event"},
 		})
 	}()
 	dir := t.TempDir()
@@ -86,7 +96,7 @@ func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	certDir := filepath.Join(dir, "certs")
 	admissionPort, metricsPort := freePort(t), freePort(t)
 	recs := recommendationsServer(t, "shop", "StatefulSet", "db")
-	startComponent(t, bin, "webhook", kubeconfigAs(t, kube, sa("upid-webhook")),
+	startComponent(t, bin, "webhook", kubeconfigAs(t, kube, sa(webhookSA)),
 		"--config="+files["webhook.yaml"], "--webhook.cert-dir="+certDir, "--webhook.recommendations-url="+recs,
 		"--webhook.port="+strconv.Itoa(admissionPort), "--web.listen-address=127.0.0.1:"+strconv.Itoa(metricsPort))
 
