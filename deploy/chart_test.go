@@ -365,6 +365,7 @@ func TestHelmTemplate(t *testing.T) {
 			}
 			checkScrapeTargets(t, r)
 			checkStateFile(t, r)
+			checkMemoryLimits(t, r)
 			c.check(t, r)
 		})
 	}
@@ -871,5 +872,36 @@ func TestDocsScrapeJob(t *testing.T) {
 		want, _ := yaml.Marshal(chart)
 		got, _ := yaml.Marshal(docs.ScrapeConfigs)
 		t.Errorf("docs/deploy.md's scrape job differs from the chart's ConfigMap upid-scrape-config:\ndocs:\n%s\nchart:\n%s", got, want)
+	}
+}
+
+// checkMemoryLimits checks that every container with a memory limit tells the Go runtime: the
+// webhook collects at GOGC=400 (webhook.GCPercent), so a heap of informer caches grows to five times
+// its live size unless GOMEMLIMIT holds it under the limit the kernel enforces.
+func checkMemoryLimits(t *testing.T, r rendering) {
+	t.Helper()
+	for _, d := range r.OfKind(gkDeployment) {
+		cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+		for _, c := range cs {
+			cm, _ := c.(map[string]any)
+			name, _, _ := unstructured.NestedString(cm, "name")
+			if _, ok, _ := unstructured.NestedFieldNoCopy(cm, "resources", "limits", "memory"); !ok {
+				continue
+			}
+			env, _, _ := unstructured.NestedSlice(cm, "env")
+			found := false
+			for _, e := range env {
+				em, _ := e.(map[string]any)
+				if em["name"] != "GOMEMLIMIT" {
+					continue
+				}
+				res, _, _ := unstructured.NestedString(em, "valueFrom", "resourceFieldRef", "resource")
+				of, _, _ := unstructured.NestedString(em, "valueFrom", "resourceFieldRef", "containerName")
+				found = res == "limits.memory" && (of == "" || of == name)
+			}
+			if !found {
+				t.Errorf("Deployment %s container %s has a memory limit but no GOMEMLIMIT from its limits.memory", d.GetName(), name)
+			}
+		}
 	}
 }
