@@ -39,10 +39,12 @@ import (
 // TestComponentsRunWithTheirPermissions runs the real `upid webhook` and `upid scaler` with the
 // config files the chart renders, each as the service account its pod runs as (impersonated),
 // against a real kube-apiserver holding the chart's RBAC: the webhook must bootstrap its
-// self-managed certificate into the pre-created Secret and the caBundle and serve TLS that the
-// caBundle verifies under the Service's name; the scaler must sync its caches and win its Lease. A
-// permission the chart forgot shows up here as a component that never gets there. In the sidecar
-// suite the webhook runs in the exporter's pod, as its service account.
+// self-managed certificate into the pre-created Secret and the caBundle, serve TLS that the
+// caBundle verifies under the Service's name, and recommend for an admitted pod with an Event; the
+// scaler must sync its caches, win its Lease, and sleep and wake each kind of workload. A
+// permission the chart forgot shows up as a component that never gets there and as a forbidden
+// request in the API server's audit log; a permission nothing uses, as a grant no request needed.
+// In the sidecar suite the webhook runs in the exporter's pod, as its service account.
 func TestComponentsRunWithTheirPermissions(t *testing.T) {
 	bin := buildUpid(t)
 	for _, layout := range []struct{ name, values, webhookSA string }{
