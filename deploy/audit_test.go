@@ -159,7 +159,7 @@ func granted(t *testing.T, ms Manifests) map[string]map[apiCall]bool {
 
 // checkGrantsMatchCalls compares what each component did against a real API server with what the
 // manifests grant it: no call may have been forbidden, and, when the run went through every step
-// (ranThrough), every grant must have been used, or be one of unused, which says why this run did
+// (ranThrough), every grant must have been used, or be one of unused, which says why this run need
 // not use it. A grant nothing uses is a permission the code does not need.
 func checkGrantsMatchCalls(t *testing.T, grants map[string]map[apiCall]bool, allowed, forbidden map[string]map[apiCall]int, ranThrough bool, unused map[string]map[apiCall]string) {
 	t.Helper()
@@ -186,11 +186,8 @@ func checkGrantsMatchCalls(t *testing.T, grants map[string]map[apiCall]bool, all
 			if c.verb == "get" && allowed[u][apiCall{"list", c.group, c.resource}] > 0 {
 				used = true
 			}
-			_, excused := unused[u][c]
-			switch {
-			case used && excused:
-				t.Errorf("%s: %s is excused as unused but was used", u, c)
-			case !used && !excused:
+			// An excused call may still happen: a retried admission repeats its Event.
+			if _, excused := unused[u][c]; !used && !excused {
 				extra = append(extra, c.String())
 			}
 		}
