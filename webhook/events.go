@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,8 +56,8 @@ type pendingEvent struct {
 // ownerEvents records pendingEvents once it has found their workload's
 // UID: first in the cache, which has often caught up by then, else by one
 // uncached GET of the pod's controller. Workers start when Events are
-// queued and end when the queue is empty, so an idle webhook runs none
-// and nothing needs stopping.
+// queued and end when the queue is empty, so an idle webhook runs none;
+// stop ends those that run, before the recorder they write to is shut down.
 type ownerEvents struct {
 	// opts are the handler's: its cache, recorder and GetWorkload.
 	opts    *HandlerOptions
@@ -64,11 +65,21 @@ type ownerEvents struct {
 	queue   chan pendingEvent
 	workers chan struct{}
 	lookups *prometheus.CounterVec
+
+	// ctx ends with stop, cancelling the lookups in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// mu keeps add from starting a worker once stop waits for them
+	// (WaitGroup.Add must not race with Wait); add only reads it.
+	mu      sync.RWMutex
+	stopped bool
+	running sync.WaitGroup
 }
 
 func newOwnerEvents(opts *HandlerOptions) *ownerEvents {
+	ctx, cancel := context.WithCancel(context.Background())
 	q := &ownerEvents{
-		opts: opts, timeout: ownerTimeout,
+		opts: opts, timeout: ownerTimeout, ctx: ctx, cancel: cancel,
 		queue:   make(chan pendingEvent, ownerQueue),
 		workers: make(chan struct{}, ownerWorkers),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -82,8 +93,15 @@ func newOwnerEvents(opts *HandlerOptions) *ownerEvents {
 	return q
 }
 
-// add queues p without ever waiting: admission must not.
+// add queues p without ever waiting: admission must not. The lock is
+// shared among admissions and held by stop only to set stopped.
 func (q *ownerEvents) add(p pendingEvent) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.stopped {
+		q.lookups.WithLabelValues("dropped").Inc()
+		return
+	}
 	select {
 	case q.queue <- p:
 	default:
@@ -92,13 +110,37 @@ func (q *ownerEvents) add(p pendingEvent) {
 	}
 	select {
 	case q.workers <- struct{}{}:
+		q.running.Add(1)
 		go q.work()
 	default: // every worker is busy and will find p
 	}
 }
 
-func (q *ownerEvents) work() {
+// stop cancels the lookups in flight and returns once every worker has
+// ended; the Events still queued are dropped, and so are those added later.
+func (q *ownerEvents) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.cancel()
+	q.running.Wait()
 	for {
+		select {
+		case <-q.queue:
+			q.lookups.WithLabelValues("dropped").Inc()
+		default:
+			return
+		}
+	}
+}
+
+func (q *ownerEvents) work() {
+	defer q.running.Done()
+	for {
+		if q.ctx.Err() != nil {
+			<-q.workers
+			return
+		}
 		select {
 		case p := <-q.queue:
 			q.resolve(p)
@@ -137,7 +179,7 @@ func (q *ownerEvents) resolve(p pendingEvent) {
 		q.opts.Recorder.Event(ref, p.eventType, p.reason, p.text)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	ctx, cancel := context.WithTimeout(q.ctx, q.timeout)
 	defer cancel()
 	obj, err := q.opts.GetWorkload(ctx, p.ns, Workload{Kind: p.via.Kind, Name: p.via.Name})
 	if apierrors.IsNotFound(err) {

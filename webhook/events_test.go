@@ -205,3 +205,60 @@ func TestOwnerLookupsBounded(t *testing.T) {
 		t.Errorf("%d Events (first %q), want %d on the Deployment", len(evs), evs[:min(1, len(evs))], want)
 	}
 }
+
+// TestOwnerLookupsStop: Stop, which Run calls once the admission server
+// has stopped and before it shuts the Event recorder down, cancels the
+// lookup in flight and returns only once no worker is left, so none
+// records on a recorder already shut down or outlives its test; an
+// admission after it queues nothing (found in review: the workers ran on
+// with a context of their own, past the recorder's shutdown).
+func TestOwnerLookupsStop(t *testing.T) {
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	h.opts.Recorder = &syncRecorder{}
+	started, ended, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	defer close(release)
+	yes := true
+	h.opts.GetWorkload = func(ctx context.Context, _ string, _ Workload) (metav1.Object, error) {
+		defer close(ended)
+		close(started)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-release:
+			return controlled("", &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "uid-d", Controller: &yes}), nil
+		}
+	}
+	body := reviewBody(t, "team", admissionv1.Create, podKind, webPod(nil))
+	if _, err := h.Review(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the owner lookup did not start within 10s")
+	}
+	stopped := make(chan struct{})
+	go func() { h.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return within 10s")
+	}
+	select {
+	case <-ended:
+	default:
+		t.Fatal("Stop returned while a lookup was still running")
+	}
+	if n := len(h.owners.workers); n != 0 {
+		t.Errorf("%d workers after Stop", n)
+	}
+	if _, err := h.Review(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.owners.workers) + len(h.owners.queue); n != 0 {
+		t.Errorf("an admission after Stop queued an Event or started a worker (%d)", n)
+	}
+	if n := testutil.ToFloat64(h.owners.lookups.WithLabelValues("dropped")); n != 1 {
+		t.Errorf("dropped %g, want the Event of the admission after Stop", n)
+	}
+}

@@ -144,6 +144,11 @@ func firstReason(outcome string) string {
 	}
 }
 
+// Stop ends the Event lookups that run after admissions (ownerEvents):
+// call it once no admission is served any more, and before the recorder
+// is shut down. Admissions after it record those Events no more.
+func (h *Handler) Stop() { h.owners.stop() }
+
 // Collectors are the handler's self metrics.
 func (h *Handler) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{h.duration, h.decisions, h.owners.lookups}

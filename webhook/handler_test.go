@@ -105,6 +105,8 @@ func newTestHandler(t testing.TB, mode string, cluster Cluster) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No Event lookup outlives its test.
+	t.Cleanup(h.Stop)
 	return h
 }
 

@@ -787,6 +787,7 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer h.Stop() // before stopEvents, as in Run
 	for _, tc := range []struct {
 		name     string
 		workload krt.Object

@@ -81,6 +81,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Deferred after stopEvents, so it runs before: once the server has
+	// stopped, the Event lookups end before the recorder is shut down.
+	defer h.Stop()
 	if opts.Registry != nil {
 		for _, col := range append(h.Collectors(), recs, newCertExpiry(filepath.Join(c.CertDir, secretCert))) {
 			if err := opts.Registry.Register(col); err != nil {
