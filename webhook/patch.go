@@ -314,7 +314,8 @@ func restore(r corev1.ResourceRequirements, o Resources) corev1.ResourceRequirem
 
 // restoreList sets CPU and memory in *l to the recorded was, removing
 // those was lacks. With rec, UPID's record of what it set, what another
-// webhook has added since stays: was + (now − rec). floor bounds what is
+// webhook has added since stays: was + (now − rec), and a value neither
+// record has is left as it is. floor bounds what is
 // restored from below, but never above what *l has now: a pod already
 // under its floor is not UPID's to raise.
 func restoreList(l *corev1.ResourceList, was, rec map[string]string, floor corev1.ResourceList) {
@@ -344,7 +345,11 @@ func restoreList(l *corev1.ResourceList, was, rec map[string]string, floor corev
 			}
 			(*l)[name] = q
 		case !had:
-			delete(*l, name)
+			// With rec, one UPID did not set either came from another
+			// webhook after UPID, and stays.
+			if _, set := rec[string(name)]; rec == nil || set {
+				delete(*l, name)
+			}
 		}
 	}
 }
@@ -355,8 +360,9 @@ func restoreList(l *corev1.ResourceList, was, rec map[string]string, floor corev
 // since UPID set it, as rec records, by a sidecar injector that adds its
 // container's request to the pod's (without it the API server rejects a pod
 // whose containers request more than it does): that raise stays, and the
-// pod gets what it would have got without UPID. A request the pod did not
-// have is removed, for the API server to complete as it would have.
+// pod gets what it would have got without UPID. A request UPID set that
+// the pod did not have is removed, for the API server to complete as it
+// would have; one UPID did not set is another webhook's, and stays.
 func takeBackPod(pr corev1.ResourceRequirements, orig, rec Resources, floor corev1.ResourceList) corev1.ResourceRequirements {
 	out := *pr.DeepCopy()
 	restoreList(&out.Requests, orig.Requests, rec.Requests, floor)

@@ -777,3 +777,62 @@ func TestPodLevelTakenBack(t *testing.T) {
 		})
 	}
 }
+
+// TestPodLevelTakenBackUnder: a pod-level take-back for a LimitRange's Pod
+// item (reason limit_range), whose bound the completed pod-level limit
+// crosses once an injector has raised the pod's request past its
+// containers' limits; and a take-back that leaves alone a pod-level
+// request UPID never set, which another webhook added after it (found in
+// review: it was removed, as if UPID had set it).
+func TestPodLevelTakenBackUnder(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cons      Constraints
+		podLevel  corev1.ResourceRequirements // as the reinvocation finds it
+		orig, rec string
+		reason    string
+		want      corev1.ResourceList // the pod-level requests taken back to
+	}{
+		// The containers' limits add up to 400m; with UPID's 400m and the
+		// injector's 30m the API server completes the pod's limit to
+		// 430m, over the Pod item's 400m. Without UPID: 230m, within.
+		{"limit range", Constraints{LimitRanges: []*corev1.LimitRange{{Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypePod, Max: rl("cpu", "400m")}}}}}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "430m")}, `{"requests":{"cpu":"200m"}}`, `{"requests":{"cpu":"400m"}}`,
+			"limit_range", rl("cpu", "230m")},
+		// UPID set CPU alone; memory came after it.
+		{"another webhook's request", Constraints{Quotas: []*corev1.ResourceQuota{quota(rl("requests.cpu", "300m"), rl("requests.cpu", "0"))}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "430m", "memory", "256Mi"), Limits: rl("cpu", "2")}, `{"requests":{"cpu":"200m"},"limits":{"cpu":"2"}}`, `{"requests":{"cpu":"400m"},"limits":{"cpu":"2"}}`,
+			"resource_quota", rl("cpu", "230m", "memory", "256Mi")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := webPod(map[string]string{AnnotationMode: ModeEnforce, AnnotationOriginalPod: tc.orig, AnnotationRecommendedPod: tc.rec})
+			pod.Spec.Containers = []corev1.Container{
+				container("app", rl("cpu", "100m", "memory", "128Mi"), rl("cpu", "300m")),
+				container("injected", rl("cpu", "30m"), rl("cpu", "100m")),
+			}
+			pod.Spec.Resources = &tc.podLevel
+			rec := &refRecorder{}
+			h := newTestHandler(t, ModeEnforce, &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
+				constraints: map[string]Constraints{"team": tc.cons}})
+			h.opts.Recorder = rec
+			got := reviewAndApply(t, h, pod)
+			if !equality.Semantic.DeepEqual(got.Spec.Resources.Requests, tc.want) {
+				t.Errorf("pod-level requests %v, want %v", got.Spec.Resources.Requests, tc.want)
+			}
+			if !equality.Semantic.DeepEqual(got.Spec.Resources.Limits, tc.podLevel.Limits) {
+				t.Errorf("pod-level limits %v, want %v, which UPID never changes", got.Spec.Resources.Limits, tc.podLevel.Limits)
+			}
+			for _, k := range []string{AnnotationOriginalPod, AnnotationRecommendedPod} {
+				if _, ok := got.Annotations[k]; ok {
+					t.Errorf("%s kept on a pod UPID took its change back from", k)
+				}
+			}
+			if n := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeSkipped, tc.reason)); n != 1 {
+				t.Errorf("decisions{skipped,%s} = %g, want 1", tc.reason, n)
+			}
+			if evs := rec.events; len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning UPIDRightsizingTakenBack ") {
+				t.Errorf("Events %q, want UPIDRightsizingTakenBack", evs)
+			}
+		})
+	}
+}
