@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,12 +139,7 @@ func TestLeaderTermsDoNotOverlap(t *testing.T) {
 	first, endFirst := context.WithCancel(context.Background())
 	second, endSecond := context.WithCancel(context.Background())
 	defer endSecond()
-	leading, returning := make(chan struct{}), make(chan struct{})
-	firstOver := make(chan struct{})
-	go func() {
-		s.leadTerm(first, func(context.Context) { close(leading); <-returning })
-		close(firstOver)
-	}()
+	leading, returning, firstOver := startTerm(s, first)
 	<-leading
 	endFirst()
 	secondLeads := make(chan struct{})
@@ -158,4 +154,54 @@ func TestLeaderTermsDoNotOverlap(t *testing.T) {
 	if !s.IsLeader() || *s.lease.Load() != second {
 		t.Errorf("the first term, starting late, took the second's place: leader %v, its context the second's %v", s.IsLeader(), *s.lease.Load() == second)
 	}
+}
+
+// TestTermEndingAsItStarts: client-go ends a term (cancels its context,
+// then calls OnStoppedLeading) whenever renewing fails, which may be while
+// the term's goroutine is still marking this replica the leader. The end
+// must win: marked after it, the replica would count as leader, accepting
+// notifications only to fail them and reporting upid_scaler_leader 1,
+// until lead returned.
+func TestTermEndingAsItStarts(t *testing.T) {
+	c, _ := newFakeCluster()
+	cfg := testConfig(t)
+	cfg.LeaderElection.Enabled = true
+	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(10))
+	marking, mark := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.now = func() time.Time {
+		// countRecentSleeps reads the clock between the term's check of
+		// its context and its marking: hold it there.
+		once.Do(func() { close(marking); <-mark })
+		return time.Now()
+	}
+	term, end := context.WithCancel(context.Background())
+	leading, returning, over := startTerm(s, term)
+	<-marking
+	end()
+	stopped := make(chan struct{})
+	go func() { s.stoppedLeading(); close(stopped) }()
+	close(mark)
+	<-stopped
+	<-leading
+	if s.IsLeader() {
+		t.Error("marked the leader after its term ended, while lead returns")
+	}
+	close(returning)
+	<-over
+	if s.IsLeader() {
+		t.Error("marked the leader after its term's goroutine returned")
+	}
+}
+
+// startTerm runs a term as client-go does, in a goroutine of its own; its
+// lead closes leading and waits for returning to be closed, and over is
+// closed once the term's goroutine has returned.
+func startTerm(s *Scaler, term context.Context) (leading, returning, over chan struct{}) {
+	leading, returning, over = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		s.leadTerm(term, func(context.Context) { close(leading); <-returning })
+		close(over)
+	}()
+	return leading, returning, over
 }

@@ -128,7 +128,7 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 					s.leadTerm(ctx, lead)
 				},
 				OnStoppedLeading: func() {
-					s.leader.Store(false)
+					s.stoppedLeading()
 					level.Info(s.log).Log("msg", "not leading: answering 503", "identity", id)
 				},
 			},
@@ -164,6 +164,15 @@ func releaseLease(lock *resourcelock.LeaseLock, id string, timeout time.Duration
 	}
 	now := metav1.Now()
 	return lock.Update(ctx, resourcelock.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now})
+}
+
+// stoppedLeading unmarks this replica at the end of a term, which client-go
+// cancels first. The lock orders it with leadTerm's marking: a term that
+// found its context live as it ended does not mark after this unmarks.
+func (s *Scaler) stoppedLeading() {
+	s.term.Lock()
+	defer s.term.Unlock()
+	s.leader.Store(false)
 }
 
 // leadTerm is one term as leader, ctx the term's: it marks this replica
