@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"strings"
@@ -260,5 +261,39 @@ func TestOwnerLookupsStop(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(h.owners.lookups.WithLabelValues("dropped")); n != 1 {
 		t.Errorf("dropped %g, want the Event of the admission after Stop", n)
+	}
+}
+
+// TestDryRunQueuesNoOwnerLookup: a dry-run admission of a pod whose
+// workload the cache does not hold neither reads its controller nor
+// records an Event later: a dry run has no side effects.
+func TestDryRunQueuesNoOwnerLookup(t *testing.T) {
+	h := newTestHandler(t, ModeEnforce, &staticCluster{})
+	rec := &syncRecorder{}
+	h.opts.Recorder = rec
+	h.opts.GetWorkload = func(context.Context, string, Workload) (metav1.Object, error) {
+		t.Error("a dry run read the pod's controller")
+		return nil, errors.New("dry run")
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(reviewBody(t, "team", admissionv1.Create, podKind, webPod(nil)), &review); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	review.Request.DryRun = &yes
+	body, err := json.Marshal(review)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Review(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeMutated, "enforce")); n != 1 {
+		t.Fatalf("decisions{mutated,enforce} = %g, want the dry run decided as any admission", n)
+	}
+	// Stop waits for any worker an Event had started.
+	h.Stop()
+	if n := lookups(h) + testutil.ToFloat64(h.owners.lookups.WithLabelValues("dropped")); n != 0 || len(rec.events()) != 0 {
+		t.Errorf("a dry run queued %g owner lookups, recorded %q", n, rec.events())
 	}
 }
