@@ -2,16 +2,21 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 )
 
 // TestPolicyReadFailureIsRetried: a namespace or HPA that cannot be read
@@ -204,4 +209,51 @@ func startTerm(s *Scaler, term context.Context) (leading, returning, over chan s
 		close(over)
 	}()
 	return leading, returning, over
+}
+
+// TestReleaseLeaseAfterARacingRenewal: on shutdown the renewal client-go
+// was making when its context was cancelled may still reach the API
+// server after releaseLease has read the Lease, and the release's update
+// then conflicts (client-go's own release retries for this). The release
+// must read again and give the Lease up, unless the write it lost to was
+// another replica taking it over, whose Lease it leaves alone; given up,
+// another replica leads at once rather than lease_duration later.
+func TestReleaseLeaseAfterARacingRenewal(t *testing.T) {
+	for _, tc := range []struct {
+		name, racer, want string // who wrote between the read and the update; the holder after
+	}{
+		{"own renewal", "a", ""},
+		{"another replica's takeover", "b", "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held := lease("upid", "upid-scaler")
+			held.Spec.HolderIdentity = ptr.To("a")
+			c, _ := newFakeCluster(held)
+			raced := false
+			c.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if raced {
+					return false, nil, nil
+				}
+				raced = true
+				won := held.DeepCopy()
+				won.Spec.HolderIdentity = ptr.To(tc.racer)
+				if err := c.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), won, "upid"); err != nil {
+					t.Error(err)
+				}
+				return true, nil, apierrors.NewConflict(coordinationv1.Resource("leases"), "upid-scaler", errors.New("the object has been modified"))
+			})
+			lock := &resourcelock.LeaseLock{LeaseMeta: metaNamed("upid", "upid-scaler"), Client: c.CoordinationV1(),
+				LockConfig: resourcelock.ResourceLockConfig{Identity: "a"}}
+			if err := releaseLease(lock, "a", 10*time.Second); err != nil {
+				t.Errorf("release: %v", err)
+			}
+			got, err := c.CoordinationV1().Leases("upid").Get(context.Background(), "upid-scaler", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := ptr.Deref(got.Spec.HolderIdentity, ""); h != tc.want {
+				t.Errorf("holder %q after the release, want %q", h, tc.want)
+			}
+		})
+	}
 }

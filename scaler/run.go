@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/upid-dev/upid/internal/argorollouts"
 )
@@ -148,22 +149,26 @@ func (s *Scaler) Run(ctx context.Context, opts RunOptions) error {
 // another leads at once rather than after lease_duration; as client-go's
 // own release, it leaves no holder and a duration of a second. The
 // update is guarded by the resourceVersion just read: a Lease another
-// replica took meanwhile is left alone.
+// replica took meanwhile is left alone. A conflict is read again: the
+// renewal client-go was making when it stopped may reach the API server
+// after the read.
 func releaseLease(lock *resourcelock.LeaseLock, id string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	rec, _, err := lock.Get(ctx)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if rec.HolderIdentity != id {
-		return nil
-	}
-	now := metav1.Now()
-	return lock.Update(ctx, resourcelock.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now})
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		rec, _, err := lock.Get(ctx)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.HolderIdentity != id {
+			return nil
+		}
+		now := metav1.Now()
+		return lock.Update(ctx, resourcelock.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now})
+	})
 }
 
 // stoppedLeading unmarks this replica at the end of a term, which client-go
