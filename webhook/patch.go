@@ -261,10 +261,12 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 	}
 	back := &Plan{Reason: "resource_quota", undone: true}
 	orig, _ := readRecord[map[string]Resources](pod.Metadata.Annotations, AnnotationOriginal)
+	recd, _ := readRecord[map[string]Resources](pod.Metadata.Annotations, AnnotationRecommended)
 	for _, list := range []string{"initContainers", "containers"} {
 		for i, c := range pod.list(list) {
 			if o, ok := orig[c.Name]; ok {
-				if restored := restore(c.Resources, o); !equality.Semantic.DeepEqual(c.Resources, restored) {
+				rec, known := recd[c.Name]
+				if restored := restore(c.Resources, o, rec, known); !equality.Semantic.DeepEqual(c.Resources, restored) {
 					back.changes = append(back.changes, containerChange{list: list, index: i, old: c.Resources, new: restored})
 				}
 			}
@@ -303,13 +305,26 @@ func undo(pod *podFields, plan *Plan, ns Constraints) *Plan {
 	return back
 }
 
-// restore is r with the CPU and memory requests and limits of the record o:
-// those o lacks were not set before UPID set them.
-func restore(r corev1.ResourceRequirements, o Resources) corev1.ResourceRequirements {
+// restore is r with UPID's change of its CPU and memory requests and limits
+// taken back to the record o, rec being what UPID set (both records are
+// whole: every CPU and memory value before and after UPID). What a webhook
+// after UPID added or changed stays, as restoreList keeps it: a memory
+// limit injected later is not UPID's to remove.
+func restore(r corev1.ResourceRequirements, o, rec Resources, known bool) corev1.ResourceRequirements {
 	out := *r.DeepCopy()
-	restoreList(&out.Requests, o.Requests, nil, nil)
-	restoreList(&out.Limits, o.Limits, nil, nil)
+	restoreList(&out.Requests, o.Requests, recorded(rec.Requests, known), nil)
+	restoreList(&out.Limits, o.Limits, recorded(rec.Limits, known), nil)
 	return out
+}
+
+// recorded is the list l of a record that exists (known), never nil:
+// restoreList reads nil as no record at all, and an empty list of one as
+// "UPID set none of these".
+func recorded(l map[string]string, known bool) map[string]string {
+	if known && l == nil {
+		return map[string]string{}
+	}
+	return l
 }
 
 // restoreList sets CPU and memory in *l to the recorded was, removing
@@ -365,7 +380,7 @@ func restoreList(l *corev1.ResourceList, was, rec map[string]string, floor corev
 // would have; one UPID did not set is another webhook's, and stays.
 func takeBackPod(pr corev1.ResourceRequirements, orig, rec Resources, floor corev1.ResourceList) corev1.ResourceRequirements {
 	out := *pr.DeepCopy()
-	restoreList(&out.Requests, orig.Requests, rec.Requests, floor)
+	restoreList(&out.Requests, orig.Requests, recorded(rec.Requests, true), floor)
 	return out
 }
 

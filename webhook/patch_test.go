@@ -600,23 +600,42 @@ func TestWorkloadCandidates(t *testing.T) {
 
 // TestRestore: taking back UPID's change sets CPU and memory to the record
 // of the originals, removes what the container did not set before, and
-// keeps every other resource.
+// keeps every other resource. With the record of what UPID set, what a
+// webhook after it added or changed stays (found in review: a memory limit
+// injected after UPID was removed with UPID's raise).
 func TestRestore(t *testing.T) {
 	now := corev1.ResourceRequirements{Requests: rl("cpu", "400m", "memory", "256Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "512Mi")}
 	for _, tc := range []struct {
 		name string
 		orig Resources
+		rec  *Resources // what UPID set; nil for no record
 		want corev1.ResourceRequirements
 	}{
-		{"both recorded", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}, Limits: map[string]string{"memory": "256Mi"}},
+		{"a limit injected after UPID stays", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}},
+			&Resources{Requests: map[string]string{"cpu": "400m", "memory": "256Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "512Mi")}},
+		{"a limit UPID set goes", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}},
+			&Resources{Requests: map[string]string{"cpu": "400m", "memory": "256Mi"}, Limits: map[string]string{"memory": "512Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: corev1.ResourceList{}}},
+		{"a request raised after UPID keeps its raise", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}},
+			&Resources{Requests: map[string]string{"cpu": "300m", "memory": "256Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "200m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "512Mi")}},
+		{"a limit UPID removed comes back", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}, Limits: map[string]string{"memory": "512Mi", "cpu": "1"}},
+			&Resources{Requests: map[string]string{"cpu": "400m", "memory": "256Mi"}, Limits: map[string]string{"memory": "512Mi"}},
+			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: rl("cpu", "1", "memory", "512Mi")}},
+		{"both recorded", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}, Limits: map[string]string{"memory": "256Mi"}}, nil,
 			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: rl("memory", "256Mi")}},
-		{"memory was not requested", Resources{Requests: map[string]string{"cpu": "100m"}, Limits: map[string]string{"memory": "256Mi"}},
+		{"memory was not requested", Resources{Requests: map[string]string{"cpu": "100m"}, Limits: map[string]string{"memory": "256Mi"}}, nil,
 			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "ephemeral-storage", "1Gi"), Limits: rl("memory", "256Mi")}},
-		{"no limits", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}},
+		{"no limits", Resources{Requests: map[string]string{"cpu": "100m", "memory": "128Mi"}}, nil,
 			corev1.ResourceRequirements{Requests: rl("cpu", "100m", "memory", "128Mi", "ephemeral-storage", "1Gi"), Limits: corev1.ResourceList{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := restore(now, tc.orig); !equality.Semantic.DeepEqual(got, tc.want) {
+			var rec Resources
+			if tc.rec != nil {
+				rec = *tc.rec
+			}
+			if got := restore(now, tc.orig, rec, tc.rec != nil); !equality.Semantic.DeepEqual(got, tc.want) {
 				t.Errorf("restore = %v, want %v", got, tc.want)
 			}
 		})
