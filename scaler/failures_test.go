@@ -257,3 +257,43 @@ func TestReleaseLeaseAfterARacingRenewal(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowWakeCutByLostLease: a wake the wake-window loop is making when
+// the replica stops leading fails saying so, as a notification's does,
+// not with a bare "context canceled": client-go ends a term with a plain
+// cancel.
+func TestWindowWakeCutByLostLease(t *testing.T) {
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
+	cfg := testConfig(t)
+	cfg.LeaderElection.Enabled = true
+	cfg.WakeWindows = []string{"* 00:00-24:00"}
+	rec := record.NewFakeRecorder(10)
+	s := newTestScaler(t, c, cfg, rec)
+	if res := s.Sleep(context.Background(), Request{Workload: web, Manual: true}); res.Result != ResultSuccess {
+		t.Fatal(res)
+	}
+	// Put to sleep before the window opened (an always-open window opened,
+	// as far as the loop looks, 8 days ago).
+	apps.mu.Lock()
+	apps.objects["shop/web"].Annotations[AnnotationSince] = time.Now().Add(-9 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	apps.mu.Unlock()
+	apps.fillCaches(s)
+	drain(rec)
+	term, lose := context.WithCancel(context.Background())
+	var leading context.Context
+	apps.fail = func(verb, sub string) error {
+		if verb == "update" && sub == "scale" {
+			// The term ends while the restore is in flight, and the call
+			// fails as a cancelled one does.
+			lose()
+			<-leading.Done()
+			return leading.Err()
+		}
+		return nil
+	}
+	s.leadTerm(term, func(ctx context.Context) { leading = ctx; s.windowLoop(ctx, time.Hour) })
+	events := drain(rec)
+	if len(events) != 1 || !strings.HasPrefix(events[0], "Warning UPIDFailed") || !strings.Contains(events[0], errLeaseLost.Error()) {
+		t.Errorf("events %q, want one UPIDFailed saying %q", events, errLeaseLost)
+	}
+}

@@ -354,8 +354,8 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 			g := newLeaseGate(scalePath(w), through, true)
 			_, b := replicas(t, le, g)
 			end := loseLease(t, g, b)
-			if !errors.Is(end.cause, context.Canceled) {
-				t.Errorf("the held wake ended by %v, want cancelled", end.cause)
+			if !errors.Is(end.cause, errLeaseLost) {
+				t.Errorf("the held wake ended by %v, want the lost Lease (%v)", end.cause, errLeaseLost)
 			}
 			// Read before b leads, which loseLease leaves seconds away: b's
 			// window wakes it as soon as it does.

@@ -201,7 +201,12 @@ func (s *Scaler) leadTerm(ctx context.Context, lead func(context.Context)) {
 	if !live {
 		return
 	}
-	lead(ctx)
+	// client-go ends the term with a bare cancel: a wake the window loop
+	// has in flight would fail with only "context canceled". The loop's
+	// context ends with the term, a goroutine's start later, saying why.
+	leading, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer context.AfterFunc(ctx, func() { stop(errLeaseLost) })()
+	lead(leading)
 	<-ctx.Done()
 	s.term.Lock()
 	defer s.term.Unlock()
