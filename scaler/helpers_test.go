@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,7 +185,7 @@ func (f *fakeApps) fillCaches(s *Scaler) {
 	s.synced.Store(true)
 }
 
-// edit changes the stored object as a user would.
+// edit changes the stored object as a user would, with kubectl.
 func (f *fakeApps) edit(ns, name string, change func(*appsv1.Deployment)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -192,6 +193,29 @@ func (f *fakeApps) edit(ns, name string, change func(*appsv1.Deployment)) {
 	old, ann := d.Spec.DeepCopy(), maps.Clone(d.Annotations)
 	change(d)
 	f.wrote(d, old, ann)
+	ownReplicas(d, old, "kubectl", "")
+}
+
+// ownReplicas gives spec.replicas to manager in managedFields when its
+// value changed, as the API server gives a field to whoever last changed
+// it; a write of the same count leaves its owner. A write of the scale
+// subresource takes the count from its owner and, as kube-apiserver v1.37
+// does, records none.
+func ownReplicas(d *appsv1.Deployment, old *appsv1.DeploymentSpec, manager, subresource string) {
+	if replicasOf(old.Replicas) == replicasOf(d.Spec.Replicas) {
+		return
+	}
+	var kept []metav1.ManagedFieldsEntry
+	for _, m := range d.ManagedFields {
+		if !strings.Contains(string(m.FieldsV1.Raw), `"f:replicas"`) {
+			kept = append(kept, m)
+		}
+	}
+	d.ManagedFields = kept
+	if subresource != "scale" {
+		d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate,
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}})
+	}
 }
 
 // wrote gives a written object a new resourceVersion and, as the API server
@@ -290,6 +314,7 @@ func (f *fakeApps) react(action k8stesting.Action) (bool, runtime.Object, error)
 		r := sc.Spec.Replicas
 		d.Spec.Replicas = &r
 		f.wrote(d, old, d.Annotations)
+		ownReplicas(d, old, "", "scale")
 		out := sc.DeepCopy()
 		out.ResourceVersion = d.ResourceVersion
 		return true, out, nil

@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/config"
-	"github.com/upid-dev/upid/internal/testenv"
 )
 
 // leaseGate stands between one replica and the API server. It holds one
@@ -148,14 +147,9 @@ func deliver(url string, body []byte) (int, response, error) {
 // original count of whatever it touched; the new leader then finishes the
 // same notification, once, and the workloads wake to their counts.
 func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
-	kube := testenv.StartKube(t, testenv.KubeOptions{})
+	kube, cfg := startLab(t)
 	c := kube.Clientset
 	ctx := context.Background()
-	if _, err := c.CoreV1().Namespaces().Create(ctx, namespace("lab", optedIn), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.GracePeriod = 0
 	create := func(t *testing.T, name string, replicas int32) Workload {
 		t.Helper()
 		return createDeployment(t, c, "lab", name, replicas)

@@ -276,6 +276,9 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 		}
 		target = o
 		st, asleep := readState(o)
+		// leftover: the state of a wake cut short after its restore,
+		// cleared here in memory; whatever this sleep writes removes it.
+		leftover := false
 		if asleep {
 			matches := st.unchanged(o)
 			switch {
@@ -300,10 +303,26 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 					_, err := s.kube.update(ctx, o)
 					return err
 				}
+			case st.wokenByUs(o):
+				// Awake by the scaler's own restore, not by an edit to
+				// honour: a sleep like any other (policy, rate limit),
+				// whose state replaces what the wake left.
+				level.Info(s.log).Log("msg", "finishing a wake cut short after its restore", "workload", req.Workload, "replicas", st.replicas)
+				clearState(o)
+				asleep, leftover = false, true
 			default:
 				return s.userChanged(ctx, o, &res, dry)
 			}
-		} else {
+		}
+		// A sleep that writes no state of its own still finishes the wake.
+		forgetLeftover := func() error {
+			if !leftover || dry {
+				return nil
+			}
+			_, err := s.kube.update(ctx, o)
+			return err
+		}
+		if !asleep {
 			// Before the policy, as a real run's already_asleep is.
 			if dry && s.drySlept(o, &res, false) {
 				return nil
@@ -313,7 +332,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				return err
 			} else if reason != "" {
 				res.Result, res.Reason = ResultSkipped, reason
-				return nil
+				return forgetLeftover()
 			}
 			if o.replicas == 0 {
 				res.Result, res.Reason = ResultSkipped, "already_zero"
@@ -323,7 +342,7 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 				at := s.now()
 				if !s.limiter.allow(at) {
 					res.Result, res.Reason = ResultSkipped, "rate_limited"
-					return nil
+					return forgetLeftover()
 				}
 				token = at
 			}
@@ -386,7 +405,9 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 			res.Result, res.Reason = ResultSkipped, "not_asleep"
 			return nil
 		}
-		matches := st.unchanged(o) || restored != 0 && o.meta.Generation == restored && o.replicas == st.replicas
+		// Restored already, by this call or by a wake cut short since
+		// (wokenByUs): the generation then counts the restore too.
+		matches := st.unchanged(o) || restored != 0 && o.meta.Generation == restored && o.replicas == st.replicas || st.wokenByUs(o)
 		switch {
 		case !matches || (o.replicas != 0 && o.replicas != st.replicas):
 			return s.userChanged(ctx, o, &res, dry)
@@ -394,6 +415,13 @@ func (s *Scaler) Wake(ctx context.Context, req Request) (res Result) {
 			res.Result, res.Replicas = ResultDryRun, st.replicas
 			return nil
 		case o.replicas == 0:
+			// Marked first: a wake stopped after the restore is then told
+			// from a workload scaled back by hand (wokenByUs).
+			o.meta.Annotations[AnnotationWaking] = strconv.FormatInt(o.meta.Generation, 10)
+			if o, err = s.kube.update(ctx, o); err != nil {
+				return err
+			}
+			target = o
 			if err := s.kube.scale(ctx, o, st.replicas); err != nil {
 				return err
 			}

@@ -40,6 +40,10 @@ const (
 	// read, so it tells edits from a spec that only reads differently (a
 	// field a newer Kubernetes defaults).
 	AnnotationGeneration = "upid.io/sleep-generation"
+	// AnnotationWaking is the workload's metadata.generation as read
+	// before a wake wrote it, right before its restore: a wake stopped
+	// after the restore is told by it from a workload scaled back by hand.
+	AnnotationWaking = "upid.io/sleep-waking"
 	// AnnotationOptOut on a workload, set to "disabled", keeps it awake.
 	AnnotationOptOut = "upid.io/sleep"
 	// LabelOptIn on a namespace, set to "enabled", lets the scaler act in
@@ -47,7 +51,7 @@ const (
 	LabelOptIn = "upid.io/sleep"
 )
 
-var stateAnnotations = []string{AnnotationReplicas, AnnotationSince, AnnotationSaved, AnnotationHPA, AnnotationState, AnnotationGeneration}
+var stateAnnotations = []string{AnnotationReplicas, AnnotationSince, AnnotationSaved, AnnotationHPA, AnnotationState, AnnotationGeneration, AnnotationWaking}
 
 // Kinds the scaler acts on: those with a scale subresource and a pod template.
 const (
@@ -111,7 +115,9 @@ type object struct {
 	// StatefulSet, nor of a custom resource with a status subresource (a
 	// Rollout). TestAgainstAPIServer pins all three.
 	annotationsBumpGeneration bool
-	rollout                   rolloutState
+	// scaledByOthers: someone else's write owns spec.replicas.
+	scaledByOthers bool
+	rollout        rolloutState
 }
 
 // rolloutState holds what only a Rollout has that sleep must mind.
@@ -149,7 +155,32 @@ func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template
 			read[k] = v
 		}
 	}
-	return &object{obj: obj, meta: meta, replicas: replicasOf(replicas), template: template, specWithoutReplicas: spec, read: read}
+	return &object{obj: obj, meta: meta, replicas: replicasOf(replicas), template: template, specWithoutReplicas: spec, read: read, scaledByOthers: scaledByOthers(meta)}
+}
+
+// scaledByOthers says whether anyone but the scaler's own writes of the
+// scale subresource owns spec.replicas in managedFields: a kubectl edit or
+// apply, Argo CD's sync, set the count, or share it. The API server records
+// no owner for a write of the scale subresource (kube-apiserver v1.37,
+// TestWakeCutAfterRestoreAgainstAPIServer), the scaler's or kubectl
+// scale's alike, so this proves only that a person did set it.
+func scaledByOthers(meta *metav1.ObjectMeta) bool {
+	for _, m := range meta.ManagedFields {
+		if m.Manager == fieldManager && m.Subresource == "scale" || m.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Spec map[string]json.RawMessage `json:"f:spec"`
+		}
+		if json.Unmarshal(m.FieldsV1.Raw, &fields) != nil {
+			// Unreadable: it may hold the count.
+			return true
+		}
+		if _, ok := fields.Spec["f:replicas"]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func wrapDeployment(d *appsv1.Deployment) *object {
@@ -341,6 +372,7 @@ type sleepState struct {
 	saved       float64
 	fingerprint string
 	generation  int64 // 0: not recorded (a state written before the annotation existed)
+	waking      int64 // AnnotationWaking; 0 when no wake has marked it
 	valid       bool  // false when some annotation is unreadable
 }
 
@@ -364,7 +396,9 @@ func (st sleepState) unchanged(o *object) bool {
 	}
 	switch o.replicas {
 	case 0:
-		return o.meta.Generation == written+1 // and the scale to zero
+		// And the scale to zero; or, after a wake cut before its restore,
+		// the wake's mark, written once the wake had found it unchanged.
+		return o.meta.Generation == written+1 || st.waking != 0 && o.meta.Generation == st.markedGeneration(o)
 	case st.replicas:
 		return o.meta.Generation == written // saved, not yet scaled
 	}
@@ -380,16 +414,42 @@ func (st sleepState) cutShort(o *object) bool {
 	return written == 0 || o.meta.Generation == written
 }
 
+// wokenByUs says that a wake restored the saved count and stopped before
+// it cleared the state (a crash, a lost Lease): the workload is awake, and
+// what is left is no edit to honour. The wake marked the workload
+// (AnnotationWaking) once it had found it unchanged, right before its
+// restore; since then there has been exactly one spec write, which left
+// the saved count, and no one else owns the count. A write of the main
+// resource that set the count (kubectl edit or apply, a GitOps sync) names
+// its owner; one that changed the spec alone leaves the count at zero; any
+// further write, a Deployment's annotation too, counts another generation.
+// What is left is a write of the scale subresource, which records no
+// owner: the restore, or a person's kubectl scale to the same count after
+// a wake cut between its mark and its restore, which it then finished for
+// the wake (docs/scaler.md, Limits). Without the mark (an older scaler's
+// wake, or none) nothing tells the restore from kubectl scale.
+func (st sleepState) wokenByUs(o *object) bool {
+	if !st.valid || st.waking == 0 || o.replicas != st.replicas || o.scaledByOthers {
+		return false
+	}
+	return o.meta.Generation == st.markedGeneration(o)+1
+}
+
+// markedGeneration is the workload's generation right after the wake's
+// mark was written, or 0 without a mark.
+func (st sleepState) markedGeneration(o *object) int64 { return afterWrite(o, st.waking) }
+
 // writtenGeneration is the workload's generation right after the state
 // was written, or 0 when the state does not record it.
-func (st sleepState) writtenGeneration(o *object) int64 {
-	if st.generation == 0 {
-		return 0
+func (st sleepState) writtenGeneration(o *object) int64 { return afterWrite(o, st.generation) }
+
+// afterWrite is the generation of o after the scaler wrote its
+// annotations on it at generation g (0: unknown).
+func afterWrite(o *object, g int64) int64 {
+	if g != 0 && o.annotationsBumpGeneration {
+		return g + 1
 	}
-	if o.annotationsBumpGeneration {
-		return st.generation + 1
-	}
-	return st.generation
+	return g
 }
 
 // readState returns the saved state and whether the workload carries any
@@ -422,6 +482,9 @@ func readState(o *object) (sleepState, bool) {
 	if g, ok := a[AnnotationGeneration]; ok {
 		// An unreadable generation is no proof; the fingerprint may still be.
 		st.generation, _ = strconv.ParseInt(g, 10, 64)
+	}
+	if g, ok := a[AnnotationWaking]; ok {
+		st.waking, _ = strconv.ParseInt(g, 10, 64)
 	}
 	if st.fingerprint == "" {
 		st.valid = false
