@@ -326,8 +326,8 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 	// The wake-window loop runs on the leader's Lease and stops with it. A
 	// wake cut before its restore leaves the workload asleep, for the new
 	// leader's loop to wake; one cut after leaves it restored with its
-	// state, which is no longer asleep to the new leader and which a wake
-	// (upid wake) clears.
+	// state, which is no longer asleep to the new leader, and which the
+	// next sleep takes for that wake's, not for a person's scale.
 	for _, through := range []bool{false, true} {
 		name := map[bool]string{false: "office", true: "office-restored"}[through]
 		t.Run("wake window, "+name, func(t *testing.T) {
@@ -368,8 +368,13 @@ func TestLeaseLostMidActionAgainstAPIServer(t *testing.T) {
 						t.Errorf("restored, %s is listed asleep: %+v", w, sw)
 					}
 				}
+				// Not a person's scale: upid sleep finishes a's wake and
+				// puts it to sleep afresh, saving the same count.
+				if res := b.Sleep(ctx, Request{Workload: w, Manual: true}); res.Result != ResultSuccess || res.Replicas != 2 {
+					t.Errorf("sleep of the restored workload: %s, want success saving 2", res)
+				}
 				if res := b.Wake(ctx, Request{Workload: w, Manual: true}); res.Result != ResultSuccess || res.Replicas != 2 {
-					t.Errorf("wake of the restored workload: %s", res)
+					t.Errorf("wake: %s", res)
 				}
 			}
 			waitFor(t, 30*time.Second, "it to be awake with no state", func() bool {
