@@ -31,7 +31,7 @@ type diesBefore struct {
 
 func (d *diesBefore) RoundTrip(req *http.Request) (*http.Response, error) {
 	m, _ := d.armed.Load().(string)
-	if m == "" || !strings.Contains(req.URL.Path, "/apis/apps/") {
+	if m == "" || !strings.Contains(req.URL.Path, "/apis/apps/") && !strings.Contains(req.URL.Path, "/apis/argoproj.io/") {
 		return d.next.RoundTrip(req)
 	}
 	if req.Method == http.MethodPut && m == http.MethodPatch {

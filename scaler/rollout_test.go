@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
@@ -106,13 +108,21 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("a spec edited while asleep is left as edited", func(t *testing.T) {
-		w := create(t, "edited", 2)
-		createService(ctx, t, c, "lab", "edited")
+	// asleep creates a Rollout of 2 replicas that a Service selects and
+	// puts it to sleep with a new scaler, which it returns.
+	asleep := func(t *testing.T, name string) (Workload, *Scaler) {
+		t.Helper()
+		w := create(t, name, 2)
+		createService(ctx, t, c, "lab", name)
 		s := newScaler(t)
 		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess {
 			t.Fatalf("sleep: %v", res)
 		}
+		return w, s
+	}
+
+	t.Run("a spec edited while asleep is left as edited", func(t *testing.T) {
+		w, s := asleep(t, "edited")
 		patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"app:2"}]}}}}`)
 		if _, err := dyn.Resource(rollouts).Namespace("lab").Patch(ctx, "edited", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
@@ -120,6 +130,39 @@ func TestRolloutsAgainstAPIServer(t *testing.T) {
 		res := s.Wake(ctx, Request{Workload: w, Cause: "test"})
 		if n, _ := (rolloutCluster{c, dyn, w}).read(t); res.Result != ResultUserChange || n != 0 {
 			t.Errorf("wake after an edit: %v with %d replicas, want %s and still 0", res, n, ResultUserChange)
+		}
+	})
+
+	// A CRD with a status subresource counts no annotation as a generation:
+	// the wake's mark is none either, and its restore the one after it.
+	t.Run("a wake cut after its restore is finished by the next sleep", func(t *testing.T) {
+		w, s := asleep(t, "cut")
+		dies := &diesBefore{}
+		restCfg := rest.CopyConfig(kube.Config)
+		restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { dies.next = rt; return dies })
+		dying, err := dynamic.NewForConfig(restCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut, err := New(Options{Kube: c, Dynamic: dying, Config: cfg, Recorder: record.NewFakeRecorder(100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cut.Close()
+		dies.armed.Store(http.MethodPatch)
+		res := cut.Wake(ctx, Request{Workload: w, Cause: "test"})
+		dies.armed.Store("")
+		if n, ann := (rolloutCluster{c, dyn, w}).read(t); res.Result != ResultFailure || n != 2 || ann[AnnotationReplicas] != "2" {
+			t.Fatalf("cut wake: %v; replicas %d, annotations %v; want a failure leaving 2 and the state", res, n, ann)
+		}
+		if res := s.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 2 {
+			t.Errorf("sleep of the half-woken Rollout: %v, want success saving 2", res)
+		}
+		if res := s.Wake(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultSuccess || res.Replicas != 2 {
+			t.Errorf("wake: %v", res)
+		}
+		if n, ann := (rolloutCluster{c, dyn, w}).read(t); n != 2 || len(stateLeft(ann)) > 0 {
+			t.Errorf("woken: replicas %d, annotations %v; want 2 and no state", n, ann)
 		}
 	})
 
