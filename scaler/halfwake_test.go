@@ -51,6 +51,8 @@ func TestWakeCutAfterRestore(t *testing.T) {
 		// newer Kubernetes defaults): another fingerprint, the same
 		// generation.
 		upgraded, nsOptOut bool
+		// oldState: the sleep wrote no generation, as before it existed.
+		oldState bool
 		// scaled are a person's writes of the scale subresource (kubectl
 		// scale), which record no owner.
 		scaled      []int32
@@ -73,6 +75,10 @@ func TestWakeCutAfterRestore(t *testing.T) {
 			action: ActionSleep, want: ResultSkipped, reason: "namespace_opted_out", replicas: 3},
 		// The first sleep took the only place: the fresh sleep needs one.
 		{name: "rate limited: refused, and the state cleared", cfg: func(c *config.Scaler) { c.MaxActions = 1; c.ActionInterval = model.Duration(time.Hour) },
+			action: ActionSleep, want: ResultSkipped, reason: "rate_limited", replicas: 3},
+		// The state of an older scaler's sleep, without a generation, is
+		// no sleep cut short to finish without a rate-limit place.
+		{name: "state without a generation, rate limited", oldState: true, cfg: func(c *config.Scaler) { c.MaxActions = 1; c.ActionInterval = model.Duration(time.Hour) },
 			action: ActionSleep, want: ResultSkipped, reason: "rate_limited", replicas: 3},
 		{name: "dry run writes nothing", dry: true, action: ActionSleep, want: ResultDryRun, replicas: 3, asleep: true},
 		// The generation proves no write but the scale to zero and the
@@ -117,6 +123,11 @@ func TestWakeCutAfterRestore(t *testing.T) {
 				if _, err := c.CoreV1().Namespaces().Update(context.Background(), namespace("shop", map[string]string{LabelOptIn: "disabled"}), metav1.UpdateOptions{}); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if tc.oldState {
+				apps.mu.Lock()
+				delete(apps.objects["shop/web"].Annotations, AnnotationGeneration)
+				apps.mu.Unlock()
 			}
 			if tc.upgraded {
 				apps.mu.Lock()

@@ -285,12 +285,21 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 			case matches && o.replicas == 0:
 				res.Result, res.Reason, res.Replicas = ResultSkipped, "already_asleep", st.replicas
 				return nil
+			case st.wokenByUs(o):
+				// Awake by the scaler's own restore, not by an edit to
+				// honour: a sleep like any other (policy, rate limit),
+				// whose state replaces what the wake left. Before the
+				// sleep cut short, which a state without a generation
+				// (an older scaler's) cannot tell from this.
+				level.Info(s.log).Log("msg", "finishing a wake cut short after its restore", "workload", req.Workload, "replicas", st.replicas)
+				clearState(o)
+				asleep, leftover = false, true
 			case matches && o.replicas == st.replicas && st.cutShort(o):
 				// Saved but not yet scaled: a sleep cut short by a crash
 				// or a conflict. Finish it unless policy now forbids.
 				// Scaled back to the saved count since (by hand, by a
-				// GitOps tool, by a wake that stopped before clearing the
-				// state), it is awake: the default case forgets the state.
+				// GitOps tool), it is awake: the default case forgets the
+				// state.
 				if reason, err := s.policy(ctx, o, req, &res.Detail); err != nil {
 					res.Reason = reason
 					return err
@@ -303,13 +312,6 @@ func (s *Scaler) Sleep(ctx context.Context, req Request) (res Result) {
 					_, err := s.kube.update(ctx, o)
 					return err
 				}
-			case st.wokenByUs(o):
-				// Awake by the scaler's own restore, not by an edit to
-				// honour: a sleep like any other (policy, rate limit),
-				// whose state replaces what the wake left.
-				level.Info(s.log).Log("msg", "finishing a wake cut short after its restore", "workload", req.Workload, "replicas", st.replicas)
-				clearState(o)
-				asleep, leftover = false, true
 			default:
 				return s.userChanged(ctx, o, &res, dry)
 			}
