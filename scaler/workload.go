@@ -163,7 +163,7 @@ func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template
 // apply, Argo CD's sync, set the count, or share it. The API server records
 // no owner for a write of the scale subresource (kube-apiserver v1.37,
 // TestWakeCutAfterRestoreAgainstAPIServer), the scaler's or kubectl
-// scale's alike, so this proves only that a person did set it.
+// scale's alike, so this proves only that someone else did set it.
 func scaledByOthers(meta *metav1.ObjectMeta) bool {
 	for _, m := range meta.ManagedFields {
 		if m.Manager == fieldManager && m.Subresource == "scale" || m.FieldsV1 == nil {
