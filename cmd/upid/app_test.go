@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -220,5 +221,36 @@ func TestBacktestForecastingIsEvaluate(t *testing.T) {
 			!near(m.PinballP90, w.PinballP90) || !near(m.CoverageP90, w.CoverageP90) {
 			t.Errorf("%s: %+v, want %+v", m.Name, m, w)
 		}
+	}
+}
+
+// TestChartPortsAreTheDefaults: the Helm chart's container ports (and so
+// its probes, Services and scrape jobs) are the ports each command listens
+// on by default; the chart passes no --web.listen-address, so a default
+// changed here alone would leave every probe failing in a cluster.
+func TestChartPortsAreTheDefaults(t *testing.T) {
+	for _, tc := range []struct{ file, port, address string }{
+		{"exporter.yaml", "http-metrics", exporterDefaultAddress},
+		{"_helpers.tpl", "http-metrics-wh", webhookDefaultAddress},
+		{"scaler.yaml", "http", scalerDefaultAddress},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "upid", "templates", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`\{name: `+regexp.QuoteMeta(tc.port)+`, containerPort: (\d+)`).FindAllStringSubmatch(string(b), -1)
+			_, want, _ := strings.Cut(tc.address, ":")
+			if len(m) != 1 || m[0][1] != want {
+				t.Errorf("container port %s in %s: %v, want one, %s (%s)", tc.port, tc.file, m, want, tc.address)
+			}
+			values, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "upid", "values.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if set := regexp.MustCompile(`listen[-_]address`); set.Match(b) || set.Match(values) {
+				t.Errorf("%s or values.yaml sets a listen address: the port is no longer the default's", tc.file)
+			}
+		})
 	}
 }
