@@ -1,6 +1,8 @@
 package scaler
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -9,7 +11,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -203,3 +207,186 @@ func TestPropertyNeverLosesTheCount(t *testing.T) {
 }
 
 var _ = appsv1.Deployment{}
+
+// cutStep is one event in a history whose failures are left in place, as
+// a crash or a lost Lease leaves them when nobody redelivers the alert.
+type cutStep int
+
+const (
+	cutSleep          cutStep = iota // delivered until it succeeds
+	cutWake                          // delivered until it succeeds
+	cutSleepAfter                    // a sleep that dies after 0 or 1 of its writes
+	cutWakeAfter                     // a wake that dies after 0, 1 (mark) or 2 (restore) of its writes
+	cutPersonScale                   // kubectl scale, to the count it runs at or another
+	cutPersonEdit                    // kubectl edit of spec.replicas
+	cutPersonAnnotate                // kubectl annotate: a Deployment's new generation
+	cutPersonImage                   // kubectl set image, only while running
+	cutRestart
+	numCutSteps
+)
+
+func (s cutStep) String() string {
+	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "restart"}[s]
+}
+
+// TestPropertyCutsLeftInPlace runs random histories in which a sleep or a
+// wake may die after any of its writes (the state, the scale; the mark,
+// the restore) and stay so, with a person's writes between any two steps.
+// The invariants: the count a person last set (or the original) is never
+// lost, UPID never sets any count but zero or that one, a wake delivered
+// until it succeeds leaves the workload running that count with no state,
+// and a sleep delivered until it succeeds, twice, leaves it asleep saving
+// that count.
+func TestPropertyCutsLeftInPlace(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	ctx := context.Background()
+	for run := 0; run < 300; run++ {
+		rng := rand.New(rand.NewPCG(seed, uint64(run)))
+		w := Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
+		want := int32(1 + rng.IntN(5))
+		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", want, time.Now().Add(-72*time.Hour)), service("shop", "web"))
+		s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(1000))
+		var history []string
+		// deliver retries an action as Alertmanager does until it is
+		// handled, and returns the last result.
+		deliver := func(action string) Result {
+			for attempt := 0; attempt < 20; attempt++ {
+				var res Result
+				if action == ActionSleep {
+					res = s.Sleep(ctx, Request{Workload: w, Cause: "test"})
+				} else {
+					res = s.Wake(ctx, Request{Workload: w, Cause: "test"})
+				}
+				if res.Result != ResultFailure {
+					return res
+				}
+			}
+			t.Fatalf("run %d: %s never handled; history %v", run, action, history)
+			return Result{}
+		}
+		check := func() {
+			t.Helper()
+			d := apps.get("shop", "web")
+			ann := d.Annotations
+			switch n := *d.Spec.Replicas; {
+			case n == 0 && ann[AnnotationReplicas] != strconv.Itoa(int(want)):
+				t.Fatalf("run %d after %v: at zero saving %q, want %d saved; annotations %v", run, history, ann[AnnotationReplicas], want, ann)
+			case n != 0 && n != want:
+				t.Fatalf("run %d after %v: %d replicas, want %d (the person's or the original); annotations %v", run, history, n, want, ann)
+			}
+		}
+		awake := func(what string) {
+			t.Helper()
+			if d := apps.get("shop", "web"); *d.Spec.Replicas != want || len(stateLeft(d.Annotations)) > 0 {
+				t.Fatalf("run %d after %v: %s left replicas %d, annotations %v; want %d and no state", run, history, what, *d.Spec.Replicas, d.Annotations, want)
+			}
+		}
+		// pending: a person changed the count since the state now on the
+		// workload was written, so no step may take the workload for one
+		// UPID woke and sleep it afresh. Not set in the one case
+		// docs/scaler.md gives up: a kubectl scale to the saved count right
+		// after a wake's mark, the same write as its restore.
+		pending := false
+		for i := 0; i < 30; i++ {
+			st := cutStep(rng.IntN(int(numCutSteps)))
+			label := st.String()
+			before := apps.get("shop", "web")
+			switch st {
+			case cutSleep:
+				res := deliver(ActionSleep)
+				label += "=" + res.Result
+				if res.Result == ResultUserChange {
+					// The state was forgotten; the next alert sleeps it.
+					awake("a sleep that found a change")
+					pending, before = false, apps.get("shop", "web")
+					res = deliver(ActionSleep)
+					label += "," + res.Result
+				}
+				if d := apps.get("shop", "web"); *d.Spec.Replicas != 0 || d.Annotations[AnnotationReplicas] != strconv.Itoa(int(want)) {
+					t.Fatalf("run %d after %v %s: replicas %d, annotations %v; want asleep saving %d", run, history, label, *d.Spec.Replicas, d.Annotations, want)
+				}
+			case cutWake:
+				res := deliver(ActionWake)
+				label += "=" + res.Result
+				history = append(history, label)
+				awake("a wake")
+			case cutSleepAfter, cutWakeAfter:
+				n := rng.IntN(3)
+				writes := 0
+				apps.fail = func(verb, sub string) error {
+					if verb != "patch" && verb != "update" {
+						return nil
+					}
+					if writes++; writes > n {
+						return apierrors.NewInternalError(errors.New("test: the process died"))
+					}
+					return nil
+				}
+				if st == cutSleepAfter {
+					s.Sleep(ctx, Request{Workload: w, Cause: "test"})
+				} else {
+					s.Wake(ctx, Request{Workload: w, Cause: "test"})
+				}
+				apps.fail = nil
+				label += strconv.Itoa(n)
+			case cutPersonScale, cutPersonEdit:
+				if rng.IntN(2) == 0 {
+					want = int32(1 + rng.IntN(5))
+				}
+				if d := apps.get("shop", "web"); *d.Spec.Replicas != 0 && rng.IntN(2) == 0 {
+					// The count it runs at: a write that changes nothing.
+					want = *d.Spec.Replicas
+				}
+				label += "=" + strconv.Itoa(int(want))
+				if want != *before.Spec.Replicas && len(stateLeft(before.Annotations)) > 0 {
+					waking, _ := strconv.ParseInt(before.Annotations[AnnotationWaking], 10, 64)
+					restoreLike := st == cutPersonScale && *before.Spec.Replicas == 0 && waking != 0 && before.Generation == waking+1 &&
+						before.Annotations[AnnotationReplicas] == strconv.Itoa(int(want))
+					pending = pending || !restoreLike
+				}
+				if st == cutPersonScale {
+					sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: autoscalingv1.ScaleSpec{Replicas: want}}
+					if _, err := c.AppsV1().Deployments("shop").UpdateScale(ctx, "web", sc, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					apps.edit("shop", "web", scaleTo(want))
+				}
+			case cutPersonAnnotate:
+				apps.edit("shop", "web", func(d *appsv1.Deployment) {
+					if d.Annotations == nil {
+						d.Annotations = map[string]string{}
+					}
+					d.Annotations["team"] = strconv.Itoa(i)
+				})
+			case cutPersonImage:
+				if d := apps.get("shop", "web"); *d.Spec.Replicas == 0 {
+					// A spec edited while asleep stays at zero by design
+					// (docs/scaler.md, Limits): no count to keep.
+					continue
+				}
+				apps.edit("shop", "web", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "web:" + strconv.Itoa(i) })
+			case cutRestart:
+				s.Close()
+				s = newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(1000))
+			}
+			if st != cutWake {
+				history = append(history, label)
+			}
+			check()
+			after := apps.get("shop", "web")
+			if pending && before.Annotations[AnnotationSince] != "" && after.Annotations[AnnotationReplicas] != "" &&
+				after.Annotations[AnnotationGeneration] != before.Annotations[AnnotationGeneration] {
+				t.Fatalf("run %d after %v: a person's count taken for UPID's: the state went from %v to %v", run, history, before.Annotations, after.Annotations)
+			}
+			if len(stateLeft(after.Annotations)) == 0 || after.Annotations[AnnotationGeneration] != before.Annotations[AnnotationGeneration] {
+				pending = false
+			}
+		}
+		res := deliver(ActionWake)
+		history = append(history, "final-wake="+res.Result)
+		awake("the final wake")
+		s.Close()
+	}
+}
