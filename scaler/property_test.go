@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +16,10 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/upid-dev/upid/internal/config"
@@ -229,164 +233,364 @@ func (s cutStep) String() string {
 	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "restart"}[s]
 }
 
-// TestPropertyCutsLeftInPlace runs random histories in which a sleep or a
-// wake may die after any of its writes (the state, the scale; the mark,
-// the restore) and stay so, with a person's writes between any two steps.
-// The invariants: the count a person last set (or the original) is never
-// lost, UPID never sets any count but zero or that one, a wake delivered
-// until it succeeds leaves the workload running that count with no state,
-// and a sleep delivered until it succeeds, twice, leaves it asleep saving
-// that count.
+// cutLab is a workload a cut history runs on, and what a person does to it.
+type cutLab interface {
+	// newScaler is a scaler whose workload writes fail once failAfter
+	// has let n through.
+	newScaler(t *testing.T) *Scaler
+	failAfter(n int) // n < 0: none fail
+	read(t *testing.T) (replicas int32, generation int64, annotations map[string]string)
+	kubectlScale(t *testing.T, n int32)
+	kubectlEditReplicas(t *testing.T, n int32)
+	kubectlAnnotate(t *testing.T, v string)
+	kubectlSetImage(t *testing.T, v string)
+	workload() Workload
+	// bumps: an annotation is a new generation (a Deployment).
+	bumps() bool
+}
+
+// runCuts runs a random history in which a sleep or a wake may die after
+// any of its writes (the state, the scale; the mark, the restore) and stay
+// so, with a person's writes between any two steps. The invariants: the
+// count a person last set (or the original, want) is never lost, UPID
+// never sets any count but zero or that one, no step takes a person's
+// count for UPID's restore, a wake delivered until it succeeds leaves the
+// workload running that count with no state, and a sleep delivered until
+// it succeeds, twice, leaves it asleep saving that count.
+func runCuts(t *testing.T, rng *rand.Rand, lab cutLab, want int32, steps int) {
+	t.Helper()
+	ctx := context.Background()
+	w := lab.workload()
+	s := lab.newScaler(t)
+	defer func() { s.Close() }()
+	var history []string
+	// deliver retries an action as Alertmanager does until it is
+	// handled, and returns the last result.
+	deliver := func(action string) Result {
+		for attempt := 0; attempt < 20; attempt++ {
+			var res Result
+			if action == ActionSleep {
+				res = s.Sleep(ctx, Request{Workload: w, Cause: "test"})
+			} else {
+				res = s.Wake(ctx, Request{Workload: w, Cause: "test"})
+			}
+			if res.Result != ResultFailure {
+				return res
+			}
+		}
+		t.Fatalf("%s never handled; history %v", action, history)
+		return Result{}
+	}
+	awake := func(what string) {
+		t.Helper()
+		if n, _, ann := lab.read(t); n != want || len(stateLeft(ann)) > 0 {
+			t.Fatalf("after %v: %s left replicas %d, annotations %v; want %d and no state", history, what, n, ann, want)
+		}
+	}
+	// pending: a person changed the count since the state now on the
+	// workload was written, so no step may take the workload for one UPID
+	// woke and sleep it afresh. Not set in the one case docs/scaler.md
+	// gives up: a kubectl scale to the saved count right after a wake's
+	// mark, the same write as its restore.
+	pending := false
+	for i := 0; i < steps; i++ {
+		st := cutStep(rng.IntN(int(numCutSteps)))
+		label := st.String()
+		replicas, generation, ann := lab.read(t)
+		switch st {
+		case cutSleep:
+			res := deliver(ActionSleep)
+			label += "=" + res.Result
+			if res.Result == ResultUserChange {
+				// The state was forgotten; the next alert sleeps it.
+				awake("a sleep that found a change")
+				pending = false
+				replicas, generation, ann = lab.read(t)
+				res = deliver(ActionSleep)
+				label += "," + res.Result
+			}
+			if n, _, a := lab.read(t); n != 0 || a[AnnotationReplicas] != strconv.Itoa(int(want)) {
+				t.Fatalf("after %v %s: replicas %d, annotations %v; want asleep saving %d", history, label, n, a, want)
+			}
+		case cutWake:
+			label += "=" + deliver(ActionWake).Result
+		case cutSleepAfter, cutWakeAfter:
+			n := rng.IntN(3)
+			lab.failAfter(n)
+			if st == cutSleepAfter {
+				s.Sleep(ctx, Request{Workload: w, Cause: "test"})
+			} else {
+				s.Wake(ctx, Request{Workload: w, Cause: "test"})
+			}
+			lab.failAfter(-1)
+			label += strconv.Itoa(n)
+		case cutPersonScale, cutPersonEdit:
+			if rng.IntN(2) == 0 {
+				want = int32(1 + rng.IntN(5))
+			}
+			if replicas != 0 && rng.IntN(2) == 0 {
+				// The count it runs at: a write that changes nothing.
+				want = replicas
+			}
+			label += "=" + strconv.Itoa(int(want))
+			if want != replicas && len(stateLeft(ann)) > 0 {
+				waking, _ := strconv.ParseInt(ann[AnnotationWaking], 10, 64)
+				marked := waking
+				if lab.bumps() {
+					marked++
+				}
+				restoreLike := st == cutPersonScale && replicas == 0 && waking != 0 && generation == marked && ann[AnnotationReplicas] == strconv.Itoa(int(want))
+				pending = pending || !restoreLike
+			}
+			if st == cutPersonScale {
+				lab.kubectlScale(t, want)
+			} else {
+				lab.kubectlEditReplicas(t, want)
+			}
+		case cutPersonAnnotate:
+			lab.kubectlAnnotate(t, strconv.Itoa(i))
+		case cutPersonImage:
+			if replicas == 0 {
+				// A spec edited while asleep stays at zero by design
+				// (docs/scaler.md, Limits): no count to keep.
+				continue
+			}
+			lab.kubectlSetImage(t, strconv.Itoa(i))
+		case cutRestart:
+			s.Close()
+			s = lab.newScaler(t)
+		}
+		history = append(history, label)
+		n, _, after := lab.read(t)
+		switch {
+		case n == 0 && after[AnnotationReplicas] != strconv.Itoa(int(want)):
+			t.Fatalf("after %v: at zero saving %q, want %d saved; annotations %v", history, after[AnnotationReplicas], want, after)
+		case n != 0 && n != want:
+			t.Fatalf("after %v: %d replicas, want %d (the person's or the original); annotations %v", history, n, want, after)
+		case pending && ann[AnnotationSince] != "" && after[AnnotationReplicas] != "" && after[AnnotationGeneration] != ann[AnnotationGeneration]:
+			t.Fatalf("after %v: a person's count taken for UPID's: the state went from %v to %v", history, ann, after)
+		}
+		if st == cutWake {
+			awake("a wake")
+		}
+		if len(stateLeft(after)) == 0 || after[AnnotationGeneration] != ann[AnnotationGeneration] {
+			pending = false
+		}
+	}
+	res := deliver(ActionWake)
+	history = append(history, "final-wake="+res.Result)
+	awake("the final wake")
+}
+
+// fakeCutLab is the web Deployment on the fake clientset.
+type fakeCutLab struct {
+	c    kubernetes.Interface
+	apps *fakeApps
+}
+
+func (f fakeCutLab) newScaler(t *testing.T) *Scaler {
+	return newTestScaler(t, f.c, testConfig(t), record.NewFakeRecorder(1000))
+}
+
+func (f fakeCutLab) failAfter(n int) {
+	if n < 0 {
+		f.apps.fail = nil
+		return
+	}
+	writes := 0
+	f.apps.fail = func(verb, sub string) error {
+		if verb != "patch" && verb != "update" {
+			return nil
+		}
+		if writes++; writes > n {
+			return apierrors.NewInternalError(errors.New("test: the process died"))
+		}
+		return nil
+	}
+}
+
+func (f fakeCutLab) read(t *testing.T) (int32, int64, map[string]string) {
+	d := f.apps.get("shop", "web")
+	return *d.Spec.Replicas, d.Generation, d.Annotations
+}
+
+func (f fakeCutLab) kubectlScale(t *testing.T, n int32) {
+	sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
+	if _, err := f.c.AppsV1().Deployments("shop").UpdateScale(context.Background(), "web", sc, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f fakeCutLab) kubectlEditReplicas(t *testing.T, n int32) {
+	f.apps.edit("shop", "web", scaleTo(n))
+}
+
+func (f fakeCutLab) kubectlAnnotate(t *testing.T, v string) {
+	f.apps.edit("shop", "web", func(d *appsv1.Deployment) {
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations["team"] = v
+	})
+}
+
+func (f fakeCutLab) kubectlSetImage(t *testing.T, v string) {
+	f.apps.edit("shop", "web", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "web:" + v })
+}
+
+func (f fakeCutLab) workload() Workload {
+	return Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
+}
+func (f fakeCutLab) bumps() bool { return true }
+
+// TestPropertyCutsLeftInPlace runs runCuts on the fake clientset.
 func TestPropertyCutsLeftInPlace(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	ctx := context.Background()
 	for run := 0; run < 300; run++ {
 		rng := rand.New(rand.NewPCG(seed, uint64(run)))
-		w := Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
 		want := int32(1 + rng.IntN(5))
 		c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", want, time.Now().Add(-72*time.Hour)), service("shop", "web"))
-		s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(1000))
-		var history []string
-		// deliver retries an action as Alertmanager does until it is
-		// handled, and returns the last result.
-		deliver := func(action string) Result {
-			for attempt := 0; attempt < 20; attempt++ {
-				var res Result
-				if action == ActionSleep {
-					res = s.Sleep(ctx, Request{Workload: w, Cause: "test"})
-				} else {
-					res = s.Wake(ctx, Request{Workload: w, Cause: "test"})
-				}
-				if res.Result != ResultFailure {
-					return res
-				}
-			}
-			t.Fatalf("run %d: %s never handled; history %v", run, action, history)
-			return Result{}
+		t.Run(strconv.Itoa(run), func(t *testing.T) { runCuts(t, rng, fakeCutLab{c: c, apps: apps}, want, 30) })
+	}
+}
+
+// diesAfter lets n writes of a workload through, then fails the rest, as
+// a process that died or lost its Lease there would; n < 0: none fail.
+type diesAfter struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	n    int
+}
+
+func (d *diesAfter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/apis/apps/") {
+		d.mu.Lock()
+		n := d.n
+		if n > 0 {
+			d.n--
 		}
-		check := func() {
-			t.Helper()
-			d := apps.get("shop", "web")
-			ann := d.Annotations
-			switch n := *d.Spec.Replicas; {
-			case n == 0 && ann[AnnotationReplicas] != strconv.Itoa(int(want)):
-				t.Fatalf("run %d after %v: at zero saving %q, want %d saved; annotations %v", run, history, ann[AnnotationReplicas], want, ann)
-			case n != 0 && n != want:
-				t.Fatalf("run %d after %v: %d replicas, want %d (the person's or the original); annotations %v", run, history, n, want, ann)
-			}
+		d.mu.Unlock()
+		if n == 0 {
+			return nil, errors.New("test: the process died")
 		}
-		awake := func(what string) {
-			t.Helper()
-			if d := apps.get("shop", "web"); *d.Spec.Replicas != want || len(stateLeft(d.Annotations)) > 0 {
-				t.Fatalf("run %d after %v: %s left replicas %d, annotations %v; want %d and no state", run, history, what, *d.Spec.Replicas, d.Annotations, want)
-			}
+	}
+	return d.next.RoundTrip(req)
+}
+
+// realCutLab is a Deployment or StatefulSet on a real kube-apiserver,
+// written by a person through the API server as kubectl would, each
+// command under kubectl's field manager.
+type realCutLab struct {
+	person, dying kubernetes.Interface
+	dies          *diesAfter
+	cfg           config.Scaler
+	w             Workload
+}
+
+func (r realCutLab) newScaler(t *testing.T) *Scaler {
+	return newTestScaler(t, r.dying, r.cfg, record.NewFakeRecorder(1000))
+}
+
+func (r realCutLab) failAfter(n int) {
+	r.dies.mu.Lock()
+	defer r.dies.mu.Unlock()
+	r.dies.n = n
+}
+
+func (r realCutLab) read(t *testing.T) (int32, int64, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	if r.w.Kind == KindStatefulSet {
+		s, err := r.person.AppsV1().StatefulSets(r.w.Namespace).Get(ctx, r.w.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		// pending: a person changed the count since the state now on the
-		// workload was written, so no step may take the workload for one
-		// UPID woke and sleep it afresh. Not set in the one case
-		// docs/scaler.md gives up: a kubectl scale to the saved count right
-		// after a wake's mark, the same write as its restore.
-		pending := false
-		for i := 0; i < 30; i++ {
-			st := cutStep(rng.IntN(int(numCutSteps)))
-			label := st.String()
-			before := apps.get("shop", "web")
-			switch st {
-			case cutSleep:
-				res := deliver(ActionSleep)
-				label += "=" + res.Result
-				if res.Result == ResultUserChange {
-					// The state was forgotten; the next alert sleeps it.
-					awake("a sleep that found a change")
-					pending, before = false, apps.get("shop", "web")
-					res = deliver(ActionSleep)
-					label += "," + res.Result
-				}
-				if d := apps.get("shop", "web"); *d.Spec.Replicas != 0 || d.Annotations[AnnotationReplicas] != strconv.Itoa(int(want)) {
-					t.Fatalf("run %d after %v %s: replicas %d, annotations %v; want asleep saving %d", run, history, label, *d.Spec.Replicas, d.Annotations, want)
-				}
-			case cutWake:
-				res := deliver(ActionWake)
-				label += "=" + res.Result
-				history = append(history, label)
-				awake("a wake")
-			case cutSleepAfter, cutWakeAfter:
-				n := rng.IntN(3)
-				writes := 0
-				apps.fail = func(verb, sub string) error {
-					if verb != "patch" && verb != "update" {
-						return nil
-					}
-					if writes++; writes > n {
-						return apierrors.NewInternalError(errors.New("test: the process died"))
-					}
-					return nil
-				}
-				if st == cutSleepAfter {
-					s.Sleep(ctx, Request{Workload: w, Cause: "test"})
-				} else {
-					s.Wake(ctx, Request{Workload: w, Cause: "test"})
-				}
-				apps.fail = nil
-				label += strconv.Itoa(n)
-			case cutPersonScale, cutPersonEdit:
-				if rng.IntN(2) == 0 {
-					want = int32(1 + rng.IntN(5))
-				}
-				if d := apps.get("shop", "web"); *d.Spec.Replicas != 0 && rng.IntN(2) == 0 {
-					// The count it runs at: a write that changes nothing.
-					want = *d.Spec.Replicas
-				}
-				label += "=" + strconv.Itoa(int(want))
-				if want != *before.Spec.Replicas && len(stateLeft(before.Annotations)) > 0 {
-					waking, _ := strconv.ParseInt(before.Annotations[AnnotationWaking], 10, 64)
-					restoreLike := st == cutPersonScale && *before.Spec.Replicas == 0 && waking != 0 && before.Generation == waking+1 &&
-						before.Annotations[AnnotationReplicas] == strconv.Itoa(int(want))
-					pending = pending || !restoreLike
-				}
-				if st == cutPersonScale {
-					sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: autoscalingv1.ScaleSpec{Replicas: want}}
-					if _, err := c.AppsV1().Deployments("shop").UpdateScale(ctx, "web", sc, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
-						t.Fatal(err)
-					}
-				} else {
-					apps.edit("shop", "web", scaleTo(want))
-				}
-			case cutPersonAnnotate:
-				apps.edit("shop", "web", func(d *appsv1.Deployment) {
-					if d.Annotations == nil {
-						d.Annotations = map[string]string{}
-					}
-					d.Annotations["team"] = strconv.Itoa(i)
-				})
-			case cutPersonImage:
-				if d := apps.get("shop", "web"); *d.Spec.Replicas == 0 {
-					// A spec edited while asleep stays at zero by design
-					// (docs/scaler.md, Limits): no count to keep.
-					continue
-				}
-				apps.edit("shop", "web", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "web:" + strconv.Itoa(i) })
-			case cutRestart:
-				s.Close()
-				s = newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(1000))
+		return *s.Spec.Replicas, s.Generation, s.Annotations
+	}
+	d := getDeployment(t, r.person, r.w)
+	return *d.Spec.Replicas, d.Generation, d.Annotations
+}
+
+func (r realCutLab) kubectlScale(t *testing.T, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: r.w.Name, Namespace: r.w.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
+	var err error
+	if r.w.Kind == KindStatefulSet {
+		_, err = r.person.AppsV1().StatefulSets(r.w.Namespace).UpdateScale(ctx, r.w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"})
+	} else {
+		_, err = r.person.AppsV1().Deployments(r.w.Namespace).UpdateScale(ctx, r.w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// patch sends a merge patch under manager, as kubectl edit, annotate and
+// set image do.
+func (r realCutLab) patch(t *testing.T, manager, patch string) {
+	t.Helper()
+	ctx := context.Background()
+	opts := metav1.PatchOptions{FieldManager: manager}
+	var err error
+	if r.w.Kind == KindStatefulSet {
+		_, err = r.person.AppsV1().StatefulSets(r.w.Namespace).Patch(ctx, r.w.Name, types.MergePatchType, []byte(patch), opts)
+	} else {
+		_, err = r.person.AppsV1().Deployments(r.w.Namespace).Patch(ctx, r.w.Name, types.MergePatchType, []byte(patch), opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r realCutLab) kubectlEditReplicas(t *testing.T, n int32) {
+	r.patch(t, "kubectl-edit", fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
+}
+
+func (r realCutLab) kubectlAnnotate(t *testing.T, v string) {
+	r.patch(t, "kubectl-annotate", fmt.Sprintf(`{"metadata":{"annotations":{"team":%q}}}`, v))
+}
+
+func (r realCutLab) kubectlSetImage(t *testing.T, v string) {
+	// The template's only container, as deployment() makes it.
+	r.patch(t, "kubectl-set", fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"web:%s"}]}}}}`, v))
+}
+
+func (r realCutLab) workload() Workload { return r.w }
+func (r realCutLab) bumps() bool        { return r.w.Kind == KindDeployment }
+
+// TestPropertyCutsAgainstAPIServer runs runCuts on a real kube-apiserver,
+// whose generations (an annotation is one of a Deployment, not of a
+// StatefulSet) and managedFields are what tell UPID's restore from a
+// person's writes.
+func TestPropertyCutsAgainstAPIServer(t *testing.T) {
+	kube, cfg := startLab(t)
+	c := kube.Clientset
+	dies := &diesAfter{n: -1}
+	restCfg := rest.CopyConfig(kube.Config)
+	restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { dies.next = rt; return dies })
+	dying, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	for run := 0; run < 12; run++ {
+		rng := rand.New(rand.NewPCG(seed, uint64(run)))
+		want := int32(1 + rng.IntN(5))
+		name := fmt.Sprintf("cuts-%d", run)
+		w := createDeployment(t, c, "lab", name, want)
+		if run%2 == 1 {
+			d := getDeployment(t, c, w)
+			ss := &appsv1.StatefulSet{ObjectMeta: metaNamed("lab", name+"-db"), Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template}}
+			if _, err := c.AppsV1().StatefulSets("lab").Create(context.Background(), ss, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
 			}
-			if st != cutWake {
-				history = append(history, label)
-			}
-			check()
-			after := apps.get("shop", "web")
-			if pending && before.Annotations[AnnotationSince] != "" && after.Annotations[AnnotationReplicas] != "" &&
-				after.Annotations[AnnotationGeneration] != before.Annotations[AnnotationGeneration] {
-				t.Fatalf("run %d after %v: a person's count taken for UPID's: the state went from %v to %v", run, history, before.Annotations, after.Annotations)
-			}
-			if len(stateLeft(after.Annotations)) == 0 || after.Annotations[AnnotationGeneration] != before.Annotations[AnnotationGeneration] {
-				pending = false
-			}
+			w = Workload{Namespace: "lab", Kind: KindStatefulSet, Name: name + "-db"}
 		}
-		res := deliver(ActionWake)
-		history = append(history, "final-wake="+res.Result)
-		awake("the final wake")
-		s.Close()
+		t.Run(w.Kind+"/"+w.Name, func(t *testing.T) {
+			runCuts(t, rng, realCutLab{person: c, dying: dying, dies: dies, cfg: cfg, w: w}, want, 25)
+		})
 	}
 }
