@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -225,12 +226,13 @@ const (
 	cutPersonEdit                    // kubectl edit of spec.replicas
 	cutPersonAnnotate                // kubectl annotate: a Deployment's new generation
 	cutPersonImage                   // kubectl set image, only while running
+	cutDry                           // a dry-run sleep or wake, which must write nothing
 	cutRestart
 	numCutSteps
 )
 
 func (s cutStep) String() string {
-	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "restart"}[s]
+	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "dry-run", "restart"}[s]
 }
 
 // cutLab is a workload a cut history runs on, and what a person does to it.
@@ -356,6 +358,16 @@ func runCuts(t *testing.T, rng *rand.Rand, lab cutLab, want int32, steps int) {
 				continue
 			}
 			lab.kubectlSetImage(t, strconv.Itoa(i))
+		case cutDry:
+			req := Request{Workload: w, Cause: "test", DryRun: true}
+			if rng.IntN(2) == 0 {
+				label += "-sleep=" + s.Sleep(ctx, req).Result
+			} else {
+				label += "-wake=" + s.Wake(ctx, req).Result
+			}
+			if n, g, a := lab.read(t); n != replicas || g != generation || !maps.Equal(a, ann) {
+				t.Fatalf("after %v %s: replicas %d, generation %d, annotations %v; a dry run wrote (was %d, %d, %v)", history, label, n, g, a, replicas, generation, ann)
+			}
 		case cutRestart:
 			s.Close()
 			s = lab.newScaler(t)
