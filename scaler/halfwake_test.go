@@ -94,6 +94,13 @@ func TestWakeCutAfterRestore(t *testing.T) {
 			action: ActionSleep, want: ResultUserChange, reason: "edited_while_asleep", replicas: 3},
 		{name: "kubectl scale since, back to the saved count: an edit", scaled: []int32{1, 3},
 			action: ActionSleep, want: ResultUserChange, reason: "edited_while_asleep", replicas: 3},
+		// A state without a generation cannot tell a sleep cut short from a
+		// workload scaled back by hand, but the wake's mark says the sleep
+		// had scaled it to zero: a person's count, not a sleep to finish.
+		{name: "state without a generation, kubectl edit since, back to the saved count: an edit", oldState: true, after: edits(scaleTo(1), scaleTo(3)),
+			action: ActionSleep, want: ResultUserChange, reason: "edited_while_asleep", replicas: 3},
+		{name: "state without a generation, kubectl scale since, back to the saved count: an edit", oldState: true, scaled: []int32{1, 3},
+			action: ActionSleep, want: ResultUserChange, reason: "edited_while_asleep", replicas: 3},
 		{name: "kubectl scale since, back to the saved count, then wake", scaled: []int32{1, 3},
 			action: ActionWake, want: ResultSuccess, replicas: 3},
 	}

@@ -227,12 +227,13 @@ const (
 	cutPersonAnnotate                // kubectl annotate: a Deployment's new generation
 	cutPersonImage                   // kubectl set image, only while running
 	cutDry                           // a dry-run sleep or wake, which must write nothing
+	cutOldState                      // the state as a scaler before upid.io/sleep-generation wrote it
 	cutRestart
 	numCutSteps
 )
 
 func (s cutStep) String() string {
-	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "dry-run", "restart"}[s]
+	return [...]string{"sleep", "wake", "sleep-cut", "wake-cut", "kubectl-scale", "kubectl-edit", "kubectl-annotate", "kubectl-set-image", "dry-run", "old-state", "restart"}[s]
 }
 
 // cutLab is a workload a cut history runs on, and what a person does to it.
@@ -249,6 +250,10 @@ type cutLab interface {
 	workload() Workload
 	// bumps: an annotation is a new generation (a Deployment).
 	bumps() bool
+	// forgetGeneration removes upid.io/sleep-generation, if the workload
+	// carries a state, without a write the API server would count; false
+	// when the lab cannot.
+	forgetGeneration() bool
 }
 
 // runCuts runs a random history in which a sleep or a wake may die after
@@ -368,12 +373,22 @@ func runCuts(t *testing.T, rng *rand.Rand, lab cutLab, want int32, steps int) {
 			if n, g, a := lab.read(t); n != replicas || g != generation || !maps.Equal(a, ann) {
 				t.Fatalf("after %v %s: replicas %d, generation %d, annotations %v; a dry run wrote (was %d, %d, %v)", history, label, n, g, a, replicas, generation, ann)
 			}
+		case cutOldState:
+			if ann[AnnotationGeneration] == "" || !lab.forgetGeneration() {
+				continue
+			}
+			// Read again: the step wrote no state of UPID's own.
+			_, _, ann = lab.read(t)
 		case cutRestart:
 			s.Close()
 			s = lab.newScaler(t)
 		}
 		history = append(history, label)
 		n, _, after := lab.read(t)
+		// A state without a generation and without a mark at its count
+		// is a sleep cut short for all anyone can tell (docs/scaler.md,
+		// Limits): a sleep finishing it leaves no person's count to honour.
+		limit := ann[AnnotationGeneration] == "" && ann[AnnotationWaking] == "" && replicas != 0 && n == 0
 		switch {
 		case n == 0 && after[AnnotationReplicas] != strconv.Itoa(int(want)):
 			t.Fatalf("after %v: at zero saving %q, want %d saved; annotations %v", history, after[AnnotationReplicas], want, after)
@@ -381,11 +396,13 @@ func runCuts(t *testing.T, rng *rand.Rand, lab cutLab, want int32, steps int) {
 			t.Fatalf("after %v: %d replicas, want %d (the person's or the original); annotations %v", history, n, want, after)
 		case pending && ann[AnnotationSince] != "" && after[AnnotationReplicas] != "" && after[AnnotationGeneration] != ann[AnnotationGeneration]:
 			t.Fatalf("after %v: a person's count taken for UPID's: the state went from %v to %v", history, ann, after)
+		case pending && !limit && replicas != 0 && n == 0 && after[AnnotationReplicas] != "" && after[AnnotationGeneration] == ann[AnnotationGeneration]:
+			t.Fatalf("after %v: a person's count taken for a sleep cut short: scaled to zero under the state %v", history, after)
 		}
 		if st == cutWake {
 			awake("a wake")
 		}
-		if len(stateLeft(after)) == 0 || after[AnnotationGeneration] != ann[AnnotationGeneration] {
+		if len(stateLeft(after)) == 0 || after[AnnotationGeneration] != ann[AnnotationGeneration] || limit {
 			pending = false
 		}
 	}
@@ -448,6 +465,13 @@ func (f fakeCutLab) kubectlAnnotate(t *testing.T, v string) {
 
 func (f fakeCutLab) kubectlSetImage(t *testing.T, v string) {
 	f.apps.edit("shop", "web", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "web:" + v })
+}
+
+func (f fakeCutLab) forgetGeneration() bool {
+	f.apps.mu.Lock()
+	defer f.apps.mu.Unlock()
+	delete(f.apps.objects["shop/web"].Annotations, AnnotationGeneration)
+	return true
 }
 
 func (f fakeCutLab) workload() Workload {
@@ -568,6 +592,9 @@ func (r realCutLab) kubectlSetImage(t *testing.T, v string) {
 	// The template's only container, as deployment() makes it.
 	r.patch(t, "kubectl-set", fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"web:%s"}]}}}}`, v))
 }
+
+// forgetGeneration: a Deployment counts any annotation write.
+func (r realCutLab) forgetGeneration() bool { return false }
 
 func (r realCutLab) workload() Workload { return r.w }
 func (r realCutLab) bumps() bool        { return r.w.Kind == KindDeployment }

@@ -408,8 +408,15 @@ func (st sleepState) unchanged(o *object) bool {
 // cutShort says that nothing but the state's own write happened since the
 // state was saved: the sleep stopped before its scale. A workload scaled
 // back to the saved count since has a newer generation. A state without a
-// generation (an older scaler's) gives no proof either way.
+// generation (an older scaler's) gives no proof either way, but a wake's
+// mark newer than the state does: a wake marks only a workload at zero,
+// so that sleep's scale went through, and the count is someone's since
+// (the restore's, or a person's). A mark older than the state is one an
+// older scaler left behind (docs/scaler.md, Limits).
 func (st sleepState) cutShort(o *object) bool {
+	if st.waking > st.generation {
+		return false
+	}
 	written := st.writtenGeneration(o)
 	return written == 0 || o.meta.Generation == written
 }
