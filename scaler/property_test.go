@@ -17,6 +17,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -500,7 +501,7 @@ type diesAfter struct {
 }
 
 func (d *diesAfter) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && strings.Contains(req.URL.Path, "/apis/apps/") {
+	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && (strings.Contains(req.URL.Path, "/apis/apps/") || strings.Contains(req.URL.Path, "/apis/argoproj.io/")) {
 		d.mu.Lock()
 		n := d.n
 		if n > 0 {
@@ -514,18 +515,23 @@ func (d *diesAfter) RoundTrip(req *http.Request) (*http.Response, error) {
 	return d.next.RoundTrip(req)
 }
 
-// realCutLab is a Deployment or StatefulSet on a real kube-apiserver,
+// realCutLab is a Deployment, StatefulSet or Rollout on a real kube-apiserver,
 // written by a person through the API server as kubectl would, each
 // command under kubectl's field manager.
 type realCutLab struct {
-	person, dying kubernetes.Interface
-	dies          *diesAfter
-	cfg           config.Scaler
-	w             Workload
+	person, dying       kubernetes.Interface
+	personDyn, dyingDyn dynamic.Interface // for a Rollout
+	dies                *diesAfter
+	cfg                 config.Scaler
+	w                   Workload
 }
 
 func (r realCutLab) newScaler(t *testing.T) *Scaler {
-	return newTestScaler(t, r.dying, r.cfg, record.NewFakeRecorder(1000))
+	s, err := New(Options{Kube: r.dying, Dynamic: r.dyingDyn, Config: r.cfg, Recorder: record.NewFakeRecorder(1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func (r realCutLab) failAfter(n int) {
@@ -537,6 +543,14 @@ func (r realCutLab) failAfter(n int) {
 func (r realCutLab) read(t *testing.T) (int32, int64, map[string]string) {
 	t.Helper()
 	ctx := context.Background()
+	if r.w.Kind == KindRollout {
+		u, err := r.personDyn.Resource(rollouts).Namespace(r.w.Namespace).Get(ctx, r.w.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+		return int32(n), u.GetGeneration(), u.GetAnnotations()
+	}
 	if r.w.Kind == KindStatefulSet {
 		s, err := r.person.AppsV1().StatefulSets(r.w.Namespace).Get(ctx, r.w.Name, metav1.GetOptions{})
 		if err != nil {
@@ -553,9 +567,14 @@ func (r realCutLab) kubectlScale(t *testing.T, n int32) {
 	ctx := context.Background()
 	sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: r.w.Name, Namespace: r.w.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
 	var err error
-	if r.w.Kind == KindStatefulSet {
+	switch r.w.Kind {
+	case KindRollout:
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "autoscaling/v1", "kind": "Scale",
+			"metadata": map[string]any{"name": r.w.Name, "namespace": r.w.Namespace}, "spec": map[string]any{"replicas": int64(n)}}}
+		_, err = r.personDyn.Resource(rollouts).Namespace(r.w.Namespace).Update(ctx, u, metav1.UpdateOptions{FieldManager: "kubectl"}, "scale")
+	case KindStatefulSet:
 		_, err = r.person.AppsV1().StatefulSets(r.w.Namespace).UpdateScale(ctx, r.w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"})
-	} else {
+	default:
 		_, err = r.person.AppsV1().Deployments(r.w.Namespace).UpdateScale(ctx, r.w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"})
 	}
 	if err != nil {
@@ -570,9 +589,12 @@ func (r realCutLab) patch(t *testing.T, manager, patch string) {
 	ctx := context.Background()
 	opts := metav1.PatchOptions{FieldManager: manager}
 	var err error
-	if r.w.Kind == KindStatefulSet {
+	switch r.w.Kind {
+	case KindRollout:
+		_, err = r.personDyn.Resource(rollouts).Namespace(r.w.Namespace).Patch(ctx, r.w.Name, types.MergePatchType, []byte(patch), opts)
+	case KindStatefulSet:
 		_, err = r.person.AppsV1().StatefulSets(r.w.Namespace).Patch(ctx, r.w.Name, types.MergePatchType, []byte(patch), opts)
-	} else {
+	default:
 		_, err = r.person.AppsV1().Deployments(r.w.Namespace).Patch(ctx, r.w.Name, types.MergePatchType, []byte(patch), opts)
 	}
 	if err != nil {
@@ -601,7 +623,8 @@ func (r realCutLab) bumps() bool        { return r.w.Kind == KindDeployment }
 
 // TestPropertyCutsAgainstAPIServer runs runCuts on a real kube-apiserver,
 // whose generations (an annotation is one of a Deployment, not of a
-// StatefulSet) and managedFields are what tell UPID's restore from a
+// StatefulSet nor of a Rollout, a custom resource with a status
+// subresource) and managedFields are what tell UPID's restore from a
 // person's writes.
 func TestPropertyCutsAgainstAPIServer(t *testing.T) {
 	kube, cfg := startLab(t)
@@ -613,14 +636,26 @@ func TestPropertyCutsAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dyingDyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	personDyn, err := dynamic.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	for run := 0; run < 12; run++ {
+	for run := 0; run < 15; run++ {
 		rng := rand.New(rand.NewPCG(seed, uint64(run)))
 		want := int32(1 + rng.IntN(5))
 		name := fmt.Sprintf("cuts-%d", run)
 		w := createDeployment(t, c, "lab", name, want)
-		if run%2 == 1 {
+		switch run % 3 {
+		case 2:
+			kube.CreateRollout(context.Background(), t, "lab", name+"-ro", rolloutSpec(name, int64(want)))
+			w = Workload{Namespace: "lab", Kind: KindRollout, Name: name + "-ro"}
+		case 1:
 			d := getDeployment(t, c, w)
 			ss := &appsv1.StatefulSet{ObjectMeta: metaNamed("lab", name+"-db"), Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template}}
 			if _, err := c.AppsV1().StatefulSets("lab").Create(context.Background(), ss, metav1.CreateOptions{}); err != nil {
@@ -629,7 +664,7 @@ func TestPropertyCutsAgainstAPIServer(t *testing.T) {
 			w = Workload{Namespace: "lab", Kind: KindStatefulSet, Name: name + "-db"}
 		}
 		t.Run(w.Kind+"/"+w.Name, func(t *testing.T) {
-			runCuts(t, rng, realCutLab{person: c, dying: dying, dies: dies, cfg: cfg, w: w}, want, 25)
+			runCuts(t, rng, realCutLab{person: c, dying: dying, personDyn: personDyn, dyingDyn: dyingDyn, dies: dies, cfg: cfg, w: w}, want, 25)
 		})
 	}
 }
