@@ -144,8 +144,8 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 		})
 
 		// kubectl scale writes the scale subresource as the scaler does,
-		// and the API server records no owner for either: what tells them
-		// apart is the wake's mark.
+		// and after the scaler's scale the API server records no owner for
+		// either: what tells them apart is the wake's mark.
 		t.Run(kind+": scaled back by hand is a person's", func(t *testing.T) {
 			w := create(t, kind, "hand-"+strings.ToLower(kind))
 			asleep(t, w)
@@ -179,6 +179,21 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 			t.Fatalf("kubectl edit left nobody owning spec.replicas: %+v", o.meta.ManagedFields)
 		}
 		persons(t, w)
+	})
+
+	// Whether a write of the scale subresource names its manager depends
+	// on who owned the count before: none after the scaler's own scale
+	// (above), kubectl's when a write of the main resource owned it, as a
+	// creation does. Either way it is never taken for UPID's.
+	t.Run("kubectl scale of a count a create set names its manager", func(t *testing.T) {
+		w := create(t, KindDeployment, "created")
+		sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}}
+		if _, err := c.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+			t.Fatal(err)
+		}
+		if o := read(t, w); !o.scaledByOthers {
+			t.Fatalf("kubectl scale left nobody owning spec.replicas: %+v", o.meta.ManagedFields)
+		}
 	})
 
 	// Cut before its restore, the wake leaves the workload asleep, for the

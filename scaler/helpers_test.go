@@ -199,8 +199,9 @@ func (f *fakeApps) edit(ns, name string, change func(*appsv1.Deployment)) {
 // ownReplicas gives spec.replicas to manager in managedFields when its
 // value changed, as the API server gives a field to whoever last changed
 // it; a write of the same count leaves its owner. A write of the scale
-// subresource takes the count from its owner and, as kube-apiserver v1.37
-// does, records none.
+// subresource takes the count from its owner and records none, as
+// kube-apiserver v1.37 does of a count a scale set last; of one a create
+// set it names the manager, which would only make more writes a person's.
 func ownReplicas(d *appsv1.Deployment, old *appsv1.DeploymentSpec, manager, subresource string) {
 	if replicasOf(old.Replicas) == replicasOf(d.Spec.Replicas) {
 		return

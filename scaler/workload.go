@@ -161,9 +161,11 @@ func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template
 // scaledByOthers says whether anyone but the scaler's own writes of the
 // scale subresource owns spec.replicas in managedFields: a kubectl edit or
 // apply, Argo CD's sync, set the count, or share it. The API server records
-// no owner for a write of the scale subresource (kube-apiserver v1.37,
-// TestWakeCutAfterRestoreAgainstAPIServer), the scaler's or kubectl
-// scale's alike, so this proves only that someone else did set it.
+// no owner for a write of the scale subresource of a count last set
+// through it (kube-apiserver v1.37, TestWakeCutAfterRestoreAgainstAPIServer),
+// the scaler's or kubectl scale's alike, and names kubectl scale's manager
+// when a write of the main resource owned the count before, so this
+// proves only that someone else did set it.
 func scaledByOthers(meta *metav1.ObjectMeta) bool {
 	for _, m := range meta.ManagedFields {
 		if m.Manager == fieldManager && m.Subresource == "scale" || m.FieldsV1 == nil {
