@@ -167,8 +167,8 @@ func (f *fakeApps) get(ns, name string) *appsv1.Deployment {
 	return nil
 }
 
-// fillCaches gives s informer caches holding the fake's Deployments as
-// they are now, as Run would, for what reads the caches (Sleeping).
+// fillCaches gives s informer caches holding the fake's Deployments and
+// Services as they are now, as Run would, for what reads the caches (Sleeping).
 func (f *fakeApps) fillCaches(s *Scaler) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -181,7 +181,13 @@ func (f *fakeApps) fillCaches(s *Scaler) {
 	}
 	s.deployments = appslisters.NewDeploymentLister(ds)
 	s.statefulSets = appslisters.NewStatefulSetLister(index())
-	s.services = corelisters.NewServiceLister(index())
+	svcs := index()
+	if l, err := s.kube.c.CoreV1().Services("").List(context.Background(), metav1.ListOptions{}); err == nil {
+		for i := range l.Items {
+			_ = svcs.Add(&l.Items[i])
+		}
+	}
+	s.services = corelisters.NewServiceLister(svcs)
 	s.synced.Store(true)
 }
 

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -712,17 +713,25 @@ const noWakePathWarning = "no_wake_path: no Service selects its pods and no wake
 // wakeableOnDemand says whether a Service selects the workload's pods, so
 // that requests to it raise the wake alert once it sleeps: the same match
 // that upid_scaler_sleeping_workload_service_info reports.
+// The server reads its Service informer, which the sleeping-workload
+// metrics keep anyway; `upid sleep`, which runs none, asks the API server.
 func (s *Scaler) wakeableOnDemand(ctx context.Context, o *object) (bool, error) {
-	svcs, err := s.kube.c.CoreV1().Services(o.meta.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return false, fmt.Errorf("listing the Services of %s: %w", o.meta.Namespace, err)
-	}
-	for i := range svcs.Items {
-		if selects(&svcs.Items[i], o.template, o.rollout.hashes) {
-			return true, nil
+	var svcs []*corev1.Service
+	if s.services != nil && s.synced.Load() {
+		var err error
+		if svcs, err = s.services.Services(o.meta.Namespace).List(labels.Everything()); err != nil {
+			return false, fmt.Errorf("listing the Services of %s: %w", o.meta.Namespace, err)
+		}
+	} else {
+		l, err := s.kube.c.CoreV1().Services(o.meta.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("listing the Services of %s: %w", o.meta.Namespace, err)
+		}
+		for i := range l.Items {
+			svcs = append(svcs, &l.Items[i])
 		}
 	}
-	return false, nil
+	return slices.ContainsFunc(svcs, func(svc *corev1.Service) bool { return selects(svc, o.template, o.rollout.hashes) }), nil
 }
 
 // limiter allows at most max actions in any interval: a sliding log, so a

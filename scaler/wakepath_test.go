@@ -2,10 +2,12 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 )
 
@@ -37,5 +39,20 @@ func TestNoWakePathNoSleep(t *testing.T) {
 				t.Errorf("replicas %d, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestWakePathFromTheCache: once Run has synced, the wake-path check reads
+// the Service informer the sleeping-workload metrics keep, not the API
+// server, so a storm of idle alerts costs no Service list per alert.
+func TestWakePathFromTheCache(t *testing.T) {
+	c, apps := newFakeCluster(namespace("shop", optedIn), deployment("shop", "web", 3, time.Now().Add(-72*time.Hour)), service("shop", "web"))
+	s := newTestScaler(t, c, testConfig(t), record.NewFakeRecorder(10))
+	apps.fillCaches(s)
+	c.PrependReactor("list", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("the API server was asked")
+	})
+	if res := s.Sleep(context.Background(), Request{Workload: web, Cause: "test"}); res.Result != ResultSuccess {
+		t.Errorf("got %s, want success from the cached Service", res)
 	}
 }
