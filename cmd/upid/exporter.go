@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	promconfig "github.com/prometheus/common/config"
@@ -147,6 +148,7 @@ func runExporter(env *environment, demo bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := env.log.Slog.With("component", "exporter")
+	setMemoryLimit(log, memlimit.FromCgroup)
 
 	opts := exporter.Options{Exporter: env.cfg.Exporter, Prometheus: env.cfg.Prometheus, Logger: log}
 	var summary func(*exporter.Results)

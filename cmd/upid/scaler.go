@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
@@ -26,6 +27,7 @@ func runScaler(env *environment) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger := log.With(env.log.Kit, "component", "scaler")
+	setMemoryLimit(env.log.Slog.With("component", "scaler"), memlimit.FromCgroup)
 	cfg := env.cfg.Scaler
 	if cfg.BearerTokenFile == "" && env.cfg.Web.ConfigFile == "" {
 		fmt.Fprintln(env.stderr, "upid scaler: set scaler.bearer_token_file, or web.config_file with client certificates (mTLS): otherwise no notification can be accepted")

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -25,6 +26,7 @@ func runWebhook(env *environment) int {
 	defer stop()
 	log := env.log.Slog.With("component", "webhook")
 	log.Debug("garbage collector", "gogc", webhook.TuneGC())
+	setMemoryLimit(log, memlimit.FromCgroup)
 
 	rc, err := kubeRESTConfig(env.cfg.Kubernetes, "upid-webhook")
 	if err != nil {

@@ -136,11 +136,6 @@ persistentVolumeClaim:
   valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
 - name: POD_NAME
   valueFrom: {fieldRef: {fieldPath: metadata.name}}
-# The Go runtime knows nothing of the container's memory limit: without this it lets the heap grow to
-# GOGC percent over the live heap (400 % in the webhook, whose live heap is its informer caches)
-# and the kernel OOM-kills the container; with it the collector works harder near the limit instead.
-- name: GOMEMLIMIT
-  valueFrom: {resourceFieldRef: {resource: limits.memory}}
 {{- end -}}
 
 {{/* The webhook container, in its own Deployment or as the exporter's sidecar. */}}
