@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,16 +187,22 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 		s.OpenCost = pricing.OpenCostFromVector(vec)
 		return
 	}
+	// The query's request source is found once per answer, not per series:
+	// per series, with the names concatenated, it cost 1.3 million
+	// allocations a fetch at 150,000 pods, most of them for the series of
+	// the queries that have no source (docs/benchmarks.md).
+	if src, coverage, ok := sourceOf(name, sources); ok {
+		for _, sample := range vec {
+			if coverage {
+				s.applyRequestCoverage(src, sample.Metric, float64(sample.Value))
+			} else {
+				s.applyRequests(src, sample.Metric, float64(sample.Value))
+			}
+		}
+		return
+	}
 	for _, sample := range vec {
 		m := sample.Metric
-		if src, coverage, ok := sourceOf(name, sources); ok {
-			if coverage {
-				s.applyRequestCoverage(src, m, val(sample))
-			} else {
-				s.applyRequests(src, m, float64(sample.Value))
-			}
-			continue
-		}
 		v := val(sample)
 		if v == nil {
 			continue
@@ -210,8 +217,8 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 		case "cpu_pod_p95_cores":
 			w.CPUPodP95Cores = v
 		case "coverage":
-			c := math.Min(1, *v)
-			w.Coverage = &c
+			*v = math.Min(1, *v) // v is this sample's own
+			w.Coverage = v
 		case "network_receive_bytes":
 			w.NetworkRxBytes = v
 		case "probes":
@@ -225,12 +232,16 @@ func (s *Snapshot) apply(name string, vec model.Vector, sources []RequestSource)
 // sourceOf finds the request source a query is about: its counts
 // (requests_<metric>) or their coverage (request_coverage_<metric>).
 func sourceOf(name string, sources []RequestSource) (src RequestSource, coverage, ok bool) {
+	metric, ok := strings.CutPrefix(name, "requests_")
+	if !ok {
+		if metric, ok = strings.CutPrefix(name, "request_coverage_"); !ok {
+			return RequestSource{}, false, false
+		}
+		coverage = true
+	}
 	for _, s := range sources {
-		switch name {
-		case "requests_" + s.Metric:
-			return s, false, true
-		case "request_coverage_" + s.Metric:
-			return s, true, true
+		if s.Metric == metric {
+			return s, coverage, true
 		}
 	}
 	return RequestSource{}, false, false
@@ -259,11 +270,11 @@ func (s *Snapshot) requestTarget(src RequestSource, m model.Metric) (svc [2]stri
 // applyRequestCoverage keeps the largest coverage of the workload's (or the
 // Service's) request series over the sources: one source that saw it over
 // the whole window is enough to know its traffic there.
-func (s *Snapshot) applyRequestCoverage(src RequestSource, m model.Metric, v *float64) {
-	if v == nil {
+func (s *Snapshot) applyRequestCoverage(src RequestSource, m model.Metric, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
-	c := math.Min(1, math.Max(0, *v))
+	c := math.Min(1, math.Max(0, v))
 	svc, w := s.requestTarget(src, m)
 	switch {
 	case svc[1] != "":
@@ -272,9 +283,11 @@ func (s *Snapshot) applyRequestCoverage(src RequestSource, m model.Metric, v *fl
 		}
 		s.ServiceRequestCoverage[svc] = math.Max(s.ServiceRequestCoverage[svc], c)
 	case w != nil && (w.RequestCoverage == nil || c > *w.RequestCoverage):
-		w.RequestCoverage = &c
+		w.RequestCoverage = ptr(c)
 	}
 }
+
+func ptr(v float64) *float64 { return &v }
 
 func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float64) {
 	rc := RequestCount{Source: src.Metric, Count: count}
