@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -79,9 +81,10 @@ import (
 // alone (-bench 'Cycle/pods=150000') to read it.
 
 var (
-	benchPodsFlag = flag.String("upid.bench.pods", "15000,150000", "cluster sizes of BenchmarkCycle, in pods")
-	benchPlainMax = flag.Int("upid.bench.plain-max", 15000, "largest cluster, in pods, for which BenchmarkCycle also fills untransformed informers (the baseline; about 40 KB of heap per pod)")
-	benchSyncPods = flag.Int("upid.bench.sync-pods", 15000, "cluster size of BenchmarkSync and BenchmarkCacheByResource, in pods")
+	benchPodsFlag  = flag.String("upid.bench.pods", "15000,150000", "cluster sizes of BenchmarkCycle, in pods")
+	benchPlainMax  = flag.Int("upid.bench.plain-max", 15000, "largest cluster, in pods, for which BenchmarkCycle also fills untransformed informers (the baseline; about 40 KB of heap per pod)")
+	benchSyncPods  = flag.Int("upid.bench.sync-pods", 15000, "cluster size of BenchmarkSync and BenchmarkCacheByResource, in pods")
+	benchEachQuery = flag.Bool("upid.bench.each-query", false, "BenchmarkQueryCost also leaves each query out in turn (without=<query>): 15 more cases a size")
 )
 
 func benchSizes(b *testing.B) []int {
@@ -192,6 +195,104 @@ func BenchmarkFetch(b *testing.B) {
 			b.ReportMetric(m.harnessRSS, "harness-RSS-MiB")
 		})
 	}
+}
+
+// BenchmarkQueryCost prices the queries of BenchmarkFetch apart, in one
+// run: history.Fetch as there, but with some queries answered as if
+// Prometheus had no series for them (an empty vector, at no cost), so that
+// what a query adds is the difference to queries=all, in the same process
+// and under the same load:
+//
+//	queries=all                   every query answered: BenchmarkFetch
+//	queries=no-request-coverage   the request sources' coverage queries
+//	                              empty: the 11 queries before them
+//	without=<query>               that query empty, the others answered
+//	                              (with -upid.bench.each-query)
+//
+// Reports fetch-s, cpu-s (the process's user and system CPU per fetch, the
+// fake Prometheus's included, less moved by other processes than wall
+// time), series and json-MB answered, and with -benchmem allocs/op, which
+// load does not move at all: allocs/op of queries=all minus another case,
+// over the series it left out, is what each series of those queries costs.
+// Time each case in a process of its own (-bench '.../queries=all$'): the
+// first case of a process took 1.09 times the CPU of the same work after it.
+func BenchmarkQueryCost(b *testing.B) {
+	for _, pods := range benchSizes(b) {
+		cl := newBenchCluster(pods)
+		cfg := benchConfig()
+		at := cl.created.Add(30 * 24 * time.Hour)
+		params := benchParams(cfg)
+		prom := newBenchProm(cl, params, at)
+		queries := upidhistory.Queries(params)
+		cases := []struct {
+			name string
+			skip func(name string) bool
+		}{
+			{"queries=all", func(string) bool { return false }},
+			{"queries=no-request-coverage", func(n string) bool { return strings.HasPrefix(n, "request_coverage_") }},
+		}
+		for _, qu := range queries {
+			if !*benchEachQuery {
+				break
+			}
+			cases = append(cases, struct {
+				name string
+				skip func(name string) bool
+			}{"without=" + qu.Name, func(n string) bool { return n == qu.Name }})
+		}
+		for _, c := range cases {
+			b.Run(fmt.Sprintf("pods=%d/%s", pods, c.name), func(b *testing.B) {
+				q := benchOnly{q: benchPromClient(b, prom.URL), answer: map[string]bool{}}
+				series, raw := 0, int64(0)
+				for _, qu := range queries {
+					if !c.skip(qu.Name) {
+						q.answer[qu.Expr] = true
+						series += prom.series[qu.Name]
+						raw += prom.bytes[qu.Name]
+					}
+				}
+				runtime.GC()
+				cpu := benchCPU()
+				for b.Loop() {
+					snap, err := upidhistory.Fetch(b.Context(), q, at, upidhistory.Options{
+						Params: params, Timeout: time.Duration(cfg.Prometheus.Timeout), Concurrency: cfg.Prometheus.Concurrency,
+					})
+					if err != nil || len(snap.Errors) > 0 {
+						b.Fatal(err, snap.Errors)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric((benchCPU()-cpu).Seconds()/float64(b.N), "cpu-s")
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "fetch-s")
+				b.ReportMetric(float64(series), "series")
+				b.ReportMetric(float64(raw)/1e6, "json-MB")
+			})
+		}
+		prom.Close()
+	}
+}
+
+// benchOnly passes the queries whose expression is in answer to q and
+// answers the others with an empty vector.
+type benchOnly struct {
+	q      upidhistory.Querier
+	answer map[string]bool
+}
+
+func (o benchOnly) Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	if !o.answer[query] {
+		return model.Vector{}, nil, nil, nil
+	}
+	return o.q.Query(ctx, query, ts, opts...)
+}
+
+// benchCPU is the user and system CPU the process has used.
+func benchCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkCacheByResource tells where the inventory's heap goes: for each
