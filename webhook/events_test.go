@@ -297,3 +297,60 @@ func TestDryRunQueuesNoOwnerLookup(t *testing.T) {
 		t.Errorf("a dry run queued %g owner lookups, recorded %q", n, rec.events())
 	}
 }
+
+// TestEventsOfWorkloadsCachedAfterTheirControllers: the cache holds the
+// pod's ReplicaSet or Job, not yet the Deployment or CronJob that owns it
+// (found in the race of a live informer with a new Deployment: each kind
+// is watched apart). The Event is still the workload's, not the
+// controller's; a ReplicaSet or Job of its own keeps it.
+func TestEventsOfWorkloadsCachedAfterTheirControllers(t *testing.T) {
+	yes := true
+	jobPod := webPod(nil)
+	jobPod.Labels = nil
+	jobPod.OwnerReferences[0] = metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "report-29000000", UID: "uid-job", Controller: &yes}
+	rsPod := webPod(nil)
+	rsPod.OwnerReferences[0].UID = "uid-rs"
+	for _, tc := range []struct {
+		name       string
+		pod        *corev1.Pod
+		controller string // the cached one's
+		owner      Workload
+		get        metav1.Object
+		want       string
+	}{
+		{"deployment", rsPod, "team/ReplicaSet/web-abc", Workload{"Deployment", "web"},
+			controlled("uid-rs", &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "uid-d", Controller: &yes}),
+			"on apps/v1 Deployment team/web uid-d"},
+		{"cronjob", jobPod, "team/Job/report-29000000", Workload{"CronJob", "report"},
+			controlled("uid-job", &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "CronJob", Name: "report", UID: "uid-cj", Controller: &yes}),
+			"on batch/v1 CronJob team/report uid-cj"},
+		{"replicaset of its own", rsPod, "team/ReplicaSet/web-abc", Workload{}, nil, "on apps/v1 ReplicaSet team/web-abc uid-web-abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cluster := &staticCluster{wl: map[string]map[string]string{tc.controller: {}}, owners: map[string]Workload{tc.controller: tc.owner}}
+			h := newTestHandler(t, ModeEnforce, cluster)
+			rec := &syncRecorder{}
+			h.opts.Recorder = rec
+			h.opts.Recommendations = staticRecs{
+				key("team", "Deployment", "web"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}},
+				key("team", "CronJob", "report"): {Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}},
+			}
+			h.opts.GetWorkload = func(context.Context, string, Workload) (metav1.Object, error) {
+				if tc.get == nil {
+					return nil, errors.New("read a controller the cache holds")
+				}
+				return tc.get, nil
+			}
+			reviewAndApply(t, h, tc.pod)
+			deadline := time.Now().Add(10 * time.Second)
+			for len(rec.events()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			h.Stop() // and no other Event comes
+			evs := rec.events()
+			if len(evs) != 1 || !strings.HasSuffix(evs[0], tc.want) {
+				t.Errorf("Events %q, want one %q", evs, tc.want)
+			}
+		})
+	}
+}

@@ -285,9 +285,19 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n 
 	// must have no side effects; the message is built only then.
 	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
 	tell := func(eventType, reason string, text func() string) {
-		if events {
-			*n = h.note(ns, owner, pod, eventType, reason, text())
+		if !events {
+			return
 		}
+		// The cache may hold the pod's ReplicaSet or Job before the
+		// workload that owns it, as each kind has a watch of its own:
+		// the Event is still the workload's, named by the controller.
+		w := owner
+		if w != candidates[0] {
+			if c, ok := h.opts.Cluster.Controller(ns, w); ok && c == candidates[0] {
+				w = c
+			}
+		}
+		*n = h.note(ns, w, pod, eventType, reason, text())
 	}
 	anns := pod.Metadata.Annotations
 	optOut, _ := anns.get(AnnotationOptOut)
