@@ -75,12 +75,23 @@ func testConfig(port int, certDir, url string) config.Webhook {
 // (or the test ends) and waits until it serves and has read recommendations.
 func startWebhook(t testing.TB, k *testenv.Kube, c config.Webhook, ns string) (stop func(), reg *prometheus.Registry) {
 	t.Helper()
-	if c.RefreshInterval == 0 {
-		c.RefreshInterval = config.Default().Webhook.RefreshInterval
-	}
 	meta, err := metadata.NewForConfig(k.Config)
 	if err != nil {
 		t.Fatal(err)
+	}
+	lookups, err := metadata.NewForConfig(OwnerLookupConfig(k.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startWebhookWith(t, k, c, ns, meta, lookups)
+}
+
+// startWebhookWith is startWebhook with the informers' metadata client
+// meta and the owner lookups'.
+func startWebhookWith(t testing.TB, k *testenv.Kube, c config.Webhook, ns string, meta, lookups metadata.Interface) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = config.Default().Webhook.RefreshInterval
 	}
 	reg = prometheus.NewRegistry()
 	var ready atomic.Bool
@@ -88,7 +99,7 @@ func startWebhook(t testing.TB, k *testenv.Kube, c config.Webhook, ns string) (s
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{
-			Config: c, Namespace: ns, Host: "127.0.0.1", Kube: k.Clientset, Metadata: meta, Registry: reg,
+			Config: c, Namespace: ns, Host: "127.0.0.1", Kube: k.Clientset, Metadata: meta, Lookups: lookups, Registry: reg,
 			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 			SetReady: ready.Store,
 		})

@@ -31,9 +31,15 @@ type Options struct {
 	Namespace string // the webhook's own namespace
 	Host      string // listen host of the admission endpoint; empty means all
 	Kube      kubernetes.Interface
-	Metadata  metadata.Interface
-	Registry  prometheus.Registerer
-	Logger    *slog.Logger
+	// Metadata is the informers' client.
+	Metadata metadata.Interface
+	// Lookups, required, reads after admission the workloads the
+	// informers do not hold yet, with a rate limit of its own
+	// (OwnerLookupConfig): those reads never wait for the informers'
+	// tokens, nor take them.
+	Lookups  metadata.Interface
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 	// SetReady is told when the webhook can answer admission requests.
 	SetReady func(bool)
 }
@@ -65,6 +71,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := config.CheckFloat("webhook.min_confidence", c.MinConfidence); err != nil {
 		return err
 	}
+	if opts.Lookups == nil {
+		return errors.New("webhook: Options.Lookups, the owner lookups' metadata client, is required")
+	}
 	recs := NewRecommendations(c.RecommendationsURL, c.MinConfidence, time.Duration(c.MaxStaleness), log)
 	cluster := NewInformerCluster(opts.Kube, opts.Metadata, 0)
 	hopts, stopEvents := withEvents(HandlerOptions{
@@ -75,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 		Cluster:         cluster,
 		MaxRequestBytes: c.MaxRequestBytes,
 		Logger:          log,
-	}, opts.Kube, opts.Metadata)
+	}, opts.Kube, opts.Lookups)
 	defer stopEvents()
 	h, err := NewHandler(hopts)
 	if err != nil {
@@ -157,13 +166,13 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // withEvents is o recording its Events on the API server: client-go's
-// recorder, and the uncached reads that name a workload the cache does not
-// hold yet. stop ends the recording.
-func withEvents(o HandlerOptions, kube kubernetes.Interface, meta metadata.Interface) (_ HandlerOptions, stop func()) {
+// recorder, and the uncached reads, through lookups, that name a workload
+// the cache does not hold yet. stop ends the recording.
+func withEvents(o HandlerOptions, kube kubernetes.Interface, lookups metadata.Interface) (_ HandlerOptions, stop func()) {
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	o.Recorder = events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"})
-	o.GetWorkload = MetadataGetter(meta)
+	o.GetWorkload = MetadataGetter(lookups)
 	return o, events.Shutdown
 }
 

@@ -43,6 +43,11 @@ func runWebhook(env *environment) int {
 		log.Error("cannot build a Kubernetes client", "err", err)
 		return exitUsage
 	}
+	lookups, err := metadata.NewForConfig(webhook.OwnerLookupConfig(rc))
+	if err != nil {
+		log.Error("cannot build a Kubernetes client", "err", err)
+		return exitUsage
+	}
 	ns := env.cfg.Webhook.Namespace
 	if ns == "" {
 		ns = os.Getenv("POD_NAMESPACE")
@@ -60,7 +65,7 @@ func runWebhook(env *environment) int {
 	go func() { serveErr <- srv.Run(ctx) }()
 
 	err = webhook.Run(ctx, webhook.Options{
-		Config: env.cfg.Webhook, Namespace: ns, Kube: kube, Metadata: meta,
+		Config: env.cfg.Webhook, Namespace: ns, Kube: kube, Metadata: meta, Lookups: lookups,
 		Registry: srv.Registry, Logger: log, SetReady: srv.SetReady,
 	})
 	stop()
