@@ -105,7 +105,7 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 		if want := map[string]int32{http.MethodPatch: 3, http.MethodPut: 0}[method]; res.Result != ResultFailure || o.replicas != want || o.meta.Annotations[AnnotationReplicas] != "3" {
 			t.Fatalf("cut wake: %s; replicas %d, annotations %v; want a failure leaving %d replicas and the state", res, o.replicas, o.meta.Annotations, want)
 		}
-		if o.scaledByOthers {
+		if scaledByOthers(o.meta) {
 			t.Fatalf("the scaler's writes left spec.replicas another's: %+v", o.meta.ManagedFields)
 		}
 		return o
@@ -175,7 +175,7 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 		if _, err := c.AppsV1().Deployments(w.Namespace).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 			t.Fatal(err)
 		}
-		if o := read(t, w); !o.scaledByOthers {
+		if o := read(t, w); !scaledByOthers(o.meta) {
 			t.Fatalf("kubectl edit left nobody owning spec.replicas: %+v", o.meta.ManagedFields)
 		}
 		persons(t, w)
@@ -191,7 +191,7 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 		if _, err := c.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, sc, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
 			t.Fatal(err)
 		}
-		if o := read(t, w); !o.scaledByOthers {
+		if o := read(t, w); !scaledByOthers(o.meta) {
 			t.Fatalf("kubectl scale left nobody owning spec.replicas: %+v", o.meta.ManagedFields)
 		}
 	})

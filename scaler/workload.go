@@ -115,9 +115,7 @@ type object struct {
 	// StatefulSet, nor of a custom resource with a status subresource (a
 	// Rollout). TestAgainstAPIServer pins all three.
 	annotationsBumpGeneration bool
-	// scaledByOthers: someone else's write owns spec.replicas.
-	scaledByOthers bool
-	rollout        rolloutState
+	rollout                   rolloutState
 }
 
 // rolloutState holds what only a Rollout has that sleep must mind.
@@ -155,7 +153,7 @@ func wrap(obj runtime.Object, meta *metav1.ObjectMeta, replicas *int32, template
 			read[k] = v
 		}
 	}
-	return &object{obj: obj, meta: meta, replicas: replicasOf(replicas), template: template, specWithoutReplicas: spec, read: read, scaledByOthers: scaledByOthers(meta)}
+	return &object{obj: obj, meta: meta, replicas: replicasOf(replicas), template: template, specWithoutReplicas: spec, read: read}
 }
 
 // scaledByOthers says whether anyone but the scaler's own writes of the
@@ -438,7 +436,9 @@ func (st sleepState) cutShort(o *object) bool {
 // the wake (docs/scaler.md, Limits). Without the mark (an older scaler's
 // wake, or none) nothing tells the restore from kubectl scale.
 func (st sleepState) wokenByUs(o *object) bool {
-	if !st.valid || st.waking == 0 || o.replicas != st.replicas || o.scaledByOthers {
+	// managedFields last: parsing them is the dearest check, and only a
+	// marked workload back at its count needs it.
+	if !st.valid || st.waking == 0 || o.replicas != st.replicas || scaledByOthers(o.meta) {
 		return false
 	}
 	return o.meta.Generation == st.markedGeneration(o)+1
