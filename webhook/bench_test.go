@@ -164,7 +164,7 @@ func BenchmarkAdmissionTLS(b *testing.B) {
 	TuneGC()
 	cert := testenv.NewServingCert(b)
 	lrs := map[string][]*corev1.LimitRange{"team": {limitRange(corev1.LimitTypeContainer, rl("cpu", "10m", "memory", "16Mi"), rl("cpu", "8", "memory", "16Gi"), nil)}}
-	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, lrs: lrs})
+	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, wl: benchWorkloads, lrs: lrs})
 	urls := map[string]string{"upid": serveBench(b, cert, h), "trivial": serveBench(b, cert, trivialHandler)}
 	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	roots := x509.NewCertPool()
@@ -260,6 +260,7 @@ func BenchmarkPodCreate(b *testing.B) {
 	createNamespace(b, k, "with", map[string]string{AnnotationMode: ModeEnforce, "bench": "webhook"})
 	createNamespace(b, k, "without", map[string]string{AnnotationMode: ModeEnforce})
 	url := recsServer(b, workloadResult("with", "Deployment", "web", 0.25, 128*mib, 100*mib, 1), workloadResult("without", "Deployment", "web", 0.25, 128*mib, 100*mib, 1))
+	idleDeployment(b, k, "with", "web")
 	cert := testenv.NewServingCert(b)
 	port := testenv.FreePort(b)
 	c := testConfig(port, cert.Dir, url)
@@ -372,7 +373,7 @@ func apiserverWebhookMean(b *testing.B, k *testenv.Kube, hook string) float64 {
 // BenchmarkReview is the handler alone, without TLS or HTTP: decoding,
 // deciding and encoding one review of a pod that gets mutated.
 func BenchmarkReview(b *testing.B) {
-	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}})
+	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, wl: benchWorkloads})
 	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	b.ReportAllocs()
 	for b.Loop() {
@@ -402,7 +403,7 @@ func BenchmarkReviewConstraints(b *testing.B) {
 		}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, constraints: map[string]Constraints{"team": c.ns}})
+			h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, wl: benchWorkloads, constraints: map[string]Constraints{"team": c.ns}})
 			out, err := h.Review(context.Background(), body)
 			if err != nil || !bytes.Contains(out, []byte(`"patch"`)) {
 				b.Fatalf("the pod is not mutated: %s, %v", out, err)
@@ -421,7 +422,7 @@ func BenchmarkReviewConstraints(b *testing.B) {
 // network: the share of a request that is the handler's own, upid's next to
 // the trivial one's.
 func BenchmarkServeHTTP(b *testing.B) {
-	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}})
+	h := newTestHandler(b, ModeEnforce, &staticCluster{ns: map[string]map[string]string{"team": {}}, wl: benchWorkloads})
 	body := reviewBody(b, "team", admissionv1.Create, podKind, realisticPod())
 	for _, tt := range []struct {
 		name string
@@ -442,6 +443,10 @@ func BenchmarkServeHTTP(b *testing.B) {
 
 // realisticPod is a pod as Deployments produce them: a sidecar, env,
 // volumes, probes, security context; about 4 KB of JSON.
+// benchWorkloads is the cache of the benchmarks' handlers: the
+// Deployment of realisticPod, as in a cluster where it has run a while.
+var benchWorkloads = map[string]map[string]string{"team/Deployment/web": {}}
+
 func realisticPod() *corev1.Pod {
 	pod := webPod(map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:00:00Z"})
 	pod.Labels["app.kubernetes.io/name"] = "web"

@@ -112,6 +112,7 @@ func TestSelfManagedRotationThroughAPIServer(t *testing.T) {
 	const mib = 1 << 20
 	createNamespace(t, k, "upid-system", nil)
 	createNamespace(t, k, "team", map[string]string{AnnotationMode: ModeEnforce})
+	idleDeployment(t, k, "team", "web")
 	url := recsServer(t, workloadResult("team", "Deployment", "web", 0.25, 128*mib, 100*mib, 1))
 	port := testenv.FreePort(t)
 	const name = "pods.webhook.upid.io"

@@ -167,6 +167,7 @@ func TestEdgesThroughAPIServer(t *testing.T) {
 	waitQuotaUsed(t, k, "t-scoped", "batch")
 	var recs []exporter.WorkloadResult
 	for _, ns := range []string{"t-ratio", "t-overhead", "t-claims", "t-subunit", "t-scoped", "t-annotations"} {
+		idleDeployment(t, k, ns, "web")
 		recs = append(recs, workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1))
 	}
 	cert := testenv.NewServingCert(t)

@@ -35,7 +35,7 @@ func FuzzReview(f *testing.F) {
 	f.Add(reviewBody(f, "team", admissionv1.Create, podKind, podLevel))
 	quota := &corev1.ResourceQuota{Spec: corev1.ResourceQuotaSpec{Hard: rl("requests.cpu", "100m")},
 		Status: corev1.ResourceQuotaStatus{Hard: rl("requests.cpu", "100m"), Used: rl("requests.cpu", "0")}}
-	h := newTestHandler(f, ModeEnforce, &staticCluster{constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}})
+	h := newTestHandler(f, ModeEnforce, &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}, constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := h.Review(context.Background(), body)
 		if err != nil {

@@ -492,7 +492,7 @@ func TestReinvocationKeepsEveryContainersRecord(t *testing.T) {
 			"app":   {CPURequest: f(0.25), MemoryRequest: f(128 * mi)},
 			"proxy": {CPURequest: f(0.1), MemoryRequest: f(64 * mi)},
 		}}},
-		Cluster: &staticCluster{},
+		Cluster: &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -575,13 +575,14 @@ func TestJobNamedLikeACronJobs(t *testing.T) {
 // in other letters is another key (found in review: upid.io/Webhook opted a
 // pod out and upid.io/WEBHOOK-MODE set its mode).
 func TestAnnotationKeysAreCaseSensitive(t *testing.T) {
-	h := newTestHandler(t, ModeRecommend, &staticCluster{})
+	cluster := &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}}
+	h := newTestHandler(t, ModeRecommend, cluster)
 	got := reviewAndApply(t, h, webPod(map[string]string{"upid.io/WEBHOOK-MODE": ModeEnforce}))
 	if r := got.Spec.Containers[0].Resources.Requests["cpu"]; r.String() != "1" {
 		t.Errorf("cpu request %s, want 1 (recommend mode; the pod has no upid.io/webhook-mode annotation); mutated=%g",
 			r.String(), testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeMutated, ModeEnforce)))
 	}
-	h = newTestHandler(t, ModeEnforce, &staticCluster{})
+	h = newTestHandler(t, ModeEnforce, cluster)
 	got = reviewAndApply(t, h, webPod(map[string]string{"upid.io/Webhook": "disabled"}))
 	if r := got.Spec.Containers[0].Resources.Requests["cpu"]; r.String() != "250m" {
 		t.Errorf("cpu request %s, want 250m: upid.io/Webhook is not the opt-out key upid.io/webhook", r.String())

@@ -187,6 +187,21 @@ func deployment(ns, name string, annotations map[string]string, req, lim corev1.
 	}
 }
 
+// idleDeployment creates Deployment name in ns at zero replicas: the
+// workload of the pods a test creates itself, as of a Deployment that has
+// run a while. Made before the webhook starts, it is in the cache's first
+// list; otherwise the webhook reads the pods' ReplicaSet, which does not
+// exist, and admits them unchanged (workload_unknown).
+func idleDeployment(t testing.TB, k *testenv.Kube, ns, name string) {
+	t.Helper()
+	d := deployment(ns, name, nil, nil, nil)
+	zero := int32(0)
+	d.Spec.Replicas = &zero
+	if _, err := k.Clientset.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // podOf creates d and waits for the pod its ReplicaSet creates.
 func podOf(t testing.TB, k *testenv.Kube, d *appsv1.Deployment) *corev1.Pod {
 	t.Helper()
@@ -570,6 +585,7 @@ func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitQuotaUsed(t, k, ns, "cpu")
+			idleDeployment(t, k, ns, "web")
 			r := workloadResult(ns, "Deployment", "web", 0.4, 128<<20, 100<<20, 1)
 			r.Pod = []exporter.PodAdvice{{Resource: "cpu", Request: 0.4, Confidence: 1}}
 			recs = append(recs, r)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +31,16 @@ func TestWebhookProcess(t *testing.T) {
 	kube := testenv.StartKube(t, testenv.KubeOptions{})
 	ctx := context.Background()
 	if _, err := kube.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The pods' Deployment, in the webhook's cache from its first list, as
+	// one that has run a while; no controller makes its pods here. Without
+	// it, the webhook would read their ReplicaSet, which does not exist,
+	// and admit them unchanged.
+	labels := map[string]string{"app": "web"}
+	if _, err := kube.Clientset.AppsV1().Deployments("team").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "x"}}}}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cpu, mem := 0.25, float64(128<<20)
