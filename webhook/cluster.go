@@ -27,10 +27,10 @@ type Cluster interface {
 	// when it is not cached (yet).
 	NamespaceLabels(ns string) (labels map[string]string, ok bool)
 	WorkloadAnnotations(ns string, w Workload) map[string]string
-	// Controller returns the controller of workload w as the cache has
-	// it (the zero Workload when it has none); ok is false when w is not
-	// cached.
-	Controller(ns string, w Workload) (controller Workload, ok bool)
+	// Object is the metadata of workload w as the cache has it, nil when
+	// it is not cached or of a kind the webhook does not watch (a
+	// Rollout: only its ReplicaSets are).
+	Object(ns string, w Workload) metav1.Object
 	// Reference is the workload object for Events, nil when not cached.
 	Reference(ns string, w Workload) *corev1.ObjectReference
 	Constraints(ns string) Constraints
@@ -145,25 +145,14 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 	if w.Kind == argorollouts.Kind {
 		return c.rolloutAnnotations(ns, w.Name)
 	}
-	m, ok := c.object(ns, w)
-	if !ok {
+	m := c.Object(ns, w)
+	if m == nil {
 		return nil
 	}
 	if a := m.GetAnnotations(); a != nil {
 		return a
 	}
 	return map[string]string{} // exists, without annotations
-}
-
-func (c *InformerCluster) Controller(ns string, w Workload) (Workload, bool) {
-	m, ok := c.object(ns, w)
-	if !ok {
-		return Workload{}, false
-	}
-	if r := metav1.GetControllerOf(m); r != nil {
-		return Workload{Kind: r.Kind, Name: r.Name}, true
-	}
-	return Workload{}, true
 }
 
 func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
@@ -177,25 +166,24 @@ func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReferen
 		}
 		return nil
 	}
-	m, ok := c.object(ns, w)
-	if !ok {
+	m := c.Object(ns, w)
+	if m == nil {
 		return nil // not cached
 	}
-	return &corev1.ObjectReference{APIVersion: workloadResources[w.Kind].GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: m.GetUID()}
+	return reference(ns, w, m.GetUID())
 }
 
-// object is workload w's metadata from the cache.
-func (c *InformerCluster) object(ns string, w Workload) (metav1.Object, bool) {
+func (c *InformerCluster) Object(ns string, w Workload) metav1.Object {
 	l, ok := c.workloads[w.Kind]
 	if !ok {
-		return nil, false
+		return nil
 	}
 	obj, err := l.ByNamespace(ns).Get(w.Name)
 	if err != nil {
-		return nil, false
+		return nil
 	}
-	m, ok := obj.(metav1.Object)
-	return m, ok
+	m, _ := obj.(metav1.Object)
+	return m
 }
 
 // rolloutAnnotations are an Argo Rollout's, as Argo copies them to its

@@ -20,7 +20,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -53,9 +52,10 @@ type HandlerOptions struct {
 	// Recorder records the decisions that change a pod, or would in
 	// recommend mode, as Events of the owning workload; nil records none.
 	Recorder record.EventRecorder
-	// GetWorkload finds the UID of a workload the cache does not hold yet
-	// (a Deployment created an instant before its first pod) for its
-	// Events, after the admission has been answered; nil drops them.
+	// GetWorkload reads, within lookupBudget, a workload the cache does
+	// not hold yet (a Deployment created an instant before its first
+	// pod); nil reads none, and such a pod is admitted unchanged as
+	// workload_unknown.
 	GetWorkload GetWorkload
 }
 
@@ -66,7 +66,7 @@ type Handler struct {
 	protected map[string]bool
 	duration  prometheus.Histogram
 	decisions *prometheus.CounterVec
-	owners    *ownerEvents
+	owners    *ownerLookups
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -114,7 +114,7 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 			Help: "Admission decisions by outcome (mutated, recommended, skipped, failed_open) and reason.",
 		}, []string{"outcome", "reason"}),
 	}
-	h.owners = newOwnerEvents(&h.opts)
+	h.owners = newOwnerLookups(opts.Cluster, opts.GetWorkload)
 	if opts.OwnNamespace != "" {
 		h.protected[opts.OwnNamespace] = true
 	}
@@ -144,14 +144,9 @@ func firstReason(outcome string) string {
 	}
 }
 
-// Stop ends the Event lookups that run after admissions (ownerEvents):
-// call it once no admission is served any more, and before the recorder
-// is shut down. Admissions after it record those Events no more.
-func (h *Handler) Stop() { h.owners.stop() }
-
 // Collectors are the handler's self metrics.
 func (h *Handler) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{h.duration, h.decisions, h.owners.lookups}
+	return []prometheus.Collector{h.duration, h.decisions, h.owners.results, h.owners.reads}
 }
 
 func (h *Handler) count(outcome, reason string) {
@@ -159,8 +154,8 @@ func (h *Handler) count(outcome, reason string) {
 }
 
 // Handle decides one admission request. It always allows.
-func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
-	return h.handle(requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation, DryRun: req.DryRun},
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return h.handle(ctx, requestMeta{UID: req.UID, Kind: req.Kind, SubResource: req.SubResource, Namespace: req.Namespace, Operation: req.Operation, DryRun: req.DryRun},
 		func() (*podFields, error) { return decodePod(req.Object.Raw) })
 }
 
@@ -176,18 +171,13 @@ type requestMeta struct {
 	DryRun *bool `json:"dryRun"`
 }
 
-// note is an Event to record about a decision: on ref, or, when the
-// cache does not know the workload, on owner once its UID is found
-// through via, the pod's controller.
+// note is an Event to record about a decision, on ref.
 type note struct {
 	ref                     *corev1.ObjectReference
-	ns                      string
-	owner                   Workload
-	via                     *ownerFields
 	eventType, reason, text string
 }
 
-func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp admission.Response) {
+func (h *Handler) handle(ctx context.Context, req requestMeta, pod func() (*podFields, error)) (resp admission.Response) {
 	resp = admission.Allowed("")
 	outcome, reason := OutcomeFailedOpen, "error"
 	defer func() {
@@ -200,46 +190,16 @@ func (h *Handler) handle(req requestMeta, pod func() (*podFields, error)) (resp 
 		h.count(outcome, reason)
 	}()
 	var n *note
-	resp, outcome, reason = h.decide(req, pod, &n)
-	switch {
-	case n == nil:
-	case n.ref != nil:
+	resp, outcome, reason = h.decide(ctx, req, pod, &n)
+	if n != nil && n.ref != nil {
 		// Identical Events of a workload are counted on one by the
 		// recorder's correlator, and a burst of them is rate limited.
 		h.opts.Recorder.Event(n.ref, n.eventType, n.reason, n.text)
-	case n.via != nil && h.opts.GetWorkload != nil:
-		// Only queued here: the lookup is a call to the API server,
-		// which the response must not wait for.
-		h.owners.add(pendingEvent{ns: n.ns, owner: n.owner, via: *n.via, eventType: n.eventType, reason: n.reason, text: n.text})
 	}
 	return resp
 }
 
-// note is the Event about the owning workload: on the cache's reference,
-// or, when the workload is the pod's own controller (a StatefulSet,
-// DaemonSet, Job or bare ReplicaSet the cache does not hold yet), on the
-// pod's owner reference, which carries the UID. Otherwise the workload
-// owns the pod's controller (a Deployment's ReplicaSet, a CronJob's Job),
-// which names it with its UID: the note says to read it there.
-func (h *Handler) note(ns string, owner Workload, pod *podFields, eventType, reason, text string) *note {
-	n := &note{ns: ns, owner: owner, eventType: eventType, reason: reason, text: text}
-	if n.ref = h.opts.Cluster.Reference(ns, owner); n.ref != nil {
-		return n
-	}
-	c := pod.controller()
-	switch {
-	case c == nil:
-	case c.Kind == owner.Kind && c.Name == owner.Name:
-		if c.UID != "" {
-			n.ref = &corev1.ObjectReference{APIVersion: c.APIVersion, Kind: c.Kind, Namespace: ns, Name: c.Name, UID: c.UID}
-		}
-	case workloadResources[c.Kind] != (schema.GroupVersionResource{}):
-		n.via = c
-	}
-	return n
-}
-
-func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n **note) (admission.Response, string, string) {
+func (h *Handler) decide(ctx context.Context, req requestMeta, decoded func() (*podFields, error), n **note) (admission.Response, string, string) {
 	allowed := admission.Allowed("")
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return allowed, OutcomeSkipped, "not_a_pod"
@@ -257,53 +217,44 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n 
 	if len(candidates) == 0 {
 		return allowed, OutcomeSkipped, "no_workload"
 	}
-	if len(candidates) == 2 && candidates[0].Kind == "CronJob" {
-		// A Job named like a CronJob's, created by hand, is its own: its
-		// opt-out and recommendations are not the CronJob's. A Job not
-		// cached yet keeps the name's guess.
-		if owner, ok := h.opts.Cluster.Controller(ns, candidates[1]); ok && owner != candidates[0] {
-			candidates = candidates[1:]
-		}
-	}
 	nsLabels, known := h.opts.Cluster.NamespaceLabels(ns)
 	if !known {
 		// A namespace created an instant ago may carry an opt-out the
 		// cache has not seen: unknown consent is no consent.
 		return allowed, OutcomeSkipped, "namespace_unknown"
 	}
-	var wlAnns map[string]string
-	owner := candidates[0]
-	for _, c := range candidates {
-		// The first candidate that exists: a Job named like a CronJob's may
-		// have been created by hand.
-		if wlAnns = h.opts.Cluster.WorkloadAnnotations(ns, c); wlAnns != nil {
-			owner = c
-			break
-		}
-	}
-	// Events only where a recorder is, and never for a dry run, which
-	// must have no side effects; the message is built only then.
-	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
-	tell := func(eventType, reason string, text func() string) {
-		if !events {
-			return
-		}
-		// The cache may hold the pod's ReplicaSet or Job before the
-		// workload that owns it, as each kind has a watch of its own:
-		// the Event is still the workload's, named by the controller.
-		w := owner
-		if w != candidates[0] {
-			if c, ok := h.opts.Cluster.Controller(ns, w); ok && c == candidates[0] {
-				w = c
-			}
-		}
-		*n = h.note(ns, w, pod, eventType, reason, text())
-	}
 	anns := pod.Metadata.Annotations
 	optOut, _ := anns.get(AnnotationOptOut)
 	podMode, _ := anns.get(AnnotationMode)
-	if optOut == optOutValue || wlAnns[AnnotationOptOut] == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
+	if optOut == optOutValue || nsLabels[AnnotationOptOut] == optOutValue {
 		return allowed, OutcomeSkipped, "opted_out"
+	}
+	wl, cached := cachedWorkload(h.opts.Cluster, ns, candidates)
+	if !cached {
+		// Created an instant before the pod, or still on its way to the
+		// informers. Read only for a pod the webhook would size: a new
+		// workload's name rarely has recommendations.
+		if recs, _, why := h.opts.Recommendations.Lookup(ns, candidates); recs == nil {
+			return allowed, OutcomeSkipped, why
+		}
+		var err error
+		if wl, err = h.owners.lookup(ctx, ns, pod.controller(), candidates); err != nil {
+			// Its opt-out is unknown: unknown consent is no consent.
+			h.opts.Logger.Debug("cannot read the workload of a pod; admitted unchanged", "namespace", ns, "workload", candidates[0], "err", err)
+			return allowed, OutcomeSkipped, "workload_unknown"
+		}
+	}
+	wlAnns := wl.annotations
+	if wlAnns[AnnotationOptOut] == optOutValue {
+		return allowed, OutcomeSkipped, "opted_out"
+	}
+	// Events only where a recorder is, and never for a dry run, which
+	// must have no side effects; the message is built only then.
+	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun) && wl.ref != nil
+	tell := func(eventType, reason string, text func() string) {
+		if events {
+			*n = &note{ref: wl.ref, eventType: eventType, reason: reason, text: text()}
+		}
 	}
 	mode := h.opts.DefaultMode
 	for _, m := range []string{nsLabels[AnnotationMode], wlAnns[AnnotationMode], podMode} {
@@ -314,7 +265,7 @@ func (h *Handler) decide(req requestMeta, decoded func() (*podFields, error), n 
 	if mode == ModeOff {
 		return allowed, OutcomeSkipped, "mode_off"
 	}
-	recs, _, why := h.opts.Recommendations.Lookup(ns, candidates)
+	recs, _, why := h.opts.Recommendations.Lookup(ns, wl.candidates)
 	if recs == nil {
 		return allowed, OutcomeSkipped, why
 	}
@@ -452,7 +403,7 @@ func (h *Handler) Review(ctx context.Context, body []byte) ([]byte, error) {
 		} `json:"request"`
 	}
 	if err := reviewJSON.Unmarshal(body, &fast); err == nil && fast.Request != nil && fast.Request.Object != nil && fast.APIVersion == admissionv1.SchemeGroupVersion.String() {
-		resp = h.handle(fast.Request.requestMeta, func() (*podFields, error) { return fast.Request.Object, nil })
+		resp = h.handle(ctx, fast.Request.requestMeta, func() (*podFields, error) { return fast.Request.Object, nil })
 	} else {
 		var review admissionv1.AdmissionReview
 		if err := json.Unmarshal(body, &review); err != nil {

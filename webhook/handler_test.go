@@ -60,13 +60,18 @@ func (c *staticCluster) NamespaceLabels(ns string) (map[string]string, bool) {
 func (c *staticCluster) WorkloadAnnotations(ns string, w Workload) map[string]string {
 	return c.wl[ns+"/"+w.Kind+"/"+w.Name]
 }
-func (c *staticCluster) Controller(ns string, w Workload) (Workload, bool) {
+func (c *staticCluster) Object(ns string, w Workload) metav1.Object {
 	k := ns + "/" + w.Kind + "/" + w.Name
-	if o, ok := c.owners[k]; ok {
-		return o, true
+	a, ok := c.wl[k]
+	if !ok {
+		return nil
 	}
-	_, ok := c.wl[k]
-	return Workload{}, ok
+	m := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.Name, UID: types.UID("uid-" + w.Name), Annotations: a}}
+	if o := c.owners[k]; o != (Workload{}) {
+		yes := true
+		m.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: o.Kind, Name: o.Name, UID: types.UID("uid-" + o.Name), Controller: &yes}}
+	}
+	return m
 }
 func (c *staticCluster) Reference(ns string, w Workload) *corev1.ObjectReference {
 	if _, ok := c.wl[ns+"/"+w.Kind+"/"+w.Name]; !ok {
@@ -105,8 +110,6 @@ func newTestHandler(t testing.TB, mode string, cluster Cluster) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No Event lookup outlives its test.
-	t.Cleanup(h.Stop)
 	return h
 }
 
@@ -167,6 +170,9 @@ func TestHandlerDecisions(t *testing.T) {
 		{"namespace opt-out", ModeEnforce, "quiet", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "opted_out", ""},
 		// Created an instant ago: its labels, an opt-out maybe, are not cached yet.
 		{"namespace not cached", ModeEnforce, "brand-new", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "namespace_unknown", ""},
+		// The same for a workload not cached, which a handler without
+		// GetWorkload cannot read.
+		{"workload not cached", ModeEnforce, "team", admissionv1.Create, podKind, webPod(nil), &staticCluster{}, OutcomeSkipped, "workload_unknown", ""},
 		{"kube-system", ModeEnforce, "kube-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
 		{"kube-node-lease", ModeEnforce, "kube-node-lease", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
 		{"own namespace", ModeEnforce, "upid-system", admissionv1.Create, podKind, webPod(nil), cluster, OutcomeSkipped, "protected_namespace", ""},
@@ -449,7 +455,13 @@ func TestMetricsDocumented(t *testing.T) {
 // it with the patch applied.
 func reviewAndApply(t *testing.T, h *Handler, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
-	out, err := h.Review(context.Background(), reviewBody(t, "team", admissionv1.Create, podKind, pod))
+	return reviewAndApplyIn(t, h, "team", pod)
+}
+
+// reviewAndApplyIn is reviewAndApply in namespace ns.
+func reviewAndApplyIn(t *testing.T, h *Handler, ns string, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	out, err := h.Review(context.Background(), reviewBody(t, ns, admissionv1.Create, podKind, pod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,12 +641,12 @@ func TestDecisionEvents(t *testing.T) {
 		{"taken back", ModeEnforce, "team", webPod(raised), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}},
 			constraints: map[string]Constraints{"team": {Quotas: []*corev1.ResourceQuota{quota}}}}, "Warning UPIDRightsizingTakenBack UPID's raises"},
 		{"opted out", ModeEnforce, "team", webPod(map[string]string{AnnotationOptOut: optOutValue}), &staticCluster{wl: map[string]map[string]string{"team/Deployment/web": {}}}, ""},
-		// Without GetWorkload; TestEventsOfUncachedOwners has one.
+		// Without GetWorkload, their opt-out is unknown: the pod is
+		// admitted unchanged. TestOwnerLookups reads them.
 		{"deployment not cached", ModeEnforce, "team", webPod(nil), &staticCluster{}, ""},
-		// The pod's own controller: its owner reference names it, with
-		// the UID, before the cache holds it.
-		{"statefulset not cached", ModeEnforce, "team", dbPod, &staticCluster{},
-			"Normal UPIDRightsized Pod admitted with UPID's resources: app: requests cpu 250m, memory 128Mi (was requests cpu 1, memory 1Gi) on apps/v1 StatefulSet team/db uid-from-pod"},
+		{"statefulset not cached", ModeEnforce, "team", dbPod, &staticCluster{}, ""},
+		{"statefulset", ModeEnforce, "team", dbPod, &staticCluster{wl: map[string]map[string]string{"team/StatefulSet/db": {}}},
+			"Normal UPIDRightsized Pod admitted with UPID's resources: app: requests cpu 250m, memory 128Mi (was requests cpu 1, memory 1Gi) on apps/v1 StatefulSet team/db uid-db"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &refRecorder{}

@@ -676,8 +676,15 @@ func TestControllerFromCache(t *testing.T) {
 		{"report-29000000", Workload{"CronJob", "report"}, true},
 		{"report-2", Workload{}, false},
 	} {
-		if got, ok := c.Controller("jobs", Workload{"Job", tc.job}); got != tc.want || ok != tc.cached {
-			t.Errorf("Controller(Job %s) = %v, %v; want %v, %v", tc.job, got, ok, tc.want, tc.cached)
+		m := c.Object("jobs", Workload{"Job", tc.job})
+		var got Workload
+		if m != nil {
+			if r := metav1.GetControllerOf(m); r != nil {
+				got = Workload{r.Kind, r.Name}
+			}
+		}
+		if got != tc.want || (m != nil) != tc.cached {
+			t.Errorf("Object(Job %s) = %v, controlled by %v; want cached %v, controlled by %v", tc.job, m, got, tc.cached, tc.want)
 		}
 	}
 }
@@ -756,10 +763,11 @@ func TestEventsOnTheWorkload(t *testing.T) {
 
 // TestEventsOfUncachedWorkloadsThroughAPIServer: a Deployment or CronJob
 // created an instant before its first pod, which the cache (here one that
-// holds nothing) does not have at admission, gets the Event of what the
-// webhook set, with its UID, as kubectl describe searches for it: read
-// after the admission from the pod's ReplicaSet or Job on a real API
-// server, through the recording that Run sets up.
+// holds nothing) does not have at admission, is read at admission from a
+// real API server through the pod's ReplicaSet or Job: its opt-out holds
+// (a CronJob's is its own, not copied to its Jobs), and the Event of what
+// the webhook set lands on it, with its UID, as kubectl describe searches
+// for it, through the recording and reads that Run sets up.
 func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{})
 	ctx := context.Background()
@@ -785,27 +793,33 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cj, err := k.Clientset.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report"},
-		Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: &yes, JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Suspend: &yes,
-			Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// cronJob makes a CronJob and the Job it would make.
+	cronJob := func(name string, annotations map[string]string) (*batchv1.CronJob, *batchv1.Job) {
+		cj, err := k.Clientset.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+			Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: &yes, JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Suspend: &yes,
+				Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := k.Clientset.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name + "-29000000",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID, Controller: &yes}}},
+			Spec: batchv1.JobSpec{Suspend: &yes, Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cj, job
 	}
-	job, err := k.Clientset.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "report-29000000",
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID, Controller: &yes}}},
-		Spec: batchv1.JobSpec{Suspend: &yes, Template: corev1.PodTemplateSpec{Spec: jobPodSpec}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := metadata.NewForConfig(k.Config)
+	cj, job := cronJob("report", nil)
+	quiet, quietJob := cronJob("quiet", map[string]string{AnnotationOptOut: optOutValue})
+	meta, err := metadata.NewForConfig(OwnerLookupConfig(k.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := &WorkloadRecs{Containers: map[string]Target{"app": {CPURequest: f(0.25), MemoryRequest: f(128 * mi)}}}
-	// Run's recording, with a cache that holds nothing.
-	opts, stopEvents := withEvents(HandlerOptions{
+	// Run's recording and reads, with a cache that holds nothing.
+	opts, stopEvents := withAPIServer(HandlerOptions{
 		DefaultMode: ModeEnforce, Policy: defaultPolicy,
-		Recommendations: staticRecs{key(ns, "Deployment", "web"): target, key(ns, "CronJob", "report"): target},
+		Recommendations: staticRecs{key(ns, "Deployment", "web"): target, key(ns, "CronJob", "report"): target, key(ns, "CronJob", "quiet"): target},
 		Cluster:         &staticCluster{},
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, k.Clientset, meta)
@@ -814,22 +828,33 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Stop() // before stopEvents, as in Run
 	for _, tc := range []struct {
 		name     string
 		workload krt.Object
 		uid      types.UID
 		owner    metav1.OwnerReference
 		labels   map[string]string
+		cpu      string // the pod's CPU request once admitted
+		reason   string
 	}{
-		{"deployment", d, d.UID, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, rsLabels},
-		{"cronjob", cj, cj.UID, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: &yes}, nil},
+		{"deployment", d, d.UID, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, rsLabels, "250m", ModeEnforce},
+		{"cronjob", cj, cj.UID, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: &yes}, nil, "250m", ModeEnforce},
+		{"cronjob opted out", quiet, quiet.UID, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: quietJob.Name, UID: quietJob.UID, Controller: &yes}, nil, "1", "opted_out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: tc.owner.Name + "-", Labels: tc.labels, OwnerReferences: []metav1.OwnerReference{tc.owner}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{container("app", rl("cpu", "1", "memory", "1Gi"), nil)}}}
-			if _, err := h.Review(ctx, reviewBody(t, ns, admissionv1.Create, podKind, pod)); err != nil {
-				t.Fatal(err)
+			outcome := OutcomeMutated
+			if tc.reason != ModeEnforce {
+				outcome = OutcomeSkipped
+			}
+			before := testutil.ToFloat64(h.decisions.WithLabelValues(outcome, tc.reason))
+			got := reviewAndApplyIn(t, h, ns, pod)
+			if cpu := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; cpu.String() != tc.cpu {
+				t.Errorf("cpu request %s, want %s", cpu.String(), tc.cpu)
+			}
+			if n := testutil.ToFloat64(h.decisions.WithLabelValues(outcome, tc.reason)) - before; n != 1 {
+				t.Errorf("decisions{%s,%s} grew by %g, want 1", outcome, tc.reason, n)
 			}
 			deadline := time.Now().Add(20 * time.Second)
 			for {
@@ -837,6 +862,12 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 				evs, err := k.Clientset.CoreV1().Events(ns).Search(scheme.Scheme, tc.workload)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if tc.reason == "opted_out" {
+					if len(evs.Items) != 0 {
+						t.Errorf("Events of a workload that opted out: %+v", evs.Items)
+					}
+					break
 				}
 				if len(evs.Items) == 1 {
 					ev := evs.Items[0]
@@ -846,12 +877,17 @@ func TestEventsOfUncachedWorkloadsThroughAPIServer(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("Events kubectl describe finds: %+v, want one UPIDRightsized (lookups found %g, error %g, not_found %g)", evs.Items,
-						testutil.ToFloat64(h.owners.lookups.WithLabelValues("found")), testutil.ToFloat64(h.owners.lookups.WithLabelValues("error")),
-						testutil.ToFloat64(h.owners.lookups.WithLabelValues("not_found")))
+					t.Fatalf("Events kubectl describe finds: %+v, want one UPIDRightsized", evs.Items)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
 		})
+	}
+	// Each read the Job or ReplicaSet, then its workload.
+	if n := testutil.ToFloat64(h.owners.results.WithLabelValues("found")); n != 3 {
+		t.Errorf("lookups found %g, want 3", n)
+	}
+	if n := readCount(h); n != 6 {
+		t.Errorf("%d reads from the API server, want 6", n)
 	}
 }

@@ -33,10 +33,9 @@ type Options struct {
 	Kube      kubernetes.Interface
 	// Metadata is the informers' client.
 	Metadata metadata.Interface
-	// Lookups, required, reads after admission the workloads the
-	// informers do not hold yet, with a rate limit of its own
-	// (OwnerLookupConfig): those reads never wait for the informers'
-	// tokens, nor take them.
+	// Lookups, required, reads at admission the workloads the informers
+	// do not hold yet, with a rate limit of its own (OwnerLookupConfig):
+	// those reads never wait for the informers' tokens, nor take them.
 	Lookups  metadata.Interface
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -76,7 +75,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	recs := NewRecommendations(c.RecommendationsURL, c.MinConfidence, time.Duration(c.MaxStaleness), log)
 	cluster := NewInformerCluster(opts.Kube, opts.Metadata, 0)
-	hopts, stopEvents := withEvents(HandlerOptions{
+	hopts, stopEvents := withAPIServer(HandlerOptions{
 		DefaultMode:     c.Mode,
 		Policy:          PolicyOf(c),
 		OwnNamespace:    opts.Namespace,
@@ -90,9 +89,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// Deferred after stopEvents, so it runs before: once the server has
-	// stopped, the Event lookups end before the recorder is shut down.
-	defer h.Stop()
 	if opts.Registry != nil {
 		for _, col := range append(h.Collectors(), recs, newCertExpiry(filepath.Join(c.CertDir, secretCert))) {
 			if err := opts.Registry.Register(col); err != nil {
@@ -165,10 +161,10 @@ func Run(ctx context.Context, opts Options) error {
 	return <-errc
 }
 
-// withEvents is o recording its Events on the API server: client-go's
-// recorder, and the uncached reads, through lookups, that name a workload
-// the cache does not hold yet. stop ends the recording.
-func withEvents(o HandlerOptions, kube kubernetes.Interface, lookups metadata.Interface) (_ HandlerOptions, stop func()) {
+// withEvents is o recording its Events on the API server through
+// client-go's recorder, and reading through lookups the workloads the
+// cache does not hold yet. stop ends the recording.
+func withAPIServer(o HandlerOptions, kube kubernetes.Interface, lookups metadata.Interface) (_ HandlerOptions, stop func()) {
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	o.Recorder = events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "upid-webhook"})

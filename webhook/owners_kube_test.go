@@ -12,15 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	krt "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/upid-dev/upid/exporter"
+	"github.com/upid-dev/upid/internal/argorollouts"
 	"github.com/upid-dev/upid/internal/testenv"
 )
 
@@ -147,39 +149,54 @@ func statusAnswer(code int32, reason metav1.StatusReason) func(*http.Request) (*
 	}
 }
 
-// TestEventsOfDeploymentsTheInformerHasNot races the webhook's live
-// informers against new Deployments on a real API server and
-// kube-controller-manager: their watches of Deployments and ReplicaSets
-// are held back, so each Deployment's pod is admitted, and rightsized,
-// before the informers have the Deployment or its ReplicaSet. The Event
-// still lands on the Deployment, with its UID, through the owner lookup of
-// the pod's ReplicaSet, also when that lookup's first read fails
-// transiently (503, 429, NotFound, no answer within its timeout), which
-// is then read again.
-func TestEventsOfDeploymentsTheInformerHasNot(t *testing.T) {
+// TestWorkloadsTheInformersHaveNot races the webhook's live informers
+// against new Deployments and Argo Rollouts on a real API server with
+// kube-controller-manager and Argo Rollouts' own controller: the watches
+// of Deployments and ReplicaSets are held back, so each pod is admitted
+// before the informers have its workload or ReplicaSet. The webhook reads
+// them at admission: a Deployment's or a Rollout's opt-out holds (Argo
+// copies the Rollout's annotations to its ReplicaSet), the others' pods
+// are rightsized with the Event on the workload, UID included, and a
+// first read that fails (503, 429, NotFound, no answer within the
+// budget) admits the pod unchanged, without reading again.
+func TestWorkloadsTheInformersHaveNot(t *testing.T) {
 	k := testenv.StartKube(t, testenv.KubeOptions{ControllerManager: true})
+	k.StartArgoRollouts(t)
 	ctx := context.Background()
 	const ns = "t-race"
 	createNamespace(t, k, ns, map[string]string{AnnotationMode: ModeEnforce})
 	noAnswer := func(req *http.Request) (*http.Response, error) {
-		<-req.Context().Done() // the lookup's timeout
+		<-req.Context().Done() // the lookup's budget
 		return nil, req.Context().Err()
 	}
+	optOut := map[string]string{AnnotationOptOut: optOutValue}
+	const unchanged = "req.cpu=1 req.memory=1Gi"
 	cases := []struct {
-		name      string
-		firstRead func(*http.Request) (*http.Response, error) // nil: it succeeds
+		name        string
+		rollout     bool
+		annotations map[string]string
+		firstRead   func(*http.Request) (*http.Response, error) // of the ReplicaSet; nil: it succeeds
+		want        string                                      // the pod's requests
+		event       bool
 	}{
-		{"plain", nil},
-		{"unavailable", statusAnswer(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable)},
-		{"throttled", statusAnswer(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests)},
-		{"not-readable-yet", statusAnswer(http.StatusNotFound, metav1.StatusReasonNotFound)},
-		{"no-answer", noAnswer},
+		{"plain", false, nil, nil, "req.cpu=250m req.memory=128Mi", true},
+		{"quiet", false, optOut, nil, unchanged, false},
+		{"ro-plain", true, nil, nil, "req.cpu=250m req.memory=128Mi", true},
+		{"ro-quiet", true, optOut, nil, unchanged, false},
+		{"unavailable", false, nil, statusAnswer(http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable), unchanged, false},
+		{"throttled", false, nil, statusAnswer(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests), unchanged, false},
+		{"not-readable-yet", false, nil, statusAnswer(http.StatusNotFound, metav1.StatusReasonNotFound), unchanged, false},
+		{"no-answer", false, nil, noAnswer, unchanged, false},
 	}
 	fails := &firstReadFails{failures: map[string]func(*http.Request) (*http.Response, error){}, failed: map[string]int{}, reads: map[string]int{}}
 	var recs []exporter.WorkloadResult
 	for _, tc := range cases {
 		fails.failures[tc.name] = tc.firstRead
-		recs = append(recs, workloadResult(ns, "Deployment", tc.name, 0.25, 128<<20, 100<<20, 1))
+		kind := "Deployment"
+		if tc.rollout {
+			kind = argorollouts.Kind
+		}
+		recs = append(recs, workloadResult(ns, kind, tc.name, 0.25, 128<<20, 100<<20, 1))
 	}
 	gate := newWatchGate("deployments", "replicasets")
 	defer gate.release()
@@ -202,58 +219,102 @@ func TestEventsOfDeploymentsTheInformerHasNot(t *testing.T) {
 	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
 	gate.hold()
 
-	deployments := map[string]*appsv1.Deployment{}
+	rollouts, err := dynamic.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workloads := map[string]krt.Object{}
 	for _, tc := range cases {
-		d, err := k.Clientset.AppsV1().Deployments(ns).Create(ctx, deployment(ns, tc.name, nil, rl("cpu", "1", "memory", "1Gi"), nil), metav1.CreateOptions{})
-		if err != nil {
+		if !tc.rollout {
+			d := deployment(ns, tc.name, tc.annotations, rl("cpu", "1", "memory", "1Gi"), nil)
+			if d, err = k.Clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			workloads[tc.name] = d
+			continue
+		}
+		labels := map[string]any{"app": tc.name}
+		spec := map[string]any{
+			"replicas": int64(1),
+			"selector": map[string]any{"matchLabels": labels},
+			"template": map[string]any{"metadata": map[string]any{"labels": labels}, "spec": map[string]any{"containers": []any{map[string]any{
+				"name": "app", "image": "registry.invalid/app", "resources": map[string]any{"requests": map[string]any{"cpu": "1", "memory": "1Gi"}}}}}},
+			"strategy": map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(20)}}}},
+		}
+		r := &unstructured.Unstructured{Object: map[string]any{"apiVersion": argorollouts.APIVersion, "kind": argorollouts.Kind, "spec": spec}}
+		r.SetName(tc.name)
+		r.SetAnnotations(tc.annotations)
+		if r, err = rollouts.Resource(argorollouts.Resource).Namespace(ns).Create(ctx, r, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		deployments[tc.name] = d
+		workloads[tc.name] = r
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := deployments[tc.name]
-			if pod := waitPod(t, k, ns, tc.name); !strings.Contains(requestsOf(pod), "req.cpu=250m") {
-				t.Errorf("pod %s: %s, want cpu 250m set by the webhook", pod.Name, requestsOf(pod))
+			w := workloads[tc.name]
+			if pod := waitPod(t, k, ns, tc.name); requestsOf(pod) != tc.want {
+				t.Errorf("pod %s: %s, want %s", pod.Name, requestsOf(pod), tc.want)
 			}
 			deadline := time.Now().Add(40 * time.Second)
 			for {
 				// kubectl describe's search: name, namespace, kind and UID.
-				evs, err := k.Clientset.CoreV1().Events(ns).Search(scheme.Scheme, d)
+				evs, err := k.Clientset.CoreV1().Events(ns).Search(scheme.Scheme, w)
 				if err != nil {
 					t.Fatal(err)
 				}
-				var ours []corev1.Event // the deployment controller has its own
+				var ours []corev1.Event // the controllers have their own
 				for _, ev := range evs.Items {
 					if ev.Source.Component == "upid-webhook" {
 						ours = append(ours, ev)
 					}
 				}
+				if !tc.event {
+					if len(ours) != 0 {
+						t.Errorf("Events of a pod admitted unchanged: %+v", ours)
+					}
+					break
+				}
 				if len(ours) > 0 {
 					ev := ours[0]
-					if len(ours) != 1 || ev.InvolvedObject.UID != d.UID || ev.Reason != "UPIDRightsized" || !strings.Contains(ev.Message, "app: requests cpu 250m, memory 128Mi") {
-						t.Errorf("the webhook's Events of the Deployment: %+v", ours)
+					uid := w.(metav1.Object).GetUID()
+					if len(ours) != 1 || ev.InvolvedObject.UID != uid || ev.Reason != "UPIDRightsized" || !strings.Contains(ev.Message, "app: requests cpu 250m, memory 128Mi") {
+						t.Errorf("the webhook's Events of the workload: %+v", ours)
 					}
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no Event on Deployment %s within 40s", d.Name)
+					t.Fatalf("no Event on %s within 40s", tc.name)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
 			fails.mu.Lock()
 			failed, reads := fails.failed[tc.name], fails.reads[tc.name]
 			fails.mu.Unlock()
-			if want := map[bool]int{true: 1, false: 0}[tc.firstRead != nil]; failed != want || reads != 1+want {
-				t.Errorf("%d reads of the ReplicaSet, %d failed; want %d and %d", reads, failed, 1+want, want)
+			if want := map[bool]int{true: 1, false: 0}[tc.firstRead != nil]; failed != want || reads != 1 {
+				t.Errorf("%d reads of the ReplicaSet, %d failed; want 1 read, %d failed", reads, failed, want)
 			}
 		})
 	}
-	// Each Event was found through the ReplicaSet, none in the held cache.
-	lookup := func(result string) float64 {
-		return testutil.ToFloat64(mustCounter(reg, "upid_webhook_event_owner_lookups_total", result))
+	// Every pod was decided on the lookup, none on the held cache.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if found, cached, retried := lookup("found"), lookup("cached"), lookup("retried"); found != float64(len(cases)) || cached != 0 || retried != float64(len(cases)-1) {
-		t.Errorf("lookups found %g, cached %g, retried %g; want %d found through the API server, none cached, %d retried", found, cached, retried, len(cases), len(cases)-1)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"upid_webhook_owner_lookups_total", map[string]string{"result": "found"}, 4},
+		{"upid_webhook_owner_lookups_total", map[string]string{"result": "not_found"}, 1},
+		{"upid_webhook_owner_lookups_total", map[string]string{"result": "timeout"}, 1},
+		{"upid_webhook_owner_lookups_total", map[string]string{"result": "error"}, 2},
+		{"upid_webhook_decisions_total", map[string]string{"outcome": OutcomeMutated, "reason": ModeEnforce}, 2},
+		{"upid_webhook_decisions_total", map[string]string{"outcome": OutcomeSkipped, "reason": "opted_out"}, 2},
+		{"upid_webhook_decisions_total", map[string]string{"outcome": OutcomeSkipped, "reason": "workload_unknown"}, 4},
+	} {
+		if got := counterValue(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %g, want %g", c.name, c.labels, got, c.want)
+		}
 	}
 }
