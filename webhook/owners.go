@@ -273,6 +273,9 @@ func (l *ownerLookups) read(ctx context.Context, ns string, w Workload, key stri
 		// Not kept: the next admission reads again.
 		return nil, err
 	}
+	// Most of an object's metadata, and never read here: the informers
+	// drop them too.
+	m.SetManagedFields(nil)
 	l.memo.Add(key, m, memoTTL)
 	return m, nil
 }

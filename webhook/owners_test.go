@@ -340,6 +340,9 @@ func TestOwnerLookupsShareReads(t *testing.T) {
 		{"ReplicaSet", "web-abc"}: object("uid-rs", nil, controllerRef("apps/v1", "Deployment", "web", "uid-d")),
 		{"Deployment", "web"}:     object("uid-d", nil, nil),
 	}}
+	for _, o := range api.objects {
+		o.(metav1.Object).SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate}})
+	}
 	// While held, each read waits for the test to let it answer.
 	var held atomic.Bool
 	held.Store(true)
@@ -390,6 +393,11 @@ func TestOwnerLookupsShareReads(t *testing.T) {
 	held.Store(false)
 	if got := api.count(); got["ReplicaSet/web-abc"] != 1 || got["Deployment/web"] != 1 {
 		t.Errorf("%d admissions read %v, want the ReplicaSet and the Deployment once", pods, got)
+	}
+	for _, o := range api.objects {
+		if m := o.(metav1.Object); len(m.GetManagedFields()) != 0 {
+			t.Errorf("the memo keeps %s's managed fields", m.GetUID())
+		}
 	}
 	if n := testutil.ToFloat64(h.decisions.WithLabelValues(OutcomeMutated, ModeEnforce)); n != pods {
 		t.Errorf("%g mutated, want %d", n, pods)
