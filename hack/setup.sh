@@ -4,6 +4,8 @@
 # Debian's archive and the Go module proxy.
 #
 #   etcd, prometheus, promtool, alertmanager  Debian packages
+#   gcc, libc6-dev                            Debian packages, when there is no gcc: the
+#                                             race detector of `make test` needs cgo
 #   kube-apiserver, kube-controller-manager   built from k8s.io/kubernetes, cached
 #                                             outside the repo (hack/kube-binaries.sh)
 #   rollouts-controller and its CRDs          built from Argo Rollouts' Go module, cached
@@ -28,6 +30,11 @@ for pair in "${needed[@]}"; do
   fi
   case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
 done
+# make test runs go test -race, and the race detector needs cgo: a C compiler
+# and libc's development files to link against.
+if ! command -v gcc >/dev/null 2>&1; then
+  missing+=(gcc libc6-dev)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
