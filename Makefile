@@ -17,7 +17,7 @@ LDFLAGS := -s -w \
 # Test packages start real servers; 2 cores run two packages at once.
 # -race: every test runs under the race detector (it needs cgo, so
 # hack/setup.sh installs gcc when it is missing). It costs the suite about
-# 1.6-2.4x the time here (README.md, Tests); the slowest package,
+# 1.5x the time on a quiet machine (README.md, Tests); the slowest package,
 # cmd/upid, stays well inside the timeout.
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 60m
