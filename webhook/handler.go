@@ -250,10 +250,17 @@ func (h *Handler) decide(ctx context.Context, req requestMeta, decoded func() (*
 	}
 	// Events only where a recorder is, and never for a dry run, which
 	// must have no side effects; the message is built only then.
-	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun) && wl.ref != nil
+	events := h.opts.Recorder != nil && (req.DryRun == nil || !*req.DryRun)
 	tell := func(eventType, reason string, text func() string) {
-		if events {
-			*n = &note{ref: wl.ref, eventType: eventType, reason: reason, text: text()}
+		if !events {
+			return
+		}
+		ref := wl.ref
+		if ref == nil && cached {
+			ref = h.opts.Cluster.Reference(ns, wl.candidates[0])
+		}
+		if ref != nil {
+			*n = &note{ref: ref, eventType: eventType, reason: reason, text: text()}
 		}
 	}
 	mode := h.opts.DefaultMode

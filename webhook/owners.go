@@ -98,7 +98,9 @@ type workload struct {
 	// candidates name it for the recommendations, the most specific first.
 	candidates  []Workload
 	annotations map[string]string
-	// ref is it for Events, with its UID; nil when not known.
+	// ref is it for Events, with its UID; nil when not known, and for a
+	// workload the cache holds, whose reference the cache gives when an
+	// Event is due: most admissions record none.
 	ref *corev1.ObjectReference
 }
 
@@ -116,7 +118,7 @@ func cachedWorkload(c Cluster, ns string, candidates []Workload) (_ workload, ok
 	if a == nil {
 		return workload{}, false
 	}
-	return workload{candidates: candidates, annotations: a, ref: c.Reference(ns, candidates[0])}, true
+	return workload{candidates: candidates, annotations: a}, true
 }
 
 func controlledBy(m metav1.Object, w Workload) bool {
