@@ -149,10 +149,7 @@ func (c *InformerCluster) WorkloadAnnotations(ns string, w Workload) map[string]
 	if m == nil {
 		return nil
 	}
-	if a := m.GetAnnotations(); a != nil {
-		return a
-	}
-	return map[string]string{} // exists, without annotations
+	return metaAnnotations(m)
 }
 
 func (c *InformerCluster) Reference(ns string, w Workload) *corev1.ObjectReference {

@@ -131,6 +131,8 @@ func reference(ns string, w Workload, uid types.UID) *corev1.ObjectReference {
 	return &corev1.ObjectReference{APIVersion: workloadResources[w.Kind].GroupVersion().String(), Kind: w.Kind, Namespace: ns, Name: w.Name, UID: uid}
 }
 
+// metaAnnotations are m's, never nil: nil is how WorkloadAnnotations says
+// the workload is not cached.
 func metaAnnotations(m metav1.Object) map[string]string {
 	if a := m.GetAnnotations(); a != nil {
 		return a

@@ -161,7 +161,7 @@ func Run(ctx context.Context, opts Options) error {
 	return <-errc
 }
 
-// withEvents is o recording its Events on the API server through
+// withAPIServer is o recording its Events on the API server through
 // client-go's recorder, and reading through lookups the workloads the
 // cache does not hold yet. stop ends the recording.
 func withAPIServer(o HandlerOptions, kube kubernetes.Interface, lookups metadata.Interface) (_ HandlerOptions, stop func()) {

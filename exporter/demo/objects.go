@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/upid-dev/upid/internal/series"
 )
@@ -40,11 +41,9 @@ func uid(kind, namespace, name string) types.UID {
 	return types.UID(sum[0:8] + "-" + sum[8:12] + "-" + sum[12:16] + "-" + sum[16:20] + "-" + sum[20:32])
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func controllerRef(apiVersion, kind, namespace, name string) []metav1.OwnerReference {
 	return []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid(kind, namespace, name),
-		Controller: ptr(true), BlockOwnerDeletion: ptr(true)}}
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
 }
 
 func cores(v float64) resource.Quantity {
@@ -77,7 +76,7 @@ func requirements(cpuReq, cpuLim, memReq, memLim float64) corev1.ResourceRequire
 }
 
 func (w *workload) podTemplate() corev1.PodTemplateSpec {
-	spec := corev1.PodSpec{TerminationGracePeriodSeconds: ptr(int64(30))}
+	spec := corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To(int64(30))}
 	if r := w.podResources; r != nil {
 		pr := requirements(r.cpuReq, 0, r.memReq, r.memLim)
 		spec.Resources = &pr
@@ -203,16 +202,16 @@ func (pl *plan) workloadObjects(w *workload) []runtime.Object {
 	case w.cron != nil:
 		cj := &batchv1.CronJob{ObjectMeta: meta, Spec: batchv1.CronJobSpec{
 			Schedule: w.cron.cron, ConcurrencyPolicy: batchv1.ForbidConcurrent,
-			SuccessfulJobsHistoryLimit: ptr(int32(w.cron.keep)), FailedJobsHistoryLimit: ptr(int32(1)),
-			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Parallelism: ptr(int32(1)), Completions: ptr(int32(1)),
-				BackoffLimit: ptr(int32(2)), Template: w.podTemplate()}},
+			SuccessfulJobsHistoryLimit: ptr.To(int32(w.cron.keep)), FailedJobsHistoryLimit: ptr.To(int32(1)),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Parallelism: ptr.To(int32(1)), Completions: ptr.To(int32(1)),
+				BackoffLimit: ptr.To(int32(2)), Template: w.podTemplate()}},
 		}}
 		for _, j := range pl.jobs {
 			if j.w != w || !j.pod.alive(pl.now) {
 				continue
 			}
 			if cj.Status.LastScheduleTime == nil || j.scheduled.After(cj.Status.LastScheduleTime.Time) {
-				cj.Status.LastScheduleTime = ptr(metav1.NewTime(j.scheduled))
+				cj.Status.LastScheduleTime = ptr.To(metav1.NewTime(j.scheduled))
 			}
 			out = append(out, pl.jobObject(j))
 		}
@@ -239,7 +238,7 @@ func (pl *plan) workloadObjects(w *workload) []runtime.Object {
 				ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: rs.name, UID: uid("ReplicaSet", w.Namespace, rs.name),
 					CreationTimestamp: metav1.NewTime(rs.created), Labels: t.Labels,
 					OwnerReferences: controllerRef("apps/v1", "Deployment", w.Namespace, w.Name)},
-				Spec:   appsv1.ReplicaSetSpec{Replicas: ptr(rs.replicas), Selector: &metav1.LabelSelector{MatchLabels: t.Labels}, Template: t},
+				Spec:   appsv1.ReplicaSetSpec{Replicas: ptr.To(rs.replicas), Selector: &metav1.LabelSelector{MatchLabels: t.Labels}, Template: t},
 				Status: appsv1.ReplicaSetStatus{Replicas: rs.replicas, ReadyReplicas: rs.replicas},
 			})
 		}
@@ -248,9 +247,9 @@ func (pl *plan) workloadObjects(w *workload) []runtime.Object {
 				ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name, UID: uid("HorizontalPodAutoscaler", w.Namespace, w.Name), CreationTimestamp: created},
 				Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 					ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
-					MinReplicas:    ptr(w.hpa[0]), MaxReplicas: w.hpa[1],
+					MinReplicas:    ptr.To(w.hpa[0]), MaxReplicas: w.hpa[1],
 					Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-						Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(70))}}}},
+						Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(int32(70))}}}},
 				},
 				Status: autoscalingv2.HorizontalPodAutoscalerStatus{CurrentReplicas: replicas, DesiredReplicas: replicas},
 			})
@@ -278,14 +277,14 @@ func (pl *plan) jobObject(j *job) *batchv1.Job {
 		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: j.name, UID: jobUID,
 			CreationTimestamp: metav1.NewTime(j.scheduled), Labels: t.Labels,
 			OwnerReferences: controllerRef("batch/v1", "CronJob", w.Namespace, w.Name)},
-		Spec:   batchv1.JobSpec{Parallelism: ptr(int32(1)), Completions: ptr(int32(1)), BackoffLimit: ptr(int32(2)), Template: t},
-		Status: batchv1.JobStatus{StartTime: ptr(metav1.NewTime(j.scheduled))},
+		Spec:   batchv1.JobSpec{Parallelism: ptr.To(int32(1)), Completions: ptr.To(int32(1)), BackoffLimit: ptr.To(int32(2)), Template: t},
+		Status: batchv1.JobStatus{StartTime: ptr.To(metav1.NewTime(j.scheduled))},
 	}
 	if j.done.After(pl.now) {
 		out.Status.Active = 1
 	} else {
 		out.Status.Succeeded = 1
-		out.Status.CompletionTime = ptr(metav1.NewTime(j.done))
+		out.Status.CompletionTime = ptr.To(metav1.NewTime(j.done))
 		out.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(j.done)}}
 	}
 	return out
@@ -313,7 +312,7 @@ func (pl *plan) podObject(p *pod) *corev1.Pod {
 	spec.NodeName = p.node.name
 	phase := corev1.PodPhase(p.phaseAt(pl.now))
 	status := corev1.PodStatus{Phase: phase, PodIP: p.ref.PodIP, HostIP: p.ref.HostIP,
-		QOSClass: corev1.PodQOSClass(p.ref.QOSClass), StartTime: ptr(metav1.NewTime(p.created))}
+		QOSClass: corev1.PodQOSClass(p.ref.QOSClass), StartTime: ptr.To(metav1.NewTime(p.created))}
 	for _, c := range w.containers {
 		cs := corev1.ContainerStatus{Name: c.name, Image: c.image, Ready: phase == corev1.PodRunning,
 			ContainerID: "containerd://" + series.ContainerCPUUsageSeconds(p.container(c.name), nil).Labels["name"]}

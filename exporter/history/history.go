@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"k8s.io/utils/ptr"
 
 	"github.com/upid-dev/upid/exporter/pricing"
 	"github.com/upid-dev/upid/exporter/recommend"
@@ -283,11 +284,9 @@ func (s *Snapshot) applyRequestCoverage(src RequestSource, m model.Metric, v flo
 		}
 		s.ServiceRequestCoverage[svc] = math.Max(s.ServiceRequestCoverage[svc], c)
 	case w != nil && (w.RequestCoverage == nil || c > *w.RequestCoverage):
-		w.RequestCoverage = ptr(c)
+		w.RequestCoverage = ptr.To(c)
 	}
 }
-
-func ptr(v float64) *float64 { return &v }
 
 func (s *Snapshot) applyRequests(src RequestSource, m model.Metric, count float64) {
 	rc := RequestCount{Source: src.Metric, Count: count}
