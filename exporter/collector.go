@@ -137,11 +137,12 @@ var states = []idle.State{idle.StateIdle, idle.StateActive, idle.StateUnknown, i
 // that a scrape can gather and encode them one at a time (web.Server's
 // Stream): gathering 1.4 million series at once held them all as
 // client_golang objects, the exporter's peak memory at 150,000 pods.
+// resultsAge is left out: it is the one that moves between cycles.
 func (c *resultsCollector) families() []prometheus.Collector {
 	c.init()
 	d := c.d
 	all := []*prometheus.Desc{
-		d.resultsAge, d.resultsAt, d.idleScore, d.idleConfidence, d.idleState, d.idleSince,
+		d.resultsAt, d.idleScore, d.idleConfidence, d.idleState, d.idleSince,
 		d.realRPS, d.healthRPS, d.healthRatio, d.hasRequestMetrics, d.replicas, d.reqCPU, d.reqMem, d.reqGPU,
 		d.cpuUsage, d.containerCPU, d.containerMem, d.recConfidence, d.recCPU, d.recCPULower, d.recCPUUpper,
 		d.recCPULimit, d.recMem, d.recMemLower, d.recMemUpper, d.recMemLimit, d.recSavings, d.recApply,

@@ -21,6 +21,7 @@ import (
 	"github.com/upid-dev/upid/exporter/inventory"
 	"github.com/upid-dev/upid/exporter/pricing"
 	"github.com/upid-dev/upid/internal/config"
+	"github.com/upid-dev/upid/internal/web"
 )
 
 // Options build a Service.
@@ -358,6 +359,8 @@ func (s *Service) Last() *Results {
 type reading struct {
 	results   *Results
 	forecasts forecastRun
+	// forecastsGen numbers the forecast run, for the scrape's Version.
+	forecastsGen uint64
 	// list is workloadForecasts, which the scrape's four forecast
 	// families read: built once.
 	listOnce sync.Once
@@ -367,17 +370,24 @@ type reading struct {
 func (s *Service) read() *reading {
 	r := &reading{results: s.Last()}
 	s.forecasts.mu.RLock()
-	r.forecasts = s.forecasts.forecastRun
+	r.forecasts, r.forecastsGen = s.forecasts.forecastRun, s.forecasts.gen
 	s.forecasts.mu.RUnlock()
 	return r
 }
 
-// Collectors are the collectors of one scrape: workload metrics and
-// forecasts, one collector per metric family so that web.Server.Stream
-// can gather and encode them one at a time, all from the same reading of
-// the results, then the self metrics. Call it once per scrape, as Stream
-// does; a plain registry takes Collector instead.
-func (s *Service) Collectors() []prometheus.Collector {
+// scrapeVersion names what a scrape's stored families read: a cycle's
+// results and a forecast run.
+type scrapeVersion struct {
+	results   *Results
+	forecasts uint64
+}
+
+// Scrape is one scrape for web.Server.Stream: the workload metrics and
+// forecasts, one collector per metric family, all from the same reading,
+// stored (encoded once per cycle and forecast run); the results' age and
+// the self metrics live. Call it once per scrape, as Stream does; a plain
+// registry takes Collector instead.
+func (s *Service) Scrape() web.Snapshot {
 	sc := &s.scraped
 	s.scrapedOnce.Do(func() {
 		sc.results = resultsCollector{s: s}
@@ -395,8 +405,19 @@ func (s *Service) Collectors() []prometheus.Collector {
 	r := s.read()
 	results, forecasts := sc.results, sc.forecasts
 	results.r, forecasts.r = r, r
-	out := append(results.families(), forecasts.families()...)
-	return append(out, sc.self...)
+	age := results
+	age.only = results.d.resultsAge
+	return web.Snapshot{
+		Version: scrapeVersion{results: r.results, forecasts: r.forecastsGen},
+		Stored:  append(results.families(), forecasts.families()...),
+		Live:    append([]prometheus.Collector{&age}, sc.self...),
+	}
+}
+
+// Collectors are one scrape's collectors, stored and live, for a registry.
+func (s *Service) Collectors() []prometheus.Collector {
+	snap := s.Scrape()
+	return append(snap.Stored, snap.Live...)
 }
 
 // Collector is Collectors as one collector, for a plain registry: each

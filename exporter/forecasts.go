@@ -39,6 +39,7 @@ type workloadForecast struct {
 type forecasts struct {
 	mu sync.RWMutex
 	forecastRun
+	gen uint64 // runs so far
 }
 
 // forecastRun is what the last forecast run left. A run replaces byKey
@@ -230,6 +231,7 @@ func (s *Service) Forecast(ctx context.Context) error {
 	if err != nil {
 		s.forecasts.mu.Lock()
 		s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = false, true, time.Since(start)
+		s.forecasts.gen++
 		s.forecasts.mu.Unlock()
 		return fmt.Errorf("forecast: %w", err)
 	}
@@ -270,6 +272,7 @@ func (s *Service) Forecast(ctx context.Context) error {
 	s.forecasts.mu.Lock()
 	s.forecasts.byKey, s.forecasts.at = out, s.opts.Now()
 	s.forecasts.ok, s.forecasts.ran, s.forecasts.duration = true, true, time.Since(start)
+	s.forecasts.gen++
 	s.forecasts.mu.Unlock()
 	s.logger.Info("forecasts fitted", "workloads", len(out), "cpu_series", len(s.usage[history.CPU].series), "memory_series", len(s.usage[history.Memory].series), "read_whole", len(plans[history.CPU].full), "read_since_last", len(plans[history.CPU].incremental), "hours_since_last", int(plans[history.CPU].span/history.UsageStep), "duration", time.Since(start).Round(time.Millisecond))
 	return nil

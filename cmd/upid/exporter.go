@@ -185,7 +185,7 @@ func runExporter(env *environment, demo bool) int {
 		log.Error("web server", "err", err)
 		return exitFailure
 	}
-	if err := srv.Stream(svc.Collectors); err != nil {
+	if err := srv.Stream(svc.Scrape); err != nil {
 		log.Error("metrics", "err", err)
 		return exitFailure
 	}

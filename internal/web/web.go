@@ -18,8 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/upid-dev/upid/internal/config"
 )
@@ -43,9 +46,12 @@ type Server struct {
 	ready atomic.Bool
 
 	mu        sync.Mutex
-	streamed  []func() []prometheus.Collector
+	streamed  []func() Snapshot
 	described *prometheus.Registry
 	addr      atomic.Value // net.Addr once listening
+
+	encMu     sync.Mutex
+	encodings map[expfmt.Format]*encoded
 }
 
 // New builds a server whose registry already holds upid_build_info and the
@@ -142,6 +148,11 @@ func (s *Server) Run(ctx context.Context) error {
 	flags := &web.FlagConfig{WebConfigFile: &cfgFile}
 	done := make(chan error, 1)
 	go func() { done <- web.Serve(l, srv, flags, s.opts.Logger) }()
+	encodeCtx, stopEncoding := context.WithCancel(ctx)
+	defer stopEncoding()
+	// Encoding ahead of the scrapes: the first one after a cycle finds
+	// its bytes ready.
+	go wait.UntilWithContext(encodeCtx, func(context.Context) { s.Encode() }, time.Second)
 	select {
 	case err := <-done:
 		return err

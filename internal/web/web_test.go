@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
@@ -12,17 +13,21 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"golang.org/x/crypto/bcrypt"
 
@@ -226,31 +231,32 @@ func (b brokenCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.d, prometheus.GaugeValue, 2)
 }
 
-// TestStream checks that streamed families are served after the
-// registry's, in text, OpenMetrics and gzip, and that one broken family
-// does not hide the others.
+// TestStream checks that streamed families, stored and live, are served
+// with the registry's, in text, OpenMetrics and gzip, and that one broken
+// family does not hide the others.
 func TestStream(t *testing.T) {
 	s := start(t, config.Web{})
 	one := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "upid_test_one", Help: "One."}, []string{"k"})
 	one.WithLabelValues("a").Set(1)
 	one.WithLabelValues("b").Set(2)
-	two := prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_test_two_total", Help: "Two."})
-	two.Add(3)
+	two := &counted{Collector: prometheus.NewCounter(prometheus.CounterOpts{Name: "upid_test_two_total", Help: "Two."})}
+	two.Collector.(prometheus.Counter).Add(3)
 	broken := brokenCollector{prometheus.NewDesc("upid_test_broken", "Broken.", nil, nil)}
-	scrapes := 0
-	if err := s.Stream(func() []prometheus.Collector {
-		scrapes++
-		return []prometheus.Collector{one, broken, two}
+	if err := s.Stream(func() Snapshot {
+		return Snapshot{Version: 1, Stored: []prometheus.Collector{one, broken}, Live: []prometheus.Collector{two}}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Stream(fixed(one)); err == nil {
+	if err := s.Stream(live(one)); err == nil {
 		t.Error("streaming the same collector twice was accepted")
 	}
-	if err := s.Stream(fixed(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_build_info", Help: "Clash."}))); err == nil {
+	if err := s.Stream(live(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upid_build_info", Help: "Clash."}))); err == nil {
 		t.Error("streaming a family the registry already has was accepted")
 	}
-	scrapes = 0
+	if err := s.Stream(func() Snapshot { return Snapshot{Version: []int{1}} }); err == nil {
+		t.Error("a version that cannot be compared was accepted")
+	}
+	two.n.Store(0)
 	url := "http://" + s.Addr().String() + "/metrics"
 	for _, tc := range []struct {
 		name, accept, encoding, wantType string
@@ -306,14 +312,165 @@ func TestStream(t *testing.T) {
 			}
 		})
 	}
-	// One call per scrape: what it returns is that scrape's reading.
-	if scrapes != 3 {
-		t.Errorf("the scrape function ran %d times for 3 scrapes", scrapes)
+	// A live family is gathered once per scrape.
+	if n := two.n.Load(); n != 3 {
+		t.Errorf("the live family was gathered %d times for 3 scrapes", n)
 	}
 }
 
-func fixed(cs ...prometheus.Collector) func() []prometheus.Collector {
-	return func() []prometheus.Collector { return cs }
+// counted counts the Collect calls of the collector it wraps.
+type counted struct {
+	prometheus.Collector
+	n atomic.Int64
+}
+
+func (c *counted) Collect(ch chan<- prometheus.Metric) {
+	c.n.Add(1)
+	c.Collector.Collect(ch)
+}
+
+func live(cs ...prometheus.Collector) func() Snapshot {
+	return func() Snapshot { return Snapshot{Live: cs} }
+}
+
+// TestStoredFamilies checks that stored families are gathered once per
+// version and format, served byte for byte as a live exposition would be
+// in each format, gzipped as one member, and encoded again ahead of the
+// scrapes only for the formats scraped since the last change.
+func TestStoredFamilies(t *testing.T) {
+	s, err := New(Options{Component: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the Go and process collectors the exposition is exact.
+	s.Registry = prometheus.NewRegistry()
+	version, value := 1, 1.0
+	stored := &counted{Collector: gaugeFunc("upid_test_stored", func() float64 { return value })}
+	liveValue := 10.0
+	lv := gaugeFunc("upid_test_live", func() float64 { return liveValue })
+	if err := s.Stream(func() Snapshot {
+		return Snapshot{Version: version, Stored: []prometheus.Collector{stored}, Live: []prometheus.Collector{lv}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Mux) // no Run: Encode is called by hand
+	defer srv.Close()
+
+	const (
+		text = "text/plain"
+		om   = "application/openmetrics-text;version=1.0.0"
+		pb   = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+	)
+	scrape := func(accept string, gz bool) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.URL.Path = "/metrics"
+		req.Header.Set("Accept", accept)
+		req.Header.Set("Accept-Encoding", "identity")
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !gz {
+			return raw
+		}
+		// One member: a reader that stops at the end of the first one,
+		// as curl's and browsers' do, must read it all.
+		in := bytes.NewReader(raw)
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false)
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("gzip: %v", err)
+		}
+		if in.Len() != 0 {
+			t.Fatalf("%d bytes follow the first gzip member", in.Len())
+		}
+		return b
+	}
+	// want is the exposition of both families as one encoder writes it.
+	want := func(accept string, stored, live float64) []byte {
+		t.Helper()
+		h := http.Header{"Accept": {accept}}
+		var buf bytes.Buffer
+		enc := expfmt.NewEncoder(&buf, expfmt.NegotiateIncludingOpenMetrics(h))
+		for _, c := range []prometheus.Collector{gaugeFunc("upid_test_stored", func() float64 { return stored }), gaugeFunc("upid_test_live", func() float64 { return live })} {
+			mfs, err := family{c}.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if err := enc.Encode(mf); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := enc.(expfmt.Closer).Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, accept := range []string{text, om, pb} {
+		for _, gz := range []bool{false, true} {
+			if got, w := scrape(accept, gz), want(accept, 1, 10); !bytes.Equal(got, w) {
+				t.Errorf("%s, gzip %v: got\n%q\nwant\n%q", accept, gz, got, w)
+			}
+		}
+	}
+	if n := stored.n.Load(); n != 3 {
+		t.Fatalf("stored family gathered %d times for 3 formats and one version", n)
+	}
+
+	// Same version: the stored bytes are served, the live family moves.
+	value, liveValue = 2, 11
+	if got, w := scrape(text, true), want(text, 1, 11); !bytes.Equal(got, w) {
+		t.Errorf("same version: got\n%s\nwant\n%s", got, w)
+	}
+	// A new version is encoded by the first scrape that finds it.
+	version = 2
+	if got, w := scrape(text, true), want(text, 2, 11); !bytes.Equal(got, w) {
+		t.Errorf("new version: got\n%s\nwant\n%s", got, w)
+	}
+	if n := stored.n.Load(); n != 4 {
+		t.Fatalf("stored family gathered %d times, want 4", n)
+	}
+	// Encode at version 3: each format was scraped since it was last
+	// encoded, so all three are encoded again before any scrape. At 4
+	// none was, so all three are dropped instead.
+	value, version = 3, 3
+	s.Encode()
+	if n := stored.n.Load(); n != 7 {
+		t.Fatalf("after the first Encode the stored family was gathered %d times, want 7 (4 + 3 served formats)", n)
+	}
+	value, version = 4, 4
+	s.Encode()
+	if n := stored.n.Load(); n != 7 {
+		t.Fatalf("the second Encode gathered the stored family %d times, want none: no format was scraped since", n)
+	}
+	value, version = 5, 5
+	scrape(text, false)
+	s.Encode()
+	if n := stored.n.Load(); n != 8 {
+		t.Fatalf("stored family gathered %d times, want 8", n)
+	}
+	if got, w := scrape(om, false), want(om, 5, 11); !bytes.Equal(got, w) {
+		t.Errorf("a dropped format, scraped again: got\n%s\nwant\n%s", got, w)
+	}
+}
+
+func gaugeFunc(name string, f func() float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "Test."}, f)
 }
 
 // TestSlowClientsAreCut: a client that trickles its body, or idles on a
