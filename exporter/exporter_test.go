@@ -327,8 +327,12 @@ func TestAgainstRealServers(t *testing.T) {
 // nothing is anomalous. ghost, unknown to Prometheus, gets no forecast.
 func checkForecasts(t *testing.T, svc *exporter.Service, reg *prometheus.Registry, usage map[string][2]float64) {
 	t.Helper()
+	before := svc.Scrape().Version
 	if err := svc.Forecast(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if svc.Scrape().Version == before {
+		t.Error("a forecast run left the version of the stored families as it was: scrapes would serve the old forecasts")
 	}
 	mfs, err := reg.Gather()
 	if err != nil {

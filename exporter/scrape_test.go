@@ -71,4 +71,22 @@ func TestScrapeReadsOneCycle(t *testing.T) {
 	if r, p := value(svc.Collector()); r != 7 || p != 0.9 {
 		t.Errorf("the next scrape read replicas %v and forecast p50 %v, want the new 7 and 0.9", r, p)
 	}
+
+	// The stored families' version moves with a cycle, and not on its
+	// own: web.Server serves the bytes it encoded for as long as it stays.
+	v := svc.Scrape().Version
+	if again := svc.Scrape().Version; again != v {
+		t.Errorf("the version moved without a cycle or a forecast run: %v, then %v", v, again)
+	}
+	svc.mu.Lock()
+	svc.last = &Results{At: now}
+	svc.mu.Unlock()
+	afterCycle := svc.Scrape().Version
+	if afterCycle == v {
+		t.Error("a cycle left the version as it was")
+	}
+	// A forecast run's is checked by checkForecasts, on a real Prometheus.
+	if svc.Scrape().Version != afterCycle {
+		t.Error("the version moved without a cycle or a forecast run")
+	}
 }
