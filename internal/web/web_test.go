@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -538,4 +539,69 @@ func TestSlowClientsAreCut(t *testing.T) {
 			t.Errorf("Run = %v after a stop with a slow client, want nil: the stop closes what is left", err)
 		}
 	})
+}
+
+// TestStoredFamiliesUnderChange scrapes while the stored families change
+// and Encode runs, as Run's loop does: every scrape is whole and serves
+// the version it read when it began, or a later one, never an earlier.
+func TestStoredFamiliesUnderChange(t *testing.T) {
+	s, err := New(Options{Component: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Registry = prometheus.NewRegistry()
+	var version atomic.Int64
+	version.Store(1)
+	if err := s.Stream(func() Snapshot {
+		v := version.Load()
+		return Snapshot{Version: v, Stored: []prometheus.Collector{gaugeFunc("upid_test_version", func() float64 { return float64(v) })}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Mux)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	var writer, scrapers sync.WaitGroup
+	writer.Go(func() {
+		for ctx.Err() == nil {
+			version.Add(1)
+			s.Encode()
+		}
+	})
+	for range 4 {
+		scrapers.Go(func() {
+			for i := 0; i < 50 && !t.Failed(); i++ {
+				before := version.Load()
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+				if i%2 == 0 {
+					req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+				}
+				resp, err := http.DefaultClient.Do(req) // the transport asks for gzip and checks it
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Errorf("scrape %d: %v", i, err)
+					return
+				}
+				var served int64
+				if _, err := fmt.Sscanf(string(b[strings.Index(string(b), "\nupid_test_version ")+1:]), "upid_test_version %d", &served); err != nil {
+					t.Errorf("scrape %d: no version in\n%s", i, b)
+					return
+				}
+				if served < before {
+					t.Errorf("scrape %d served version %d, older than the %d it began with", i, served, before)
+				}
+			}
+		})
+	}
+	scrapers.Wait()
+	cancel()
+	writer.Wait()
+	if v := version.Load(); v < 10 {
+		t.Errorf("the version moved only to %d while the scrapes ran", v)
+	}
 }
