@@ -122,20 +122,15 @@ func (s *Server) stored(format expfmt.Format, versions []any, cs []prometheus.Co
 		s.encodings = map[expfmt.Format]*encoded{}
 	}
 	if _, ok := s.encodings[format]; !ok && len(s.encodings) >= maxFormats {
-		// Make room by the format not served longest: an unserved one,
-		// else any (the map is tiny and the choice rarely matters).
+		// Make room: a format not scraped since it was encoded, else any.
+		var victim expfmt.Format
 		for f, old := range s.encodings {
+			victim = f
 			if !old.served {
-				delete(s.encodings, f)
 				break
 			}
 		}
-		if len(s.encodings) >= maxFormats {
-			for f := range s.encodings {
-				delete(s.encodings, f)
-				break
-			}
-		}
+		delete(s.encodings, victim)
 	}
 	s.encodings[format] = e
 	return e

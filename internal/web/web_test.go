@@ -468,6 +468,13 @@ func TestStoredFamilies(t *testing.T) {
 	if got, w := scrape(om, false), want(om, 5, 11); !bytes.Equal(got, w) {
 		t.Errorf("a dropped format, scraped again: got\n%s\nwant\n%s", got, w)
 	}
+	// At most maxFormats encodings are kept, whatever clients ask for.
+	for _, accept := range []string{text, om, pb, "application/openmetrics-text;version=0.0.1", "text/plain;version=1.0.0;escaping=allow-utf-8"} {
+		scrape(accept, false)
+	}
+	if n := len(s.encodings); n != maxFormats {
+		t.Errorf("%d encodings kept after 5 formats were scraped, want %d", n, maxFormats)
+	}
 }
 
 func gaugeFunc(name string, f func() float64) prometheus.Collector {
