@@ -469,7 +469,7 @@ func TestStoredFamilies(t *testing.T) {
 		t.Errorf("a dropped format, scraped again: got\n%s\nwant\n%s", got, w)
 	}
 	// At most maxFormats encodings are kept, whatever clients ask for.
-	for _, accept := range []string{text, om, pb, "application/openmetrics-text;version=0.0.1", "text/plain;version=1.0.0;escaping=allow-utf-8"} {
+	for _, accept := range []string{text, om, pb, "application/openmetrics-text;version=0.0.1", "text/plain;version=0.0.4;escaping=values"} {
 		scrape(accept, false)
 	}
 	if n := len(s.encodings); n != maxFormats {
