@@ -513,11 +513,29 @@ func waitQuotaUsed(t testing.TB, k *testenv.Kube, ns, name string) {
 
 func modelDuration(d time.Duration) model.Duration { return model.Duration(d) }
 
+// startWithInjector serves recs through UPID's webhook, then registers
+// injector(raisePod), which sorts after it and so runs after it.
+func startWithInjector(t *testing.T, k *testenv.Kube, recs []exporter.WorkloadResult, raisePod bool) {
+	t.Helper()
+	cert := testenv.NewServingCert(t)
+	port := testenv.FreePort(t)
+	startWebhook(t, k, testConfig(port, cert.Dir, recsServer(t, recs...)), "upid-system")
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
+	icert := testenv.NewServingCert(t)
+	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "zz-injector.webhook.example.io", URL: testenv.ServeTLS(t, icert, injector(raisePod)) + "/inject", CAPEM: icert.CAPEM})
+}
+
 // injector is a sidecar injector's webhook: it adds a container once, of
-// 200m. A pod that requests CPU at pod level gets a 30m one, and the pod's
-// request grows by as much, as an injector must do for the API server to
-// admit the pod (its containers may not request more than it does).
-func injector(w http.ResponseWriter, r *http.Request) {
+// 200m. A pod that requests CPU at pod level gets a 30m one and, with
+// raisePod, the pod's request grows by as much, as an injector must do
+// for the API server to admit a pod whose request has no room for it (its
+// containers may not request more than it does). Without raisePod it
+// leaves the pod's request alone, which is valid while that has room.
+func injector(raisePod bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { inject(w, r, raisePod) }
+}
+
+func inject(w http.ResponseWriter, r *http.Request, raisePod bool) {
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -537,7 +555,9 @@ func injector(w http.ResponseWriter, r *http.Request) {
 			if q, ok := pr.Requests[corev1.ResourceCPU]; ok {
 				cpu = resource.MustParse("30m")
 				q.Add(cpu)
-				ops = append(ops, map[string]any{"op": "add", "path": "/spec/resources/requests/cpu", "value": q.String()})
+				if raisePod {
+					ops = append(ops, map[string]any{"op": "add", "path": "/spec/resources/requests/cpu", "value": q.String()})
+				}
 			}
 		}
 		ops = append(ops, map[string]any{"op": "add", "path": "/spec/containers/-", "value": corev1.Container{
@@ -591,12 +611,7 @@ func TestSidecarInjectedAfterUPIDUnderQuota(t *testing.T) {
 			recs = append(recs, r)
 		}
 	}
-	cert := testenv.NewServingCert(t)
-	port := testenv.FreePort(t)
-	startWebhook(t, k, testConfig(port, cert.Dir, recsServer(t, recs...)), "upid-system")
-	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "pods.webhook.upid.io", URL: fmt.Sprintf("https://127.0.0.1:%d%s", port, Path), CAPEM: cert.CAPEM})
-	icert := testenv.NewServingCert(t)
-	k.RegisterMutatingWebhook(t, testenv.MutatingWebhookSpec{Name: "zz-injector.webhook.example.io", URL: testenv.ServeTLS(t, icert, http.HandlerFunc(injector)) + "/inject", CAPEM: icert.CAPEM})
+	startWithInjector(t, k, recs, true)
 
 	yes := true
 	for _, tc := range tests {

@@ -529,7 +529,7 @@ func decidePod(old corev1.ResourceRequirements, created *corev1.Pod, fixed []cor
 	changed := false
 	for _, r := range fixed {
 		want, ok := targets[r]
-		if !ok || !(want > 0) || math.IsInf(want, 0) {
+		if !ok || !(want > 0) || math.IsInf(want, 0) || want > maxValue(r) {
 			continue
 		}
 		floor, _ := amount(aggregate, r)
@@ -540,7 +540,10 @@ func decidePod(old corev1.ResourceRequirements, created *corev1.Pod, fixed []cor
 		if v < floor*(1-1e-9) || (hasLim && v > lim*(1+1e-9)) {
 			continue
 		}
-		if cur > 0 && math.Abs(v-cur)/cur < p.ChangeThreshold {
+		// A request under the containers' sum is invalid, however small
+		// the step: a sidecar injected after UPID's first call leaves it
+		// there, and the API server would reject the pod.
+		if cur > 0 && cur >= floor && math.Abs(v-cur)/cur < p.ChangeThreshold {
 			continue
 		}
 		if nr.Requests == nil {
