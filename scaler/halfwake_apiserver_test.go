@@ -29,6 +29,20 @@ type diesBefore struct {
 	restored atomic.Bool
 }
 
+// dyingClient is a client of kube whose process dies as dies is armed.
+func dyingClient(t *testing.T, kube *testenv.Kube) (*diesBefore, kubernetes.Interface) {
+	t.Helper()
+	dies := &diesBefore{}
+	dies.armed.Store("")
+	restCfg := rest.CopyConfig(kube.Config)
+	restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { dies.next = rt; return dies })
+	dying, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dies, dying
+}
+
 func (d *diesBefore) RoundTrip(req *http.Request) (*http.Response, error) {
 	m, _ := d.armed.Load().(string)
 	if m == "" || !strings.Contains(req.URL.Path, "/apis/apps/") && !strings.Contains(req.URL.Path, "/apis/argoproj.io/") {
@@ -53,14 +67,7 @@ func TestWakeCutAfterRestoreAgainstAPIServer(t *testing.T) {
 	kube, cfg := startLab(t)
 	c := kube.Clientset
 	ctx := context.Background()
-	dies := &diesBefore{}
-	dies.armed.Store("")
-	restCfg := rest.CopyConfig(kube.Config)
-	restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { dies.next = rt; return dies })
-	dying, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dies, dying := dyingClient(t, kube)
 	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(100))
 	cut := newTestScaler(t, dying, cfg, record.NewFakeRecorder(100))
 

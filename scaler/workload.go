@@ -398,7 +398,10 @@ func (st sleepState) unchanged(o *object) bool {
 	case 0:
 		// And the scale to zero; or, after a wake cut before its restore,
 		// the wake's mark, written once the wake had found it unchanged.
-		return o.meta.Generation == written+1 || st.waking != 0 && o.meta.Generation == st.markedGeneration(o)
+		// One write of the main resource that set the count to zero, with
+		// a new image say, is a person's (its manager owns the count), not
+		// the scale subresource's (found in review).
+		return o.meta.Generation == written+1 && !scaledByOthers(o.meta) || st.waking != 0 && o.meta.Generation == st.markedGeneration(o)
 	case st.replicas:
 		return o.meta.Generation == written // saved, not yet scaled
 	}
