@@ -21,7 +21,12 @@ func TestPatchSet(t *testing.T) {
 		{key: "cpu_percentile", raw: "NaN", err: "out of range"},
 		{key: "cpu_percentile", raw: "high", err: `"high" is not a number`},
 		{key: "cpu_margin", raw: "0.2", want: func(p *Policy) { p.CPUMargin = 0.2 }},
-		{key: "cpu_margin", raw: "-0.1", err: "want at least 0"},
+		{key: "cpu_margin", raw: "-0.1", err: "want [0, 10]"},
+		{key: "cpu_margin", raw: "10", want: func(p *Policy) { p.CPUMargin = 10 }},
+		// Unbounded, 1e300 made the memory request +Inf, which no JSON can
+		// hold: /api/v1/workloads failed for the whole cluster (found in review).
+		{key: "memory_margin", raw: "1e300", err: "memory_margin: 1e+300 is out of range: want [0, 10]"},
+		{key: "cpu_margin", raw: "10.5", err: "want [0, 10]"},
 		{key: "memory_margin", raw: "0.25", want: func(p *Policy) { p.MemoryMargin = 0.25 }},
 		{key: "memory_margin", raw: "+Inf", err: "out of range"},
 		{key: "window", raw: "7d", want: func(p *Policy) { p.Window = 7 * 24 * time.Hour }},

@@ -137,8 +137,8 @@ func (p *Policy) fields() ([12]floatField, [4]durField) {
 	d := DefaultPolicy()
 	return [12]floatField{
 			{"CPUPercentile", &p.CPUPercentile, d.CPUPercentile, 0, 1, true},
-			{"CPUMargin", &p.CPUMargin, d.CPUMargin, 0, 0, false},
-			{"MemoryMargin", &p.MemoryMargin, d.MemoryMargin, 0, 0, false},
+			{"CPUMargin", &p.CPUMargin, d.CPUMargin, 0, 10, false},
+			{"MemoryMargin", &p.MemoryMargin, d.MemoryMargin, 0, 10, false},
 			{"ShortHistoryMargin", &p.ShortHistoryMargin, d.ShortHistoryMargin, 0, 0, false},
 			{"MinConfidence", &p.MinConfidence, d.MinConfidence, 0, 1, false},
 			{"MinCPU", &p.MinCPU, d.MinCPU, 0, 0, true},
