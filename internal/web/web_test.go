@@ -612,3 +612,21 @@ func TestStoredFamiliesUnderChange(t *testing.T) {
 		t.Errorf("the version moved only to %d while the scrapes ran", v)
 	}
 }
+
+func TestAcceptsGzip(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                      false,
+		"gzip":                  true,
+		"GZIP, deflate":         true,
+		"deflate, gzip;q=0.5":   true, // found in review: any q starting with 0 was a no
+		"gzip;q=0.01":           true,
+		"gzip;q=0":              false,
+		"gzip; q=0.000":         false,
+		"identity, gzip ;q = 0": false,
+		"br":                    false,
+	} {
+		if got := acceptsGzip(header); got != want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
+		}
+	}
+}
