@@ -81,6 +81,12 @@ func TestSplitTraffic(t *testing.T) {
 		{"ingress on a configured path", nil, []history.RequestCount{rc("/healthz", 50), rc("/", 5)}, 55, 50},
 		{"ingress from a probe agent", nil, []history.RequestCount{{Path: "/x", UserAgent: "kube-probe/1.37", Count: 3}}, 3, 3},
 		{"both", []history.RequestCount{rc("/", 8640)}, []history.RequestCount{rc("/", 1440)}, 10080, 8640},
+		// The probes told by their agent use up the path's allowance: the
+		// browsers' requests are real (found in review: all were health).
+		{"probes told by agent, browsers on the same path", []history.RequestCount{
+			{Path: "/", UserAgent: "kube-probe/1.37", Count: 8640}, {Path: "/", UserAgent: "Mozilla/5.0", Count: 100000}}, nil, 108640, 8640},
+		{"some probes told by agent", []history.RequestCount{
+			{Path: "/", UserAgent: "kube-probe/1.37", Count: 6000}, rc("/", 2640+500)}, nil, 9140, 8640},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			total, health := m.split(traffic{own: tc.own, viaService: tc.viaService, probes: probes, scrapePaths: map[string]bool{"/stats/prometheus": true}})
