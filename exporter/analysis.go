@@ -421,12 +421,20 @@ func (a *analyzer) analyze(inv inventory.Snapshot, hist *history.Snapshot, at ti
 		}
 		perReplica := 0.0
 		tr.probes, tr.scrapePaths = map[string]float64{}, map[string]bool{}
+		// replicas averages only the time pods ran: the probes ran for the
+		// covered share of the window (found in review: pods that ran 90 %
+		// of the week were granted a whole week of probes, which hid real
+		// requests on the probes' path).
+		ran := 1.0
+		if h.Coverage != nil && *h.Coverage >= 0 && *h.Coverage < 1 {
+			ran = *h.Coverage
+		}
 		for _, p := range w.Probes {
 			perReplica += 1 / p.Period.Seconds()
 			// A startup probe stops at the first success: its few requests
 			// count as real, which errs away from idle.
 			if p.Path != "" && p.Type != "Startup" {
-				tr.probes[p.Path] += in.Replicas * secs / p.Period.Seconds()
+				tr.probes[p.Path] += in.Replicas * secs * ran / p.Period.Seconds()
 			}
 		}
 		if h.Probes != nil {
