@@ -25,6 +25,7 @@ func TestCutSleepThenEditToZeroIsAUserChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	ctx := context.Background()
 	w := Workload{Namespace: "shop", Kind: KindDeployment, Name: "web"}
 
@@ -61,14 +62,8 @@ func TestCutSleepThenEditToZeroAgainstAPIServer(t *testing.T) {
 	c := kube.Clientset
 	ctx := context.Background()
 	dies, dying := dyingClient(t, kube)
-	cut, err := New(Options{Kube: dying, Config: cfg, Recorder: record.NewFakeRecorder(100)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Kube: c, Config: cfg, Recorder: record.NewFakeRecorder(100)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cut := newTestScaler(t, dying, cfg, record.NewFakeRecorder(100))
+	s := newTestScaler(t, c, cfg, record.NewFakeRecorder(100))
 	w := createDeployment(t, c, "lab", "web", 3)
 	dies.armed.Store(http.MethodPut) // the scale to zero never arrives
 	if res := cut.Sleep(ctx, Request{Workload: w, Cause: "test"}); res.Result != ResultFailure {
