@@ -142,9 +142,14 @@ func (s *Server) stored(format expfmt.Format, versions []any, cs []prometheus.Co
 // dropped. Run calls it every second, so that the first scrape after a
 // cycle finds its bytes ready.
 func (s *Server) Encode() {
-	versions, stored, _ := s.scrape()
 	s.encMu.Lock()
 	defer s.encMu.Unlock()
+	if len(s.encodings) == 0 {
+		// Nothing scraped yet, or nothing since the last change: no
+		// reading of the streams every second for nobody.
+		return
+	}
+	versions, stored, _ := s.scrape()
 	for f, e := range s.encodings {
 		switch {
 		case slices.Equal(e.versions, versions):
